@@ -1,1 +1,12 @@
 //! The userspace VXLAN dataplane of vxnet.
+//!
+//! - [`wire`]: typed views of VXLAN, Ethernet and ARP, checked on every input;
+//! - [`fdb`]: a network's forwarding database and ARP table (control vs learned entries);
+//! - [`forward`]: the sans-IO forwarding core — bytes and time in, decisions out;
+//! - [`counters`]: traffic and drop counters (`vxnet stats`);
+//! - [`engine`]: the drivers that carry decisions out on TAP devices and a UDP socket.
+
+pub mod counters;
+pub mod fdb;
+pub mod forward;
+pub mod wire;

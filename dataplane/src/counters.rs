@@ -1,0 +1,152 @@
+//! Traffic and drop counters. Every packet the dataplane refuses bumps exactly one counter
+//! here; nothing is logged per packet.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// Why a frame or datagram was dropped. The names (`as_str`) are the keys of `vxnet stats`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// Shorter than the headers it must carry.
+    Truncated,
+    /// VXLAN flags word is not exactly 0x08000000.
+    BadFlags,
+    /// VXLAN reserved bits (low byte of the VNI word) are set.
+    ReservedBits,
+    /// No network with this VNI on this host.
+    UnknownVni,
+    /// The sender is neither a cluster host nor a static peer of the network.
+    UnknownVtep,
+    /// Inner frame larger than the network's MTU allows.
+    Oversize,
+    /// Inner source MAC claims to be one of this host's endpoints.
+    MacConflict,
+    /// Nowhere to send: unknown destination and no VTEP to flood to.
+    NoVtep,
+    /// The UDP socket refused the datagram.
+    SendError,
+    /// The TAP device refused the frame.
+    TapWriteError,
+}
+
+impl DropReason {
+    pub const ALL: [DropReason; 10] = [
+        DropReason::Truncated,
+        DropReason::BadFlags,
+        DropReason::ReservedBits,
+        DropReason::UnknownVni,
+        DropReason::UnknownVtep,
+        DropReason::Oversize,
+        DropReason::MacConflict,
+        DropReason::NoVtep,
+        DropReason::SendError,
+        DropReason::TapWriteError,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::Truncated => "truncated",
+            DropReason::BadFlags => "bad_flags",
+            DropReason::ReservedBits => "reserved_bits",
+            DropReason::UnknownVni => "unknown_vni",
+            DropReason::UnknownVtep => "unknown_source_vtep",
+            DropReason::Oversize => "oversize",
+            DropReason::MacConflict => "mac_conflict",
+            DropReason::NoVtep => "no_vtep",
+            DropReason::SendError => "send_error",
+            DropReason::TapWriteError => "tap_write_error",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl From<crate::wire::WireError> for DropReason {
+    fn from(e: crate::wire::WireError) -> Self {
+        use crate::wire::WireError;
+        match e {
+            WireError::Truncated | WireError::NotEthernetIpv4Arp => DropReason::Truncated,
+            WireError::BadFlags => DropReason::BadFlags,
+            WireError::ReservedBits => DropReason::ReservedBits,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct DropCounters([AtomicU64; DropReason::ALL.len()]);
+
+impl DropCounters {
+    pub fn bump(&self, reason: DropReason) {
+        self.0[reason.index()].fetch_add(1, Relaxed);
+    }
+
+    pub fn get(&self, reason: DropReason) -> u64 {
+        self.0[reason.index()].load(Relaxed)
+    }
+
+    /// Non-zero counters, in the order of [`DropReason::ALL`].
+    pub fn nonzero(&self) -> Vec<(DropReason, u64)> {
+        DropReason::ALL
+            .iter()
+            .map(|&r| (r, self.get(r)))
+            .filter(|&(_, n)| n > 0)
+            .collect()
+    }
+
+    pub fn total(&self) -> u64 {
+        DropReason::ALL.iter().map(|&r| self.get(r)).sum()
+    }
+}
+
+/// Per-network counters. rx = from the wire into the TAP, tx = from the TAP onto the wire
+/// (a flooded frame counts once per copy sent).
+#[derive(Debug, Default)]
+pub struct NetworkCounters {
+    pub rx_frames: AtomicU64,
+    pub rx_bytes: AtomicU64,
+    pub tx_frames: AtomicU64,
+    pub tx_bytes: AtomicU64,
+    pub drops: DropCounters,
+}
+
+impl NetworkCounters {
+    pub fn count_rx(&self, bytes: usize) {
+        self.rx_frames.fetch_add(1, Relaxed);
+        self.rx_bytes.fetch_add(bytes as u64, Relaxed);
+    }
+
+    pub fn count_tx(&self, bytes: usize) {
+        self.tx_frames.fetch_add(1, Relaxed);
+        self.tx_bytes.fetch_add(bytes as u64, Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_indexes_dense() {
+        let names: std::collections::HashSet<_> =
+            DropReason::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(names.len(), DropReason::ALL.len());
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i);
+        }
+    }
+
+    #[test]
+    fn bump_and_read() {
+        let c = DropCounters::default();
+        c.bump(DropReason::UnknownVni);
+        c.bump(DropReason::UnknownVni);
+        c.bump(DropReason::Oversize);
+        assert_eq!(c.get(DropReason::UnknownVni), 2);
+        assert_eq!(
+            c.nonzero(),
+            vec![(DropReason::UnknownVni, 2), (DropReason::Oversize, 1)]
+        );
+        assert_eq!(c.total(), 3);
+    }
+}

@@ -1,0 +1,295 @@
+//! Every decision and drop reason of the forwarding core, without devices.
+
+use std::sync::Mutex;
+
+use super::*;
+use crate::wire::{MacAddr, VxlanHeader};
+
+const PEER: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 12);
+const STRANGER: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 99);
+const GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 10, 0, 1);
+const VNI: u32 = 4100;
+
+fn ip(last: u8) -> Ipv4Addr {
+    Ipv4Addr::new(10, 10, 0, last)
+}
+fn mac(last: u8) -> MacAddr {
+    MacAddr::for_ipv4(ip(last))
+}
+
+#[derive(Default)]
+struct MemorySink(Mutex<Vec<Vec<u8>>>);
+
+impl FrameSink for MemorySink {
+    fn write_frame(&self, frame: &[u8]) -> io::Result<()> {
+        self.0.lock().expect("sink lock").push(frame.to_vec());
+        Ok(())
+    }
+}
+
+fn plane() -> Arc<NetworkPlane> {
+    let config = NetworkConfig {
+        vni: Vni::new(VNI).expect("24-bit"),
+        mtu: 1450,
+        gateway: GATEWAY,
+        aging: Duration::from_secs(300),
+    };
+    let p = NetworkPlane::new(config, Arc::new(MemorySink::default()));
+    p.set_vteps(&VtepSet::symmetric(vec![PEER]));
+    // ip(2) lives here; ip(3) was placed on PEER by the control plane.
+    p.set_control_entries(
+        &[
+            ControlEntry { mac: mac(2), ipv4: ip(2), target: FdbTarget::Local },
+            ControlEntry { mac: mac(3), ipv4: ip(3), target: FdbTarget::Remote(PEER) },
+        ],
+        Instant::now(),
+    );
+    Arc::new(p)
+}
+
+fn ethernet(dst: MacAddr, src: MacAddr, ethertype: u16, payload: &[u8]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(14 + payload.len());
+    f.extend_from_slice(&dst.0);
+    f.extend_from_slice(&src.0);
+    f.extend_from_slice(&ethertype.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+fn arp(op: u16, sender: (MacAddr, Ipv4Addr), target_ip: Ipv4Addr) -> Vec<u8> {
+    let mut a = vec![0x00, 0x01, 0x08, 0x00, 6, 4];
+    a.extend_from_slice(&op.to_be_bytes());
+    a.extend_from_slice(&sender.0 .0);
+    a.extend_from_slice(&sender.1.octets());
+    a.extend_from_slice(&[0; 6]);
+    a.extend_from_slice(&target_ip.octets());
+    let dst = if op == 1 { MacAddr::BROADCAST } else { MacAddr::ZERO };
+    ethernet(dst, sender.0, 0x0806, &a)
+}
+
+fn ipv4_frame(dst: MacAddr, src: MacAddr, len: usize) -> Vec<u8> {
+    ethernet(dst, src, 0x0800, &vec![0x45; len])
+}
+
+fn vxlan(vni: u32, frame: &[u8]) -> Vec<u8> {
+    let mut d = VxlanHeader { vni: Vni::new(vni).expect("24-bit") }.to_bytes().to_vec();
+    d.extend_from_slice(frame);
+    d
+}
+
+fn dataplane() -> (Dataplane, Arc<NetworkPlane>) {
+    let dp = Dataplane::new();
+    let p = plane();
+    dp.insert(Arc::clone(&p));
+    (dp, p)
+}
+
+fn deliver(dp: &Dataplane, src: Ipv4Addr, datagram: &[u8], now: Instant) -> Result<Vec<u8>, DropReason> {
+    match dp.handle_datagram(src, datagram, now) {
+        WireAction::Deliver { plane, frame } => {
+            assert_eq!(plane.config().vni.get(), VNI);
+            Ok(frame.to_vec())
+        }
+        WireAction::Drop(r) => Err(r),
+    }
+}
+
+// ---- TAP -> wire
+
+#[test]
+fn known_remote_unicast_goes_to_its_vtep() {
+    let p = plane();
+    let f = ipv4_frame(mac(3), mac(2), 100);
+    assert_eq!(p.handle_tap_frame(&f, Instant::now(), &mut [0; 64]), TapAction::Unicast(PEER));
+}
+
+#[test]
+fn local_unicast_stays_local() {
+    let p = plane();
+    let f = ipv4_frame(mac(2), mac(9), 100);
+    assert_eq!(p.handle_tap_frame(&f, Instant::now(), &mut [0; 64]), TapAction::Local);
+}
+
+#[test]
+fn broadcast_multicast_and_unknown_unicast_flood() {
+    let p = plane();
+    let now = Instant::now();
+    let flood = TapAction::Flood(vec![PEER].into());
+    for dst in [MacAddr::BROADCAST, MacAddr([0x01, 0x00, 0x5e, 0, 0, 1]), mac(77)] {
+        let f = ipv4_frame(dst, mac(2), 60);
+        assert_eq!(p.handle_tap_frame(&f, now, &mut [0; 64]), flood, "dst {dst}");
+    }
+}
+
+#[test]
+fn flood_without_vteps_is_a_counted_drop() {
+    let p = plane();
+    p.set_vteps(&VtepSet::default());
+    let f = ipv4_frame(MacAddr::BROADCAST, mac(2), 60);
+    assert_eq!(
+        p.handle_tap_frame(&f, Instant::now(), &mut [0; 64]),
+        TapAction::Drop(DropReason::NoVtep)
+    );
+    assert_eq!(p.counters.drops.get(DropReason::NoVtep), 1);
+}
+
+#[test]
+fn arp_for_a_remote_endpoint_is_answered_locally() {
+    let p = plane();
+    let req = arp(1, (mac(2), ip(2)), ip(3));
+    let mut reply = [0u8; 64];
+    let TapAction::Reply(len) = p.handle_tap_frame(&req, Instant::now(), &mut reply) else {
+        panic!("expected an ARP reply");
+    };
+    let eth = EthernetFrame::new_checked(&reply[..len]).expect("frame");
+    assert_eq!((eth.dst(), eth.src()), (mac(2), mac(3)));
+    let a = ArpPacket::new_checked(eth.payload()).expect("arp");
+    assert_eq!(a.operation(), ArpOperation::Reply);
+    assert_eq!((a.sender_mac(), a.sender_ip()), (mac(3), ip(3)));
+    assert_eq!((a.target_mac(), a.target_ip()), (mac(2), ip(2)));
+}
+
+#[test]
+fn arp_for_local_endpoints_and_the_gateway_never_leaves() {
+    let p = plane();
+    let now = Instant::now();
+    for target in [ip(2), GATEWAY] {
+        let req = arp(1, (mac(9), ip(9)), target);
+        assert_eq!(p.handle_tap_frame(&req, now, &mut [0; 64]), TapAction::Local);
+    }
+}
+
+#[test]
+fn arp_for_an_unknown_address_floods_once_then_is_answered_from_what_was_learned() {
+    let (dp, p) = dataplane();
+    let now = Instant::now();
+    let req = arp(1, (mac(2), ip(2)), ip(40));
+    assert!(matches!(p.handle_tap_frame(&req, now, &mut [0; 64]), TapAction::Flood(_)));
+    // The owner of 10.10.0.40, behind PEER, answers across the wire.
+    let answer = arp(2, (mac(40), ip(40)), ip(2));
+    let answer = ethernet(mac(2), mac(40), 0x0806, &answer[14..]);
+    assert!(deliver(&dp, PEER, &vxlan(VNI, &answer), now).is_ok());
+    let mut reply = [0u8; 64];
+    assert!(matches!(p.handle_tap_frame(&req, now, &mut reply), TapAction::Reply(42)));
+    // Learned knowledge ages out; then the request floods again.
+    let later = now + Duration::from_secs(301);
+    assert!(matches!(p.handle_tap_frame(&req, later, &mut reply), TapAction::Flood(_)));
+}
+
+#[test]
+fn arp_replies_and_malformed_arp_are_forwarded_not_answered() {
+    let p = plane();
+    let now = Instant::now();
+    let reply_frame = ethernet(mac(3), mac(2), 0x0806, &arp(2, (mac(2), ip(2)), ip(3))[14..]);
+    assert_eq!(p.handle_tap_frame(&reply_frame, now, &mut [0; 64]), TapAction::Unicast(PEER));
+    let short = ethernet(MacAddr::BROADCAST, mac(2), 0x0806, &[0, 1, 8]);
+    assert!(matches!(p.handle_tap_frame(&short, now, &mut [0; 64]), TapAction::Flood(_)));
+}
+
+#[test]
+fn runts_and_giants_from_the_tap_are_dropped_and_counted() {
+    let p = plane();
+    let now = Instant::now();
+    assert_eq!(p.handle_tap_frame(&[0; 13], now, &mut [0; 64]), TapAction::Drop(DropReason::Truncated));
+    let giant = ipv4_frame(mac(3), mac(2), 1450 + 5);
+    assert_eq!(p.handle_tap_frame(&giant, now, &mut [0; 64]), TapAction::Drop(DropReason::Oversize));
+    let max = ipv4_frame(mac(3), mac(2), 1450 + 4);
+    assert_eq!(p.handle_tap_frame(&max, now, &mut [0; 64]), TapAction::Unicast(PEER));
+    assert_eq!(p.counters.drops.get(DropReason::Truncated), 1);
+    assert_eq!(p.counters.drops.get(DropReason::Oversize), 1);
+}
+
+// ---- wire -> TAP
+
+#[test]
+fn valid_datagram_is_delivered_and_its_source_learned() {
+    let (dp, p) = dataplane();
+    let now = Instant::now();
+    let f = ipv4_frame(mac(2), mac(50), 100);
+    assert_eq!(deliver(&dp, PEER, &vxlan(VNI, &f), now), Ok(f));
+    assert_eq!(p.fdb.lookup(mac(50), now), Some(FdbTarget::Remote(PEER)));
+    // And the reverse direction now goes unicast.
+    let back = ipv4_frame(mac(50), mac(2), 100);
+    assert_eq!(p.handle_tap_frame(&back, now, &mut [0; 64]), TapAction::Unicast(PEER));
+    assert_eq!(dp.drops.total(), 0);
+}
+
+#[test]
+fn malformed_datagrams_are_counted_at_the_top_level() {
+    let (dp, p) = dataplane();
+    let now = Instant::now();
+    let f = ipv4_frame(mac(2), mac(50), 100);
+    let mut bad_flags = vxlan(VNI, &f);
+    bad_flags[0] = 0x0c;
+    let mut reserved = vxlan(VNI, &f);
+    reserved[7] = 0xff;
+    let cases: [(&[u8], Ipv4Addr, DropReason); 5] = [
+        (&[0x08, 0, 0], PEER, DropReason::Truncated),
+        (&bad_flags, PEER, DropReason::BadFlags),
+        (&reserved, PEER, DropReason::ReservedBits),
+        (&vxlan(VNI + 1, &f), PEER, DropReason::UnknownVni),
+        (&vxlan(VNI, &f), STRANGER, DropReason::UnknownVtep),
+    ];
+    for (datagram, src, reason) in cases {
+        assert_eq!(deliver(&dp, src, datagram, now), Err(reason));
+        assert_eq!(dp.drops.get(reason), 1, "{reason:?}");
+    }
+    assert_eq!(p.counters.drops.total(), 0);
+    // Nothing was learned from any of them.
+    assert_eq!(p.fdb.lookup(mac(50), now), None);
+}
+
+#[test]
+fn bad_inner_frames_are_counted_on_their_network() {
+    let (dp, p) = dataplane();
+    let now = Instant::now();
+    assert_eq!(deliver(&dp, PEER, &vxlan(VNI, &[0; 10]), now), Err(DropReason::Truncated));
+    let giant = ipv4_frame(mac(2), mac(50), 1450 + 5);
+    assert_eq!(deliver(&dp, PEER, &vxlan(VNI, &giant), now), Err(DropReason::Oversize));
+    assert_eq!(p.counters.drops.get(DropReason::Truncated), 1);
+    assert_eq!(p.counters.drops.get(DropReason::Oversize), 1);
+    assert_eq!(dp.drops.total(), 0);
+}
+
+#[test]
+fn a_remote_sender_claiming_a_local_mac_is_refused() {
+    let (dp, p) = dataplane();
+    let now = Instant::now();
+    let spoof = ipv4_frame(MacAddr::BROADCAST, mac(2), 60);
+    assert_eq!(deliver(&dp, PEER, &vxlan(VNI, &spoof), now), Err(DropReason::MacConflict));
+    assert_eq!(p.fdb.lookup(mac(2), now), Some(FdbTarget::Local));
+    // A remote control entry sending from its own MAC is fine and stays a control entry.
+    let ok = ipv4_frame(MacAddr::BROADCAST, mac(3), 60);
+    assert!(deliver(&dp, PEER, &vxlan(VNI, &ok), now).is_ok());
+    assert_eq!(p.fdb.lookup(mac(3), now), Some(FdbTarget::Remote(PEER)));
+}
+
+#[test]
+fn multicast_source_is_delivered_but_not_learned() {
+    let (dp, p) = dataplane();
+    let now = Instant::now();
+    let f = ipv4_frame(mac(2), MacAddr::BROADCAST, 60);
+    assert!(deliver(&dp, PEER, &vxlan(VNI, &f), now).is_ok());
+    assert!(p.fdb.rows(now).iter().all(|r| r.mac != MacAddr::BROADCAST));
+}
+
+#[test]
+fn removing_a_network_makes_its_vni_unknown() {
+    let (dp, _p) = dataplane();
+    let f = ipv4_frame(mac(2), mac(50), 60);
+    assert!(dp.remove(Vni::new(VNI).expect("24-bit")).is_some());
+    assert_eq!(
+        deliver(&dp, PEER, &vxlan(VNI, &f), Instant::now()),
+        Err(DropReason::UnknownVni)
+    );
+}
+
+#[test]
+fn trusted_but_not_flooded_vteps_are_accepted() {
+    let (dp, p) = dataplane();
+    p.set_vteps(&VtepSet { flood: vec![PEER], trusted: vec![STRANGER] });
+    let f = ipv4_frame(mac(2), mac(50), 60);
+    assert!(deliver(&dp, STRANGER, &vxlan(VNI, &f), Instant::now()).is_ok());
+    assert!(deliver(&dp, PEER, &vxlan(VNI, &f), Instant::now()).is_ok());
+    assert_eq!(p.vteps().trusted, vec![PEER, STRANGER]);
+}
