@@ -7,6 +7,7 @@
 //! - [`engine`]: the drivers that carry decisions out on TAP devices and a UDP socket.
 
 pub mod counters;
+pub mod engine;
 pub mod fdb;
 pub mod forward;
 pub mod wire;
