@@ -1,0 +1,81 @@
+//! The CLI ↔ daemon API: prost `Request`/`Response` messages, one request per connection,
+//! each message length-delimited (4-byte big-endian length, as tokio-util's codec writes).
+
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use prost::Message;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_util::codec::{Framed, LengthDelimitedCodec};
+
+/// Upper bound on one API message; a bigger one is refused instead of allocated.
+pub const MAX_MESSAGE: usize = 16 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("malformed message: {0}")]
+    Decode(#[from] prost::DecodeError),
+    #[error("connection closed before a message arrived")]
+    Closed,
+}
+
+pub fn framed<T: AsyncRead + AsyncWrite>(io: T) -> Framed<T, LengthDelimitedCodec> {
+    let codec = LengthDelimitedCodec::builder()
+        .max_frame_length(MAX_MESSAGE)
+        .new_codec();
+    Framed::new(io, codec)
+}
+
+pub async fn send<T, M>(framed: &mut Framed<T, LengthDelimitedCodec>, msg: &M) -> Result<(), ApiError>
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+    M: Message,
+{
+    framed.send(Bytes::from(msg.encode_to_vec())).await?;
+    Ok(())
+}
+
+pub async fn recv<T, M>(framed: &mut Framed<T, LengthDelimitedCodec>) -> Result<M, ApiError>
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+    M: Message + Default,
+{
+    let frame = framed.next().await.ok_or(ApiError::Closed)??;
+    Ok(M::decode(frame)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vxnet_proto::{request, NetworkListRequest, Request};
+
+    #[tokio::test]
+    async fn round_trip_and_refusals() {
+        let (a, b) = tokio::io::duplex(1024);
+        let (mut a, mut b) = (framed(a), framed(b));
+        let req = Request {
+            kind: Some(request::Kind::NetworkList(NetworkListRequest {})),
+        };
+        send(&mut a, &req).await.expect("send");
+        let got: Request = recv(&mut b).await.expect("recv");
+        assert_eq!(got, req);
+        drop(a);
+        assert!(matches!(recv::<_, Request>(&mut b).await, Err(ApiError::Closed)));
+    }
+
+    #[tokio::test]
+    async fn oversized_and_garbage_frames_are_errors() {
+        use tokio::io::AsyncWriteExt;
+        let (mut raw, b) = tokio::io::duplex(64);
+        let mut b = framed(b);
+        // A length prefix far above MAX_MESSAGE.
+        raw.write_all(&[0x7f, 0xff, 0xff, 0xff]).await.expect("write");
+        assert!(matches!(recv::<_, Request>(&mut b).await, Err(ApiError::Io(_))));
+
+        let (mut raw, b) = tokio::io::duplex(64);
+        let mut b = framed(b);
+        raw.write_all(&[0, 0, 0, 2, 0xff, 0xff]).await.expect("write");
+        assert!(matches!(recv::<_, Request>(&mut b).await, Err(ApiError::Decode(_))));
+    }
+}

@@ -1,0 +1,253 @@
+//! The command line, per `shared/CLI.md`. Every failure becomes one line `vxnet: …` on stderr
+//! and an exit code: 2 for a usage error, 1 otherwise.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::ipam::Ipv4Cidr;
+
+pub const DEFAULT_SOCKET: &str = "/run/vxnet/vxnet.sock";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "vxnet",
+    version,
+    about = "Overlay networks for containers across hosts: a userspace VXLAN dataplane with built-in Raft."
+)]
+pub struct Cli {
+    /// The daemon's API socket.
+    #[arg(long, global = true, env = "VXNET_SOCKET", default_value = DEFAULT_SOCKET)]
+    pub socket: PathBuf,
+    /// Give up on the daemon after this long (e.g. 10s, 500ms, 2m).
+    #[arg(long, global = true, default_value = "10s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the per-host daemon.
+    Daemon(DaemonArgs),
+    /// Manage overlay networks.
+    #[command(subcommand)]
+    Network(NetworkCommand),
+    /// Show a network's forwarding database.
+    Fdb(FdbArgs),
+    /// Show traffic and drop counters.
+    Stats(FormatArgs),
+    /// Manage the cluster of hosts.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// This host's underlay address: VTEP source address and cluster address.
+    #[arg(long)]
+    pub advertise_addr: Ipv4Addr,
+    /// Where the daemon keeps everything it must remember.
+    #[arg(long, default_value = "/var/lib/vxnet")]
+    pub data_dir: PathBuf,
+    /// UDP port of the VXLAN dataplane (the IANA port; kernel peers need `dstport 4789`).
+    #[arg(long, default_value_t = 4789)]
+    pub vxlan_port: u16,
+    /// TCP port of the cluster transport.
+    #[arg(long, default_value_t = 7946)]
+    pub cluster_port: u16,
+    /// This host's name in the cluster (default: the hostname).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// How many hosts of the cluster vote (the rest are learners).
+    #[arg(long, default_value_t = 3)]
+    pub voters: u32,
+    /// trace, debug, info, warn or error.
+    #[arg(long, default_value = "info")]
+    pub log_level: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NetworkCommand {
+    /// Create a network; prints its ID.
+    Create(CreateArgs),
+    /// List networks.
+    #[command(alias = "list")]
+    Ls(LsArgs),
+    /// Show networks in detail (JSON).
+    Inspect {
+        #[arg(required = true, value_name = "NAME|ID")]
+        networks: Vec<String>,
+    },
+    /// Remove networks.
+    #[command(alias = "remove")]
+    Rm {
+        #[arg(required = true, value_name = "NAME|ID")]
+        networks: Vec<String>,
+    },
+    /// Remove every network without endpoints.
+    Prune,
+    /// Attach a network namespace to a network.
+    Connect(ConnectArgs),
+    /// Detach a network namespace from a network.
+    Disconnect {
+        network: String,
+        target: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Network driver; only `overlay` exists.
+    #[arg(short = 'd', long, default_value = "overlay")]
+    pub driver: String,
+    #[arg(long, value_parser = parse_cidr)]
+    pub subnet: Option<Ipv4Cidr>,
+    #[arg(long)]
+    pub gateway: Option<Ipv4Addr>,
+    #[arg(long, value_parser = parse_cidr)]
+    pub ip_range: Option<Ipv4Cidr>,
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=0x00ff_ffff))]
+    pub vni: Option<u32>,
+    #[arg(long, value_parser = clap::value_parser!(u32).range(576..=9000))]
+    pub mtu: Option<u32>,
+    /// A static VTEP outside the cluster (kernel vxlan, hardware VTEP); repeatable.
+    #[arg(long = "peer", value_name = "IP")]
+    pub peers: Vec<Ipv4Addr>,
+    #[arg(long = "label", value_name = "K=V", value_parser = parse_label)]
+    pub labels: Vec<(String, String)>,
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Only IDs.
+    #[arg(short, long)]
+    pub quiet: bool,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    #[arg(long)]
+    pub ip: Option<Ipv4Addr>,
+    #[arg(long = "alias")]
+    pub aliases: Vec<String>,
+    #[arg(long)]
+    pub ifname: Option<String>,
+    #[arg(long)]
+    pub name: Option<String>,
+    pub network: String,
+    /// A namespace name (ip netns), an absolute path to a namespace file, or pid:PID.
+    pub target: String,
+}
+
+#[derive(Debug, Args)]
+pub struct FdbArgs {
+    pub network: String,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct FormatArgs {
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Print the secret another host needs to join this cluster.
+    Token,
+    /// Join the cluster that ADDR belongs to.
+    Join {
+        addr: String,
+        #[arg(long)]
+        token: String,
+    },
+    /// Leave the cluster.
+    Leave,
+    /// List the cluster's hosts.
+    Members(FormatArgs),
+}
+
+fn parse_cidr(s: &str) -> Result<Ipv4Cidr, String> {
+    s.parse::<Ipv4Cidr>().map_err(|e| e.to_string())
+}
+
+fn parse_label(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("label {s:?} is not KEY=VALUE")),
+    }
+}
+
+/// `10s`, `500ms`, `2m`, or plain seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let bad = || format!("{s:?} is not a duration like 10s, 500ms or 2m");
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: f64 = num.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        _ => return Err(bad()),
+    };
+    if !secs.is_finite() || secs <= 0.0 {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("0").is_err());
+        assert!(parse_duration("fast").is_err());
+        assert!(parse_duration("10h").is_err());
+    }
+
+    #[test]
+    fn labels() {
+        assert_eq!(parse_label("a=b=c"), Ok(("a".into(), "b=c".into())));
+        assert!(parse_label("=b").is_err());
+        assert!(parse_label("ab").is_err());
+    }
+
+    #[test]
+    fn the_contract_parses() {
+        let cli = Cli::try_parse_from([
+            "vxnet", "network", "create", "--subnet", "10.10.0.0/24", "--vni", "4100", "--peer",
+            "198.18.0.12", "--label", "env=lab", "net1",
+        ])
+        .expect("parses");
+        let Command::Network(NetworkCommand::Create(c)) = cli.command else {
+            panic!("not create")
+        };
+        assert_eq!(c.vni, Some(4100));
+        assert_eq!(c.peers, vec![Ipv4Addr::new(198, 18, 0, 12)]);
+        assert!(Cli::try_parse_from(["vxnet", "network", "create", "--vni", "16777216", "n"]).is_err());
+        assert!(Cli::try_parse_from(["vxnet", "network", "create", "--subnet", "10.0.0.0/33", "n"]).is_err());
+        assert!(Cli::try_parse_from(["vxnet", "network", "ls", "-q", "--format", "json"]).is_ok());
+        assert!(Cli::try_parse_from(["vxnet", "network", "connect", "--ip", "10.0.0.5", "n", "pid:1"]).is_ok());
+    }
+}

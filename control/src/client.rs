@@ -1,0 +1,191 @@
+//! The CLI side of every command but `daemon`: build a request, send it to the local daemon,
+//! print the answer. One request per connection; the whole exchange is bounded by `--timeout`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use tokio::net::UnixStream;
+use vxnet_proto::{
+    request, FdbRequest, NetworkConnectRequest, NetworkCreateRequest, NetworkDisconnectRequest,
+    NetworkInspectRequest, NetworkListRequest, NetworkPruneRequest, NetworkRemoveRequest, Request,
+    Response, StatsRequest,
+};
+
+use crate::api;
+use crate::cli::{Cli, ClusterCommand, Command, Format, NetworkCommand};
+use crate::render;
+
+/// A failed command: the line to print after `vxnet: `, and the exit code.
+#[derive(Debug)]
+pub struct Failure {
+    pub message: String,
+    pub exit_code: u8,
+}
+
+impl Failure {
+    pub fn new(message: impl Into<String>, exit_code: u8) -> Failure {
+        Failure {
+            message: message.into(),
+            exit_code,
+        }
+    }
+}
+
+/// Runs a client command; `Ok` holds what to print on stdout.
+pub fn run(cli: Cli) -> Result<String, Failure> {
+    let Cli {
+        socket,
+        timeout,
+        command,
+    } = cli;
+    let call = |kind: request::Kind| call(&socket, timeout, Request { kind: Some(kind) });
+    match command {
+        Command::Daemon(_) => Err(Failure::new("internal: daemon is not a client command", 1)),
+        Command::Network(cmd) => network(cmd, call),
+        Command::Fdb(args) => {
+            let r = call(request::Kind::Fdb(FdbRequest { network: args.network }))?;
+            Ok(match args.format {
+                Format::Json => render::fdb_json(&r.fdb),
+                Format::Table => render::fdb_table(&r.fdb),
+            })
+        }
+        Command::Stats(args) => {
+            let r = call(request::Kind::Stats(StatsRequest {}))?;
+            let stats = r.stats.unwrap_or_default();
+            Ok(match args.format {
+                Format::Json => render::stats_json(&stats),
+                Format::Table => render::stats_table(&stats),
+            })
+        }
+        Command::Cluster(cmd) => {
+            let what = match cmd {
+                ClusterCommand::Token => "token",
+                ClusterCommand::Join { .. } => "join",
+                ClusterCommand::Leave => "leave",
+                ClusterCommand::Members(_) => "members",
+            };
+            Err(Failure::new(
+                format!("`cluster {what}` is not available in this version: each host keeps its own state; connect hosts with `network create --peer IP`"),
+                1,
+            ))
+        }
+    }
+}
+
+fn network(
+    cmd: NetworkCommand,
+    call: impl Fn(request::Kind) -> Result<Response, Failure>,
+) -> Result<String, Failure> {
+    match cmd {
+        NetworkCommand::Create(a) => {
+            if a.driver != "overlay" {
+                return Err(Failure::new(
+                    format!("unknown driver {:?}: vxnet has one driver, `overlay`", a.driver),
+                    2,
+                ));
+            }
+            let r = call(request::Kind::NetworkCreate(NetworkCreateRequest {
+                name: a.name,
+                driver: a.driver,
+                subnet: a.subnet.map(Into::into),
+                gateway: a.gateway.map(u32::from),
+                ip_range: a.ip_range.map(Into::into),
+                vni: a.vni,
+                mtu: a.mtu,
+                peers: a.peers.into_iter().map(u32::from).collect(),
+                labels: a.labels.into_iter().collect(),
+            }))?;
+            Ok(lines(&r.names))
+        }
+        NetworkCommand::Ls(a) => {
+            let r = call(request::Kind::NetworkList(NetworkListRequest {}))?;
+            Ok(if a.quiet {
+                let ids: Vec<String> = r
+                    .networks
+                    .iter()
+                    .filter_map(|v| v.network.as_ref())
+                    .map(|n| n.id.clone())
+                    .collect();
+                lines(&ids)
+            } else {
+                match a.format {
+                    Format::Json => render::networks_json(&r.networks),
+                    Format::Table => render::networks_table(&r.networks),
+                }
+            })
+        }
+        NetworkCommand::Inspect { networks } => {
+            let r = call(request::Kind::NetworkInspect(NetworkInspectRequest { networks }))?;
+            Ok(render::networks_json(&r.networks))
+        }
+        NetworkCommand::Rm { networks } => {
+            let r = call(request::Kind::NetworkRemove(NetworkRemoveRequest { networks }))?;
+            Ok(lines(&r.names))
+        }
+        NetworkCommand::Prune => {
+            let r = call(request::Kind::NetworkPrune(NetworkPruneRequest {}))?;
+            Ok(lines(&r.names))
+        }
+        NetworkCommand::Connect(a) => {
+            call(request::Kind::NetworkConnect(NetworkConnectRequest {
+                network: a.network,
+                target: a.target,
+                ipv4: a.ip.map(u32::from),
+                aliases: a.aliases,
+                ifname: a.ifname,
+                name: a.name,
+            }))?;
+            Ok(String::new())
+        }
+        NetworkCommand::Disconnect { network, target } => {
+            call(request::Kind::NetworkDisconnect(NetworkDisconnectRequest { network, target }))?;
+            Ok(String::new())
+        }
+    }
+}
+
+fn lines(items: &[String]) -> String {
+    items.iter().map(|s| format!("{s}\n")).collect()
+}
+
+fn call(socket: &Path, timeout: Duration, request: Request) -> Result<Response, Failure> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::new(format!("cannot start the client runtime: {e}"), 1))?;
+    let unreachable = |e: &dyn std::fmt::Display| {
+        Failure::new(
+            format!(
+                "cannot reach the vxnet daemon at {} ({e}); is it running? start it with `vxnet daemon --advertise-addr IP`, or point --socket at it",
+                socket.display()
+            ),
+            1,
+        )
+    };
+    let exchange = async {
+        let stream = UnixStream::connect(socket).await.map_err(|e| unreachable(&e))?;
+        let mut framed = api::framed(stream);
+        api::send(&mut framed, &request).await.map_err(|e| unreachable(&e))?;
+        api::recv::<_, Response>(&mut framed)
+            .await
+            .map_err(|e| Failure::new(format!("the daemon did not answer properly: {e}"), 1))
+    };
+    let response = runtime
+        .block_on(async { tokio::time::timeout(timeout, exchange).await })
+        .map_err(|_| {
+            Failure::new(
+                format!(
+                    "the daemon at {} did not answer within {:?}; check that it is healthy (its log), or raise --timeout",
+                    socket.display(),
+                    timeout
+                ),
+                1,
+            )
+        })??;
+    if response.error.is_empty() {
+        Ok(response)
+    } else {
+        let code = if response.exit_code == 0 { 1 } else { response.exit_code as u8 };
+        Err(Failure::new(response.error, code))
+    }
+}

@@ -1,0 +1,632 @@
+//! The per-host daemon: the API server on the Unix socket, the state store, and the dataplane
+//! it programs from that state.
+//!
+//! Rules:
+//! - Requests are handled one at a time by one control thread, the only writer of the store,
+//!   the sandboxes and the control-plane FDB entries; tokio only moves bytes on the socket.
+//! - Every request either completes or leaves nothing behind: a `connect` whose plumbing fails
+//!   gives its address back; a `disconnect` removes the veth before the endpoint.
+//! - After every change, [`Daemon::reconcile`] makes the dataplane match the state: a sandbox
+//!   (netns + `br0` + TAP) for each network with endpoints on this host, none for the others,
+//!   and each network's FDB, ARP table and VTEP list rewritten whole. Startup runs the same
+//!   reconcile, which is how a restarted daemon rebuilds its TAPs around existing sandboxes.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, oneshot};
+use vxnet_dataplane::counters::DropCounters;
+use vxnet_dataplane::engine::{Engine, EngineConfig};
+use vxnet_dataplane::fdb::{ControlEntry, FdbTarget, DEFAULT_AGING};
+use vxnet_dataplane::forward::{NetworkConfig, NetworkPlane, VtepSet};
+use vxnet_dataplane::netns::{self, next_free_ifname, resolve_target};
+use vxnet_dataplane::sandbox::{EndpointSpec, Sandbox, SandboxError, SandboxSpec};
+use vxnet_dataplane::wire::{MacAddr, Vni};
+use vxnet_proto::{
+    command, request, AddHost, Command, Connect, CreateNetwork, Disconnect, DropCount, Endpoint,
+    FdbRow, Host, Network, NetworkConnectRequest, NetworkCreateRequest, NetworkDisconnectRequest,
+    NetworkStats, NetworkView, RemoveNetwork, Request, Response, Stats,
+};
+
+use crate::api;
+use crate::cli::DaemonArgs;
+use crate::state::Applied;
+use crate::store::{FileStore, Store, StoreError};
+use crate::sys;
+
+/// VXLAN over IPv4 costs 50 bytes: outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14.
+const VXLAN_OVERHEAD: u32 = 50;
+
+pub fn run(args: DaemonArgs, socket: PathBuf) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
+        .with_context(|| format!("--log-level {:?} is not a level (use trace, debug, info, warn or error)", args.log_level))?;
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("cannot create data dir {}", args.data_dir.display()))?;
+    let _lock = sys::DirLock::acquire(&args.data_dir.join("lock"))?.with_context(|| {
+        format!("another vxnet daemon is using data dir {}; stop it or pass another --data-dir", args.data_dir.display())
+    })?;
+    let (ifname, underlay_mtu) = sys::interface_with_addr(args.advertise_addr)?.with_context(|| {
+        format!("--advertise-addr {} is not an address of any interface here; pass this host's underlay address", args.advertise_addr)
+    })?;
+    tracing::info!(addr = %args.advertise_addr, interface = %ifname, mtu = underlay_mtu, "underlay");
+
+    let mut daemon = Daemon::open(&args, underlay_mtu)?;
+    daemon.reconcile_all();
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let (tx, rx) = mpsc::channel::<Job>(64);
+    let control = std::thread::Builder::new()
+        .name("vxnet-control".into())
+        .spawn(move || daemon.serve(rx))?;
+    let result = runtime.block_on(serve_socket(&socket, tx));
+    // The channel is closed once serve_socket returned: the control thread drains and ends.
+    let _ = control.join();
+    let _ = std::fs::remove_file(&socket);
+    tracing::info!("stopped");
+    result
+}
+
+type Job = (Request, oneshot::Sender<Response>);
+
+async fn serve_socket(path: &Path, jobs: mpsc::Sender<Job>) -> anyhow::Result<()> {
+    let listener = bind_socket(path).await?;
+    tracing::info!(socket = %path.display(), "listening");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => { tokio::spawn(handle_connection(stream, jobs.clone())); }
+                Err(e) => tracing::warn!(error = %e, "accept failed"),
+            },
+            _ = term.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    tracing::info!("stopping");
+    Ok(())
+}
+
+async fn bind_socket(path: &Path) -> anyhow::Result<UnixListener> {
+    if UnixStream::connect(path).await.is_ok() {
+        bail!("a daemon already listens on {}; stop it or pass another --socket", path.display());
+    }
+    // Nobody answers: whatever is there is a leftover of a daemon that died.
+    let _ = std::fs::remove_file(path);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let listener = UnixListener::bind(path).with_context(|| format!("cannot listen on {}", path.display()))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+async fn handle_connection(stream: UnixStream, jobs: mpsc::Sender<Job>) {
+    let mut framed = api::framed(stream);
+    let request = match api::recv::<_, Request>(&mut framed).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::debug!(error = %e, "bad API request");
+            let _ = api::send(&mut framed, &failure(format!("malformed request ({e}); is the CLI the same version as the daemon?"), 1)).await;
+            return;
+        }
+    };
+    let (tx, rx) = oneshot::channel();
+    if jobs.send((request, tx)).await.is_err() {
+        return;
+    }
+    if let Ok(response) = rx.await {
+        let _ = api::send(&mut framed, &response).await;
+    }
+}
+
+fn failure(message: impl Into<String>, exit_code: u32) -> Response {
+    Response {
+        error: message.into(),
+        exit_code,
+        ..Default::default()
+    }
+}
+
+/// A request that failed: what to tell the user, and the CLI's exit code.
+struct Failed(String, u32);
+
+impl From<StoreError> for Failed {
+    fn from(e: StoreError) -> Failed {
+        let code = e.exit_code();
+        Failed(e.to_string(), u32::from(code))
+    }
+}
+
+impl From<SandboxError> for Failed {
+    fn from(e: SandboxError) -> Failed {
+        Failed(e.to_string(), 1)
+    }
+}
+
+type Reply = Result<Response, Failed>;
+
+/// A network this host forwards for: its sandbox and its plane in the engine.
+struct Running {
+    sandbox: Sandbox,
+    plane: Arc<NetworkPlane>,
+}
+
+struct Daemon {
+    host: Host,
+    data_dir: PathBuf,
+    store: FileStore,
+    engine: Engine,
+    running: BTreeMap<String, Running>,
+    default_mtu: u32,
+}
+
+impl Daemon {
+    fn open(args: &DaemonArgs, underlay_mtu: u32) -> anyhow::Result<Daemon> {
+        let host_id = load_or_create_host_id(&args.data_dir)?;
+        let name = match &args.name {
+            Some(n) => n.clone(),
+            None => hostname(),
+        };
+        let mut store = FileStore::open(&args.data_dir)
+            .with_context(|| format!("cannot load the state in {}", args.data_dir.display()))?;
+        let host = Host {
+            id: host_id,
+            name,
+            addr: u32::from(args.advertise_addr),
+        };
+        if store.state().host(&host.id) != Some(&host) {
+            store.apply(Command {
+                kind: Some(command::Kind::AddHost(AddHost { host: Some(host.clone()) })),
+            })?;
+        }
+        let engine = Engine::start(EngineConfig::new(args.advertise_addr, args.vxlan_port))
+            .with_context(|| format!("cannot bind the VXLAN socket on {}:{}", args.advertise_addr, args.vxlan_port))?;
+        std::fs::create_dir_all(args.data_dir.join("netns"))?;
+        Ok(Daemon {
+            host,
+            data_dir: args.data_dir.clone(),
+            store,
+            engine,
+            running: BTreeMap::new(),
+            default_mtu: underlay_mtu.saturating_sub(VXLAN_OVERHEAD).max(576),
+        })
+    }
+
+    fn serve(mut self, mut jobs: mpsc::Receiver<Job>) {
+        while let Some((request, reply)) = jobs.blocking_recv() {
+            let response = self.handle(request).unwrap_or_else(|Failed(msg, code)| failure(msg, code));
+            let _ = reply.send(response);
+        }
+        // Stop forwarding; sandboxes stay so that containers keep their interfaces.
+        self.engine.shutdown();
+    }
+
+    fn handle(&mut self, request: Request) -> Reply {
+        let Some(kind) = request.kind else {
+            return Err(Failed("empty request; is the CLI the same version as the daemon?".into(), 1));
+        };
+        match kind {
+            request::Kind::NetworkCreate(r) => self.create(r),
+            request::Kind::NetworkList(_) => Ok(Response {
+                networks: self.views(self.store.state().networks().into_iter().cloned().collect()),
+                ..Default::default()
+            }),
+            request::Kind::NetworkInspect(r) => {
+                let mut nets = Vec::new();
+                for name in &r.networks {
+                    nets.push(self.network(name)?);
+                }
+                Ok(Response { networks: self.views(nets), ..Default::default() })
+            }
+            request::Kind::NetworkRemove(r) => self.remove(&r.networks),
+            request::Kind::NetworkPrune(_) => self.prune(),
+            request::Kind::NetworkConnect(r) => self.connect(r),
+            request::Kind::NetworkDisconnect(r) => self.disconnect(r),
+            request::Kind::Fdb(r) => {
+                let net = self.network(&r.network)?;
+                Ok(Response { fdb: self.fdb_rows(&net), ..Default::default() })
+            }
+            request::Kind::Stats(_) => Ok(Response { stats: Some(self.stats()), ..Default::default() }),
+        }
+    }
+
+    fn network(&self, name_or_id: &str) -> Result<Network, Failed> {
+        self.store
+            .state()
+            .network(name_or_id)
+            .cloned()
+            .map_err(|r| Failed(r.to_string(), u32::from(r.exit_code())))
+    }
+
+    fn apply(&mut self, kind: command::Kind) -> Result<Applied, Failed> {
+        Ok(self.store.apply(Command { kind: Some(kind) })?)
+    }
+
+    fn views(&self, networks: Vec<Network>) -> Vec<NetworkView> {
+        let state = self.store.state();
+        let host_names: std::collections::BTreeMap<String, String> =
+            state.hosts().iter().map(|h| (h.id.clone(), h.name.clone())).collect();
+        networks
+            .into_iter()
+            .map(|n| {
+                let endpoints: Vec<Endpoint> = state.endpoints(&n.id).into_iter().cloned().collect();
+                let host_names = endpoints
+                    .iter()
+                    .filter_map(|e| host_names.get_key_value(&e.host_id))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                NetworkView { network: Some(n), endpoints, host_names }
+            })
+            .collect()
+    }
+
+    fn create(&mut self, r: NetworkCreateRequest) -> Reply {
+        let id = sys::random_id().map_err(|e| Failed(format!("cannot read random bytes: {e}"), 1))?;
+        let applied = self.apply(command::Kind::CreateNetwork(CreateNetwork {
+            id,
+            name: r.name,
+            subnet: r.subnet,
+            gateway: r.gateway,
+            ip_range: r.ip_range,
+            vni: r.vni,
+            mtu: r.mtu.unwrap_or(self.default_mtu),
+            peers: r.peers,
+            labels: r.labels,
+        }))?;
+        let Applied::NetworkCreated(net) = applied else {
+            return Err(Failed("internal: create applied as something else".into(), 1));
+        };
+        tracing::info!(name = %net.name, id = %net.id, vni = net.vni, "network created");
+        Ok(Response { names: vec![net.id], ..Default::default() })
+    }
+
+    fn remove(&mut self, names: &[String]) -> Reply {
+        let mut removed = Vec::new();
+        let mut errors = Vec::new();
+        for name in names {
+            let result = self.network(name).and_then(|net| {
+                self.apply(command::Kind::RemoveNetwork(RemoveNetwork { network_id: net.id.clone() }))?;
+                Ok(net)
+            });
+            match result {
+                Ok(net) => {
+                    tracing::info!(name = %net.name, "network removed");
+                    removed.push(name.clone());
+                }
+                Err(Failed(msg, code)) => errors.push((msg, code)),
+            }
+        }
+        self.reconcile_all();
+        if errors.is_empty() {
+            Ok(Response { names: removed, ..Default::default() })
+        } else {
+            let code = errors.iter().map(|e| e.1).max().unwrap_or(1);
+            let mut msg: Vec<String> = errors.into_iter().map(|e| e.0).collect();
+            if !removed.is_empty() {
+                msg.push(format!("removed: {}", removed.join(", ")));
+            }
+            Err(Failed(msg.join("; "), code))
+        }
+    }
+
+    fn prune(&mut self) -> Reply {
+        let state = self.store.state();
+        let idle: Vec<Network> = state
+            .networks()
+            .into_iter()
+            .filter(|n| state.endpoints(&n.id).is_empty())
+            .cloned()
+            .collect();
+        let mut names = Vec::new();
+        for net in idle {
+            self.apply(command::Kind::RemoveNetwork(RemoveNetwork { network_id: net.id }))?;
+            names.push(net.name);
+        }
+        self.reconcile_all();
+        Ok(Response { names, ..Default::default() })
+    }
+
+    fn connect(&mut self, r: NetworkConnectRequest) -> Reply {
+        let net = self.network(&r.network)?;
+        let target = resolve_target(&r.target)?;
+        let ifname = match r.ifname {
+            Some(name) => name,
+            None => next_free_ifname(&target)?,
+        };
+        let name = r.name.unwrap_or_else(|| default_endpoint_name(&r.target));
+        let id = sys::random_id().map_err(|e| Failed(format!("cannot read random bytes: {e}"), 1))?;
+        let applied = self.apply(command::Kind::Connect(Connect {
+            endpoint_id: id,
+            network_id: net.id.clone(),
+            host_id: self.host.id.clone(),
+            name,
+            ipv4: r.ipv4,
+            aliases: r.aliases,
+            ifname,
+            target: target.to_string_lossy().into_owned(),
+        }))?;
+        let Applied::Connected(ep) = applied else {
+            return Err(Failed("internal: connect applied as something else".into(), 1));
+        };
+        if let Err(e) = self.plumb(&net, &ep, &target) {
+            // Give the address back: a failed connect leaves nothing behind.
+            let _ = self.apply(command::Kind::Disconnect(Disconnect { endpoint_id: ep.id.clone() }));
+            self.reconcile_all();
+            return Err(e);
+        }
+        tracing::info!(network = %net.name, endpoint = %ep.name, ip = %Ipv4Addr::from(ep.ipv4), "connected");
+        Ok(Response { endpoint: Some(ep), ..Default::default() })
+    }
+
+    fn plumb(&mut self, net: &Network, ep: &Endpoint, target: &Path) -> Result<(), Failed> {
+        self.reconcile(net)?;
+        let running = self
+            .running
+            .get(&net.id)
+            .ok_or_else(|| Failed(format!("internal: no sandbox for network {}", net.name), 1))?;
+        let mac = MacAddr::from_slice(&ep.mac).map(|m| m.0).unwrap_or_default();
+        running.sandbox.connect(&EndpointSpec {
+            target: target.to_path_buf(),
+            ifname: ep.ifname.clone(),
+            mac,
+            ipv4: Ipv4Addr::from(ep.ipv4),
+            prefix_len: prefix_len(net),
+            mtu: net.mtu,
+            veth_name: veth_name(&ep.id),
+        })?;
+        Ok(())
+    }
+
+    fn disconnect(&mut self, r: NetworkDisconnectRequest) -> Reply {
+        let net = self.network(&r.network)?;
+        let ep = self.find_endpoint(&net, &r.target).ok_or_else(|| {
+            Failed(format!("{:?} is not connected to network {}; see `vxnet network inspect {}`", r.target, net.name, net.name), 1)
+        })?;
+        if let Some(running) = self.running.get(&net.id) {
+            running.sandbox.disconnect(&veth_name(&ep.id))?;
+        }
+        self.apply(command::Kind::Disconnect(Disconnect { endpoint_id: ep.id.clone() }))?;
+        self.reconcile_all();
+        tracing::info!(network = %net.name, endpoint = %ep.name, "disconnected");
+        Ok(Response { endpoint: Some(ep), ..Default::default() })
+    }
+
+    /// The local endpoint of `net` that `target` names: by endpoint name, or by namespace.
+    fn find_endpoint(&self, net: &Network, target: &str) -> Option<Endpoint> {
+        let state = self.store.state();
+        if let Some(ep) = state.endpoint_by_name(&net.id, target) {
+            return Some(ep.clone());
+        }
+        let path = resolve_target(target).ok()?;
+        state
+            .endpoint_by_target(&net.id, &self.host.id, &path.to_string_lossy())
+            .cloned()
+    }
+
+    fn sandbox_path(&self, net: &Network) -> PathBuf {
+        self.data_dir.join("netns").join(&net.id[..12.min(net.id.len())])
+    }
+
+    /// Makes the dataplane of every network match the state; failures are logged, and retried
+    /// by the next reconcile.
+    fn reconcile_all(&mut self) {
+        let networks: Vec<Network> = self.store.state().networks().into_iter().cloned().collect();
+        let wanted: Vec<String> = networks.iter().map(|n| n.id.clone()).collect();
+        let gone: Vec<String> = self.running.keys().filter(|id| !wanted.contains(id)).cloned().collect();
+        for id in gone {
+            self.stop_network(&id);
+        }
+        for net in &networks {
+            if let Err(Failed(msg, _)) = self.reconcile(net) {
+                tracing::error!(network = %net.name, error = %msg, "cannot set up the network's dataplane");
+            }
+        }
+        self.remove_stray_sandboxes();
+    }
+
+    /// Makes one network's dataplane match the state.
+    fn reconcile(&mut self, net: &Network) -> Result<(), Failed> {
+        let state = self.store.state();
+        let endpoints: Vec<Endpoint> = state.endpoints(&net.id).into_iter().cloned().collect();
+        let local = endpoints.iter().any(|e| e.host_id == self.host.id);
+        if !local {
+            self.stop_network(&net.id);
+            return Ok(());
+        }
+        if !self.running.contains_key(&net.id) {
+            let started = self.start_network(net)?;
+            self.running.insert(net.id.clone(), started);
+        }
+        let Some(running) = self.running.get(&net.id) else { return Ok(()) };
+        let hosts: BTreeMap<&str, u32> = state.hosts().iter().map(|h| (h.id.as_str(), h.addr)).collect();
+        let entries: Vec<ControlEntry> = endpoints
+            .iter()
+            .filter_map(|e| {
+                let target = if e.host_id == self.host.id {
+                    FdbTarget::Local
+                } else {
+                    FdbTarget::Remote(Ipv4Addr::from(*hosts.get(e.host_id.as_str())?))
+                };
+                Some(ControlEntry { mac: MacAddr::from_slice(&e.mac)?, ipv4: Ipv4Addr::from(e.ipv4), target })
+            })
+            .collect();
+        running.plane.set_control_entries(&entries, Instant::now());
+        let mut flood: Vec<Ipv4Addr> = net.peers.iter().map(|&p| Ipv4Addr::from(p)).collect();
+        flood.extend(
+            endpoints
+                .iter()
+                .filter(|e| e.host_id != self.host.id)
+                .filter_map(|e| hosts.get(e.host_id.as_str()))
+                .map(|&a| Ipv4Addr::from(a)),
+        );
+        running.plane.set_vteps(&VtepSet::symmetric(flood));
+        Ok(())
+    }
+
+    fn start_network(&mut self, net: &Network) -> Result<Running, Failed> {
+        let vni = Vni::new(net.vni).ok_or_else(|| Failed(format!("network {} has an invalid VNI {}", net.name, net.vni), 1))?;
+        let sandbox = Sandbox::ensure(SandboxSpec {
+            netns_path: self.sandbox_path(net),
+            gateway: Ipv4Addr::from(net.gateway),
+            prefix_len: prefix_len(net),
+            mtu: net.mtu,
+        })?;
+        let tap = sandbox.open_tap()?;
+        let config = NetworkConfig {
+            vni,
+            mtu: net.mtu,
+            gateway: Ipv4Addr::from(net.gateway),
+            aging: DEFAULT_AGING,
+        };
+        let plane = self
+            .engine
+            .add_network(config, tap)
+            .map_err(|e| Failed(format!("cannot start forwarding for network {}: {e}", net.name), 1))?;
+        tracing::info!(network = %net.name, vni = net.vni, "sandbox up");
+        Ok(Running { sandbox, plane })
+    }
+
+    fn stop_network(&mut self, id: &str) {
+        let Some(running) = self.running.remove(id) else { return };
+        self.engine.remove_network(running.plane.config().vni);
+        if let Err(e) = running.sandbox.destroy() {
+            tracing::warn!(network = id, error = %e, "cannot remove the sandbox");
+        }
+    }
+
+    /// Sandboxes on disk that no running network owns: left by a crash between creating a
+    /// sandbox and recording why. They hold nothing anyone uses.
+    fn remove_stray_sandboxes(&self) {
+        let Ok(dir) = std::fs::read_dir(self.data_dir.join("netns")) else { return };
+        for entry in dir.flatten() {
+            let path = entry.path();
+            let owned = self.running.values().any(|r| r.sandbox.netns_path() == path);
+            if !owned {
+                if let Err(e) = netns::remove_pinned_netns(&path) {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot remove a stray sandbox");
+                }
+            }
+        }
+    }
+
+    fn fdb_rows(&self, net: &Network) -> Vec<FdbRow> {
+        let mut rows = Vec::new();
+        if let Some(running) = self.running.get(&net.id) {
+            for r in running.plane.fdb.rows(Instant::now()) {
+                rows.push(FdbRow {
+                    mac: r.mac.0.to_vec(),
+                    vtep: r.vtep.map_or(0, u32::from),
+                    kind: r.kind.as_str().into(),
+                    age_seconds: r.age.as_secs(),
+                });
+            }
+        }
+        // Static peers receive every flood, like `bridge fdb append 00:00:00:00:00:00 dst IP`.
+        for &peer in &net.peers {
+            rows.push(FdbRow { mac: vec![0; 6], vtep: peer, kind: "static".into(), age_seconds: 0 });
+        }
+        rows
+    }
+
+    fn stats(&self) -> Stats {
+        let networks = self
+            .store
+            .state()
+            .networks()
+            .into_iter()
+            .map(|net| {
+                let mut s = NetworkStats { name: net.name.clone(), vni: net.vni, ..Default::default() };
+                if let Some(running) = self.running.get(&net.id) {
+                    let c = &running.plane.counters;
+                    use std::sync::atomic::Ordering::Relaxed;
+                    s.rx_frames = c.rx_frames.load(Relaxed);
+                    s.rx_bytes = c.rx_bytes.load(Relaxed);
+                    s.tx_frames = c.tx_frames.load(Relaxed);
+                    s.tx_bytes = c.tx_bytes.load(Relaxed);
+                    s.drops = drop_counts(&c.drops);
+                }
+                s
+            })
+            .collect();
+        Stats { networks, drops: drop_counts(&self.engine.dataplane().drops) }
+    }
+}
+
+fn drop_counts(drops: &DropCounters) -> Vec<DropCount> {
+    drops
+        .nonzero()
+        .into_iter()
+        .map(|(reason, count)| DropCount { reason: reason.as_str().into(), count })
+        .collect()
+}
+
+fn prefix_len(net: &Network) -> u8 {
+    net.subnet.as_ref().map_or(24, |s| s.prefix_len as u8)
+}
+
+/// The sandbox side of an endpoint's veth: unique per endpoint, and within IFNAMSIZ.
+fn veth_name(endpoint_id: &str) -> String {
+    format!("vx{}", &endpoint_id[..12.min(endpoint_id.len())])
+}
+
+/// CLI.md: the namespace's name, or `pid:PID`; for a path, its last component.
+fn default_endpoint_name(target: &str) -> String {
+    if target.starts_with("pid:") || !target.starts_with('/') {
+        return target.to_string();
+    }
+    match Path::new(target).file_name().and_then(|n| n.to_str()) {
+        Some(name) if name != "net" => name.to_string(),
+        _ => target.to_string(),
+    }
+}
+
+fn load_or_create_host_id(data_dir: &Path) -> anyhow::Result<String> {
+    let path = data_dir.join("host-id");
+    match std::fs::read_to_string(&path) {
+        Ok(id) if id.trim().len() == 64 => return Ok(id.trim().to_string()),
+        Ok(_) => bail!("{} is corrupt; remove it to give this host a new identity", path.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+    let id = sys::random_id()?;
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, format!("{id}\n"))?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(id)
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+#[allow(dead_code)]
+const _: Duration = Duration::ZERO;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_names_and_veths() {
+        assert_eq!(default_endpoint_name("c1"), "c1");
+        assert_eq!(default_endpoint_name("pid:42"), "pid:42");
+        assert_eq!(default_endpoint_name("/var/run/netns/c1"), "c1");
+        assert_eq!(default_endpoint_name("/proc/42/ns/net"), "/proc/42/ns/net");
+        assert_eq!(veth_name(&"ab".repeat(32)), "vxabababababab");
+        assert!(veth_name(&"ab".repeat(32)).len() <= 15);
+    }
+}

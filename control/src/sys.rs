@@ -1,0 +1,125 @@
+//! Small pieces of the host the daemon needs: random identifiers, the underlay MTU, and an
+//! exclusive lock on the data dir.
+
+use std::ffi::CStr;
+use std::fs::File;
+use std::io::{self, Read};
+use std::net::Ipv4Addr;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+
+/// 64 lowercase hex digits from the kernel's CSPRNG, like a Docker id.
+pub fn random_id() -> io::Result<String> {
+    let mut bytes = [0u8; 32];
+    File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The name and MTU of the interface that holds `addr`, or `None` if no interface does.
+pub fn interface_with_addr(addr: Ipv4Addr) -> io::Result<Option<(String, u32)>> {
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `list` with a linked list we free below with freeifaddrs.
+    if unsafe { libc::getifaddrs(&mut list) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut found = None;
+    let mut cur = list;
+    while !cur.is_null() {
+        // SAFETY: `cur` is a node of the list getifaddrs returned, not yet freed.
+        let ifa = unsafe { &*cur };
+        cur = ifa.ifa_next;
+        if ifa.ifa_addr.is_null() {
+            continue;
+        }
+        // SAFETY: ifa_addr is non-null and points to a sockaddr of the family it names.
+        let family = unsafe { (*ifa.ifa_addr).sa_family };
+        if i32::from(family) != libc::AF_INET {
+            continue;
+        }
+        // SAFETY: AF_INET addresses are sockaddr_in.
+        let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
+        if Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)) == addr {
+            // SAFETY: ifa_name is a NUL-terminated string owned by the list.
+            let name = unsafe { CStr::from_ptr(ifa.ifa_name) };
+            found = Some(name.to_owned());
+            break;
+        }
+    }
+    // SAFETY: `list` came from getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(list) };
+    let Some(name) = found else { return Ok(None) };
+    let mtu = interface_mtu(&name)?;
+    Ok(Some((name.to_string_lossy().into_owned(), mtu)))
+}
+
+fn interface_mtu(name: &CStr) -> io::Result<u32> {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0")?;
+    // SAFETY: an all-zero ifreq is a valid value; we copy a NUL-terminated name shorter than
+    // IFNAMSIZ (kernel names are) into it and pass it to SIOCGIFMTU, which fills ifru_mtu.
+    unsafe {
+        let mut req: libc::ifreq = std::mem::zeroed();
+        let bytes = name.to_bytes_with_nul();
+        if bytes.len() > req.ifr_name.len() {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "interface name too long"));
+        }
+        for (dst, src) in req.ifr_name.iter_mut().zip(bytes) {
+            *dst = *src as libc::c_char;
+        }
+        if libc::ioctl(socket.as_raw_fd(), libc::SIOCGIFMTU, &mut req) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(req.ifr_ifru.ifru_mtu as u32)
+    }
+}
+
+/// Holds an exclusive `flock` on `path` for as long as it lives: one daemon per data dir.
+pub struct DirLock(#[allow(dead_code)] File);
+
+impl DirLock {
+    pub fn acquire(path: &Path) -> io::Result<Option<DirLock>> {
+        let file = File::options().create(true).truncate(false).write(true).open(path)?;
+        // SAFETY: flock on a file descriptor we own.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let e = io::Error::last_os_error();
+            return if e.kind() == io::ErrorKind::WouldBlock { Ok(None) } else { Err(e) };
+        }
+        Ok(Some(DirLock(file)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_64_hex_and_differ() {
+        let a = random_id().expect("urandom");
+        let b = random_id().expect("urandom");
+        assert_eq!(a.len(), 64);
+        assert!(a.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn loopback_has_an_mtu() {
+        let (name, mtu) = interface_with_addr(Ipv4Addr::LOCALHOST)
+            .expect("getifaddrs")
+            .expect("lo holds 127.0.0.1");
+        assert_eq!(name, "lo");
+        assert!(mtu >= 1500);
+        assert_eq!(interface_with_addr(Ipv4Addr::new(192, 0, 2, 77)).expect("getifaddrs"), None);
+    }
+
+    #[test]
+    fn the_data_dir_lock_is_exclusive() {
+        let dir = std::env::temp_dir().join(format!("vxnet-lock-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let path = dir.join("lock");
+        let first = DirLock::acquire(&path).expect("lock");
+        assert!(first.is_some());
+        assert!(DirLock::acquire(&path).expect("lock").is_none());
+        drop(first);
+        assert!(DirLock::acquire(&path).expect("lock").is_some());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what the lab, the tests and the benchmark run: iproute2 (ip, bridge), ping,
+# arping, iperf3, tcpdump, tshark, nsenter (util-linux), python3. Debian/Ubuntu, as root.
+# Does nothing when everything is already there.
+set -euo pipefail
+
+need=()
+have() { command -v "$1" >/dev/null 2>&1; }
+have ip       || need+=(iproute2)
+have bridge   || need+=(iproute2)
+have ping     || need+=(iputils-ping)
+have arping   || need+=(arping)
+have iperf3   || need+=(iperf3)
+have tcpdump  || need+=(tcpdump)
+have tshark   || need+=(tshark)
+have nsenter  || need+=(util-linux)
+have python3  || need+=(python3)
+
+if ((${#need[@]})); then
+    if [[ $(id -u) -ne 0 ]]; then
+        echo "install-deps: need root to install: ${need[*]}" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # shellcheck disable=SC2046
+    apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${need[@]}" | sort -u) >/dev/null
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "install-deps: cargo is missing; install a Rust toolchain (rustup) first" >&2
+    exit 1
+fi
