@@ -1,0 +1,3 @@
+pub mod ipam;
+pub mod state;
+pub mod store;
