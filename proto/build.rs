@@ -2,6 +2,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The vendored protoc keeps the build free of a system protobuf compiler.
     std::env::set_var("PROTOC", protoc_bin_vendored::protoc_bin_path()?);
     println!("cargo:rerun-if-changed=proto/vxnet.proto");
-    prost_build::compile_protos(&["proto/vxnet.proto"], &["proto"])?;
+    let mut config = prost_build::Config::new();
+    // Every map is a BTreeMap: prost encodes a HashMap in its random iteration order, so two
+    // hosts holding the same state would encode different bytes (Raft snapshots, state.pb).
+    config.btree_map(["."]);
+    config.compile_protos(&["proto/vxnet.proto"], &["proto"])?;
     Ok(())
 }
