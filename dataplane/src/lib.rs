@@ -1,1 +1,4 @@
 //! The userspace VXLAN dataplane of vxnet.
+
+pub mod netns;
+pub mod sandbox;
