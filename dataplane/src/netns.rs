@@ -2,8 +2,9 @@
 //!
 //! Rules a caller relies on:
 //!
-//! - **Everything here blocks.** The daemon calls it through `spawn_blocking`; tests call it
-//!   directly. Nothing here needs, or may run inside, a tokio runtime of the caller's.
+//! - **Everything here blocks.** The daemon calls it through `spawn_blocking` (on a tokio
+//!   worker it would stall that worker); tests call it directly. It needs no runtime of the
+//!   caller's: netlink work brings its own, on its own thread.
 //! - **The calling thread never changes namespace.** On Linux the network namespace is a
 //!   property of a thread. Work that must happen inside a namespace runs on a short-lived
 //!   thread that `setns`es into it and ends with it ([`run_in_netns`], [`in_netns`]), so a
@@ -148,8 +149,8 @@ pub fn create_pinned_netns(path: &Path) -> Result<(), SandboxError> {
     };
     let target = c_path(path)?;
     let result = on_worker_thread(&op(), || {
-        // The new namespace becomes this thread's only; the thread ends right after pinning,
-        // so no other code ever runs in it by accident.
+        // Only this thread enters the new namespace, and it ends right after pinning it, so
+        // no other code runs there by accident.
         // SAFETY: plain syscall, no pointers.
         if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
             return Err(SandboxError::os(op(), io::Error::last_os_error()));
@@ -308,7 +309,7 @@ pub fn validate_ifname(name: &str) -> Result<(), SandboxError> {
     Ok(())
 }
 
-pub(crate) async fn dump_links(handle: &Handle) -> Result<Vec<LinkSummary>, SandboxError> {
+async fn dump_links(handle: &Handle) -> Result<Vec<LinkSummary>, SandboxError> {
     let mut links: Vec<LinkSummary> = handle
         .link()
         .get()

@@ -193,8 +193,15 @@ impl Sandbox {
             tracing::info!(netns = %path.display(), "creating sandbox namespace");
             netns::create_pinned_netns(path)?;
         }
-        let spec_ref = &spec;
-        in_netns(path, |h| async move {
+        let sandbox = Sandbox { spec };
+        sandbox.ensure_bridge()?;
+        Ok(sandbox)
+    }
+
+    /// `lo` up; `br0` created if missing, then MTU, up and gateway address asserted.
+    fn ensure_bridge(&self) -> Result<(), SandboxError> {
+        let spec = &self.spec;
+        in_netns(&spec.netns_path, |h| async move {
             set_link_up(&h, "lo").await?;
             let bridge = match link_index(&h, BRIDGE_NAME).await? {
                 Some(index) => index,
@@ -204,29 +211,28 @@ impl Sandbox {
                     h.link()
                         .add(
                             LinkBridge::new(BRIDGE_NAME)
-                                .address(mac_for_ipv4(spec_ref.gateway).to_vec())
+                                .address(mac_for_ipv4(spec.gateway).to_vec())
                                 .build(),
                         )
                         .execute()
                         .await
                         .map_err(|e| SandboxError::netlink("create bridge br0", e))?;
-                    bridge_index(&h, &spec_ref.netns_path).await?
+                    bridge_index(&h, &spec.netns_path).await?
                 }
             };
             // An MTU set on the bridge itself stops it from following its ports' MTU.
             h.link()
                 .set(
                     LinkUnspec::new_with_index(bridge)
-                        .mtu(spec_ref.mtu)
+                        .mtu(spec.mtu)
                         .up()
                         .build(),
                 )
                 .execute()
                 .await
                 .map_err(|e| SandboxError::netlink("configure bridge br0", e))?;
-            add_ipv4_if_missing(&h, bridge, spec_ref.gateway, spec_ref.prefix_len).await
-        })?;
-        Ok(Sandbox { spec })
+            add_ipv4_if_missing(&h, bridge, spec.gateway, spec.prefix_len).await
+        })
     }
 
     pub fn spec(&self) -> &SandboxSpec {
