@@ -27,7 +27,10 @@ pub fn framed<T: AsyncRead + AsyncWrite>(io: T) -> Framed<T, LengthDelimitedCode
     Framed::new(io, codec)
 }
 
-pub async fn send<T, M>(framed: &mut Framed<T, LengthDelimitedCodec>, msg: &M) -> Result<(), ApiError>
+pub async fn send<T, M>(
+    framed: &mut Framed<T, LengthDelimitedCodec>,
+    msg: &M,
+) -> Result<(), ApiError>
 where
     T: AsyncRead + AsyncWrite + Unpin,
     M: Message,
@@ -61,7 +64,10 @@ mod tests {
         let got: Request = recv(&mut b).await.expect("recv");
         assert_eq!(got, req);
         drop(a);
-        assert!(matches!(recv::<_, Request>(&mut b).await, Err(ApiError::Closed)));
+        assert!(matches!(
+            recv::<_, Request>(&mut b).await,
+            Err(ApiError::Closed)
+        ));
     }
 
     #[tokio::test]
@@ -70,12 +76,22 @@ mod tests {
         let (mut raw, b) = tokio::io::duplex(64);
         let mut b = framed(b);
         // A length prefix far above MAX_MESSAGE.
-        raw.write_all(&[0x7f, 0xff, 0xff, 0xff]).await.expect("write");
-        assert!(matches!(recv::<_, Request>(&mut b).await, Err(ApiError::Io(_))));
+        raw.write_all(&[0x7f, 0xff, 0xff, 0xff])
+            .await
+            .expect("write");
+        assert!(matches!(
+            recv::<_, Request>(&mut b).await,
+            Err(ApiError::Io(_))
+        ));
 
         let (mut raw, b) = tokio::io::duplex(64);
         let mut b = framed(b);
-        raw.write_all(&[0, 0, 0, 2, 0xff, 0xff]).await.expect("write");
-        assert!(matches!(recv::<_, Request>(&mut b).await, Err(ApiError::Decode(_))));
+        raw.write_all(&[0, 0, 0, 2, 0xff, 0xff])
+            .await
+            .expect("write");
+        assert!(matches!(
+            recv::<_, Request>(&mut b).await,
+            Err(ApiError::Decode(_))
+        ));
     }
 }

@@ -92,10 +92,7 @@ pub enum NetworkCommand {
     /// Attach a network namespace to a network.
     Connect(ConnectArgs),
     /// Detach a network namespace from a network.
-    Disconnect {
-        network: String,
-        target: String,
-    },
+    Disconnect { network: String, target: String },
 }
 
 #[derive(Debug, Args)]
@@ -236,8 +233,18 @@ mod tests {
     #[test]
     fn the_contract_parses() {
         let cli = Cli::try_parse_from([
-            "vxnet", "network", "create", "--subnet", "10.10.0.0/24", "--vni", "4100", "--peer",
-            "198.18.0.12", "--label", "env=lab", "net1",
+            "vxnet",
+            "network",
+            "create",
+            "--subnet",
+            "10.10.0.0/24",
+            "--vni",
+            "4100",
+            "--peer",
+            "198.18.0.12",
+            "--label",
+            "env=lab",
+            "net1",
         ])
         .expect("parses");
         let Command::Network(NetworkCommand::Create(c)) = cli.command else {
@@ -245,9 +252,22 @@ mod tests {
         };
         assert_eq!(c.vni, Some(4100));
         assert_eq!(c.peers, vec![Ipv4Addr::new(198, 18, 0, 12)]);
-        assert!(Cli::try_parse_from(["vxnet", "network", "create", "--vni", "16777216", "n"]).is_err());
-        assert!(Cli::try_parse_from(["vxnet", "network", "create", "--subnet", "10.0.0.0/33", "n"]).is_err());
+        assert!(
+            Cli::try_parse_from(["vxnet", "network", "create", "--vni", "16777216", "n"]).is_err()
+        );
+        assert!(Cli::try_parse_from([
+            "vxnet",
+            "network",
+            "create",
+            "--subnet",
+            "10.0.0.0/33",
+            "n"
+        ])
+        .is_err());
         assert!(Cli::try_parse_from(["vxnet", "network", "ls", "-q", "--format", "json"]).is_ok());
-        assert!(Cli::try_parse_from(["vxnet", "network", "connect", "--ip", "10.0.0.5", "n", "pid:1"]).is_ok());
+        assert!(Cli::try_parse_from([
+            "vxnet", "network", "connect", "--ip", "10.0.0.5", "n", "pid:1"
+        ])
+        .is_ok());
     }
 }

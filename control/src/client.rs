@@ -43,7 +43,9 @@ pub fn run(cli: Cli) -> Result<String, Failure> {
         Command::Daemon(_) => Err(Failure::new("internal: daemon is not a client command", 1)),
         Command::Network(cmd) => network(cmd, call),
         Command::Fdb(args) => {
-            let r = call(request::Kind::Fdb(FdbRequest { network: args.network }))?;
+            let r = call(request::Kind::Fdb(FdbRequest {
+                network: args.network,
+            }))?;
             Ok(match args.format {
                 Format::Json => render::fdb_json(&r.fdb),
                 Format::Table => render::fdb_table(&r.fdb),
@@ -80,7 +82,10 @@ fn network(
         NetworkCommand::Create(a) => {
             if a.driver != "overlay" {
                 return Err(Failure::new(
-                    format!("unknown driver {:?}: vxnet has one driver, `overlay`", a.driver),
+                    format!(
+                        "unknown driver {:?}: vxnet has one driver, `overlay`",
+                        a.driver
+                    ),
                     2,
                 ));
             }
@@ -115,11 +120,15 @@ fn network(
             })
         }
         NetworkCommand::Inspect { networks } => {
-            let r = call(request::Kind::NetworkInspect(NetworkInspectRequest { networks }))?;
+            let r = call(request::Kind::NetworkInspect(NetworkInspectRequest {
+                networks,
+            }))?;
             Ok(render::networks_json(&r.networks))
         }
         NetworkCommand::Rm { networks } => {
-            let r = call(request::Kind::NetworkRemove(NetworkRemoveRequest { networks }))?;
+            let r = call(request::Kind::NetworkRemove(NetworkRemoveRequest {
+                networks,
+            }))?;
             Ok(lines(&r.names))
         }
         NetworkCommand::Prune => {
@@ -138,7 +147,10 @@ fn network(
             Ok(String::new())
         }
         NetworkCommand::Disconnect { network, target } => {
-            call(request::Kind::NetworkDisconnect(NetworkDisconnectRequest { network, target }))?;
+            call(request::Kind::NetworkDisconnect(NetworkDisconnectRequest {
+                network,
+                target,
+            }))?;
             Ok(String::new())
         }
     }
@@ -163,9 +175,13 @@ fn call(socket: &Path, timeout: Duration, request: Request) -> Result<Response, 
         )
     };
     let exchange = async {
-        let stream = UnixStream::connect(socket).await.map_err(|e| unreachable(&e))?;
+        let stream = UnixStream::connect(socket)
+            .await
+            .map_err(|e| unreachable(&e))?;
         let mut framed = api::framed(stream);
-        api::send(&mut framed, &request).await.map_err(|e| unreachable(&e))?;
+        api::send(&mut framed, &request)
+            .await
+            .map_err(|e| unreachable(&e))?;
         api::recv::<_, Response>(&mut framed)
             .await
             .map_err(|e| Failure::new(format!("the daemon did not answer properly: {e}"), 1))
@@ -185,7 +201,11 @@ fn call(socket: &Path, timeout: Duration, request: Request) -> Result<Response, 
     if response.error.is_empty() {
         Ok(response)
     } else {
-        let code = if response.exit_code == 0 { 1 } else { response.exit_code as u8 };
+        let code = if response.exit_code == 0 {
+            1
+        } else {
+            response.exit_code as u8
+        };
         Err(Failure::new(response.error, code))
     }
 }

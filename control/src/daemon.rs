@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{bail, Context};
 use tokio::net::{UnixListener, UnixStream};
@@ -43,14 +43,26 @@ use crate::sys;
 const VXLAN_OVERHEAD: u32 = 50;
 
 pub fn run(args: DaemonArgs, socket: PathBuf) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
-        .with_context(|| format!("--log-level {:?} is not a level (use trace, debug, info, warn or error)", args.log_level))?;
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level).with_context(|| {
+        format!(
+            "--log-level {:?} is not a level (use trace, debug, info, warn or error)",
+            args.log_level
+        )
+    })?;
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
 
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create data dir {}", args.data_dir.display()))?;
     let _lock = sys::DirLock::acquire(&args.data_dir.join("lock"))?.with_context(|| {
-        format!("another vxnet daemon is using data dir {}; stop it or pass another --data-dir", args.data_dir.display())
+        format!(
+            "another vxnet daemon is using data dir {}; stop it or pass another --data-dir",
+            args.data_dir.display()
+        )
     })?;
     let (ifname, underlay_mtu) = sys::interface_with_addr(args.advertise_addr)?.with_context(|| {
         format!("--advertise-addr {} is not an address of any interface here; pass this host's underlay address", args.advertise_addr)
@@ -98,14 +110,18 @@ async fn serve_socket(path: &Path, jobs: mpsc::Sender<Job>) -> anyhow::Result<()
 
 async fn bind_socket(path: &Path) -> anyhow::Result<UnixListener> {
     if UnixStream::connect(path).await.is_ok() {
-        bail!("a daemon already listens on {}; stop it or pass another --socket", path.display());
+        bail!(
+            "a daemon already listens on {}; stop it or pass another --socket",
+            path.display()
+        );
     }
     // Nobody answers: whatever is there is a leftover of a daemon that died.
     let _ = std::fs::remove_file(path);
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let listener = UnixListener::bind(path).with_context(|| format!("cannot listen on {}", path.display()))?;
+    let listener =
+        UnixListener::bind(path).with_context(|| format!("cannot listen on {}", path.display()))?;
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     Ok(listener)
@@ -117,7 +133,14 @@ async fn handle_connection(stream: UnixStream, jobs: mpsc::Sender<Job>) {
         Ok(r) => r,
         Err(e) => {
             tracing::debug!(error = %e, "bad API request");
-            let _ = api::send(&mut framed, &failure(format!("malformed request ({e}); is the CLI the same version as the daemon?"), 1)).await;
+            let _ = api::send(
+                &mut framed,
+                &failure(
+                    format!("malformed request ({e}); is the CLI the same version as the daemon?"),
+                    1,
+                ),
+            )
+            .await;
             return;
         }
     };
@@ -187,11 +210,18 @@ impl Daemon {
         };
         if store.state().host(&host.id) != Some(&host) {
             store.apply(Command {
-                kind: Some(command::Kind::AddHost(AddHost { host: Some(host.clone()) })),
+                kind: Some(command::Kind::AddHost(AddHost {
+                    host: Some(host.clone()),
+                })),
             })?;
         }
         let engine = Engine::start(EngineConfig::new(args.advertise_addr, args.vxlan_port))
-            .with_context(|| format!("cannot bind the VXLAN socket on {}:{}", args.advertise_addr, args.vxlan_port))?;
+            .with_context(|| {
+                format!(
+                    "cannot bind the VXLAN socket on {}:{}",
+                    args.advertise_addr, args.vxlan_port
+                )
+            })?;
         std::fs::create_dir_all(args.data_dir.join("netns"))?;
         Ok(Daemon {
             host,
@@ -205,7 +235,9 @@ impl Daemon {
 
     fn serve(mut self, mut jobs: mpsc::Receiver<Job>) {
         while let Some((request, reply)) = jobs.blocking_recv() {
-            let response = self.handle(request).unwrap_or_else(|Failed(msg, code)| failure(msg, code));
+            let response = self
+                .handle(request)
+                .unwrap_or_else(|Failed(msg, code)| failure(msg, code));
             let _ = reply.send(response);
         }
         // Stop forwarding; sandboxes stay so that containers keep their interfaces.
@@ -214,7 +246,10 @@ impl Daemon {
 
     fn handle(&mut self, request: Request) -> Reply {
         let Some(kind) = request.kind else {
-            return Err(Failed("empty request; is the CLI the same version as the daemon?".into(), 1));
+            return Err(Failed(
+                "empty request; is the CLI the same version as the daemon?".into(),
+                1,
+            ));
         };
         match kind {
             request::Kind::NetworkCreate(r) => self.create(r),
@@ -227,7 +262,10 @@ impl Daemon {
                 for name in &r.networks {
                     nets.push(self.network(name)?);
                 }
-                Ok(Response { networks: self.views(nets), ..Default::default() })
+                Ok(Response {
+                    networks: self.views(nets),
+                    ..Default::default()
+                })
             }
             request::Kind::NetworkRemove(r) => self.remove(&r.networks),
             request::Kind::NetworkPrune(_) => self.prune(),
@@ -235,9 +273,15 @@ impl Daemon {
             request::Kind::NetworkDisconnect(r) => self.disconnect(r),
             request::Kind::Fdb(r) => {
                 let net = self.network(&r.network)?;
-                Ok(Response { fdb: self.fdb_rows(&net), ..Default::default() })
+                Ok(Response {
+                    fdb: self.fdb_rows(&net),
+                    ..Default::default()
+                })
             }
-            request::Kind::Stats(_) => Ok(Response { stats: Some(self.stats()), ..Default::default() }),
+            request::Kind::Stats(_) => Ok(Response {
+                stats: Some(self.stats()),
+                ..Default::default()
+            }),
         }
     }
 
@@ -255,24 +299,33 @@ impl Daemon {
 
     fn views(&self, networks: Vec<Network>) -> Vec<NetworkView> {
         let state = self.store.state();
-        let host_names: std::collections::BTreeMap<String, String> =
-            state.hosts().iter().map(|h| (h.id.clone(), h.name.clone())).collect();
+        let host_names: std::collections::BTreeMap<String, String> = state
+            .hosts()
+            .iter()
+            .map(|h| (h.id.clone(), h.name.clone()))
+            .collect();
         networks
             .into_iter()
             .map(|n| {
-                let endpoints: Vec<Endpoint> = state.endpoints(&n.id).into_iter().cloned().collect();
+                let endpoints: Vec<Endpoint> =
+                    state.endpoints(&n.id).into_iter().cloned().collect();
                 let host_names = endpoints
                     .iter()
                     .filter_map(|e| host_names.get_key_value(&e.host_id))
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect();
-                NetworkView { network: Some(n), endpoints, host_names }
+                NetworkView {
+                    network: Some(n),
+                    endpoints,
+                    host_names,
+                }
             })
             .collect()
     }
 
     fn create(&mut self, r: NetworkCreateRequest) -> Reply {
-        let id = sys::random_id().map_err(|e| Failed(format!("cannot read random bytes: {e}"), 1))?;
+        let id =
+            sys::random_id().map_err(|e| Failed(format!("cannot read random bytes: {e}"), 1))?;
         let applied = self.apply(command::Kind::CreateNetwork(CreateNetwork {
             id,
             name: r.name,
@@ -285,10 +338,16 @@ impl Daemon {
             labels: r.labels,
         }))?;
         let Applied::NetworkCreated(net) = applied else {
-            return Err(Failed("internal: create applied as something else".into(), 1));
+            return Err(Failed(
+                "internal: create applied as something else".into(),
+                1,
+            ));
         };
         tracing::info!(name = %net.name, id = %net.id, vni = net.vni, "network created");
-        Ok(Response { names: vec![net.id], ..Default::default() })
+        Ok(Response {
+            names: vec![net.id],
+            ..Default::default()
+        })
     }
 
     fn remove(&mut self, names: &[String]) -> Reply {
@@ -296,7 +355,9 @@ impl Daemon {
         let mut errors = Vec::new();
         for name in names {
             let result = self.network(name).and_then(|net| {
-                self.apply(command::Kind::RemoveNetwork(RemoveNetwork { network_id: net.id.clone() }))?;
+                self.apply(command::Kind::RemoveNetwork(RemoveNetwork {
+                    network_id: net.id.clone(),
+                }))?;
                 Ok(net)
             });
             match result {
@@ -309,7 +370,10 @@ impl Daemon {
         }
         self.reconcile_all();
         if errors.is_empty() {
-            Ok(Response { names: removed, ..Default::default() })
+            Ok(Response {
+                names: removed,
+                ..Default::default()
+            })
         } else {
             let code = errors.iter().map(|e| e.1).max().unwrap_or(1);
             let mut msg: Vec<String> = errors.into_iter().map(|e| e.0).collect();
@@ -330,11 +394,16 @@ impl Daemon {
             .collect();
         let mut names = Vec::new();
         for net in idle {
-            self.apply(command::Kind::RemoveNetwork(RemoveNetwork { network_id: net.id }))?;
+            self.apply(command::Kind::RemoveNetwork(RemoveNetwork {
+                network_id: net.id,
+            }))?;
             names.push(net.name);
         }
         self.reconcile_all();
-        Ok(Response { names, ..Default::default() })
+        Ok(Response {
+            names,
+            ..Default::default()
+        })
     }
 
     fn connect(&mut self, r: NetworkConnectRequest) -> Reply {
@@ -345,7 +414,8 @@ impl Daemon {
             None => next_free_ifname(&target)?,
         };
         let name = r.name.unwrap_or_else(|| default_endpoint_name(&r.target));
-        let id = sys::random_id().map_err(|e| Failed(format!("cannot read random bytes: {e}"), 1))?;
+        let id =
+            sys::random_id().map_err(|e| Failed(format!("cannot read random bytes: {e}"), 1))?;
         let applied = self.apply(command::Kind::Connect(Connect {
             endpoint_id: id,
             network_id: net.id.clone(),
@@ -357,16 +427,24 @@ impl Daemon {
             target: target.to_string_lossy().into_owned(),
         }))?;
         let Applied::Connected(ep) = applied else {
-            return Err(Failed("internal: connect applied as something else".into(), 1));
+            return Err(Failed(
+                "internal: connect applied as something else".into(),
+                1,
+            ));
         };
         if let Err(e) = self.plumb(&net, &ep, &target) {
             // Give the address back: a failed connect leaves nothing behind.
-            let _ = self.apply(command::Kind::Disconnect(Disconnect { endpoint_id: ep.id.clone() }));
+            let _ = self.apply(command::Kind::Disconnect(Disconnect {
+                endpoint_id: ep.id.clone(),
+            }));
             self.reconcile_all();
             return Err(e);
         }
         tracing::info!(network = %net.name, endpoint = %ep.name, ip = %Ipv4Addr::from(ep.ipv4), "connected");
-        Ok(Response { endpoint: Some(ep), ..Default::default() })
+        Ok(Response {
+            endpoint: Some(ep),
+            ..Default::default()
+        })
     }
 
     fn plumb(&mut self, net: &Network, ep: &Endpoint, target: &Path) -> Result<(), Failed> {
@@ -375,7 +453,9 @@ impl Daemon {
             .running
             .get(&net.id)
             .ok_or_else(|| Failed(format!("internal: no sandbox for network {}", net.name), 1))?;
-        let mac = MacAddr::from_slice(&ep.mac).map(|m| m.0).unwrap_or_default();
+        let mac = MacAddr::from_slice(&ep.mac)
+            .map(|m| m.0)
+            .unwrap_or_default();
         running.sandbox.connect(&EndpointSpec {
             target: target.to_path_buf(),
             ifname: ep.ifname.clone(),
@@ -391,15 +471,26 @@ impl Daemon {
     fn disconnect(&mut self, r: NetworkDisconnectRequest) -> Reply {
         let net = self.network(&r.network)?;
         let ep = self.find_endpoint(&net, &r.target).ok_or_else(|| {
-            Failed(format!("{:?} is not connected to network {}; see `vxnet network inspect {}`", r.target, net.name, net.name), 1)
+            Failed(
+                format!(
+                    "{:?} is not connected to network {}; see `vxnet network inspect {}`",
+                    r.target, net.name, net.name
+                ),
+                1,
+            )
         })?;
         if let Some(running) = self.running.get(&net.id) {
             running.sandbox.disconnect(&veth_name(&ep.id))?;
         }
-        self.apply(command::Kind::Disconnect(Disconnect { endpoint_id: ep.id.clone() }))?;
+        self.apply(command::Kind::Disconnect(Disconnect {
+            endpoint_id: ep.id.clone(),
+        }))?;
         self.reconcile_all();
         tracing::info!(network = %net.name, endpoint = %ep.name, "disconnected");
-        Ok(Response { endpoint: Some(ep), ..Default::default() })
+        Ok(Response {
+            endpoint: Some(ep),
+            ..Default::default()
+        })
     }
 
     /// The local endpoint of `net` that `target` names: by endpoint name, or by namespace.
@@ -415,7 +506,9 @@ impl Daemon {
     }
 
     fn sandbox_path(&self, net: &Network) -> PathBuf {
-        self.data_dir.join("netns").join(&net.id[..12.min(net.id.len())])
+        self.data_dir
+            .join("netns")
+            .join(&net.id[..12.min(net.id.len())])
     }
 
     /// Makes the dataplane of every network match the state; failures are logged, and retried
@@ -423,7 +516,12 @@ impl Daemon {
     fn reconcile_all(&mut self) {
         let networks: Vec<Network> = self.store.state().networks().into_iter().cloned().collect();
         let wanted: Vec<String> = networks.iter().map(|n| n.id.clone()).collect();
-        let gone: Vec<String> = self.running.keys().filter(|id| !wanted.contains(id)).cloned().collect();
+        let gone: Vec<String> = self
+            .running
+            .keys()
+            .filter(|id| !wanted.contains(id))
+            .cloned()
+            .collect();
         for id in gone {
             self.stop_network(&id);
         }
@@ -439,6 +537,11 @@ impl Daemon {
     fn reconcile(&mut self, net: &Network) -> Result<(), Failed> {
         let state = self.store.state();
         let endpoints: Vec<Endpoint> = state.endpoints(&net.id).into_iter().cloned().collect();
+        let hosts: BTreeMap<String, u32> = state
+            .hosts()
+            .iter()
+            .map(|h| (h.id.clone(), h.addr))
+            .collect();
         let local = endpoints.iter().any(|e| e.host_id == self.host.id);
         if !local {
             self.stop_network(&net.id);
@@ -448,26 +551,40 @@ impl Daemon {
             let started = self.start_network(net)?;
             self.running.insert(net.id.clone(), started);
         }
-        let Some(running) = self.running.get(&net.id) else { return Ok(()) };
-        let hosts: BTreeMap<&str, u32> = state.hosts().iter().map(|h| (h.id.as_str(), h.addr)).collect();
+        let Some(running) = self.running.get(&net.id) else {
+            return Ok(());
+        };
         let entries: Vec<ControlEntry> = endpoints
             .iter()
             .filter_map(|e| {
                 let target = if e.host_id == self.host.id {
                     FdbTarget::Local
                 } else {
-                    FdbTarget::Remote(Ipv4Addr::from(*hosts.get(e.host_id.as_str())?))
+                    FdbTarget::Remote(Ipv4Addr::from(*hosts.get(&e.host_id)?))
                 };
-                Some(ControlEntry { mac: MacAddr::from_slice(&e.mac)?, ipv4: Ipv4Addr::from(e.ipv4), target })
+                Some(ControlEntry {
+                    mac: MacAddr::from_slice(&e.mac)?,
+                    ipv4: Ipv4Addr::from(e.ipv4),
+                    target,
+                })
             })
             .collect();
+        // The gateway lives on every host's br0 under the same MAC: local everywhere, so that
+        // a remote host's gateway can never be learned in its place.
+        let gateway = Ipv4Addr::from(net.gateway);
+        let mut entries = entries;
+        entries.push(ControlEntry {
+            mac: MacAddr::for_ipv4(gateway),
+            ipv4: gateway,
+            target: FdbTarget::Local,
+        });
         running.plane.set_control_entries(&entries, Instant::now());
         let mut flood: Vec<Ipv4Addr> = net.peers.iter().map(|&p| Ipv4Addr::from(p)).collect();
         flood.extend(
             endpoints
                 .iter()
                 .filter(|e| e.host_id != self.host.id)
-                .filter_map(|e| hosts.get(e.host_id.as_str()))
+                .filter_map(|e| hosts.get(&e.host_id))
                 .map(|&a| Ipv4Addr::from(a)),
         );
         running.plane.set_vteps(&VtepSet::symmetric(flood));
@@ -475,7 +592,12 @@ impl Daemon {
     }
 
     fn start_network(&mut self, net: &Network) -> Result<Running, Failed> {
-        let vni = Vni::new(net.vni).ok_or_else(|| Failed(format!("network {} has an invalid VNI {}", net.name, net.vni), 1))?;
+        let vni = Vni::new(net.vni).ok_or_else(|| {
+            Failed(
+                format!("network {} has an invalid VNI {}", net.name, net.vni),
+                1,
+            )
+        })?;
         let sandbox = Sandbox::ensure(SandboxSpec {
             netns_path: self.sandbox_path(net),
             gateway: Ipv4Addr::from(net.gateway),
@@ -489,16 +611,20 @@ impl Daemon {
             gateway: Ipv4Addr::from(net.gateway),
             aging: DEFAULT_AGING,
         };
-        let plane = self
-            .engine
-            .add_network(config, tap)
-            .map_err(|e| Failed(format!("cannot start forwarding for network {}: {e}", net.name), 1))?;
+        let plane = self.engine.add_network(config, tap).map_err(|e| {
+            Failed(
+                format!("cannot start forwarding for network {}: {e}", net.name),
+                1,
+            )
+        })?;
         tracing::info!(network = %net.name, vni = net.vni, "sandbox up");
         Ok(Running { sandbox, plane })
     }
 
     fn stop_network(&mut self, id: &str) {
-        let Some(running) = self.running.remove(id) else { return };
+        let Some(running) = self.running.remove(id) else {
+            return;
+        };
         self.engine.remove_network(running.plane.config().vni);
         if let Err(e) = running.sandbox.destroy() {
             tracing::warn!(network = id, error = %e, "cannot remove the sandbox");
@@ -508,10 +634,15 @@ impl Daemon {
     /// Sandboxes on disk that no running network owns: left by a crash between creating a
     /// sandbox and recording why. They hold nothing anyone uses.
     fn remove_stray_sandboxes(&self) {
-        let Ok(dir) = std::fs::read_dir(self.data_dir.join("netns")) else { return };
+        let Ok(dir) = std::fs::read_dir(self.data_dir.join("netns")) else {
+            return;
+        };
         for entry in dir.flatten() {
             let path = entry.path();
-            let owned = self.running.values().any(|r| r.sandbox.netns_path() == path);
+            let owned = self
+                .running
+                .values()
+                .any(|r| r.sandbox.netns_path() == path);
             if !owned {
                 if let Err(e) = netns::remove_pinned_netns(&path) {
                     tracing::warn!(path = %path.display(), error = %e, "cannot remove a stray sandbox");
@@ -534,7 +665,12 @@ impl Daemon {
         }
         // Static peers receive every flood, like `bridge fdb append 00:00:00:00:00:00 dst IP`.
         for &peer in &net.peers {
-            rows.push(FdbRow { mac: vec![0; 6], vtep: peer, kind: "static".into(), age_seconds: 0 });
+            rows.push(FdbRow {
+                mac: vec![0; 6],
+                vtep: peer,
+                kind: "static".into(),
+                age_seconds: 0,
+            });
         }
         rows
     }
@@ -546,7 +682,11 @@ impl Daemon {
             .networks()
             .into_iter()
             .map(|net| {
-                let mut s = NetworkStats { name: net.name.clone(), vni: net.vni, ..Default::default() };
+                let mut s = NetworkStats {
+                    name: net.name.clone(),
+                    vni: net.vni,
+                    ..Default::default()
+                };
                 if let Some(running) = self.running.get(&net.id) {
                     let c = &running.plane.counters;
                     use std::sync::atomic::Ordering::Relaxed;
@@ -559,7 +699,10 @@ impl Daemon {
                 s
             })
             .collect();
-        Stats { networks, drops: drop_counts(&self.engine.dataplane().drops) }
+        Stats {
+            networks,
+            drops: drop_counts(&self.engine.dataplane().drops),
+        }
     }
 }
 
@@ -567,7 +710,10 @@ fn drop_counts(drops: &DropCounters) -> Vec<DropCount> {
     drops
         .nonzero()
         .into_iter()
-        .map(|(reason, count)| DropCount { reason: reason.as_str().into(), count })
+        .map(|(reason, count)| DropCount {
+            reason: reason.as_str().into(),
+            count,
+        })
         .collect()
 }
 
@@ -595,7 +741,10 @@ fn load_or_create_host_id(data_dir: &Path) -> anyhow::Result<String> {
     let path = data_dir.join("host-id");
     match std::fs::read_to_string(&path) {
         Ok(id) if id.trim().len() == 64 => return Ok(id.trim().to_string()),
-        Ok(_) => bail!("{} is corrupt; remove it to give this host a new identity", path.display()),
+        Ok(_) => bail!(
+            "{} is corrupt; remove it to give this host a new identity",
+            path.display()
+        ),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     }
@@ -612,9 +761,6 @@ fn hostname() -> String {
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "localhost".into())
 }
-
-#[allow(dead_code)]
-const _: Duration = Duration::ZERO;
 
 #[cfg(test)]
 mod tests {

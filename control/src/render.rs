@@ -29,7 +29,11 @@ pub fn network_json(view: &NetworkView) -> Value {
         .endpoints
         .iter()
         .map(|e| {
-            let host = view.host_names.get(&e.host_id).cloned().unwrap_or_else(|| e.host_id.clone());
+            let host = view
+                .host_names
+                .get(&e.host_id)
+                .cloned()
+                .unwrap_or_else(|| e.host_id.clone());
             (
                 e.id.clone(),
                 json!({
@@ -103,7 +107,11 @@ pub fn fdb_table(rows: &[FdbRow]) -> String {
         .map(|r| {
             vec![
                 mac(&r.mac),
-                if r.vtep == 0 { "-".into() } else { Ipv4Addr::from(r.vtep).to_string() },
+                if r.vtep == 0 {
+                    "-".into()
+                } else {
+                    Ipv4Addr::from(r.vtep).to_string()
+                },
                 r.kind.clone(),
                 r.age_seconds.to_string(),
             ]
@@ -113,8 +121,10 @@ pub fn fdb_table(rows: &[FdbRow]) -> String {
 }
 
 fn drops_json(drops: &[DropCount]) -> Value {
-    let map: serde_json::Map<String, Value> =
-        drops.iter().map(|d| (d.reason.clone(), json!(d.count))).collect();
+    let map: serde_json::Map<String, Value> = drops
+        .iter()
+        .map(|d| (d.reason.clone(), json!(d.count)))
+        .collect();
     Value::Object(map)
 }
 
@@ -162,10 +172,22 @@ pub fn stats_table(stats: &Stats) -> String {
         })
         .collect();
     let mut out = table(
-        &["NAME", "VNI", "RX FRAMES", "RX BYTES", "TX FRAMES", "TX BYTES", "DROPS"],
+        &[
+            "NAME",
+            "VNI",
+            "RX FRAMES",
+            "RX BYTES",
+            "TX FRAMES",
+            "TX BYTES",
+            "DROPS",
+        ],
         rows,
     );
-    let _ = writeln!(out, "\nDropped outside any network: {}", drops_text(&stats.drops));
+    let _ = writeln!(
+        out,
+        "\nDropped outside any network: {}",
+        drops_text(&stats.drops)
+    );
     out
 }
 
@@ -212,7 +234,10 @@ mod tests {
                 name: "net1".into(),
                 driver: "overlay".into(),
                 vni: 4100,
-                subnet: Some(Cidr { addr: 0x0a0a_0000, prefix_len: 24 }),
+                subnet: Some(Cidr {
+                    addr: 0x0a0a_0000,
+                    prefix_len: 24,
+                }),
                 gateway: 0x0a0a_0001,
                 ip_range: None,
                 mtu: 1450,
@@ -258,18 +283,33 @@ mod tests {
         let t = networks_table(&[view()]);
         let mut lines = t.lines();
         assert_eq!(
-            lines.next().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")),
+            lines
+                .next()
+                .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")),
             Some("NETWORK ID NAME DRIVER VNI SUBNET".into())
         );
         let row: Vec<_> = lines.next().expect("row").split_whitespace().collect();
-        assert_eq!(row, vec!["abababababab", "net1", "overlay", "4100", "10.10.0.0/24"]);
+        assert_eq!(
+            row,
+            vec!["abababababab", "net1", "overlay", "4100", "10.10.0.0/24"]
+        );
     }
 
     #[test]
     fn fdb_and_stats_json() {
         let rows = [
-            FdbRow { mac: vec![2, 0x42, 10, 10, 0, 2], vtep: 0, kind: "local".into(), age_seconds: 0 },
-            FdbRow { mac: vec![0; 6], vtep: 0xc612_000c, kind: "static".into(), age_seconds: 0 },
+            FdbRow {
+                mac: vec![2, 0x42, 10, 10, 0, 2],
+                vtep: 0,
+                kind: "local".into(),
+                age_seconds: 0,
+            },
+            FdbRow {
+                mac: vec![0; 6],
+                vtep: 0xc612_000c,
+                kind: "static".into(),
+                age_seconds: 0,
+            },
         ];
         let v: Value = serde_json::from_str(&fdb_json(&rows)).expect("json");
         assert_eq!(v[0]["VTEP"], Value::Null);
@@ -280,10 +320,16 @@ mod tests {
                 name: "net1".into(),
                 vni: 4100,
                 rx_frames: 3,
-                drops: vec![DropCount { reason: "oversize".into(), count: 2 }],
+                drops: vec![DropCount {
+                    reason: "oversize".into(),
+                    count: 2,
+                }],
                 ..Default::default()
             }],
-            drops: vec![DropCount { reason: "unknown_vni".into(), count: 5 }],
+            drops: vec![DropCount {
+                reason: "unknown_vni".into(),
+                count: 5,
+            }],
         };
         let v: Value = serde_json::from_str(&stats_json(&stats)).expect("json");
         assert_eq!(v["networks"][0]["RxFrames"], 3);

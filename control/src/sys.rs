@@ -60,7 +60,10 @@ fn interface_mtu(name: &CStr) -> io::Result<u32> {
         let mut req: libc::ifreq = std::mem::zeroed();
         let bytes = name.to_bytes_with_nul();
         if bytes.len() > req.ifr_name.len() {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "interface name too long"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "interface name too long",
+            ));
         }
         for (dst, src) in req.ifr_name.iter_mut().zip(bytes) {
             *dst = *src as libc::c_char;
@@ -77,11 +80,19 @@ pub struct DirLock(#[allow(dead_code)] File);
 
 impl DirLock {
     pub fn acquire(path: &Path) -> io::Result<Option<DirLock>> {
-        let file = File::options().create(true).truncate(false).write(true).open(path)?;
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)?;
         // SAFETY: flock on a file descriptor we own.
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
             let e = io::Error::last_os_error();
-            return if e.kind() == io::ErrorKind::WouldBlock { Ok(None) } else { Err(e) };
+            return if e.kind() == io::ErrorKind::WouldBlock {
+                Ok(None)
+            } else {
+                Err(e)
+            };
         }
         Ok(Some(DirLock(file)))
     }
@@ -96,7 +107,9 @@ mod tests {
         let a = random_id().expect("urandom");
         let b = random_id().expect("urandom");
         assert_eq!(a.len(), 64);
-        assert!(a.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert!(a
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
         assert_ne!(a, b);
     }
 
@@ -107,7 +120,10 @@ mod tests {
             .expect("lo holds 127.0.0.1");
         assert_eq!(name, "lo");
         assert!(mtu >= 1500);
-        assert_eq!(interface_with_addr(Ipv4Addr::new(192, 0, 2, 77)).expect("getifaddrs"), None);
+        assert_eq!(
+            interface_with_addr(Ipv4Addr::new(192, 0, 2, 77)).expect("getifaddrs"),
+            None
+        );
     }
 
     #[test]

@@ -147,10 +147,17 @@ impl Engine {
 
     /// Starts forwarding for a network whose frames come and go through `tap`. Replaces (and
     /// stops) a network already running with the same VNI.
-    pub fn add_network(&self, config: NetworkConfig, tap: SyncDevice) -> io::Result<Arc<NetworkPlane>> {
+    pub fn add_network(
+        &self,
+        config: NetworkConfig,
+        tap: SyncDevice,
+    ) -> io::Result<Arc<NetworkPlane>> {
         self.remove_network(config.vni);
         let tap = Arc::new(tap);
-        let plane = Arc::new(NetworkPlane::new(config, Arc::new(TapSink(Arc::clone(&tap)))));
+        let plane = Arc::new(NetworkPlane::new(
+            config,
+            Arc::new(TapSink(Arc::clone(&tap))),
+        ));
         let stop = Arc::new(InterruptEvent::new()?);
         let thread = {
             let plane = Arc::clone(&plane);
@@ -220,7 +227,12 @@ fn receive_loop(socket: UdpSocket, dataplane: &Dataplane, stop: &AtomicBool) {
         }
         let (len, src) = match received {
             Ok(r) => r,
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
                 continue
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -266,7 +278,9 @@ fn tap_loop(tap: &SyncDevice, plane: &NetworkPlane, senders: &Senders, stop: &In
         let frame = &buf[VXLAN_HEADER_LEN..VXLAN_HEADER_LEN + len];
         let datagram = &buf[..VXLAN_HEADER_LEN + len];
         match plane.handle_tap_frame(frame, Instant::now(), &mut reply) {
-            TapAction::Unicast(vtep) => send_counted(plane, senders, vtep, flow_hash(frame), datagram),
+            TapAction::Unicast(vtep) => {
+                send_counted(plane, senders, vtep, flow_hash(frame), datagram)
+            }
             TapAction::Flood(vteps) => {
                 let hash = flow_hash(frame);
                 for &vtep in vteps.iter() {
@@ -283,7 +297,13 @@ fn tap_loop(tap: &SyncDevice, plane: &NetworkPlane, senders: &Senders, stop: &In
     }
 }
 
-fn send_counted(plane: &NetworkPlane, senders: &Senders, vtep: Ipv4Addr, hash: u32, datagram: &[u8]) {
+fn send_counted(
+    plane: &NetworkPlane,
+    senders: &Senders,
+    vtep: Ipv4Addr,
+    hash: u32,
+    datagram: &[u8],
+) {
     match senders.send(vtep, hash, datagram) {
         Ok(()) => plane.counters.count_tx(datagram.len() - VXLAN_HEADER_LEN),
         Err(_) => plane.counters.drops.bump(DropReason::SendError),

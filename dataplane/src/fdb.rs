@@ -179,9 +179,8 @@ impl Fdb {
     /// Replaces every control-plane entry (MAC and ARP) with `entries`, in one call: entries
     /// not in the new set are removed, learned entries for the same MACs or IPs are replaced.
     pub fn set_control_entries(&self, entries: &[ControlEntry], now: Instant) {
-        self.macs.retain(|mac, e| {
-            e.kind == FdbKind::Learned || entries.iter().any(|c| c.mac == *mac)
-        });
+        self.macs
+            .retain(|mac, e| e.kind == FdbKind::Learned || entries.iter().any(|c| c.mac == *mac));
         self.arp
             .retain(|ip, e| e.learned || entries.iter().any(|c| c.ipv4 == *ip));
         for c in entries {
@@ -212,9 +211,8 @@ impl Fdb {
     pub fn expire(&self, now: Instant) -> usize {
         let before = self.macs.len() + self.arp.len();
         self.macs.retain(|_, e| self.live(e.kind, e.updated, now));
-        self.arp.retain(|_, e| {
-            !e.learned || now.saturating_duration_since(e.updated) < self.aging
-        });
+        self.arp
+            .retain(|_, e| !e.learned || now.saturating_duration_since(e.updated) < self.aging);
         before - (self.macs.len() + self.arp.len())
     }
 
@@ -287,8 +285,16 @@ mod tests {
         let t0 = Instant::now();
         let fdb = Fdb::new(DEFAULT_AGING);
         let entries = [
-            ControlEntry { mac: mac(2), ipv4: ip(2), target: FdbTarget::Local },
-            ControlEntry { mac: mac(3), ipv4: ip(3), target: FdbTarget::Remote(VTEP_A) },
+            ControlEntry {
+                mac: mac(2),
+                ipv4: ip(2),
+                target: FdbTarget::Local,
+            },
+            ControlEntry {
+                mac: mac(3),
+                ipv4: ip(3),
+                target: FdbTarget::Remote(VTEP_A),
+            },
         ];
         fdb.set_control_entries(&entries, t0);
         assert!(!fdb.learn(mac(2), VTEP_B, t0));
@@ -297,7 +303,10 @@ mod tests {
         assert_eq!(fdb.lookup(mac(3), t0), Some(FdbTarget::Remote(VTEP_A)));
         // Control entries never age.
         let much_later = t0 + Duration::from_secs(100_000);
-        assert_eq!(fdb.lookup(mac(3), much_later), Some(FdbTarget::Remote(VTEP_A)));
+        assert_eq!(
+            fdb.lookup(mac(3), much_later),
+            Some(FdbTarget::Remote(VTEP_A))
+        );
         fdb.learn_arp(ip(3), mac(9), t0);
         assert_eq!(fdb.arp_lookup(ip(3), t0), Some(mac(3)));
     }
@@ -309,7 +318,11 @@ mod tests {
         fdb.learn(mac(3), VTEP_B, t0);
         fdb.learn(mac(7), VTEP_B, t0);
         fdb.learn_arp(ip(3), mac(3), t0);
-        let entries = [ControlEntry { mac: mac(3), ipv4: ip(3), target: FdbTarget::Remote(VTEP_A) }];
+        let entries = [ControlEntry {
+            mac: mac(3),
+            ipv4: ip(3),
+            target: FdbTarget::Remote(VTEP_A),
+        }];
         fdb.set_control_entries(&entries, t0);
         assert_eq!(fdb.lookup(mac(3), t0), Some(FdbTarget::Remote(VTEP_A)));
         // The endpoint leaves: its MAC and IP are gone at once; learned mac(7) stays.
@@ -338,12 +351,19 @@ mod tests {
         let t0 = Instant::now();
         let fdb = Fdb::new(DEFAULT_AGING);
         fdb.learn(mac(9), VTEP_B, t0);
-        let entries = [ControlEntry { mac: mac(2), ipv4: ip(2), target: FdbTarget::Local }];
+        let entries = [ControlEntry {
+            mac: mac(2),
+            ipv4: ip(2),
+            target: FdbTarget::Local,
+        }];
         fdb.set_control_entries(&entries, t0);
         let rows = fdb.rows(t0 + Duration::from_secs(5));
         assert_eq!(rows.len(), 2);
         assert_eq!((rows[0].kind, rows[0].vtep), (FdbKind::Local, None));
-        assert_eq!((rows[1].kind, rows[1].vtep), (FdbKind::Learned, Some(VTEP_B)));
+        assert_eq!(
+            (rows[1].kind, rows[1].vtep),
+            (FdbKind::Learned, Some(VTEP_B))
+        );
         assert_eq!(rows[1].age, Duration::from_secs(5));
     }
 }

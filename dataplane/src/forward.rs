@@ -217,7 +217,12 @@ impl NetworkPlane {
     }
 
     /// Checks and learns from a decapsulated frame that came from `src`, a trusted VTEP.
-    fn accept_from_wire(&self, src: Ipv4Addr, frame: &[u8], now: Instant) -> Result<(), DropReason> {
+    fn accept_from_wire(
+        &self,
+        src: Ipv4Addr,
+        frame: &[u8],
+        now: Instant,
+    ) -> Result<(), DropReason> {
         let eth = EthernetFrame::new_checked(frame).map_err(|_| DropReason::Truncated)?;
         if frame.len() > self.config.max_frame_len() {
             return Err(DropReason::Oversize);
@@ -274,7 +279,12 @@ impl Dataplane {
     }
 
     /// Decides the fate of `datagram`, the UDP payload received from `src`.
-    pub fn handle_datagram<'a>(&self, src: Ipv4Addr, datagram: &'a [u8], now: Instant) -> WireAction<'a> {
+    pub fn handle_datagram<'a>(
+        &self,
+        src: Ipv4Addr,
+        datagram: &'a [u8],
+        now: Instant,
+    ) -> WireAction<'a> {
         let vxlan = match VxlanPacket::new_checked(datagram) {
             Ok(v) => v,
             Err(e) => return self.drop(e.into()),

@@ -193,6 +193,7 @@ impl Sandbox {
             tracing::info!(netns = %path.display(), "creating sandbox namespace");
             netns::create_pinned_netns(path)?;
         }
+        disable_ipv6(path)?;
         let sandbox = Sandbox { spec };
         sandbox.ensure_bridge()?;
         Ok(sandbox)
@@ -370,6 +371,7 @@ impl Sandbox {
                     std::io::ErrorKind::NotFound.into(),
                 )
             })?;
+            disable_ipv6_here(&[&ep.ifname])?;
             add_ipv4_if_missing(&h, index, ep.ipv4, ep.prefix_len).await?;
             set_link_up(&h, &ep.ifname).await?;
             set_link_up(&h, "lo").await
@@ -515,6 +517,29 @@ fn check_unicast(ep: &EndpointSpec) -> Result<(), SandboxError> {
 
 fn fmt_mac(mac: [u8; 6]) -> String {
     mac.map(|b| format!("{b:02x}")).join(":")
+}
+
+/// Overlays are IPv4: without this, `br0`, `vxtap0`, the veths and the containers' interfaces
+/// send router solicitations and MLD reports that every host would flood to every other
+/// (Docker too disables IPv6 on the interfaces of IPv4-only networks). The sandbox's knobs are
+/// set before `br0` exists, so that `default` covers the links made later.
+fn disable_ipv6(netns_path: &Path) -> Result<(), SandboxError> {
+    netns::run_in_netns(netns_path, || disable_ipv6_here(&["all", "default"]))
+}
+
+/// Sets `disable_ipv6` for `interfaces` in the calling thread's namespace (/proc/sys/net
+/// resolves to the namespace of the thread that opens it). A kernel without IPv6 has nothing
+/// to disable.
+fn disable_ipv6_here(interfaces: &[&str]) -> Result<(), SandboxError> {
+    for name in interfaces {
+        let path = format!("/proc/sys/net/ipv6/conf/{name}/disable_ipv6");
+        match std::fs::write(&path, b"1") {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(SandboxError::os(format!("write {path}"), source)),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

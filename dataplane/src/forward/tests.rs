@@ -39,8 +39,16 @@ fn plane() -> Arc<NetworkPlane> {
     // ip(2) lives here; ip(3) was placed on PEER by the control plane.
     p.set_control_entries(
         &[
-            ControlEntry { mac: mac(2), ipv4: ip(2), target: FdbTarget::Local },
-            ControlEntry { mac: mac(3), ipv4: ip(3), target: FdbTarget::Remote(PEER) },
+            ControlEntry {
+                mac: mac(2),
+                ipv4: ip(2),
+                target: FdbTarget::Local,
+            },
+            ControlEntry {
+                mac: mac(3),
+                ipv4: ip(3),
+                target: FdbTarget::Remote(PEER),
+            },
         ],
         Instant::now(),
     );
@@ -63,7 +71,11 @@ fn arp(op: u16, sender: (MacAddr, Ipv4Addr), target_ip: Ipv4Addr) -> Vec<u8> {
     a.extend_from_slice(&sender.1.octets());
     a.extend_from_slice(&[0; 6]);
     a.extend_from_slice(&target_ip.octets());
-    let dst = if op == 1 { MacAddr::BROADCAST } else { MacAddr::ZERO };
+    let dst = if op == 1 {
+        MacAddr::BROADCAST
+    } else {
+        MacAddr::ZERO
+    };
     ethernet(dst, sender.0, 0x0806, &a)
 }
 
@@ -72,7 +84,11 @@ fn ipv4_frame(dst: MacAddr, src: MacAddr, len: usize) -> Vec<u8> {
 }
 
 fn vxlan(vni: u32, frame: &[u8]) -> Vec<u8> {
-    let mut d = VxlanHeader { vni: Vni::new(vni).expect("24-bit") }.to_bytes().to_vec();
+    let mut d = VxlanHeader {
+        vni: Vni::new(vni).expect("24-bit"),
+    }
+    .to_bytes()
+    .to_vec();
     d.extend_from_slice(frame);
     d
 }
@@ -84,7 +100,12 @@ fn dataplane() -> (Dataplane, Arc<NetworkPlane>) {
     (dp, p)
 }
 
-fn deliver(dp: &Dataplane, src: Ipv4Addr, datagram: &[u8], now: Instant) -> Result<Vec<u8>, DropReason> {
+fn deliver(
+    dp: &Dataplane,
+    src: Ipv4Addr,
+    datagram: &[u8],
+    now: Instant,
+) -> Result<Vec<u8>, DropReason> {
     match dp.handle_datagram(src, datagram, now) {
         WireAction::Deliver { plane, frame } => {
             assert_eq!(plane.config().vni.get(), VNI);
@@ -100,14 +121,20 @@ fn deliver(dp: &Dataplane, src: Ipv4Addr, datagram: &[u8], now: Instant) -> Resu
 fn known_remote_unicast_goes_to_its_vtep() {
     let p = plane();
     let f = ipv4_frame(mac(3), mac(2), 100);
-    assert_eq!(p.handle_tap_frame(&f, Instant::now(), &mut [0; 64]), TapAction::Unicast(PEER));
+    assert_eq!(
+        p.handle_tap_frame(&f, Instant::now(), &mut [0; 64]),
+        TapAction::Unicast(PEER)
+    );
 }
 
 #[test]
 fn local_unicast_stays_local() {
     let p = plane();
     let f = ipv4_frame(mac(2), mac(9), 100);
-    assert_eq!(p.handle_tap_frame(&f, Instant::now(), &mut [0; 64]), TapAction::Local);
+    assert_eq!(
+        p.handle_tap_frame(&f, Instant::now(), &mut [0; 64]),
+        TapAction::Local
+    );
 }
 
 #[test]
@@ -115,9 +142,17 @@ fn broadcast_multicast_and_unknown_unicast_flood() {
     let p = plane();
     let now = Instant::now();
     let flood = TapAction::Flood(vec![PEER].into());
-    for dst in [MacAddr::BROADCAST, MacAddr([0x01, 0x00, 0x5e, 0, 0, 1]), mac(77)] {
+    for dst in [
+        MacAddr::BROADCAST,
+        MacAddr([0x01, 0x00, 0x5e, 0, 0, 1]),
+        mac(77),
+    ] {
         let f = ipv4_frame(dst, mac(2), 60);
-        assert_eq!(p.handle_tap_frame(&f, now, &mut [0; 64]), flood, "dst {dst}");
+        assert_eq!(
+            p.handle_tap_frame(&f, now, &mut [0; 64]),
+            flood,
+            "dst {dst}"
+        );
     }
 }
 
@@ -155,7 +190,10 @@ fn arp_for_local_endpoints_and_the_gateway_never_leaves() {
     let now = Instant::now();
     for target in [ip(2), GATEWAY] {
         let req = arp(1, (mac(9), ip(9)), target);
-        assert_eq!(p.handle_tap_frame(&req, now, &mut [0; 64]), TapAction::Local);
+        assert_eq!(
+            p.handle_tap_frame(&req, now, &mut [0; 64]),
+            TapAction::Local
+        );
     }
 }
 
@@ -164,37 +202,66 @@ fn arp_for_an_unknown_address_floods_once_then_is_answered_from_what_was_learned
     let (dp, p) = dataplane();
     let now = Instant::now();
     let req = arp(1, (mac(2), ip(2)), ip(40));
-    assert!(matches!(p.handle_tap_frame(&req, now, &mut [0; 64]), TapAction::Flood(_)));
+    assert!(matches!(
+        p.handle_tap_frame(&req, now, &mut [0; 64]),
+        TapAction::Flood(_)
+    ));
     // The owner of 10.10.0.40, behind PEER, answers across the wire.
     let answer = arp(2, (mac(40), ip(40)), ip(2));
     let answer = ethernet(mac(2), mac(40), 0x0806, &answer[14..]);
     assert!(deliver(&dp, PEER, &vxlan(VNI, &answer), now).is_ok());
     let mut reply = [0u8; 64];
-    assert!(matches!(p.handle_tap_frame(&req, now, &mut reply), TapAction::Reply(42)));
+    assert!(matches!(
+        p.handle_tap_frame(&req, now, &mut reply),
+        TapAction::Reply(42)
+    ));
     // Learned knowledge ages out; then the request floods again.
     let later = now + Duration::from_secs(301);
-    assert!(matches!(p.handle_tap_frame(&req, later, &mut reply), TapAction::Flood(_)));
+    assert!(matches!(
+        p.handle_tap_frame(&req, later, &mut reply),
+        TapAction::Flood(_)
+    ));
 }
 
 #[test]
 fn arp_replies_and_malformed_arp_are_forwarded_not_answered() {
     let p = plane();
     let now = Instant::now();
-    let reply_frame = ethernet(mac(3), mac(2), 0x0806, &arp(2, (mac(2), ip(2)), ip(3))[14..]);
-    assert_eq!(p.handle_tap_frame(&reply_frame, now, &mut [0; 64]), TapAction::Unicast(PEER));
+    let reply_frame = ethernet(
+        mac(3),
+        mac(2),
+        0x0806,
+        &arp(2, (mac(2), ip(2)), ip(3))[14..],
+    );
+    assert_eq!(
+        p.handle_tap_frame(&reply_frame, now, &mut [0; 64]),
+        TapAction::Unicast(PEER)
+    );
     let short = ethernet(MacAddr::BROADCAST, mac(2), 0x0806, &[0, 1, 8]);
-    assert!(matches!(p.handle_tap_frame(&short, now, &mut [0; 64]), TapAction::Flood(_)));
+    assert!(matches!(
+        p.handle_tap_frame(&short, now, &mut [0; 64]),
+        TapAction::Flood(_)
+    ));
 }
 
 #[test]
 fn runts_and_giants_from_the_tap_are_dropped_and_counted() {
     let p = plane();
     let now = Instant::now();
-    assert_eq!(p.handle_tap_frame(&[0; 13], now, &mut [0; 64]), TapAction::Drop(DropReason::Truncated));
+    assert_eq!(
+        p.handle_tap_frame(&[0; 13], now, &mut [0; 64]),
+        TapAction::Drop(DropReason::Truncated)
+    );
     let giant = ipv4_frame(mac(3), mac(2), 1450 + 5);
-    assert_eq!(p.handle_tap_frame(&giant, now, &mut [0; 64]), TapAction::Drop(DropReason::Oversize));
+    assert_eq!(
+        p.handle_tap_frame(&giant, now, &mut [0; 64]),
+        TapAction::Drop(DropReason::Oversize)
+    );
     let max = ipv4_frame(mac(3), mac(2), 1450 + 4);
-    assert_eq!(p.handle_tap_frame(&max, now, &mut [0; 64]), TapAction::Unicast(PEER));
+    assert_eq!(
+        p.handle_tap_frame(&max, now, &mut [0; 64]),
+        TapAction::Unicast(PEER)
+    );
     assert_eq!(p.counters.drops.get(DropReason::Truncated), 1);
     assert_eq!(p.counters.drops.get(DropReason::Oversize), 1);
 }
@@ -210,7 +277,10 @@ fn valid_datagram_is_delivered_and_its_source_learned() {
     assert_eq!(p.fdb.lookup(mac(50), now), Some(FdbTarget::Remote(PEER)));
     // And the reverse direction now goes unicast.
     let back = ipv4_frame(mac(50), mac(2), 100);
-    assert_eq!(p.handle_tap_frame(&back, now, &mut [0; 64]), TapAction::Unicast(PEER));
+    assert_eq!(
+        p.handle_tap_frame(&back, now, &mut [0; 64]),
+        TapAction::Unicast(PEER)
+    );
     assert_eq!(dp.drops.total(), 0);
 }
 
@@ -243,9 +313,15 @@ fn malformed_datagrams_are_counted_at_the_top_level() {
 fn bad_inner_frames_are_counted_on_their_network() {
     let (dp, p) = dataplane();
     let now = Instant::now();
-    assert_eq!(deliver(&dp, PEER, &vxlan(VNI, &[0; 10]), now), Err(DropReason::Truncated));
+    assert_eq!(
+        deliver(&dp, PEER, &vxlan(VNI, &[0; 10]), now),
+        Err(DropReason::Truncated)
+    );
     let giant = ipv4_frame(mac(2), mac(50), 1450 + 5);
-    assert_eq!(deliver(&dp, PEER, &vxlan(VNI, &giant), now), Err(DropReason::Oversize));
+    assert_eq!(
+        deliver(&dp, PEER, &vxlan(VNI, &giant), now),
+        Err(DropReason::Oversize)
+    );
     assert_eq!(p.counters.drops.get(DropReason::Truncated), 1);
     assert_eq!(p.counters.drops.get(DropReason::Oversize), 1);
     assert_eq!(dp.drops.total(), 0);
@@ -256,7 +332,10 @@ fn a_remote_sender_claiming_a_local_mac_is_refused() {
     let (dp, p) = dataplane();
     let now = Instant::now();
     let spoof = ipv4_frame(MacAddr::BROADCAST, mac(2), 60);
-    assert_eq!(deliver(&dp, PEER, &vxlan(VNI, &spoof), now), Err(DropReason::MacConflict));
+    assert_eq!(
+        deliver(&dp, PEER, &vxlan(VNI, &spoof), now),
+        Err(DropReason::MacConflict)
+    );
     assert_eq!(p.fdb.lookup(mac(2), now), Some(FdbTarget::Local));
     // A remote control entry sending from its own MAC is fine and stays a control entry.
     let ok = ipv4_frame(MacAddr::BROADCAST, mac(3), 60);
@@ -287,7 +366,10 @@ fn removing_a_network_makes_its_vni_unknown() {
 #[test]
 fn trusted_but_not_flooded_vteps_are_accepted() {
     let (dp, p) = dataplane();
-    p.set_vteps(&VtepSet { flood: vec![PEER], trusted: vec![STRANGER] });
+    p.set_vteps(&VtepSet {
+        flood: vec![PEER],
+        trusted: vec![STRANGER],
+    });
     let f = ipv4_frame(mac(2), mac(50), 60);
     assert!(deliver(&dp, STRANGER, &vxlan(VNI, &f), Instant::now()).is_ok());
     assert!(deliver(&dp, PEER, &vxlan(VNI, &f), Instant::now()).is_ok());

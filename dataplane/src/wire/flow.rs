@@ -73,9 +73,14 @@ mod tests {
     #[test]
     fn same_flow_same_hash_other_ports_spread() {
         assert_eq!(flow_hash(&tcp_frame(40000)), flow_hash(&tcp_frame(40000)));
-        let ports: std::collections::HashSet<u32> =
-            (40000..40064).map(|p| flow_hash(&tcp_frame(p)) % 8).collect();
-        assert!(ports.len() >= 6, "64 flows landed on only {} of 8 ports", ports.len());
+        let ports: std::collections::HashSet<u32> = (40000..40064)
+            .map(|p| flow_hash(&tcp_frame(p)) % 8)
+            .collect();
+        assert!(
+            ports.len() >= 6,
+            "64 flows landed on only {} of 8 ports",
+            ports.len()
+        );
     }
 
     #[test]

@@ -85,7 +85,10 @@ mod tests {
         assert_eq!(mac.to_string(), "02:42:0a:00:00:02");
         assert_eq!("02:42:0a:00:00:02".parse::<MacAddr>(), Ok(mac));
         assert_eq!("02:42:0a:00:00".parse::<MacAddr>(), Err(ParseMacError));
-        assert_eq!("02:42:0a:00:00:02:03".parse::<MacAddr>(), Err(ParseMacError));
+        assert_eq!(
+            "02:42:0a:00:00:02:03".parse::<MacAddr>(),
+            Err(ParseMacError)
+        );
         assert_eq!("02:42:0a:00:00:zz".parse::<MacAddr>(), Err(ParseMacError));
     }
 

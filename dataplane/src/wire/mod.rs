@@ -13,7 +13,7 @@ mod flow;
 mod mac;
 mod vxlan;
 
-pub use arp::{emit_arp_reply, ArpPacket, ArpOperation, ARP_PACKET_LEN};
+pub use arp::{emit_arp_reply, ArpOperation, ArpPacket, ARP_PACKET_LEN};
 pub use ethernet::{EtherType, EthernetFrame, ETHERNET_HEADER_LEN};
 pub use flow::flow_hash;
 pub use mac::MacAddr;

@@ -140,21 +140,36 @@ mod tests {
             VxlanPacket::new_checked(&KERNEL_HEADER_VNI_4100[..7]).err(),
             Some(WireError::Truncated)
         );
-        assert_eq!(VxlanPacket::new_checked(&[][..]).err(), Some(WireError::Truncated));
+        assert_eq!(
+            VxlanPacket::new_checked(&[][..]).err(),
+            Some(WireError::Truncated)
+        );
         // I flag missing.
         let mut b = KERNEL_HEADER_VNI_4100;
         b[0] = 0;
-        assert_eq!(VxlanPacket::new_checked(&b[..]).err(), Some(WireError::BadFlags));
+        assert_eq!(
+            VxlanPacket::new_checked(&b[..]).err(),
+            Some(WireError::BadFlags)
+        );
         // GBP extension bit.
         let mut b = KERNEL_HEADER_VNI_4100;
         b[0] = 0x88;
-        assert_eq!(VxlanPacket::new_checked(&b[..]).err(), Some(WireError::BadFlags));
+        assert_eq!(
+            VxlanPacket::new_checked(&b[..]).err(),
+            Some(WireError::BadFlags)
+        );
         // Reserved bits in the flags word.
         let mut b = KERNEL_HEADER_VNI_4100;
         b[3] = 1;
-        assert_eq!(VxlanPacket::new_checked(&b[..]).err(), Some(WireError::BadFlags));
+        assert_eq!(
+            VxlanPacket::new_checked(&b[..]).err(),
+            Some(WireError::BadFlags)
+        );
         let mut b = KERNEL_HEADER_VNI_4100;
         b[7] = 1;
-        assert_eq!(VxlanPacket::new_checked(&b[..]).err(), Some(WireError::ReservedBits));
+        assert_eq!(
+            VxlanPacket::new_checked(&b[..]).err(),
+            Some(WireError::ReservedBits)
+        );
     }
 }
