@@ -218,7 +218,8 @@ impl Frame {
         self.first("vxlan.vni")
     }
 
-    /// The VXLAN flags field (`0x08` for a valid header with the I flag), if present.
+    /// The first 16 bits of the VXLAN header as tshark shows them: `0x0800` for a valid
+    /// RFC 7348 header (I flag only).
     pub fn vxlan_flags(&self) -> Option<u32> {
         self.first("vxlan.flags")
     }
@@ -243,14 +244,15 @@ impl Frame {
         self.first("ip.dst")
     }
 
-    /// Innermost IPv4 source (the container's address inside VXLAN).
+    /// IPv4 source inside VXLAN (the container's address); `None` without an inner IPv4
+    /// header (e.g. an inner ARP frame).
     pub fn inner_src(&self) -> Option<Ipv4Addr> {
-        self.get("ip.src").last().and_then(|v| v.parse().ok())
+        self.get("ip.src").get(1).and_then(|v| v.parse().ok())
     }
 
-    /// Innermost IPv4 destination.
+    /// IPv4 destination inside VXLAN; `None` without an inner IPv4 header.
     pub fn inner_dst(&self) -> Option<Ipv4Addr> {
-        self.get("ip.dst").last().and_then(|v| v.parse().ok())
+        self.get("ip.dst").get(1).and_then(|v| v.parse().ok())
     }
 
     /// ARP opcode (1 request, 2 reply) of an ARP payload, inner or plain.
@@ -341,7 +343,7 @@ mod tests {
             "198.18.0.11",
             "51234",
             "4789",
-            "0x08",
+            "0x0800",
             "4100",
             "1",
             "10.10.0.2",
@@ -351,7 +353,8 @@ mod tests {
         let f = Frame::parse_tshark_line(&l).expect("well-formed line");
         assert!(f.is_vxlan());
         assert_eq!(f.vni(), Some(4100));
-        assert_eq!(f.vxlan_flags(), Some(8));
+        assert_eq!(f.vxlan_flags(), Some(0x0800));
+        assert_eq!(f.inner_src(), None, "inner ARP has no IPv4 header");
         assert_eq!(f.udp_dst_port(), Some(4789));
         assert_eq!(f.overlay_arp_opcode(), Some(1));
         assert_eq!(f.arp_sender_ip(), Some(Ipv4Addr::new(10, 10, 0, 2)));

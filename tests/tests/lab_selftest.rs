@@ -1,0 +1,181 @@
+//! Self-tests of the lab on kernel vxlan hosts only: they need no vxnet daemon, so they show
+//! that the lab (namespaces, underlay, kernel VTEPs, capture, iperf3, teardown) is sound before
+//! any vxnet test blames the daemon.
+
+use std::path::Path;
+use std::time::Duration;
+
+use vxnet_tests::iperf::{run_iperf, IperfTest};
+use vxnet_tests::lab::host_addr;
+use vxnet_tests::netns;
+use vxnet_tests::{require_root, HostKind, KernelNetwork, Lab};
+
+const VNI: u32 = 4100;
+
+/// Two kernel vxlan hosts, one container each: c1 10.10.0.2 on h0, c2 10.10.0.3 on h1.
+fn kernel_pair() -> (Lab, vxnet_tests::Container, vxnet_tests::Container) {
+    let lab = Lab::builder()
+        .hosts(HostKind::KernelVxlan, 2)
+        .build()
+        .expect("building a kernel-only lab");
+    for (host, peer) in [(0, 1), (1, 0)] {
+        lab.kernel_network(
+            host,
+            &KernelNetwork {
+                vni: VNI,
+                mtu: 1450,
+                peers: vec![host_addr(peer)],
+            },
+        )
+        .expect("kernel vxlan network");
+    }
+    let c1 = lab
+        .kernel_container(0, "c1", "10.10.0.2/24")
+        .expect("container c1");
+    let c2 = lab
+        .kernel_container(1, "c2", "10.10.0.3/24")
+        .expect("container c2");
+    (lab, c1, c2)
+}
+
+#[test]
+fn underlay_hosts_reach_each_other() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::builder()
+        .hosts(HostKind::KernelVxlan, 2)
+        .build()
+        .expect("lab");
+    let stats = vxnet_tests::ping::ping(lab.host(0).ns(), &host_addr(1).to_string(), 3)
+        .expect("ping runs");
+    assert_eq!(stats.received, 3, "{stats:?}");
+}
+
+#[test]
+fn kernel_vxlan_containers_ping_over_vxlan_4789() {
+    if !require_root() {
+        return;
+    }
+    let (lab, c1, c2) = kernel_pair();
+    let capture = lab.capture("udp port 4789").expect("capture");
+    let there = c1.ping("10.10.0.3", 3).expect("ping c1 -> c2");
+    let back = c2.ping("10.10.0.2", 3).expect("ping c2 -> c1");
+    let frames = capture.stop().expect("decode capture");
+    assert_eq!(there.received, 3, "c1 -> c2: {there:?}");
+    assert_eq!(back.received, 3, "c2 -> c1: {back:?}");
+
+    let shown = vxnet_tests::capture::describe_frames(&frames);
+    let echo_requests: Vec<_> = frames
+        .iter()
+        .filter(|f| f.icmp_type() == Some(8))
+        .collect();
+    assert_eq!(echo_requests.len(), 6, "one VXLAN frame per echo request:\n{shown}");
+    for f in &frames {
+        assert!(f.is_vxlan(), "not decoded as VXLAN: {f}");
+        assert_eq!(f.vni(), Some(VNI), "{f}");
+        assert_eq!(f.udp_dst_port(), Some(4789), "{f}");
+        assert_eq!(f.vxlan_flags(), Some(0x0800), "{f}");
+    }
+    // Head-end replication: c1's first ARP request crosses the wire exactly once (one peer).
+    let requests_from_c1 = frames
+        .iter()
+        .filter(|f| {
+            f.overlay_arp_opcode() == Some(1)
+                && f.arp_sender_ip() == Some("10.10.0.2".parse().expect("ip"))
+        })
+        .count();
+    assert_eq!(requests_from_c1, 1, "{shown}");
+    // The lab gives containers the vxnet MAC convention.
+    assert_eq!(
+        c1.neighbour_mac("10.10.0.3").expect("ip neigh").as_deref(),
+        Some("02:42:0a:0a:00:03")
+    );
+}
+
+#[test]
+fn kernel_vxlan_iperf3_tcp() {
+    if !require_root() {
+        return;
+    }
+    let (lab, c1, c2) = kernel_pair();
+    let r = run_iperf(
+        &c2.ns,
+        &c1.ns,
+        "10.10.0.3",
+        IperfTest::Tcp { streams: 1 },
+        Duration::from_secs(2),
+        lab.root(),
+    )
+    .expect("iperf3 over kernel vxlan");
+    assert!(r.bits_per_second > 1e6, "{r:?}");
+}
+
+#[test]
+fn teardown_removes_namespaces_mounts_and_files() {
+    if !require_root() {
+        return;
+    }
+    let (lab, c1, _c2) = kernel_pair();
+    // A helper left running inside a container must not keep anything alive.
+    lab.spawn_in(&c1.ns, &["sleep", "60"]).expect("helper");
+    let namespaces = lab.namespaces();
+    let root = lab.root().to_path_buf();
+    assert_eq!(namespaces.len(), 5, "underlay, 2 hosts, 2 containers");
+    assert!(namespaces.iter().all(|n| netns::exists(n)));
+    lab.teardown();
+    lab.teardown(); // idempotent
+    for n in &namespaces {
+        assert!(!netns::exists(n), "{n} survived teardown");
+    }
+    assert!(!Path::new(&root).exists(), "{} survived", root.display());
+    assert!(netns::mounts_under(&root).is_empty());
+}
+
+#[test]
+fn teardown_runs_when_a_test_panics() {
+    if !require_root() {
+        return;
+    }
+    let (names, root) = std::thread::spawn(|| {
+        let lab = Lab::builder()
+            .hosts(HostKind::KernelVxlan, 1)
+            .build()
+            .expect("lab");
+        let names = lab.namespaces();
+        let root = lab.root().to_path_buf();
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            let _lab = lab;
+            panic!("deliberate panic inside a lab");
+        }));
+        assert!(result.is_err());
+        (names, root)
+    })
+    .join()
+    .expect("thread");
+    assert!(!names.is_empty());
+    for n in &names {
+        assert!(!netns::exists(n), "{n} survived a panicking test");
+    }
+    assert!(!root.exists());
+}
+
+#[test]
+fn labs_in_parallel_do_not_collide() {
+    if !require_root() {
+        return;
+    }
+    let a = Lab::builder()
+        .hosts(HostKind::KernelVxlan, 1)
+        .build()
+        .expect("lab a");
+    let b = Lab::builder()
+        .hosts(HostKind::KernelVxlan, 1)
+        .build()
+        .expect("lab b");
+    assert_ne!(a.prefix(), b.prefix());
+    assert_ne!(a.host(0).ns(), b.host(0).ns());
+    // Same addresses, separate underlays: each host reaches only its own lab's gateway.
+    let ping = vxnet_tests::ping::ping(b.host(0).ns(), "198.18.0.1", 1).expect("ping");
+    assert_eq!(ping.received, 1);
+}
