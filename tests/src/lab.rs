@@ -91,9 +91,17 @@ pub struct LabBuilder {
     start_daemons: bool,
     underlay_mtu: u32,
     daemon_args: Vec<String>,
+    bin: Option<PathBuf>,
 }
 
 impl LabBuilder {
+    /// Uses `bin` as the vxnet binary instead of [`crate::find_vxnet_bin`] (the lab's own
+    /// self-tests run a stand-in daemon this way).
+    pub fn vxnet_bin(mut self, bin: &Path) -> Self {
+        self.bin = Some(bin.to_path_buf());
+        self
+    }
+
     /// Adds one host of `kind`; hosts are numbered in the order added.
     pub fn host(mut self, kind: HostKind) -> Self {
         self.kinds.push(kind);
@@ -146,10 +154,10 @@ impl LabBuilder {
             captures: AtomicU32::new(0),
             torn_down: AtomicBool::new(false),
         };
-        let bin = if needs_bin {
-            Some(crate::find_vxnet_bin()?)
-        } else {
-            None
+        let bin = match (&self.bin, needs_bin) {
+            (Some(b), _) => Some(b.clone()),
+            (None, true) => Some(crate::find_vxnet_bin()?),
+            (None, false) => None,
         };
         lab.make_underlay(self.underlay_mtu)?;
         for (index, kind) in self.kinds.iter().enumerate() {
@@ -197,6 +205,7 @@ impl Lab {
             start_daemons: true,
             underlay_mtu: 1500,
             daemon_args: Vec::new(),
+            bin: None,
         }
     }
 
@@ -490,6 +499,35 @@ impl Lab {
         ip(&c.ns, &["addr", "add", ip_cidr, "dev", "eth0"])?;
         ip(&c.ns, &["link", "set", "eth0", "up"])?;
         Ok(c)
+    }
+
+    /// Creates overlay `name` (VNI `vni`, `subnet`) on each of the vxnet hosts `hosts`, each
+    /// with every other listed host as a static `--peer` (separate one-host clusters, no
+    /// `cluster join`). `extra` arguments go before the name (e.g. `["--mtu", "1400"]`).
+    pub fn vxnet_network(
+        &self,
+        name: &str,
+        vni: u32,
+        subnet: &str,
+        hosts: &[usize],
+        extra: &[&str],
+    ) -> Result<()> {
+        let vni = vni.to_string();
+        for &h in hosts {
+            let peers: Vec<String> = hosts
+                .iter()
+                .filter(|&&p| p != h)
+                .map(|&p| self.host(p).addr().to_string())
+                .collect();
+            let mut args = vec!["network", "create", "--subnet", subnet, "--vni", &vni];
+            for p in &peers {
+                args.extend(["--peer", p.as_str()]);
+            }
+            args.extend(extra);
+            args.push(name);
+            self.host(h).vxnet_checked(&args)?;
+        }
+        Ok(())
     }
 
     /// Stops host `host`'s daemon with `signal` (see [`Host::kill_daemon`]).
@@ -801,6 +839,50 @@ impl Host {
             );
         }
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs the CLI; a non-zero exit is an error carrying its stderr. Returns stdout.
+    pub fn vxnet_checked(&self, args: &[&str]) -> Result<String> {
+        let out = self.try_vxnet(args)?;
+        if !out.status.success() {
+            bail!(
+                "vxnet {args:?} on {} failed ({}): {}\n---- daemon log ----\n{}",
+                self.name,
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim(),
+                self.log_tail(40)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// `vxnet network connect --ip IP NETWORK <container ns>`.
+    pub fn connect(&self, network: &str, container: &Container, ip: &str) -> Result<String> {
+        self.vxnet_checked(&["network", "connect", "--ip", ip, network, &container.ns])
+    }
+
+    /// Interface names in the host namespace and in every sandbox namespace of this host, each
+    /// as `WHERE:NAME`, sorted: a snapshot for "a failed command left nothing behind" checks.
+    pub fn link_snapshot(&self) -> Result<Vec<String>> {
+        let mut all = Vec::new();
+        let host = netns::exec_ok(&self.ns, &["ip", "-o", "link", "show"])?;
+        all.extend(
+            parse_link_names(&host)
+                .into_iter()
+                .map(|n| format!("host:{n}")),
+        );
+        for sb in self.sandbox_namespaces() {
+            let out = netns::exec_in_file(&sb, &["ip", "-o", "link", "show"])?;
+            let text = String::from_utf8_lossy(&out.stdout);
+            let tag = sb.display().to_string();
+            all.extend(
+                parse_link_names(&text)
+                    .into_iter()
+                    .map(|n| format!("{tag}:{n}")),
+            );
+        }
+        all.sort();
+        Ok(all)
     }
 
     /// Runs `args` in the host namespace.

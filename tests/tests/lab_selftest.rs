@@ -47,8 +47,8 @@ fn underlay_hosts_reach_each_other() {
         .hosts(HostKind::KernelVxlan, 2)
         .build()
         .expect("lab");
-    let stats = vxnet_tests::ping::ping(lab.host(0).ns(), &host_addr(1).to_string(), 3)
-        .expect("ping runs");
+    let stats =
+        vxnet_tests::ping::ping(lab.host(0).ns(), &host_addr(1).to_string(), 3).expect("ping runs");
     assert_eq!(stats.received, 3, "{stats:?}");
 }
 
@@ -66,11 +66,12 @@ fn kernel_vxlan_containers_ping_over_vxlan_4789() {
     assert_eq!(back.received, 3, "c2 -> c1: {back:?}");
 
     let shown = vxnet_tests::capture::describe_frames(&frames);
-    let echo_requests: Vec<_> = frames
-        .iter()
-        .filter(|f| f.icmp_type() == Some(8))
-        .collect();
-    assert_eq!(echo_requests.len(), 6, "one VXLAN frame per echo request:\n{shown}");
+    let echo_requests: Vec<_> = frames.iter().filter(|f| f.icmp_type() == Some(8)).collect();
+    assert_eq!(
+        echo_requests.len(),
+        6,
+        "one VXLAN frame per echo request:\n{shown}"
+    );
     for f in &frames {
         assert!(f.is_vxlan(), "not decoded as VXLAN: {f}");
         assert_eq!(f.vni(), Some(VNI), "{f}");
@@ -178,4 +179,99 @@ fn labs_in_parallel_do_not_collide() {
     // Same addresses, separate underlays: each host reaches only its own lab's gateway.
     let ping = vxnet_tests::ping::ping(b.host(0).ns(), "198.18.0.1", 1).expect("ping");
     assert_eq!(ping.received, 1);
+}
+
+/// Just enough of the vxnet CLI (CLI.md) to be started, polled, killed and restarted by the
+/// lab: the daemon records the addresses it sees (to prove it runs in the host namespace) and
+/// bind-mounts a "sandbox" namespace under its data dir like the real one.
+const FAKE_VXNET: &str = r#"#!/bin/sh
+sock=""
+if [ "$1" = "--socket" ]; then sock=$2; shift 2; fi
+cmd=$1; shift
+case "$cmd" in
+daemon)
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --data-dir) dd=$2; shift 2;;
+      --socket) sock=$2; shift 2;;
+      --advertise-addr) addr=$2; shift 2;;
+      *) shift;;
+    esac
+  done
+  mkdir -p "$dd/netns"
+  if [ ! -e "$dd/netns/sb0" ]; then
+    touch "$dd/netns/sb0"
+    unshare --net sh -c "mount --bind /proc/self/ns/net $dd/netns/sb0" || exit 1
+  fi
+  ip -o addr show > "$dd/addrs.txt"
+  echo $$ > "$sock.pid"
+  : > "$sock"
+  echo "fake daemon up on $addr"
+  trap 'echo got TERM; rm -f "$sock"; exit 0' TERM
+  while true; do sleep 1 & wait $!; done
+  ;;
+network)
+  pid=$(cat "$sock.pid" 2>/dev/null) || exit 1
+  kill -0 "$pid" 2>/dev/null || { echo "vxnet: daemon not running" >&2; exit 1; }
+  echo "[]"
+  ;;
+*) echo "vxnet: unknown command $cmd" >&2; exit 2;;
+esac
+"#;
+
+#[test]
+fn daemon_lifecycle_with_a_stand_in_binary() {
+    use std::os::unix::fs::PermissionsExt;
+    if !require_root() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("vxnet-fake-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let bin = dir.join("vxnet");
+    std::fs::write(&bin, FAKE_VXNET).expect("write stand-in");
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+
+    let lab = Lab::builder()
+        .host(HostKind::Vxnet)
+        .vxnet_bin(&bin)
+        .build()
+        .expect("lab with a stand-in daemon");
+    let host = lab.host(0);
+    assert!(host.daemon_running());
+    // setns in pre_exec put the daemon in the host namespace...
+    let addrs = std::fs::read_to_string(host.data_dir().join("addrs.txt")).expect("addrs.txt");
+    assert!(addrs.contains("198.18.0.10/24"), "{addrs}");
+    // ...and kept it in our mount namespace: its sandbox bind mount is visible here.
+    let sandboxes = host.sandbox_namespaces();
+    assert_eq!(sandboxes, vec![host.data_dir().join("netns/sb0")]);
+    let links = netns::exec_in_file(&sandboxes[0], &["ip", "-o", "link", "show"])
+        .expect("nsenter into the sandbox");
+    assert_eq!(
+        vxnet_tests::lab::parse_link_names(&String::from_utf8_lossy(&links.stdout)),
+        vec!["lo"]
+    );
+    assert_eq!(host.vxnet_ok(&["network", "ls"]).trim(), "[]");
+
+    let killed = lab.kill_daemon(0, libc::SIGKILL).expect("kill");
+    assert!(killed.is_some_and(|s| !s.success()), "{killed:?}");
+    assert!(!host.daemon_running());
+    assert!(!host.vxnet(&["network", "ls"]).status.success());
+    lab.start_daemon(0).expect("restart on the same data dir");
+    assert!(host.daemon_running());
+    let stopped = lab.kill_daemon(0, libc::SIGTERM).expect("stop");
+    assert!(
+        stopped.is_some_and(|s| s.success()),
+        "SIGTERM is a clean exit: {stopped:?}"
+    );
+    lab.start_daemon(0).expect("second restart");
+    assert!(host.log_tail(10).contains("fake daemon up"));
+
+    let root = lab.root().to_path_buf();
+    drop(lab);
+    assert!(
+        netns::mounts_under(&root).is_empty(),
+        "sandbox mount left behind"
+    );
+    assert!(!root.exists());
+    let _ = std::fs::remove_dir_all(&dir);
 }
