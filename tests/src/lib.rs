@@ -16,6 +16,7 @@ pub mod iperf;
 pub mod lab;
 pub mod netns;
 pub mod ping;
+pub mod scenario;
 pub mod vxnet_json;
 pub mod wire;
 

@@ -8,34 +8,15 @@ use std::time::Duration;
 use vxnet_tests::iperf::{run_iperf, IperfTest};
 use vxnet_tests::lab::host_addr;
 use vxnet_tests::netns;
-use vxnet_tests::{require_root, HostKind, KernelNetwork, Lab};
+use vxnet_tests::{require_root, HostKind, Lab};
 
-const VNI: u32 = 4100;
+const VNI: u32 = vxnet_tests::scenario::VNI;
 
-/// Two kernel vxlan hosts, one container each: c1 10.10.0.2 on h0, c2 10.10.0.3 on h1.
+/// Two kernel vxlan hosts, one container each: c1 10.10.0.2 on h0, c2 10.10.0.3 on h1; no
+/// traffic yet.
 fn kernel_pair() -> (Lab, vxnet_tests::Container, vxnet_tests::Container) {
-    let lab = Lab::builder()
-        .hosts(HostKind::KernelVxlan, 2)
-        .build()
-        .expect("building a kernel-only lab");
-    for (host, peer) in [(0, 1), (1, 0)] {
-        lab.kernel_network(
-            host,
-            &KernelNetwork {
-                vni: VNI,
-                mtu: 1450,
-                peers: vec![host_addr(peer)],
-            },
-        )
-        .expect("kernel vxlan network");
-    }
-    let c1 = lab
-        .kernel_container(0, "c1", "10.10.0.2/24")
-        .expect("container c1");
-    let c2 = lab
-        .kernel_container(1, "c2", "10.10.0.3/24")
-        .expect("container c2");
-    (lab, c1, c2)
+    let p = vxnet_tests::scenario::kernel_pair_cold().expect("kernel-only lab");
+    (p.lab, p.c1, p.c2)
 }
 
 #[test]
