@@ -1,0 +1,70 @@
+//! CLI.md: a daemon restarted on the same data dir comes back with the same networks and
+//! endpoints, rebuilds its dataplane, and containers keep their addresses.
+
+use vxnet_tests::scenario::{self, C1_IP, C2_IP, NET, WARMUP_TIMEOUT};
+use vxnet_tests::vxnet_json::{network_names, parse};
+use vxnet_tests::{require_root, Host};
+
+fn endpoint_addresses(host: &Host) -> Vec<String> {
+    let v = parse(&host.vxnet_ok(&["network", "inspect", NET])).expect("inspect JSON");
+    let mut addrs: Vec<String> = v
+        .get(0)
+        .and_then(|n| n.get("Containers"))
+        .and_then(|c| c.as_object())
+        .map(|c| {
+            c.values()
+                .filter_map(|e| e.get("IPv4Address").and_then(|a| a.as_str()))
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    addrs.sort();
+    addrs
+}
+
+#[test]
+fn restarted_daemons_restore_networks_and_forwarding() {
+    if !require_root() {
+        return;
+    }
+    let pair = scenario::vxnet_pair().expect("two vxnet hosts with net1");
+    let lab = &pair.lab;
+    let h0 = lab.host(0);
+    assert_eq!(endpoint_addresses(h0), vec![format!("{C1_IP}/24")]);
+
+    // Crash: no chance to clean up or flush anything.
+    lab.kill_daemon(0, libc::SIGKILL).expect("SIGKILL h0");
+    assert!(!h0.daemon_running());
+    lab.start_daemon(0)
+        .expect("restart h0 on the same data dir");
+    let nets =
+        network_names(&h0.vxnet_ok(&["network", "ls", "--format", "json"])).expect("ls JSON");
+    assert_eq!(nets, vec![NET.to_string()], "networks lost across a crash");
+    assert_eq!(endpoint_addresses(h0), vec![format!("{C1_IP}/24")]);
+    let addr = pair
+        .c1
+        .exec_ok(&["ip", "-o", "-4", "addr", "show", "dev", "eth0"])
+        .expect("c1 eth0");
+    assert!(
+        addr.contains(&format!("{C1_IP}/24")),
+        "c1 lost its address: {addr}"
+    );
+    pair.c1
+        .wait_reachable(C2_IP, WARMUP_TIMEOUT)
+        .expect("forwarding back after the crash");
+    assert_eq!(pair.c1.ping(C2_IP, 3).expect("ping").received, 3);
+    assert_eq!(pair.c2.ping(C1_IP, 3).expect("ping").received, 3);
+
+    // Clean stop: SIGTERM ends the daemon by itself, and it comes back the same way.
+    let status = lab.kill_daemon(1, libc::SIGTERM).expect("SIGTERM h1");
+    assert!(
+        status.is_some(),
+        "daemon ignored SIGTERM for 5 s:\n{}",
+        lab.host(1).log_tail(40)
+    );
+    lab.start_daemon(1).expect("restart h1");
+    pair.c2
+        .wait_reachable(C1_IP, WARMUP_TIMEOUT)
+        .expect("forwarding back after a clean restart");
+    assert_eq!(pair.c1.ping(C2_IP, 3).expect("ping").received, 3);
+}
