@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what the lab, the tests and the benchmark run: iproute2 (ip, bridge), ping,
+# Installs what the lab, the tests and the benchmark run: iproute2 (ip, bridge), ping, ethtool,
 # arping, iperf3, tcpdump, tshark, nsenter (util-linux), python3. Debian/Ubuntu, as root.
 # Does nothing when everything is already there.
 set -euo pipefail
@@ -14,6 +14,7 @@ have iperf3   || need+=(iperf3)
 have tcpdump  || need+=(tcpdump)
 have tshark   || need+=(tshark)
 have nsenter  || need+=(util-linux)
+have ethtool  || need+=(ethtool)
 have python3  || need+=(python3)
 
 if ((${#need[@]})); then

@@ -205,7 +205,8 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    /// Whether the command itself was malformed (a bad argument), as opposed to conflicting
+    /// Whether the command is wrong in itself (a bad argument, whatever the state), as opposed
+    /// to wrong for the network it names (an address outside *that* subnet) or conflicting
     /// with the current state. Decides the CLI's exit code.
     pub fn is_usage_error(&self) -> bool {
         use Refusal::*;
@@ -227,8 +228,6 @@ impl Refusal {
                 | EmptyEndpointName
                 | EmptyTarget
                 | InvalidIfname { .. }
-                | AddressOutsideSubnet { .. }
-                | AddressReserved { .. }
         )
     }
 
@@ -1887,7 +1886,7 @@ mod tests {
             r.to_string(),
             "address 10.0.1.5 is outside subnet 10.0.0.0/24 of network net1; pick an address inside it"
         );
-        assert_eq!(r.exit_code(), 2);
+        assert_eq!(r.exit_code(), 1);
         for (addr, role) in [
             ("10.0.0.0", "network address"),
             ("10.0.0.255", "broadcast address"),
@@ -1902,7 +1901,7 @@ mod tests {
                     role
                 }
             );
-            assert_eq!(r.exit_code(), 2);
+            assert_eq!(r.exit_code(), 1);
         }
         assert_eq!(
             refuse(&mut m, with_ip("10.0.0.1")).to_string(),

@@ -55,9 +55,19 @@ impl Capture {
     /// for everything). Waits (bounded) until tcpdump is listening.
     pub fn start(ns: &str, iface: &str, pcap: &Path, filter: &str) -> Result<Capture> {
         let pcap_arg = pcap.to_string_lossy().into_owned();
-        // -U: write each packet as it arrives, so a SIGINT loses nothing; -n: no DNS (there is
-        // no network to ask).
-        let mut args = vec!["tcpdump", "-i", iface, "-U", "-n", "-w", pcap_arg.as_str()];
+        // --immediate-mode: hand each packet to tcpdump as it arrives (otherwise the kernel
+        // holds them in a block for up to a second, and a SIGINT then loses them); -U: write
+        // each packet as it arrives; -n: no DNS (there is no network to ask).
+        let mut args = vec![
+            "tcpdump",
+            "-i",
+            iface,
+            "--immediate-mode",
+            "-U",
+            "-n",
+            "-w",
+            pcap_arg.as_str(),
+        ];
         if !filter.is_empty() {
             args.push(filter);
         }
