@@ -59,6 +59,7 @@ mod tests {
         let (mut a, mut b) = (framed(a), framed(b));
         let req = Request {
             kind: Some(request::Kind::NetworkList(NetworkListRequest {})),
+            timeout_ms: 0,
         };
         send(&mut a, &req).await.expect("send");
         let got: Request = recv(&mut b).await.expect("recv");

@@ -38,7 +38,17 @@ pub fn run(cli: Cli) -> Result<String, Failure> {
         timeout,
         command,
     } = cli;
-    let call = |kind: request::Kind| call(&socket, timeout, Request { kind: Some(kind) });
+    let timeout_ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
+    let call = |kind: request::Kind| {
+        call(
+            &socket,
+            timeout,
+            Request {
+                kind: Some(kind),
+                timeout_ms,
+            },
+        )
+    };
     match command {
         Command::Daemon(_) => Err(Failure::new("internal: daemon is not a client command", 1)),
         Command::Network(cmd) => network(cmd, call),

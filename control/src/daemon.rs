@@ -207,6 +207,8 @@ impl Daemon {
             id: host_id,
             name,
             addr: u32::from(args.advertise_addr),
+            raft_id: 0,
+            cluster_port: u32::from(args.cluster_port),
         };
         if store.state().host(&host.id) != Some(&host) {
             store.apply(Command {
@@ -282,6 +284,12 @@ impl Daemon {
                 stats: Some(self.stats()),
                 ..Default::default()
             }),
+            request::Kind::ClusterToken(_)
+            | request::Kind::ClusterJoin(_)
+            | request::Kind::ClusterLeave(_)
+            | request::Kind::ClusterMembers(_) => {
+                Err(Failed("clustering is not available yet".into(), 1))
+            }
         }
     }
 

@@ -31,7 +31,7 @@ use std::net::Ipv4Addr;
 
 use vxnet_proto::{
     command, AddHost, Command, Connect, CreateNetwork, Disconnect, Endpoint, Host, Network,
-    RemoveNetwork, State,
+    RemoveHost, RemoveNetwork, State,
 };
 
 use crate::ipam::{
@@ -55,6 +55,11 @@ const MAX_IFNAME_LEN: usize = 15;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Applied {
     HostAdded(Host),
+    /// The host left; its endpoints, everywhere, went with it.
+    HostRemoved {
+        host: Host,
+        endpoints: Vec<Endpoint>,
+    },
     NetworkCreated(Network),
     NetworkRemoved(Network),
     Connected(Endpoint),
@@ -344,6 +349,7 @@ impl StateMachine {
             Some(command::Kind::RemoveNetwork(c)) => self.remove_network(c),
             Some(command::Kind::Connect(c)) => self.connect(c),
             Some(command::Kind::Disconnect(c)) => self.disconnect(c),
+            Some(command::Kind::RemoveHost(c)) => self.remove_host(c),
         }
     }
 
@@ -465,6 +471,22 @@ impl StateMachine {
             Err(i) => hosts.insert(i, host.clone()),
         }
         Ok(Applied::HostAdded(host.clone()))
+    }
+
+    fn remove_host(&mut self, c: &RemoveHost) -> Result<Applied, Refusal> {
+        let at = self
+            .state
+            .hosts
+            .binary_search_by(|h| h.id.as_str().cmp(&c.host_id))
+            .map_err(|_| Refusal::NoSuchHost {
+                host_id: c.host_id.clone(),
+            })?;
+        let host = self.state.hosts.remove(at);
+        let (endpoints, kept) = std::mem::take(&mut self.state.endpoints)
+            .into_iter()
+            .partition(|e| e.host_id == host.id);
+        self.state.endpoints = kept;
+        Ok(Applied::HostRemoved { host, endpoints })
     }
 
     fn create_network(&mut self, c: &CreateNetwork) -> Result<Applied, Refusal> {
@@ -900,6 +922,7 @@ mod tests {
                 id: host_id.to_owned(),
                 name: format!("name-{host_id}"),
                 addr: ip(addr),
+                ..Default::default()
             }),
         }))
     }
@@ -1011,7 +1034,8 @@ mod tests {
             Applied::HostAdded(Host {
                 id: "h2".into(),
                 name: "name-h2".into(),
-                addr: ip("192.168.1.2")
+                addr: ip("192.168.1.2"),
+                ..Default::default()
             })
         );
         ok(&mut m, add_host("h1", "192.168.1.1"));

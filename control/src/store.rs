@@ -296,6 +296,7 @@ mod tests {
                     id: id.to_owned(),
                     name: id.to_owned(),
                     addr: 0xc0a8_0101,
+                    ..Default::default()
                 }),
             })),
         }
