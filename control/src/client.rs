@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use tokio::net::UnixStream;
 use vxnet_proto::{
-    request, FdbRequest, NetworkConnectRequest, NetworkCreateRequest, NetworkDisconnectRequest,
+    request, ClusterJoinRequest, ClusterLeaveRequest, ClusterMembersRequest, ClusterTokenRequest,
+    FdbRequest, NetworkConnectRequest, NetworkCreateRequest, NetworkDisconnectRequest,
     NetworkInspectRequest, NetworkListRequest, NetworkPruneRequest, NetworkRemoveRequest, Request,
     Response, StatsRequest,
 };
@@ -69,18 +70,27 @@ pub fn run(cli: Cli) -> Result<String, Failure> {
                 Format::Table => render::stats_table(&stats),
             })
         }
-        Command::Cluster(cmd) => {
-            let what = match cmd {
-                ClusterCommand::Token => "token",
-                ClusterCommand::Join { .. } => "join",
-                ClusterCommand::Leave => "leave",
-                ClusterCommand::Members(_) => "members",
-            };
-            Err(Failure::new(
-                format!("`cluster {what}` is not available in this version: each host keeps its own state; connect hosts with `network create --peer IP`"),
-                1,
-            ))
-        }
+        Command::Cluster(cmd) => match cmd {
+            ClusterCommand::Token => {
+                let r = call(request::Kind::ClusterToken(ClusterTokenRequest {}))?;
+                Ok(format!("{}\n", r.token))
+            }
+            ClusterCommand::Join { addr, token } => {
+                call(request::Kind::ClusterJoin(ClusterJoinRequest { addr, token }))?;
+                Ok(String::new())
+            }
+            ClusterCommand::Leave => {
+                call(request::Kind::ClusterLeave(ClusterLeaveRequest {}))?;
+                Ok(String::new())
+            }
+            ClusterCommand::Members(args) => {
+                let r = call(request::Kind::ClusterMembers(ClusterMembersRequest {}))?;
+                Ok(match args.format {
+                    Format::Json => render::members_json(&r.members),
+                    Format::Table => render::members_table(&r.members),
+                })
+            }
+        },
     }
 }
 

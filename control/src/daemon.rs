@@ -36,7 +36,8 @@ use vxnet_proto::{
 use crate::api;
 use crate::cli::DaemonArgs;
 use crate::state::Applied;
-use crate::store::{FileStore, Store, StoreError};
+use crate::cluster::Cluster;
+use crate::raft::node::ClusterError;
 use crate::sys;
 
 /// VXLAN over IPv4 costs 50 bytes: outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14.
@@ -69,18 +70,26 @@ pub fn run(args: DaemonArgs, socket: PathBuf) -> anyhow::Result<()> {
     })?;
     tracing::info!(addr = %args.advertise_addr, interface = %ifname, mtu = underlay_mtu, "underlay");
 
-    let mut daemon = Daemon::open(&args, underlay_mtu)?;
-    daemon.reconcile_all();
-
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let (tx, rx) = mpsc::channel::<Job>(64);
+    let (events, rx) = mpsc::unbounded_channel::<ControlEvent>();
+    let (changed, mut changes) = mpsc::unbounded_channel::<()>();
+    let mut daemon = Daemon::open(&args, underlay_mtu, runtime.handle().clone(), changed)?;
+    daemon.reconcile_all();
+    let forward = events.clone();
+    runtime.spawn(async move {
+        while changes.recv().await.is_some() {
+            if forward.send(ControlEvent::StateChanged).is_err() {
+                break;
+            }
+        }
+    });
     let control = std::thread::Builder::new()
         .name("vxnet-control".into())
         .spawn(move || daemon.serve(rx))?;
-    let result = runtime.block_on(serve_socket(&socket, tx));
+    let result = runtime.block_on(serve_socket(&socket, events));
     // The channel is closed once serve_socket returned: the control thread drains and ends.
     let _ = control.join();
     let _ = std::fs::remove_file(&socket);
@@ -88,9 +97,13 @@ pub fn run(args: DaemonArgs, socket: PathBuf) -> anyhow::Result<()> {
     result
 }
 
-type Job = (Request, oneshot::Sender<Response>);
+/// What the control thread acts on: API requests, and news that the replicated state changed.
+enum ControlEvent {
+    Request(Request, oneshot::Sender<Response>),
+    StateChanged,
+}
 
-async fn serve_socket(path: &Path, jobs: mpsc::Sender<Job>) -> anyhow::Result<()> {
+async fn serve_socket(path: &Path, jobs: mpsc::UnboundedSender<ControlEvent>) -> anyhow::Result<()> {
     let listener = bind_socket(path).await?;
     tracing::info!(socket = %path.display(), "listening");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -127,7 +140,7 @@ async fn bind_socket(path: &Path) -> anyhow::Result<UnixListener> {
     Ok(listener)
 }
 
-async fn handle_connection(stream: UnixStream, jobs: mpsc::Sender<Job>) {
+async fn handle_connection(stream: UnixStream, jobs: mpsc::UnboundedSender<ControlEvent>) {
     let mut framed = api::framed(stream);
     let request = match api::recv::<_, Request>(&mut framed).await {
         Ok(r) => r,
@@ -145,7 +158,7 @@ async fn handle_connection(stream: UnixStream, jobs: mpsc::Sender<Job>) {
         }
     };
     let (tx, rx) = oneshot::channel();
-    if jobs.send((request, tx)).await.is_err() {
+    if jobs.send(ControlEvent::Request(request, tx)).is_err() {
         return;
     }
     if let Ok(response) = rx.await {
@@ -164,8 +177,8 @@ fn failure(message: impl Into<String>, exit_code: u32) -> Response {
 /// A request that failed: what to tell the user, and the CLI's exit code.
 struct Failed(String, u32);
 
-impl From<StoreError> for Failed {
-    fn from(e: StoreError) -> Failed {
+impl From<ClusterError> for Failed {
+    fn from(e: ClusterError) -> Failed {
         let code = e.exit_code();
         Failed(e.to_string(), u32::from(code))
     }
@@ -186,23 +199,32 @@ struct Running {
 }
 
 struct Daemon {
-    host: Host,
+    host_id: String,
     data_dir: PathBuf,
-    store: FileStore,
+    cluster: Cluster,
     engine: Engine,
     running: BTreeMap<String, Running>,
     default_mtu: u32,
+    /// How long the request being handled may take (the CLI's --timeout, less a margin).
+    timeout: Duration,
 }
 
+/// The daemon answers this much before the CLI gives up, so the user sees why.
+const TIMEOUT_MARGIN: Duration = Duration::from_millis(500);
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl Daemon {
-    fn open(args: &DaemonArgs, underlay_mtu: u32) -> anyhow::Result<Daemon> {
+    fn open(
+        args: &DaemonArgs,
+        underlay_mtu: u32,
+        runtime: tokio::runtime::Handle,
+        changed: mpsc::UnboundedSender<()>,
+    ) -> anyhow::Result<Daemon> {
         let host_id = load_or_create_host_id(&args.data_dir)?;
         let name = match &args.name {
             Some(n) => n.clone(),
             None => hostname(),
         };
-        let mut store = FileStore::open(&args.data_dir)
-            .with_context(|| format!("cannot load the state in {}", args.data_dir.display()))?;
         let host = Host {
             id: host_id,
             name,
@@ -210,12 +232,12 @@ impl Daemon {
             raft_id: 0,
             cluster_port: u32::from(args.cluster_port),
         };
-        if store.state().host(&host.id) != Some(&host) {
-            store.apply(Command {
-                kind: Some(command::Kind::AddHost(AddHost {
-                    host: Some(host.clone()),
-                })),
-            })?;
+        let cluster = Cluster::open(&args.data_dir, host, args.voters as usize, runtime, changed)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        // A restarted host with a new name or address tells the cluster; best effort, as the
+        // cluster may be without quorum right now.
+        if let Err(e) = cluster.refresh_own_record(Duration::from_secs(5)) {
+            tracing::warn!(error = %e, "cannot update this host's record in the cluster yet");
         }
         let engine = Engine::start(EngineConfig::new(args.advertise_addr, args.vxlan_port))
             .with_context(|| {
@@ -226,21 +248,32 @@ impl Daemon {
             })?;
         std::fs::create_dir_all(args.data_dir.join("netns"))?;
         Ok(Daemon {
-            host,
+            host_id: cluster.host().id.clone(),
             data_dir: args.data_dir.clone(),
-            store,
+            cluster,
+            timeout: DEFAULT_TIMEOUT,
             engine,
             running: BTreeMap::new(),
             default_mtu: underlay_mtu.saturating_sub(VXLAN_OVERHEAD).max(576),
         })
     }
 
-    fn serve(mut self, mut jobs: mpsc::Receiver<Job>) {
-        while let Some((request, reply)) = jobs.blocking_recv() {
-            let response = self
-                .handle(request)
-                .unwrap_or_else(|Failed(msg, code)| failure(msg, code));
-            let _ = reply.send(response);
+    fn serve(mut self, mut events: mpsc::UnboundedReceiver<ControlEvent>) {
+        while let Some(event) = events.blocking_recv() {
+            match event {
+                ControlEvent::Request(request, reply) => {
+                    self.timeout = match request.timeout_ms {
+                        0 => DEFAULT_TIMEOUT,
+                        ms => Duration::from_millis(u64::from(ms)).saturating_sub(TIMEOUT_MARGIN),
+                    }
+                    .max(Duration::from_millis(100));
+                    let response = self
+                        .handle(request)
+                        .unwrap_or_else(|Failed(msg, code)| failure(msg, code));
+                    let _ = reply.send(response);
+                }
+                ControlEvent::StateChanged => self.reconcile_all(),
+            }
         }
         // Stop forwarding; sandboxes stay so that containers keep their interfaces.
         self.engine.shutdown();
@@ -255,11 +288,16 @@ impl Daemon {
         };
         match kind {
             request::Kind::NetworkCreate(r) => self.create(r),
-            request::Kind::NetworkList(_) => Ok(Response {
-                networks: self.views(self.store.state().networks().into_iter().cloned().collect()),
-                ..Default::default()
-            }),
+            request::Kind::NetworkList(_) => {
+                self.fresh()?;
+                let networks = self.state().networks().into_iter().cloned().collect();
+                Ok(Response {
+                    networks: self.views(networks),
+                    ..Default::default()
+                })
+            }
             request::Kind::NetworkInspect(r) => {
+                self.fresh()?;
                 let mut nets = Vec::new();
                 for name in &r.networks {
                     nets.push(self.network(name)?);
@@ -284,29 +322,54 @@ impl Daemon {
                 stats: Some(self.stats()),
                 ..Default::default()
             }),
-            request::Kind::ClusterToken(_)
-            | request::Kind::ClusterJoin(_)
-            | request::Kind::ClusterLeave(_)
-            | request::Kind::ClusterMembers(_) => {
-                Err(Failed("clustering is not available yet".into(), 1))
+            request::Kind::ClusterToken(_) => Ok(Response {
+                token: self.cluster.token()?,
+                ..Default::default()
+            }),
+            request::Kind::ClusterMembers(_) => Ok(Response {
+                members: self.cluster.members(),
+                ..Default::default()
+            }),
+            request::Kind::ClusterJoin(r) => {
+                self.cluster.join(&r.addr, &r.token, self.timeout)?;
+                tracing::info!(via = %r.addr, "joined a cluster");
+                self.reconcile_all();
+                Ok(Response::default())
+            }
+            request::Kind::ClusterLeave(_) => {
+                self.cluster.leave(self.timeout)?;
+                tracing::info!("left the cluster; this host is a cluster of its own again");
+                self.reconcile_all();
+                Ok(Response::default())
             }
         }
     }
 
+    fn state(&self) -> std::sync::RwLockReadGuard<'_, crate::state::StateMachine> {
+        self.cluster.handle().state()
+    }
+
+    /// Makes the next reads see everything the cluster committed before this request.
+    fn fresh(&self) -> Result<(), Failed> {
+        Ok(self.cluster.handle().read_barrier(self.timeout)?)
+    }
+
     fn network(&self, name_or_id: &str) -> Result<Network, Failed> {
-        self.store
-            .state()
+        self.state()
             .network(name_or_id)
             .cloned()
             .map_err(|r| Failed(r.to_string(), u32::from(r.exit_code())))
     }
 
     fn apply(&mut self, kind: command::Kind) -> Result<Applied, Failed> {
-        Ok(self.store.apply(Command { kind: Some(kind) })?)
+        Ok(self
+            .cluster
+            .handle()
+            .propose(Command { kind: Some(kind) }, self.timeout)?)
     }
 
     fn views(&self, networks: Vec<Network>) -> Vec<NetworkView> {
-        let state = self.store.state();
+        let state = self.state();
         let host_names: std::collections::BTreeMap<String, String> = state
             .hosts()
             .iter()
@@ -393,7 +456,7 @@ impl Daemon {
     }
 
     fn prune(&mut self) -> Reply {
-        let state = self.store.state();
+        let state = self.state();
         let idle: Vec<Network> = state
             .networks()
             .into_iter()
@@ -427,7 +490,7 @@ impl Daemon {
         let applied = self.apply(command::Kind::Connect(Connect {
             endpoint_id: id,
             network_id: net.id.clone(),
-            host_id: self.host.id.clone(),
+            host_id: self.host_id.clone(),
             name,
             ipv4: r.ipv4,
             aliases: r.aliases,
@@ -503,13 +566,13 @@ impl Daemon {
 
     /// The local endpoint of `net` that `target` names: by endpoint name, or by namespace.
     fn find_endpoint(&self, net: &Network, target: &str) -> Option<Endpoint> {
-        let state = self.store.state();
+        let state = self.state();
         if let Some(ep) = state.endpoint_by_name(&net.id, target) {
             return Some(ep.clone());
         }
         let path = resolve_target(target).ok()?;
         state
-            .endpoint_by_target(&net.id, &self.host.id, &path.to_string_lossy())
+            .endpoint_by_target(&net.id, &self.host_id, &path.to_string_lossy())
             .cloned()
     }
 
@@ -522,7 +585,7 @@ impl Daemon {
     /// Makes the dataplane of every network match the state; failures are logged, and retried
     /// by the next reconcile.
     fn reconcile_all(&mut self) {
-        let networks: Vec<Network> = self.store.state().networks().into_iter().cloned().collect();
+        let networks: Vec<Network> = self.state().networks().into_iter().cloned().collect();
         let wanted: Vec<String> = networks.iter().map(|n| n.id.clone()).collect();
         let gone: Vec<String> = self
             .running
@@ -543,14 +606,14 @@ impl Daemon {
 
     /// Makes one network's dataplane match the state.
     fn reconcile(&mut self, net: &Network) -> Result<(), Failed> {
-        let state = self.store.state();
+        let state = self.state();
         let endpoints: Vec<Endpoint> = state.endpoints(&net.id).into_iter().cloned().collect();
         let hosts: BTreeMap<String, u32> = state
             .hosts()
             .iter()
             .map(|h| (h.id.clone(), h.addr))
             .collect();
-        let local = endpoints.iter().any(|e| e.host_id == self.host.id);
+        let local = endpoints.iter().any(|e| e.host_id == self.host_id);
         if !local {
             self.stop_network(&net.id);
             return Ok(());
@@ -565,7 +628,7 @@ impl Daemon {
         let entries: Vec<ControlEntry> = endpoints
             .iter()
             .filter_map(|e| {
-                let target = if e.host_id == self.host.id {
+                let target = if e.host_id == self.host_id {
                     FdbTarget::Local
                 } else {
                     FdbTarget::Remote(Ipv4Addr::from(*hosts.get(&e.host_id)?))
@@ -591,7 +654,7 @@ impl Daemon {
         flood.extend(
             endpoints
                 .iter()
-                .filter(|e| e.host_id != self.host.id)
+                .filter(|e| e.host_id != self.host_id)
                 .filter_map(|e| hosts.get(&e.host_id))
                 .map(|&a| Ipv4Addr::from(a)),
         );

@@ -3,8 +3,10 @@
 pub mod api;
 pub mod cli;
 pub mod client;
+pub mod cluster;
 pub mod daemon;
 pub mod ipam;
+pub mod raft;
 pub mod render;
 pub mod state;
 pub mod store;

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 
 use serde_json::{json, Value};
-use vxnet_proto::{Cidr, DropCount, FdbRow, NetworkView, Stats};
+use vxnet_proto::{Cidr, DropCount, FdbRow, Member, NetworkView, Stats};
 
 pub fn cidr(c: &Option<Cidr>) -> String {
     c.as_ref()
@@ -189,6 +189,36 @@ pub fn stats_table(stats: &Stats) -> String {
         drops_text(&stats.drops)
     );
     out
+}
+
+pub fn members_json(members: &[Member]) -> String {
+    let rows = members
+        .iter()
+        .map(|m| {
+            json!({
+                "ID": m.id, "Name": m.name, "Addr": m.addr, "Role": m.role,
+                "Leader": m.leader, "Reachable": m.reachable,
+            })
+        })
+        .collect();
+    pretty(&Value::Array(rows))
+}
+
+pub fn members_table(members: &[Member]) -> String {
+    let rows = members
+        .iter()
+        .map(|m| {
+            vec![
+                m.id.chars().take(12).collect(),
+                m.name.clone(),
+                m.addr.clone(),
+                m.role.clone(),
+                if m.leader { "yes".into() } else { "".into() },
+                if m.reachable { "yes".into() } else { "no".into() },
+            ]
+        })
+        .collect();
+    table(&["ID", "NAME", "ADDR", "ROLE", "LEADER", "REACHABLE"], rows)
 }
 
 fn pretty(v: &Value) -> String {

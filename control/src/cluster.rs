@@ -1,0 +1,376 @@
+//! Cluster membership as the daemon sees it: the Raft node's lifecycle and the files beside
+//! it in the data dir.
+//!
+//! ```text
+//! <data-dir>/raft-id         this host's id in the Raft group (a new one after `leave`)
+//! <data-dir>/cluster-token   the secret members prove to each other (`cluster token`)
+//! <data-dir>/raft/           the Raft log, HardState and snapshots (raft-engine)
+//! ```
+//!
+//! A daemon with an empty data dir bootstraps a one-host cluster. `join` asks a member of
+//! another cluster (redirected to its leader) to add this host; once the leader has committed
+//! that, this host drops its own one-host log and starts over as an empty member that the
+//! leader fills with a snapshot. `leave` asks the leader to remove this host (its endpoints go
+//! in the same entry), then starts over as a fresh one-host cluster.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use vxnet_proto::{envelope, Envelope, Host, JoinRequest, LeaveRequest, Member};
+
+use crate::raft::node::{is_redirect, ClusterError, NodeConfig, RaftHandle, RaftNode};
+use crate::raft::storage::RaftStorage;
+use crate::raft::transport::{ClusterToken, Transport};
+use crate::sys;
+
+pub const DEFAULT_CLUSTER_PORT: u16 = 7946;
+/// How many "ask the leader instead" answers a join or leave follows.
+const MAX_REDIRECTS: usize = 5;
+
+pub struct Cluster {
+    data_dir: PathBuf,
+    host: Host,
+    max_voters: usize,
+    runtime: tokio::runtime::Handle,
+    changed: mpsc::UnboundedSender<()>,
+    node: Option<RaftNode>,
+}
+
+fn fail(msg: impl Into<String>) -> ClusterError {
+    ClusterError::Other(msg.into())
+}
+
+impl Cluster {
+    /// Starts this host's node: the cluster it was part of, or a new one-host cluster.
+    pub fn open(
+        data_dir: &Path,
+        mut host: Host,
+        max_voters: usize,
+        runtime: tokio::runtime::Handle,
+        changed: mpsc::UnboundedSender<()>,
+    ) -> Result<Cluster, ClusterError> {
+        host.raft_id = load_or_create_raft_id(data_dir, false)?;
+        let mut cluster = Cluster {
+            data_dir: data_dir.to_path_buf(),
+            host,
+            max_voters,
+            runtime,
+            changed,
+            node: None,
+        };
+        cluster.start_node(true, Vec::new())?;
+        Ok(cluster)
+    }
+
+    fn start_node(&mut self, bootstrap: bool, seed_members: Vec<Host>) -> Result<(), ClusterError> {
+        let token = load_or_create_token(&self.data_dir)?;
+        let storage = RaftStorage::open(&self.data_dir.join("raft"))
+            .map_err(|e| fail(format!("cannot open the Raft log in {}: {e}", self.data_dir.display())))?;
+        let config = NodeConfig {
+            host: self.host.clone(),
+            storage,
+            token,
+            max_voters: self.max_voters,
+            bootstrap,
+            seed_members,
+        };
+        self.node = Some(RaftNode::start(config, &self.runtime, self.changed.clone())?);
+        Ok(())
+    }
+
+    fn stop_node(&mut self) {
+        if let Some(node) = self.node.take() {
+            node.shutdown();
+        }
+    }
+
+    pub fn handle(&self) -> &RaftHandle {
+        match &self.node {
+            Some(node) => node.handle(),
+            // start_node is the only place that empties it, and it refills it or fails the
+            // daemon's request; a missing node here is a bug, not an input.
+            None => unreachable!("the cluster always has a running node between requests"),
+        }
+    }
+
+    pub fn host(&self) -> &Host {
+        &self.host
+    }
+
+    pub fn token(&self) -> Result<String, ClusterError> {
+        Ok(load_or_create_token(&self.data_dir)?.to_string())
+    }
+
+    /// Brings this host's record (name, addresses) up to date in the replicated state.
+    pub fn refresh_own_record(&self, timeout: Duration) -> Result<(), ClusterError> {
+        let current = self.handle().state().host(&self.host.id).cloned();
+        if current.as_ref() == Some(&self.host) {
+            return Ok(());
+        }
+        let cmd = vxnet_proto::Command {
+            kind: Some(vxnet_proto::command::Kind::AddHost(vxnet_proto::AddHost {
+                host: Some(self.host.clone()),
+            })),
+        };
+        self.handle().propose(cmd, timeout).map(|_| ())
+    }
+
+    pub fn members(&self) -> Vec<Member> {
+        let view = self.handle().view();
+        let state = self.handle().state();
+        state
+            .hosts()
+            .iter()
+            .map(|h| Member {
+                id: h.id.clone(),
+                name: h.name.clone(),
+                addr: format!("{}:{}", Ipv4Addr::from(h.addr), h.cluster_port),
+                role: if view.learners.contains(&h.raft_id) { "learner" } else { "voter" }.into(),
+                leader: h.raft_id == view.leader_id,
+                reachable: view.reachable.contains(&h.raft_id),
+            })
+            .collect()
+    }
+
+    /// Joins the cluster `addr` belongs to. Refused while this host has networks of its own
+    /// or is already in a cluster with other hosts.
+    pub fn join(&mut self, addr: &str, token: &str, timeout: Duration) -> Result<(), ClusterError> {
+        let deadline = Instant::now() + timeout;
+        let token: ClusterToken = token
+            .parse()
+            .map_err(|e| ClusterError::Usage(format!("{e}")))?;
+        {
+            let state = self.handle().state();
+            if state.hosts().iter().any(|h| h.id != self.host.id) {
+                return Err(fail("this host is already part of a cluster; run `vxnet cluster leave` first"));
+            }
+            if !state.networks().is_empty() {
+                return Err(fail("this host already has networks; remove them first"));
+            }
+        }
+        let mut target = parse_member_addr(addr)?;
+        let request = Envelope {
+            kind: Some(envelope::Kind::JoinRequest(JoinRequest { host: Some(self.host.clone()) })),
+        };
+        let mut members = None;
+        for _ in 0..=MAX_REDIRECTS {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let reply = self
+                .runtime
+                .block_on(Transport::request(target, self.host.raft_id, &token, request.clone(), left))
+                .map_err(|e| fail(format!("cannot join through {target}: {e}")))?;
+            let Some(envelope::Kind::JoinResponse(r)) = reply.kind else {
+                return Err(fail(format!("{target} answered the join with something else; is it a vxnet daemon of the same version?")));
+            };
+            if r.error.is_empty() {
+                members = Some(r.members);
+                break;
+            }
+            if is_redirect(&r.error) && !r.leader_addr.is_empty() {
+                target = parse_member_addr(&r.leader_addr)?;
+                continue;
+            }
+            if is_redirect(&r.error) {
+                return Err(ClusterError::NoLeader);
+            }
+            return Err(fail(format!("the cluster refused to add this host: {}", r.error)));
+        }
+        let members = members.ok_or_else(|| fail("the cluster kept redirecting the join; retry"))?;
+
+        // Committed: this host's one-host cluster is over. Start as an empty member.
+        self.stop_node();
+        wipe_raft(&self.data_dir)?;
+        save_token(&self.data_dir, &token)?;
+        self.start_node(false, members)?;
+        // Wait (bounded) for the leader's snapshot, so the next command sees the cluster.
+        while Instant::now() < deadline {
+            if self.handle().state().host(&self.host.id).is_some() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        tracing::warn!("joined, but the cluster's state has not arrived yet; it will catch up");
+        Ok(())
+    }
+
+    /// Leaves the cluster: the leader removes this host and its endpoints everywhere; this
+    /// host then starts over as a fresh one-host cluster.
+    pub fn leave(&mut self, timeout: Duration) -> Result<(), ClusterError> {
+        let deadline = Instant::now() + timeout;
+        if !self.handle().state().hosts().iter().any(|h| h.id != self.host.id) {
+            return Err(fail("this host is not in a cluster with other hosts; there is nothing to leave"));
+        }
+        let token = load_or_create_token(&self.data_dir)?;
+        let request = Envelope {
+            kind: Some(envelope::Kind::LeaveRequest(LeaveRequest { host_id: self.host.id.clone() })),
+        };
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(ClusterError::Timeout(timeout));
+            }
+            let Some(leader) = self.leader_addr() else {
+                std::thread::sleep(Duration::from_millis(200));
+                continue;
+            };
+            let reply = self
+                .runtime
+                .block_on(Transport::request(leader, self.host.raft_id, &token, request.clone(), left));
+            match reply.map(|r| r.kind) {
+                Ok(Some(envelope::Kind::LeaveResponse(r))) if r.error.is_empty() => break,
+                Ok(Some(envelope::Kind::LeaveResponse(r))) if is_redirect(&r.error) => {
+                    // Leadership is moving (possibly away from us); ask again shortly.
+                    std::thread::sleep(Duration::from_millis(300));
+                }
+                Ok(Some(envelope::Kind::LeaveResponse(r))) => {
+                    return Err(fail(format!("the cluster refused to let this host leave: {}", r.error)))
+                }
+                Ok(_) => return Err(fail("the leader answered the leave with something else")),
+                Err(e) => {
+                    tracing::debug!(error = %e, %leader, "leave request failed; retrying");
+                    std::thread::sleep(Duration::from_millis(300));
+                }
+            }
+        }
+        self.stop_node();
+        wipe_raft(&self.data_dir)?;
+        let _ = std::fs::remove_file(self.data_dir.join("cluster-token"));
+        self.host.raft_id = load_or_create_raft_id(&self.data_dir, true)?;
+        self.start_node(true, Vec::new())
+    }
+
+    fn leader_addr(&self) -> Option<SocketAddr> {
+        let view = self.handle().view();
+        let state = self.handle().state();
+        let leader = state.hosts().iter().find(|h| h.raft_id == view.leader_id && view.leader_id != 0)?;
+        Some(SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(leader.addr), leader.cluster_port as u16)))
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.stop_node();
+    }
+}
+
+/// `A.B.C.D` or `A.B.C.D:PORT`.
+fn parse_member_addr(addr: &str) -> Result<SocketAddr, ClusterError> {
+    let bad = || {
+        ClusterError::Usage(format!(
+            "{addr:?} is not ADDR or ADDR:PORT (e.g. 192.0.2.10 or 192.0.2.10:7946)"
+        ))
+    };
+    if let Ok(ip) = addr.parse::<Ipv4Addr>() {
+        return Ok(SocketAddr::V4(SocketAddrV4::new(ip, DEFAULT_CLUSTER_PORT)));
+    }
+    addr.parse::<SocketAddrV4>().map(SocketAddr::V4).map_err(|_| bad())
+}
+
+fn write_atomically(path: &Path, contents: &str) -> Result<(), ClusterError> {
+    let io = |e: std::io::Error| fail(format!("cannot write {}: {e}", path.display()));
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, contents).map_err(io)?;
+    std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir).and_then(|f| f.sync_all()).map_err(io)?;
+    }
+    Ok(())
+}
+
+fn load_or_create_raft_id(data_dir: &Path, fresh: bool) -> Result<u64, ClusterError> {
+    let path = data_dir.join("raft-id");
+    if !fresh {
+        match std::fs::read_to_string(&path) {
+            Ok(s) => {
+                return s
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|&id| id != 0)
+                    .ok_or_else(|| fail(format!("{} is corrupt; restore it or remove the data dir", path.display())))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(fail(format!("cannot read {}: {e}", path.display()))),
+        }
+    }
+    let id = loop {
+        let hex = sys::random_id().map_err(|e| fail(format!("cannot read random bytes: {e}")))?;
+        // 63 bits: positive in every language a tool might read it with.
+        let id = u64::from_str_radix(&hex[..16], 16).unwrap_or(0) >> 1;
+        if id != 0 {
+            break id;
+        }
+    };
+    write_atomically(&path, &format!("{id}\n"))?;
+    Ok(id)
+}
+
+fn load_or_create_token(data_dir: &Path) -> Result<ClusterToken, ClusterError> {
+    let path = data_dir.join("cluster-token");
+    match std::fs::read_to_string(&path) {
+        Ok(s) => s
+            .trim()
+            .parse()
+            .map_err(|e| fail(format!("{} is corrupt ({e}); restore it or leave and rejoin the cluster", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let token = ClusterToken::generate().map_err(|e| fail(format!("cannot make a cluster token: {e}")))?;
+            save_token(data_dir, &token)?;
+            Ok(token)
+        }
+        Err(e) => Err(fail(format!("cannot read {}: {e}", path.display()))),
+    }
+}
+
+fn save_token(data_dir: &Path, token: &ClusterToken) -> Result<(), ClusterError> {
+    let path = data_dir.join("cluster-token");
+    write_atomically(&path, &format!("{token}\n"))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| fail(format!("cannot restrict {}: {e}", path.display())))
+}
+
+fn wipe_raft(data_dir: &Path) -> Result<(), ClusterError> {
+    let dir = data_dir.join("raft");
+    match std::fs::remove_dir_all(&dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(fail(format!("cannot remove {}: {e}", dir.display()))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn member_addresses() {
+        assert_eq!(
+            parse_member_addr("198.18.0.10").expect("addr"),
+            "198.18.0.10:7946".parse::<SocketAddr>().expect("sa")
+        );
+        assert_eq!(
+            parse_member_addr("198.18.0.10:8000").expect("addr"),
+            "198.18.0.10:8000".parse::<SocketAddr>().expect("sa")
+        );
+        assert!(parse_member_addr("host.example").is_err());
+        assert!(parse_member_addr("198.18.0.10:99999").is_err());
+    }
+
+    #[test]
+    fn raft_ids_persist_and_renew() {
+        let dir = std::env::temp_dir().join(format!("vxnet-raftid-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let a = load_or_create_raft_id(&dir, false).expect("id");
+        assert_ne!(a, 0);
+        assert_eq!(load_or_create_raft_id(&dir, false).expect("id"), a);
+        let b = load_or_create_raft_id(&dir, true).expect("id");
+        assert_ne!(a, b);
+        assert_eq!(load_or_create_raft_id(&dir, false).expect("id"), b);
+        std::fs::write(dir.join("raft-id"), "zero\n").expect("write");
+        assert!(load_or_create_raft_id(&dir, false).is_err());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

@@ -1,0 +1,7 @@
+//! The Raft group the daemons form: the node ([`node`]), its durable log ([`storage`]) and the
+//! TCP transport between hosts ([`transport`]).
+
+mod log;
+pub mod node;
+pub mod storage;
+pub mod transport;

@@ -1,0 +1,843 @@
+//! The Raft node: one tokio task owns the raft-rs `RawNode`, its storage and the replicated
+//! state machine; everything else talks to it through a [`RaftHandle`].
+//!
+//! Rules:
+//! - `Ready` is handled in the order of raft-rs `examples/five_mem_node`: send `messages`,
+//!   apply a snapshot, apply committed entries, persist entries + HardState in one synced
+//!   batch, then send `persisted_messages`, `advance`, handle the `LightReady`, `advance_apply`.
+//! - Every log entry carries a [`Proposal`] with an id; the host that proposed it waits for the
+//!   result of applying that id on its own state machine. Results are therefore read-your-
+//!   writes, and identical on every host, because `apply` is deterministic.
+//! - Membership changes (ConfChangeV2) carry the matching host command (`AddHost`,
+//!   `RemoveHost`) in their context: the Raft membership and the replicated host list change in
+//!   the same entry, on every host.
+//! - The first `max_voters` hosts vote, the rest are learners; a leaving voter is replaced by
+//!   promoting the lowest learner in the same change. A joint configuration left behind
+//!   (e.g. by a leader change mid-transition) is left by the next leader's housekeeping.
+//! - A fresh host bootstraps a one-host cluster from a snapshot at index 1 that holds its own
+//!   host record; every later member gets that snapshot (or a newer one) from the leader, so
+//!   no member ever needs the log from index 1.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::time::{Duration, Instant};
+
+use prost::Message as _;
+use protobuf::Message as _;
+use raft::eraftpb::{
+    ConfChange, ConfChangeSingle, ConfChangeTransition, ConfChangeType, ConfChangeV2, ConfState,
+    Entry, EntryType, Message as RaftMessage, Snapshot as RaftSnapshot,
+};
+use raft::{Config, RawNode, ReadOnlyOption, StateRole, Storage as _, INVALID_ID};
+use tokio::sync::{mpsc, oneshot};
+use vxnet_proto::{
+    command, AddHost, Command, Envelope, Host, JoinRequest, JoinResponse, LeaveRequest,
+    LeaveResponse, Proposal, RemoveHost, Snapshot, State,
+};
+
+use super::storage::RaftStorage;
+use super::transport::{ClusterToken, Transport, TransportEvent};
+use crate::state::{Applied, Refusal, StateMachine};
+
+/// One tick: elections time out after 10–20 ticks, heartbeats every 2.
+const TICK: Duration = Duration::from_millis(100);
+const ELECTION_TICKS: usize = 10;
+const HEARTBEAT_TICKS: usize = 2;
+/// Applied entries between two snapshots (after which the log before them is dropped).
+const COMPACT_EVERY: u64 = 1000;
+/// A waiter that never got its answer (a proposal lost with a leader) is forgotten after this.
+const PENDING_TTL: Duration = Duration::from_secs(120);
+/// The index of the bootstrap snapshot; see the module docs.
+const BOOTSTRAP_INDEX: u64 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("{0}")]
+    Refused(#[from] Refusal),
+    #[error("the cluster has no leader right now (is a majority of its voting hosts up and reachable?); retry in a few seconds")]
+    NoLeader,
+    #[error("the cluster did not commit the change within {0:?} (is a majority of its voting hosts up and reachable?); check `vxnet cluster members`")]
+    Timeout(Duration),
+    #[error("the raft node has stopped; see the daemon's log")]
+    Stopped,
+    /// A bad argument (exit code 2).
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl ClusterError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ClusterError::Refused(r) => r.exit_code(),
+            ClusterError::Usage(_) => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// What a daemon needs to start its node.
+pub struct NodeConfig {
+    pub host: Host,
+    pub storage: RaftStorage,
+    pub token: ClusterToken,
+    pub max_voters: usize,
+    /// Bootstrap a one-host cluster if the storage is empty (false: wait to be sent one).
+    pub bootstrap: bool,
+    /// Other members to reach before the log says who they are (after a join).
+    pub seed_members: Vec<Host>,
+}
+
+/// How this node sees the cluster, for `cluster members`.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterView {
+    pub own_id: u64,
+    pub leader_id: u64,
+    pub voters: BTreeSet<u64>,
+    pub learners: BTreeSet<u64>,
+    pub reachable: BTreeSet<u64>,
+}
+
+enum NodeCommand {
+    Propose {
+        command: Command,
+        reply: std_mpsc::Sender<Result<Applied, ClusterError>>,
+    },
+    ReadIndex {
+        reply: std_mpsc::Sender<Result<(), ClusterError>>,
+    },
+    TransferLeader {
+        to: u64,
+    },
+    Shutdown,
+}
+
+/// The daemon's side of the node. Blocking calls: meant for the daemon's control thread.
+#[derive(Clone)]
+pub struct RaftHandle {
+    commands: mpsc::UnboundedSender<NodeCommand>,
+    state: Arc<RwLock<StateMachine>>,
+    view: Arc<RwLock<ClusterView>>,
+}
+
+impl RaftHandle {
+    pub fn state(&self) -> RwLockReadGuard<'_, StateMachine> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn view(&self) -> ClusterView {
+        self.view.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replicates `command` and returns the result of applying it here.
+    pub fn propose(&self, command: Command, timeout: Duration) -> Result<Applied, ClusterError> {
+        let (reply, rx) = std_mpsc::channel();
+        self.commands
+            .send(NodeCommand::Propose { command, reply })
+            .map_err(|_| ClusterError::Stopped)?;
+        wait(&rx, timeout)?
+    }
+
+    /// Returns once this host has applied everything the cluster had committed when the call
+    /// was made (raft's ReadIndex, confirmed by a quorum): what it reads next is fresh.
+    pub fn read_barrier(&self, timeout: Duration) -> Result<(), ClusterError> {
+        let (reply, rx) = std_mpsc::channel();
+        self.commands
+            .send(NodeCommand::ReadIndex { reply })
+            .map_err(|_| ClusterError::Stopped)?;
+        wait(&rx, timeout)?
+    }
+
+    pub fn transfer_leader(&self, to: u64) {
+        let _ = self.commands.send(NodeCommand::TransferLeader { to });
+    }
+}
+
+fn wait<T>(rx: &std_mpsc::Receiver<T>, timeout: Duration) -> Result<T, ClusterError> {
+    rx.recv_timeout(timeout).map_err(|e| match e {
+        std_mpsc::RecvTimeoutError::Timeout => ClusterError::Timeout(timeout),
+        std_mpsc::RecvTimeoutError::Disconnected => ClusterError::Stopped,
+    })
+}
+
+/// A running node: its task and the handle to it.
+pub struct RaftNode {
+    handle: RaftHandle,
+    task: Option<tokio::task::JoinHandle<()>>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl RaftNode {
+    /// Starts the node's task (and its transport on `host.addr:host.cluster_port`).
+    /// `changed` is sent `()` after every batch of applied entries.
+    pub fn start(
+        config: NodeConfig,
+        runtime: &tokio::runtime::Handle,
+        changed: mpsc::UnboundedSender<()>,
+    ) -> Result<RaftNode, ClusterError> {
+        let (commands, rx) = mpsc::unbounded_channel();
+        let state = Arc::new(RwLock::new(StateMachine::new()));
+        let view = Arc::new(RwLock::new(ClusterView::default()));
+        let handle = RaftHandle {
+            commands,
+            state: Arc::clone(&state),
+            view: Arc::clone(&view),
+        };
+        let node = runtime.block_on(Node::open(config, state, view, changed))?;
+        let task = runtime.spawn(node.run(rx));
+        Ok(RaftNode {
+            handle,
+            task: Some(task),
+            runtime: runtime.clone(),
+        })
+    }
+
+    pub fn handle(&self) -> &RaftHandle {
+        &self.handle
+    }
+
+    /// Stops the node and its transport, and waits until the storage is closed.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        let _ = self.handle.commands.send(NodeCommand::Shutdown);
+        if let Some(task) = self.task.take() {
+            let _ = self.runtime.block_on(task);
+        }
+    }
+}
+
+impl Drop for RaftNode {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Who waits for the result of an entry.
+enum Waiter {
+    Local(std_mpsc::Sender<Result<Applied, ClusterError>>),
+    Join(oneshot::Sender<Envelope>),
+    Leave(oneshot::Sender<Envelope>),
+}
+
+struct Pending {
+    waiter: Waiter,
+    since: Instant,
+}
+
+struct Node {
+    raw: RawNode<RaftStorage>,
+    storage: RaftStorage,
+    transport: Transport,
+    events: mpsc::UnboundedReceiver<TransportEvent>,
+    state: Arc<RwLock<StateMachine>>,
+    view: Arc<RwLock<ClusterView>>,
+    changed: mpsc::UnboundedSender<()>,
+    host: Host,
+    max_voters: usize,
+    pending: HashMap<u64, Pending>,
+    /// ReadIndex requests by context, then by the index they wait for.
+    reads_asked: HashMap<u64, std_mpsc::Sender<Result<(), ClusterError>>>,
+    reads_ready: Vec<(u64, std_mpsc::Sender<Result<(), ClusterError>>)>,
+    next_id: u64,
+    applied: u64,
+    last_compacted: u64,
+    peers: BTreeSet<u64>,
+}
+
+fn random_u64() -> u64 {
+    let mut b = [0u8; 8];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        use std::io::Read;
+        let _ = f.read_exact(&mut b);
+    }
+    u64::from_le_bytes(b)
+}
+
+fn other(e: impl std::fmt::Display) -> ClusterError {
+    ClusterError::Other(e.to_string())
+}
+
+impl Node {
+    async fn open(
+        config: NodeConfig,
+        state: Arc<RwLock<StateMachine>>,
+        view: Arc<RwLock<ClusterView>>,
+        changed: mpsc::UnboundedSender<()>,
+    ) -> Result<Node, ClusterError> {
+        let NodeConfig {
+            host,
+            storage,
+            token,
+            max_voters,
+            bootstrap,
+            seed_members,
+        } = config;
+        if !storage.is_initialized() && bootstrap {
+            storage.apply_snapshot(&bootstrap_snapshot(&host)).map_err(other)?;
+        }
+        // The state machine restarts from the latest snapshot; raft-rs then hands back every
+        // committed entry after it, which we apply again (deterministically).
+        let snapshot = storage.snapshot(0, 0).map_err(other)?;
+        let applied = snapshot.get_metadata().index;
+        if !snapshot.get_data().is_empty() {
+            *state.write().unwrap_or_else(|e| e.into_inner()) = decode_snapshot(snapshot.get_data())?;
+        }
+        let raft_config = Config {
+            id: host.raft_id,
+            election_tick: ELECTION_TICKS,
+            heartbeat_tick: HEARTBEAT_TICKS,
+            applied,
+            pre_vote: true,
+            check_quorum: true,
+            read_only_option: ReadOnlyOption::Safe,
+            max_size_per_msg: 1 << 20,
+            max_inflight_msgs: 256,
+            ..Default::default()
+        };
+        raft_config.validate().map_err(other)?;
+        let mut raw = RawNode::new(&raft_config, storage.clone(), &super::log::logger()).map_err(other)?;
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let listen = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(host.addr), host.cluster_port as u16));
+        let transport = Transport::start(listen, host.raft_id, token, events_tx)
+            .await
+            .map_err(|e| ClusterError::Other(format!("cannot listen for the cluster on {listen}: {e}")))?;
+        let voters = raw.raft.prs().conf().voters().ids().iter().count();
+        if voters == 1 && raw.raft.prs().conf().voters().contains(host.raft_id) {
+            // Alone: no need to wait for an election timeout.
+            let _ = raw.campaign();
+        }
+        let mut node = Node {
+            raw,
+            storage,
+            transport,
+            events,
+            state,
+            view,
+            changed,
+            host,
+            max_voters: max_voters.max(1),
+            pending: HashMap::new(),
+            reads_asked: HashMap::new(),
+            reads_ready: Vec::new(),
+            next_id: random_u64(),
+            applied,
+            last_compacted: applied,
+            peers: BTreeSet::new(),
+        };
+        for member in seed_members {
+            node.add_peer(&member);
+        }
+        node.sync_peers();
+        Ok(node)
+    }
+
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<NodeCommand>) {
+        let mut ticker = tokio::time::interval(TICK);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {
+                    self.raw.tick();
+                    self.housekeeping();
+                }
+                cmd = commands.recv() => match cmd {
+                    Some(NodeCommand::Shutdown) | None => break,
+                    Some(cmd) => self.handle_command(cmd),
+                },
+                Some(event) = self.events.recv() => self.handle_event(event),
+            }
+            if let Err(e) = self.on_ready() {
+                tracing::error!(error = %e, "raft node failed; stopping it");
+                break;
+            }
+        }
+        self.transport.shutdown().await;
+        for (_, p) in self.pending.drain() {
+            if let Waiter::Local(tx) = p.waiter {
+                let _ = tx.send(Err(ClusterError::Stopped));
+            }
+        }
+    }
+
+    fn next_id(&mut self) -> u64 {
+        self.next_id = self.next_id.wrapping_add(1);
+        self.next_id
+    }
+
+    fn is_leader(&self) -> bool {
+        self.raw.raft.state == StateRole::Leader
+    }
+
+    fn leader_addr(&self) -> String {
+        let leader = self.raw.raft.leader_id;
+        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        state
+            .hosts()
+            .iter()
+            .find(|h| h.raft_id == leader && leader != INVALID_ID)
+            .map(|h| format!("{}:{}", Ipv4Addr::from(h.addr), h.cluster_port))
+            .unwrap_or_default()
+    }
+
+    fn handle_command(&mut self, cmd: NodeCommand) {
+        match cmd {
+            NodeCommand::Propose { command, reply } => {
+                if self.raw.raft.leader_id == INVALID_ID {
+                    let _ = reply.send(Err(ClusterError::NoLeader));
+                    return;
+                }
+                let id = self.next_id();
+                let data = Proposal { id, command: Some(command) }.encode_to_vec();
+                match self.raw.propose(vec![], data) {
+                    Ok(()) => {
+                        self.pending.insert(id, Pending { waiter: Waiter::Local(reply), since: Instant::now() });
+                    }
+                    Err(_) => {
+                        let _ = reply.send(Err(ClusterError::NoLeader));
+                    }
+                }
+            }
+            NodeCommand::ReadIndex { reply } => {
+                if self.raw.raft.leader_id == INVALID_ID {
+                    let _ = reply.send(Err(ClusterError::NoLeader));
+                    return;
+                }
+                let id = self.next_id();
+                self.raw.read_index(id.to_le_bytes().to_vec());
+                self.reads_asked.insert(id, reply);
+            }
+            NodeCommand::TransferLeader { to } => self.raw.transfer_leader(to),
+            NodeCommand::Shutdown => {}
+        }
+    }
+
+    fn handle_event(&mut self, event: TransportEvent) {
+        match event {
+            TransportEvent::Raft(msg) => {
+                if let Err(e) = self.raw.step(msg) {
+                    tracing::debug!(error = %e, "raft message ignored");
+                }
+            }
+            TransportEvent::Unreachable(id) => self.raw.report_unreachable(id),
+            TransportEvent::SnapshotStatus(id, status) => self.raw.report_snapshot(id, status),
+            TransportEvent::Request { envelope, reply, .. } => match envelope.kind {
+                Some(vxnet_proto::envelope::Kind::JoinRequest(req)) => self.handle_join(req, reply),
+                Some(vxnet_proto::envelope::Kind::LeaveRequest(req)) => self.handle_leave(req, reply),
+                _ => {
+                    let _ = reply.send(Envelope::default());
+                }
+            },
+        }
+    }
+
+    fn join_reply(&self, error: impl Into<String>) -> Envelope {
+        let error = error.into();
+        let members = if error.is_empty() {
+            self.state.read().unwrap_or_else(|e| e.into_inner()).hosts().to_vec()
+        } else {
+            Vec::new()
+        };
+        Envelope {
+            kind: Some(vxnet_proto::envelope::Kind::JoinResponse(JoinResponse {
+                leader_addr: if error.is_empty() { String::new() } else { self.leader_addr() },
+                error,
+                members,
+            })),
+        }
+    }
+
+    fn leave_reply(&self, error: impl Into<String>) -> Envelope {
+        let error = error.into();
+        Envelope {
+            kind: Some(vxnet_proto::envelope::Kind::LeaveResponse(LeaveResponse {
+                leader_addr: if error.is_empty() { String::new() } else { self.leader_addr() },
+                error,
+            })),
+        }
+    }
+
+    fn conf(&self) -> ConfState {
+        self.raw.raft.prs().conf().to_conf_state()
+    }
+
+    fn handle_join(&mut self, req: JoinRequest, reply: oneshot::Sender<Envelope>) {
+        let Some(host) = req.host else {
+            let _ = reply.send(self.join_reply("the join request names no host"));
+            return;
+        };
+        if !self.is_leader() {
+            let _ = reply.send(self.join_reply(NOT_LEADER));
+            return;
+        }
+        let conf = self.conf();
+        let member = conf.voters.contains(&host.raft_id) || conf.learners.contains(&host.raft_id);
+        let known = self
+            .state
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .host(&host.id)
+            .is_some_and(|h| h.raft_id == host.raft_id);
+        if member && known {
+            // A retry of a join that went through: answer as then.
+            let _ = reply.send(self.join_reply(""));
+            return;
+        }
+        if host.raft_id == INVALID_ID || host.id.is_empty() {
+            let _ = reply.send(self.join_reply("the joining host has no id"));
+            return;
+        }
+        if self.raw.raft.has_pending_conf() || !conf.voters_outgoing.is_empty() {
+            let _ = reply.send(self.join_reply("another membership change is in progress; retry in a moment"));
+            return;
+        }
+        let kind = if conf.voters.len() < self.max_voters {
+            ConfChangeType::AddNode
+        } else {
+            ConfChangeType::AddLearnerNode
+        };
+        let change = conf_change(vec![single(host.raft_id, kind)]);
+        let id = self.next_id();
+        let context = Proposal {
+            id,
+            command: Some(Command { kind: Some(command::Kind::AddHost(AddHost { host: Some(host.clone()) })) }),
+        }
+        .encode_to_vec();
+        // The leader must be able to reach the newcomer as soon as the change commits.
+        self.add_peer(&host);
+        match self.raw.propose_conf_change(context, change) {
+            Ok(()) => {
+                tracing::info!(name = %host.name, raft_id = host.raft_id, ?kind, "adding a host to the cluster");
+                self.pending.insert(id, Pending { waiter: Waiter::Join(reply), since: Instant::now() });
+            }
+            Err(e) => {
+                let _ = reply.send(self.join_reply(format!("the leader refused the membership change: {e}")));
+            }
+        }
+    }
+
+    fn handle_leave(&mut self, req: LeaveRequest, reply: oneshot::Sender<Envelope>) {
+        if !self.is_leader() {
+            let _ = reply.send(self.leave_reply(NOT_LEADER));
+            return;
+        }
+        let host = self.state.read().unwrap_or_else(|e| e.into_inner()).host(&req.host_id).cloned();
+        let Some(host) = host else {
+            // Already gone: a retry of a leave that went through.
+            let _ = reply.send(self.leave_reply(""));
+            return;
+        };
+        if host.raft_id == self.host.raft_id {
+            // The leader leaving: hand leadership over first, then the new leader removes us.
+            if let Some(to) = self.best_successor() {
+                self.raw.transfer_leader(to);
+            }
+            let _ = reply.send(self.leave_reply(NOT_LEADER));
+            return;
+        }
+        let conf = self.conf();
+        if self.raw.raft.has_pending_conf() || !conf.voters_outgoing.is_empty() {
+            let _ = reply.send(self.leave_reply("another membership change is in progress; retry in a moment"));
+            return;
+        }
+        let mut changes = vec![single(host.raft_id, ConfChangeType::RemoveNode)];
+        if conf.voters.contains(&host.raft_id) {
+            if let Some(&learner) = conf.learners.iter().min() {
+                changes.push(single(learner, ConfChangeType::AddNode));
+            }
+        }
+        let id = self.next_id();
+        let context = Proposal {
+            id,
+            command: Some(Command {
+                kind: Some(command::Kind::RemoveHost(RemoveHost { host_id: host.id.clone() })),
+            }),
+        }
+        .encode_to_vec();
+        match self.raw.propose_conf_change(context, conf_change(changes)) {
+            Ok(()) => {
+                tracing::info!(name = %host.name, raft_id = host.raft_id, "removing a host from the cluster");
+                self.pending.insert(id, Pending { waiter: Waiter::Leave(reply), since: Instant::now() });
+            }
+            Err(e) => {
+                let _ = reply.send(self.leave_reply(format!("the leader refused the membership change: {e}")));
+            }
+        }
+    }
+
+    /// The voter (other than us) most likely to win a transfer: active, most log.
+    fn best_successor(&self) -> Option<u64> {
+        let prs = self.raw.raft.prs();
+        prs.conf()
+            .voters()
+            .ids()
+            .iter()
+            .filter(|&id| id != self.host.raft_id)
+            .filter_map(|id| prs.get(id).map(|p| (id, p.matched, p.recent_active)))
+            .filter(|&(_, _, active)| active)
+            .max_by_key(|&(id, matched, _)| (matched, std::cmp::Reverse(id)))
+            .map(|(id, _, _)| id)
+    }
+
+    fn housekeeping(&mut self) {
+        let now = Instant::now();
+        self.pending.retain(|_, p| now.duration_since(p.since) < PENDING_TTL);
+        if self.is_leader() {
+            let conf = self.conf();
+            // raft-rs leaves a joint configuration by itself (transition Auto); if a leader
+            // change interrupted that, the new leader finishes it here.
+            if !conf.voters_outgoing.is_empty() && !self.raw.raft.has_pending_conf() {
+                tracing::info!("leaving a joint configuration left behind");
+                let _ = self.raw.propose_conf_change(vec![], ConfChangeV2::default());
+            }
+        }
+        self.publish_view();
+    }
+
+    fn on_ready(&mut self) -> Result<(), ClusterError> {
+        if !self.raw.has_ready() {
+            return Ok(());
+        }
+        let mut ready = self.raw.ready();
+        if !ready.messages().is_empty() {
+            self.send(ready.take_messages());
+        }
+        if *ready.snapshot() != RaftSnapshot::default() {
+            let snapshot = ready.snapshot().clone();
+            self.storage.apply_snapshot(&snapshot).map_err(other)?;
+            let restored = decode_snapshot(snapshot.get_data())?;
+            *self.state.write().unwrap_or_else(|e| e.into_inner()) = restored;
+            self.applied = snapshot.get_metadata().index;
+            self.last_compacted = self.applied;
+            tracing::info!(index = self.applied, "state restored from a snapshot");
+            self.after_apply();
+        }
+        self.apply_entries(ready.take_committed_entries())?;
+        self.storage
+            .persist(ready.entries(), ready.hs())
+            .map_err(other)?;
+        if !ready.persisted_messages().is_empty() {
+            self.send(ready.take_persisted_messages());
+        }
+        for rs in ready.take_read_states() {
+            let ctx: [u8; 8] = rs.request_ctx.as_slice().try_into().unwrap_or_default();
+            if let Some(reply) = self.reads_asked.remove(&u64::from_le_bytes(ctx)) {
+                self.reads_ready.push((rs.index, reply));
+            }
+        }
+        let mut light = self.raw.advance(ready);
+        if let Some(commit) = light.commit_index() {
+            let mut hs = self.raw.raft.hard_state();
+            hs.commit = commit;
+            self.storage.persist(&[], Some(&hs)).map_err(other)?;
+        }
+        self.send(light.take_messages());
+        self.apply_entries(light.take_committed_entries())?;
+        self.raw.advance_apply();
+        self.answer_reads();
+        self.maybe_compact()?;
+        Ok(())
+    }
+
+    fn send(&mut self, messages: Vec<RaftMessage>) {
+        for m in messages {
+            self.transport.send(m);
+        }
+    }
+
+    fn apply_entries(&mut self, entries: Vec<Entry>) -> Result<(), ClusterError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        for entry in entries {
+            self.applied = entry.index;
+            match entry.get_entry_type() {
+                EntryType::EntryNormal => {
+                    if entry.data.is_empty() {
+                        continue; // a new leader's empty entry
+                    }
+                    self.apply_proposal(&entry.data);
+                }
+                EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {
+                    let cs = if entry.get_entry_type() == EntryType::EntryConfChange {
+                        let cc = ConfChange::parse_from_bytes(&entry.data).map_err(other)?;
+                        self.raw.apply_conf_change(&cc).map_err(other)?
+                    } else {
+                        let cc = ConfChangeV2::parse_from_bytes(&entry.data).map_err(other)?;
+                        self.raw.apply_conf_change(&cc).map_err(other)?
+                    };
+                    self.storage.set_conf_state(&cs).map_err(other)?;
+                    if !entry.context.is_empty() {
+                        self.apply_proposal(&entry.context);
+                    }
+                }
+            }
+        }
+        self.after_apply();
+        Ok(())
+    }
+
+    fn apply_proposal(&mut self, bytes: &[u8]) {
+        let proposal = match Proposal::decode(bytes) {
+            Ok(p) => p,
+            Err(e) => {
+                // Written by a newer or broken vxnet: skipping it keeps every host identical.
+                tracing::error!(error = %e, "undecodable log entry skipped");
+                return;
+            }
+        };
+        let result = match &proposal.command {
+            Some(cmd) => self.state.write().unwrap_or_else(|e| e.into_inner()).apply(cmd),
+            None => Err(Refusal::EmptyCommand),
+        };
+        let Some(pending) = self.pending.remove(&proposal.id) else { return };
+        match pending.waiter {
+            Waiter::Local(tx) => {
+                let _ = tx.send(result.map_err(ClusterError::from));
+            }
+            Waiter::Join(tx) => {
+                let error = result.err().map(|e| e.to_string()).unwrap_or_default();
+                let _ = tx.send(self.join_reply(error));
+            }
+            Waiter::Leave(tx) => {
+                let error = result.err().map(|e| e.to_string()).unwrap_or_default();
+                let _ = tx.send(self.leave_reply(error));
+            }
+        }
+    }
+
+    fn after_apply(&mut self) {
+        self.sync_peers();
+        self.publish_view();
+        let _ = self.changed.send(());
+    }
+
+    fn answer_reads(&mut self) {
+        let applied = self.applied;
+        self.reads_ready.retain(|(index, reply)| {
+            if *index <= applied {
+                let _ = reply.send(Ok(()));
+                false
+            } else {
+                true
+            }
+        });
+    }
+
+    fn maybe_compact(&mut self) -> Result<(), ClusterError> {
+        if self.applied < self.last_compacted + COMPACT_EVERY {
+            return Ok(());
+        }
+        let data = encode_snapshot(&self.state.read().unwrap_or_else(|e| e.into_inner()));
+        let conf = self.conf();
+        self.storage.compact(self.applied, data, &conf).map_err(other)?;
+        self.last_compacted = self.applied;
+        tracing::debug!(index = self.applied, "log compacted");
+        Ok(())
+    }
+
+    fn add_peer(&mut self, host: &Host) {
+        if host.raft_id == self.host.raft_id || host.raft_id == INVALID_ID {
+            return;
+        }
+        let addr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(host.addr), host.cluster_port as u16));
+        self.transport.set_peer(host.raft_id, addr);
+        self.peers.insert(host.raft_id);
+    }
+
+    /// Transport peers = the hosts of the replicated state (after a join, the seeds too).
+    fn sync_peers(&mut self) {
+        let hosts: Vec<Host> = self.state.read().unwrap_or_else(|e| e.into_inner()).hosts().to_vec();
+        let wanted: BTreeSet<u64> = hosts.iter().map(|h| h.raft_id).collect();
+        if !hosts.is_empty() {
+            let stale: Vec<u64> = self.peers.iter().copied().filter(|id| !wanted.contains(id)).collect();
+            let conf = self.conf();
+            for id in stale {
+                // Keep a peer Raft still counts on (a newcomer whose AddHost is in flight).
+                if !conf.voters.contains(&id) && !conf.learners.contains(&id) {
+                    self.transport.remove_peer(id);
+                    self.peers.remove(&id);
+                }
+            }
+        }
+        for h in &hosts {
+            self.add_peer(h);
+        }
+    }
+
+    fn publish_view(&self) {
+        let conf = self.conf();
+        let prs = self.raw.raft.prs();
+        let leader = self.raw.raft.leader_id;
+        let reachable = if self.is_leader() {
+            conf.voters
+                .iter()
+                .chain(&conf.learners)
+                .copied()
+                .filter(|id| *id == self.host.raft_id || prs.get(*id).is_some_and(|p| p.recent_active))
+                .collect()
+        } else {
+            let mut r: BTreeSet<u64> = [self.host.raft_id].into();
+            if leader != INVALID_ID {
+                r.insert(leader);
+            }
+            r
+        };
+        let view = ClusterView {
+            own_id: self.host.raft_id,
+            leader_id: leader,
+            voters: conf.voters.iter().copied().collect(),
+            learners: conf.learners.iter().copied().collect(),
+            reachable,
+        };
+        *self.view.write().unwrap_or_else(|e| e.into_inner()) = view;
+    }
+}
+
+const NOT_LEADER: &str = "not the leader";
+
+/// Whether a join/leave answer means "ask the leader instead".
+pub fn is_redirect(error: &str) -> bool {
+    error == NOT_LEADER
+}
+
+fn single(node_id: u64, change_type: ConfChangeType) -> ConfChangeSingle {
+    let mut c = ConfChangeSingle::default();
+    c.node_id = node_id;
+    c.set_change_type(change_type);
+    c
+}
+
+fn conf_change(changes: Vec<ConfChangeSingle>) -> ConfChangeV2 {
+    let mut cc = ConfChangeV2::default();
+    cc.set_transition(ConfChangeTransition::Auto);
+    cc.set_changes(changes.into());
+    cc
+}
+
+fn encode_snapshot(state: &StateMachine) -> Vec<u8> {
+    Snapshot { state: Some(state.state().clone()) }.encode_to_vec()
+}
+
+fn decode_snapshot(data: &[u8]) -> Result<StateMachine, ClusterError> {
+    let snapshot = Snapshot::decode(data).map_err(|e| other(format!("undecodable snapshot: {e}")))?;
+    StateMachine::from_state(snapshot.state.unwrap_or_default()).map_err(other)
+}
+
+/// The snapshot a fresh host starts its one-host cluster from: itself as the only voter and
+/// the only host.
+fn bootstrap_snapshot(host: &Host) -> RaftSnapshot {
+    let state = State { hosts: vec![host.clone()], ..Default::default() };
+    let mut snapshot = RaftSnapshot::default();
+    snapshot.set_data(Snapshot { state: Some(state) }.encode_to_vec().into());
+    let meta = snapshot.mut_metadata();
+    meta.index = BOOTSTRAP_INDEX;
+    meta.term = 1;
+    meta.mut_conf_state().voters = vec![host.raft_id];
+    snapshot
+}
