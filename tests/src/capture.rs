@@ -55,9 +55,22 @@ impl Capture {
     /// for everything). Waits (bounded) until tcpdump is listening.
     pub fn start(ns: &str, iface: &str, pcap: &Path, filter: &str) -> Result<Capture> {
         let pcap_arg = pcap.to_string_lossy().into_owned();
-        // -U: write each packet as it arrives, so a SIGINT loses nothing; -n: no DNS (there is
-        // no network to ask).
-        let mut args = vec!["tcpdump", "-i", iface, "-U", "-n", "-w", pcap_arg.as_str()];
+        // --immediate-mode: hand every packet to tcpdump at once; otherwise TPACKET_V3 holds
+        // packets in a ring block for up to a second and a stop loses the last ones.
+        // -U: write each packet to the file as it arrives. -Z root: do not drop privileges to
+        // a user that cannot write into the lab's root-owned directory. -n: no DNS.
+        let mut args = vec![
+            "tcpdump",
+            "--immediate-mode",
+            "-Z",
+            "root",
+            "-i",
+            iface,
+            "-U",
+            "-n",
+            "-w",
+            pcap_arg.as_str(),
+        ];
         if !filter.is_empty() {
             args.push(filter);
         }
