@@ -92,6 +92,7 @@ pub struct LabBuilder {
     underlay_mtu: u32,
     daemon_args: Vec<String>,
     bin: Option<PathBuf>,
+    wire_checksums: bool,
 }
 
 impl LabBuilder {
@@ -123,6 +124,14 @@ impl LabBuilder {
     /// MTU of the underlay links (default 1500).
     pub fn underlay_mtu(mut self, mtu: u32) -> Self {
         self.underlay_mtu = mtu;
+        self
+    }
+
+    /// Whether host uplinks finish checksums in software before sending (default true), so the
+    /// underlay carries complete checksums as a physical wire does. Off keeps the veth
+    /// offloads: faster, but datagrams leave with unfinished inner checksums.
+    pub fn wire_checksums(mut self, on: bool) -> Self {
+        self.wire_checksums = on;
         self
     }
 
@@ -206,6 +215,7 @@ impl Lab {
             underlay_mtu: 1500,
             daemon_args: Vec::new(),
             bin: None,
+            wire_checksums: true,
         }
     }
 
@@ -358,6 +368,18 @@ impl Lab {
                 HOST_UPLINK,
             ],
         )?;
+        if opts.wire_checksums {
+            // A veth never computes checksums a sender left to "hardware": a kernel vxlan
+            // sender would put inner TCP/UDP checksums on the underlay unfinished, which a
+            // kernel receiver trusts but a userspace receiver (vxnet) rightly cannot. A real
+            // NIC finishes them, so the lab does it in software here: what is on the wire is
+            // what a wire would carry.
+            cmd::run_ok(
+                &mut netns::command(&ns, &["ethtool", "-K", HOST_UPLINK, "tx", "off"]),
+                DEFAULT_TIMEOUT,
+            )
+            .context("turning off tx checksum offload (apt-get install -y ethtool)")?;
+        }
         ip(&ns, &["link", "set", HOST_UPLINK, "up"])?;
         let data_dir = self.root.join(&name);
         fs::create_dir_all(&data_dir)
