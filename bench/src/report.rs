@@ -106,14 +106,16 @@ pub fn median(values: &[f64]) -> Option<f64> {
 pub struct Report {
     pub duration_secs: u64,
     pub repeat: u32,
+    pub veth_offloads: bool,
     pub modes: Vec<ModeResult>,
 }
 
 impl Report {
-    pub fn new(duration_secs: u64, repeat: u32) -> Report {
+    pub fn new(duration_secs: u64, repeat: u32, veth_offloads: bool) -> Report {
         Report {
             duration_secs,
             repeat,
+            veth_offloads,
             modes: Vec::new(),
         }
     }
@@ -132,6 +134,17 @@ impl Report {
     /// The human-readable table.
     pub fn table(&self) -> String {
         let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "{}s per iperf3 run, median of {}; host uplinks: {}",
+            self.duration_secs,
+            self.repeat,
+            if self.veth_offloads {
+                "veth offloads on"
+            } else {
+                "checksums finished in software (wire-like)"
+            }
+        );
         let _ = write!(s, "{:<24}", "metric (median)");
         for m in &self.modes {
             let _ = write!(s, "{:>12}", m.mode);
@@ -183,6 +196,7 @@ impl Report {
             "cpu_model": cpu_model(),
             "duration_secs": self.duration_secs,
             "repeat": self.repeat,
+            "veth_offloads": self.veth_offloads,
             "statistic": "median",
             "modes": Value::Object(modes),
             "ratio_vxnet_over_kernel": Value::Object(ratios),
@@ -273,7 +287,7 @@ mod tests {
 
     #[test]
     fn ratio_and_missing_values() {
-        let mut r = Report::new(3, 1);
+        let mut r = Report::new(3, 1, false);
         let mut vx = ModeResult::new("vxnet");
         vx.add(Metric::Tcp1Gbps, 2.0);
         let mut k = ModeResult::new("kernel");

@@ -670,7 +670,7 @@ fn kill_namespace_processes(namespaces: &[String]) {
 }
 
 /// Removes what a killed test run left behind: namespaces named `vl<pid>x<n>-...` whose pid is
-/// gone, and their temp roots. Best effort, silent.
+/// gone (and that are over two minutes old), and their temp roots. Best effort, silent.
 fn reap_stale_labs() {
     let Ok(entries) = fs::read_dir(netns::NETNS_DIR) else {
         return;
@@ -689,7 +689,15 @@ fn reap_stale_labs() {
         else {
             continue;
         };
-        if !Path::new(&format!("/proc/{pid}")).exists() {
+        // Dead owner, and not brand new: a namespace made a moment ago by a process in
+        // another pid namespace (invisible in our /proc) is left alone.
+        let old_enough = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > Duration::from_secs(120));
+        if old_enough && !Path::new(&format!("/proc/{pid}")).exists() {
             stale_ns.push(name.clone());
             if !stale_prefixes.contains(&prefix.to_string()) {
                 stale_prefixes.push(prefix.to_string());
