@@ -55,14 +55,17 @@ impl Capture {
     /// for everything). Waits (bounded) until tcpdump is listening.
     pub fn start(ns: &str, iface: &str, pcap: &Path, filter: &str) -> Result<Capture> {
         let pcap_arg = pcap.to_string_lossy().into_owned();
-        // --immediate-mode: hand each packet to tcpdump as it arrives (otherwise the kernel
-        // holds them in a block for up to a second, and a SIGINT then loses them); -U: write
-        // each packet as it arrives; -n: no DNS (there is no network to ask).
+        // --immediate-mode: hand every packet to tcpdump at once; otherwise TPACKET_V3 holds
+        // packets in a ring block for up to a second and a stop loses the last ones.
+        // -U: write each packet to the file as it arrives. -Z root: do not drop privileges to
+        // a user that cannot write into the lab's root-owned directory. -n: no DNS.
         let mut args = vec![
             "tcpdump",
+            "--immediate-mode",
+            "-Z",
+            "root",
             "-i",
             iface,
-            "--immediate-mode",
             "-U",
             "-n",
             "-w",

@@ -92,6 +92,7 @@ pub struct LabBuilder {
     underlay_mtu: u32,
     daemon_args: Vec<String>,
     bin: Option<PathBuf>,
+    wire_checksums: bool,
 }
 
 impl LabBuilder {
@@ -123,6 +124,14 @@ impl LabBuilder {
     /// MTU of the underlay links (default 1500).
     pub fn underlay_mtu(mut self, mtu: u32) -> Self {
         self.underlay_mtu = mtu;
+        self
+    }
+
+    /// Whether host uplinks finish checksums in software before sending (default true), so the
+    /// underlay carries complete checksums as a physical wire does. Off keeps the veth
+    /// offloads: faster, but datagrams leave with unfinished inner checksums.
+    pub fn wire_checksums(mut self, on: bool) -> Self {
+        self.wire_checksums = on;
         self
     }
 
@@ -206,6 +215,7 @@ impl Lab {
             underlay_mtu: 1500,
             daemon_args: Vec::new(),
             bin: None,
+            wire_checksums: true,
         }
     }
 
@@ -358,8 +368,19 @@ impl Lab {
                 HOST_UPLINK,
             ],
         )?;
+        if opts.wire_checksums {
+            // A veth never computes checksums a sender left to "hardware": a kernel vxlan
+            // sender would put inner TCP/UDP checksums on the underlay unfinished, which a
+            // kernel receiver trusts but a userspace receiver (vxnet) rightly cannot. A real
+            // NIC finishes them, so the lab does it in software here: what is on the wire is
+            // what a wire would carry.
+            cmd::run_ok(
+                &mut netns::command(&ns, &["ethtool", "-K", HOST_UPLINK, "tx", "off"]),
+                DEFAULT_TIMEOUT,
+            )
+            .context("turning off tx checksum offload (apt-get install -y ethtool)")?;
+        }
         ip(&ns, &["link", "set", HOST_UPLINK, "up"])?;
-        complete_checksums_on_send(&ns, HOST_UPLINK)?;
         let data_dir = self.root.join(&name);
         fs::create_dir_all(&data_dir)
             .with_context(|| format!("creating {}", data_dir.display()))?;
@@ -649,7 +670,7 @@ fn kill_namespace_processes(namespaces: &[String]) {
 }
 
 /// Removes what a killed test run left behind: namespaces named `vl<pid>x<n>-...` whose pid is
-/// gone, and their temp roots. Best effort, silent.
+/// gone (and that are over two minutes old), and their temp roots. Best effort, silent.
 fn reap_stale_labs() {
     let Ok(entries) = fs::read_dir(netns::NETNS_DIR) else {
         return;
@@ -668,7 +689,15 @@ fn reap_stale_labs() {
         else {
             continue;
         };
-        if !Path::new(&format!("/proc/{pid}")).exists() {
+        // Dead owner, and not brand new: a namespace made a moment ago by a process in
+        // another pid namespace (invisible in our /proc) is left alone.
+        let old_enough = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > Duration::from_secs(120));
+        if old_enough && !Path::new(&format!("/proc/{pid}")).exists() {
             stale_ns.push(name.clone());
             if !stale_prefixes.contains(&prefix.to_string()) {
                 stale_prefixes.push(prefix.to_string());
@@ -707,18 +736,6 @@ fn allow_fragmentation(sock: &UdpSocket) -> Result<()> {
         bail!("IP_MTU_DISCOVER: {}", std::io::Error::last_os_error());
     }
     Ok(())
-}
-
-/// Makes `ifname` in `ns` compute checksums in software before sending, as a real wire
-/// requires. A veth otherwise passes packets on with checksums left for "hardware" that never
-/// comes: a kernel vxlan sender's inner TCP checksum then reaches a userspace VTEP unfinished
-/// (a kernel receiver never notices, as it trusts the skb's checksum state).
-fn complete_checksums_on_send(ns: &str, ifname: &str) -> Result<()> {
-    let mut c = Command::new("ip");
-    c.args(["netns", "exec", ns, "ethtool", "-K", ifname, "tx", "off"]);
-    cmd::run_ok(&mut c, DEFAULT_TIMEOUT)
-        .map(|_| ())
-        .with_context(|| format!("ethtool -K {ifname} tx off in {ns} (is ethtool installed?)"))
 }
 
 /// `ip -n NS args...`, failing with ip's message.

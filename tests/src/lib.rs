@@ -100,7 +100,9 @@ pub fn find_vxnet_bin() -> Result<PathBuf> {
                     newest = Some((mtime, candidate.clone()));
                 }
             }
-            tried.push(candidate);
+            if !tried.contains(&candidate) {
+                tried.push(candidate);
+            }
         }
     }
     if let Some((_, p)) = newest {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use crate::lab::{host_addr, Container, HostKind, KernelNetwork, Lab};
+use crate::lab::{host_addr, Container, HostKind, KernelNetwork, Lab, LabBuilder};
 
 /// Name of the overlay.
 pub const NET: &str = "net1";
@@ -56,7 +56,12 @@ impl Pair {
 /// c1 and c2 connected with fixed addresses. Not yet warmed up: tests that look at the first
 /// packets need them on the wire.
 pub fn vxnet_pair_cold() -> Result<Pair> {
-    let lab = Lab::new(2)?;
+    vxnet_pair_cold_on(Lab::builder())
+}
+
+/// [`vxnet_pair_cold`] on a lab made from `builder` (which must have no hosts yet).
+pub fn vxnet_pair_cold_on(builder: LabBuilder) -> Result<Pair> {
+    let lab = builder.hosts(HostKind::Vxnet, 2).build()?;
     lab.vxnet_network(NET, VNI, SUBNET, &[0, 1], &[])?;
     let c1 = lab.container(0, "c1")?;
     let c2 = lab.container(1, "c2")?;
@@ -67,21 +72,36 @@ pub fn vxnet_pair_cold() -> Result<Pair> {
 
 /// [`vxnet_pair_cold`], warmed up.
 pub fn vxnet_pair() -> Result<Pair> {
-    let pair = vxnet_pair_cold()?;
+    vxnet_pair_on(Lab::builder())
+}
+
+/// [`vxnet_pair`] on a lab made from `builder` (which must have no hosts yet).
+pub fn vxnet_pair_on(builder: LabBuilder) -> Result<Pair> {
+    let pair = vxnet_pair_cold_on(builder)?;
     pair.wait_connected()?;
     Ok(pair)
 }
 
 /// Two kernel vxlan hosts, same numbers as [`vxnet_pair`]: the baseline. Warmed up.
 pub fn kernel_pair() -> Result<Pair> {
-    let pair = kernel_pair_cold()?;
+    kernel_pair_on(Lab::builder())
+}
+
+/// [`kernel_pair`] on a lab made from `builder` (which must have no hosts yet).
+pub fn kernel_pair_on(builder: LabBuilder) -> Result<Pair> {
+    let pair = kernel_pair_cold_on(builder)?;
     pair.wait_connected()?;
     Ok(pair)
 }
 
 /// [`kernel_pair`] before any traffic.
 pub fn kernel_pair_cold() -> Result<Pair> {
-    let lab = Lab::builder().hosts(HostKind::KernelVxlan, 2).build()?;
+    kernel_pair_cold_on(Lab::builder())
+}
+
+/// [`kernel_pair_cold`] on a lab made from `builder` (which must have no hosts yet).
+pub fn kernel_pair_cold_on(builder: LabBuilder) -> Result<Pair> {
+    let lab = builder.hosts(HostKind::KernelVxlan, 2).build()?;
     for (host, peer) in [(0, 1), (1, 0)] {
         lab.kernel_network(
             host,
