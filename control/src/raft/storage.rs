@@ -54,6 +54,8 @@
 //! only voter; a joining host starts from an empty store and learns the log (or a snapshot)
 //! from the leader.
 
+use std::fs::DirBuilder;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -101,6 +103,14 @@ pub enum StorageError {
     /// A writer panicked while holding the lock; the in-memory view may be stale.
     #[error("raft storage lock poisoned")]
     Poisoned,
+    /// raft-engine takes its directory as a string.
+    #[error("raft directory {} is not valid UTF-8", .0.display())]
+    NonUtf8Path(PathBuf),
+    #[error("create {}: {source}", path.display())]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("raft-engine: {0}")]
     Engine(#[from] raft_engine::Error),
     #[error("protobuf: {0}")]
@@ -173,15 +183,30 @@ impl RaftStorage {
     /// before it remain. Corruption anywhere else is an error. raft-engine locks the directory:
     /// a second open, in this process or another, fails.
     pub fn open(dir: &Path) -> Result<RaftStorage, StorageError> {
+        let dir_str = dir
+            .to_str()
+            .ok_or_else(|| StorageError::NonUtf8Path(dir.to_path_buf()))?;
+        // raft-engine would create it world-readable; the log holds the cluster's metadata.
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|source| StorageError::CreateDir {
+                path: dir.to_path_buf(),
+                source,
+            })?;
         let cfg = Config {
-            dir: dir.to_string_lossy().into_owned(),
+            dir: dir_str.to_owned(),
             // TiKV's choice: a crash can tear the last write, and that write was never
             // acknowledged, so dropping it is correct; anything earlier is real corruption.
             recovery_mode: RecoveryMode::TolerateTailCorruption,
-            // vxnet's log is metadata: small files let purging reclaim space soon after a
-            // compaction instead of at TiKV's 10 GiB.
+            // vxnet's log is metadata: once the files add up to more than `purge_threshold`,
+            // a compaction deletes those holding only compacted entries (TiKV's threshold is
+            // 10 GiB). Recycling purged files would keep them on disk for reuse — a TiKV
+            // latency optimisation not worth the disk here.
             target_file_size: ReadableSize::mb(4),
             purge_threshold: ReadableSize::mb(32),
+            enable_log_recycle: false,
             recovery_threads: 1,
             ..Config::default()
         };
@@ -254,21 +279,14 @@ impl RaftStorage {
     /// A fresh host either [`bootstrap`](Self::bootstrap)s or joins with an empty store.
     pub fn is_initialized(&self) -> Result<bool, StorageError> {
         let meta = self.read_meta()?;
-        Ok(meta.hard_state != HardState::default()
-            || meta.conf_state != ConfState::default()
-            || meta.snapshot_index > 0
-            || self.shared.engine.last_index(GROUP_ID).is_some())
+        Ok(self.is_initialized_locked(&meta))
     }
 
     /// Founds a new group: stores `conf_state` (normally `voters = [own id]`) as the initial
     /// configuration, with an empty log and no snapshot. Refused on an initialized store.
     pub fn bootstrap(&self, conf_state: &ConfState) -> Result<(), StorageError> {
         let mut meta = self.write_meta()?;
-        if meta.hard_state != HardState::default()
-            || meta.conf_state != ConfState::default()
-            || meta.snapshot_index > 0
-            || self.shared.engine.last_index(GROUP_ID).is_some()
-        {
+        if self.is_initialized_locked(&meta) {
             return Err(StorageError::AlreadyInitialized);
         }
         let mut batch = LogBatch::default();
@@ -433,7 +451,6 @@ impl RaftStorage {
     /// The latest snapshot (data and metadata), if any. On restart the node loads its state
     /// machine from this; see the module docs.
     pub fn latest_snapshot(&self) -> Result<Option<Snapshot>, StorageError> {
-        let _meta = self.read_meta()?;
         Ok(self
             .shared
             .engine
@@ -486,6 +503,13 @@ impl RaftStorage {
         next.hard_state.term = next.hard_state.term.max(md.term);
         next.hard_state.commit = next.hard_state.commit.max(md.index);
         Ok(())
+    }
+
+    fn is_initialized_locked(&self, meta: &Meta) -> bool {
+        meta.hard_state != HardState::default()
+            || meta.conf_state != ConfState::default()
+            || meta.snapshot_index > 0
+            || self.shared.engine.last_index(GROUP_ID).is_some()
     }
 
     fn last_index_locked(&self, meta: &Meta) -> u64 {
@@ -1009,6 +1033,73 @@ mod tests {
         assert_eq!(store.snapshot_metadata().expect("md").index, 20);
     }
 
+    fn log_files(dir: &Path) -> Vec<PathBuf> {
+        fs::read_dir(dir)
+            .expect("read_dir")
+            .map(|e| e.expect("dir entry").path())
+            .filter(|p| {
+                p.extension()
+                    .is_some_and(|x| x == "raftlog" || x == "rewrite")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn compaction_reclaims_files_and_keeps_snapshot_through_purge() {
+        let dir = TempDir::new("purge");
+        let store = RaftStorage::open(&dir.0).expect("open");
+        store.bootstrap(&voters(&[1])).expect("bootstrap");
+        // ~40 MiB in 64 KiB entries: past the 32 MiB purge threshold, over several files.
+        // Incompressible, or raft-engine's LZ4 would shrink it to nothing.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut noise = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x.to_le_bytes()
+        };
+        let payload: Bytes = (0..(64 << 10) / 8).flat_map(|_| noise()).collect();
+        let mut index = 0;
+        for _ in 0..16 {
+            let batch: Vec<Entry> = (0..40)
+                .map(|_| {
+                    index += 1;
+                    Entry {
+                        index,
+                        term: 1,
+                        data: payload.clone(),
+                        ..Default::default()
+                    }
+                })
+                .collect();
+            store
+                .persist_ready(&batch, Some(&hard_state(1, 1, index)), None)
+                .expect("persist");
+        }
+        let before = log_files(&dir.0).len();
+        assert!(before > 2, "{before} files");
+
+        store
+            .compact(index - 1, b"state".to_vec(), voters(&[1]))
+            .expect("compact");
+        let after = log_files(&dir.0).len();
+        assert!(
+            after < before / 2,
+            "{after} files after purge, {before} before"
+        );
+
+        drop(store);
+        let store = RaftStorage::open(&dir.0).expect("reopen");
+        assert_eq!(store.first_index().expect("first"), index);
+        assert_eq!(store.last_index().expect("last"), index);
+        assert_eq!(
+            store.snapshot_data().expect("data").as_deref(),
+            Some(&b"state"[..])
+        );
+        assert_eq!(store.hard_state().expect("hs"), hard_state(1, 1, index));
+        assert_eq!(store.conf_state().expect("cs"), voters(&[1]));
+    }
+
     #[test]
     fn entries_honours_max_size() {
         let dir = TempDir::new("maxsize");
@@ -1129,10 +1220,21 @@ mod tests {
     }
 
     #[test]
-    fn second_open_of_the_same_directory_fails() {
+    fn open_creates_a_private_directory_and_locks_it() {
+        use std::os::unix::fs::PermissionsExt;
+
         let dir = TempDir::new("lock");
-        let _store = RaftStorage::open(&dir.0).expect("open");
-        assert!(RaftStorage::open(&dir.0).is_err());
+        let raft_dir = dir.0.join("data").join(RAFT_DIR);
+        let store = RaftStorage::open(&raft_dir).expect("open");
+        assert_eq!(store.dir(), raft_dir);
+        let mode = fs::metadata(&raft_dir)
+            .expect("metadata")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
+        assert!(RaftStorage::open(&raft_dir).is_err(), "second open");
+        drop(store);
+        RaftStorage::open(&raft_dir).expect("open after close");
     }
 
     #[test]
