@@ -40,6 +40,17 @@
 //! - **`ConfState` is the one of the latest snapshot** (or of [`RaftStorage::bootstrap`], or
 //!   empty for a joining host). It is *not* updated as conf changes are applied, because the
 //!   state machine is not persisted either: both are rebuilt from the snapshot on restart.
+//!   That is why there is deliberately no `set_conf_state`: storing the configuration after
+//!   each applied conf change would make the replay below apply those changes a second time
+//!   (raft-rs refuses to enter a joint configuration twice).
+//!
+//! On disk (`<data_dir>/raft/`, mode 0700): raft-engine's files — `NNNNNNNNNNNNNNNN.raftlog`
+//! (append queue), `NNNNNNNNNNNNNNNN.rewrite` (live data rewritten out of purged files) and
+//! `LOCK`. Everything lives in raft-engine group [`GROUP_ID`]: the log entries (raft-rs
+//! `Entry`, protobuf), and three keys holding protobuf messages — `hard_state` (`HardState`),
+//! `conf_state` (`ConfState`), `snapshot` (`Snapshot`: metadata and data). Files are deleted
+//! by [`RaftStorage::compact`] once they hold only compacted entries and the log exceeds
+//! 32 MiB; below that, compacted files simply wait.
 //!
 //! Restart recovery (what the node does after [`RaftStorage::open`]):
 //! 1. Load the state machine from [`RaftStorage::latest_snapshot`] (none: empty state).
@@ -1235,6 +1246,14 @@ mod tests {
         assert!(RaftStorage::open(&raft_dir).is_err(), "second open");
         drop(store);
         RaftStorage::open(&raft_dir).expect("open after close");
+    }
+
+    #[test]
+    fn storage_can_move_into_the_node_task() {
+        fn send_sync<T: Send + Sync + Clone + 'static>() {}
+        send_sync::<RaftStorage>();
+        fn send<T: Send>() {}
+        send::<RawNode<RaftStorage>>();
     }
 
     #[test]
