@@ -1,0 +1,1380 @@
+//! Durable Raft storage: the log, `HardState`, `ConfState` and the latest snapshot of one
+//! daemon's Raft group, kept in a [raft-engine](raft_engine) instance under
+//! `<data_dir>/raft/` ([`RAFT_DIR`]).
+//!
+//! [`RaftStorage`] implements [`raft::Storage`] for `RawNode` and is the handle the node uses
+//! to persist each `Ready`. It is cheap to clone; all clones share one engine.
+//!
+//! Rules a caller relies on:
+//! - **Atomic and durable.** Every mutating method ([`RaftStorage::persist_ready`],
+//!   [`RaftStorage::apply_snapshot`], [`RaftStorage::compact`], [`RaftStorage::bootstrap`])
+//!   writes exactly one raft-engine `LogBatch` with `sync = true`: after `Ok`, everything in it
+//!   survives a crash; after a crash mid-write, none of it is visible on reopen. Readers never
+//!   see half of a write either. [`RaftStorage::persist_commit`] is the one unsynced write: a
+//!   lost commit index is re-learnt from the leader (or recomputed by a single voter), it is
+//!   never needed for safety.
+//! - **Order.** Follow raft-rs `examples/five_mem_node`: send `messages`, persist the snapshot
+//!   (if any), apply committed entries, persist entries + `HardState` with
+//!   [`RaftStorage::persist_ready`], and only then send `persisted_messages` and call
+//!   `advance`. Votes and appends acknowledged to peers must already be on disk. The snapshot
+//!   and the entries of one `Ready` may also go in a single `persist_ready` call (snapshot
+//!   first, then entries, in one batch).
+//! - **An error from a mutating method is fatal to the node.** Nothing of that write happened,
+//!   but raft-rs has already handed the `Ready` over and cannot take it back: stop the node,
+//!   don't `advance`, restart the daemon. (raft-engine itself panics if `fsync` fails.)
+//! - **Appends follow Raft:** entries starting at index `i` replace every stored entry from `i`
+//!   on. An append must start inside `[first_index, last_index + 1]`; anything else (a hole,
+//!   overwriting compacted entries, non-consecutive indexes) is refused with an error rather
+//!   than allowed to corrupt the log.
+//! - **Snapshots.** There is at most one stored snapshot, the latest: either received from a
+//!   leader ([`RaftStorage::apply_snapshot`]) or taken locally by [`RaftStorage::compact`]. Its
+//!   data is opaque here (for vxnet a prost-encoded `vxnet_proto::Snapshot`). Entries at or
+//!   below its index are gone: [`raft::Storage::first_index`] is `snapshot.index + 1`,
+//!   [`raft::Storage::term`] still answers for `snapshot.index`, lower indexes are
+//!   [`StorageError::Compacted`]. [`raft::Storage::snapshot`] always returns that stored
+//!   snapshot; if there is none, or it is older than `request_index`, it returns
+//!   `SnapshotTemporarilyUnavailable` — raft-rs then retries later, and the node is expected to
+//!   call [`RaftStorage::compact`] from time to time so a snapshot exists once the log is
+//!   compacted. Snapshots are kept in raft-engine's in-memory index too, which is fine for
+//!   vxnet's metadata-sized state but not for large state machines.
+//! - **`ConfState` is the one of the latest snapshot** (or of [`RaftStorage::bootstrap`], or
+//!   empty for a joining host). It is *not* updated as conf changes are applied, because the
+//!   state machine is not persisted either: both are rebuilt from the snapshot on restart.
+//!   That is why there is deliberately no `set_conf_state`: storing the configuration after
+//!   each applied conf change would make the replay below apply those changes a second time
+//!   (raft-rs refuses to enter a joint configuration twice).
+//!
+//! On disk (`<data_dir>/raft/`, mode 0700): raft-engine's files — `NNNNNNNNNNNNNNNN.raftlog`
+//! (append queue), `NNNNNNNNNNNNNNNN.rewrite` (live data rewritten out of purged files) and
+//! `LOCK`. Everything lives in raft-engine group [`GROUP_ID`]: the log entries (raft-rs
+//! `Entry`, protobuf), and three keys holding protobuf messages — `hard_state` (`HardState`),
+//! `conf_state` (`ConfState`), `snapshot` (`Snapshot`: metadata and data). Files are deleted
+//! by [`RaftStorage::compact`] once they hold only compacted entries and the log exceeds
+//! 32 MiB; below that, compacted files simply wait.
+//!
+//! Restart recovery (what the node does after [`RaftStorage::open`]):
+//! 1. Load the state machine from [`RaftStorage::latest_snapshot`] (none: empty state).
+//! 2. Create the `RawNode` with `Config::applied = 0` (raft-rs then takes the snapshot index).
+//!    Its first `Ready`s hand the committed entries `(snapshot.index, hard_state.commit]` back
+//!    as `committed_entries`; apply them — including their conf changes with
+//!    `apply_conf_change` — exactly as in normal operation. Applied state therefore never
+//!    needs persisting: state machine and `ConfState` are replayed together, and a conf change
+//!    is never applied twice to the same configuration.
+//!
+//! New groups: a host founding a cluster calls [`RaftStorage::bootstrap`] with itself as the
+//! only voter; a joining host starts from an empty store and learns the log (or a snapshot)
+//! from the leader.
+
+use std::fs::DirBuilder;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use ::raft::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
+use ::raft::{GetEntriesContext, RaftState};
+use bytes::Bytes;
+use raft_engine::{Command, Config, Engine, LogBatch, MessageExt, ReadableSize, RecoveryMode};
+
+/// The directory under the daemon's data directory that holds the Raft log.
+pub const RAFT_DIR: &str = "raft";
+
+/// The raft-engine group that holds vxnet's one Raft group. raft-engine can hold many (TiKV
+/// keeps one per region); vxnet has exactly one, and the id is part of the on-disk format.
+pub const GROUP_ID: u64 = 1;
+
+// Keys of the raft-engine key-value pairs in [`GROUP_ID`]. Part of the on-disk format.
+const KEY_HARD_STATE: &[u8] = b"hard_state";
+const KEY_CONF_STATE: &[u8] = b"conf_state";
+const KEY_SNAPSHOT: &[u8] = b"snapshot";
+
+/// Why a storage operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The requested entries are at or below the latest snapshot's index.
+    #[error("log entries compacted")]
+    Compacted,
+    /// The requested entries are beyond the last stored entry.
+    #[error("log entries unavailable")]
+    Unavailable,
+    /// No stored snapshot is recent enough (or there is none yet).
+    #[error("snapshot temporarily unavailable")]
+    SnapshotTemporarilyUnavailable,
+    /// A snapshot at or below the stored snapshot's index was offered or requested.
+    #[error("snapshot at index {index} is not newer than the stored one at {stored}")]
+    SnapshotOutOfDate { index: u64, stored: u64 },
+    /// An append that would leave a hole, overwrite compacted entries or skip indexes.
+    #[error("invalid append: {0}")]
+    InvalidAppend(String),
+    /// [`RaftStorage::bootstrap`] on a store that already holds Raft state.
+    #[error("raft storage is already initialized")]
+    AlreadyInitialized,
+    /// What is on disk contradicts itself (e.g. log entries not right after the snapshot).
+    #[error("raft storage is inconsistent: {0}")]
+    Inconsistent(String),
+    /// A writer panicked while holding the lock; the in-memory view may be stale.
+    #[error("raft storage lock poisoned")]
+    Poisoned,
+    /// raft-engine takes its directory as a string.
+    #[error("raft directory {} is not valid UTF-8", .0.display())]
+    NonUtf8Path(PathBuf),
+    #[error("create {}: {source}", path.display())]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("raft-engine: {0}")]
+    Engine(#[from] raft_engine::Error),
+    #[error("protobuf: {0}")]
+    Codec(#[from] protobuf::ProtobufError),
+}
+
+impl From<StorageError> for ::raft::Error {
+    /// raft-rs recovers from `Compacted`, `Unavailable` and `SnapshotTemporarilyUnavailable`
+    /// only if they arrive as its own variants; everything else is fatal to it anyway.
+    fn from(e: StorageError) -> Self {
+        use ::raft::StorageError as Raft;
+        let store = match e {
+            StorageError::Compacted => Raft::Compacted,
+            StorageError::Unavailable => Raft::Unavailable,
+            StorageError::SnapshotTemporarilyUnavailable => Raft::SnapshotTemporarilyUnavailable,
+            StorageError::SnapshotOutOfDate { .. } => Raft::SnapshotOutOfDate,
+            other => Raft::Other(Box::new(other)),
+        };
+        ::raft::Error::Store(store)
+    }
+}
+
+/// Tells raft-engine where a raft-rs [`Entry`] sits in the log.
+struct EntryExt;
+
+impl MessageExt for EntryExt {
+    type Entry = Entry;
+
+    fn index(e: &Entry) -> u64 {
+        e.index
+    }
+}
+
+/// What every read needs and raft-engine would otherwise have to decode again: a copy of the
+/// key-value pairs, kept in step with the engine under [`Shared::meta`].
+#[derive(Debug, Clone, Default)]
+struct Meta {
+    hard_state: HardState,
+    conf_state: ConfState,
+    snapshot_index: u64,
+    snapshot_term: u64,
+}
+
+struct Shared {
+    engine: Engine,
+    dir: PathBuf,
+    /// Writers hold the write lock across the engine write and the update of `meta`, so a
+    /// reader holding the read lock sees the engine and `meta` at the same point.
+    meta: RwLock<Meta>,
+}
+
+/// The durable Raft storage of one daemon. See the [module docs](self) for the rules.
+#[derive(Clone)]
+pub struct RaftStorage {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for RaftStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RaftStorage")
+            .field("dir", &self.shared.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RaftStorage {
+    /// Opens (creating if needed) the store in `dir` — the daemon passes
+    /// `<data_dir>/`[`RAFT_DIR`]. raft-engine replays its files; a torn write at the tail of
+    /// the newest file (a crash mid-write) is dropped whole, so exactly the synced writes
+    /// before it remain. Corruption anywhere else is an error. raft-engine locks the directory:
+    /// a second open, in this process or another, fails.
+    pub fn open(dir: &Path) -> Result<RaftStorage, StorageError> {
+        let dir_str = dir
+            .to_str()
+            .ok_or_else(|| StorageError::NonUtf8Path(dir.to_path_buf()))?;
+        // raft-engine would create it world-readable; the log holds the cluster's metadata.
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|source| StorageError::CreateDir {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        let cfg = Config {
+            dir: dir_str.to_owned(),
+            // TiKV's choice: a crash can tear the last write, and that write was never
+            // acknowledged, so dropping it is correct; anything earlier is real corruption.
+            recovery_mode: RecoveryMode::TolerateTailCorruption,
+            // vxnet's log is metadata: once the files add up to more than `purge_threshold`,
+            // a compaction deletes those holding only compacted entries (TiKV's threshold is
+            // 10 GiB). Recycling purged files would keep them on disk for reuse — a TiKV
+            // latency optimisation not worth the disk here.
+            target_file_size: ReadableSize::mb(4),
+            purge_threshold: ReadableSize::mb(32),
+            enable_log_recycle: false,
+            recovery_threads: 1,
+            ..Config::default()
+        };
+        let engine = Engine::open(cfg)?;
+
+        let hard_state = engine
+            .get_message::<HardState>(GROUP_ID, KEY_HARD_STATE)?
+            .unwrap_or_default();
+        let conf_state = engine
+            .get_message::<ConfState>(GROUP_ID, KEY_CONF_STATE)?
+            .unwrap_or_default();
+        let (snapshot_index, snapshot_term) = engine
+            .get_message::<Snapshot>(GROUP_ID, KEY_SNAPSHOT)?
+            .map(|s| (s.get_metadata().index, s.get_metadata().term))
+            .unwrap_or((0, 0));
+        let meta = Meta {
+            hard_state,
+            conf_state,
+            snapshot_index,
+            snapshot_term,
+        };
+
+        // Every write keeps the log starting right after the snapshot and the commit index at
+        // or above it; anything else means the files are not what this module wrote.
+        if let (Some(first), Some(last)) =
+            (engine.first_index(GROUP_ID), engine.last_index(GROUP_ID))
+        {
+            if first != snapshot_index + 1 {
+                return Err(StorageError::Inconsistent(format!(
+                    "log starts at {first} but the snapshot is at {snapshot_index}"
+                )));
+            }
+            if meta.hard_state.commit > last {
+                return Err(StorageError::Inconsistent(format!(
+                    "commit index {} beyond last entry {last}",
+                    meta.hard_state.commit
+                )));
+            }
+        }
+        if meta.hard_state.commit < snapshot_index {
+            return Err(StorageError::Inconsistent(format!(
+                "commit index {} below snapshot index {snapshot_index}",
+                meta.hard_state.commit
+            )));
+        }
+
+        tracing::debug!(
+            dir = %dir.display(),
+            snapshot_index,
+            last_index = engine.last_index(GROUP_ID).unwrap_or(snapshot_index),
+            commit = meta.hard_state.commit,
+            term = meta.hard_state.term,
+            "raft storage opened"
+        );
+        Ok(RaftStorage {
+            shared: Arc::new(Shared {
+                engine,
+                dir: dir.to_path_buf(),
+                meta: RwLock::new(meta),
+            }),
+        })
+    }
+
+    /// The directory this store lives in.
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    /// Whether any Raft state is stored: a `HardState`, a `ConfState`, a snapshot or entries.
+    /// A fresh host either [`bootstrap`](Self::bootstrap)s or joins with an empty store.
+    pub fn is_initialized(&self) -> Result<bool, StorageError> {
+        let meta = self.read_meta()?;
+        Ok(self.is_initialized_locked(&meta))
+    }
+
+    /// Founds a new group: stores `conf_state` (normally `voters = [own id]`) as the initial
+    /// configuration, with an empty log and no snapshot. Refused on an initialized store.
+    pub fn bootstrap(&self, conf_state: &ConfState) -> Result<(), StorageError> {
+        let mut meta = self.write_meta()?;
+        if self.is_initialized_locked(&meta) {
+            return Err(StorageError::AlreadyInitialized);
+        }
+        let mut batch = LogBatch::default();
+        batch.put_message(GROUP_ID, KEY_CONF_STATE.to_vec(), conf_state)?;
+        self.shared.engine.write(&mut batch, true)?;
+        meta.conf_state = conf_state.clone();
+        Ok(())
+    }
+
+    /// Persists one `Ready`: its snapshot (if any, handled as [`apply_snapshot`]), then its
+    /// entries (replacing any stored entries from the first new index on), then its
+    /// `HardState` — in one synced batch. Call before sending `persisted_messages` and before
+    /// `advance`.
+    ///
+    /// [`apply_snapshot`]: Self::apply_snapshot
+    pub fn persist_ready(
+        &self,
+        entries: &[Entry],
+        hard_state: Option<&HardState>,
+        snapshot: Option<&Snapshot>,
+    ) -> Result<(), StorageError> {
+        if entries.is_empty() && hard_state.is_none() && snapshot.is_none() {
+            return Ok(());
+        }
+        let mut meta = self.write_meta()?;
+        let mut next = meta.clone();
+        let mut batch = LogBatch::default();
+        let mut last = self.last_index_locked(&meta);
+
+        if let Some(snapshot) = snapshot {
+            self.stage_snapshot(&mut batch, &mut next, last, snapshot)?;
+            last = next.snapshot_index;
+        }
+        if !entries.is_empty() {
+            stage_entries(&mut batch, &next, last, entries)?;
+        }
+        if let Some(hs) = hard_state {
+            next.hard_state = hs.clone();
+        }
+        if snapshot.is_some() || hard_state.is_some() {
+            // A snapshot is committed by definition; keep the invariant `open` checks even if
+            // the `Ready` carried an older `HardState` alongside it.
+            next.hard_state.commit = next.hard_state.commit.max(next.snapshot_index);
+            batch.put_message(GROUP_ID, KEY_HARD_STATE.to_vec(), &next.hard_state)?;
+        }
+
+        self.shared.engine.write(&mut batch, true)?;
+        *meta = next;
+        Ok(())
+    }
+
+    /// Installs a snapshot received from the leader (`Ready::snapshot`): stores it, drops every
+    /// stored entry (raft-rs has discarded its whole log in favour of the snapshot), makes
+    /// `first_index` = `index + 1`, raises the commit index to at least `index`, and takes the
+    /// snapshot's `ConfState` — in one synced batch.
+    pub fn apply_snapshot(&self, snapshot: &Snapshot) -> Result<(), StorageError> {
+        self.persist_ready(&[], None, Some(snapshot))
+    }
+
+    /// Records `LightReady::commit_index`. Not synced: see the module docs.
+    pub fn persist_commit(&self, commit: u64) -> Result<(), StorageError> {
+        let mut meta = self.write_meta()?;
+        if commit <= meta.hard_state.commit {
+            return Ok(());
+        }
+        let last = self.last_index_locked(&meta);
+        if commit > last {
+            return Err(StorageError::Unavailable);
+        }
+        let mut hard_state = meta.hard_state.clone();
+        hard_state.commit = commit;
+        let mut batch = LogBatch::default();
+        batch.put_message(GROUP_ID, KEY_HARD_STATE.to_vec(), &hard_state)?;
+        self.shared.engine.write(&mut batch, false)?;
+        meta.hard_state = hard_state;
+        Ok(())
+    }
+
+    /// Log compaction: records a snapshot at `applied_index` holding `snapshot_data` (the state
+    /// machine at exactly that index) and `conf_state` (the configuration at that index), then
+    /// drops the entries up to and including it — in one synced batch — and lets raft-engine
+    /// delete files that no longer hold live data.
+    ///
+    /// `applied_index` must be newer than the stored snapshot
+    /// ([`StorageError::SnapshotOutOfDate`] otherwise) and must be a stored entry
+    /// ([`StorageError::Unavailable`] otherwise).
+    pub fn compact(
+        &self,
+        applied_index: u64,
+        snapshot_data: Vec<u8>,
+        conf_state: ConfState,
+    ) -> Result<(), StorageError> {
+        {
+            let mut meta = self.write_meta()?;
+            if applied_index <= meta.snapshot_index {
+                return Err(StorageError::SnapshotOutOfDate {
+                    index: applied_index,
+                    stored: meta.snapshot_index,
+                });
+            }
+            if applied_index > self.last_index_locked(&meta) {
+                return Err(StorageError::Unavailable);
+            }
+            let term = self.term_locked(&meta, applied_index)?;
+
+            let mut snapshot = Snapshot {
+                data: Bytes::from(snapshot_data),
+                ..Default::default()
+            };
+            let md = snapshot.mut_metadata();
+            md.index = applied_index;
+            md.term = term;
+            md.set_conf_state(conf_state.clone());
+
+            let mut next = meta.clone();
+            next.snapshot_index = applied_index;
+            next.snapshot_term = term;
+            next.conf_state = conf_state;
+            // Applied implies committed, even if the commit index on disk lags (it is written
+            // unsynced by `persist_commit`).
+            next.hard_state.commit = next.hard_state.commit.max(applied_index);
+
+            let mut batch = LogBatch::default();
+            batch.put_message(GROUP_ID, KEY_SNAPSHOT.to_vec(), &snapshot)?;
+            batch.put_message(GROUP_ID, KEY_CONF_STATE.to_vec(), &next.conf_state)?;
+            batch.put_message(GROUP_ID, KEY_HARD_STATE.to_vec(), &next.hard_state)?;
+            batch.add_command(
+                GROUP_ID,
+                Command::Compact {
+                    index: applied_index + 1,
+                },
+            );
+            self.shared.engine.write(&mut batch, true)?;
+            *meta = next;
+        }
+        // Outside the lock: purging may rewrite live data and take a while. A failure only
+        // delays reclaiming space, the compaction itself is durable.
+        match self.shared.engine.purge_expired_files() {
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "raft-engine purge failed"),
+        }
+        tracing::debug!(applied_index, "raft log compacted");
+        Ok(())
+    }
+
+    /// The stored `HardState`.
+    pub fn hard_state(&self) -> Result<HardState, StorageError> {
+        Ok(self.read_meta()?.hard_state.clone())
+    }
+
+    /// The stored `ConfState`: the latest snapshot's, or the bootstrap one.
+    pub fn conf_state(&self) -> Result<ConfState, StorageError> {
+        Ok(self.read_meta()?.conf_state.clone())
+    }
+
+    /// Index and term of the latest snapshot; `(0, 0)` if there is none.
+    pub fn snapshot_index_term(&self) -> Result<(u64, u64), StorageError> {
+        let meta = self.read_meta()?;
+        Ok((meta.snapshot_index, meta.snapshot_term))
+    }
+
+    /// The latest snapshot (data and metadata), if any. On restart the node loads its state
+    /// machine from this; see the module docs.
+    pub fn latest_snapshot(&self) -> Result<Option<Snapshot>, StorageError> {
+        Ok(self
+            .shared
+            .engine
+            .get_message::<Snapshot>(GROUP_ID, KEY_SNAPSHOT)?)
+    }
+
+    /// The data of the latest snapshot, if any.
+    pub fn snapshot_data(&self) -> Result<Option<Bytes>, StorageError> {
+        Ok(self.latest_snapshot()?.map(|s| s.data))
+    }
+
+    /// Metadata of the latest snapshot (index, term, `ConfState`); default if there is none.
+    pub fn snapshot_metadata(&self) -> Result<SnapshotMetadata, StorageError> {
+        Ok(self
+            .latest_snapshot()?
+            .map(|mut s| s.take_metadata())
+            .unwrap_or_default())
+    }
+
+    /// Stages `snapshot` into `batch` and `next`; `last` is the current last index.
+    fn stage_snapshot(
+        &self,
+        batch: &mut LogBatch,
+        next: &mut Meta,
+        last: u64,
+        snapshot: &Snapshot,
+    ) -> Result<(), StorageError> {
+        let md = snapshot.get_metadata();
+        if md.index <= next.snapshot_index {
+            return Err(StorageError::SnapshotOutOfDate {
+                index: md.index,
+                stored: next.snapshot_index,
+            });
+        }
+        batch.put_message(GROUP_ID, KEY_SNAPSHOT.to_vec(), snapshot)?;
+        batch.put_message(GROUP_ID, KEY_CONF_STATE.to_vec(), md.get_conf_state())?;
+        // Drop the whole log, not just the prefix up to the snapshot: raft-rs only sends a
+        // snapshot in a `Ready` after discarding its log, and entries past the snapshot may
+        // conflict with the leader's. Compacting past the end leaves the engine's log empty, so
+        // the next append may start at `index + 1`.
+        batch.add_command(
+            GROUP_ID,
+            Command::Compact {
+                index: last.max(md.index) + 1,
+            },
+        );
+        next.snapshot_index = md.index;
+        next.snapshot_term = md.term;
+        next.conf_state = md.get_conf_state().clone();
+        next.hard_state.term = next.hard_state.term.max(md.term);
+        next.hard_state.commit = next.hard_state.commit.max(md.index);
+        Ok(())
+    }
+
+    fn is_initialized_locked(&self, meta: &Meta) -> bool {
+        meta.hard_state != HardState::default()
+            || meta.conf_state != ConfState::default()
+            || meta.snapshot_index > 0
+            || self.shared.engine.last_index(GROUP_ID).is_some()
+    }
+
+    fn last_index_locked(&self, meta: &Meta) -> u64 {
+        self.shared
+            .engine
+            .last_index(GROUP_ID)
+            .unwrap_or(meta.snapshot_index)
+    }
+
+    fn term_locked(&self, meta: &Meta, idx: u64) -> Result<u64, StorageError> {
+        if idx == meta.snapshot_index {
+            return Ok(meta.snapshot_term);
+        }
+        if idx < meta.snapshot_index {
+            return Err(StorageError::Compacted);
+        }
+        match self.shared.engine.get_entry::<EntryExt>(GROUP_ID, idx)? {
+            Some(e) => Ok(e.term),
+            None => Err(StorageError::Unavailable),
+        }
+    }
+
+    fn read_meta(&self) -> Result<RwLockReadGuard<'_, Meta>, StorageError> {
+        self.shared
+            .meta
+            .read()
+            .map_err(|_: PoisonError<_>| StorageError::Poisoned)
+    }
+
+    fn write_meta(&self) -> Result<RwLockWriteGuard<'_, Meta>, StorageError> {
+        self.shared
+            .meta
+            .write()
+            .map_err(|_: PoisonError<_>| StorageError::Poisoned)
+    }
+}
+
+/// Stages an append into `batch`, after checking it keeps the log contiguous. raft-engine
+/// itself truncates the stored suffix from the first new index on — when writing and again
+/// when replaying after a restart — but it panics on holes and on overwriting compacted
+/// entries, so those are refused here first.
+fn stage_entries(
+    batch: &mut LogBatch,
+    meta: &Meta,
+    last: u64,
+    entries: &[Entry],
+) -> Result<(), StorageError> {
+    let mut expected = None;
+    for e in entries {
+        if let Some(want) = expected {
+            if e.index != want {
+                return Err(StorageError::InvalidAppend(format!(
+                    "entry {} follows entry {}",
+                    e.index,
+                    want - 1
+                )));
+            }
+        }
+        expected = Some(e.index + 1);
+    }
+    let first = entries.first().map_or(0, |e| e.index);
+    if first <= meta.snapshot_index {
+        return Err(StorageError::InvalidAppend(format!(
+            "entry {first} is at or below the snapshot at {}",
+            meta.snapshot_index
+        )));
+    }
+    if first > last + 1 {
+        return Err(StorageError::InvalidAppend(format!(
+            "entry {first} leaves a hole after the last entry {last}"
+        )));
+    }
+    batch.add_entries::<EntryExt>(GROUP_ID, entries)?;
+    Ok(())
+}
+
+impl ::raft::Storage for RaftStorage {
+    fn initial_state(&self) -> ::raft::Result<RaftState> {
+        let meta = self.read_meta()?;
+        Ok(RaftState::new(
+            meta.hard_state.clone(),
+            meta.conf_state.clone(),
+        ))
+    }
+
+    fn entries(
+        &self,
+        low: u64,
+        high: u64,
+        max_size: impl Into<Option<u64>>,
+        _context: GetEntriesContext,
+    ) -> ::raft::Result<Vec<Entry>> {
+        let max_size = max_size
+            .into()
+            .map(|m| usize::try_from(m).unwrap_or(usize::MAX));
+        let meta = self.read_meta()?;
+        if low <= meta.snapshot_index {
+            return Err(StorageError::Compacted.into());
+        }
+        if high > self.last_index_locked(&meta) + 1 {
+            return Err(StorageError::Unavailable.into());
+        }
+        if low >= high {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::with_capacity((high - low).min(1024) as usize);
+        // raft-engine measures entries by their encoded size, as raft-rs' `limit_size` does,
+        // and always returns at least one entry.
+        match self
+            .shared
+            .engine
+            .fetch_entries_to::<EntryExt>(GROUP_ID, low, high, max_size, &mut out)
+        {
+            Ok(_) => {}
+            Err(raft_engine::Error::EntryCompacted) => return Err(StorageError::Compacted.into()),
+            Err(raft_engine::Error::EntryNotFound) => return Err(StorageError::Unavailable.into()),
+            Err(e) => return Err(StorageError::from(e).into()),
+        }
+        if out.is_empty() {
+            return Err(StorageError::Unavailable.into());
+        }
+        Ok(out)
+    }
+
+    fn term(&self, idx: u64) -> ::raft::Result<u64> {
+        let meta = self.read_meta()?;
+        Ok(self.term_locked(&meta, idx)?)
+    }
+
+    fn first_index(&self) -> ::raft::Result<u64> {
+        Ok(self.read_meta()?.snapshot_index + 1)
+    }
+
+    fn last_index(&self) -> ::raft::Result<u64> {
+        let meta = self.read_meta()?;
+        Ok(self.last_index_locked(&meta))
+    }
+
+    /// Always the stored snapshot; snapshots are produced by [`RaftStorage::compact`], never
+    /// on demand here, so a request beyond it (raft-rs' `request_snapshot`) or a store without
+    /// one gets `SnapshotTemporarilyUnavailable` and raft-rs retries later.
+    fn snapshot(&self, request_index: u64, _to: u64) -> ::raft::Result<Snapshot> {
+        let meta = self.read_meta()?;
+        if meta.snapshot_index == 0 || meta.snapshot_index < request_index {
+            return Err(StorageError::SnapshotTemporarilyUnavailable.into());
+        }
+        match self
+            .shared
+            .engine
+            .get_message::<Snapshot>(GROUP_ID, KEY_SNAPSHOT)
+            .map_err(StorageError::from)?
+        {
+            Some(s) => Ok(s),
+            None => {
+                Err(StorageError::Inconsistent("snapshot index without snapshot".into()).into())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+    use std::io::{Seek, SeekFrom, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use ::raft::{Config as RaftConfig, RawNode, Storage};
+    use protobuf::Message as _;
+
+    use super::*;
+
+    /// A directory removed on drop; `tempfile` is not a dependency of this crate.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(name: &str) -> TempDir {
+            static N: AtomicUsize = AtomicUsize::new(0);
+            let path = std::env::temp_dir().join(format!(
+                "vxnet-raftstore-{}-{name}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            ));
+            let _ = fs::remove_dir_all(&path);
+            TempDir(path)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn entry(index: u64, term: u64) -> Entry {
+        Entry {
+            index,
+            term,
+            data: Bytes::from(format!("entry {index} term {term}")),
+            ..Default::default()
+        }
+    }
+
+    fn entries(range: std::ops::RangeInclusive<u64>, term: u64) -> Vec<Entry> {
+        range.map(|i| entry(i, term)).collect()
+    }
+
+    fn read(store: &RaftStorage, low: u64, high: u64) -> ::raft::Result<Vec<Entry>> {
+        store.entries(low, high, None, GetEntriesContext::empty(false))
+    }
+
+    fn terms(store: &RaftStorage) -> Vec<(u64, u64)> {
+        let first = store.first_index().expect("first_index");
+        let last = store.last_index().expect("last_index");
+        read(store, first, last + 1)
+            .expect("entries")
+            .iter()
+            .map(|e| (e.index, e.term))
+            .collect()
+    }
+
+    fn hard_state(term: u64, vote: u64, commit: u64) -> HardState {
+        HardState {
+            term,
+            vote,
+            commit,
+            ..Default::default()
+        }
+    }
+
+    fn voters(ids: &[u64]) -> ConfState {
+        ConfState {
+            voters: ids.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    fn snapshot(index: u64, term: u64, conf_state: ConfState, data: &[u8]) -> Snapshot {
+        let mut s = Snapshot {
+            data: Bytes::copy_from_slice(data),
+            ..Default::default()
+        };
+        let md = s.mut_metadata();
+        md.index = index;
+        md.term = term;
+        md.set_conf_state(conf_state);
+        s
+    }
+
+    fn store_err(e: ::raft::Error) -> ::raft::StorageError {
+        match e {
+            ::raft::Error::Store(e) => e,
+            other => panic!("not a storage error: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn append_read_term_first_last() {
+        let dir = TempDir::new("append");
+        let store = RaftStorage::open(&dir.0).expect("open");
+        assert!(!store.is_initialized().expect("is_initialized"));
+        assert_eq!(store.first_index().expect("first"), 1);
+        assert_eq!(store.last_index().expect("last"), 0);
+        assert_eq!(store.term(0).expect("term 0"), 0);
+        assert_eq!(
+            store_err(store.snapshot(0, 2).expect_err("no snapshot yet")),
+            ::raft::StorageError::SnapshotTemporarilyUnavailable
+        );
+
+        let mut ents = entries(1..=3, 1);
+        ents.extend(entries(4..=5, 2));
+        store.persist_ready(&ents, None, None).expect("append");
+        assert!(store.is_initialized().expect("is_initialized"));
+        assert_eq!(store.first_index().expect("first"), 1);
+        assert_eq!(store.last_index().expect("last"), 5);
+        assert_eq!(read(&store, 1, 6).expect("entries"), ents);
+        assert_eq!(read(&store, 2, 4).expect("entries"), ents[1..3].to_vec());
+        assert_eq!(
+            read(&store, 3, 3).expect("empty range"),
+            Vec::<Entry>::new()
+        );
+        assert_eq!(store.term(3).expect("term 3"), 1);
+        assert_eq!(store.term(5).expect("term 5"), 2);
+        assert_eq!(
+            store_err(store.term(6).expect_err("beyond last")),
+            ::raft::StorageError::Unavailable
+        );
+        assert_eq!(
+            store_err(read(&store, 4, 7).expect_err("beyond last")),
+            ::raft::StorageError::Unavailable
+        );
+        assert_eq!(
+            store_err(read(&store, 0, 2).expect_err("index 0")),
+            ::raft::StorageError::Compacted
+        );
+
+        drop(store);
+        let store = RaftStorage::open(&dir.0).expect("reopen");
+        assert_eq!(read(&store, 1, 6).expect("entries"), ents);
+    }
+
+    #[test]
+    fn overlapping_append_truncates_and_bad_appends_are_refused() {
+        let dir = TempDir::new("overlap");
+        let store = RaftStorage::open(&dir.0).expect("open");
+        store
+            .persist_ready(&entries(1..=5, 1), None, None)
+            .expect("append");
+
+        // A new leader's entries at 3 replace 3..=5, even though they end before 5.
+        store
+            .persist_ready(&entries(3..=4, 2), None, None)
+            .expect("overlapping append");
+        let want = vec![(1, 1), (2, 1), (3, 2), (4, 2)];
+        assert_eq!(terms(&store), want);
+        assert_eq!(
+            store_err(store.term(5).expect_err("truncated")),
+            ::raft::StorageError::Unavailable
+        );
+
+        // Replacing from the very first index.
+        store
+            .persist_ready(&entries(1..=2, 3), None, None)
+            .expect("replace all");
+        assert_eq!(terms(&store), vec![(1, 3), (2, 3)]);
+
+        assert!(matches!(
+            store.persist_ready(&entries(4..=4, 3), None, None),
+            Err(StorageError::InvalidAppend(_))
+        ));
+        let gap = vec![entry(3, 3), entry(5, 3)];
+        assert!(matches!(
+            store.persist_ready(&gap, None, None),
+            Err(StorageError::InvalidAppend(_))
+        ));
+        assert_eq!(terms(&store), vec![(1, 3), (2, 3)]);
+
+        // The truncation is what the engine replays, too.
+        drop(store);
+        let store = RaftStorage::open(&dir.0).expect("reopen");
+        assert_eq!(terms(&store), vec![(1, 3), (2, 3)]);
+        store
+            .persist_ready(&entries(3..=3, 3), None, None)
+            .expect("append after reopen");
+        assert_eq!(terms(&store), vec![(1, 3), (2, 3), (3, 3)]);
+    }
+
+    #[test]
+    fn hard_state_and_conf_state_survive_reopen() {
+        let dir = TempDir::new("hardstate");
+        let store = RaftStorage::open(&dir.0).expect("open");
+        store.bootstrap(&voters(&[7])).expect("bootstrap");
+        assert!(store.is_initialized().expect("is_initialized"));
+        assert!(matches!(
+            store.bootstrap(&voters(&[7])),
+            Err(StorageError::AlreadyInitialized)
+        ));
+
+        let hs = hard_state(2, 7, 3);
+        store
+            .persist_ready(&entries(1..=4, 2), Some(&hs), None)
+            .expect("persist");
+        store.persist_commit(4).expect("commit");
+        assert!(matches!(
+            store.persist_commit(5),
+            Err(StorageError::Unavailable)
+        ));
+        drop(store);
+
+        let store = RaftStorage::open(&dir.0).expect("reopen");
+        let state = store.initial_state().expect("initial_state");
+        assert_eq!(state.hard_state, hard_state(2, 7, 4));
+        assert_eq!(state.conf_state, voters(&[7]));
+        assert!(state.initialized());
+        assert!(matches!(
+            store.bootstrap(&voters(&[7])),
+            Err(StorageError::AlreadyInitialized)
+        ));
+    }
+
+    #[test]
+    fn compaction_keeps_snapshot_term_and_drops_entries() {
+        let dir = TempDir::new("compact");
+        let store = RaftStorage::open(&dir.0).expect("open");
+        store.bootstrap(&voters(&[1])).expect("bootstrap");
+        let mut ents = entries(1..=4, 1);
+        ents.extend(entries(5..=10, 2));
+        store
+            .persist_ready(&ents, Some(&hard_state(2, 1, 10)), None)
+            .expect("persist");
+
+        store
+            .compact(6, b"state at 6".to_vec(), voters(&[1, 2]))
+            .expect("compact");
+        let check = |store: &RaftStorage| {
+            assert_eq!(store.first_index().expect("first"), 7);
+            assert_eq!(store.last_index().expect("last"), 10);
+            assert_eq!(store.term(6).expect("term at snapshot"), 2);
+            assert_eq!(
+                store_err(store.term(5).expect_err("compacted term")),
+                ::raft::StorageError::Compacted
+            );
+            assert_eq!(
+                store_err(read(store, 6, 8).expect_err("compacted entries")),
+                ::raft::StorageError::Compacted
+            );
+            assert_eq!(
+                read(store, 7, 11).expect("live entries"),
+                ents[6..].to_vec()
+            );
+
+            let snap = store.snapshot(0, 2).expect("snapshot");
+            assert_eq!(snap.get_metadata().index, 6);
+            assert_eq!(snap.get_metadata().term, 2);
+            assert_eq!(snap.get_metadata().get_conf_state(), &voters(&[1, 2]));
+            assert_eq!(&snap.data[..], b"state at 6");
+            assert_eq!(store.snapshot(6, 2).expect("snapshot at 6"), snap);
+            assert_eq!(
+                store_err(store.snapshot(7, 2).expect_err("beyond stored snapshot")),
+                ::raft::StorageError::SnapshotTemporarilyUnavailable
+            );
+            assert_eq!(
+                store.snapshot_data().expect("data").as_deref(),
+                Some(&b"state at 6"[..])
+            );
+            assert_eq!(store.snapshot_index_term().expect("index/term"), (6, 2));
+            let state = store.initial_state().expect("initial_state");
+            assert_eq!(state.conf_state, voters(&[1, 2]));
+            assert_eq!(state.hard_state, hard_state(2, 1, 10));
+        };
+        check(&store);
+
+        assert!(matches!(
+            store.compact(6, Vec::new(), voters(&[1])),
+            Err(StorageError::SnapshotOutOfDate {
+                index: 6,
+                stored: 6
+            })
+        ));
+        assert!(matches!(
+            store.compact(11, Vec::new(), voters(&[1])),
+            Err(StorageError::Unavailable)
+        ));
+        assert!(matches!(
+            store.persist_ready(&entries(5..=6, 3), None, None),
+            Err(StorageError::InvalidAppend(_))
+        ));
+
+        drop(store);
+        let store = RaftStorage::open(&dir.0).expect("reopen");
+        check(&store);
+
+        // Compacting everything leaves an empty log that continues after the snapshot.
+        store
+            .compact(10, b"state at 10".to_vec(), voters(&[1, 2]))
+            .expect("compact all");
+        assert_eq!(store.first_index().expect("first"), 11);
+        assert_eq!(store.last_index().expect("last"), 10);
+        assert_eq!(store.term(10).expect("term"), 2);
+        store
+            .persist_ready(&entries(11..=12, 3), None, None)
+            .expect("append after compaction");
+        drop(store);
+        let store = RaftStorage::open(&dir.0).expect("reopen");
+        assert_eq!(terms(&store), vec![(11, 3), (12, 3)]);
+        assert_eq!(store.term(10).expect("term"), 2);
+    }
+
+    #[test]
+    fn snapshot_from_leader_replaces_the_log() {
+        let dir = TempDir::new("applysnap");
+        // A joining host: empty, then conflicting entries, then the leader's snapshot.
+        let store = RaftStorage::open(&dir.0).expect("open");
+        assert_eq!(
+            store.initial_state().expect("state").conf_state,
+            voters(&[])
+        );
+        store
+            .persist_ready(&entries(1..=12, 1), Some(&hard_state(1, 0, 3)), None)
+            .expect("persist");
+
+        let snap = snapshot(8, 3, voters(&[1, 2, 3]), b"leader state");
+        store.apply_snapshot(&snap).expect("apply snapshot");
+        let check = |store: &RaftStorage| {
+            assert_eq!(store.first_index().expect("first"), 9);
+            assert_eq!(store.term(8).expect("term at snapshot"), 3);
+            let state = store.initial_state().expect("state");
+            assert_eq!(state.conf_state, voters(&[1, 2, 3]));
+            assert!(state.hard_state.commit >= 8);
+            assert!(state.hard_state.term >= 3);
+            assert_eq!(store.latest_snapshot().expect("latest"), Some(snap.clone()));
+        };
+        check(&store);
+        // Every old entry is gone, including those past the snapshot.
+        assert_eq!(store.last_index().expect("last"), 8);
+        assert_eq!(
+            store_err(read(&store, 9, 10).expect_err("dropped")),
+            ::raft::StorageError::Unavailable
+        );
+
+        // Older or equal snapshots are refused.
+        assert!(matches!(
+            store.apply_snapshot(&snapshot(8, 3, voters(&[1]), b"")),
+            Err(StorageError::SnapshotOutOfDate { .. })
+        ));
+
+        // Snapshot, entries and HardState of one Ready in one batch.
+        let snap2 = snapshot(20, 4, voters(&[1, 2, 3]), b"newer");
+        store
+            .persist_ready(
+                &entries(21..=22, 4),
+                Some(&hard_state(4, 0, 21)),
+                Some(&snap2),
+            )
+            .expect("ready with snapshot");
+        assert_eq!(terms(&store), vec![(21, 4), (22, 4)]);
+        drop(store);
+        let store = RaftStorage::open(&dir.0).expect("reopen");
+        assert_eq!(terms(&store), vec![(21, 4), (22, 4)]);
+        assert_eq!(store.term(20).expect("term"), 4);
+        assert_eq!(store.hard_state().expect("hs"), hard_state(4, 0, 21));
+        assert_eq!(store.snapshot_metadata().expect("md").index, 20);
+    }
+
+    fn log_files(dir: &Path) -> Vec<PathBuf> {
+        fs::read_dir(dir)
+            .expect("read_dir")
+            .map(|e| e.expect("dir entry").path())
+            .filter(|p| {
+                p.extension()
+                    .is_some_and(|x| x == "raftlog" || x == "rewrite")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn compaction_reclaims_files_and_keeps_snapshot_through_purge() {
+        let dir = TempDir::new("purge");
+        let store = RaftStorage::open(&dir.0).expect("open");
+        store.bootstrap(&voters(&[1])).expect("bootstrap");
+        // ~40 MiB in 64 KiB entries: past the 32 MiB purge threshold, over several files.
+        // Incompressible, or raft-engine's LZ4 would shrink it to nothing.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut noise = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x.to_le_bytes()
+        };
+        let payload: Bytes = (0..(64 << 10) / 8).flat_map(|_| noise()).collect();
+        let mut index = 0;
+        for _ in 0..16 {
+            let batch: Vec<Entry> = (0..40)
+                .map(|_| {
+                    index += 1;
+                    Entry {
+                        index,
+                        term: 1,
+                        data: payload.clone(),
+                        ..Default::default()
+                    }
+                })
+                .collect();
+            store
+                .persist_ready(&batch, Some(&hard_state(1, 1, index)), None)
+                .expect("persist");
+        }
+        let before = log_files(&dir.0).len();
+        assert!(before > 2, "{before} files");
+
+        store
+            .compact(index - 1, b"state".to_vec(), voters(&[1]))
+            .expect("compact");
+        let after = log_files(&dir.0).len();
+        assert!(
+            after < before / 2,
+            "{after} files after purge, {before} before"
+        );
+
+        drop(store);
+        let store = RaftStorage::open(&dir.0).expect("reopen");
+        assert_eq!(store.first_index().expect("first"), index);
+        assert_eq!(store.last_index().expect("last"), index);
+        assert_eq!(
+            store.snapshot_data().expect("data").as_deref(),
+            Some(&b"state"[..])
+        );
+        assert_eq!(store.hard_state().expect("hs"), hard_state(1, 1, index));
+        assert_eq!(store.conf_state().expect("cs"), voters(&[1]));
+    }
+
+    #[test]
+    fn entries_honours_max_size() {
+        let dir = TempDir::new("maxsize");
+        let store = RaftStorage::open(&dir.0).expect("open");
+        let ents: Vec<Entry> = (1..=5)
+            .map(|i| Entry {
+                index: i,
+                term: 1,
+                data: Bytes::from(vec![b'x'; 100]),
+                ..Default::default()
+            })
+            .collect();
+        store.persist_ready(&ents, None, None).expect("append");
+        let size = u64::from(ents[0].compute_size());
+
+        let limited = |max: u64| {
+            store
+                .entries(1, 6, max, GetEntriesContext::empty(false))
+                .expect("entries")
+                .len()
+        };
+        assert_eq!(limited(0), 1, "at least one entry");
+        assert_eq!(limited(size - 1), 1);
+        assert_eq!(limited(size), 1);
+        assert_eq!(limited(2 * size), 2);
+        assert_eq!(limited(3 * size - 1), 2);
+        assert_eq!(limited(u64::MAX), 5);
+        assert_eq!(read(&store, 1, 6).expect("unlimited").len(), 5);
+    }
+
+    fn newest_log_file(dir: &Path) -> PathBuf {
+        fs::read_dir(dir)
+            .expect("read_dir")
+            .map(|e| e.expect("dir entry").path())
+            .filter(|p| p.extension().is_some_and(|x| x == "raftlog"))
+            .max()
+            .expect("a raftlog file")
+    }
+
+    fn file_len(path: &Path) -> u64 {
+        fs::metadata(path).expect("metadata").len()
+    }
+
+    #[test]
+    fn torn_tail_write_is_dropped_on_recovery() {
+        let dir = TempDir::new("torn");
+        let store = RaftStorage::open(&dir.0).expect("open");
+        store.bootstrap(&voters(&[1])).expect("bootstrap");
+        let acked = entries(1..=5, 1);
+        store
+            .persist_ready(&acked, Some(&hard_state(1, 1, 5)), None)
+            .expect("persist");
+        drop(store);
+        let file = newest_log_file(&dir.0);
+        let acked_len = file_len(&file);
+
+        // The write the crash tears.
+        let store = RaftStorage::open(&dir.0).expect("reopen");
+        store
+            .persist_ready(&entries(6..=10, 2), Some(&hard_state(2, 1, 10)), None)
+            .expect("persist");
+        drop(store);
+        assert_eq!(newest_log_file(&dir.0), file);
+        let torn_len = file_len(&file);
+        assert!(torn_len > acked_len, "{torn_len} > {acked_len}");
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&file)
+            .expect("open log file")
+            .set_len(acked_len + (torn_len - acked_len) / 2)
+            .expect("truncate");
+
+        let store = RaftStorage::open(&dir.0).expect("recover");
+        assert_eq!(read(&store, 1, 6).expect("acknowledged entries"), acked);
+        assert_eq!(store.last_index().expect("last"), 5);
+        assert_eq!(store.hard_state().expect("hs"), hard_state(1, 1, 5));
+        assert_eq!(store.conf_state().expect("cs"), voters(&[1]));
+
+        // Usable: the next write lands and survives, then a tail overwritten with garbage
+        // (instead of cut short) is dropped as well.
+        let more = entries(6..=7, 2);
+        store
+            .persist_ready(&more, Some(&hard_state(2, 1, 7)), None)
+            .expect("persist after recovery");
+        drop(store);
+        let file = newest_log_file(&dir.0);
+        let good_len = file_len(&file);
+        let store = RaftStorage::open(&dir.0).expect("reopen");
+        store
+            .persist_ready(&entries(8..=9, 2), Some(&hard_state(2, 1, 9)), None)
+            .expect("persist");
+        drop(store);
+        let file = newest_log_file(&dir.0);
+        let bad_len = file_len(&file);
+        assert!(bad_len > good_len + 16);
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .open(&file)
+            .expect("open log file");
+        f.seek(SeekFrom::Start(bad_len - 16)).expect("seek");
+        f.write_all(&[0xa5; 16]).expect("corrupt");
+        f.sync_all().expect("sync");
+        drop(f);
+
+        let store = RaftStorage::open(&dir.0).expect("recover");
+        let mut want = acked.clone();
+        want.extend(more);
+        assert_eq!(read(&store, 1, 8).expect("entries"), want);
+        assert_eq!(store.last_index().expect("last"), 7);
+        assert_eq!(store.hard_state().expect("hs"), hard_state(2, 1, 7));
+        store
+            .persist_ready(&entries(8..=8, 3), Some(&hard_state(3, 1, 8)), None)
+            .expect("persist after recovery");
+        drop(store);
+        let store = RaftStorage::open(&dir.0).expect("reopen");
+        assert_eq!(store.last_index().expect("last"), 8);
+        assert_eq!(store.term(8).expect("term"), 3);
+    }
+
+    #[test]
+    fn open_creates_a_private_directory_and_locks_it() {
+        use std::os::unix::fs::PermissionsExt;
+
+        let dir = TempDir::new("lock");
+        let raft_dir = dir.0.join("data").join(RAFT_DIR);
+        let store = RaftStorage::open(&raft_dir).expect("open");
+        assert_eq!(store.dir(), raft_dir);
+        let mode = fs::metadata(&raft_dir)
+            .expect("metadata")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
+        assert!(RaftStorage::open(&raft_dir).is_err(), "second open");
+        drop(store);
+        RaftStorage::open(&raft_dir).expect("open after close");
+    }
+
+    #[test]
+    fn storage_can_move_into_the_node_task() {
+        fn send_sync<T: Send + Sync + Clone + 'static>() {}
+        send_sync::<RaftStorage>();
+        fn send<T: Send>() {}
+        send::<RawNode<RaftStorage>>();
+    }
+
+    #[test]
+    fn errors_map_to_raft_errors() {
+        let raft: ::raft::Error = StorageError::Compacted.into();
+        assert_eq!(raft, ::raft::Error::Store(::raft::StorageError::Compacted));
+        let raft: ::raft::Error = StorageError::Unavailable.into();
+        assert_eq!(
+            raft,
+            ::raft::Error::Store(::raft::StorageError::Unavailable)
+        );
+        let raft: ::raft::Error = StorageError::Poisoned.into();
+        assert!(matches!(
+            raft,
+            ::raft::Error::Store(::raft::StorageError::Other(_))
+        ));
+    }
+
+    /// Handles every `Ready` in the order of raft-rs `examples/five_mem_node`, for a single
+    /// voter (so there are no messages to send). Returns the applied entries' data.
+    fn drive(node: &mut RawNode<RaftStorage>, store: &RaftStorage) -> Vec<(u64, Vec<u8>)> {
+        let mut applied = Vec::new();
+        let mut apply = |ents: Vec<Entry>| {
+            applied.extend(ents.into_iter().map(|e| (e.index, e.data.to_vec())));
+        };
+        while node.has_ready() {
+            let mut rd = node.ready();
+            assert!(rd.messages().is_empty(), "single voter sends nothing");
+            if *rd.snapshot() != Snapshot::default() {
+                store.apply_snapshot(rd.snapshot()).expect("apply snapshot");
+            }
+            apply(rd.take_committed_entries());
+            store
+                .persist_ready(rd.entries(), rd.hs(), None)
+                .expect("persist ready");
+            assert!(rd.persisted_messages().is_empty());
+            let mut light = node.advance(rd);
+            if let Some(commit) = light.commit_index() {
+                store.persist_commit(commit).expect("persist commit");
+            }
+            apply(light.take_committed_entries());
+            node.advance_apply();
+        }
+        applied
+    }
+
+    fn raft_config() -> RaftConfig {
+        RaftConfig {
+            id: 1,
+            election_tick: 10,
+            heartbeat_tick: 3,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn raw_node_state_survives_restart() {
+        let dir = TempDir::new("rawnode");
+        let store = RaftStorage::open(&dir.0).expect("open");
+        store.bootstrap(&voters(&[1])).expect("bootstrap");
+        let mut node = RawNode::with_default_logger(&raft_config(), store.clone()).expect("node");
+        node.campaign().expect("campaign");
+        let mut applied = drive(&mut node, &store);
+        for data in [&b"a"[..], b"b", b"c"] {
+            node.propose(vec![], data.to_vec()).expect("propose");
+            applied.extend(drive(&mut node, &store));
+        }
+        // The new leader's empty entry, then the proposals.
+        let want: Vec<(u64, Vec<u8>)> = vec![
+            (1, vec![]),
+            (2, b"a".to_vec()),
+            (3, b"b".to_vec()),
+            (4, b"c".to_vec()),
+        ];
+        assert_eq!(applied, want);
+        let hs = store.hard_state().expect("hs");
+        assert_eq!((hs.term, hs.vote, hs.commit), (1, 1, 4));
+        drop(node);
+        drop(store);
+
+        // Restart without a snapshot: everything committed comes back to be applied again.
+        let store = RaftStorage::open(&dir.0).expect("reopen");
+        assert_eq!(store.hard_state().expect("hs"), hs);
+        assert_eq!(store.latest_snapshot().expect("snapshot"), None);
+        let mut node = RawNode::with_default_logger(&raft_config(), store.clone()).expect("node");
+        assert_eq!(drive(&mut node, &store), want);
+
+        // Compact at 3 (as if the state machine there were "a,b"), restart: only what follows
+        // the snapshot is replayed.
+        store
+            .compact(3, b"a,b".to_vec(), voters(&[1]))
+            .expect("compact");
+        drop(node);
+        drop(store);
+        let store = RaftStorage::open(&dir.0).expect("reopen");
+        assert_eq!(
+            store.snapshot_data().expect("data").as_deref(),
+            Some(&b"a,b"[..])
+        );
+        let mut node = RawNode::with_default_logger(&raft_config(), store.clone()).expect("node");
+        assert_eq!(drive(&mut node, &store), vec![(4, b"c".to_vec())]);
+
+        // Still a working group: a new term, a new proposal.
+        node.campaign().expect("campaign");
+        let mut applied = drive(&mut node, &store);
+        node.propose(vec![], b"d".to_vec()).expect("propose");
+        applied.extend(drive(&mut node, &store));
+        assert_eq!(applied, vec![(5, vec![]), (6, b"d".to_vec())]);
+        let hs = store.hard_state().expect("hs");
+        assert_eq!((hs.term, hs.commit), (2, 6));
+        drop(node);
+        drop(store);
+        let store = RaftStorage::open(&dir.0).expect("reopen");
+        assert_eq!(store.hard_state().expect("hs"), hs);
+        assert_eq!(
+            read(&store, 4, 7)
+                .expect("entries")
+                .iter()
+                .map(|e| (e.index, e.term, e.data.to_vec()))
+                .collect::<Vec<_>>(),
+            vec![(4, 1, b"c".to_vec()), (5, 2, vec![]), (6, 2, b"d".to_vec())]
+        );
+    }
+}
