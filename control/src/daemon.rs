@@ -1,9 +1,15 @@
-//! The per-host daemon: the API server on the Unix socket, the state store, and the dataplane
-//! it programs from that state.
+//! The per-host daemon: the API server on the Unix socket, the cluster (a Raft node holding the
+//! replicated state), and the dataplane it programs from that state.
 //!
 //! Rules:
-//! - Requests are handled one at a time by one control thread, the only writer of the store,
-//!   the sandboxes and the control-plane FDB entries; tokio only moves bytes on the socket.
+//! - Requests are handled one at a time by one control thread, the only proposer of changes
+//!   and the only writer of the sandboxes and the control-plane FDB entries; tokio moves bytes
+//!   on the socket and runs the Raft node.
+//! - Writes go through Raft and are answered once applied here (read-your-writes); `network
+//!   ls`/`inspect` first pass a ReadIndex barrier, so they see every write the cluster
+//!   acknowledged before them.
+//! - When the replicated state changes (a write here or on any other host), the control thread
+//!   reconciles.
 //! - Every request either completes or leaves nothing behind: a `connect` whose plumbing fails
 //!   gives its address back; a `disconnect` removes the veth before the endpoint.
 //! - After every change, [`Daemon::reconcile`] makes the dataplane match the state: a sandbox
@@ -748,7 +754,6 @@ impl Daemon {
 
     fn stats(&self) -> Stats {
         let networks = self
-            .store
             .state()
             .networks()
             .into_iter()

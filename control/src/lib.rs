@@ -9,5 +9,4 @@ pub mod ipam;
 pub mod raft;
 pub mod render;
 pub mod state;
-pub mod store;
 pub mod sys;

@@ -278,12 +278,12 @@ impl Node {
             bootstrap,
             seed_members,
         } = config;
-        if !storage.is_initialized() && bootstrap {
+        if !storage.is_initialized().map_err(other)? && bootstrap {
             storage.apply_snapshot(&bootstrap_snapshot(&host)).map_err(other)?;
         }
         // The state machine restarts from the latest snapshot; raft-rs then hands back every
         // committed entry after it, which we apply again (deterministically).
-        let snapshot = storage.snapshot(0, 0).map_err(other)?;
+        let snapshot = storage.latest_snapshot().map_err(other)?.unwrap_or_default();
         let applied = snapshot.get_metadata().index;
         if !snapshot.get_data().is_empty() {
             *state.write().unwrap_or_else(|e| e.into_inner()) = decode_snapshot(snapshot.get_data())?;
@@ -619,7 +619,7 @@ impl Node {
         }
         self.apply_entries(ready.take_committed_entries())?;
         self.storage
-            .persist(ready.entries(), ready.hs())
+            .persist_ready(ready.entries(), ready.hs(), None)
             .map_err(other)?;
         if !ready.persisted_messages().is_empty() {
             self.send(ready.take_persisted_messages());
@@ -632,9 +632,7 @@ impl Node {
         }
         let mut light = self.raw.advance(ready);
         if let Some(commit) = light.commit_index() {
-            let mut hs = self.raw.raft.hard_state();
-            hs.commit = commit;
-            self.storage.persist(&[], Some(&hs)).map_err(other)?;
+            self.storage.persist_commit(commit).map_err(other)?;
         }
         self.send(light.take_messages());
         self.apply_entries(light.take_committed_entries())?;
@@ -664,14 +662,15 @@ impl Node {
                     self.apply_proposal(&entry.data);
                 }
                 EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {
-                    let cs = if entry.get_entry_type() == EntryType::EntryConfChange {
+                    // The ConfState is not stored here: on restart the log after the latest
+                    // snapshot is applied again, conf changes included (see storage docs).
+                    if entry.get_entry_type() == EntryType::EntryConfChange {
                         let cc = ConfChange::parse_from_bytes(&entry.data).map_err(other)?;
-                        self.raw.apply_conf_change(&cc).map_err(other)?
+                        self.raw.apply_conf_change(&cc).map_err(other)?;
                     } else {
                         let cc = ConfChangeV2::parse_from_bytes(&entry.data).map_err(other)?;
-                        self.raw.apply_conf_change(&cc).map_err(other)?
-                    };
-                    self.storage.set_conf_state(&cs).map_err(other)?;
+                        self.raw.apply_conf_change(&cc).map_err(other)?;
+                    }
                     if !entry.context.is_empty() {
                         self.apply_proposal(&entry.context);
                     }
@@ -735,7 +734,7 @@ impl Node {
         }
         let data = encode_snapshot(&self.state.read().unwrap_or_else(|e| e.into_inner()));
         let conf = self.conf();
-        self.storage.compact(self.applied, data, &conf).map_err(other)?;
+        self.storage.compact(self.applied, data, conf).map_err(other)?;
         self.last_compacted = self.applied;
         tracing::debug!(index = self.applied, "log compacted");
         Ok(())
