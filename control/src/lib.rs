@@ -5,6 +5,7 @@ pub mod cli;
 pub mod client;
 pub mod daemon;
 pub mod ipam;
+pub mod raft;
 pub mod render;
 pub mod state;
 pub mod store;
