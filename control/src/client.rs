@@ -76,7 +76,10 @@ pub fn run(cli: Cli) -> Result<String, Failure> {
                 Ok(format!("{}\n", r.token))
             }
             ClusterCommand::Join { addr, token } => {
-                call(request::Kind::ClusterJoin(ClusterJoinRequest { addr, token }))?;
+                call(request::Kind::ClusterJoin(ClusterJoinRequest {
+                    addr,
+                    token,
+                }))?;
                 Ok(String::new())
             }
             ClusterCommand::Leave => {

@@ -66,8 +66,12 @@ impl Cluster {
 
     fn start_node(&mut self, bootstrap: bool, seed_members: Vec<Host>) -> Result<(), ClusterError> {
         let token = load_or_create_token(&self.data_dir)?;
-        let storage = RaftStorage::open(&self.data_dir.join("raft"))
-            .map_err(|e| fail(format!("cannot open the Raft log in {}: {e}", self.data_dir.display())))?;
+        let storage = RaftStorage::open(&self.data_dir.join("raft")).map_err(|e| {
+            fail(format!(
+                "cannot open the Raft log in {}: {e}",
+                self.data_dir.display()
+            ))
+        })?;
         let config = NodeConfig {
             host: self.host.clone(),
             storage,
@@ -76,7 +80,11 @@ impl Cluster {
             bootstrap,
             seed_members,
         };
-        self.node = Some(RaftNode::start(config, &self.runtime, self.changed.clone())?);
+        self.node = Some(RaftNode::start(
+            config,
+            &self.runtime,
+            self.changed.clone(),
+        )?);
         Ok(())
     }
 
@@ -127,7 +135,12 @@ impl Cluster {
                 id: h.id.clone(),
                 name: h.name.clone(),
                 addr: format!("{}:{}", Ipv4Addr::from(h.addr), h.cluster_port),
-                role: if view.learners.contains(&h.raft_id) { "learner" } else { "voter" }.into(),
+                role: if view.learners.contains(&h.raft_id) {
+                    "learner"
+                } else {
+                    "voter"
+                }
+                .into(),
                 leader: h.raft_id == view.leader_id,
                 reachable: view.reachable.contains(&h.raft_id),
             })
@@ -144,7 +157,9 @@ impl Cluster {
         {
             let state = self.handle().state();
             if state.hosts().iter().any(|h| h.id != self.host.id) {
-                return Err(fail("this host is already part of a cluster; run `vxnet cluster leave` first"));
+                return Err(fail(
+                    "this host is already part of a cluster; run `vxnet cluster leave` first",
+                ));
             }
             if !state.networks().is_empty() {
                 return Err(fail("this host already has networks; remove them first"));
@@ -152,14 +167,22 @@ impl Cluster {
         }
         let mut target = parse_member_addr(addr)?;
         let request = Envelope {
-            kind: Some(envelope::Kind::JoinRequest(JoinRequest { host: Some(self.host.clone()) })),
+            kind: Some(envelope::Kind::JoinRequest(JoinRequest {
+                host: Some(self.host.clone()),
+            })),
         };
         let mut members = None;
         for _ in 0..=MAX_REDIRECTS {
             let left = deadline.saturating_duration_since(Instant::now());
             let reply = self
                 .runtime
-                .block_on(Transport::request(target, self.host.raft_id, &token, request.clone(), left))
+                .block_on(Transport::request(
+                    target,
+                    self.host.raft_id,
+                    &token,
+                    request.clone(),
+                    left,
+                ))
                 .map_err(|e| fail(format!("cannot join through {target}: {e}")))?;
             let Some(envelope::Kind::JoinResponse(r)) = reply.kind else {
                 return Err(fail(format!("{target} answered the join with something else; is it a vxnet daemon of the same version?")));
@@ -175,9 +198,13 @@ impl Cluster {
             if is_redirect(&r.error) {
                 return Err(ClusterError::NoLeader);
             }
-            return Err(fail(format!("the cluster refused to add this host: {}", r.error)));
+            return Err(fail(format!(
+                "the cluster refused to add this host: {}",
+                r.error
+            )));
         }
-        let members = members.ok_or_else(|| fail("the cluster kept redirecting the join; retry"))?;
+        let members =
+            members.ok_or_else(|| fail("the cluster kept redirecting the join; retry"))?;
 
         // Committed: this host's one-host cluster is over. Start as an empty member.
         self.stop_node();
@@ -199,12 +226,22 @@ impl Cluster {
     /// host then starts over as a fresh one-host cluster.
     pub fn leave(&mut self, timeout: Duration) -> Result<(), ClusterError> {
         let deadline = Instant::now() + timeout;
-        if !self.handle().state().hosts().iter().any(|h| h.id != self.host.id) {
-            return Err(fail("this host is not in a cluster with other hosts; there is nothing to leave"));
+        if !self
+            .handle()
+            .state()
+            .hosts()
+            .iter()
+            .any(|h| h.id != self.host.id)
+        {
+            return Err(fail(
+                "this host is not in a cluster with other hosts; there is nothing to leave",
+            ));
         }
         let token = load_or_create_token(&self.data_dir)?;
         let request = Envelope {
-            kind: Some(envelope::Kind::LeaveRequest(LeaveRequest { host_id: self.host.id.clone() })),
+            kind: Some(envelope::Kind::LeaveRequest(LeaveRequest {
+                host_id: self.host.id.clone(),
+            })),
         };
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -215,9 +252,13 @@ impl Cluster {
                 std::thread::sleep(Duration::from_millis(200));
                 continue;
             };
-            let reply = self
-                .runtime
-                .block_on(Transport::request(leader, self.host.raft_id, &token, request.clone(), left));
+            let reply = self.runtime.block_on(Transport::request(
+                leader,
+                self.host.raft_id,
+                &token,
+                request.clone(),
+                left,
+            ));
             match reply.map(|r| r.kind) {
                 Ok(Some(envelope::Kind::LeaveResponse(r))) if r.error.is_empty() => break,
                 Ok(Some(envelope::Kind::LeaveResponse(r))) if is_redirect(&r.error) => {
@@ -225,7 +266,10 @@ impl Cluster {
                     std::thread::sleep(Duration::from_millis(300));
                 }
                 Ok(Some(envelope::Kind::LeaveResponse(r))) => {
-                    return Err(fail(format!("the cluster refused to let this host leave: {}", r.error)))
+                    return Err(fail(format!(
+                        "the cluster refused to let this host leave: {}",
+                        r.error
+                    )))
                 }
                 Ok(_) => return Err(fail("the leader answered the leave with something else")),
                 Err(e) => {
@@ -244,8 +288,14 @@ impl Cluster {
     fn leader_addr(&self) -> Option<SocketAddr> {
         let view = self.handle().view();
         let state = self.handle().state();
-        let leader = state.hosts().iter().find(|h| h.raft_id == view.leader_id && view.leader_id != 0)?;
-        Some(SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(leader.addr), leader.cluster_port as u16)))
+        let leader = state
+            .hosts()
+            .iter()
+            .find(|h| h.raft_id == view.leader_id && view.leader_id != 0)?;
+        Some(SocketAddr::V4(SocketAddrV4::new(
+            Ipv4Addr::from(leader.addr),
+            leader.cluster_port as u16,
+        )))
     }
 }
 
@@ -265,17 +315,23 @@ fn parse_member_addr(addr: &str) -> Result<SocketAddr, ClusterError> {
     if let Ok(ip) = addr.parse::<Ipv4Addr>() {
         return Ok(SocketAddr::V4(SocketAddrV4::new(ip, DEFAULT_CLUSTER_PORT)));
     }
-    addr.parse::<SocketAddrV4>().map(SocketAddr::V4).map_err(|_| bad())
+    addr.parse::<SocketAddrV4>()
+        .map(SocketAddr::V4)
+        .map_err(|_| bad())
 }
 
 fn write_atomically(path: &Path, contents: &str) -> Result<(), ClusterError> {
     let io = |e: std::io::Error| fail(format!("cannot write {}: {e}", path.display()));
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, contents).map_err(io)?;
-    std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(io)?;
+    std::fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(io)?;
     std::fs::rename(&tmp, path).map_err(io)?;
     if let Some(dir) = path.parent() {
-        std::fs::File::open(dir).and_then(|f| f.sync_all()).map_err(io)?;
+        std::fs::File::open(dir)
+            .and_then(|f| f.sync_all())
+            .map_err(io)?;
     }
     Ok(())
 }
@@ -290,7 +346,12 @@ fn load_or_create_raft_id(data_dir: &Path, fresh: bool) -> Result<u64, ClusterEr
                     .parse::<u64>()
                     .ok()
                     .filter(|&id| id != 0)
-                    .ok_or_else(|| fail(format!("{} is corrupt; restore it or remove the data dir", path.display())))
+                    .ok_or_else(|| {
+                        fail(format!(
+                            "{} is corrupt; restore it or remove the data dir",
+                            path.display()
+                        ))
+                    })
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(fail(format!("cannot read {}: {e}", path.display()))),
@@ -311,12 +372,15 @@ fn load_or_create_raft_id(data_dir: &Path, fresh: bool) -> Result<u64, ClusterEr
 fn load_or_create_token(data_dir: &Path) -> Result<ClusterToken, ClusterError> {
     let path = data_dir.join("cluster-token");
     match std::fs::read_to_string(&path) {
-        Ok(s) => s
-            .trim()
-            .parse()
-            .map_err(|e| fail(format!("{} is corrupt ({e}); restore it or leave and rejoin the cluster", path.display()))),
+        Ok(s) => s.trim().parse().map_err(|e| {
+            fail(format!(
+                "{} is corrupt ({e}); restore it or leave and rejoin the cluster",
+                path.display()
+            ))
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let token = ClusterToken::generate().map_err(|e| fail(format!("cannot make a cluster token: {e}")))?;
+            let token = ClusterToken::generate()
+                .map_err(|e| fail(format!("cannot make a cluster token: {e}")))?;
             save_token(data_dir, &token)?;
             Ok(token)
         }

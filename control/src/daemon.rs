@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use tokio::net::{UnixListener, UnixStream};
@@ -34,16 +34,16 @@ use vxnet_dataplane::netns::{self, next_free_ifname, resolve_target};
 use vxnet_dataplane::sandbox::{EndpointSpec, Sandbox, SandboxError, SandboxSpec};
 use vxnet_dataplane::wire::{MacAddr, Vni};
 use vxnet_proto::{
-    command, request, AddHost, Command, Connect, CreateNetwork, Disconnect, DropCount, Endpoint,
-    FdbRow, Host, Network, NetworkConnectRequest, NetworkCreateRequest, NetworkDisconnectRequest,
+    command, request, Command, Connect, CreateNetwork, Disconnect, DropCount, Endpoint, FdbRow,
+    Host, Network, NetworkConnectRequest, NetworkCreateRequest, NetworkDisconnectRequest,
     NetworkStats, NetworkView, RemoveNetwork, Request, Response, Stats,
 };
 
 use crate::api;
 use crate::cli::DaemonArgs;
-use crate::state::Applied;
 use crate::cluster::Cluster;
 use crate::raft::node::ClusterError;
+use crate::state::Applied;
 use crate::sys;
 
 /// VXLAN over IPv4 costs 50 bytes: outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14.
@@ -109,7 +109,10 @@ enum ControlEvent {
     StateChanged,
 }
 
-async fn serve_socket(path: &Path, jobs: mpsc::UnboundedSender<ControlEvent>) -> anyhow::Result<()> {
+async fn serve_socket(
+    path: &Path,
+    jobs: mpsc::UnboundedSender<ControlEvent>,
+) -> anyhow::Result<()> {
     let listener = bind_socket(path).await?;
     tracing::info!(socket = %path.display(), "listening");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -462,13 +465,15 @@ impl Daemon {
     }
 
     fn prune(&mut self) -> Reply {
-        let state = self.state();
-        let idle: Vec<Network> = state
-            .networks()
-            .into_iter()
-            .filter(|n| state.endpoints(&n.id).is_empty())
-            .cloned()
-            .collect();
+        let idle: Vec<Network> = {
+            let state = self.state();
+            state
+                .networks()
+                .into_iter()
+                .filter(|n| state.endpoints(&n.id).is_empty())
+                .cloned()
+                .collect()
+        };
         let mut names = Vec::new();
         for net in idle {
             self.apply(command::Kind::RemoveNetwork(RemoveNetwork {
@@ -612,13 +617,16 @@ impl Daemon {
 
     /// Makes one network's dataplane match the state.
     fn reconcile(&mut self, net: &Network) -> Result<(), Failed> {
-        let state = self.state();
-        let endpoints: Vec<Endpoint> = state.endpoints(&net.id).into_iter().cloned().collect();
-        let hosts: BTreeMap<String, u32> = state
-            .hosts()
-            .iter()
-            .map(|h| (h.id.clone(), h.addr))
-            .collect();
+        let (endpoints, hosts) = {
+            let state = self.state();
+            let endpoints: Vec<Endpoint> = state.endpoints(&net.id).into_iter().cloned().collect();
+            let hosts: BTreeMap<String, u32> = state
+                .hosts()
+                .iter()
+                .map(|h| (h.id.clone(), h.addr))
+                .collect();
+            (endpoints, hosts)
+        };
         let local = endpoints.iter().any(|e| e.host_id == self.host_id);
         if !local {
             self.stop_network(&net.id);

@@ -214,7 +214,11 @@ pub fn members_table(members: &[Member]) -> String {
                 m.addr.clone(),
                 m.role.clone(),
                 if m.leader { "yes".into() } else { "".into() },
-                if m.reachable { "yes".into() } else { "no".into() },
+                if m.reachable {
+                    "yes".into()
+                } else {
+                    "no".into()
+                },
             ]
         })
         .collect();

@@ -30,7 +30,7 @@ use raft::eraftpb::{
     ConfChange, ConfChangeSingle, ConfChangeTransition, ConfChangeType, ConfChangeV2, ConfState,
     Entry, EntryType, Message as RaftMessage, Snapshot as RaftSnapshot,
 };
-use raft::{Config, RawNode, ReadOnlyOption, StateRole, Storage as _, INVALID_ID};
+use raft::{Config, RawNode, ReadOnlyOption, StateRole, INVALID_ID};
 use tokio::sync::{mpsc, oneshot};
 use vxnet_proto::{
     command, AddHost, Command, Envelope, Host, JoinRequest, JoinResponse, LeaveRequest,
@@ -247,6 +247,8 @@ struct Node {
     next_id: u64,
     applied: u64,
     last_compacted: u64,
+    /// Take a snapshot at the next chance, whatever the log's length (see `apply_entries`).
+    snapshot_now: bool,
     peers: BTreeSet<u64>,
 }
 
@@ -279,14 +281,20 @@ impl Node {
             seed_members,
         } = config;
         if !storage.is_initialized().map_err(other)? && bootstrap {
-            storage.apply_snapshot(&bootstrap_snapshot(&host)).map_err(other)?;
+            storage
+                .apply_snapshot(&bootstrap_snapshot(&host))
+                .map_err(other)?;
         }
         // The state machine restarts from the latest snapshot; raft-rs then hands back every
         // committed entry after it, which we apply again (deterministically).
-        let snapshot = storage.latest_snapshot().map_err(other)?.unwrap_or_default();
+        let snapshot = storage
+            .latest_snapshot()
+            .map_err(other)?
+            .unwrap_or_default();
         let applied = snapshot.get_metadata().index;
         if !snapshot.get_data().is_empty() {
-            *state.write().unwrap_or_else(|e| e.into_inner()) = decode_snapshot(snapshot.get_data())?;
+            *state.write().unwrap_or_else(|e| e.into_inner()) =
+                decode_snapshot(snapshot.get_data())?;
         }
         let raft_config = Config {
             id: host.raft_id,
@@ -301,12 +309,18 @@ impl Node {
             ..Default::default()
         };
         raft_config.validate().map_err(other)?;
-        let mut raw = RawNode::new(&raft_config, storage.clone(), &super::log::logger()).map_err(other)?;
+        let mut raw =
+            RawNode::new(&raft_config, storage.clone(), &super::log::logger()).map_err(other)?;
         let (events_tx, events) = mpsc::unbounded_channel();
-        let listen = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(host.addr), host.cluster_port as u16));
+        let listen = SocketAddr::V4(SocketAddrV4::new(
+            Ipv4Addr::from(host.addr),
+            host.cluster_port as u16,
+        ));
         let transport = Transport::start(listen, host.raft_id, token, events_tx)
             .await
-            .map_err(|e| ClusterError::Other(format!("cannot listen for the cluster on {listen}: {e}")))?;
+            .map_err(|e| {
+                ClusterError::Other(format!("cannot listen for the cluster on {listen}: {e}"))
+            })?;
         let voters = raw.raft.prs().conf().voters().ids().iter().count();
         if voters == 1 && raw.raft.prs().conf().voters().contains(host.raft_id) {
             // Alone: no need to wait for an election timeout.
@@ -328,6 +342,7 @@ impl Node {
             next_id: random_u64(),
             applied,
             last_compacted: applied,
+            snapshot_now: false,
             peers: BTreeSet::new(),
         };
         for member in seed_members {
@@ -393,10 +408,20 @@ impl Node {
                     return;
                 }
                 let id = self.next_id();
-                let data = Proposal { id, command: Some(command) }.encode_to_vec();
+                let data = Proposal {
+                    id,
+                    command: Some(command),
+                }
+                .encode_to_vec();
                 match self.raw.propose(vec![], data) {
                     Ok(()) => {
-                        self.pending.insert(id, Pending { waiter: Waiter::Local(reply), since: Instant::now() });
+                        self.pending.insert(
+                            id,
+                            Pending {
+                                waiter: Waiter::Local(reply),
+                                since: Instant::now(),
+                            },
+                        );
                     }
                     Err(_) => {
                         let _ = reply.send(Err(ClusterError::NoLeader));
@@ -426,9 +451,13 @@ impl Node {
             }
             TransportEvent::Unreachable(id) => self.raw.report_unreachable(id),
             TransportEvent::SnapshotStatus(id, status) => self.raw.report_snapshot(id, status),
-            TransportEvent::Request { envelope, reply, .. } => match envelope.kind {
+            TransportEvent::Request {
+                envelope, reply, ..
+            } => match envelope.kind {
                 Some(vxnet_proto::envelope::Kind::JoinRequest(req)) => self.handle_join(req, reply),
-                Some(vxnet_proto::envelope::Kind::LeaveRequest(req)) => self.handle_leave(req, reply),
+                Some(vxnet_proto::envelope::Kind::LeaveRequest(req)) => {
+                    self.handle_leave(req, reply)
+                }
                 _ => {
                     let _ = reply.send(Envelope::default());
                 }
@@ -439,13 +468,21 @@ impl Node {
     fn join_reply(&self, error: impl Into<String>) -> Envelope {
         let error = error.into();
         let members = if error.is_empty() {
-            self.state.read().unwrap_or_else(|e| e.into_inner()).hosts().to_vec()
+            self.state
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .hosts()
+                .to_vec()
         } else {
             Vec::new()
         };
         Envelope {
             kind: Some(vxnet_proto::envelope::Kind::JoinResponse(JoinResponse {
-                leader_addr: if error.is_empty() { String::new() } else { self.leader_addr() },
+                leader_addr: if error.is_empty() {
+                    String::new()
+                } else {
+                    self.leader_addr()
+                },
                 error,
                 members,
             })),
@@ -456,7 +493,11 @@ impl Node {
         let error = error.into();
         Envelope {
             kind: Some(vxnet_proto::envelope::Kind::LeaveResponse(LeaveResponse {
-                leader_addr: if error.is_empty() { String::new() } else { self.leader_addr() },
+                leader_addr: if error.is_empty() {
+                    String::new()
+                } else {
+                    self.leader_addr()
+                },
                 error,
             })),
         }
@@ -493,7 +534,9 @@ impl Node {
             return;
         }
         if self.raw.raft.has_pending_conf() || !conf.voters_outgoing.is_empty() {
-            let _ = reply.send(self.join_reply("another membership change is in progress; retry in a moment"));
+            let _ = reply.send(
+                self.join_reply("another membership change is in progress; retry in a moment"),
+            );
             return;
         }
         let kind = if conf.voters.len() < self.max_voters {
@@ -505,7 +548,11 @@ impl Node {
         let id = self.next_id();
         let context = Proposal {
             id,
-            command: Some(Command { kind: Some(command::Kind::AddHost(AddHost { host: Some(host.clone()) })) }),
+            command: Some(Command {
+                kind: Some(command::Kind::AddHost(AddHost {
+                    host: Some(host.clone()),
+                })),
+            }),
         }
         .encode_to_vec();
         // The leader must be able to reach the newcomer as soon as the change commits.
@@ -513,10 +560,18 @@ impl Node {
         match self.raw.propose_conf_change(context, change) {
             Ok(()) => {
                 tracing::info!(name = %host.name, raft_id = host.raft_id, ?kind, "adding a host to the cluster");
-                self.pending.insert(id, Pending { waiter: Waiter::Join(reply), since: Instant::now() });
+                self.pending.insert(
+                    id,
+                    Pending {
+                        waiter: Waiter::Join(reply),
+                        since: Instant::now(),
+                    },
+                );
             }
             Err(e) => {
-                let _ = reply.send(self.join_reply(format!("the leader refused the membership change: {e}")));
+                let _ = reply.send(
+                    self.join_reply(format!("the leader refused the membership change: {e}")),
+                );
             }
         }
     }
@@ -526,7 +581,12 @@ impl Node {
             let _ = reply.send(self.leave_reply(NOT_LEADER));
             return;
         }
-        let host = self.state.read().unwrap_or_else(|e| e.into_inner()).host(&req.host_id).cloned();
+        let host = self
+            .state
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .host(&req.host_id)
+            .cloned();
         let Some(host) = host else {
             // Already gone: a retry of a leave that went through.
             let _ = reply.send(self.leave_reply(""));
@@ -542,7 +602,9 @@ impl Node {
         }
         let conf = self.conf();
         if self.raw.raft.has_pending_conf() || !conf.voters_outgoing.is_empty() {
-            let _ = reply.send(self.leave_reply("another membership change is in progress; retry in a moment"));
+            let _ = reply.send(
+                self.leave_reply("another membership change is in progress; retry in a moment"),
+            );
             return;
         }
         let mut changes = vec![single(host.raft_id, ConfChangeType::RemoveNode)];
@@ -555,17 +617,27 @@ impl Node {
         let context = Proposal {
             id,
             command: Some(Command {
-                kind: Some(command::Kind::RemoveHost(RemoveHost { host_id: host.id.clone() })),
+                kind: Some(command::Kind::RemoveHost(RemoveHost {
+                    host_id: host.id.clone(),
+                })),
             }),
         }
         .encode_to_vec();
         match self.raw.propose_conf_change(context, conf_change(changes)) {
             Ok(()) => {
                 tracing::info!(name = %host.name, raft_id = host.raft_id, "removing a host from the cluster");
-                self.pending.insert(id, Pending { waiter: Waiter::Leave(reply), since: Instant::now() });
+                self.pending.insert(
+                    id,
+                    Pending {
+                        waiter: Waiter::Leave(reply),
+                        since: Instant::now(),
+                    },
+                );
             }
             Err(e) => {
-                let _ = reply.send(self.leave_reply(format!("the leader refused the membership change: {e}")));
+                let _ = reply.send(
+                    self.leave_reply(format!("the leader refused the membership change: {e}")),
+                );
             }
         }
     }
@@ -586,14 +658,17 @@ impl Node {
 
     fn housekeeping(&mut self) {
         let now = Instant::now();
-        self.pending.retain(|_, p| now.duration_since(p.since) < PENDING_TTL);
+        self.pending
+            .retain(|_, p| now.duration_since(p.since) < PENDING_TTL);
         if self.is_leader() {
             let conf = self.conf();
             // raft-rs leaves a joint configuration by itself (transition Auto); if a leader
             // change interrupted that, the new leader finishes it here.
             if !conf.voters_outgoing.is_empty() && !self.raw.raft.has_pending_conf() {
                 tracing::info!("leaving a joint configuration left behind");
-                let _ = self.raw.propose_conf_change(vec![], ConfChangeV2::default());
+                let _ = self
+                    .raw
+                    .propose_conf_change(vec![], ConfChangeV2::default());
             }
         }
         self.publish_view();
@@ -664,12 +739,22 @@ impl Node {
                 EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {
                     // The ConfState is not stored here: on restart the log after the latest
                     // snapshot is applied again, conf changes included (see storage docs).
-                    if entry.get_entry_type() == EntryType::EntryConfChange {
+                    let is_add = |t: ConfChangeType| {
+                        matches!(t, ConfChangeType::AddNode | ConfChangeType::AddLearnerNode)
+                    };
+                    let adds = if entry.get_entry_type() == EntryType::EntryConfChange {
                         let cc = ConfChange::parse_from_bytes(&entry.data).map_err(other)?;
                         self.raw.apply_conf_change(&cc).map_err(other)?;
+                        is_add(cc.get_change_type())
                     } else {
                         let cc = ConfChangeV2::parse_from_bytes(&entry.data).map_err(other)?;
                         self.raw.apply_conf_change(&cc).map_err(other)?;
+                        cc.get_changes().iter().any(|c| is_add(c.get_change_type()))
+                    };
+                    // A newcomer starts from a snapshot, and raft-rs only restores one whose
+                    // ConfState includes the newcomer: take one that does, now.
+                    if adds {
+                        self.snapshot_now = true;
                     }
                     if !entry.context.is_empty() {
                         self.apply_proposal(&entry.context);
@@ -691,10 +776,16 @@ impl Node {
             }
         };
         let result = match &proposal.command {
-            Some(cmd) => self.state.write().unwrap_or_else(|e| e.into_inner()).apply(cmd),
+            Some(cmd) => self
+                .state
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .apply(cmd),
             None => Err(Refusal::EmptyCommand),
         };
-        let Some(pending) = self.pending.remove(&proposal.id) else { return };
+        let Some(pending) = self.pending.remove(&proposal.id) else {
+            return;
+        };
         match pending.waiter {
             Waiter::Local(tx) => {
                 let _ = tx.send(result.map_err(ClusterError::from));
@@ -729,12 +820,16 @@ impl Node {
     }
 
     fn maybe_compact(&mut self) -> Result<(), ClusterError> {
-        if self.applied < self.last_compacted + COMPACT_EVERY {
+        let due = self.applied >= self.last_compacted + COMPACT_EVERY;
+        if !(due || self.snapshot_now) || self.applied <= self.last_compacted {
             return Ok(());
         }
+        self.snapshot_now = false;
         let data = encode_snapshot(&self.state.read().unwrap_or_else(|e| e.into_inner()));
         let conf = self.conf();
-        self.storage.compact(self.applied, data, conf).map_err(other)?;
+        self.storage
+            .compact(self.applied, data, conf)
+            .map_err(other)?;
         self.last_compacted = self.applied;
         tracing::debug!(index = self.applied, "log compacted");
         Ok(())
@@ -744,17 +839,30 @@ impl Node {
         if host.raft_id == self.host.raft_id || host.raft_id == INVALID_ID {
             return;
         }
-        let addr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(host.addr), host.cluster_port as u16));
+        let addr = SocketAddr::V4(SocketAddrV4::new(
+            Ipv4Addr::from(host.addr),
+            host.cluster_port as u16,
+        ));
         self.transport.set_peer(host.raft_id, addr);
         self.peers.insert(host.raft_id);
     }
 
     /// Transport peers = the hosts of the replicated state (after a join, the seeds too).
     fn sync_peers(&mut self) {
-        let hosts: Vec<Host> = self.state.read().unwrap_or_else(|e| e.into_inner()).hosts().to_vec();
+        let hosts: Vec<Host> = self
+            .state
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .hosts()
+            .to_vec();
         let wanted: BTreeSet<u64> = hosts.iter().map(|h| h.raft_id).collect();
         if !hosts.is_empty() {
-            let stale: Vec<u64> = self.peers.iter().copied().filter(|id| !wanted.contains(id)).collect();
+            let stale: Vec<u64> = self
+                .peers
+                .iter()
+                .copied()
+                .filter(|id| !wanted.contains(id))
+                .collect();
             let conf = self.conf();
             for id in stale {
                 // Keep a peer Raft still counts on (a newcomer whose AddHost is in flight).
@@ -778,7 +886,9 @@ impl Node {
                 .iter()
                 .chain(&conf.learners)
                 .copied()
-                .filter(|id| *id == self.host.raft_id || prs.get(*id).is_some_and(|p| p.recent_active))
+                .filter(|id| {
+                    *id == self.host.raft_id || prs.get(*id).is_some_and(|p| p.recent_active)
+                })
                 .collect()
         } else {
             let mut r: BTreeSet<u64> = [self.host.raft_id].into();
@@ -806,8 +916,10 @@ pub fn is_redirect(error: &str) -> bool {
 }
 
 fn single(node_id: u64, change_type: ConfChangeType) -> ConfChangeSingle {
-    let mut c = ConfChangeSingle::default();
-    c.node_id = node_id;
+    let mut c = ConfChangeSingle {
+        node_id,
+        ..Default::default()
+    };
     c.set_change_type(change_type);
     c
 }
@@ -820,18 +932,25 @@ fn conf_change(changes: Vec<ConfChangeSingle>) -> ConfChangeV2 {
 }
 
 fn encode_snapshot(state: &StateMachine) -> Vec<u8> {
-    Snapshot { state: Some(state.state().clone()) }.encode_to_vec()
+    Snapshot {
+        state: Some(state.state().clone()),
+    }
+    .encode_to_vec()
 }
 
 fn decode_snapshot(data: &[u8]) -> Result<StateMachine, ClusterError> {
-    let snapshot = Snapshot::decode(data).map_err(|e| other(format!("undecodable snapshot: {e}")))?;
+    let snapshot =
+        Snapshot::decode(data).map_err(|e| other(format!("undecodable snapshot: {e}")))?;
     StateMachine::from_state(snapshot.state.unwrap_or_default()).map_err(other)
 }
 
 /// The snapshot a fresh host starts its one-host cluster from: itself as the only voter and
 /// the only host.
 fn bootstrap_snapshot(host: &Host) -> RaftSnapshot {
-    let state = State { hosts: vec![host.clone()], ..Default::default() };
+    let state = State {
+        hosts: vec![host.clone()],
+        ..Default::default()
+    };
     let mut snapshot = RaftSnapshot::default();
     snapshot.set_data(Snapshot { state: Some(state) }.encode_to_vec().into());
     let meta = snapshot.mut_metadata();
