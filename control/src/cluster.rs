@@ -125,8 +125,15 @@ impl Cluster {
         self.handle().propose(cmd, timeout).map(|_| ())
     }
 
-    pub fn members(&self) -> Vec<Member> {
-        let view = self.handle().view();
+    /// The members, with reachability as the leader sees it (a follower only hears from the
+    /// leader); if the leader cannot be asked, as this host sees it.
+    pub fn members(&self, timeout: Duration) -> Vec<Member> {
+        let mut view = self.handle().view();
+        if view.leader_id != view.own_id {
+            if let Some(reachable) = self.leader_reachability(timeout.min(Duration::from_secs(2))) {
+                view.reachable = reachable;
+            }
+        }
         let state = self.handle().state();
         state
             .hosts()
@@ -283,6 +290,35 @@ impl Cluster {
         let _ = std::fs::remove_file(self.data_dir.join("cluster-token"));
         self.host.raft_id = load_or_create_raft_id(&self.data_dir, true)?;
         self.start_node(true, Vec::new())
+    }
+
+    fn leader_reachability(&self, timeout: Duration) -> Option<std::collections::BTreeSet<u64>> {
+        let leader = self.leader_addr()?;
+        let token = load_or_create_token(&self.data_dir).ok()?;
+        let request = Envelope {
+            kind: Some(envelope::Kind::ReachabilityRequest(
+                vxnet_proto::ReachabilityRequest {},
+            )),
+        };
+        let reply = match self.runtime.block_on(Transport::request(
+            leader,
+            self.host.raft_id,
+            &token,
+            request,
+            timeout,
+        )) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(error = %e, %leader, "cannot ask the leader who it hears from");
+                return None;
+            }
+        };
+        match reply.kind {
+            Some(envelope::Kind::ReachabilityResponse(r)) if r.leader => {
+                Some(r.reachable.into_iter().collect())
+            }
+            _ => None,
+        }
     }
 
     fn leader_addr(&self) -> Option<SocketAddr> {

@@ -336,7 +336,7 @@ impl Daemon {
                 ..Default::default()
             }),
             request::Kind::ClusterMembers(_) => Ok(Response {
-                members: self.cluster.members(),
+                members: self.cluster.members(self.timeout),
                 ..Default::default()
             }),
             request::Kind::ClusterJoin(r) => {

@@ -250,6 +250,8 @@ struct Node {
     /// Take a snapshot at the next chance, whatever the log's length (see `apply_entries`).
     snapshot_now: bool,
     peers: BTreeSet<u64>,
+    /// When each peer last sent us a Raft message.
+    last_heard: HashMap<u64, Instant>,
 }
 
 fn random_u64() -> u64 {
@@ -344,6 +346,7 @@ impl Node {
             last_compacted: applied,
             snapshot_now: false,
             peers: BTreeSet::new(),
+            last_heard: HashMap::new(),
         };
         for member in seed_members {
             node.add_peer(&member);
@@ -445,6 +448,7 @@ impl Node {
     fn handle_event(&mut self, event: TransportEvent) {
         match event {
             TransportEvent::Raft(msg) => {
+                self.last_heard.insert(msg.from, Instant::now());
                 if let Err(e) = self.raw.step(msg) {
                     tracing::debug!(error = %e, "raft message ignored");
                 }
@@ -457,6 +461,20 @@ impl Node {
                 Some(vxnet_proto::envelope::Kind::JoinRequest(req)) => self.handle_join(req, reply),
                 Some(vxnet_proto::envelope::Kind::LeaveRequest(req)) => {
                     self.handle_leave(req, reply)
+                }
+                Some(vxnet_proto::envelope::Kind::ReachabilityRequest(_)) => {
+                    let leader = self.is_leader();
+                    let reachable = if leader {
+                        let view = self.view.read().unwrap_or_else(|e| e.into_inner());
+                        view.reachable.iter().copied().collect()
+                    } else {
+                        Vec::new()
+                    };
+                    let _ = reply.send(Envelope {
+                        kind: Some(vxnet_proto::envelope::Kind::ReachabilityResponse(
+                            vxnet_proto::ReachabilityResponse { reachable, leader },
+                        )),
+                    });
                 }
                 _ => {
                     let _ = reply.send(Envelope::default());
@@ -879,24 +897,18 @@ impl Node {
 
     fn publish_view(&self) {
         let conf = self.conf();
-        let prs = self.raw.raft.prs();
         let leader = self.raw.raft.leader_id;
-        let reachable = if self.is_leader() {
-            conf.voters
-                .iter()
-                .chain(&conf.learners)
-                .copied()
-                .filter(|id| {
-                    *id == self.host.raft_id || prs.get(*id).is_some_and(|p| p.recent_active)
-                })
-                .collect()
-        } else {
-            let mut r: BTreeSet<u64> = [self.host.raft_id].into();
-            if leader != INVALID_ID {
-                r.insert(leader);
-            }
-            r
-        };
+        // Heartbeats go every HEARTBEAT_TICKS; a peer silent for two election timeouts is not
+        // answering. (The leader hears from everyone; a follower asks the leader.)
+        let horizon = TICK * (2 * ELECTION_TICKS) as u32;
+        let now = Instant::now();
+        let mut reachable: BTreeSet<u64> = self
+            .last_heard
+            .iter()
+            .filter(|(_, at)| now.duration_since(**at) < horizon)
+            .map(|(id, _)| *id)
+            .collect();
+        reachable.insert(self.host.raft_id);
         let view = ClusterView {
             own_id: self.host.raft_id,
             leader_id: leader,

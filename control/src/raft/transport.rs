@@ -630,7 +630,11 @@ where
                         }
                         TransportEvent::Raft(msg)
                     }
-                    Some(kind @ (envelope::Kind::JoinRequest(_) | envelope::Kind::LeaveRequest(_))) => {
+                    Some(
+                        kind @ (envelope::Kind::JoinRequest(_)
+                        | envelope::Kind::LeaveRequest(_)
+                        | envelope::Kind::ReachabilityRequest(_)),
+                    ) => {
                         if pending.len() >= MAX_PENDING_REQUESTS {
                             return Err(ConnectionFault::TooManyRequests);
                         }
@@ -642,7 +646,11 @@ where
                             reply,
                         }
                     }
-                    Some(envelope::Kind::JoinResponse(_) | envelope::Kind::LeaveResponse(_)) => {
+                    Some(
+                        envelope::Kind::JoinResponse(_)
+                        | envelope::Kind::LeaveResponse(_)
+                        | envelope::Kind::ReachabilityResponse(_),
+                    ) => {
                         return Err(ConnectionFault::Unexpected("response"));
                     }
                     None => return Err(ConnectionFault::Unexpected("empty")),
