@@ -11,6 +11,7 @@
 //!   or bench executable in the cargo target dir; build it first with `cargo build --workspace`.
 
 pub mod capture;
+pub mod cluster;
 pub mod cmd;
 pub mod iperf;
 pub mod lab;
@@ -25,8 +26,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 
 pub use capture::{Capture, Frame};
+pub use cluster::{FdbEntry, Member, NetworkInfo, Role};
 pub use cmd::wait_for;
-pub use lab::{Container, Host, HostKind, KernelNetwork, Lab, LabBuilder};
+pub use lab::{Container, Host, HostKind, KernelNetwork, Lab, LabBuilder, TimedOutput};
 pub use ping::{PingOptions, PingStats};
 
 /// Environment variable that turns "needs root" into a skip instead of a failure.
