@@ -393,6 +393,64 @@ impl Host {
         )
     }
 
+    /// Waits (bounded) until `network inspect NETWORK` on this host lists exactly the endpoints
+    /// named `names` (lab container namespace names); returns that inspect.
+    pub fn wait_endpoints(
+        &self,
+        network: &str,
+        names: &[&str],
+        timeout: Duration,
+    ) -> Result<NetworkInfo> {
+        let mut want: Vec<&str> = names.to_vec();
+        want.sort_unstable();
+        cmd::wait_for(
+            &format!("{} to list endpoints {want:?} in {network}", self.name()),
+            timeout,
+            Duration::from_millis(100),
+            || {
+                let net = self.inspect_network(network)?;
+                let have: Vec<&str> = net.endpoints.iter().map(|e| e.name.as_str()).collect();
+                if have == want {
+                    Ok(Some(net.clone()))
+                } else {
+                    bail!("lists {have:?}")
+                }
+            },
+        )
+    }
+
+    /// Waits (bounded) until this host's FDB of `network` holds (`present`) or no longer
+    /// holds every MAC of `macs`.
+    pub fn wait_fdb(
+        &self,
+        network: &str,
+        macs: &[impl AsRef<str> + std::fmt::Debug],
+        present: bool,
+        timeout: Duration,
+    ) -> Result<()> {
+        cmd::wait_for(
+            &format!(
+                "{}'s fdb of {network} to {} {macs:?}",
+                self.name(),
+                if present { "hold" } else { "drop" }
+            ),
+            timeout,
+            Duration::from_millis(50),
+            || {
+                let fdb = self.fdb(network)?;
+                let ok = macs
+                    .iter()
+                    .map(|m| m.as_ref().to_ascii_lowercase())
+                    .all(|m| fdb.iter().any(|e| e.mac == m) == present);
+                if ok {
+                    Ok(Some(()))
+                } else {
+                    bail!("fdb is {fdb:?}")
+                }
+            },
+        )
+    }
+
     /// `network connect NETWORK <container>` without `--ip`; returns the address the daemon
     /// chose, read from inside the container (the one address that was not there before).
     pub fn connect_auto(&self, network: &str, container: &Container) -> Result<Ipv4Addr> {
@@ -413,6 +471,22 @@ impl Host {
             ),
         }
     }
+}
+
+/// A lab of `n` vxnet hosts formed into one cluster ([`Lab::form_cluster`] with host 0 as the
+/// seed, the others joining in index order).
+pub fn cluster_lab(n: usize) -> Result<Lab> {
+    let lab = Lab::new(n)?;
+    let all: Vec<usize> = (0..n).collect();
+    lab.form_cluster(&all)?;
+    Ok(lab)
+}
+
+/// Whether `ip` lies in `cidr` (`A.B.C.D/LEN`).
+pub fn in_subnet(ip: Ipv4Addr, cidr: &str) -> Result<bool> {
+    let (net, len) = split_cidr(cidr)?;
+    let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+    Ok(u32::from(ip) & mask == u32::from(net) & mask)
 }
 
 impl Lab {
@@ -662,6 +736,16 @@ mod tests {
         );
         assert!(parse_ipv4_addrs("").expect("empty is fine").is_empty());
         assert!(parse_ipv4_addrs("2: eth0 link/ether").is_err());
+    }
+
+    #[test]
+    fn subnets() {
+        let ip = Ipv4Addr::new(10, 128, 0, 7);
+        assert!(in_subnet(ip, "10.128.0.0/24").expect("valid"));
+        assert!(!in_subnet(ip, "10.128.1.0/24").expect("valid"));
+        assert!(in_subnet(ip, "0.0.0.0/0").expect("valid"));
+        assert!(in_subnet(ip, "10.128.0.7/32").expect("valid"));
+        assert!(in_subnet(ip, "bad").is_err());
     }
 
     #[test]

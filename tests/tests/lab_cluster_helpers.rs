@@ -39,7 +39,9 @@ fn fdb_and_inspect_of_a_static_peer_pair() {
     assert_eq!(net.vni, u64::from(scenario::VNI));
     assert_eq!(net.subnet, scenario::SUBNET);
     assert_eq!(net.id.len(), 64, "Id is 64 hex digits: {}", net.id);
-    let ep = net.endpoint(&pair.c1.ns).expect("c1 listed by its namespace name");
+    let ep = net
+        .endpoint(&pair.c1.ns)
+        .expect("c1 listed by its namespace name");
     assert_eq!(ep.ipv4.to_string(), C1_IP);
     assert_eq!(ep.mac, c1_mac);
     assert_eq!(h0.network_names().expect("ls"), vec![NET.to_string()]);
@@ -76,7 +78,10 @@ fn a_cut_host_is_unreachable_until_restored() {
     h1.cut_underlay().expect("cut h1");
     assert!(!h1.underlay_up().expect("link state"));
     let cut = pair.c1.ping(C2_IP, 2).expect("ping runs");
-    assert_eq!(cut.received, 0, "c2 answered through a cut underlay: {cut:?}");
+    assert_eq!(
+        cut.received, 0,
+        "c2 answered through a cut underlay: {cut:?}"
+    );
     // The daemon itself keeps running: a pulled cable, not a crash.
     assert!(h1.daemon_running());
     h1.cut_underlay().expect("cutting twice is harmless");
