@@ -7,6 +7,8 @@
 //!   198.18.0.0/24 on a bridge in the lab's own namespace.
 //! - Every wait and every command is bounded in time (see [`cmd`]).
 //! - A [`Lab`] cleans up after itself in `Drop`, also when the test panics.
+//! - Cluster tests form clusters and read `members`/`fdb`/`inspect` JSON with [`cluster`];
+//!   every polling query there runs with a short CLI `--timeout`.
 //! - The `vxnet` binary is found by [`vxnet_bin`]: `$VXNET_BIN`, else next to the running test
 //!   or bench executable in the cargo target dir; build it first with `cargo build --workspace`.
 
