@@ -1,7 +1,9 @@
 //! `vxnet-bench`: throughput and latency between two containers on two lab hosts, for vxnet,
-//! for Linux kernel vxlan with the same topology, and for the bare underlay.
+//! for Linux kernel vxlan with the same topology, and for the bare underlay
+//! (`--scenario dataplane`, the default); or the control plane of a three-host Raft cluster:
+//! commit latency, convergence and leader failover (`--scenario cluster`, see `cluster.rs`).
 //!
-//! Rules:
+//! Rules of the dataplane scenario:
 //! - Every mode uses the same numbers (`vxnet_tests::scenario`: VNI 4100, 10.10.0.0/24, overlay
 //!   MTU 1450, c1 on host 0 sends to c2 on host 1); `underlay` runs host namespace to host
 //!   namespace (MTU 1500), the ceiling of what any overlay can reach on this machine.
@@ -10,6 +12,7 @@
 //! - A mode that fails is reported with its error and the others still run; the exit status is
 //!   then non-zero.
 
+mod cluster;
 mod report;
 
 use std::path::PathBuf;
@@ -29,6 +32,19 @@ use report::{Metric, ModeResult, Report};
 #[derive(Parser, Debug)]
 #[command(name = "vxnet-bench", version, about)]
 struct Args {
+    /// dataplane: iperf3/ping between containers (the --modes). cluster: Raft control plane of
+    /// three vxnet hosts (commit latency, convergence, failover).
+    #[arg(long, value_enum, default_value_t = Scenario::Dataplane)]
+    scenario: Scenario,
+    /// cluster: number of timed `network create` calls.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=500))]
+    commit_samples: u32,
+    /// cluster: number of timed connect-to-remote-fdb convergences.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=200))]
+    convergence_samples: u32,
+    /// cluster: number of leader kills (the killed daemon is restarted between runs).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
+    failover_runs: u32,
     /// Length of each iperf3 run, in seconds.
     #[arg(long, default_value_t = 10)]
     duration: u64,
@@ -50,6 +66,15 @@ struct Args {
     /// underlay pass unfinished 64 KB superframes over the veths, like an ideal NIC.
     #[arg(long)]
     veth_offloads: bool,
+}
+
+/// What the bench measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Scenario {
+    /// Throughput and latency of the overlay (and its baselines).
+    Dataplane,
+    /// The Raft control plane of three vxnet hosts.
+    Cluster,
 }
 
 /// A way of connecting the two endpoints.
@@ -161,13 +186,40 @@ fn main() -> Result<()> {
     if unsafe { libc::geteuid() } != 0 {
         bail!("vxnet-bench needs root (network namespaces, TAP devices)");
     }
+    match args.scenario {
+        Scenario::Dataplane => dataplane(&args),
+        Scenario::Cluster => cluster_scenario(&args),
+    }
+}
+
+fn cluster_scenario(args: &Args) -> Result<()> {
+    vxnet_tests::find_vxnet_bin()?;
+    let as_count = |n: u32| usize::try_from(n).unwrap_or(usize::MAX);
+    let samples = cluster::Samples {
+        commit: as_count(args.commit_samples),
+        convergence: as_count(args.convergence_samples),
+        failover: as_count(args.failover_runs),
+    };
+    let report = cluster::run(samples, args.veth_offloads);
+    print!("{}", report.table());
+    let json = serde_json::to_string_pretty(&report.to_json())?;
+    std::fs::write(&args.json, json + "\n")
+        .with_context(|| format!("writing {}", args.json.display()))?;
+    eprintln!("results written to {}", args.json.display());
+    if report.failed() {
+        bail!("some cluster measurements failed (see above)");
+    }
+    Ok(())
+}
+
+fn dataplane(args: &Args) -> Result<()> {
     if args.modes.contains(&Mode::Vxnet) {
         // Fail before spending minutes on the other modes.
         vxnet_tests::find_vxnet_bin()?;
     }
     let mut report = Report::new(args.duration, args.repeat, args.veth_offloads);
     for &mode in &args.modes {
-        match measure(mode, &args) {
+        match measure(mode, args) {
             Ok(r) => report.modes.push(r),
             Err(e) => {
                 eprintln!("[{}] failed: {e:#}", mode.name());

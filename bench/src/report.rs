@@ -189,22 +189,56 @@ impl Report {
             .iter()
             .map(|m| (m.key().to_string(), json!(self.ratio(*m))))
             .collect();
-        json!({
-            "date": utc_now_iso8601(),
-            "kernel": kernel_version(),
-            "nproc": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
-            "cpu_model": cpu_model(),
+        let mut doc = machine_facts();
+        let rest = json!({
             "duration_secs": self.duration_secs,
             "repeat": self.repeat,
             "veth_offloads": self.veth_offloads,
             "statistic": "median",
             "modes": Value::Object(modes),
             "ratio_vxnet_over_kernel": Value::Object(ratios),
-        })
+        });
+        if let Value::Object(rest) = rest {
+            doc.extend(rest);
+        }
+        Value::Object(doc)
     }
 }
 
-fn fmt_value(v: Option<f64>) -> String {
+/// The facts about this machine every report carries: `date` (UTC), `kernel`, `nproc`,
+/// `cpu_model`. Results from different machines or kernels are not comparable without them.
+pub fn machine_facts() -> serde_json::Map<String, Value> {
+    let mut m = serde_json::Map::new();
+    m.insert("date".into(), json!(utc_now_iso8601()));
+    m.insert("kernel".into(), json!(kernel_version()));
+    m.insert(
+        "nproc".into(),
+        json!(std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0)),
+    );
+    m.insert("cpu_model".into(), json!(cpu_model()));
+    m
+}
+
+/// [`machine_facts`] on one line, for the head of a table.
+pub fn machine_line() -> String {
+    let f = machine_facts();
+    let text = |k: &str| {
+        f.get(k)
+            .map(|v| v.to_string().trim_matches('"').to_string())
+    };
+    format!(
+        "{} | kernel {} | {} CPUs | {}",
+        text("date").unwrap_or_default(),
+        text("kernel").unwrap_or_default(),
+        text("nproc").unwrap_or_default(),
+        text("cpu_model").unwrap_or_default()
+    )
+}
+
+/// A value for a table cell: `-` for none, fewer decimals for bigger numbers.
+pub fn fmt_value(v: Option<f64>) -> String {
     match v {
         None => "-".into(),
         Some(v) if v.abs() >= 100.0 => format!("{v:.0}"),
@@ -276,6 +310,15 @@ mod tests {
         assert_eq!(median(&[3.0]), Some(3.0));
         assert_eq!(median(&[5.0, 1.0, 3.0]), Some(3.0));
         assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), Some(2.5));
+    }
+
+    #[test]
+    fn machine_facts_are_in_every_report() {
+        let j = Report::new(3, 1, false).to_json();
+        for key in ["date", "kernel", "nproc", "cpu_model", "modes", "statistic"] {
+            assert!(j.get(key).is_some(), "{key} missing: {j}");
+        }
+        assert!(machine_line().contains("kernel "));
     }
 
     #[test]

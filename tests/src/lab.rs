@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 
@@ -562,6 +562,19 @@ impl Lab {
         self.host(host).start_daemon()
     }
 
+    /// (Re)starts the daemons of `hosts` together: all are spawned first, then each is waited
+    /// for (bounded). A restarted cluster needs a quorum up before any member can answer, so
+    /// starting them one by one with [`Lab::start_daemon`] could wait on the first forever.
+    pub fn start_daemons(&self, hosts: &[usize]) -> Result<()> {
+        for &h in hosts {
+            self.host(h).spawn_daemon()?;
+        }
+        for &h in hosts {
+            self.host(h).wait_ready(DAEMON_READY_TIMEOUT)?;
+        }
+        Ok(())
+    }
+
     /// Starts tcpdump on the underlay bridge with BPF `filter` ("" for all frames). Stop it
     /// with [`Capture::stop`] to get the decoded frames.
     pub fn capture(&self, filter: &str) -> Result<Capture> {
@@ -856,6 +869,40 @@ impl Host {
         }
     }
 
+    /// Runs the CLI with its own `--timeout cli_timeout` and a process deadline a little past
+    /// it; returns the output whatever the exit status, and how long the call took. For tests
+    /// of "fails within --timeout": the deadline only catches a CLI that hangs regardless.
+    pub fn vxnet_timed(&self, args: &[&str], cli_timeout: Duration) -> Result<TimedOutput> {
+        let timeout_arg = format!("{}ms", cli_timeout.as_millis());
+        let mut full = vec!["--timeout", timeout_arg.as_str()];
+        full.extend_from_slice(args);
+        let mut c = self.vxnet_command(&full)?;
+        let started = Instant::now();
+        let output = cmd::run(&mut c, cli_timeout + CLI_DEADLINE_MARGIN)?;
+        Ok(TimedOutput {
+            output,
+            elapsed: started.elapsed(),
+        })
+    }
+
+    /// Takes this host off the underlay: its uplink goes down, so nothing reaches it or leaves
+    /// it, while the daemon keeps running (a cable pulled, not a crash).
+    pub fn cut_underlay(&self) -> Result<()> {
+        ip(&self.ns, &["link", "set", HOST_UPLINK, "down"]).map(drop)
+    }
+
+    /// Puts the uplink back up ([`Host::cut_underlay`] undone). The address stayed configured,
+    /// and the kernel restores its connected route when the link comes up.
+    pub fn restore_underlay(&self) -> Result<()> {
+        ip(&self.ns, &["link", "set", HOST_UPLINK, "up"]).map(drop)
+    }
+
+    /// Whether the uplink is administratively up.
+    pub fn underlay_up(&self) -> Result<bool> {
+        let out = ip(&self.ns, &["-o", "link", "show", HOST_UPLINK])?;
+        Ok(link_flags(&out).iter().any(|f| f == "UP"))
+    }
+
     /// Runs the CLI, panics unless it exits 0; returns stdout.
     pub fn vxnet_ok(&self, args: &[&str]) -> String {
         let out = self.vxnet(args);
@@ -935,6 +982,14 @@ impl Host {
     /// Starts `vxnet daemon` in the host namespace on this host's data dir and socket, and
     /// waits (bounded) until `network ls` answers. A restart uses the same data dir.
     pub fn start_daemon(&self) -> Result<()> {
+        self.spawn_daemon()?;
+        self.wait_ready(DAEMON_READY_TIMEOUT)
+    }
+
+    /// Starts `vxnet daemon` like [`Host::start_daemon`] but returns at once, without waiting
+    /// for it to answer. A restarted cluster member may only answer once a quorum of its peers
+    /// is up too, so a whole cluster is started with this first and [`Host::wait_ready`] after.
+    pub fn spawn_daemon(&self) -> Result<()> {
         let bin = self.bin()?.to_path_buf();
         let mut slot = lock(&self.daemon);
         if let Some(c) = slot.as_mut() {
@@ -972,8 +1027,7 @@ impl Host {
             .with_context(|| format!("starting {}", cmd::describe(&c)))?;
         drop(ns_file);
         *slot = Some(child);
-        drop(slot);
-        self.wait_ready(DAEMON_READY_TIMEOUT)
+        Ok(())
     }
 
     /// Polls `vxnet network ls` until it exits 0; fails early if the daemon exits.
@@ -1097,6 +1151,45 @@ impl Container {
     }
 }
 
+/// What [`Host::vxnet_timed`] saw: the CLI's output and the wall time of the call.
+#[derive(Debug, Clone)]
+pub struct TimedOutput {
+    /// Exit status, stdout and stderr.
+    pub output: Output,
+    /// From spawning the CLI to its exit.
+    pub elapsed: Duration,
+}
+
+impl TimedOutput {
+    /// Whether the CLI exited 0.
+    pub fn success(&self) -> bool {
+        self.output.status.success()
+    }
+
+    /// stdout as text.
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+
+    /// stderr as text.
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+}
+
+/// How far past its own `--timeout` a CLI call may run before the lab kills it: process start,
+/// connecting, printing. CLI.md promises an answer within `--timeout`, so this only has to
+/// cover what happens around the request.
+pub const CLI_DEADLINE_MARGIN: Duration = Duration::from_secs(5);
+
+/// The flags of `ip -o link show DEV` output (`<BROADCAST,MULTICAST,UP,LOWER_UP>`).
+pub fn link_flags(text: &str) -> Vec<String> {
+    text.split_once('<')
+        .and_then(|(_, rest)| rest.split_once('>'))
+        .map(|(flags, _)| flags.split(',').map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
 /// Interface names from `ip -o link show` output (`2: eth0@if5: <...>` → `eth0`).
 pub fn parse_link_names(text: &str) -> Vec<String> {
     text.lines()
@@ -1130,6 +1223,15 @@ mod tests {
         let text = "1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue\n\
                     7: eth0@if8: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1450 qdisc noqueue\n";
         assert_eq!(parse_link_names(text), vec!["lo", "eth0"]);
+    }
+
+    #[test]
+    fn flags_of_a_link() {
+        let up = "2: eth0@if5: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue";
+        assert!(link_flags(up).iter().any(|f| f == "UP"));
+        let down = "2: eth0@if5: <BROADCAST,MULTICAST> mtu 1500 qdisc noqueue state DOWN";
+        assert!(!link_flags(down).iter().any(|f| f == "UP"));
+        assert!(link_flags("garbage").is_empty());
     }
 
     #[test]

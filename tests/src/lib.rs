@@ -7,10 +7,13 @@
 //!   198.18.0.0/24 on a bridge in the lab's own namespace.
 //! - Every wait and every command is bounded in time (see [`cmd`]).
 //! - A [`Lab`] cleans up after itself in `Drop`, also when the test panics.
+//! - Cluster tests form clusters and read `members`/`fdb`/`inspect` JSON with [`cluster`];
+//!   every polling query there runs with a short CLI `--timeout`.
 //! - The `vxnet` binary is found by [`vxnet_bin`]: `$VXNET_BIN`, else next to the running test
 //!   or bench executable in the cargo target dir; build it first with `cargo build --workspace`.
 
 pub mod capture;
+pub mod cluster;
 pub mod cmd;
 pub mod iperf;
 pub mod lab;
@@ -25,8 +28,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 
 pub use capture::{Capture, Frame};
+pub use cluster::{FdbEntry, Member, NetworkInfo, Role};
 pub use cmd::wait_for;
-pub use lab::{Container, Host, HostKind, KernelNetwork, Lab, LabBuilder};
+pub use lab::{Container, Host, HostKind, KernelNetwork, Lab, LabBuilder, TimedOutput};
 pub use ping::{PingOptions, PingStats};
 
 /// Environment variable that turns "needs root" into a skip instead of a failure.

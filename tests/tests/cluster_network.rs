@@ -1,0 +1,241 @@
+//! Networks and endpoints in a Raft cluster (CLI.md "Cluster", DESIGN.md §4): a network made on
+//! one host exists on every host with the same ID and VNI, addresses are allocated once
+//! cluster-wide, the ARP proxy answers for remote endpoints from the replicated state, and a
+//! disconnect is forgotten everywhere at once.
+
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use vxnet_tests::capture::describe_frames;
+use vxnet_tests::cluster::{cluster_lab, in_subnet, mac_for, REPLICATION_TIMEOUT};
+use vxnet_tests::scenario::WARMUP_TIMEOUT;
+use vxnet_tests::{require_root, Container, Lab};
+
+/// Connects one new container per host of `lab` to `network` without `--ip`; returns each with
+/// the address the cluster gave it.
+fn container_per_host(lab: &Lab, network: &str) -> Vec<(Container, Ipv4Addr)> {
+    (0..lab.hosts().len())
+        .map(|h| {
+            let c = lab.container(h, &format!("c{h}")).expect("container");
+            let ip = lab
+                .host(h)
+                .connect_auto(network, &c)
+                .unwrap_or_else(|e| panic!("connect c{h} on h{h}: {e:#}"));
+            (c, ip)
+        })
+        .collect()
+}
+
+#[test]
+fn network_made_on_one_host_is_everywhere_and_every_pair_pings() {
+    if !require_root() {
+        return;
+    }
+    let lab = cluster_lab(3).expect("three hosts in one cluster");
+    // On host 1, not the seed, and without --peer: membership alone makes it cluster-wide.
+    let id = lab
+        .host(1)
+        .vxnet_ok(&["network", "create", "shared"])
+        .trim()
+        .to_string();
+    assert!(
+        id.len() == 64 && id.chars().all(|c| c.is_ascii_hexdigit()),
+        "create prints the ID: {id:?}"
+    );
+    let made = lab
+        .host(1)
+        .inspect_network("shared")
+        .expect("inspect on h1");
+    assert_eq!(made.id, id);
+    for h in [0, 2] {
+        let host = lab.host(h);
+        host.wait_networks(&["shared"], REPLICATION_TIMEOUT)
+            .expect("network replicated");
+        let seen = host.inspect_network("shared").expect("inspect");
+        assert_eq!(seen.id, made.id, "same ID on h{h}");
+        assert_eq!(seen.vni, made.vni, "same VNI on h{h}");
+        assert_eq!(seen.subnet, made.subnet, "same subnet on h{h}");
+    }
+
+    let containers = container_per_host(&lab, "shared");
+    let mut ips: Vec<Ipv4Addr> = containers.iter().map(|(_, ip)| *ip).collect();
+    for ip in &ips {
+        assert!(
+            in_subnet(*ip, &made.subnet).expect("subnet"),
+            "{ip} outside {}",
+            made.subnet
+        );
+        assert_ne!(Some(*ip), made.gateway, "the gateway is never given out");
+    }
+    ips.sort_unstable();
+    ips.dedup();
+    assert_eq!(ips.len(), 3, "addresses must be distinct: {containers:?}");
+
+    let names: Vec<&str> = containers.iter().map(|(c, _)| c.ns.as_str()).collect();
+    for h in 0..3 {
+        let net = lab
+            .host(h)
+            .wait_endpoints("shared", &names, REPLICATION_TIMEOUT)
+            .expect("every endpoint listed on every host");
+        for (c, ip) in &containers {
+            let ep = net.endpoint(&c.ns).expect("listed");
+            assert_eq!(ep.ipv4, *ip, "h{h} shows {} with another address", c.ns);
+            assert_eq!(ep.mac, mac_for(*ip), "MAC is 02:42 + the address");
+        }
+    }
+    for (from, _) in &containers {
+        for (to, to_ip) in &containers {
+            if from == to {
+                continue;
+            }
+            let to_ip = to_ip.to_string();
+            from.wait_reachable(&to_ip, WARMUP_TIMEOUT)
+                .unwrap_or_else(|e| panic!("{} -> {}: {e:#}", from.name, to.name));
+            let s = from.ping(&to_ip, 3).expect("ping runs");
+            assert_eq!(s.received, 3, "{} -> {}: {s:?}", from.name, to.name);
+        }
+    }
+}
+
+#[test]
+fn first_ping_sends_no_arp_over_the_wire() {
+    if !require_root() {
+        return;
+    }
+    let lab = cluster_lab(2).expect("two hosts in one cluster");
+    lab.host(0)
+        .vxnet_ok(&["network", "create", "--subnet", "10.40.0.0/24", "arpnet"]);
+    lab.host(1)
+        .wait_networks(&["arpnet"], REPLICATION_TIMEOUT)
+        .expect("network replicated");
+    let vni = lab.host(0).inspect_network("arpnet").expect("inspect").vni;
+    let c1 = lab.container(0, "c1").expect("c1");
+    let c2 = lab.container(1, "c2").expect("c2");
+    let ip1 = lab.host(0).connect_auto("arpnet", &c1).expect("connect c1");
+    let ip2 = lab.host(1).connect_auto("arpnet", &c2).expect("connect c2");
+    // Both daemons must know both endpoints before the first packet: that is what lets them
+    // answer ARP themselves.
+    let macs = vec![mac_for(ip1), mac_for(ip2)];
+    for h in 0..2 {
+        lab.host(h)
+            .wait_fdb("arpnet", &macs, true, REPLICATION_TIMEOUT)
+            .expect("both endpoints in the fdb");
+    }
+    assert_eq!(c1.neighbour_mac(&ip2.to_string()).expect("ip neigh"), None);
+
+    let capture = lab.capture("udp port 4789").expect("capture");
+    let first = c1.ping(&ip2.to_string(), 3).expect("ping");
+    let frames = capture.stop().expect("decode capture");
+    let shown = describe_frames(&frames);
+    assert!(first.received >= 1, "first ping: {first:?}");
+    // Neither c1 resolving c2 nor c2 resolving c1 to answer: the cluster knows every endpoint's
+    // IP and MAC, so no ARP request is ever flooded.
+    let requests: Vec<_> = frames
+        .iter()
+        .filter(|f| f.overlay_arp_opcode() == Some(1))
+        .collect();
+    assert!(
+        requests.is_empty(),
+        "ARP requests crossed the wire although the cluster knows both endpoints:\n{shown}"
+    );
+    assert!(
+        frames
+            .iter()
+            .any(|f| f.icmp_type() == Some(8) && f.inner_src() == Some(ip1)),
+        "no echo request from c1 on the wire:\n{shown}"
+    );
+    for f in &frames {
+        assert_eq!(
+            f.vni(),
+            Some(u32::try_from(vni).expect("24-bit VNI")),
+            "{f}"
+        );
+    }
+    assert_eq!(
+        c1.neighbour_mac(&ip2.to_string()).expect("ip neigh"),
+        Some(mac_for(ip2)),
+        "the proxy must answer with c2's real MAC"
+    );
+}
+
+#[test]
+fn disconnect_is_forgotten_everywhere_within_a_second_and_frees_the_address() {
+    if !require_root() {
+        return;
+    }
+    let lab = cluster_lab(3).expect("three hosts in one cluster");
+    lab.host(0)
+        .vxnet_ok(&["network", "create", "--subnet", "10.50.0.0/24", "dis"]);
+    for h in 1..3 {
+        lab.host(h)
+            .wait_networks(&["dis"], REPLICATION_TIMEOUT)
+            .expect("network replicated");
+    }
+    let containers = container_per_host(&lab, "dis");
+    let macs: Vec<String> = containers.iter().map(|(_, ip)| mac_for(*ip)).collect();
+    for h in 0..3 {
+        lab.host(h)
+            .wait_fdb("dis", &macs, true, REPLICATION_TIMEOUT)
+            .expect("every endpoint in every fdb");
+    }
+    let (c0, _) = &containers[0];
+    let (c1, ip1) = &containers[1];
+    // Real traffic first, so any entry a host may have learned from the wire exists too.
+    c0.wait_reachable(&ip1.to_string(), WARMUP_TIMEOUT)
+        .expect("c0 -> c1 before the disconnect");
+
+    lab.host(1)
+        .vxnet_ok(&["network", "disconnect", "dis", &c1.ns]);
+    let disconnected = Instant::now();
+    let gone_mac = mac_for(*ip1);
+    let mut last = String::new();
+    let mut forgotten_after = None;
+    // Poll well past the 1 s budget so a slow host is reported with its time, not as a hang.
+    while disconnected.elapsed() < Duration::from_secs(5) {
+        let mut still = Vec::new();
+        for h in 0..3 {
+            if lab.host(h).fdb_has_mac("dis", &gone_mac).expect("fdb") {
+                still.push(format!("h{h}"));
+            }
+        }
+        if still.is_empty() {
+            forgotten_after = Some(disconnected.elapsed());
+            break;
+        }
+        last = format!("{still:?} still hold {gone_mac}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let forgotten_after =
+        forgotten_after.unwrap_or_else(|| panic!("MAC never forgotten within 5 s: {last}"));
+    assert!(
+        forgotten_after <= Duration::from_secs(1),
+        "every host must forget {gone_mac} within 1 s of the disconnect; took {forgotten_after:?}"
+    );
+    for h in 0..3 {
+        let net = lab.host(h).inspect_network("dis").expect("inspect");
+        assert!(net.endpoint(&c1.ns).is_none(), "h{h} still lists c1");
+    }
+
+    // The address is free again: the next connect without --ip gets it (lowest free address),
+    // here on another host, so the same MAC now lives behind another VTEP.
+    let c3 = lab.container(2, "c3").expect("c3");
+    let ip3 = lab.host(2).connect_auto("dis", &c3).expect("connect c3");
+    assert_eq!(ip3, *ip1, "the freed address is reused");
+    lab.host(0)
+        .wait_fdb("dis", &[mac_for(ip3)], true, REPLICATION_TIMEOUT)
+        .expect("c3 known on h0");
+    let entry = lab
+        .host(0)
+        .fdb("dis")
+        .expect("fdb")
+        .into_iter()
+        .find(|e| e.mac == mac_for(ip3))
+        .expect("present");
+    assert_eq!(
+        entry.vtep,
+        Some(lab.host(2).addr()),
+        "the reused MAC must point at c3's host, not c1's old one"
+    );
+    c0.wait_reachable(&ip3.to_string(), WARMUP_TIMEOUT)
+        .expect("c0 reaches c3 at the reused address");
+}
