@@ -95,7 +95,8 @@ pub fn run(args: DaemonArgs, socket: PathBuf) -> anyhow::Result<()> {
     let control = std::thread::Builder::new()
         .name("vxnet-control".into())
         .spawn(move || daemon.serve(rx))?;
-    let result = runtime.block_on(serve_socket(&socket, events));
+    let result = runtime.block_on(serve_socket(&socket, events.clone()));
+    let _ = events.send(ControlEvent::Shutdown);
     // The channel is closed once serve_socket returned: the control thread drains and ends.
     let _ = control.join();
     let _ = std::fs::remove_file(&socket);
@@ -107,6 +108,7 @@ pub fn run(args: DaemonArgs, socket: PathBuf) -> anyhow::Result<()> {
 enum ControlEvent {
     Request(Request, oneshot::Sender<Response>),
     StateChanged,
+    Shutdown,
 }
 
 async fn serve_socket(
@@ -282,6 +284,7 @@ impl Daemon {
                     let _ = reply.send(response);
                 }
                 ControlEvent::StateChanged => self.reconcile_all(),
+                ControlEvent::Shutdown => break,
             }
         }
         // Stop forwarding; sandboxes stay so that containers keep their interfaces.

@@ -49,6 +49,8 @@ const HEARTBEAT_TICKS: usize = 2;
 const COMPACT_EVERY: u64 = 1000;
 /// A waiter that never got its answer (a proposal lost with a leader) is forgotten after this.
 const PENDING_TTL: Duration = Duration::from_secs(120);
+/// How long a starting node may take to apply the log it has on disk.
+const REPLAY_TIMEOUT: Duration = Duration::from_secs(30);
 /// The index of the bootstrap snapshot; see the module docs.
 const BOOTSTRAP_INDEX: u64 = 1;
 
@@ -99,6 +101,8 @@ pub struct ClusterView {
     pub voters: BTreeSet<u64>,
     pub learners: BTreeSet<u64>,
     pub reachable: BTreeSet<u64>,
+    /// The last log index applied to the state machine here.
+    pub applied: u64,
 }
 
 enum NodeCommand {
@@ -187,12 +191,25 @@ impl RaftNode {
             view: Arc::clone(&view),
         };
         let node = runtime.block_on(Node::open(config, state, view, changed))?;
+        let committed = node.storage.hard_state().map_err(other)?.commit;
         let task = runtime.spawn(node.run(rx));
-        Ok(RaftNode {
+        let node = RaftNode {
             handle,
             task: Some(task),
             runtime: runtime.clone(),
-        })
+        };
+        // Before anyone reads the state, apply what this host already knew was committed:
+        // a daemon that acted on a half-replayed state would tear down live sandboxes.
+        let deadline = Instant::now() + REPLAY_TIMEOUT;
+        while node.handle.view().applied < committed {
+            if Instant::now() > deadline {
+                return Err(ClusterError::Other(format!(
+                    "replaying the Raft log took longer than {REPLAY_TIMEOUT:?}"
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Ok(node)
     }
 
     pub fn handle(&self) -> &RaftHandle {
@@ -352,6 +369,7 @@ impl Node {
             node.add_peer(&member);
         }
         node.sync_peers();
+        node.publish_view();
         Ok(node)
     }
 
@@ -909,12 +927,14 @@ impl Node {
             .map(|(id, _)| *id)
             .collect();
         reachable.insert(self.host.raft_id);
+        let applied = self.applied;
         let view = ClusterView {
             own_id: self.host.raft_id,
             leader_id: leader,
             voters: conf.voters.iter().copied().collect(),
             learners: conf.learners.iter().copied().collect(),
             reachable,
+            applied,
         };
         *self.view.write().unwrap_or_else(|e| e.into_inner()) = view;
     }
