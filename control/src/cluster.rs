@@ -473,4 +473,135 @@ mod tests {
         assert!(load_or_create_raft_id(&dir, false).is_err());
         let _ = std::fs::remove_dir_all(dir);
     }
+
+    /// Three daemons' clusters in one process, on loopback: join, replicate, read fresh,
+    /// refuse a wrong token, leave, restart. No root needed.
+    #[test]
+    fn three_hosts_join_replicate_leave_and_restart() {
+        use vxnet_proto::{command, Command, Connect, CreateNetwork};
+
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let root = std::env::temp_dir().join(format!("vxnet-cluster-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let free_port = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("free port")
+                .port()
+        };
+        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let host = |i: usize| Host {
+            id: format!("{:064x}", i + 1),
+            name: format!("host{i}"),
+            addr: u32::from(Ipv4Addr::LOCALHOST),
+            raft_id: 0,
+            cluster_port: u32::from(ports[i]),
+        };
+        let open = |i: usize| {
+            let dir = root.join(format!("h{i}"));
+            std::fs::create_dir_all(&dir).expect("mkdir");
+            let (tx, _rx) = mpsc::unbounded_channel();
+            Cluster::open(&dir, host(i), 3, runtime.handle().clone(), tx).expect("open")
+        };
+        let t = Duration::from_secs(10);
+        let mut c: Vec<Cluster> = (0..3).map(open).collect();
+        let token = c[0].token().expect("token");
+
+        // A wrong token is refused, and leaves both sides as they were.
+        let wrong = format!("vxnet-{}", "0".repeat(64));
+        assert!(c[1]
+            .join(&format!("127.0.0.1:{}", ports[0]), &wrong, t)
+            .is_err());
+        assert_eq!(c[0].handle().state().hosts().len(), 1);
+
+        for i in 1..3 {
+            c[i].join(&format!("127.0.0.1:{}", ports[0]), &token, t)
+                .expect("join");
+        }
+        let members = c[2].members(t);
+        assert_eq!(members.len(), 3);
+        assert_eq!(members.iter().filter(|m| m.leader).count(), 1);
+        assert!(members.iter().all(|m| m.role == "voter"));
+
+        // A write on a follower is answered once applied there (read-your-writes)...
+        let created = c[2]
+            .handle()
+            .propose(
+                Command {
+                    kind: Some(command::Kind::CreateNetwork(CreateNetwork {
+                        id: "ab".repeat(32),
+                        name: "app".into(),
+                        mtu: 1450,
+                        ..Default::default()
+                    })),
+                },
+                t,
+            )
+            .expect("create");
+        assert!(matches!(created, crate::state::Applied::NetworkCreated(_)));
+        assert!(c[2].handle().state().network("app").is_ok());
+        // ...and a fresh read anywhere sees it.
+        c[1].handle().read_barrier(t).expect("read barrier");
+        let vni = c[1]
+            .handle()
+            .state()
+            .network("app")
+            .expect("replicated")
+            .vni;
+        assert_eq!(vni, 256);
+
+        // Allocation happens in apply: two hosts never get the same address.
+        let connect = |i: usize, ep: u8| Command {
+            kind: Some(command::Kind::Connect(Connect {
+                endpoint_id: format!("{ep:02x}").repeat(32),
+                network_id: "ab".repeat(32),
+                host_id: host(i).id,
+                name: format!("c{ep}"),
+                ifname: "eth0".into(),
+                target: format!("/run/netns/c{ep}"),
+                ..Default::default()
+            })),
+        };
+        let a = c[1]
+            .handle()
+            .propose(connect(1, 1), t)
+            .expect("connect on h1");
+        let b = c[2]
+            .handle()
+            .propose(connect(2, 2), t)
+            .expect("connect on h2");
+        let (crate::state::Applied::Connected(a), crate::state::Applied::Connected(b)) = (a, b)
+        else {
+            panic!("not connected");
+        };
+        assert_ne!(a.ipv4, b.ipv4);
+
+        // Leaving takes the host's endpoints with it, everywhere.
+        c[2].leave(t).expect("leave");
+        c[0].handle().read_barrier(t).expect("read barrier");
+        {
+            let state = c[0].handle().state();
+            assert_eq!(state.hosts().len(), 2);
+            assert!(state.endpoint(&b.id).is_none());
+            assert!(state.endpoint(&a.id).is_some());
+        }
+        // The leaver is a cluster of one again, with nothing of the old cluster.
+        assert_eq!(c[2].handle().state().hosts().len(), 1);
+        assert!(c[2].handle().state().networks().is_empty());
+
+        // A restarted host comes back with everything.
+        drop(c.remove(1));
+        let back = open(1);
+        back.handle()
+            .read_barrier(t)
+            .expect("read barrier after restart");
+        assert!(back.handle().state().endpoint(&a.id).is_some());
+        drop(back);
+        drop(c);
+        let _ = std::fs::remove_dir_all(&root);
+    }
 }

@@ -218,7 +218,14 @@ struct Daemon {
     default_mtu: u32,
     /// How long the request being handled may take (the CLI's --timeout, less a margin).
     timeout: Duration,
+    /// Whether the last proposal timed out (it may still commit).
+    cluster_timed_out: bool,
+    /// Endpoint ids of connects that timed out, and when.
+    abandoned: BTreeMap<String, Instant>,
 }
+
+/// How long a timed-out connect is watched for.
+const ABANDONED_TTL: Duration = Duration::from_secs(300);
 
 /// The daemon answers this much before the CLI gives up, so the user sees why.
 const TIMEOUT_MARGIN: Duration = Duration::from_millis(500);
@@ -263,6 +270,8 @@ impl Daemon {
             data_dir: args.data_dir.clone(),
             cluster,
             timeout: DEFAULT_TIMEOUT,
+            cluster_timed_out: false,
+            abandoned: BTreeMap::new(),
             engine,
             running: BTreeMap::new(),
             default_mtu: underlay_mtu.saturating_sub(VXLAN_OVERHEAD).max(576),
@@ -283,7 +292,10 @@ impl Daemon {
                         .unwrap_or_else(|Failed(msg, code)| failure(msg, code));
                     let _ = reply.send(response);
                 }
-                ControlEvent::StateChanged => self.reconcile_all(),
+                ControlEvent::StateChanged => {
+                    self.disconnect_abandoned();
+                    self.reconcile_all();
+                }
                 ControlEvent::Shutdown => break,
             }
         }
@@ -374,10 +386,37 @@ impl Daemon {
     }
 
     fn apply(&mut self, kind: command::Kind) -> Result<Applied, Failed> {
-        Ok(self
+        let result = self
             .cluster
             .handle()
-            .propose(Command { kind: Some(kind) }, self.timeout)?)
+            .propose(Command { kind: Some(kind) }, self.timeout);
+        self.cluster_timed_out = matches!(result, Err(ClusterError::Timeout(_)));
+        Ok(result?)
+    }
+
+    /// Endpoints whose connect timed out but committed after all: nobody plumbed them, so
+    /// they go again, instead of holding an address forever.
+    fn disconnect_abandoned(&mut self) {
+        let now = Instant::now();
+        self.abandoned
+            .retain(|_, since| now.duration_since(*since) < ABANDONED_TTL);
+        let found: Vec<String> = {
+            let state = self.state();
+            self.abandoned
+                .keys()
+                .filter(|id| state.endpoint(id).is_some())
+                .cloned()
+                .collect()
+        };
+        for id in found {
+            let done = self.apply(command::Kind::Disconnect(Disconnect {
+                endpoint_id: id.clone(),
+            }));
+            if done.is_ok() {
+                tracing::info!(endpoint = %id, "removed an endpoint whose connect had timed out");
+                self.abandoned.remove(&id);
+            }
+        }
     }
 
     fn views(&self, networks: Vec<Network>) -> Vec<NetworkView> {
@@ -501,8 +540,8 @@ impl Daemon {
         let name = r.name.unwrap_or_else(|| default_endpoint_name(&r.target));
         let id =
             sys::random_id().map_err(|e| Failed(format!("cannot read random bytes: {e}"), 1))?;
-        let applied = self.apply(command::Kind::Connect(Connect {
-            endpoint_id: id,
+        let proposed = self.apply(command::Kind::Connect(Connect {
+            endpoint_id: id.clone(),
             network_id: net.id.clone(),
             host_id: self.host_id.clone(),
             name,
@@ -510,7 +549,16 @@ impl Daemon {
             aliases: r.aliases,
             ifname,
             target: target.to_string_lossy().into_owned(),
-        }))?;
+        }));
+        let applied = match proposed {
+            Err(e @ Failed(..)) if self.cluster_timed_out => {
+                // The entry may still commit later, with nobody to plumb it: remember it, so
+                // that it is disconnected again if it ever shows up.
+                self.abandoned.insert(id, Instant::now());
+                return Err(e);
+            }
+            other => other?,
+        };
         let Applied::Connected(ep) = applied else {
             return Err(Failed(
                 "internal: connect applied as something else".into(),

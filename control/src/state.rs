@@ -2384,4 +2384,44 @@ mod tests {
             .iter()
             .all(|r| r.exit_code() == 1 && !r.is_usage_error()));
     }
+
+    #[test]
+    fn remove_host_takes_its_endpoints_everywhere_and_nothing_else() {
+        let mut m = machine_with_net1();
+        ok(&mut m, add_host("h2", "192.168.1.2"));
+        let on_h1 = connected(&mut m, connect(10, 1, "c1"));
+        let on_h2 = connected(
+            &mut m,
+            Connect {
+                host_id: "h2".into(),
+                target: "/run/netns/c2".into(),
+                ..connect(11, 1, "c2")
+            },
+        );
+        let applied = ok(
+            &mut m,
+            wrap(command::Kind::RemoveHost(RemoveHost {
+                host_id: "h2".into(),
+            })),
+        );
+        let Applied::HostRemoved { host, endpoints } = applied else {
+            panic!("not HostRemoved: {applied:?}");
+        };
+        assert_eq!(host.id, "h2");
+        assert_eq!(endpoints, vec![on_h2.clone()]);
+        assert!(m.host("h2").is_none());
+        assert_eq!(m.endpoints(&id(1)), vec![&on_h1]);
+        // Its address is free again.
+        let again = connected(&mut m, connect(12, 1, "c3"));
+        assert_eq!(again.ipv4, on_h2.ipv4);
+        // Removing it twice is refused, and changes nothing.
+        let r = refuse(
+            &mut m,
+            wrap(command::Kind::RemoveHost(RemoveHost {
+                host_id: "h2".into(),
+            })),
+        );
+        assert!(matches!(r, Refusal::NoSuchHost { .. }), "{r}");
+        assert_eq!(r.exit_code(), 1);
+    }
 }

@@ -72,6 +72,14 @@ pub enum ClusterError {
 }
 
 impl ClusterError {
+    /// Reports the caller's whole timeout, not what was left of it.
+    fn with_timeout(self, timeout: Duration) -> ClusterError {
+        match self {
+            ClusterError::Timeout(_) => ClusterError::Timeout(timeout),
+            other => other,
+        }
+    }
+
     pub fn exit_code(&self) -> u8 {
         match self {
             ClusterError::Refused(r) => r.exit_code(),
@@ -138,21 +146,39 @@ impl RaftHandle {
 
     /// Replicates `command` and returns the result of applying it here.
     pub fn propose(&self, command: Command, timeout: Duration) -> Result<Applied, ClusterError> {
+        let deadline = Instant::now() + timeout;
+        self.wait_for_leader(deadline)?;
         let (reply, rx) = std_mpsc::channel();
         self.commands
             .send(NodeCommand::Propose { command, reply })
             .map_err(|_| ClusterError::Stopped)?;
-        wait(&rx, timeout)?
+        wait(&rx, deadline.saturating_duration_since(Instant::now()))
+            .map_err(|e| e.with_timeout(timeout))?
     }
 
     /// Returns once this host has applied everything the cluster had committed when the call
     /// was made (raft's ReadIndex, confirmed by a quorum): what it reads next is fresh.
     pub fn read_barrier(&self, timeout: Duration) -> Result<(), ClusterError> {
+        let deadline = Instant::now() + timeout;
+        self.wait_for_leader(deadline)?;
         let (reply, rx) = std_mpsc::channel();
         self.commands
             .send(NodeCommand::ReadIndex { reply })
             .map_err(|_| ClusterError::Stopped)?;
-        wait(&rx, timeout)?
+        wait(&rx, deadline.saturating_duration_since(Instant::now()))
+            .map_err(|e| e.with_timeout(timeout))?
+    }
+
+    /// Right after a start or an election there is briefly no leader: wait for one rather
+    /// than fail a request that would succeed a moment later.
+    fn wait_for_leader(&self, deadline: Instant) -> Result<(), ClusterError> {
+        while self.view().leader_id == INVALID_ID {
+            if Instant::now() >= deadline {
+                return Err(ClusterError::NoLeader);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(())
     }
 
     pub fn transfer_leader(&self, to: u64) {
