@@ -518,8 +518,9 @@ mod tests {
             .is_err());
         assert_eq!(c[0].handle().state().hosts().len(), 1);
 
-        for i in 1..3 {
-            c[i].join(&format!("127.0.0.1:{}", ports[0]), &token, t)
+        for joiner in &mut c[1..] {
+            joiner
+                .join(&format!("127.0.0.1:{}", ports[0]), &token, t)
                 .expect("join");
         }
         let members = c[2].members(t);
