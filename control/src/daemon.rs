@@ -203,6 +203,13 @@ impl From<SandboxError> for Failed {
 
 type Reply = Result<Response, Failed>;
 
+/// What the replicated state says a network's dataplane must hold on this host.
+struct NetworkProgram {
+    has_local_endpoint: bool,
+    entries: Vec<ControlEntry>,
+    vteps: VtepSet,
+}
+
 /// A network this host forwards for: its sandbox and its plane in the engine.
 struct Running {
     sandbox: Sandbox,
@@ -668,18 +675,8 @@ impl Daemon {
 
     /// Makes one network's dataplane match the state.
     fn reconcile(&mut self, net: &Network) -> Result<(), Failed> {
-        let (endpoints, hosts) = {
-            let state = self.state();
-            let endpoints: Vec<Endpoint> = state.endpoints(&net.id).into_iter().cloned().collect();
-            let hosts: BTreeMap<String, u32> = state
-                .hosts()
-                .iter()
-                .map(|h| (h.id.clone(), h.addr))
-                .collect();
-            (endpoints, hosts)
-        };
-        let local = endpoints.iter().any(|e| e.host_id == self.host_id);
-        if !local {
+        let program = self.program(net);
+        if !program.has_local_endpoint {
             self.stop_network(&net.id);
             return Ok(());
         }
@@ -687,16 +684,31 @@ impl Daemon {
             let started = self.start_network(net)?;
             self.running.insert(net.id.clone(), started);
         }
-        let Some(running) = self.running.get(&net.id) else {
-            return Ok(());
-        };
-        let entries: Vec<ControlEntry> = endpoints
+        if let Some(running) = self.running.get(&net.id) {
+            running
+                .plane
+                .set_control_entries(&program.entries, Instant::now());
+            running.plane.set_vteps(&program.vteps);
+        }
+        Ok(())
+    }
+
+    /// What the replicated state says one network's dataplane on this host must hold.
+    fn program(&self, net: &Network) -> NetworkProgram {
+        let state = self.state();
+        let hosts: BTreeMap<&str, Ipv4Addr> = state
+            .hosts()
+            .iter()
+            .map(|h| (h.id.as_str(), Ipv4Addr::from(h.addr)))
+            .collect();
+        let endpoints = state.endpoints(&net.id);
+        let mut entries: Vec<ControlEntry> = endpoints
             .iter()
             .filter_map(|e| {
                 let target = if e.host_id == self.host_id {
                     FdbTarget::Local
                 } else {
-                    FdbTarget::Remote(Ipv4Addr::from(*hosts.get(&e.host_id)?))
+                    FdbTarget::Remote(*hosts.get(e.host_id.as_str())?)
                 };
                 Some(ControlEntry {
                     mac: MacAddr::from_slice(&e.mac)?,
@@ -708,23 +720,33 @@ impl Daemon {
         // The gateway lives on every host's br0 under the same MAC: local everywhere, so that
         // a remote host's gateway can never be learned in its place.
         let gateway = Ipv4Addr::from(net.gateway);
-        let mut entries = entries;
         entries.push(ControlEntry {
             mac: MacAddr::for_ipv4(gateway),
             ipv4: gateway,
             target: FdbTarget::Local,
         });
-        running.plane.set_control_entries(&entries, Instant::now());
-        let mut flood: Vec<Ipv4Addr> = net.peers.iter().map(|&p| Ipv4Addr::from(p)).collect();
-        flood.extend(
-            endpoints
-                .iter()
-                .filter(|e| e.host_id != self.host_id)
-                .filter_map(|e| hosts.get(&e.host_id))
-                .map(|&a| Ipv4Addr::from(a)),
-        );
-        running.plane.set_vteps(&VtepSet::symmetric(flood));
-        Ok(())
+        let peers = net.peers.iter().map(|&p| Ipv4Addr::from(p));
+        // Floods go to the hosts with endpoints in this network and to the static peers;
+        // datagrams are accepted from any cluster host and the static peers.
+        let mut flood: Vec<Ipv4Addr> = endpoints
+            .iter()
+            .filter(|e| e.host_id != self.host_id)
+            .filter_map(|e| hosts.get(e.host_id.as_str()).copied())
+            .chain(peers.clone())
+            .collect();
+        flood.sort_unstable();
+        flood.dedup();
+        let trusted = hosts
+            .iter()
+            .filter(|(id, _)| **id != self.host_id)
+            .map(|(_, &addr)| addr)
+            .chain(peers)
+            .collect();
+        NetworkProgram {
+            has_local_endpoint: endpoints.iter().any(|e| e.host_id == self.host_id),
+            entries,
+            vteps: VtepSet { flood, trusted },
+        }
     }
 
     fn start_network(&mut self, net: &Network) -> Result<Running, Failed> {
@@ -797,6 +819,18 @@ impl Daemon {
                     kind: r.kind.as_str().into(),
                     age_seconds: r.age.as_secs(),
                 });
+            }
+        } else {
+            // No sandbox here (no local endpoint): what the control plane would program.
+            for e in self.program(net).entries {
+                if let FdbTarget::Remote(vtep) = e.target {
+                    rows.push(FdbRow {
+                        mac: e.mac.0.to_vec(),
+                        vtep: u32::from(vtep),
+                        kind: "control".into(),
+                        age_seconds: 0,
+                    });
+                }
             }
         }
         // Static peers receive every flood, like `bridge fdb append 00:00:00:00:00:00 dst IP`.
