@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The vxnet lab demo: two "hosts" (network namespaces on one underlay bridge), a vxnet daemon
-# on each, one overlay network, a container on each host, a ping across — then vxnet-bench,
+# on each, joined into one cluster, one overlay network, a container on each host, a ping
+# across — then vxnet-bench,
 # which measures vxnet against Linux kernel vxlan and the bare underlay on the same machine.
 # Needs root. Everything it makes lives in namespaces named vxdemo-* and is removed at exit.
 set -euo pipefail
@@ -47,15 +48,20 @@ done
 step "a vxnet daemon on each host (nsenter --net: own network namespace, shared mounts)"
 for i in 1 2; do
     nsenter --net=/var/run/netns/vxdemo-h$i "$VXNET" daemon --advertise-addr 198.18.0.1$i \
-        --data-dir "$WORK/h$i" --socket "$WORK/h$i.sock" >"$WORK/h$i.log" 2>&1 &
+        --name host$i --data-dir "$WORK/h$i" --socket "$WORK/h$i.sock" >"$WORK/h$i.log" 2>&1 &
 done
 for i in 1 2; do
     for _ in $(seq 50); do "$VXNET" --socket "$WORK/h$i.sock" network ls >/dev/null 2>&1 && break; sleep 0.1; done
 done
 
-step "an overlay network on both hosts; each lists the other as a static peer"
-run "$VXNET" --socket "$WORK/h1.sock" network create --subnet 10.10.0.0/24 --vni 4100 --peer 198.18.0.12 demo
-run "$VXNET" --socket "$WORK/h2.sock" network create --subnet 10.10.0.0/24 --vni 4100 --peer 198.18.0.11 demo
+step "one cluster: host 2 joins host 1 (Raft, no external store)"
+TOKEN=$("$VXNET" --socket "$WORK/h1.sock" cluster token)
+run "$VXNET" --socket "$WORK/h2.sock" cluster join 198.18.0.11 --token "$TOKEN"
+run "$VXNET" --socket "$WORK/h1.sock" cluster members
+
+step "an overlay network, created once, seen on both hosts"
+run "$VXNET" --socket "$WORK/h1.sock" network create --subnet 10.10.0.0/24 demo
+run "$VXNET" --socket "$WORK/h2.sock" network ls
 
 step "a container (network namespace) on each host"
 ip netns add vxdemo-c1
