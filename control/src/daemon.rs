@@ -41,7 +41,7 @@ use vxnet_proto::{
 
 use crate::api;
 use crate::cli::DaemonArgs;
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, ClusterOptions};
 use crate::raft::node::ClusterError;
 use crate::state::Applied;
 use crate::sys;
@@ -257,7 +257,11 @@ impl Daemon {
             raft_id: 0,
             cluster_port: u32::from(args.cluster_port),
         };
-        let cluster = Cluster::open(&args.data_dir, host, args.voters as usize, runtime, changed)
+        let options = ClusterOptions {
+            max_voters: args.voters as usize,
+            ..ClusterOptions::default()
+        };
+        let cluster = Cluster::open(&args.data_dir, host, options, runtime, changed)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         // A restarted host with a new name or address tells the cluster; best effort, as the
         // cluster may be without quorum right now.

@@ -46,7 +46,7 @@ const TICK: Duration = Duration::from_millis(100);
 const ELECTION_TICKS: usize = 10;
 const HEARTBEAT_TICKS: usize = 2;
 /// Applied entries between two snapshots (after which the log before them is dropped).
-const COMPACT_EVERY: u64 = 1000;
+pub const COMPACT_EVERY: u64 = 1000;
 /// A waiter that never got its answer (a proposal lost with a leader) is forgotten after this.
 const PENDING_TTL: Duration = Duration::from_secs(120);
 /// How long a starting node may take to apply the log it has on disk.
@@ -95,6 +95,8 @@ pub struct NodeConfig {
     pub storage: RaftStorage,
     pub token: ClusterToken,
     pub max_voters: usize,
+    /// Applied entries between two snapshots.
+    pub compact_every: u64,
     /// Bootstrap a one-host cluster if the storage is empty (false: wait to be sent one).
     pub bootstrap: bool,
     /// Other members to reach before the log says who they are (after a join).
@@ -283,6 +285,7 @@ struct Node {
     changed: mpsc::UnboundedSender<()>,
     host: Host,
     max_voters: usize,
+    compact_every: u64,
     pending: HashMap<u64, Pending>,
     /// ReadIndex requests by context, then by the index they wait for.
     reads_asked: HashMap<u64, std_mpsc::Sender<Result<(), ClusterError>>>,
@@ -322,6 +325,7 @@ impl Node {
             storage,
             token,
             max_voters,
+            compact_every,
             bootstrap,
             seed_members,
         } = config;
@@ -381,6 +385,7 @@ impl Node {
             changed,
             host,
             max_voters: max_voters.max(1),
+            compact_every: compact_every.max(1),
             pending: HashMap::new(),
             reads_asked: HashMap::new(),
             reads_ready: Vec::new(),
@@ -882,7 +887,7 @@ impl Node {
     }
 
     fn maybe_compact(&mut self) -> Result<(), ClusterError> {
-        let due = self.applied >= self.last_compacted + COMPACT_EVERY;
+        let due = self.applied >= self.last_compacted + self.compact_every;
         if !(due || self.snapshot_now) || self.applied <= self.last_compacted {
             return Ok(());
         }
