@@ -109,6 +109,25 @@ impl Cluster {
         Ok(())
     }
 
+    /// Starts the node again after a join or leave replaced its storage. Without a node the
+    /// daemon can do nothing, so if it cannot start (its port taken, the disk failing) the
+    /// process exits, to be restarted on the same data dir, rather than limp on.
+    fn restart_node(&mut self, bootstrap: bool, seed_members: Vec<Host>) {
+        for attempt in 1..=5 {
+            match self.start_node(bootstrap, seed_members.clone()) {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::warn!(attempt, error = %e, "cannot start the raft node");
+                    std::thread::sleep(Duration::from_millis(200 * attempt));
+                }
+            }
+        }
+        tracing::error!(
+            "the raft node does not start; exiting so a supervisor restarts the daemon"
+        );
+        std::process::exit(1);
+    }
+
     fn stop_node(&mut self) {
         if let Some(node) = self.node.take() {
             node.shutdown();
@@ -238,7 +257,7 @@ impl Cluster {
         self.stop_node();
         wipe_raft(&self.data_dir)?;
         save_token(&self.data_dir, &token)?;
-        self.start_node(false, members)?;
+        self.restart_node(false, members);
         // Wait (bounded) for the leader's snapshot, so the next command sees the cluster.
         while Instant::now() < deadline {
             if self.handle().state().host(&self.host.id).is_some() {
@@ -310,7 +329,8 @@ impl Cluster {
         wipe_raft(&self.data_dir)?;
         let _ = std::fs::remove_file(self.data_dir.join("cluster-token"));
         self.host.raft_id = load_or_create_raft_id(&self.data_dir, true)?;
-        self.start_node(true, Vec::new())
+        self.restart_node(true, Vec::new());
+        Ok(())
     }
 
     fn leader_reachability(&self, timeout: Duration) -> Option<std::collections::BTreeSet<u64>> {
