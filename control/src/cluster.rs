@@ -534,7 +534,7 @@ mod tests {
                 .expect("free port")
                 .port()
         };
-        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
         let host = |i: usize| Host {
             id: format!("{:064x}", i + 1),
             name: format!("host{i}"),
@@ -652,12 +652,27 @@ mod tests {
         assert!(c[1].handle().state().endpoint(&a.id).is_some());
         assert!(c[1].handle().state().network("n19").is_ok());
 
-        // Leaving takes the host's endpoints with it, everywhere.
+        // A fourth host is a learner (three voters at most)...
+        c.push(open(3));
+        c[3].join(&format!("127.0.0.1:{}", ports[0]), &token, t)
+            .expect("join h3");
+        let role = |c: &Cluster, name: &str| {
+            c.members(t)
+                .into_iter()
+                .find(|m| m.name == name)
+                .map(|m| m.role)
+        };
+        assert_eq!(role(&c[0], "host3").as_deref(), Some("learner"));
+
+        // ...until a voter leaves: then it is promoted, in the same change. Leaving takes the
+        // host's endpoints with it, everywhere.
         c[2].leave(t).expect("leave");
         c[0].handle().read_barrier(t).expect("read barrier");
+        assert_eq!(role(&c[0], "host3").as_deref(), Some("voter"));
+        assert_eq!(role(&c[0], "host2"), None);
         {
             let state = c[0].handle().state();
-            assert_eq!(state.hosts().len(), 2);
+            assert_eq!(state.hosts().len(), 3);
             assert!(state.endpoint(&b.id).is_none());
             assert!(state.endpoint(&a.id).is_some());
         }
