@@ -1,12 +1,22 @@
 //! The drivers: threads that move bytes between TAP devices, the UDP socket and the forwarding
 //! core, and carry out its decisions.
 //!
-//! - One receive thread owns the socket bound on `local:port`; it decapsulates and writes each
-//!   frame into the TAP of the frame's network. It also sweeps aged FDB entries.
-//! - One thread per network reads that network's TAP, asks the core, and encapsulates.
+//! - One receive thread owns the socket bound on `local:port`; it takes datagrams in
+//!   `recvmmsg` batches, decapsulates them and writes each network's frames into its TAP —
+//!   through a [`Coalescer`] when the TAP has offloads, so that a run of TCP segments becomes
+//!   one write. It also sweeps aged FDB entries.
+//! - One thread per network reads that network's TAP, splits offloaded superframes into wire
+//!   frames ([`crate::offload::segment`]), asks the core once per read (all segments of a
+//!   superframe share their headers, so they share the decision), and sends the datagrams with
+//!   `sendmmsg`: each is gathered from the VXLAN header and the frame, without a copy. It takes
+//!   what the TAP already holds, up to a batch, before sending.
 //! - Datagrams leave from a small pool of sockets bound to distinct ephemeral ports, picked by
 //!   the inner-flow hash: the outer UDP source port then varies per flow, as a kernel vxlan
 //!   sender's does, so the receiver's RSS spreads flows.
+//! - Whether a TAP has offloads is read from the device ([`SyncDevice::tcp_gso`]);
+//!   [`EngineConfig::offloads`] is what the daemon asks `Sandbox::open_tap` for.
+//! - Counters count wire frames: a superframe read from the TAP counts as the frames it was
+//!   split into, a coalesced write as the datagrams it merged.
 //! - Hot paths never log; they count ([`crate::counters`]).
 //!
 //! Threads stop when [`Engine::remove_network`] or [`Engine::shutdown`] (or drop) is called;
@@ -15,8 +25,9 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -25,14 +36,23 @@ use tun_rs::{InterruptEvent, SyncDevice};
 
 use crate::counters::DropReason;
 use crate::forward::{Dataplane, FrameSink, NetworkConfig, NetworkPlane, TapAction, WireAction};
+use crate::offload::{segment, Coalescer, Segments, VirtioNetHdr, VNET_HDR_LEN};
 use crate::wire::{flow_hash, Vni, VxlanHeader, VXLAN_HEADER_LEN};
 
 /// Large enough for any frame a TAP without offloads hands us (MTU ≤ 9000).
 const MAX_FRAME: usize = 9216;
+/// A TAP with offloads hands over up to 64 KB of IP packet, plus headers.
+const MAX_SUPERFRAME: usize = VNET_HDR_LEN + 14 + 65535 + 64;
 const SOCKET_BUFFER: usize = 4 << 20;
 /// How often the receive thread looks up from the socket to check for shutdown and aging.
 const RX_TICK: Duration = Duration::from_millis(200);
 const AGING_SWEEP: Duration = Duration::from_secs(5);
+/// Datagrams per `recvmmsg`.
+const RX_BATCH: usize = 32;
+/// Room per received datagram: a 9000-byte-MTU underlay's largest, with margin.
+const RX_SLOT: usize = MAX_FRAME + VXLAN_HEADER_LEN + 64;
+/// A TAP thread stops taking more from the TAP once this many datagrams wait to be sent.
+const TX_BATCH: usize = 64;
 
 #[derive(Debug, Clone, Copy)]
 pub struct EngineConfig {
@@ -42,6 +62,8 @@ pub struct EngineConfig {
     pub port: u16,
     /// Sockets in the sending pool: how many distinct outer source ports flows spread over.
     pub send_sockets: usize,
+    /// Open TAPs with offloads (vnet header, TSO, checksum offload) where the kernel allows.
+    pub offloads: bool,
 }
 
 impl EngineConfig {
@@ -50,16 +72,27 @@ impl EngineConfig {
             local,
             port,
             send_sockets: 8,
+            offloads: true,
         }
     }
 }
 
-/// A TAP device as a [`FrameSink`].
-struct TapSink(Arc<SyncDevice>);
+/// A network's TAP device; `vnet_hdr` when it was opened with offloads.
+struct TapSink {
+    device: SyncDevice,
+    vnet_hdr: bool,
+}
 
 impl FrameSink for TapSink {
     fn write_frame(&self, frame: &[u8]) -> io::Result<()> {
-        self.0.send(frame).map(|_| ())
+        if self.vnet_hdr {
+            let hdr = [0u8; VNET_HDR_LEN];
+            self.device
+                .send_vectored(&[io::IoSlice::new(&hdr), io::IoSlice::new(frame)])
+                .map(|_| ())
+        } else {
+            self.device.send(frame).map(|_| ())
+        }
     }
 }
 
@@ -69,11 +102,8 @@ struct Senders {
 }
 
 impl Senders {
-    fn send(&self, vtep: Ipv4Addr, hash: u32, datagram: &[u8]) -> io::Result<()> {
-        let socket = &self.sockets[hash as usize % self.sockets.len()];
-        socket
-            .send_to(datagram, SocketAddrV4::new(vtep, self.port))
-            .map(|_| ())
+    fn pick(&self, hash: u32) -> usize {
+        hash as usize % self.sockets.len()
     }
 }
 
@@ -91,9 +121,14 @@ impl TapWorker {
     }
 }
 
+/// The TAP of every network, for the receive thread, which must know how to write to it.
+type TapTable = RwLock<HashMap<Vni, Arc<TapSink>>>;
+
 pub struct Engine {
+    config: EngineConfig,
     dataplane: Arc<Dataplane>,
     senders: Arc<Senders>,
+    taps: Arc<TapTable>,
     workers: Mutex<HashMap<Vni, TapWorker>>,
     stop_rx: Arc<AtomicBool>,
     rx_thread: Option<JoinHandle<()>>,
@@ -121,20 +156,24 @@ impl Engine {
             .map(|_| bound_udp(SocketAddrV4::new(config.local, 0), false))
             .collect::<io::Result<Vec<_>>>()?;
         let dataplane = Arc::new(Dataplane::new());
+        let taps = Arc::new(TapTable::default());
         let stop_rx = Arc::new(AtomicBool::new(false));
         let rx_thread = {
             let dataplane = Arc::clone(&dataplane);
+            let taps = Arc::clone(&taps);
             let stop = Arc::clone(&stop_rx);
             std::thread::Builder::new()
                 .name("vxnet-rx".into())
-                .spawn(move || receive_loop(rx, &dataplane, &stop))?
+                .spawn(move || receive_loop(rx, &dataplane, &taps, &stop))?
         };
         Ok(Engine {
+            config,
             dataplane,
             senders: Arc::new(Senders {
                 sockets,
                 port: config.port,
             }),
+            taps,
             workers: Mutex::new(HashMap::new()),
             stop_rx,
             rx_thread: Some(rx_thread),
@@ -145,6 +184,11 @@ impl Engine {
         &self.dataplane
     }
 
+    /// Whether TAPs should be opened with offloads (`Sandbox::open_tap`).
+    pub fn offloads(&self) -> bool {
+        self.config.offloads
+    }
+
     /// Starts forwarding for a network whose frames come and go through `tap`. Replaces (and
     /// stops) a network already running with the same VNI.
     pub fn add_network(
@@ -153,20 +197,29 @@ impl Engine {
         tap: SyncDevice,
     ) -> io::Result<Arc<NetworkPlane>> {
         self.remove_network(config.vni);
-        let tap = Arc::new(tap);
+        // Non-blocking, so that a TAP thread can take what is queued without waiting; it
+        // waits for the first frame with `recv_intr`, which polls.
+        tap.set_nonblocking(true)?;
+        let vnet_hdr = tap.tcp_gso();
+        let tap = Arc::new(TapSink {
+            device: tap,
+            vnet_hdr,
+        });
         let plane = Arc::new(NetworkPlane::new(
             config,
-            Arc::new(TapSink(Arc::clone(&tap))),
+            Arc::clone(&tap) as Arc<dyn FrameSink>,
         ));
         let stop = Arc::new(InterruptEvent::new()?);
         let thread = {
             let plane = Arc::clone(&plane);
             let senders = Arc::clone(&self.senders);
             let stop = Arc::clone(&stop);
+            let tap = Arc::clone(&tap);
             std::thread::Builder::new()
                 .name(format!("vxnet-tap-{}", config.vni.get()))
                 .spawn(move || tap_loop(&tap, &plane, &senders, &stop))?
         };
+        self.lock_taps().insert(config.vni, tap);
         self.dataplane.insert(Arc::clone(&plane));
         self.lock_workers().insert(
             config.vni,
@@ -178,9 +231,10 @@ impl Engine {
         Ok(plane)
     }
 
-    /// Stops forwarding for `vni`; its TAP is closed once the thread has ended.
+    /// Stops forwarding for `vni`; its TAP is closed once the threads have let go of it.
     pub fn remove_network(&self, vni: Vni) {
         self.dataplane.remove(vni);
+        self.lock_taps().remove(&vni);
         let worker = self.lock_workers().remove(&vni);
         if let Some(mut w) = worker {
             w.stop();
@@ -189,6 +243,10 @@ impl Engine {
 
     fn lock_workers(&self) -> std::sync::MutexGuard<'_, HashMap<Vni, TapWorker>> {
         self.workers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock_taps(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<Vni, Arc<TapSink>>> {
+        self.taps.write().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn shutdown(mut self) {
@@ -213,20 +271,104 @@ impl Drop for Engine {
     }
 }
 
-fn receive_loop(socket: UdpSocket, dataplane: &Dataplane, stop: &AtomicBool) {
-    let mut buf = vec![0u8; 65536];
+// ---- wire → TAP ----------------------------------------------------------------------------
+
+/// Buffers for one `recvmmsg`: a slot, a source address and a message header per datagram.
+struct RxBatch {
+    bufs: Vec<u8>,
+    addrs: Vec<libc::sockaddr_in>,
+    iovs: Vec<libc::iovec>,
+    msgs: Vec<libc::mmsghdr>,
+}
+
+impl RxBatch {
+    fn new() -> RxBatch {
+        // SAFETY: plain C structs, for which all-zero bytes are a valid value.
+        let (addr, iov, msg) =
+            unsafe { (std::mem::zeroed(), std::mem::zeroed(), std::mem::zeroed()) };
+        RxBatch {
+            bufs: vec![0u8; RX_BATCH * RX_SLOT],
+            addrs: vec![addr; RX_BATCH],
+            iovs: vec![iov; RX_BATCH],
+            msgs: vec![msg; RX_BATCH],
+        }
+    }
+
+    /// Waits (up to the socket's read timeout) for at least one datagram and takes those
+    /// already queued behind it; returns how many.
+    fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
+        // The kernel overwrites lengths and flags, so every header is set afresh.
+        for i in 0..RX_BATCH {
+            self.iovs[i] = libc::iovec {
+                iov_base: self.bufs[i * RX_SLOT..].as_mut_ptr().cast(),
+                iov_len: RX_SLOT,
+            };
+            let hdr = &mut self.msgs[i].msg_hdr;
+            hdr.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_in).cast();
+            hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            hdr.msg_iov = &mut self.iovs[i];
+            hdr.msg_iovlen = 1;
+            hdr.msg_control = std::ptr::null_mut();
+            hdr.msg_controllen = 0;
+            hdr.msg_flags = 0;
+            self.msgs[i].msg_len = 0;
+        }
+        loop {
+            // SAFETY: every header points into buffers owned by `self`, which outlive the
+            // call; `RX_BATCH` headers exist.
+            let n = unsafe {
+                libc::recvmmsg(
+                    fd,
+                    self.msgs.as_mut_ptr(),
+                    RX_BATCH as _,
+                    libc::MSG_WAITFORONE as _,
+                    std::ptr::null_mut(),
+                )
+            };
+            if n >= 0 {
+                return Ok(n as usize);
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+
+    /// The `i`th datagram and its IPv4 source; `None` if it was cut short (larger than a
+    /// slot) or not from IPv4.
+    fn datagram(&self, i: usize) -> Option<(Ipv4Addr, &[u8])> {
+        let msg = &self.msgs[i];
+        if msg.msg_hdr.msg_flags & libc::MSG_TRUNC != 0
+            || i32::from(self.addrs[i].sin_family) != libc::AF_INET
+        {
+            return None;
+        }
+        let len = (msg.msg_len as usize).min(RX_SLOT);
+        let src = Ipv4Addr::from(u32::from_be(self.addrs[i].sin_addr.s_addr));
+        Some((src, &self.bufs[i * RX_SLOT..i * RX_SLOT + len]))
+    }
+}
+
+fn receive_loop(socket: UdpSocket, dataplane: &Dataplane, taps: &TapTable, stop: &AtomicBool) {
+    let mut rx = RxBatch::new();
+    // Kept across batches for their buffers; by VNI, so that no TAP is held open by them.
+    let mut coalescers: HashMap<Vni, Coalescer> = HashMap::new();
+    // The networks with frames in the current batch; emptied after each batch.
+    let mut batch: Vec<(Arc<NetworkPlane>, Arc<TapSink>)> = Vec::new();
     let mut last_sweep = Instant::now();
     while !stop.load(Ordering::Relaxed) {
-        let received = socket.recv_from(&mut buf);
+        let received = rx.recv(socket.as_raw_fd());
         let now = Instant::now();
         if now.duration_since(last_sweep) >= AGING_SWEEP {
             for plane in dataplane.planes() {
                 plane.fdb.expire(now);
             }
+            coalescers.retain(|vni, _| dataplane.get(*vni).is_some());
             last_sweep = now;
         }
-        let (len, src) = match received {
-            Ok(r) => r,
+        let count = match received {
+            Ok(n) => n,
             Err(e)
                 if matches!(
                     e.kind(),
@@ -235,34 +377,206 @@ fn receive_loop(socket: UdpSocket, dataplane: &Dataplane, stop: &AtomicBool) {
             {
                 continue
             }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => {
                 tracing::warn!(error = %e, "receive on the VXLAN socket failed");
                 std::thread::sleep(RX_TICK);
                 continue;
             }
         };
-        let SocketAddr::V4(src) = src else { continue };
-        match dataplane.handle_datagram(*src.ip(), &buf[..len], now) {
-            WireAction::Deliver { plane, frame } => match plane.sink().write_frame(frame) {
-                Ok(()) => plane.counters.count_rx(frame.len()),
-                Err(_) => plane.counters.drops.bump(DropReason::TapWriteError),
-            },
-            WireAction::Drop(reason) => {
-                tracing::trace!(?reason, %src, "dropped datagram");
+        for i in 0..count {
+            let Some((src, datagram)) = rx.datagram(i) else {
+                dataplane.drops.bump(DropReason::Oversize);
+                continue;
+            };
+            let (plane, frame) = match dataplane.handle_datagram(src, datagram, now) {
+                WireAction::Deliver { plane, frame } => (plane, frame),
+                WireAction::Drop(reason) => {
+                    tracing::trace!(?reason, %src, "dropped datagram");
+                    continue;
+                }
+            };
+            let vni = plane.config().vni;
+            let tap = match batch.iter().find(|(p, _)| p.config().vni == vni) {
+                Some((_, tap)) => Arc::clone(tap),
+                None => {
+                    let found = taps
+                        .read()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .get(&vni)
+                        .cloned();
+                    let Some(tap) = found else {
+                        // Removed between the lookup and now.
+                        plane.counters.drops.bump(DropReason::TapWriteError);
+                        continue;
+                    };
+                    batch.push((Arc::clone(&plane), Arc::clone(&tap)));
+                    tap
+                }
+            };
+            if tap.vnet_hdr {
+                coalescers.entry(vni).or_default().push(frame);
+            } else {
+                match tap.device.send(frame) {
+                    Ok(_) => plane.counters.count_rx(frame.len()),
+                    Err(_) => plane.counters.drops.bump(DropReason::TapWriteError),
+                }
+            }
+        }
+        for (plane, tap) in batch.drain(..) {
+            let Some(coalescer) = coalescers.get_mut(&plane.config().vni) else {
+                continue;
+            };
+            for write in coalescer.finish() {
+                let c = &plane.counters;
+                match tap.device.send(write.bytes) {
+                    Ok(_) => {
+                        c.rx_frames
+                            .fetch_add(u64::from(write.frames), Ordering::Relaxed);
+                        c.rx_bytes
+                            .fetch_add(write.wire_bytes as u64, Ordering::Relaxed);
+                    }
+                    Err(_) => {
+                        for _ in 0..write.frames {
+                            c.drops.bump(DropReason::TapWriteError);
+                        }
+                    }
+                }
             }
         }
     }
 }
 
-fn tap_loop(tap: &SyncDevice, plane: &NetworkPlane, senders: &Senders, stop: &InterruptEvent) {
+// ---- TAP → wire ----------------------------------------------------------------------------
+
+/// A datagram waiting to be sent: which socket of the pool, where to, and which frame of the
+/// TAP thread's [`Segments`].
+#[derive(Clone, Copy)]
+struct TxEntry {
+    socket: usize,
+    vtep: Ipv4Addr,
+    frame: usize,
+}
+
+/// The datagrams of one round of TAP reads, and the scratch `sendmmsg` needs for them.
+#[derive(Default)]
+struct TxQueue {
+    entries: Vec<TxEntry>,
+    addrs: Vec<libc::sockaddr_in>,
+    iovs: Vec<[libc::iovec; 2]>,
+    msgs: Vec<libc::mmsghdr>,
+}
+
+impl TxQueue {
+    fn push(&mut self, socket: usize, vtep: Ipv4Addr, frames: std::ops::Range<usize>) {
+        self.entries.extend(frames.map(|frame| TxEntry {
+            socket,
+            vtep,
+            frame,
+        }));
+    }
+
+    /// Sends every queued datagram — the VXLAN header `vxlan` gathered with its frame — in
+    /// `sendmmsg` calls of consecutive datagrams that share a socket, counting each.
+    fn flush(
+        &mut self,
+        senders: &Senders,
+        frames: &Segments,
+        vxlan: &[u8; VXLAN_HEADER_LEN],
+        plane: &NetworkPlane,
+    ) {
+        let n = self.entries.len();
+        if n == 0 {
+            return;
+        }
+        // All scratch is sized before any pointer into it is taken.
+        // SAFETY: plain C structs, for which all-zero bytes are a valid value.
+        let (addr, iov, msg) =
+            unsafe { (std::mem::zeroed(), std::mem::zeroed(), std::mem::zeroed()) };
+        self.addrs.resize(n, addr);
+        self.iovs.resize(n, [iov; 2]);
+        self.msgs.resize(n, msg);
+        for (i, e) in self.entries.iter().enumerate() {
+            let frame = frames.get(e.frame);
+            self.addrs[i] = sockaddr(e.vtep, senders.port);
+            self.iovs[i] = [
+                libc::iovec {
+                    iov_base: vxlan.as_ptr() as *mut libc::c_void,
+                    iov_len: VXLAN_HEADER_LEN,
+                },
+                libc::iovec {
+                    iov_base: frame.as_ptr() as *mut libc::c_void,
+                    iov_len: frame.len(),
+                },
+            ];
+            let hdr = &mut self.msgs[i].msg_hdr;
+            hdr.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_in).cast();
+            hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            hdr.msg_iov = self.iovs[i].as_mut_ptr();
+            hdr.msg_iovlen = 2;
+            hdr.msg_control = std::ptr::null_mut();
+            hdr.msg_controllen = 0;
+            hdr.msg_flags = 0;
+        }
+        let mut i = 0;
+        while i < n {
+            let socket = self.entries[i].socket;
+            let end = self.entries[i..]
+                .iter()
+                .position(|e| e.socket != socket)
+                .map_or(n, |k| i + k);
+            let fd = senders.sockets[socket].as_raw_fd();
+            while i < end {
+                // SAFETY: headers `i..end` point into `self` and `frames`, alive and unmoved
+                // for the call.
+                let sent =
+                    unsafe { libc::sendmmsg(fd, self.msgs[i..].as_mut_ptr(), (end - i) as _, 0) };
+                if sent > 0 {
+                    for e in &self.entries[i..i + sent as usize] {
+                        plane.counters.count_tx(frames.get(e.frame).len());
+                    }
+                    i += sent as usize;
+                } else if sent < 0
+                    && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted
+                {
+                    continue;
+                } else {
+                    // The first datagram was refused: count it and go on with the next.
+                    plane.counters.drops.bump(DropReason::SendError);
+                    i += 1;
+                }
+            }
+        }
+        self.entries.clear();
+    }
+}
+
+fn sockaddr(ip: Ipv4Addr, port: u16) -> libc::sockaddr_in {
+    // SAFETY: all-zero is a valid sockaddr_in; the fields that matter are set below.
+    let mut a: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    a.sin_family = libc::AF_INET as libc::sa_family_t;
+    a.sin_port = port.to_be();
+    a.sin_addr = libc::in_addr {
+        s_addr: u32::from(ip).to_be(),
+    };
+    a
+}
+
+fn tap_loop(tap: &TapSink, plane: &NetworkPlane, senders: &Senders, stop: &InterruptEvent) {
     let vni = plane.config().vni;
-    // The VXLAN header goes in front of the frame in the same buffer: one copy-free send.
-    let mut buf = vec![0u8; VXLAN_HEADER_LEN + MAX_FRAME];
-    VxlanHeader { vni }.emit(&mut buf);
+    let vxlan = VxlanHeader { vni }.to_bytes();
+    let mut buf = vec![
+        0u8;
+        if tap.vnet_hdr {
+            MAX_SUPERFRAME
+        } else {
+            MAX_FRAME
+        }
+    ];
+    let mut frames = Segments::new();
+    let mut tx = TxQueue::default();
     let mut reply = [0u8; 64];
     loop {
-        let len = match tap.recv_intr(&mut buf[VXLAN_HEADER_LEN..], stop) {
+        let mut len = match tap.device.recv_intr(&mut buf, stop) {
             Ok(len) => len,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {
                 if stop.is_trigger() {
@@ -275,37 +589,80 @@ fn tap_loop(tap: &SyncDevice, plane: &NetworkPlane, senders: &Senders, stop: &In
                 return;
             }
         };
-        let frame = &buf[VXLAN_HEADER_LEN..VXLAN_HEADER_LEN + len];
-        let datagram = &buf[..VXLAN_HEADER_LEN + len];
-        match plane.handle_tap_frame(frame, Instant::now(), &mut reply) {
-            TapAction::Unicast(vtep) => {
-                send_counted(plane, senders, vtep, flow_hash(frame), datagram)
+        frames.clear();
+        let now = Instant::now();
+        loop {
+            handle_tap_read(
+                &buf[..len],
+                tap,
+                plane,
+                senders,
+                now,
+                &mut frames,
+                &mut tx,
+                &mut reply,
+            );
+            if tx.entries.len() >= TX_BATCH {
+                break;
             }
-            TapAction::Flood(vteps) => {
-                let hash = flow_hash(frame);
-                for &vtep in vteps.iter() {
-                    send_counted(plane, senders, vtep, hash, datagram);
-                }
+            // What the TAP already holds joins this batch; errors (WouldBlock above all)
+            // end it, and a lasting one shows at the next blocking read.
+            match tap.device.recv(&mut buf) {
+                Ok(n) => len = n,
+                Err(_) => break,
             }
-            TapAction::Reply(n) => {
-                if plane.sink().write_frame(&reply[..n]).is_err() {
-                    plane.counters.drops.bump(DropReason::TapWriteError);
-                }
-            }
-            TapAction::Local | TapAction::Drop(_) => {}
         }
+        tx.flush(senders, &frames, &vxlan, plane);
     }
 }
 
-fn send_counted(
+/// One read from the TAP: split (if offloaded), decide once, queue or answer.
+#[allow(clippy::too_many_arguments)]
+fn handle_tap_read(
+    read: &[u8],
+    tap: &TapSink,
     plane: &NetworkPlane,
     senders: &Senders,
-    vtep: Ipv4Addr,
-    hash: u32,
-    datagram: &[u8],
+    now: Instant,
+    frames: &mut Segments,
+    tx: &mut TxQueue,
+    reply: &mut [u8],
 ) {
-    match senders.send(vtep, hash, datagram) {
-        Ok(()) => plane.counters.count_tx(datagram.len() - VXLAN_HEADER_LEN),
-        Err(_) => plane.counters.drops.bump(DropReason::SendError),
+    let parsed = if tap.vnet_hdr {
+        VirtioNetHdr::parse(read).map(|hdr| (hdr, &read[VNET_HDR_LEN..]))
+    } else {
+        Ok((VirtioNetHdr::default(), read))
+    };
+    let first = frames.len();
+    let count = match parsed.and_then(|(hdr, frame)| segment(&hdr, frame, frames)) {
+        Ok(n) => n,
+        Err(e) => {
+            plane.counters.drops.bump(e.into());
+            return;
+        }
+    };
+    // Every segment carries the first one's addresses: one decision serves them all.
+    let lead = frames.get(first);
+    let segments = first..first + count;
+    match plane.handle_tap_frame(lead, now, reply) {
+        TapAction::Unicast(vtep) => tx.push(senders.pick(flow_hash(lead)), vtep, segments),
+        TapAction::Flood(vteps) => {
+            let socket = senders.pick(flow_hash(lead));
+            for &vtep in vteps.iter() {
+                tx.push(socket, vtep, segments.clone());
+            }
+        }
+        TapAction::Reply(n) => {
+            if tap.write_frame(&reply[..n]).is_err() {
+                plane.counters.drops.bump(DropReason::TapWriteError);
+            }
+        }
+        TapAction::Local => {}
+        TapAction::Drop(reason) => {
+            // The core counted the first segment.
+            for _ in 1..count {
+                plane.counters.drops.bump(reason);
+            }
+        }
     }
 }

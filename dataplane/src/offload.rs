@@ -325,6 +325,12 @@ impl Segments {
         start
     }
 
+    /// Keeps the first `len` frames.
+    pub fn truncate(&mut self, len: usize) {
+        self.ends.truncate(len);
+        self.buf.truncate(self.ends.last().copied().unwrap_or(0));
+    }
+
     fn extend_last(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(bytes);
         if let Some(end) = self.ends.last_mut() {
@@ -333,22 +339,24 @@ impl Segments {
     }
 }
 
-/// Turns one TAP read — `hdr` and the Ethernet `frame` behind it — into complete frames in
-/// `out` (cleared first): a GSO superframe into MSS-sized segments, a frame whose checksum the
+/// Turns one TAP read — `hdr` and the Ethernet `frame` behind it — into complete frames
+/// appended to `out`: a GSO superframe into MSS-sized segments, a frame whose checksum the
 /// kernel left to us into the same frame with it filled in, anything else into itself. The
-/// count of frames is returned.
+/// count of frames appended is returned; on error, nothing is appended.
 pub fn segment(
     hdr: &VirtioNetHdr,
     frame: &[u8],
     out: &mut Segments,
 ) -> Result<usize, OffloadError> {
-    out.clear();
     match hdr.gso_type {
         GsoType::None => {
             let start = out.push(frame);
             if hdr.needs_csum() {
                 let end = out.buf.len();
-                complete_checksum(hdr, &mut out.buf[start..end])?;
+                if let Err(e) = complete_checksum(hdr, &mut out.buf[start..end]) {
+                    out.truncate(out.len() - 1);
+                    return Err(e);
+                }
             }
             Ok(1)
         }
