@@ -25,6 +25,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::ops::Range;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -99,12 +100,42 @@ impl FrameSink for TapSink {
 struct Senders {
     sockets: Vec<UdpSocket>,
     port: u16,
+    /// UDP segmentation offload (`UDP_SEGMENT`, Linux 4.18+): found at start, turned off for
+    /// good the first time the kernel refuses a segmented send.
+    gso: AtomicBool,
 }
 
 impl Senders {
     fn pick(&self, hash: u32) -> usize {
         hash as usize % self.sockets.len()
     }
+
+    fn gso(&self) -> bool {
+        self.gso.load(Ordering::Relaxed)
+    }
+
+    fn disable_gso(&self, error: &io::Error) {
+        if self.gso.swap(false, Ordering::Relaxed) {
+            tracing::warn!(%error, "the kernel refuses UDP segmentation offload; sending datagrams one by one");
+        }
+    }
+}
+
+/// Whether the kernel knows `UDP_SEGMENT` (it answers the option on a UDP socket).
+fn udp_gso_supported(socket: &UdpSocket) -> bool {
+    let mut value: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: a live socket, and a c_int-sized out-parameter with its length.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_UDP,
+            libc::UDP_SEGMENT,
+            (&mut value as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    rc == 0
 }
 
 struct TapWorker {
@@ -155,6 +186,7 @@ impl Engine {
         let sockets = (0..config.send_sockets.max(1))
             .map(|_| bound_udp(SocketAddrV4::new(config.local, 0), false))
             .collect::<io::Result<Vec<_>>>()?;
+        let gso = config.offloads && udp_gso_supported(&sockets[0]);
         let dataplane = Arc::new(Dataplane::new());
         let taps = Arc::new(TapTable::default());
         let stop_rx = Arc::new(AtomicBool::new(false));
@@ -172,6 +204,7 @@ impl Engine {
             senders: Arc::new(Senders {
                 sockets,
                 port: config.port,
+                gso: AtomicBool::new(gso),
             }),
             taps,
             workers: Mutex::new(HashMap::new()),
@@ -448,81 +481,135 @@ fn receive_loop(socket: UdpSocket, dataplane: &Dataplane, taps: &TapTable, stop:
 
 // ---- TAP → wire ----------------------------------------------------------------------------
 
-/// A datagram waiting to be sent: which socket of the pool, where to, and which frame of the
-/// TAP thread's [`Segments`].
-#[derive(Clone, Copy)]
+/// Datagrams waiting to be sent: which socket of the pool, where to, and which frames of the
+/// TAP thread's [`Segments`] (all segments of one superframe, or one frame).
+#[derive(Clone)]
 struct TxEntry {
     socket: usize,
     vtep: Ipv4Addr,
-    frame: usize,
+    frames: Range<usize>,
 }
+
+/// One message of a `sendmmsg`: one datagram, or with `gso_size` a run of datagrams the
+/// kernel cuts into `gso_size`-byte pieces (all of that size but the last).
+#[derive(Clone)]
+struct TxMessage {
+    socket: usize,
+    vtep: Ipv4Addr,
+    frames: Range<usize>,
+    gso_size: Option<u16>,
+}
+
+/// Most segments one UDP GSO send may carry (`UDP_MAX_SEGMENTS` of older kernels).
+const GSO_MAX_SEGMENTS: usize = 64;
+/// Most bytes of UDP payload one UDP GSO send may carry (IPv4 length minus headers).
+const GSO_MAX_BYTES: usize = 65535 - 20 - 8;
+
+/// Room for one `UDP_SEGMENT` control message, 8-byte aligned as `cmsghdr` wants.
+type GsoControl = [u64; 4];
 
 /// The datagrams of one round of TAP reads, and the scratch `sendmmsg` needs for them.
 #[derive(Default)]
 struct TxQueue {
     entries: Vec<TxEntry>,
+    messages: Vec<TxMessage>,
     addrs: Vec<libc::sockaddr_in>,
-    iovs: Vec<[libc::iovec; 2]>,
+    iovs: Vec<libc::iovec>,
+    controls: Vec<GsoControl>,
     msgs: Vec<libc::mmsghdr>,
 }
 
 impl TxQueue {
-    fn push(&mut self, socket: usize, vtep: Ipv4Addr, frames: std::ops::Range<usize>) {
-        self.entries.extend(frames.map(|frame| TxEntry {
+    fn push(&mut self, socket: usize, vtep: Ipv4Addr, frames: Range<usize>) {
+        self.entries.push(TxEntry {
             socket,
             vtep,
-            frame,
-        }));
+            frames,
+        });
     }
 
-    /// Sends every queued datagram — the VXLAN header `vxlan` gathered with its frame — in
-    /// `sendmmsg` calls of consecutive datagrams that share a socket, counting each.
-    fn flush(
-        &mut self,
-        senders: &Senders,
-        frames: &Segments,
-        vxlan: &[u8; VXLAN_HEADER_LEN],
-        plane: &NetworkPlane,
-    ) {
-        let n = self.entries.len();
-        if n == 0 {
+    fn queued(&self) -> usize {
+        self.entries.iter().map(|e| e.frames.len()).sum()
+    }
+
+    /// Cuts the queue into messages: with UDP GSO, each superframe's segments become as few
+    /// segmented sends as the kernel's limits allow; without, one message per datagram.
+    fn plan(&mut self, frames: &Segments, gso: bool) {
+        self.messages.clear();
+        for e in &self.entries {
+            let mut i = e.frames.start;
+            while i < e.frames.end {
+                let size = VXLAN_HEADER_LEN + frames.get(i).len();
+                let mut end = i + 1;
+                if gso {
+                    let mut total = size;
+                    while end < e.frames.end && end - i < GSO_MAX_SEGMENTS {
+                        let next = VXLAN_HEADER_LEN + frames.get(end).len();
+                        // Equal sizes, but for a shorter last one.
+                        if next > size || total + next > GSO_MAX_BYTES {
+                            break;
+                        }
+                        total += next;
+                        end += 1;
+                        if next < size {
+                            break;
+                        }
+                    }
+                }
+                self.messages.push(TxMessage {
+                    socket: e.socket,
+                    vtep: e.vtep,
+                    frames: i..end,
+                    gso_size: (end - i > 1).then_some(size as u16),
+                });
+                i = end;
+            }
+        }
+    }
+
+    /// Sends every queued datagram — each already behind its VXLAN header in `frames` — in
+    /// `sendmmsg` calls of consecutive messages that share a socket, counting each datagram.
+    fn flush(&mut self, senders: &Senders, frames: &Segments, plane: &NetworkPlane) {
+        if self.entries.is_empty() {
             return;
         }
+        self.plan(frames, senders.gso());
+        let n = self.messages.len();
         // All scratch is sized before any pointer into it is taken.
         // SAFETY: plain C structs, for which all-zero bytes are a valid value.
         let (addr, iov, msg) =
             unsafe { (std::mem::zeroed(), std::mem::zeroed(), std::mem::zeroed()) };
         self.addrs.resize(n, addr);
-        self.iovs.resize(n, [iov; 2]);
+        self.iovs.resize(n, iov);
+        self.controls.resize(n, [0; 4]);
         self.msgs.resize(n, msg);
-        for (i, e) in self.entries.iter().enumerate() {
-            let frame = frames.get(e.frame);
-            self.addrs[i] = sockaddr(e.vtep, senders.port);
-            self.iovs[i] = [
-                libc::iovec {
-                    iov_base: vxlan.as_ptr() as *mut libc::c_void,
-                    iov_len: VXLAN_HEADER_LEN,
-                },
-                libc::iovec {
-                    iov_base: frame.as_ptr() as *mut libc::c_void,
-                    iov_len: frame.len(),
-                },
-            ];
+        for (i, m) in self.messages.iter().enumerate() {
+            let bytes = frames.run(m.frames.clone());
+            self.addrs[i] = sockaddr(m.vtep, senders.port);
+            self.iovs[i] = libc::iovec {
+                iov_base: bytes.as_ptr() as *mut libc::c_void,
+                iov_len: bytes.len(),
+            };
             let hdr = &mut self.msgs[i].msg_hdr;
             hdr.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_in).cast();
             hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-            hdr.msg_iov = self.iovs[i].as_mut_ptr();
-            hdr.msg_iovlen = 2;
-            hdr.msg_control = std::ptr::null_mut();
-            hdr.msg_controllen = 0;
+            hdr.msg_iov = &mut self.iovs[i];
+            hdr.msg_iovlen = 1;
             hdr.msg_flags = 0;
+            match m.gso_size {
+                Some(size) => set_gso_control(hdr, &mut self.controls[i], size),
+                None => {
+                    hdr.msg_control = std::ptr::null_mut();
+                    hdr.msg_controllen = 0;
+                }
+            }
         }
         let mut i = 0;
         while i < n {
-            let socket = self.entries[i].socket;
-            let end = self.entries[i..]
+            let socket = self.messages[i].socket;
+            let end = self.messages[i..]
                 .iter()
-                .position(|e| e.socket != socket)
+                .position(|m| m.socket != socket)
                 .map_or(n, |k| i + k);
             let fd = senders.sockets[socket].as_raw_fd();
             while i < end {
@@ -531,22 +618,59 @@ impl TxQueue {
                 let sent =
                     unsafe { libc::sendmmsg(fd, self.msgs[i..].as_mut_ptr(), (end - i) as _, 0) };
                 if sent > 0 {
-                    for e in &self.entries[i..i + sent as usize] {
-                        plane.counters.count_tx(frames.get(e.frame).len());
+                    for m in &self.messages[i..i + sent as usize] {
+                        count_sent(plane, frames, m.frames.clone());
                     }
                     i += sent as usize;
-                } else if sent < 0
-                    && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted
-                {
                     continue;
-                } else {
-                    // The first datagram was refused: count it and go on with the next.
-                    plane.counters.drops.bump(DropReason::SendError);
-                    i += 1;
                 }
+                let error = io::Error::last_os_error();
+                if sent < 0 && error.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                // The first message was refused. A segmented one may be refused for being
+                // segmented (EIO, EINVAL from a device or path without UDP GSO): send its
+                // datagrams one by one, and segment no more.
+                let m = &self.messages[i];
+                if m.gso_size.is_some() {
+                    senders.disable_gso(&error);
+                    let to = SocketAddrV4::new(m.vtep, senders.port);
+                    for f in m.frames.clone() {
+                        match senders.sockets[socket].send_to(frames.run(f..f + 1), to) {
+                            Ok(_) => count_sent(plane, frames, f..f + 1),
+                            Err(_) => plane.counters.drops.bump(DropReason::SendError),
+                        }
+                    }
+                } else {
+                    plane.counters.drops.bump(DropReason::SendError);
+                }
+                i += 1;
             }
         }
         self.entries.clear();
+    }
+}
+
+fn count_sent(plane: &NetworkPlane, frames: &Segments, sent: Range<usize>) {
+    for f in sent {
+        plane.counters.count_tx(frames.get(f).len());
+    }
+}
+
+/// Points `hdr` at a `UDP_SEGMENT` control message in `control` asking for `size`-byte
+/// datagrams.
+fn set_gso_control(hdr: &mut libc::msghdr, control: &mut GsoControl, size: u16) {
+    *control = [0; 4];
+    hdr.msg_control = control.as_mut_ptr().cast();
+    // SAFETY: CMSG_SPACE of a u16 (24 bytes on 64-bit) fits the 32 bytes of `control`,
+    // which is 8-byte aligned; `hdr.msg_control` points at it with that length.
+    unsafe {
+        hdr.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<u16>() as u32) as _;
+        let cmsg = libc::CMSG_FIRSTHDR(hdr);
+        (*cmsg).cmsg_level = libc::SOL_UDP;
+        (*cmsg).cmsg_type = libc::UDP_SEGMENT;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<u16>() as u32) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<u16>(), size);
     }
 }
 
@@ -563,16 +687,15 @@ fn sockaddr(ip: Ipv4Addr, port: u16) -> libc::sockaddr_in {
 
 fn tap_loop(tap: &TapSink, plane: &NetworkPlane, senders: &Senders, stop: &InterruptEvent) {
     let vni = plane.config().vni;
-    let vxlan = VxlanHeader { vni }.to_bytes();
-    let mut buf = vec![
-        0u8;
-        if tap.vnet_hdr {
-            MAX_SUPERFRAME
-        } else {
-            MAX_FRAME
-        }
-    ];
-    let mut frames = Segments::new();
+    let read_len = if tap.vnet_hdr {
+        MAX_SUPERFRAME
+    } else {
+        MAX_FRAME
+    };
+    let mut buf = vec![0u8; read_len];
+    // Every frame sits behind its VXLAN header: a datagram, or a run of them, is then one
+    // slice, to gather or to hand to UDP segmentation.
+    let mut frames = Segments::with_headroom(&VxlanHeader { vni }.to_bytes());
     let mut tx = TxQueue::default();
     let mut reply = [0u8; 64];
     loop {
@@ -602,7 +725,7 @@ fn tap_loop(tap: &TapSink, plane: &NetworkPlane, senders: &Senders, stop: &Inter
                 &mut tx,
                 &mut reply,
             );
-            if tx.entries.len() >= TX_BATCH {
+            if tx.queued() >= TX_BATCH {
                 break;
             }
             // What the TAP already holds joins this batch; errors (WouldBlock above all)
@@ -612,7 +735,7 @@ fn tap_loop(tap: &TapSink, plane: &NetworkPlane, senders: &Senders, stop: &Inter
                 Err(_) => break,
             }
         }
-        tx.flush(senders, &frames, &vxlan, plane);
+        tx.flush(senders, &frames, plane);
     }
 }
 

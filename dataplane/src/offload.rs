@@ -279,11 +279,16 @@ fn ip_layout(frame: &[u8]) -> Option<IpLayout> {
 
 // ---- Splitting (TAP → wire) ---------------------------------------------------------------
 
-/// The frames [`segment`] produced, back to back in one reusable buffer.
+/// The frames [`segment`] produced, back to back in one reusable buffer, each behind a copy
+/// of the headroom given at creation (the VXLAN header, for the engine): frames `i..j` with
+/// their headrooms are then one contiguous run of datagrams ([`Segments::run`]), as UDP
+/// segmentation offload wants them.
 #[derive(Debug, Default)]
 pub struct Segments {
     buf: Vec<u8>,
+    starts: Vec<usize>,
     ends: Vec<usize>,
+    headroom: Vec<u8>,
 }
 
 impl Segments {
@@ -291,8 +296,16 @@ impl Segments {
         Segments::default()
     }
 
+    pub fn with_headroom(headroom: &[u8]) -> Segments {
+        Segments {
+            headroom: headroom.to_vec(),
+            ..Segments::default()
+        }
+    }
+
     pub fn clear(&mut self) {
         self.buf.clear();
+        self.starts.clear();
         self.ends.clear();
     }
 
@@ -304,31 +317,37 @@ impl Segments {
         self.ends.is_empty()
     }
 
-    fn range(&self, i: usize) -> Range<usize> {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        start..self.ends[i]
-    }
-
     /// The `i`th frame. Panics if `i >= len()`.
     pub fn get(&self, i: usize) -> &[u8] {
-        &self.buf[self.range(i)]
+        &self.buf[self.starts[i]..self.ends[i]]
+    }
+
+    /// Frames `range` with their headrooms, back to back. Panics if out of bounds.
+    pub fn run(&self, range: Range<usize>) -> &[u8] {
+        if range.is_empty() {
+            return &[];
+        }
+        &self.buf[self.starts[range.start] - self.headroom.len()..self.ends[range.end - 1]]
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &[u8]> + '_ {
         (0..self.len()).map(move |i| self.get(i))
     }
 
-    fn push(&mut self, bytes: &[u8]) -> usize {
-        let start = self.buf.len();
-        self.buf.extend_from_slice(bytes);
-        self.ends.push(self.buf.len());
-        start
-    }
-
     /// Keeps the first `len` frames.
     pub fn truncate(&mut self, len: usize) {
+        self.starts.truncate(len);
         self.ends.truncate(len);
         self.buf.truncate(self.ends.last().copied().unwrap_or(0));
+    }
+
+    fn push(&mut self, bytes: &[u8]) -> usize {
+        self.buf.extend_from_slice(&self.headroom);
+        let start = self.buf.len();
+        self.buf.extend_from_slice(bytes);
+        self.starts.push(start);
+        self.ends.push(self.buf.len());
+        start
     }
 
     fn extend_last(&mut self, bytes: &[u8]) {

@@ -769,3 +769,38 @@ fn buffers_are_reused_across_batches() {
         assert_eq!(&out[0][VNET_HDR_LEN..], &sf[..]);
     }
 }
+
+#[test]
+fn segments_append_behind_their_headroom() {
+    let head = [0xaa; 8];
+    let mut out = Segments::with_headroom(&head);
+    let arp = vec![0xffu8; 42];
+    assert_eq!(segment(&VirtioNetHdr::default(), &arp, &mut out), Ok(1));
+    let (hdr, sf) = Tcp::v4(2500).superframe(1000);
+    assert_eq!(segment(&hdr, &sf, &mut out), Ok(3));
+    assert_eq!(out.len(), 4);
+    assert_eq!(out.get(0), &arp[..]);
+    let run = out.run(1..4);
+    let mut at = 0;
+    for i in 1..4 {
+        assert_eq!(&run[at..at + 8], &head);
+        assert_eq!(&run[at + 8..at + 8 + out.get(i).len()], out.get(i));
+        assert_eq!(verify(out.get(i)), (true, true));
+        at += 8 + out.get(i).len();
+    }
+    assert_eq!(at, run.len());
+    // A refused read appends nothing.
+    let bad = VirtioNetHdr {
+        flags: FLAG_NEEDS_CSUM,
+        csum_start: 500,
+        ..VirtioNetHdr::default()
+    };
+    assert_eq!(
+        segment(&bad, &arp, &mut out),
+        Err(OffloadError::BadVnetHeader)
+    );
+    assert_eq!(out.len(), 4);
+    assert_eq!(out.run(3..4).len(), 8 + out.get(3).len());
+    out.truncate(1);
+    assert_eq!(out.run(0..1), [&head[..], &arp[..]].concat());
+}
