@@ -391,7 +391,7 @@ pub fn segment(
 fn complete_checksum(hdr: &VirtioNetHdr, frame: &mut [u8]) -> Result<(), OffloadError> {
     let start = usize::from(hdr.csum_start);
     let at = start + usize::from(hdr.csum_offset);
-    if start > frame.len() || at + 2 > frame.len() || hdr.csum_offset % 2 != 0 {
+    if start > frame.len() || at + 2 > frame.len() || hdr.csum_offset & 1 != 0 {
         return Err(OffloadError::BadVnetHeader);
     }
     // Ethernet padding is not part of the IP packet, so not of the sum.
