@@ -700,12 +700,16 @@ mod tests {
             "a port must not change br0's MAC"
         );
 
+        let tap_was_offloaded = tap.tcp_gso();
         drop(tap);
         let gone = wait_until(Duration::from_secs(5), || {
             find(&sandbox.links().expect("links"), TAP_NAME).is_none()
         });
         assert!(gone, "closing the fd removes the TAP");
-        let _again = sandbox.open_tap(false).expect("reopen tap");
+        assert!(!tap_was_offloaded, "asked for no offloads");
+        let again = sandbox.open_tap(true).expect("reopen tap");
+        // Kernels since 2.6.27 take TSO on a TAP; this one must.
+        assert!(again.tcp_gso(), "asked for offloads");
     }
 
     #[test]
