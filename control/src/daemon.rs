@@ -250,11 +250,9 @@ impl Daemon {
         if let Err(e) = cluster.refresh_own_record(Duration::from_secs(5)) {
             tracing::warn!(error = %e, "cannot update this host's record in the cluster yet");
         }
-        let engine = Engine::start(EngineConfig {
-            offloads: !args.no_offloads,
-            ..EngineConfig::new(args.advertise_addr, args.vxlan_port)
-        })
-        .with_context(|| {
+        let mut engine_config = EngineConfig::new(args.advertise_addr, args.vxlan_port);
+        engine_config.offloads = !args.no_offloads;
+        let engine = Engine::start(engine_config).with_context(|| {
             format!(
                 "cannot bind the VXLAN socket on {}:{}",
                 args.advertise_addr, args.vxlan_port
