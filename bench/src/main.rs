@@ -66,6 +66,9 @@ struct Args {
     /// underlay pass unfinished 64 KB superframes over the veths, like an ideal NIC.
     #[arg(long)]
     veth_offloads: bool,
+    /// Extra argument for every vxnet daemon (repeatable), e.g. `--daemon-arg=--no-offloads`.
+    #[arg(long, allow_hyphen_values = true)]
+    daemon_arg: Vec<String>,
 }
 
 /// What the bench measures.
@@ -107,7 +110,10 @@ struct Topology {
 }
 
 fn build(mode: Mode, args: &Args) -> Result<Topology> {
-    let builder = Lab::builder().wire_checksums(!args.veth_offloads);
+    let builder = args.daemon_arg.iter().fold(
+        Lab::builder().wire_checksums(!args.veth_offloads),
+        |b, a| b.daemon_arg(a),
+    );
     let (pair, server_ip) = match mode {
         Mode::Vxnet => (scenario::vxnet_pair_on(builder)?, C2_IP.to_string()),
         Mode::Kernel => (scenario::kernel_pair_on(builder)?, C2_IP.to_string()),

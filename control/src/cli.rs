@@ -67,6 +67,10 @@ pub struct DaemonArgs {
     /// trace, debug, info, warn or error.
     #[arg(long, default_value = "info")]
     pub log_level: String,
+    /// Run the dataplane without TAP offloads (no vnet header, TSO, checksum offload or
+    /// receive coalescing): one frame per TAP read and write.
+    #[arg(long, env = "VXNET_NO_OFFLOADS", value_parser = clap::builder::BoolishValueParser::new())]
+    pub no_offloads: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -268,13 +268,14 @@ impl Daemon {
         if let Err(e) = cluster.refresh_own_record(Duration::from_secs(5)) {
             tracing::warn!(error = %e, "cannot update this host's record in the cluster yet");
         }
-        let engine = Engine::start(EngineConfig::new(args.advertise_addr, args.vxlan_port))
-            .with_context(|| {
-                format!(
-                    "cannot bind the VXLAN socket on {}:{}",
-                    args.advertise_addr, args.vxlan_port
-                )
-            })?;
+        let mut engine_config = EngineConfig::new(args.advertise_addr, args.vxlan_port);
+        engine_config.offloads = !args.no_offloads;
+        let engine = Engine::start(engine_config).with_context(|| {
+            format!(
+                "cannot bind the VXLAN socket on {}:{}",
+                args.advertise_addr, args.vxlan_port
+            )
+        })?;
         std::fs::create_dir_all(args.data_dir.join("netns"))?;
         Ok(Daemon {
             host_id: cluster.host().id.clone(),
@@ -766,7 +767,7 @@ impl Daemon {
             prefix_len: prefix_len(net),
             mtu: net.mtu,
         })?;
-        let tap = sandbox.open_tap()?;
+        let tap = sandbox.open_tap(self.engine.offloads())?;
         let config = NetworkConfig {
             vni,
             mtu: net.mtu,

@@ -26,10 +26,13 @@ pub enum DropReason {
     SendError,
     /// The TAP device refused the frame.
     TapWriteError,
+    /// A TAP read whose offload header or superframe could not be used (see
+    /// [`crate::offload::OffloadError`]).
+    BadOffload,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 10] = [
+    pub const ALL: [DropReason; 11] = [
         DropReason::Truncated,
         DropReason::BadFlags,
         DropReason::ReservedBits,
@@ -40,6 +43,7 @@ impl DropReason {
         DropReason::NoVtep,
         DropReason::SendError,
         DropReason::TapWriteError,
+        DropReason::BadOffload,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -54,6 +58,7 @@ impl DropReason {
             DropReason::NoVtep => "no_vtep",
             DropReason::SendError => "send_error",
             DropReason::TapWriteError => "tap_write_error",
+            DropReason::BadOffload => "bad_offload",
         }
     }
 
@@ -69,6 +74,16 @@ impl From<crate::wire::WireError> for DropReason {
             WireError::Truncated | WireError::NotEthernetIpv4Arp => DropReason::Truncated,
             WireError::BadFlags => DropReason::BadFlags,
             WireError::ReservedBits => DropReason::ReservedBits,
+        }
+    }
+}
+
+impl From<crate::offload::OffloadError> for DropReason {
+    fn from(e: crate::offload::OffloadError) -> Self {
+        use crate::offload::OffloadError;
+        match e {
+            OffloadError::Truncated => DropReason::Truncated,
+            OffloadError::BadVnetHeader | OffloadError::Unsupported => DropReason::BadOffload,
         }
     }
 }

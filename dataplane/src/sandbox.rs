@@ -251,8 +251,9 @@ impl Sandbox {
 
     /// Creates `vxtap0` inside the sandbox as a port of `br0` (MTU set, up) and returns its fd,
     /// usable from any thread. A leftover `vxtap0` is deleted first. Dropping the device
-    /// removes the TAP.
-    pub fn open_tap(&self) -> Result<SyncDevice, SandboxError> {
+    /// removes the TAP. With `offloads` it is opened with TAP offloads if the kernel allows
+    /// (see `tap_builder`); the engine reads which from the device.
+    pub fn open_tap(&self, offloads: bool) -> Result<SyncDevice, SandboxError> {
         let spec = &self.spec;
         in_netns(&spec.netns_path, |h| async move {
             if let Some(stale) = link_index(&h, TAP_NAME).await? {
@@ -260,9 +261,8 @@ impl Sandbox {
                 delete_link(&h, stale, TAP_NAME).await?;
             }
             // Opened on this thread, so the TAP is born inside the sandbox namespace.
-            let device = tap_builder()
-                .build_sync()
-                .map_err(|e| SandboxError::os("create TAP vxtap0", e))?;
+            let device =
+                build_tap(offloads).map_err(|e| SandboxError::os("create TAP vxtap0", e))?;
             let tap = link_index(&h, TAP_NAME).await?.ok_or_else(|| {
                 SandboxError::os("find TAP vxtap0", std::io::ErrorKind::NotFound.into())
             })?;
@@ -405,15 +405,51 @@ impl Sandbox {
 
 /// The one place that decides how `vxtap0` is opened: L2, no packet-information header.
 /// Offloads (`IFF_VNET_HDR`, DESIGN.md §5) and multi-queue get switched on here.
-fn tap_builder() -> DeviceBuilder {
+/// How `vxtap0` is opened. With `offloads`, the TAP carries a `virtio_net_hdr` in front of
+/// every frame (IFF_VNET_HDR) and takes TCP superframes with unfinished checksums
+/// (`TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6`), which [`crate::offload`] splits and finishes.
+fn tap_builder(offloads: bool) -> DeviceBuilder {
     DeviceBuilder::new()
         .name(TAP_NAME)
         .layer(Layer::L2)
         .packet_information(false)
-        .offload(false)
+        .offload(offloads)
         .multi_queue(false)
         // Up/down, MTU and the bridge are set over netlink once it is a port.
         .inherit_enable_state()
+}
+
+/// Opens the TAP, with offloads if asked and the kernel agrees; otherwise without (said once
+/// per process). Whether the result has them: [`SyncDevice::tcp_gso`].
+fn build_tap(offloads: bool) -> std::io::Result<SyncDevice> {
+    static FALLBACK_LOGGED: std::sync::Once = std::sync::Once::new();
+    if offloads {
+        match tap_builder(true).build_sync().and_then(tcp_offloads_only) {
+            Ok(device) => return Ok(device),
+            Err(e) => FALLBACK_LOGGED.call_once(|| {
+                tracing::warn!(error = %e, "the kernel refuses TAP offloads; running without");
+            }),
+        }
+    }
+    tap_builder(false).build_sync()
+}
+
+/// tun-rs also turns on UDP segmentation (USO) where the kernel has it; vxnet splits TCP only,
+/// so the mask is set to exactly what DESIGN.md §5 names.
+fn tcp_offloads_only(device: SyncDevice) -> std::io::Result<SyncDevice> {
+    let mask = libc::TUN_F_CSUM | libc::TUN_F_TSO4 | libc::TUN_F_TSO6;
+    // SAFETY: a live TUN fd and an integer argument, as TUNSETOFFLOAD takes.
+    let rc = unsafe {
+        libc::ioctl(
+            device.as_raw_fd(),
+            libc::TUNSETOFFLOAD,
+            libc::c_ulong::from(mask),
+        )
+    };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(device)
 }
 
 async fn bridge_index(h: &Handle, netns: &Path) -> Result<u32, SandboxError> {
@@ -650,7 +686,7 @@ mod tests {
             .expect("leftover")
             .index;
 
-        let tap = sandbox.open_tap().expect("open tap");
+        let tap = sandbox.open_tap(false).expect("open tap");
         let links = sandbox.links().expect("links");
         let br = find(&links, BRIDGE_NAME).expect("br0");
         let port = find(&links, TAP_NAME).expect("vxtap0");
@@ -664,12 +700,16 @@ mod tests {
             "a port must not change br0's MAC"
         );
 
+        let tap_was_offloaded = tap.tcp_gso();
         drop(tap);
         let gone = wait_until(Duration::from_secs(5), || {
             find(&sandbox.links().expect("links"), TAP_NAME).is_none()
         });
         assert!(gone, "closing the fd removes the TAP");
-        let _again = sandbox.open_tap().expect("reopen tap");
+        assert!(!tap_was_offloaded, "asked for no offloads");
+        let again = sandbox.open_tap(true).expect("reopen tap");
+        // Kernels since 2.6.27 take TSO on a TAP; this one must.
+        assert!(again.tcp_gso(), "asked for offloads");
     }
 
     #[test]
@@ -894,7 +934,7 @@ mod tests {
         }
         let scratch = Scratch::new("wire");
         let sandbox = Sandbox::ensure(spec_in(&scratch)).expect("ensure");
-        let tap = sandbox.open_tap().expect("open tap");
+        let tap = sandbox.open_tap(false).expect("open tap");
         tap.set_nonblocking(true).expect("nonblocking");
         let c1 = container(&scratch, "c1");
         let ep = endpoint(&c1, "eth0", 2);
