@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
 # The whole test suite: unit tests of the sans-IO cores, and the integration tests that run
 # real vxnet daemons, TAPs, veths, bridges, iperf3, ping and a kernel vxlan peer in network
-# namespaces. Needs root; set VXNET_SKIP_ROOT_TESTS=1 to skip the tests that need it.
+# namespaces — then the dataplane's integration tests again with the TAP offloads, coalescing
+# and UDP GSO switched off (VXNET_NO_OFFLOADS=1), the path older kernels take.
+# Needs root; set VXNET_SKIP_ROOT_TESTS=1 to skip the tests that need it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
 cargo build --workspace --bins
-cargo test --workspace -- --test-threads "${VXNET_TEST_THREADS:-2}"
+threads=${VXNET_TEST_THREADS:-2}
+cargo test --workspace -- --test-threads "$threads"
+echo "== dataplane tests again without offloads (VXNET_NO_OFFLOADS=1)"
+VXNET_NO_OFFLOADS=1 cargo test -p vxnet-tests --test overlay --test interop --test junk \
+    --test restart -- --test-threads "$threads"
