@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 use vxnet_proto::{envelope, Envelope, Host, JoinRequest, LeaveRequest, Member};
 
 use crate::raft::node::{
-    is_redirect, ClusterError, NodeConfig, RaftHandle, RaftNode, COMPACT_EVERY,
+    is_busy, is_redirect, ClusterError, NodeConfig, RaftHandle, RaftNode, COMPACT_EVERY,
 };
 use crate::raft::storage::RaftStorage;
 use crate::raft::transport::{ClusterToken, Transport};
@@ -218,9 +218,12 @@ impl Cluster {
                 host: Some(self.host.clone()),
             })),
         };
-        let mut members = None;
-        for _ in 0..=MAX_REDIRECTS {
+        let mut redirects = 0;
+        let members = loop {
             let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(ClusterError::Timeout(timeout));
+            }
             let reply = self
                 .runtime
                 .block_on(Transport::request(
@@ -235,23 +238,25 @@ impl Cluster {
                 return Err(fail(format!("{target} answered the join with something else; is it a vxnet daemon of the same version?")));
             };
             if r.error.is_empty() {
-                members = Some(r.members);
-                break;
-            }
-            if is_redirect(&r.error) && !r.leader_addr.is_empty() {
+                break r.members;
+            } else if is_busy(&r.error) {
+                // Another host is joining or leaving right now: one change at a time.
+                std::thread::sleep(Duration::from_millis(200));
+            } else if is_redirect(&r.error) && !r.leader_addr.is_empty() {
+                redirects += 1;
+                if redirects > MAX_REDIRECTS {
+                    return Err(fail("the cluster kept redirecting the join; retry"));
+                }
                 target = parse_member_addr(&r.leader_addr)?;
-                continue;
-            }
-            if is_redirect(&r.error) {
+            } else if is_redirect(&r.error) {
                 return Err(ClusterError::NoLeader);
+            } else {
+                return Err(fail(format!(
+                    "the cluster refused to add this host: {}",
+                    r.error
+                )));
             }
-            return Err(fail(format!(
-                "the cluster refused to add this host: {}",
-                r.error
-            )));
-        }
-        let members =
-            members.ok_or_else(|| fail("the cluster kept redirecting the join; retry"))?;
+        };
 
         // Committed: this host's one-host cluster is over. Start as an empty member.
         self.stop_node();
@@ -308,7 +313,9 @@ impl Cluster {
             ));
             match reply.map(|r| r.kind) {
                 Ok(Some(envelope::Kind::LeaveResponse(r))) if r.error.is_empty() => break,
-                Ok(Some(envelope::Kind::LeaveResponse(r))) if is_redirect(&r.error) => {
+                Ok(Some(envelope::Kind::LeaveResponse(r)))
+                    if is_redirect(&r.error) || is_busy(&r.error) =>
+                {
                     // Leadership is moving (possibly away from us); ask again shortly.
                     std::thread::sleep(Duration::from_millis(300));
                 }
@@ -565,11 +572,13 @@ mod tests {
             .is_err());
         assert_eq!(c[0].handle().state().hosts().len(), 1);
 
-        for joiner in &mut c[1..] {
-            joiner
-                .join(&format!("127.0.0.1:{}", ports[0]), &token, t)
-                .expect("join");
-        }
+        // Two hosts join at once: one membership change at a time, the other waits its turn.
+        std::thread::scope(|scope| {
+            for joiner in &mut c[1..] {
+                let (token, seed) = (&token, format!("127.0.0.1:{}", ports[0]));
+                scope.spawn(move || joiner.join(&seed, token, t).expect("join"));
+            }
+        });
         let members = c[2].members(t);
         assert_eq!(members.len(), 3);
         assert_eq!(members.iter().filter(|m| m.leader).count(), 1);

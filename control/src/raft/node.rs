@@ -601,9 +601,7 @@ impl Node {
             return;
         }
         if self.raw.raft.has_pending_conf() || !conf.voters_outgoing.is_empty() {
-            let _ = reply.send(
-                self.join_reply("another membership change is in progress; retry in a moment"),
-            );
+            let _ = reply.send(self.join_reply(BUSY));
             return;
         }
         let kind = if conf.voters.len() < self.max_voters {
@@ -669,9 +667,7 @@ impl Node {
         }
         let conf = self.conf();
         if self.raw.raft.has_pending_conf() || !conf.voters_outgoing.is_empty() {
-            let _ = reply.send(
-                self.leave_reply("another membership change is in progress; retry in a moment"),
-            );
+            let _ = reply.send(self.leave_reply(BUSY));
             return;
         }
         let mut changes = vec![single(host.raft_id, ConfChangeType::RemoveNode)];
@@ -972,6 +968,12 @@ impl Node {
 }
 
 const NOT_LEADER: &str = "not the leader";
+const BUSY: &str = "another membership change is in progress; retry in a moment";
+
+/// Whether a join/leave answer means "one membership change at a time: ask again shortly".
+pub fn is_busy(error: &str) -> bool {
+    error == BUSY
+}
 
 /// Whether a join/leave answer means "ask the leader instead".
 pub fn is_redirect(error: &str) -> bool {
