@@ -263,9 +263,15 @@ impl Cluster {
         wipe_raft(&self.data_dir)?;
         save_token(&self.data_dir, &token)?;
         self.restart_node(false, members);
-        // Wait (bounded) for the leader's snapshot, so the next command sees the cluster.
+        // Wait (bounded) until the leader's snapshot is here and the leader hears this host,
+        // so that the next command sees the cluster and `members` shows this host reachable.
+        let joined = |c: &Cluster| {
+            c.handle().state().host(&c.host.id).is_some()
+                && c.leader_reachability(Duration::from_millis(500))
+                    .is_some_and(|r| r.contains(&c.host.raft_id))
+        };
         while Instant::now() < deadline {
-            if self.handle().state().host(&self.host.id).is_some() {
+            if joined(self) {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(50));
