@@ -4,7 +4,9 @@
 //! - One receive thread owns the socket bound on `local:port`; it takes datagrams in
 //!   `recvmmsg` batches, decapsulates them and writes each network's frames into its TAP —
 //!   through a [`Coalescer`] when the TAP has offloads, so that a run of TCP segments becomes
-//!   one write. It also sweeps aged FDB entries.
+//!   one write. With offloads it also enables UDP GRO on the socket (Linux 5.0+, detected at
+//!   start): the kernel then hands over up to 64 KB of one flow's datagrams per message, split
+//!   here at the size its cmsg gives. It also sweeps aged FDB entries.
 //! - One thread per network reads that network's TAP, splits offloaded superframes into wire
 //!   frames ([`crate::offload::segment`]), asks the core once per read (all segments of a
 //!   superframe share their headers, so they share the decision), and sends the datagrams with
@@ -52,6 +54,11 @@ const AGING_SWEEP: Duration = Duration::from_secs(5);
 const RX_BATCH: usize = 32;
 /// Room per received datagram: a 9000-byte-MTU underlay's largest, with margin.
 const RX_SLOT: usize = MAX_FRAME + VXLAN_HEADER_LEN + 64;
+/// Room per received message with UDP GRO: the kernel hands over up to 64 KB of datagrams of
+/// one flow at once, all of one size but the last.
+const RX_GRO_SLOT: usize = 65536;
+/// Room for one cmsg carrying an int (the UDP GRO segment size), 8-byte aligned.
+const RX_CONTROL: usize = 32;
 /// A TAP thread stops taking more from the TAP once this many datagrams wait to be sent.
 const TX_BATCH: usize = 64;
 
@@ -165,6 +172,22 @@ pub struct Engine {
     rx_thread: Option<JoinHandle<()>>,
 }
 
+/// Asks the kernel to merge received datagrams of a flow (UDP_GRO, Linux 5.0+).
+fn enable_udp_gro(socket: &UdpSocket) -> bool {
+    let on: libc::c_int = 1;
+    // SAFETY: a live socket, and a c_int option value with its length.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_UDP,
+            libc::UDP_GRO,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    rc == 0
+}
+
 fn bound_udp(addr: SocketAddrV4, reuse: bool) -> io::Result<UdpSocket> {
     let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
     if reuse {
@@ -187,6 +210,9 @@ impl Engine {
             .map(|_| bound_udp(SocketAddrV4::new(config.local, 0), false))
             .collect::<io::Result<Vec<_>>>()?;
         let gso = config.offloads && udp_gso_supported(&sockets[0]);
+        // UDP GRO (5.0+): the kernel merges consecutive datagrams of a flow into one read. Off
+        // without offloads, and where the kernel does not know the option.
+        let gro = config.offloads && enable_udp_gro(&rx);
         let dataplane = Arc::new(Dataplane::new());
         let taps = Arc::new(TapTable::default());
         let stop_rx = Arc::new(AtomicBool::new(false));
@@ -196,7 +222,7 @@ impl Engine {
             let stop = Arc::clone(&stop_rx);
             std::thread::Builder::new()
                 .name("vxnet-rx".into())
-                .spawn(move || receive_loop(rx, &dataplane, &taps, &stop))?
+                .spawn(move || receive_loop(rx, gro, &dataplane, &taps, &stop))?
         };
         Ok(Engine {
             config,
@@ -306,23 +332,31 @@ impl Drop for Engine {
 
 // ---- wire → TAP ----------------------------------------------------------------------------
 
-/// Buffers for one `recvmmsg`: a slot, a source address and a message header per datagram.
+/// Buffers for one `recvmmsg`: a slot, a source address, a control buffer and a message
+/// header per message. With UDP GRO a message may hold several datagrams of one flow.
 struct RxBatch {
+    slot: usize,
+    gro: bool,
     bufs: Vec<u8>,
     addrs: Vec<libc::sockaddr_in>,
     iovs: Vec<libc::iovec>,
+    controls: Vec<[u64; RX_CONTROL / 8]>,
     msgs: Vec<libc::mmsghdr>,
 }
 
 impl RxBatch {
-    fn new() -> RxBatch {
+    fn new(gro: bool) -> RxBatch {
+        let slot = if gro { RX_GRO_SLOT } else { RX_SLOT };
         // SAFETY: plain C structs, for which all-zero bytes are a valid value.
         let (addr, iov, msg) =
             unsafe { (std::mem::zeroed(), std::mem::zeroed(), std::mem::zeroed()) };
         RxBatch {
-            bufs: vec![0u8; RX_BATCH * RX_SLOT],
+            slot,
+            gro,
+            bufs: vec![0u8; RX_BATCH * slot],
             addrs: vec![addr; RX_BATCH],
             iovs: vec![iov; RX_BATCH],
+            controls: vec![[0; RX_CONTROL / 8]; RX_BATCH],
             msgs: vec![msg; RX_BATCH],
         }
     }
@@ -333,16 +367,21 @@ impl RxBatch {
         // The kernel overwrites lengths and flags, so every header is set afresh.
         for i in 0..RX_BATCH {
             self.iovs[i] = libc::iovec {
-                iov_base: self.bufs[i * RX_SLOT..].as_mut_ptr().cast(),
-                iov_len: RX_SLOT,
+                iov_base: self.bufs[i * self.slot..].as_mut_ptr().cast(),
+                iov_len: self.slot,
             };
             let hdr = &mut self.msgs[i].msg_hdr;
             hdr.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_in).cast();
             hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
             hdr.msg_iov = &mut self.iovs[i];
             hdr.msg_iovlen = 1;
-            hdr.msg_control = std::ptr::null_mut();
-            hdr.msg_controllen = 0;
+            if self.gro {
+                hdr.msg_control = self.controls[i].as_mut_ptr().cast();
+                hdr.msg_controllen = RX_CONTROL as _;
+            } else {
+                hdr.msg_control = std::ptr::null_mut();
+                hdr.msg_controllen = 0;
+            }
             hdr.msg_flags = 0;
             self.msgs[i].msg_len = 0;
         }
@@ -368,23 +407,53 @@ impl RxBatch {
         }
     }
 
-    /// The `i`th datagram and its IPv4 source; `None` if it was cut short (larger than a
-    /// slot) or not from IPv4.
-    fn datagram(&self, i: usize) -> Option<(Ipv4Addr, &[u8])> {
+    /// The `i`th message, its IPv4 source, and the size of the datagrams it holds (all but
+    /// the last; the whole message when the kernel did not merge any); `None` if it was cut
+    /// short (larger than a slot) or not from IPv4.
+    fn message(&self, i: usize) -> Option<(Ipv4Addr, &[u8], usize)> {
         let msg = &self.msgs[i];
         if msg.msg_hdr.msg_flags & libc::MSG_TRUNC != 0
             || i32::from(self.addrs[i].sin_family) != libc::AF_INET
         {
             return None;
         }
-        let len = (msg.msg_len as usize).min(RX_SLOT);
+        let len = (msg.msg_len as usize).min(self.slot);
         let src = Ipv4Addr::from(u32::from_be(self.addrs[i].sin_addr.s_addr));
-        Some((src, &self.bufs[i * RX_SLOT..i * RX_SLOT + len]))
+        let segment = self.gro_segment_size(i).unwrap_or(len).max(1);
+        Some((src, &self.bufs[i * self.slot..i * self.slot + len], segment))
+    }
+
+    /// The UDP_GRO cmsg of the `i`th message: the size of the merged datagrams.
+    fn gro_segment_size(&self, i: usize) -> Option<usize> {
+        if !self.gro {
+            return None;
+        }
+        let hdr = &self.msgs[i].msg_hdr;
+        // SAFETY: `hdr` is the header recvmmsg filled, whose control buffer (ours, alive) holds
+        // `msg_controllen` bytes of cmsgs; the CMSG_* macros walk only within them.
+        unsafe {
+            let mut cmsg = libc::CMSG_FIRSTHDR(hdr);
+            while !cmsg.is_null() {
+                if (*cmsg).cmsg_level == libc::SOL_UDP && (*cmsg).cmsg_type == libc::UDP_GRO {
+                    let size =
+                        std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::c_int>());
+                    return usize::try_from(size).ok().filter(|&s| s > 0);
+                }
+                cmsg = libc::CMSG_NXTHDR(hdr, cmsg);
+            }
+        }
+        None
     }
 }
 
-fn receive_loop(socket: UdpSocket, dataplane: &Dataplane, taps: &TapTable, stop: &AtomicBool) {
-    let mut rx = RxBatch::new();
+fn receive_loop(
+    socket: UdpSocket,
+    gro: bool,
+    dataplane: &Dataplane,
+    taps: &TapTable,
+    stop: &AtomicBool,
+) {
+    let mut rx = RxBatch::new(gro);
     // Kept across batches for their buffers; by VNI, so that no TAP is held open by them.
     let mut coalescers: HashMap<Vni, Coalescer> = HashMap::new();
     // The networks with frames in the current batch; emptied after each batch.
@@ -416,11 +485,15 @@ fn receive_loop(socket: UdpSocket, dataplane: &Dataplane, taps: &TapTable, stop:
                 continue;
             }
         };
-        for i in 0..count {
-            let Some((src, datagram)) = rx.datagram(i) else {
+        for (src, datagram) in (0..count).flat_map(|i| {
+            let message = rx.message(i);
+            if message.is_none() {
                 dataplane.drops.bump(DropReason::Oversize);
-                continue;
-            };
+            }
+            message
+                .into_iter()
+                .flat_map(|(src, bytes, segment)| bytes.chunks(segment).map(move |d| (src, d)))
+        }) {
             let (plane, frame) = match dataplane.handle_datagram(src, datagram, now) {
                 WireAction::Deliver { plane, frame } => (plane, frame),
                 WireAction::Drop(reason) => {
