@@ -17,7 +17,7 @@
 //!   and each network's FDB, ARP table and VTEP list rewritten whole. Startup runs the same
 //!   reconcile, which is how a restarted daemon rebuilds its TAPs around existing sandboxes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -31,7 +31,7 @@ use vxnet_dataplane::engine::{Engine, EngineConfig};
 use vxnet_dataplane::fdb::{ControlEntry, FdbTarget, DEFAULT_AGING};
 use vxnet_dataplane::forward::{NetworkConfig, NetworkPlane, VtepSet};
 use vxnet_dataplane::netns::{self, next_free_ifname, resolve_target};
-use vxnet_dataplane::sandbox::{EndpointSpec, Sandbox, SandboxError, SandboxSpec};
+use vxnet_dataplane::sandbox::{EndpointSpec, Sandbox, SandboxError, SandboxSpec, TAP_NAME};
 use vxnet_dataplane::wire::{MacAddr, Vni};
 use vxnet_proto::{
     command, request, Command, Connect, CreateNetwork, Disconnect, DropCount, Endpoint, FdbRow,
@@ -206,6 +206,8 @@ type Reply = Result<Response, Failed>;
 /// What the replicated state says a network's dataplane must hold on this host.
 struct NetworkProgram {
     has_local_endpoint: bool,
+    /// The sandbox-side veths of this host's endpoints.
+    veths: BTreeSet<String>,
     entries: Vec<ControlEntry>,
     vteps: VtepSet,
 }
@@ -214,6 +216,8 @@ struct NetworkProgram {
 struct Running {
     sandbox: Sandbox,
     plane: Arc<NetworkPlane>,
+    /// Veths in the sandbox as of the last reconcile (`None`: not looked at yet).
+    veths: Option<BTreeSet<String>>,
 }
 
 struct Daemon {
@@ -641,7 +645,11 @@ impl Daemon {
     /// The local endpoint of `net` that `target` names: by endpoint name, or by namespace.
     fn find_endpoint(&self, net: &Network, target: &str) -> Option<Endpoint> {
         let state = self.state();
-        if let Some(ep) = state.endpoint_by_name(&net.id, target) {
+        // Only this host's endpoints: another host's container is disconnected there.
+        if let Some(ep) = state
+            .endpoint_by_name(&net.id, target)
+            .filter(|ep| ep.host_id == self.host_id)
+        {
             return Some(ep.clone());
         }
         let path = resolve_target(target).ok()?;
@@ -689,11 +697,12 @@ impl Daemon {
             let started = self.start_network(net)?;
             self.running.insert(net.id.clone(), started);
         }
-        if let Some(running) = self.running.get(&net.id) {
+        if let Some(running) = self.running.get_mut(&net.id) {
             running
                 .plane
                 .set_control_entries(&program.entries, Instant::now());
             running.plane.set_vteps(&program.vteps);
+            remove_stray_veths(running, &program.veths);
         }
         Ok(())
     }
@@ -749,6 +758,11 @@ impl Daemon {
             .collect();
         NetworkProgram {
             has_local_endpoint: endpoints.iter().any(|e| e.host_id == self.host_id),
+            veths: endpoints
+                .iter()
+                .filter(|e| e.host_id == self.host_id)
+                .map(|e| veth_name(&e.id))
+                .collect(),
             entries,
             vteps: VtepSet { flood, trusted },
         }
@@ -781,7 +795,11 @@ impl Daemon {
             )
         })?;
         tracing::info!(network = %net.name, vni = net.vni, "sandbox up");
-        Ok(Running { sandbox, plane })
+        Ok(Running {
+            sandbox,
+            plane,
+            veths: None,
+        })
     }
 
     fn stop_network(&mut self, id: &str) {
@@ -880,6 +898,34 @@ impl Daemon {
     }
 }
 
+/// Deletes the sandbox's veths that belong to no endpoint of this host in the state — left by
+/// a crash mid-connect, or by an endpoint removed while this daemon was down — so that no
+/// container keeps an address the cluster may hand out again. The first time, it lists the
+/// sandbox's links; after that, it compares with what the last reconcile kept.
+fn remove_stray_veths(running: &mut Running, wanted: &BTreeSet<String>) {
+    let present: BTreeSet<String> = match &running.veths {
+        Some(known) => known.clone(),
+        None => match running.sandbox.links() {
+            Ok(links) => links
+                .into_iter()
+                .map(|l| l.name)
+                .filter(|name| name.starts_with(VETH_PREFIX) && name != TAP_NAME)
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list the sandbox's links");
+                return;
+            }
+        },
+    };
+    for stray in present.difference(wanted) {
+        match running.sandbox.disconnect(stray) {
+            Ok(()) => tracing::info!(veth = %stray, "removed a veth that no endpoint owns"),
+            Err(e) => tracing::warn!(veth = %stray, error = %e, "cannot remove a stray veth"),
+        }
+    }
+    running.veths = Some(wanted.clone());
+}
+
 fn drop_counts(drops: &DropCounters) -> Vec<DropCount> {
     drops
         .nonzero()
@@ -895,9 +941,12 @@ fn prefix_len(net: &Network) -> u8 {
     net.subnet.as_ref().map_or(24, |s| s.prefix_len as u8)
 }
 
+/// Every endpoint veth in a sandbox starts so (as does the TAP, which is not one).
+const VETH_PREFIX: &str = "vx";
+
 /// The sandbox side of an endpoint's veth: unique per endpoint, and within IFNAMSIZ.
 fn veth_name(endpoint_id: &str) -> String {
-    format!("vx{}", &endpoint_id[..12.min(endpoint_id.len())])
+    format!("{VETH_PREFIX}{}", &endpoint_id[..12.min(endpoint_id.len())])
 }
 
 /// CLI.md: the namespace's name, or `pid:PID`; for a path, its last component.

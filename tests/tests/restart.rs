@@ -3,7 +3,7 @@
 
 use vxnet_tests::scenario::{self, C1_IP, C2_IP, NET, WARMUP_TIMEOUT};
 use vxnet_tests::vxnet_json::{network_names, parse};
-use vxnet_tests::{require_root, Host};
+use vxnet_tests::{netns, require_root, Host};
 
 fn endpoint_addresses(host: &Host) -> Vec<String> {
     let v = parse(&host.vxnet_ok(&["network", "inspect", NET])).expect("inspect JSON");
@@ -35,12 +35,42 @@ fn restarted_daemons_restore_networks_and_forwarding() {
     // Crash: no chance to clean up or flush anything.
     lab.kill_daemon(0, libc::SIGKILL).expect("SIGKILL h0");
     assert!(!h0.daemon_running());
+    // What a crash mid-connect leaves behind: a veth in the sandbox that no endpoint owns.
+    let sandboxes = h0.sandbox_namespaces();
+    assert_eq!(sandboxes.len(), 1, "one sandbox on h0: {sandboxes:?}");
+    let stray = "vx0123456789ab";
+    let made = netns::exec_in_file(
+        &sandboxes[0],
+        &[
+            "ip",
+            "link",
+            "add",
+            stray,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "stray-peer",
+        ],
+    )
+    .expect("nsenter ip link add");
+    assert!(
+        made.status.success(),
+        "cannot make the stray veth: {made:?}"
+    );
     lab.start_daemon(0)
         .expect("restart h0 on the same data dir");
     let nets =
         network_names(&h0.vxnet_ok(&["network", "ls", "--format", "json"])).expect("ls JSON");
     assert_eq!(nets, vec![NET.to_string()], "networks lost across a crash");
     assert_eq!(endpoint_addresses(h0), vec![format!("{C1_IP}/24")]);
+    let links =
+        netns::exec_in_file(&sandboxes[0], &["ip", "-o", "link", "show"]).expect("sandbox links");
+    let links = String::from_utf8_lossy(&links.stdout);
+    assert!(
+        !links.contains(stray),
+        "the restarted daemon kept a veth no endpoint owns:\n{links}"
+    );
     let addr = pair
         .c1
         .exec_ok(&["ip", "-o", "-4", "addr", "show", "dev", "eth0"])
