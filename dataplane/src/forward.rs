@@ -6,6 +6,8 @@
 //! - ARP request for an address the FDB can place on another host → answered into the TAP
 //!   ([`TapAction::Reply`]); nothing crosses the wire. For a local endpoint or the gateway →
 //!   [`TapAction::Local`]: the kernel bridge in the sandbox already delivered it.
+//! - anything the gateway (this host's `br0`) sends → [`TapAction::Local`]: each host has its
+//!   own gateway, under the same MAC.
 //! - known unicast → [`TapAction::Unicast`] to the VTEP; local → [`TapAction::Local`];
 //! - broadcast, multicast, unknown unicast → [`TapAction::Flood`] (head-end replication).
 //!
@@ -24,7 +26,7 @@ use dashmap::DashMap;
 use crate::counters::{DropCounters, DropReason, NetworkCounters};
 use crate::fdb::{ControlEntry, Fdb, FdbTarget};
 use crate::wire::{
-    emit_arp_reply, ArpOperation, ArpPacket, EtherType, EthernetFrame, Vni, VxlanPacket,
+    emit_arp_reply, ArpOperation, ArpPacket, EtherType, EthernetFrame, MacAddr, Vni, VxlanPacket,
     ETHERNET_HEADER_LEN,
 };
 
@@ -179,6 +181,11 @@ impl NetworkPlane {
         };
         if frame.len() > self.config.max_frame_len() {
             return self.drop(DropReason::Oversize);
+        }
+        if eth.src() == MacAddr::for_ipv4(self.config.gateway) {
+            // From this host's br0 (its IGMP reports, its ARP): every host has its own
+            // gateway under the same MAC, so nothing it says concerns another host.
+            return TapAction::Local;
         }
         if eth.ethertype() == EtherType::ARP {
             if let Some(action) = self.proxy_arp(eth.payload(), now, reply) {

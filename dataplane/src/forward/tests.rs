@@ -169,6 +169,23 @@ fn flood_without_vteps_is_a_counted_drop() {
 }
 
 #[test]
+fn nothing_the_local_gateway_sends_leaves_the_host() {
+    let p = plane();
+    let now = Instant::now();
+    let gateway = MacAddr::for_ipv4(GATEWAY);
+    // br0's IGMP report to 224.0.0.22, and an ARP request of its own.
+    let igmp = ipv4_frame(MacAddr([0x01, 0x00, 0x5e, 0, 0, 0x16]), gateway, 40);
+    let arp_req = arp(1, (gateway, GATEWAY), ip(3));
+    for frame in [igmp, arp_req] {
+        assert_eq!(
+            p.handle_tap_frame(&frame, now, &mut [0; 64]),
+            TapAction::Local
+        );
+    }
+    assert_eq!(p.counters.drops.total(), 0);
+}
+
+#[test]
 fn arp_for_a_remote_endpoint_is_answered_locally() {
     let p = plane();
     let req = arp(1, (mac(2), ip(2)), ip(3));
