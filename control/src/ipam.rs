@@ -206,14 +206,6 @@ pub fn fmt_addr(addr: u32) -> Ipv4Addr {
     Ipv4Addr::from(addr)
 }
 
-/// The MAC address of an endpoint: `02:42:` then the four bytes of its IPv4 address, as
-/// Docker does. Locally administered, unicast, and unique within a network because the
-/// address is.
-pub fn endpoint_mac(ipv4: u32) -> [u8; 6] {
-    let [a, b, c, d] = ipv4.to_be_bytes();
-    [0x02, 0x42, a, b, c, d]
-}
-
 /// The lowest address of `range` that an endpoint of a network on `subnet` may get: not the
 /// subnet's network or broadcast address, not `gateway`, not in `used`, and inside `subnet`
 /// (a range reaching outside the subnet is clipped to it). `None` when every address is taken.
@@ -464,11 +456,6 @@ mod tests {
         assert!(net.overlaps(cidr("10.0.0.200/32")));
         assert!(!net.overlaps(cidr("10.0.1.0/24")));
         assert!(cidr("0.0.0.0/0").overlaps(net));
-    }
-
-    #[test]
-    fn endpoint_mac_embeds_the_address() {
-        assert_eq!(endpoint_mac(ip("10.0.0.5")), [0x02, 0x42, 10, 0, 0, 5]);
     }
 
     #[test]

@@ -29,6 +29,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
+use vxnet_dataplane::wire::MacAddr;
 use vxnet_proto::{
     command, AddHost, Command, Connect, CreateNetwork, Disconnect, Endpoint, Host, Network,
     RemoveHost, RemoveNetwork, State,
@@ -742,7 +743,7 @@ impl StateMachine {
             name: c.name.clone(),
             network_id: network.id.clone(),
             host_id: c.host_id.clone(),
-            mac: ipam::endpoint_mac(ipv4).to_vec(),
+            mac: MacAddr::for_ipv4(Ipv4Addr::from(ipv4)).0.to_vec(),
             ipv4,
             aliases: c.aliases.clone(),
             ifname: c.ifname.clone(),

@@ -18,7 +18,7 @@
 //! - **The TAP lives as long as its fd.** [`Sandbox::open_tap`] returns the only fd of a
 //!   non-persistent TAP; dropping it removes `vxtap0`. An open TAP fd also keeps the sandbox
 //!   namespace alive, so close it before [`Sandbox::destroy`].
-//! - **Stable gateway MAC.** `br0` gets the MAC [`mac_for_ipv4`] of the gateway, the same rule
+//! - **Stable gateway MAC.** `br0` gets the MAC [`MacAddr::for_ipv4`] of the gateway, the same rule
 //!   as endpoints. A bridge without a set MAC takes the lowest MAC of its ports, so the
 //!   gateway's MAC would change under the containers' ARP caches as veths come and go. Being
 //!   the same on every host, it also keeps gateway traffic host-local: a bridge drops frames
@@ -33,6 +33,7 @@ use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth};
 use tun_rs::{DeviceBuilder, Layer, SyncDevice};
 
 use crate::netns::{self, in_netns, link_index, netlink_errno, LinkSummary};
+use crate::wire::MacAddr;
 
 /// The sandbox's bridge; carries the gateway address.
 pub const BRIDGE_NAME: &str = "br0";
@@ -140,12 +141,6 @@ fn describe_netlink(e: &rtnetlink::Error) -> String {
     }
 }
 
-/// The MAC of the interface holding `ip` (CLI.md: `02:42:` and the four bytes of the address).
-pub fn mac_for_ipv4(ip: Ipv4Addr) -> [u8; 6] {
-    let [a, b, c, d] = ip.octets();
-    [0x02, 0x42, a, b, c, d]
-}
-
 /// What a sandbox is made of; the same spec gives the same sandbox on every call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SandboxSpec {
@@ -212,7 +207,7 @@ impl Sandbox {
                     h.link()
                         .add(
                             LinkBridge::new(BRIDGE_NAME)
-                                .address(mac_for_ipv4(spec.gateway).to_vec())
+                                .address(MacAddr::for_ipv4(spec.gateway).0.to_vec())
                                 .build(),
                         )
                         .execute()
@@ -246,7 +241,7 @@ impl Sandbox {
 
     /// The MAC of `br0`.
     pub fn gateway_mac(&self) -> [u8; 6] {
-        mac_for_ipv4(self.spec.gateway)
+        MacAddr::for_ipv4(self.spec.gateway).0
     }
 
     /// Creates `vxtap0` inside the sandbox as a port of `br0` (MTU set, up) and returns its fd,
@@ -626,7 +621,7 @@ mod tests {
         EndpointSpec {
             target: target.to_path_buf(),
             ifname: ifname.to_string(),
-            mac: mac_for_ipv4(ipv4),
+            mac: MacAddr::for_ipv4(ipv4).0,
             ipv4,
             prefix_len: 24,
             mtu: MTU,
