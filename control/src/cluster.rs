@@ -411,19 +411,8 @@ fn parse_member_addr(addr: &str) -> Result<SocketAddr, ClusterError> {
 }
 
 fn write_atomically(path: &Path, contents: &str) -> Result<(), ClusterError> {
-    let io = |e: std::io::Error| fail(format!("cannot write {}: {e}", path.display()));
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, contents).map_err(io)?;
-    std::fs::File::open(&tmp)
-        .and_then(|f| f.sync_all())
-        .map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)
-            .and_then(|f| f.sync_all())
-            .map_err(io)?;
-    }
-    Ok(())
+    sys::write_atomically(path, contents)
+        .map_err(|e| fail(format!("cannot write {}: {e}", path.display())))
 }
 
 fn load_or_create_raft_id(data_dir: &Path, fresh: bool) -> Result<u64, ClusterError> {
@@ -448,9 +437,10 @@ fn load_or_create_raft_id(data_dir: &Path, fresh: bool) -> Result<u64, ClusterEr
         }
     }
     let id = loop {
-        let hex = sys::random_id().map_err(|e| fail(format!("cannot read random bytes: {e}")))?;
+        let bytes =
+            sys::random_bytes().map_err(|e| fail(format!("cannot read random bytes: {e}")))?;
         // 63 bits: positive in every language a tool might read it with.
-        let id = u64::from_str_radix(&hex[..16], 16).unwrap_or(0) >> 1;
+        let id = u64::from_le_bytes(bytes) >> 1;
         if id != 0 {
             break id;
         }

@@ -972,10 +972,8 @@ fn load_or_create_host_id(data_dir: &Path) -> anyhow::Result<String> {
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     }
     let id = sys::random_id()?;
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, format!("{id}\n"))?;
-    std::fs::File::open(&tmp)?.sync_all()?;
-    std::fs::rename(&tmp, &path)?;
+    sys::write_atomically(&path, &format!("{id}\n"))
+        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(id)
 }
 

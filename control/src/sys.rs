@@ -1,5 +1,5 @@
-//! Small pieces of the host the daemon needs: random identifiers, the underlay MTU, and an
-//! exclusive lock on the data dir.
+//! Small pieces of the host the daemon needs: random bytes and identifiers, atomic small-file
+//! writes, the underlay MTU, and an exclusive lock on the data dir.
 
 use std::ffi::CStr;
 use std::fs::File;
@@ -8,11 +8,31 @@ use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
 use std::path::Path;
 
+/// `N` bytes from `/dev/urandom`. The read is tiny and never blocks once the kernel's pool is
+/// initialised, so async callers may call it directly.
+pub fn random_bytes<const N: usize>() -> io::Result<[u8; N]> {
+    let mut bytes = [0u8; N];
+    File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(bytes)
+}
+
 /// 64 lowercase hex digits from the kernel's CSPRNG, like a Docker id.
 pub fn random_id() -> io::Result<String> {
-    let mut bytes = [0u8; 32];
-    File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    let bytes: [u8; 32] = random_bytes()?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Replaces `path` with `contents` so that a crash leaves either the old file or the new one:
+/// write a temporary file, fsync it, rename it over `path`, fsync the directory.
+pub fn write_atomically(path: &Path, contents: &str) -> io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, contents)?;
+    File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// The name and MTU of the interface that holds `addr`, or `None` if no interface does.

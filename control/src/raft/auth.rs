@@ -18,7 +18,7 @@
 //!   timeout, because only it knows how long it is willing to wait.
 
 use std::fmt;
-use std::io::{self, Read};
+use std::io;
 use std::str::FromStr;
 
 use bytes::Bytes;
@@ -29,6 +29,8 @@ use sha2::Sha256;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 use vxnet_proto::{AuthChallenge, AuthConfirm, AuthResponse};
+
+use crate::sys::random_bytes;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -122,14 +124,6 @@ fn hex_value(digit: u8) -> u8 {
         b'A'..=b'F' => digit - b'A' + 10,
         _ => 0, // unreachable: the caller checked every digit
     }
-}
-
-/// `N` bytes from `/dev/urandom`. The read is tiny and never blocks once the kernel's pool is
-/// initialised, so async callers may call it directly.
-pub fn random_bytes<const N: usize>() -> io::Result<[u8; N]> {
-    let mut bytes = [0u8; N];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
-    Ok(bytes)
 }
 
 /// The client's proof of the token.

@@ -300,15 +300,6 @@ struct Node {
     last_heard: HashMap<u64, Instant>,
 }
 
-fn random_u64() -> u64 {
-    let mut b = [0u8; 8];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        use std::io::Read;
-        let _ = f.read_exact(&mut b);
-    }
-    u64::from_le_bytes(b)
-}
-
 fn other(e: impl std::fmt::Display) -> ClusterError {
     ClusterError::Other(e.to_string())
 }
@@ -389,7 +380,8 @@ impl Node {
             pending: HashMap::new(),
             reads_asked: HashMap::new(),
             reads_ready: Vec::new(),
-            next_id: random_u64(),
+            // Proposal ids only need to differ from those of this node's earlier runs.
+            next_id: u64::from_le_bytes(crate::sys::random_bytes().map_err(other)?),
             applied,
             last_compacted: applied,
             snapshot_now: false,

@@ -57,7 +57,7 @@ use tokio_util::codec::{Framed, LengthDelimitedCodec};
 use tracing::{debug, info, warn};
 use vxnet_proto::{envelope, Envelope};
 
-use super::auth::{self, client_handshake, server_handshake, HandshakeError};
+use super::auth::{client_handshake, server_handshake, HandshakeError};
 pub use super::auth::{ClusterToken, TokenError};
 
 /// Default upper bound on one frame: a snapshot of the whole state travels in one.
@@ -682,7 +682,7 @@ struct Backoff {
 
 impl Backoff {
     fn new(min: Duration, max: Duration) -> Backoff {
-        let seed = auth::random_bytes::<8>()
+        let seed = crate::sys::random_bytes::<8>()
             .map(u64::from_ne_bytes)
             // Jitter only spreads retries; the clock is random enough for that.
             .unwrap_or_else(|_| {
@@ -884,6 +884,7 @@ async fn run_peer(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::raft::auth;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::sync::mpsc::UnboundedReceiver;
     use vxnet_proto::{JoinRequest, JoinResponse, LeaveRequest};
