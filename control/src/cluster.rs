@@ -51,6 +51,8 @@ impl Default for ClusterOptions {
 
 pub struct Cluster {
     data_dir: PathBuf,
+    /// The secret of the cluster this host is in (the file's contents, kept at hand).
+    token: ClusterToken,
     host: Host,
     options: ClusterOptions,
     runtime: tokio::runtime::Handle,
@@ -74,6 +76,7 @@ impl Cluster {
         host.raft_id = load_or_create_raft_id(data_dir, false)?;
         let mut cluster = Cluster {
             data_dir: data_dir.to_path_buf(),
+            token: load_or_create_token(data_dir)?,
             host,
             options,
             runtime,
@@ -85,7 +88,8 @@ impl Cluster {
     }
 
     fn start_node(&mut self, bootstrap: bool, seed_members: Vec<Host>) -> Result<(), ClusterError> {
-        let token = load_or_create_token(&self.data_dir)?;
+        // A join saved the new cluster's token, a leave removed the old one: read it again.
+        self.token = load_or_create_token(&self.data_dir)?;
         let storage = RaftStorage::open(&self.data_dir.join("raft")).map_err(|e| {
             fail(format!(
                 "cannot open the Raft log in {}: {e}",
@@ -95,7 +99,7 @@ impl Cluster {
         let config = NodeConfig {
             host: self.host.clone(),
             storage,
-            token,
+            token: self.token.clone(),
             max_voters: self.options.max_voters,
             compact_every: self.options.compact_every,
             bootstrap,
@@ -147,8 +151,8 @@ impl Cluster {
         &self.host
     }
 
-    pub fn token(&self) -> Result<String, ClusterError> {
-        Ok(load_or_create_token(&self.data_dir)?.to_string())
+    pub fn token(&self) -> String {
+        self.token.to_string()
     }
 
     /// Brings this host's record (name, addresses) up to date in the replicated state.
@@ -295,7 +299,6 @@ impl Cluster {
                 "this host is not in a cluster with other hosts; there is nothing to leave",
             ));
         }
-        let token = load_or_create_token(&self.data_dir)?;
         let request = Envelope {
             kind: Some(envelope::Kind::LeaveRequest(LeaveRequest {
                 host_id: self.host.id.clone(),
@@ -313,7 +316,7 @@ impl Cluster {
             let reply = self.runtime.block_on(Transport::request(
                 leader,
                 self.host.raft_id,
-                &token,
+                &self.token,
                 request.clone(),
                 left,
             ));
@@ -348,7 +351,6 @@ impl Cluster {
 
     fn leader_reachability(&self, timeout: Duration) -> Option<std::collections::BTreeSet<u64>> {
         let leader = self.leader_addr()?;
-        let token = load_or_create_token(&self.data_dir).ok()?;
         let request = Envelope {
             kind: Some(envelope::Kind::ReachabilityRequest(
                 vxnet_proto::ReachabilityRequest {},
@@ -357,7 +359,7 @@ impl Cluster {
         let reply = match self.runtime.block_on(Transport::request(
             leader,
             self.host.raft_id,
-            &token,
+            &self.token,
             request,
             timeout,
         )) {
@@ -559,7 +561,7 @@ mod tests {
         };
         let t = Duration::from_secs(10);
         let mut c: Vec<Cluster> = (0..3).map(open).collect();
-        let token = c[0].token().expect("token");
+        let token = c[0].token();
 
         // A wrong token is refused, and leaves both sides as they were.
         let wrong = format!("vxnet-{}", "0".repeat(64));
