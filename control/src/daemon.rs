@@ -20,6 +20,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -85,9 +86,13 @@ pub fn run(args: DaemonArgs, socket: PathBuf) -> anyhow::Result<()> {
     let mut daemon = Daemon::open(&args, underlay_mtu, runtime.handle().clone(), changed)?;
     daemon.reconcile_all();
     let forward = events.clone();
+    let dirty = Arc::clone(&daemon.state_dirty);
     runtime.spawn(async move {
         while changes.recv().await.is_some() {
-            if forward.send(ControlEvent::StateChanged).is_err() {
+            // One event stands for any number of changes not yet reconciled.
+            if !dirty.swap(true, Ordering::AcqRel)
+                && forward.send(ControlEvent::StateChanged).is_err()
+            {
                 break;
             }
         }
@@ -233,6 +238,8 @@ struct Daemon {
     cluster_timed_out: bool,
     /// Endpoint ids of connects that timed out, and when.
     abandoned: BTreeMap<String, Instant>,
+    /// Set when the replicated state changed and the dataplane has not been reconciled since.
+    state_dirty: Arc<AtomicBool>,
 }
 
 /// How long a timed-out connect is watched for.
@@ -288,6 +295,7 @@ impl Daemon {
             timeout: DEFAULT_TIMEOUT,
             cluster_timed_out: false,
             abandoned: BTreeMap::new(),
+            state_dirty: Arc::new(AtomicBool::new(false)),
             engine,
             running: BTreeMap::new(),
             default_mtu: underlay_mtu.saturating_sub(VXLAN_OVERHEAD).max(576),
@@ -310,7 +318,10 @@ impl Daemon {
                 }
                 ControlEvent::StateChanged => {
                     self.disconnect_abandoned();
-                    self.reconcile_all();
+                    // Already done if a request handler reconciled since the change.
+                    if self.state_dirty.load(Ordering::Acquire) {
+                        self.reconcile_all();
+                    }
                 }
                 ControlEvent::Shutdown => break,
             }
@@ -667,6 +678,8 @@ impl Daemon {
     /// Makes the dataplane of every network match the state; failures are logged, and retried
     /// by the next reconcile.
     fn reconcile_all(&mut self) {
+        // Cleared before the state is read: a change applied after this raises it again.
+        self.state_dirty.store(false, Ordering::Release);
         let networks: Vec<Network> = self.state().networks().into_iter().cloned().collect();
         let wanted: Vec<String> = networks.iter().map(|n| n.id.clone()).collect();
         let gone: Vec<String> = self
