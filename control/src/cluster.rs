@@ -24,7 +24,7 @@ use crate::raft::node::{
     is_busy, is_redirect, ClusterError, NodeConfig, RaftHandle, RaftNode, COMPACT_EVERY,
 };
 use crate::raft::storage::RaftStorage;
-use crate::raft::transport::{ClusterToken, Transport};
+use crate::raft::transport::{self, ClusterToken};
 use crate::sys;
 
 pub const DEFAULT_CLUSTER_PORT: u16 = 7946;
@@ -230,7 +230,7 @@ impl Cluster {
             }
             let reply = self
                 .runtime
-                .block_on(Transport::request(
+                .block_on(transport::request(
                     target,
                     self.host.raft_id,
                     &token,
@@ -313,7 +313,7 @@ impl Cluster {
                 std::thread::sleep(Duration::from_millis(200));
                 continue;
             };
-            let reply = self.runtime.block_on(Transport::request(
+            let reply = self.runtime.block_on(transport::request(
                 leader,
                 self.host.raft_id,
                 &self.token,
@@ -356,7 +356,7 @@ impl Cluster {
                 vxnet_proto::ReachabilityRequest {},
             )),
         };
-        let reply = match self.runtime.block_on(Transport::request(
+        let reply = match self.runtime.block_on(transport::request(
             leader,
             self.host.raft_id,
             &self.token,

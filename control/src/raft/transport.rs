@@ -393,17 +393,6 @@ impl Transport {
         }
     }
 
-    /// A one-shot RPC; see [`request`].
-    pub async fn request(
-        addr: SocketAddr,
-        own_id: u64,
-        token: &ClusterToken,
-        envelope: Envelope,
-        timeout: Duration,
-    ) -> Result<Envelope, TransportError> {
-        request(addr, own_id, token, envelope, timeout).await
-    }
-
     /// Stops the listener, every connection and every peer task, and waits until the listener
     /// is closed (so its port can be bound again).
     pub async fn shutdown(&self) {
@@ -1472,7 +1461,7 @@ mod tests {
             }
             b_rx
         });
-        let answer = Transport::request(
+        let answer = request(
             b.local_addr(),
             9,
             &token(8),
