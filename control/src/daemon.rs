@@ -12,7 +12,7 @@
 //!   reconciles.
 //! - Every request either completes or leaves nothing behind: a `connect` whose plumbing fails
 //!   gives its address back; a `disconnect` removes the veth before the endpoint.
-//! - After every change, [`Daemon::reconcile`] makes the dataplane match the state: a sandbox
+//! - After every change, `Daemon::reconcile` makes the dataplane match the state: a sandbox
 //!   (netns + `br0` + TAP) for each network with endpoints on this host, none for the others,
 //!   and each network's FDB, ARP table and VTEP list rewritten whole. Startup runs the same
 //!   reconcile, which is how a restarted daemon rebuilds its TAPs around existing sandboxes.

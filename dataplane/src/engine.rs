@@ -15,7 +15,7 @@
 //! - Datagrams leave from a small pool of sockets bound to distinct ephemeral ports, picked by
 //!   the inner-flow hash: the outer UDP source port then varies per flow, as a kernel vxlan
 //!   sender's does, so the receiver's RSS spreads flows.
-//! - Whether a TAP has offloads is read from the device ([`SyncDevice::tcp_gso`]);
+//! - Whether a TAP has offloads is read from the device (`SyncDevice::tcp_gso`, via `Deref` to the device);
 //!   [`EngineConfig::offloads`] is what the daemon asks `Sandbox::open_tap` for.
 //! - Counters count wire frames: a superframe read from the TAP counts as the frames it was
 //!   split into, a coalesced write as the datagrams it merged.
