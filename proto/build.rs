@@ -4,7 +4,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto/vxnet.proto");
     let mut config = prost_build::Config::new();
     // Every map is a BTreeMap: prost encodes a HashMap in its random iteration order, so two
-    // hosts holding the same state would encode different bytes (Raft snapshots, state.pb).
+    // hosts holding the same state would encode different bytes (Raft snapshots).
     config.btree_map(["."]);
     config.compile_protos(&["proto/vxnet.proto"], &["proto"])?;
     Ok(())

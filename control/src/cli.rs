@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use vxnet_proto::types::{MTU_MAX, MTU_MIN, VNI_MAX, VNI_MIN};
 
 use crate::ipam::Ipv4Cidr;
 
@@ -110,9 +111,9 @@ pub struct CreateArgs {
     pub gateway: Option<Ipv4Addr>,
     #[arg(long, value_parser = parse_cidr)]
     pub ip_range: Option<Ipv4Cidr>,
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=0x00ff_ffff))]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(i64::from(VNI_MIN)..=i64::from(VNI_MAX)))]
     pub vni: Option<u32>,
-    #[arg(long, value_parser = clap::value_parser!(u32).range(576..=9000))]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(i64::from(MTU_MIN)..=i64::from(MTU_MAX)))]
     pub mtu: Option<u32>,
     /// A static VTEP outside the cluster (kernel vxlan, hardware VTEP); repeatable.
     #[arg(long = "peer", value_name = "IP")]

@@ -34,6 +34,7 @@ use vxnet_dataplane::forward::{NetworkConfig, NetworkPlane, VtepSet};
 use vxnet_dataplane::netns::{self, next_free_ifname, resolve_target};
 use vxnet_dataplane::sandbox::{EndpointSpec, Sandbox, SandboxError, SandboxSpec, TAP_NAME};
 use vxnet_dataplane::wire::{MacAddr, Vni};
+use vxnet_proto::types::{MTU_MIN, VXLAN_OVERHEAD};
 use vxnet_proto::{
     command, request, Command, Connect, CreateNetwork, Disconnect, DropCount, Endpoint, FdbRow,
     Host, Network, NetworkConnectRequest, NetworkCreateRequest, NetworkDisconnectRequest,
@@ -46,9 +47,6 @@ use crate::cluster::{Cluster, ClusterOptions};
 use crate::raft::node::ClusterError;
 use crate::state::Applied;
 use crate::sys;
-
-/// VXLAN over IPv4 costs 50 bytes: outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14.
-const VXLAN_OVERHEAD: u32 = 50;
 
 pub fn run(args: DaemonArgs, socket: PathBuf) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level).with_context(|| {
@@ -298,7 +296,7 @@ impl Daemon {
             state_dirty: Arc::new(AtomicBool::new(false)),
             engine,
             running: BTreeMap::new(),
-            default_mtu: underlay_mtu.saturating_sub(VXLAN_OVERHEAD).max(576),
+            default_mtu: underlay_mtu.saturating_sub(VXLAN_OVERHEAD).max(MTU_MIN),
         })
     }
 

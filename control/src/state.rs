@@ -29,7 +29,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
-use vxnet_dataplane::wire::MacAddr;
+use vxnet_proto::types::{MacAddr, FIRST_AUTO_VNI, IFNAME_MAX, MTU_MAX, MTU_MIN, VNI_MAX, VNI_MIN};
 use vxnet_proto::{
     command, AddHost, Command, Connect, CreateNetwork, Disconnect, Endpoint, Host, Network,
     RemoveHost, RemoveNetwork, State,
@@ -41,16 +41,6 @@ use crate::ipam::{
 
 /// The only driver vxnet has.
 pub const DRIVER: &str = "overlay";
-/// The lowest VNI handed out when the user gives none; below it are VNIs people pick by hand.
-pub const FIRST_AUTO_VNI: u32 = 256;
-/// VNIs are 24 bits; 0 is refused because some VTEPs treat it as "no VNI".
-pub const MAX_VNI: u32 = (1 << 24) - 1;
-/// The smallest MTU IPv4 guarantees to work (RFC 791).
-pub const MIN_MTU: u32 = 576;
-/// Jumbo frames; beyond that no underlay carries the encapsulated frame.
-pub const MAX_MTU: u32 = 9000;
-/// Linux limits interface names to IFNAMSIZ − 1 bytes.
-const MAX_IFNAME_LEN: usize = 15;
 
 /// What a successful command did; carries the object as it now is (or was, when removed).
 #[derive(Debug, Clone, PartialEq)]
@@ -95,9 +85,9 @@ pub enum Refusal {
          /{MAX_NETWORK_PREFIX} or shorter"
     )]
     SubnetTooSmall { subnet: Ipv4Cidr },
-    #[error("VNI {vni} is out of range: use 1 to {MAX_VNI}")]
+    #[error("VNI {vni} is out of range: use {VNI_MIN} to {VNI_MAX}")]
     VniOutOfRange { vni: u32 },
-    #[error("MTU {mtu} is out of range: use {MIN_MTU} to {MAX_MTU}")]
+    #[error("MTU {mtu} is out of range: use {MTU_MIN} to {MTU_MAX}")]
     MtuOutOfRange { mtu: u32 },
     #[error("a {what} needs an explicit subnet; add --subnet")]
     NeedsSubnet { what: &'static str },
@@ -118,7 +108,7 @@ pub enum Refusal {
     #[error("the target namespace must not be empty; give a namespace name, a path or pid:PID")]
     EmptyTarget,
     #[error(
-        "invalid interface name {ifname:?}: use 1 to {MAX_IFNAME_LEN} characters \
+        "invalid interface name {ifname:?}: use 1 to {IFNAME_MAX} characters \
          without '/', ':' or whitespace"
     )]
     InvalidIfname { ifname: String },
@@ -147,7 +137,7 @@ pub enum Refusal {
         "VNI {vni} is already in use by network {network}; choose another VNI or leave --vni out"
     )]
     VniInUse { vni: u32, network: String },
-    #[error("no free VNI is left between {FIRST_AUTO_VNI} and {MAX_VNI}; remove a network or pass --vni")]
+    #[error("no free VNI is left between {FIRST_AUTO_VNI} and {VNI_MAX}; remove a network or pass --vni")]
     NoFreeVni,
     #[error("no free /{DEFAULT_SUBNET_PREFIX} is left in {DEFAULT_POOL}; pass --subnet")]
     NoFreeSubnet,
@@ -495,11 +485,11 @@ impl StateMachine {
         check_network_name(&c.name)?;
         check_id("network", &c.id)?;
         if let Some(vni) = c.vni {
-            if !(1..=MAX_VNI).contains(&vni) {
+            if !(VNI_MIN..=VNI_MAX).contains(&vni) {
                 return Err(Refusal::VniOutOfRange { vni });
             }
         }
-        if !(MIN_MTU..=MAX_MTU).contains(&c.mtu) {
+        if !(MTU_MIN..=MTU_MAX).contains(&c.mtu) {
             return Err(Refusal::MtuOutOfRange { mtu: c.mtu });
         }
         let subnet = match &c.subnet {
@@ -774,7 +764,7 @@ impl StateMachine {
     }
 
     fn lowest_free_vni(&self) -> Option<u32> {
-        lowest_free_number(self.network_by_vni.keys().copied(), FIRST_AUTO_VNI, MAX_VNI)
+        lowest_free_number(self.network_by_vni.keys().copied(), FIRST_AUTO_VNI, VNI_MAX)
     }
 }
 
@@ -841,7 +831,7 @@ fn check_id(what: &'static str, id: &str) -> Result<(), Refusal> {
 /// The kernel's `dev_valid_name`: 1..=15 bytes, not `.` or `..`, no `/`, `:` or whitespace.
 fn check_ifname(ifname: &str) -> Result<(), Refusal> {
     let valid = !ifname.is_empty()
-        && ifname.len() <= MAX_IFNAME_LEN
+        && ifname.len() <= IFNAME_MAX
         && ifname != "."
         && ifname != ".."
         && !ifname
@@ -1151,7 +1141,7 @@ mod tests {
         created(
             &mut m,
             CreateNetwork {
-                vni: Some(MAX_VNI),
+                vni: Some(VNI_MAX),
                 mtu: 9000,
                 ..create("B9", 2)
             },
@@ -1332,7 +1322,7 @@ mod tests {
     #[test]
     fn create_network_refuses_vni_out_of_range() {
         let mut m = machine();
-        for vni in [0, MAX_VNI + 1, u32::MAX] {
+        for vni in [0, VNI_MAX + 1, u32::MAX] {
             let r = refuse(
                 &mut m,
                 create_cmd(CreateNetwork {

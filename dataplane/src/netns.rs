@@ -40,8 +40,7 @@ use crate::sandbox::SandboxError;
 /// Where `ip netns add NAME` pins a namespace; a bare TARGET name is looked up here.
 pub const NETNS_RUN_DIR: &str = "/var/run/netns";
 
-/// Longest interface name the kernel accepts (IFNAMSIZ − 1).
-pub const IFNAME_MAX: usize = 15;
+pub use vxnet_proto::types::IFNAME_MAX;
 
 /// Resolves a `network connect` TARGET (see CLI.md) to the path of a network namespace file.
 ///
@@ -293,7 +292,7 @@ pub fn validate_ifname(name: &str) -> Result<(), SandboxError> {
         return Err(invalid("it is empty"));
     }
     if name.len() > IFNAME_MAX {
-        return Err(invalid("it is longer than 15 bytes"));
+        return Err(invalid("it is longer than 15 bytes (IFNAME_MAX)"));
     }
     if name == "." || name == ".." {
         return Err(invalid("\".\" and \"..\" are reserved"));

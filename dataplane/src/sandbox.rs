@@ -34,6 +34,7 @@ use tun_rs::{DeviceBuilder, Layer, SyncDevice};
 
 use crate::netns::{self, in_netns, link_index, netlink_errno, LinkSummary};
 use crate::wire::MacAddr;
+use vxnet_proto::types::{MTU_MAX, MTU_MIN};
 
 /// The sandbox's bridge; carries the gateway address.
 pub const BRIDGE_NAME: &str = "br0";
@@ -526,13 +527,12 @@ fn ifname_taken(ep: &EndpointSpec) -> SandboxError {
 }
 
 fn check_mtu(mtu: u32) -> Result<(), SandboxError> {
-    // 68 is the IPv4 minimum; 65535 is the most a veth or bridge accepts.
-    if (68..=65535).contains(&mtu) {
+    if (MTU_MIN..=MTU_MAX).contains(&mtu) {
         Ok(())
     } else {
         Err(SandboxError::InvalidSpec {
             what: "MTU",
-            reason: format!("{mtu} is outside 68..=65535"),
+            reason: format!("{mtu} is outside {MTU_MIN}..={MTU_MAX}"),
         })
     }
 }

@@ -10,14 +10,14 @@
 mod arp;
 mod ethernet;
 mod flow;
-mod mac;
 mod vxlan;
 
 pub use arp::{emit_arp_reply, ArpOperation, ArpPacket, ARP_PACKET_LEN};
 pub use ethernet::{EtherType, EthernetFrame, ETHERNET_HEADER_LEN};
 pub use flow::flow_hash;
-pub use mac::MacAddr;
-pub use vxlan::{Vni, VxlanHeader, VxlanPacket, VXLAN_HEADER_LEN};
+pub use vxlan::{VxlanHeader, VxlanPacket, VXLAN_HEADER_LEN};
+/// Addresses and identifiers are the vocabulary shared with the control plane.
+pub use vxnet_proto::types::{MacAddr, Vni};
 
 /// Why bytes could not be viewed as the format they claim to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

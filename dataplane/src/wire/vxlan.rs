@@ -8,26 +8,10 @@
 //! Any other flags word is refused: the kernel drops such packets too (unparsed flags), and a
 //! peer that sets them speaks an extension (GBP, GPE) we do not.
 
-use super::WireError;
+use super::{Vni, WireError};
 
 pub const VXLAN_HEADER_LEN: usize = 8;
 const FLAGS_VNI_VALID: u32 = 0x0800_0000;
-
-/// A 24-bit VXLAN network identifier.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Vni(u32);
-
-impl Vni {
-    pub const MAX: u32 = 0x00ff_ffff;
-
-    pub fn new(value: u32) -> Option<Vni> {
-        (value <= Self::MAX).then_some(Vni(value))
-    }
-
-    pub fn get(self) -> u32 {
-        self.0
-    }
-}
 
 /// A read-only view of a VXLAN datagram (header + inner Ethernet frame).
 #[derive(Debug, Clone, Copy)]
@@ -63,7 +47,7 @@ impl<T: AsRef<[u8]>> VxlanPacket<T> {
 
     pub fn vni(&self) -> Vni {
         let b = self.buffer.as_ref();
-        Vni(u32::from_be_bytes([0, b[4], b[5], b[6]]))
+        Vni::from_be_bytes([b[4], b[5], b[6]])
     }
 
     /// The inner Ethernet frame.
@@ -87,8 +71,8 @@ pub struct VxlanHeader {
 
 impl VxlanHeader {
     pub fn to_bytes(self) -> [u8; VXLAN_HEADER_LEN] {
-        let v = self.vni.0.to_be_bytes();
-        [0x08, 0, 0, 0, v[1], v[2], v[3], 0]
+        let [a, b, c] = self.vni.to_be_bytes();
+        [0x08, 0, 0, 0, a, b, c, 0]
     }
 
     /// Writes the header into the first 8 bytes of `buf`.
@@ -126,12 +110,12 @@ mod tests {
 
     #[test]
     fn max_vni_round_trips() {
-        let vni = Vni::new(Vni::MAX).expect("24-bit");
+        let vni = Vni::new(vxnet_proto::types::VNI_MAX).expect("24-bit");
         let bytes = VxlanHeader { vni }.to_bytes();
         assert_eq!(bytes, [0x08, 0, 0, 0, 0xff, 0xff, 0xff, 0]);
         let p = VxlanPacket::new_checked(&bytes[..]).expect("valid");
         assert_eq!(p.vni(), vni);
-        assert_eq!(Vni::new(Vni::MAX + 1), None);
+        assert_eq!(Vni::new(vxnet_proto::types::VNI_MAX + 1), None);
     }
 
     #[test]
