@@ -13,6 +13,7 @@ pub const VNI_MAX: u32 = 0x00ff_ffff;
 pub const VNI_MIN: u32 = 1;
 /// The lowest VNI handed out when the user gives none; below it are VNIs people pick by hand.
 pub const FIRST_AUTO_VNI: u32 = 256;
+const _: () = assert!(FIRST_AUTO_VNI >= VNI_MIN && FIRST_AUTO_VNI <= VNI_MAX);
 
 /// The smallest overlay MTU: what IPv4 guarantees to work (RFC 791).
 pub const MTU_MIN: u32 = 576;
@@ -182,6 +183,5 @@ mod tests {
         let v = Vni::new(4100).expect("in range");
         assert_eq!(v.to_be_bytes(), [0x00, 0x10, 0x04]);
         assert_eq!(Vni::from_be_bytes(v.to_be_bytes()), v);
-        assert!(FIRST_AUTO_VNI >= VNI_MIN);
     }
 }
