@@ -12,12 +12,13 @@
 //!   reconciles.
 //! - Every request either completes or leaves nothing behind: a `connect` whose plumbing fails
 //!   gives its address back; a `disconnect` removes the veth before the endpoint.
-//! - After every change, `Daemon::reconcile` makes the dataplane match the state: a sandbox
-//!   (netns + `br0` + TAP) for each network with endpoints on this host, none for the others,
-//!   and each network's FDB, ARP table and VTEP list rewritten whole. Startup runs the same
-//!   reconcile, which is how a restarted daemon rebuilds its TAPs around existing sandboxes.
+//! - After every change, `Daemon::reconcile_all` builds the host's program from the state
+//!   ([`crate::program`]) and hands it to the dataplane's door (`vxnet_dataplane::host`),
+//!   which makes the sandboxes, TAPs, veths and forwarding tables match it. Startup runs the
+//!   same reconcile, which is how a restarted daemon rebuilds its TAPs around existing
+//!   sandboxes.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,14 +28,11 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
-use vxnet_dataplane::counters::DropCounters;
-use vxnet_dataplane::engine::{Engine, EngineConfig};
-use vxnet_dataplane::fdb::{ControlEntry, FdbTarget, DEFAULT_AGING};
-use vxnet_dataplane::forward::{NetworkConfig, NetworkPlane, VtepSet};
-use vxnet_dataplane::netns::{self, next_free_ifname, resolve_target};
-use vxnet_dataplane::sandbox::{EndpointSpec, Sandbox, SandboxError, SandboxSpec, TAP_NAME};
-use vxnet_dataplane::wire::{MacAddr, Vni};
-use vxnet_proto::types::{MTU_MIN, VXLAN_OVERHEAD};
+use vxnet_dataplane::host::{
+    next_free_ifname, resolve_target, Attachment, DropReason, Host as Dataplane, HostConfig,
+    HostError, NetworkFailure,
+};
+use vxnet_proto::types::{MacAddr, MTU_MIN, VXLAN_OVERHEAD};
 use vxnet_proto::{
     command, request, Command, Connect, CreateNetwork, Disconnect, DropCount, Endpoint, FdbRow,
     Host, Network, NetworkConnectRequest, NetworkCreateRequest, NetworkDisconnectRequest,
@@ -44,6 +42,7 @@ use vxnet_proto::{
 use crate::api;
 use crate::cli::DaemonArgs;
 use crate::cluster::{Cluster, ClusterOptions};
+use crate::program::host_program;
 use crate::raft::node::ClusterError;
 use crate::state::Applied;
 use crate::sys;
@@ -198,37 +197,19 @@ impl From<ClusterError> for Failed {
     }
 }
 
-impl From<SandboxError> for Failed {
-    fn from(e: SandboxError) -> Failed {
+impl From<HostError> for Failed {
+    fn from(e: HostError) -> Failed {
         Failed(e.to_string(), 1)
     }
 }
 
 type Reply = Result<Response, Failed>;
 
-/// What the replicated state says a network's dataplane must hold on this host.
-struct NetworkProgram {
-    has_local_endpoint: bool,
-    /// The sandbox-side veths of this host's endpoints.
-    veths: BTreeSet<String>,
-    entries: Vec<ControlEntry>,
-    vteps: VtepSet,
-}
-
-/// A network this host forwards for: its sandbox and its plane in the engine.
-struct Running {
-    sandbox: Sandbox,
-    plane: Arc<NetworkPlane>,
-    /// Veths in the sandbox as of the last reconcile (`None`: not looked at yet).
-    veths: Option<BTreeSet<String>>,
-}
-
 struct Daemon {
     host_id: String,
-    data_dir: PathBuf,
     cluster: Cluster,
-    engine: Engine,
-    running: BTreeMap<String, Running>,
+    /// The door to the dataplane: sandboxes, TAPs, veths, the engine.
+    dataplane: Dataplane,
     default_mtu: u32,
     /// How long the request being handled may take (the CLI's --timeout, less a margin).
     timeout: Duration,
@@ -277,25 +258,21 @@ impl Daemon {
         if let Err(e) = cluster.refresh_own_record(Duration::from_secs(5)) {
             tracing::warn!(error = %e, "cannot update this host's record in the cluster yet");
         }
-        let mut engine_config = EngineConfig::new(args.advertise_addr, args.vxlan_port);
-        engine_config.offloads = !args.no_offloads;
-        let engine = Engine::start(engine_config).with_context(|| {
-            format!(
-                "cannot bind the VXLAN socket on {}:{}",
-                args.advertise_addr, args.vxlan_port
-            )
-        })?;
-        std::fs::create_dir_all(args.data_dir.join("netns"))?;
+        let dataplane = Dataplane::start(HostConfig {
+            underlay: args.advertise_addr,
+            vxlan_port: args.vxlan_port,
+            offloads: !args.no_offloads,
+            sandbox_dir: args.data_dir.join("netns"),
+        })
+        .map_err(|e| anyhow::anyhow!("cannot {e}"))?;
         Ok(Daemon {
             host_id: cluster.host().id.clone(),
-            data_dir: args.data_dir.clone(),
             cluster,
             timeout: DEFAULT_TIMEOUT,
             cluster_timed_out: false,
             abandoned: BTreeMap::new(),
             state_dirty: Arc::new(AtomicBool::new(false)),
-            engine,
-            running: BTreeMap::new(),
+            dataplane,
             default_mtu: underlay_mtu.saturating_sub(VXLAN_OVERHEAD).max(MTU_MIN),
         })
     }
@@ -325,7 +302,7 @@ impl Daemon {
             }
         }
         // Stop forwarding; sandboxes stay so that containers keep their interfaces.
-        self.engine.shutdown();
+        self.dataplane.shutdown();
     }
 
     fn handle(&mut self, request: Request) -> Reply {
@@ -605,23 +582,29 @@ impl Daemon {
         })
     }
 
+    /// Wires a committed endpoint into this host's sandbox of its network, setting that
+    /// sandbox up first if this is the network's first local endpoint.
     fn plumb(&mut self, net: &Network, ep: &Endpoint, target: &Path) -> Result<(), Failed> {
-        self.reconcile(net)?;
-        let running = self
-            .running
-            .get(&net.id)
-            .ok_or_else(|| Failed(format!("internal: no sandbox for network {}", net.name), 1))?;
-        let mac = MacAddr::from_slice(&ep.mac)
-            .map(|m| m.0)
-            .unwrap_or_default();
-        running.sandbox.connect(&EndpointSpec {
+        if let Some(failure) = self
+            .reconcile_all()
+            .into_iter()
+            .find(|f| f.network_id == net.id)
+        {
+            return Err(failure.error.into());
+        }
+        let mac = MacAddr::from_slice(&ep.mac).ok_or_else(|| {
+            Failed(
+                format!("internal: endpoint {} has a malformed MAC", ep.name),
+                1,
+            )
+        })?;
+        self.dataplane.attach(&Attachment {
+            network_id: net.id.clone(),
+            endpoint_id: ep.id.clone(),
             target: target.to_path_buf(),
             ifname: ep.ifname.clone(),
             mac,
             ipv4: Ipv4Addr::from(ep.ipv4),
-            prefix_len: prefix_len(net),
-            mtu: net.mtu,
-            veth_name: veth_name(&ep.id),
         })?;
         Ok(())
     }
@@ -637,9 +620,7 @@ impl Daemon {
                 1,
             )
         })?;
-        if let Some(running) = self.running.get(&net.id) {
-            running.sandbox.disconnect(&veth_name(&ep.id))?;
-        }
+        self.dataplane.detach(&net.id, &ep.id)?;
         self.apply(command::Kind::Disconnect(Disconnect {
             endpoint_id: ep.id.clone(),
         }))?;
@@ -667,297 +648,66 @@ impl Daemon {
             .cloned()
     }
 
-    fn sandbox_path(&self, net: &Network) -> PathBuf {
-        self.data_dir
-            .join("netns")
-            .join(&net.id[..12.min(net.id.len())])
-    }
-
-    /// Makes the dataplane of every network match the state; failures are logged, and retried
-    /// by the next reconcile.
-    fn reconcile_all(&mut self) {
+    /// Makes the dataplane match the state (see `vxnet_dataplane::host`); failures are
+    /// logged, returned, and retried by the next reconcile.
+    fn reconcile_all(&mut self) -> Vec<NetworkFailure> {
         // Cleared before the state is read: a change applied after this raises it again.
         self.state_dirty.store(false, Ordering::Release);
-        let networks: Vec<Network> = self.state().networks().into_iter().cloned().collect();
-        let wanted: Vec<String> = networks.iter().map(|n| n.id.clone()).collect();
-        let gone: Vec<String> = self
-            .running
-            .keys()
-            .filter(|id| !wanted.contains(id))
-            .cloned()
-            .collect();
-        for id in gone {
-            self.stop_network(&id);
+        let program = host_program(self.state().state(), &self.host_id);
+        let failures = self.dataplane.apply(program, Instant::now());
+        for f in &failures {
+            tracing::error!(network = %f.name, error = %f.error, "cannot set up the network's dataplane");
         }
-        for net in &networks {
-            if let Err(Failed(msg, _)) = self.reconcile(net) {
-                tracing::error!(network = %net.name, error = %msg, "cannot set up the network's dataplane");
-            }
-        }
-        self.remove_stray_sandboxes();
-    }
-
-    /// Makes one network's dataplane match the state.
-    fn reconcile(&mut self, net: &Network) -> Result<(), Failed> {
-        let program = self.program(net);
-        if !program.has_local_endpoint {
-            self.stop_network(&net.id);
-            return Ok(());
-        }
-        if !self.running.contains_key(&net.id) {
-            let started = self.start_network(net)?;
-            self.running.insert(net.id.clone(), started);
-        }
-        if let Some(running) = self.running.get_mut(&net.id) {
-            running
-                .plane
-                .set_control_entries(&program.entries, Instant::now());
-            running.plane.set_vteps(&program.vteps);
-            remove_stray_veths(running, &program.veths);
-        }
-        Ok(())
-    }
-
-    /// What the replicated state says one network's dataplane on this host must hold.
-    fn program(&self, net: &Network) -> NetworkProgram {
-        let state = self.state();
-        let hosts: BTreeMap<&str, Ipv4Addr> = state
-            .hosts()
-            .iter()
-            .map(|h| (h.id.as_str(), Ipv4Addr::from(h.addr)))
-            .collect();
-        let endpoints = state.endpoints(&net.id);
-        let mut entries: Vec<ControlEntry> = endpoints
-            .iter()
-            .filter_map(|e| {
-                let target = if e.host_id == self.host_id {
-                    FdbTarget::Local
-                } else {
-                    FdbTarget::Remote(*hosts.get(e.host_id.as_str())?)
-                };
-                Some(ControlEntry {
-                    mac: MacAddr::from_slice(&e.mac)?,
-                    ipv4: Ipv4Addr::from(e.ipv4),
-                    target,
-                })
-            })
-            .collect();
-        // The gateway lives on every host's br0 under the same MAC: local everywhere, so that
-        // a remote host's gateway can never be learned in its place.
-        let gateway = Ipv4Addr::from(net.gateway);
-        entries.push(ControlEntry {
-            mac: MacAddr::for_ipv4(gateway),
-            ipv4: gateway,
-            target: FdbTarget::Local,
-        });
-        let peers = net.peers.iter().map(|&p| Ipv4Addr::from(p));
-        // Floods go to the hosts with endpoints in this network and to the static peers;
-        // datagrams are accepted from any cluster host and the static peers.
-        let mut flood: Vec<Ipv4Addr> = endpoints
-            .iter()
-            .filter(|e| e.host_id != self.host_id)
-            .filter_map(|e| hosts.get(e.host_id.as_str()).copied())
-            .chain(peers.clone())
-            .collect();
-        flood.sort_unstable();
-        flood.dedup();
-        let trusted = hosts
-            .iter()
-            .filter(|(id, _)| **id != self.host_id)
-            .map(|(_, &addr)| addr)
-            .chain(peers)
-            .collect();
-        NetworkProgram {
-            has_local_endpoint: endpoints.iter().any(|e| e.host_id == self.host_id),
-            veths: endpoints
-                .iter()
-                .filter(|e| e.host_id == self.host_id)
-                .map(|e| veth_name(&e.id))
-                .collect(),
-            entries,
-            vteps: VtepSet { flood, trusted },
-        }
-    }
-
-    fn start_network(&mut self, net: &Network) -> Result<Running, Failed> {
-        let vni = Vni::new(net.vni).ok_or_else(|| {
-            Failed(
-                format!("network {} has an invalid VNI {}", net.name, net.vni),
-                1,
-            )
-        })?;
-        let sandbox = Sandbox::ensure(SandboxSpec {
-            netns_path: self.sandbox_path(net),
-            gateway: Ipv4Addr::from(net.gateway),
-            prefix_len: prefix_len(net),
-            mtu: net.mtu,
-        })?;
-        let tap = sandbox.open_tap(self.engine.offloads())?;
-        let config = NetworkConfig {
-            vni,
-            mtu: net.mtu,
-            gateway: Ipv4Addr::from(net.gateway),
-            aging: DEFAULT_AGING,
-        };
-        let plane = self.engine.add_network(config, tap).map_err(|e| {
-            Failed(
-                format!("cannot start forwarding for network {}: {e}", net.name),
-                1,
-            )
-        })?;
-        tracing::info!(network = %net.name, vni = net.vni, "sandbox up");
-        Ok(Running {
-            sandbox,
-            plane,
-            veths: None,
-        })
-    }
-
-    fn stop_network(&mut self, id: &str) {
-        let Some(running) = self.running.remove(id) else {
-            return;
-        };
-        self.engine.remove_network(running.plane.config().vni);
-        if let Err(e) = running.sandbox.destroy() {
-            tracing::warn!(network = id, error = %e, "cannot remove the sandbox");
-        }
-    }
-
-    /// Sandboxes on disk that no running network owns: left by a crash between creating a
-    /// sandbox and recording why. They hold nothing anyone uses.
-    fn remove_stray_sandboxes(&self) {
-        let Ok(dir) = std::fs::read_dir(self.data_dir.join("netns")) else {
-            return;
-        };
-        for entry in dir.flatten() {
-            let path = entry.path();
-            let owned = self
-                .running
-                .values()
-                .any(|r| r.sandbox.netns_path() == path);
-            if !owned {
-                if let Err(e) = netns::remove_pinned_netns(&path) {
-                    tracing::warn!(path = %path.display(), error = %e, "cannot remove a stray sandbox");
-                }
-            }
-        }
+        failures
     }
 
     fn fdb_rows(&self, net: &Network) -> Vec<FdbRow> {
-        let mut rows = Vec::new();
-        if let Some(running) = self.running.get(&net.id) {
-            for r in running.plane.fdb.rows(Instant::now()) {
-                rows.push(FdbRow {
-                    mac: r.mac.0.to_vec(),
-                    vtep: r.vtep.map_or(0, u32::from),
-                    kind: r.kind.as_str().into(),
-                    age_seconds: r.age.as_secs(),
-                });
-            }
-        } else {
-            // No sandbox here (no local endpoint): what the control plane would program.
-            for e in self.program(net).entries {
-                if let FdbTarget::Remote(vtep) = e.target {
-                    rows.push(FdbRow {
-                        mac: e.mac.0.to_vec(),
-                        vtep: u32::from(vtep),
-                        kind: "control".into(),
-                        age_seconds: 0,
-                    });
-                }
-            }
-        }
-        // Static peers receive every flood, like `bridge fdb append 00:00:00:00:00:00 dst IP`.
-        for &peer in &net.peers {
-            rows.push(FdbRow {
-                mac: vec![0; 6],
-                vtep: peer,
-                kind: "static".into(),
-                age_seconds: 0,
-            });
-        }
-        rows
+        self.dataplane
+            .fdb(&net.id, Instant::now())
+            .into_iter()
+            .map(|r| FdbRow {
+                mac: r.mac.0.to_vec(),
+                vtep: r.vtep.map_or(0, u32::from),
+                kind: r.kind.as_str().into(),
+                age_seconds: r.age.as_secs(),
+            })
+            .collect()
     }
 
     fn stats(&self) -> Stats {
+        let mut live = self.dataplane.stats();
         let networks = self
             .state()
             .networks()
             .into_iter()
             .map(|net| {
-                let mut s = NetworkStats {
+                let t = live.networks.remove(&net.id).unwrap_or_default();
+                NetworkStats {
                     name: net.name.clone(),
                     vni: net.vni,
-                    ..Default::default()
-                };
-                if let Some(running) = self.running.get(&net.id) {
-                    let c = &running.plane.counters;
-                    use std::sync::atomic::Ordering::Relaxed;
-                    s.rx_frames = c.rx_frames.load(Relaxed);
-                    s.rx_bytes = c.rx_bytes.load(Relaxed);
-                    s.tx_frames = c.tx_frames.load(Relaxed);
-                    s.tx_bytes = c.tx_bytes.load(Relaxed);
-                    s.drops = drop_counts(&c.drops);
+                    rx_frames: t.rx_frames,
+                    rx_bytes: t.rx_bytes,
+                    tx_frames: t.tx_frames,
+                    tx_bytes: t.tx_bytes,
+                    drops: drop_counts(&t.drops),
                 }
-                s
             })
             .collect();
         Stats {
             networks,
-            drops: drop_counts(&self.engine.dataplane().drops),
+            drops: drop_counts(&live.drops),
         }
     }
 }
 
-/// Deletes the sandbox's veths that belong to no endpoint of this host in the state — left by
-/// a crash mid-connect, or by an endpoint removed while this daemon was down — so that no
-/// container keeps an address the cluster may hand out again. The first time, it lists the
-/// sandbox's links; after that, it compares with what the last reconcile kept.
-fn remove_stray_veths(running: &mut Running, wanted: &BTreeSet<String>) {
-    let present: BTreeSet<String> = match &running.veths {
-        Some(known) => known.clone(),
-        None => match running.sandbox.links() {
-            Ok(links) => links
-                .into_iter()
-                .map(|l| l.name)
-                .filter(|name| name.starts_with(VETH_PREFIX) && name != TAP_NAME)
-                .collect(),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot list the sandbox's links");
-                return;
-            }
-        },
-    };
-    for stray in present.difference(wanted) {
-        match running.sandbox.disconnect(stray) {
-            Ok(()) => tracing::info!(veth = %stray, "removed a veth that no endpoint owns"),
-            Err(e) => tracing::warn!(veth = %stray, error = %e, "cannot remove a stray veth"),
-        }
-    }
-    running.veths = Some(wanted.clone());
-}
-
-fn drop_counts(drops: &DropCounters) -> Vec<DropCount> {
+fn drop_counts(drops: &[(DropReason, u64)]) -> Vec<DropCount> {
     drops
-        .nonzero()
-        .into_iter()
-        .map(|(reason, count)| DropCount {
+        .iter()
+        .map(|&(reason, count)| DropCount {
             reason: reason.as_str().into(),
             count,
         })
         .collect()
-}
-
-fn prefix_len(net: &Network) -> u8 {
-    net.subnet.as_ref().map_or(24, |s| s.prefix_len as u8)
-}
-
-/// Every endpoint veth in a sandbox starts so (as does the TAP, which is not one).
-const VETH_PREFIX: &str = "vx";
-
-/// The sandbox side of an endpoint's veth: unique per endpoint, and within IFNAMSIZ.
-fn veth_name(endpoint_id: &str) -> String {
-    format!("{VETH_PREFIX}{}", &endpoint_id[..12.min(endpoint_id.len())])
 }
 
 /// CLI.md: the namespace's name, or `pid:PID`; for a path, its last component.
@@ -999,12 +749,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn endpoint_names_and_veths() {
+    fn default_endpoint_names() {
         assert_eq!(default_endpoint_name("c1"), "c1");
         assert_eq!(default_endpoint_name("pid:42"), "pid:42");
         assert_eq!(default_endpoint_name("/var/run/netns/c1"), "c1");
         assert_eq!(default_endpoint_name("/proc/42/ns/net"), "/proc/42/ns/net");
-        assert_eq!(veth_name(&"ab".repeat(32)), "vxabababababab");
-        assert!(veth_name(&"ab".repeat(32)).len() <= 15);
     }
 }

@@ -6,6 +6,7 @@ pub mod client;
 pub mod cluster;
 pub mod daemon;
 pub mod ipam;
+pub mod program;
 pub mod raft;
 pub mod render;
 pub mod state;

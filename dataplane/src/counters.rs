@@ -125,7 +125,28 @@ pub struct NetworkCounters {
     pub drops: DropCounters,
 }
 
+/// A network's counters at one moment, as plain numbers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrafficStats {
+    pub rx_frames: u64,
+    pub rx_bytes: u64,
+    pub tx_frames: u64,
+    pub tx_bytes: u64,
+    /// Non-zero drop counters, in the order of [`DropReason::ALL`].
+    pub drops: Vec<(DropReason, u64)>,
+}
+
 impl NetworkCounters {
+    pub fn snapshot(&self) -> TrafficStats {
+        TrafficStats {
+            rx_frames: self.rx_frames.load(Relaxed),
+            rx_bytes: self.rx_bytes.load(Relaxed),
+            tx_frames: self.tx_frames.load(Relaxed),
+            tx_bytes: self.tx_bytes.load(Relaxed),
+            drops: self.drops.nonzero(),
+        }
+    }
+
     pub fn count_rx(&self, bytes: usize) {
         self.rx_frames.fetch_add(1, Relaxed);
         self.rx_bytes.fetch_add(bytes as u64, Relaxed);

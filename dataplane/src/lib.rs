@@ -6,14 +6,17 @@
 //! - [`offload`]: TAP offloads — `virtio_net_hdr`, splitting superframes, coalescing (GRO);
 //! - [`counters`]: traffic and drop counters (`vxnet stats`);
 //! - [`engine`]: the drivers that carry decisions out on TAP devices and a UDP socket;
-//! - [`netns`], [`sandbox`]: pinned network namespaces, and the per-network sandbox
-//!   (`br0` + `vxtap0`) with the veths that join containers to it.
+//! - [`host`]: the door the control plane uses — [`host::Host`] owns the engine, the
+//!   per-network sandboxes (`br0` + `vxtap0` in a pinned namespace) and the veths that join
+//!   containers to them, and takes a [`host::HostProgram`].
+//!
+//! The control plane uses [`host`] alone; the other modules are public for the benchmarks and
+//! the tests.
 
 pub mod counters;
 pub mod engine;
 pub mod fdb;
 pub mod forward;
-pub mod netns;
+pub mod host;
 pub mod offload;
-pub mod sandbox;
 pub mod wire;

@@ -35,14 +35,14 @@ use rtnetlink::packet_route::address::AddressAttribute;
 use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags};
 use rtnetlink::Handle;
 
-use crate::sandbox::SandboxError;
+use super::error::{netlink_errno, HostError};
 
 /// Where `ip netns add NAME` pins a namespace; a bare TARGET name is looked up here.
 pub const NETNS_RUN_DIR: &str = "/var/run/netns";
 
 pub use vxnet_proto::types::IFNAME_MAX;
 
-/// Resolves a `network connect` TARGET (see CLI.md) to the path of a network namespace file.
+/// Resolves a `network connect` TARGET (README, "The command line") to the path of a network namespace file.
 ///
 /// - `pid:PID` → `/proc/PID/ns/net`
 /// - an absolute path → itself (`/proc/PID/ns/net`, a bind mount such as `/var/run/netns/c1`)
@@ -50,8 +50,8 @@ pub use vxnet_proto::types::IFNAME_MAX;
 ///
 /// The file must exist and be a network namespace; the errors say which form was understood
 /// and what to do.
-pub fn resolve_target(target: &str) -> Result<PathBuf, SandboxError> {
-    let invalid = |reason| SandboxError::InvalidTarget {
+pub fn resolve_target(target: &str) -> Result<PathBuf, HostError> {
+    let invalid = |reason| HostError::InvalidTarget {
         target: target.to_string(),
         reason,
     };
@@ -64,13 +64,13 @@ pub fn resolve_target(target: &str) -> Result<PathBuf, SandboxError> {
         }
         let path = PathBuf::from(format!("/proc/{pid}/ns/net"));
         if !path.exists() {
-            return Err(SandboxError::ProcessNotFound { pid, path });
+            return Err(HostError::ProcessNotFound { pid, path });
         }
         path
     } else if target.starts_with('/') {
         let path = PathBuf::from(target);
         if !path.exists() {
-            return Err(SandboxError::NetnsFileNotFound { path });
+            return Err(HostError::NetnsFileNotFound { path });
         }
         path
     } else {
@@ -84,7 +84,7 @@ pub fn resolve_target(target: &str) -> Result<PathBuf, SandboxError> {
         }
         let path = Path::new(NETNS_RUN_DIR).join(target);
         if !path.exists() {
-            return Err(SandboxError::NamedNetnsNotFound {
+            return Err(HostError::NamedNetnsNotFound {
                 name: target.to_string(),
                 path,
             });
@@ -97,20 +97,20 @@ pub fn resolve_target(target: &str) -> Result<PathBuf, SandboxError> {
 
 /// Opens `path` and checks that it is a network namespace (not an empty pin file left by a
 /// reboot, not another kind of namespace).
-pub fn open_netns(path: &Path) -> Result<File, SandboxError> {
+pub fn open_netns(path: &Path) -> Result<File, HostError> {
     let file = File::open(path).map_err(|source| {
         if source.kind() == io::ErrorKind::NotFound {
-            SandboxError::NetnsFileNotFound {
+            HostError::NetnsFileNotFound {
                 path: path.to_path_buf(),
             }
         } else {
-            SandboxError::os(format!("open {}", path.display()), source)
+            HostError::os(format!("open {}", path.display()), source)
         }
     })?;
     if is_netns_file(&file)? {
         Ok(file)
     } else {
-        Err(SandboxError::NotANetns {
+        Err(HostError::NotANetns {
             path: path.to_path_buf(),
         })
     }
@@ -127,10 +127,10 @@ pub fn is_live_netns(path: &Path) -> bool {
 /// directories, if missing; reused if it is a stale pin file from before a reboot).
 ///
 /// Refuses to stack a second namespace on a live pin: the caller adopts that one instead.
-pub fn create_pinned_netns(path: &Path) -> Result<(), SandboxError> {
+pub fn create_pinned_netns(path: &Path) -> Result<(), HostError> {
     let op = || format!("pin a new network namespace at {}", path.display());
     if is_live_netns(path) {
-        return Err(SandboxError::os(
+        return Err(HostError::os(
             op(),
             io::Error::new(
                 io::ErrorKind::AlreadyExists,
@@ -139,12 +139,12 @@ pub fn create_pinned_netns(path: &Path) -> Result<(), SandboxError> {
         ));
     }
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| SandboxError::os(op(), e))?;
+        std::fs::create_dir_all(parent).map_err(|e| HostError::os(op(), e))?;
     }
     let created = match OpenOptions::new().write(true).create_new(true).open(path) {
         Ok(_) => true,
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
-        Err(e) => return Err(SandboxError::os(op(), e)),
+        Err(e) => return Err(HostError::os(op(), e)),
     };
     let target = c_path(path)?;
     let result = on_worker_thread(&op(), || {
@@ -152,7 +152,7 @@ pub fn create_pinned_netns(path: &Path) -> Result<(), SandboxError> {
         // no other code runs there by accident.
         // SAFETY: plain syscall, no pointers.
         if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
-            return Err(SandboxError::os(op(), io::Error::last_os_error()));
+            return Err(HostError::os(op(), io::Error::last_os_error()));
         }
         // /proc/thread-self exists only since Linux 3.17; task/TID works on every kernel.
         // SAFETY: gettid has no preconditions.
@@ -170,7 +170,7 @@ pub fn create_pinned_netns(path: &Path) -> Result<(), SandboxError> {
             )
         };
         if rc != 0 {
-            return Err(SandboxError::os(op(), io::Error::last_os_error()));
+            return Err(HostError::os(op(), io::Error::last_os_error()));
         }
         Ok(())
     })
@@ -184,7 +184,7 @@ pub fn create_pinned_netns(path: &Path) -> Result<(), SandboxError> {
 /// Unpins the namespace at `path` and removes the file. The namespace itself, with every
 /// device in it (and the container ends of its veths), goes once nothing else holds it: a
 /// process inside, or an open fd such as a TAP created in it. Missing pins are not an error.
-pub fn remove_pinned_netns(path: &Path) -> Result<(), SandboxError> {
+pub fn remove_pinned_netns(path: &Path) -> Result<(), HostError> {
     let op = || format!("remove the pinned network namespace {}", path.display());
     let target = c_path(path)?;
     // Pins may be stacked if something else mounted on top; peel all of them so the file
@@ -196,31 +196,30 @@ pub fn remove_pinned_netns(path: &Path) -> Result<(), SandboxError> {
             match e.raw_os_error() {
                 // Not (or no longer) a mount point / no such file: nothing left to unpin.
                 Some(libc::EINVAL) | Some(libc::ENOENT) => break,
-                _ => return Err(SandboxError::os(op(), e)),
+                _ => return Err(HostError::os(op(), e)),
             }
         }
     }
     match std::fs::remove_file(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(SandboxError::os(op(), e)),
+        Err(e) => Err(HostError::os(op(), e)),
     }
 }
 
 /// Runs `f` on a short-lived thread inside the network namespace at `ns`; the caller's thread
 /// stays where it is. Whatever `f` creates that binds to the current namespace (sockets,
 /// TAP devices) is created inside.
-pub fn run_in_netns<T, F>(ns: &Path, f: F) -> Result<T, SandboxError>
+pub fn run_in_netns<T, F>(ns: &Path, f: F) -> Result<T, HostError>
 where
     T: Send,
-    F: FnOnce() -> Result<T, SandboxError> + Send,
+    F: FnOnce() -> Result<T, HostError> + Send,
 {
     let file = open_netns(ns)?;
     let op = format!("work inside network namespace {}", ns.display());
     on_worker_thread(&op, || {
-        enter_netns(&file).map_err(|e| {
-            SandboxError::os(format!("enter network namespace {}", ns.display()), e)
-        })?;
+        enter_netns(&file)
+            .map_err(|e| HostError::os(format!("enter network namespace {}", ns.display()), e))?;
         f()
     })?
 }
@@ -230,20 +229,20 @@ where
 /// `f` gets a [`Handle`] to an rtnetlink connection opened inside the namespace, and runs on a
 /// current-thread tokio runtime that lives on the worker thread of [`run_in_netns`]: its
 /// future need not be `Send`, and it may do blocking work such as opening a TAP.
-pub fn in_netns<F, Fut, T>(ns: &Path, f: F) -> Result<T, SandboxError>
+pub fn in_netns<F, Fut, T>(ns: &Path, f: F) -> Result<T, HostError>
 where
     F: FnOnce(Handle) -> Fut + Send,
-    Fut: Future<Output = Result<T, SandboxError>>,
+    Fut: Future<Output = Result<T, HostError>>,
     T: Send,
 {
     run_in_netns(ns, || {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| SandboxError::os("start a tokio runtime for netlink", e))?;
+            .map_err(|e| HostError::os("start a tokio runtime for netlink", e))?;
         runtime.block_on(async {
             let (connection, handle, _) = rtnetlink::new_connection()
-                .map_err(|e| SandboxError::os("open a netlink socket", e))?;
+                .map_err(|e| HostError::os("open a netlink socket", e))?;
             tokio::spawn(connection);
             f(handle).await
         })
@@ -265,26 +264,26 @@ pub struct LinkSummary {
 }
 
 /// Every link in the namespace at `ns`, with its IPv4 addresses.
-pub fn links(ns: &Path) -> Result<Vec<LinkSummary>, SandboxError> {
+pub fn links(ns: &Path) -> Result<Vec<LinkSummary>, HostError> {
     in_netns(ns, |handle| async move { dump_links(&handle).await })
 }
 
 /// The interface name `network connect` gives a container without `--ifname`: `eth0`, else
 /// the lowest free `ethN`.
-pub fn next_free_ifname(target: &Path) -> Result<String, SandboxError> {
+pub fn next_free_ifname(target: &Path) -> Result<String, HostError> {
     let taken: Vec<String> = links(target)?.into_iter().map(|l| l.name).collect();
     (0..1000)
         .map(|n| format!("eth{n}"))
         .find(|name| !taken.contains(name))
-        .ok_or_else(|| SandboxError::NoFreeIfname {
+        .ok_or_else(|| HostError::NoFreeIfname {
             target: target.to_path_buf(),
         })
 }
 
 /// Checks a name the kernel will take as an interface name, so that a bad `--ifname` gets a
 /// clear message instead of a bare EINVAL.
-pub fn validate_ifname(name: &str) -> Result<(), SandboxError> {
-    let invalid = |reason| SandboxError::InvalidIfname {
+pub fn validate_ifname(name: &str) -> Result<(), HostError> {
+    let invalid = |reason| HostError::InvalidIfname {
         name: name.to_string(),
         reason,
     };
@@ -308,7 +307,7 @@ pub fn validate_ifname(name: &str) -> Result<(), SandboxError> {
     Ok(())
 }
 
-async fn dump_links(handle: &Handle) -> Result<Vec<LinkSummary>, SandboxError> {
+async fn dump_links(handle: &Handle) -> Result<Vec<LinkSummary>, HostError> {
     let mut links: Vec<LinkSummary> = handle
         .link()
         .get()
@@ -336,14 +335,14 @@ async fn dump_links(handle: &Handle) -> Result<Vec<LinkSummary>, SandboxError> {
         })
         .try_collect()
         .await
-        .map_err(|e| SandboxError::netlink("list network interfaces", e))?;
+        .map_err(|e| HostError::netlink("list network interfaces", e))?;
     let addresses: Vec<_> = handle
         .address()
         .get()
         .execute()
         .try_collect()
         .await
-        .map_err(|e| SandboxError::netlink("list addresses", e))?;
+        .map_err(|e| HostError::netlink("list addresses", e))?;
     for msg in addresses {
         let Some(link) = links.iter_mut().find(|l| l.index == msg.header.index) else {
             continue;
@@ -358,7 +357,7 @@ async fn dump_links(handle: &Handle) -> Result<Vec<LinkSummary>, SandboxError> {
 }
 
 /// Index of the link called `name`, or `None` if there is none.
-pub(crate) async fn link_index(handle: &Handle, name: &str) -> Result<Option<u32>, SandboxError> {
+pub(crate) async fn link_index(handle: &Handle, name: &str) -> Result<Option<u32>, HostError> {
     match handle
         .link()
         .get()
@@ -369,24 +368,13 @@ pub(crate) async fn link_index(handle: &Handle, name: &str) -> Result<Option<u32
     {
         Ok(msg) => Ok(msg.map(|m| m.header.index)),
         Err(e) if netlink_errno(&e) == Some(libc::ENODEV) => Ok(None),
-        Err(e) => Err(SandboxError::netlink(
-            format!("look up interface {name}"),
-            e,
-        )),
-    }
-}
-
-/// The errno inside a netlink error reply, if that is what `e` is.
-pub(crate) fn netlink_errno(e: &rtnetlink::Error) -> Option<i32> {
-    match e {
-        rtnetlink::Error::NetlinkError(msg) => msg.code.map(|c| -c.get()),
-        _ => None,
+        Err(e) => Err(HostError::netlink(format!("look up interface {name}"), e)),
     }
 }
 
 /// Runs `f` on a fresh thread and waits for it. Namespace switches made on that thread die
 /// with it. Scoped, so `f` may borrow from the caller.
-fn on_worker_thread<T, F>(op: &str, f: F) -> Result<T, SandboxError>
+fn on_worker_thread<T, F>(op: &str, f: F) -> Result<T, HostError>
 where
     T: Send,
     F: FnOnce() -> T + Send,
@@ -395,10 +383,10 @@ where
         let worker = thread::Builder::new()
             .name("vxnet-netns".to_string())
             .spawn_scoped(scope, f)
-            .map_err(|e| SandboxError::os("start a namespace worker thread", e))?;
+            .map_err(|e| HostError::os("start a namespace worker thread", e))?;
         worker
             .join()
-            .map_err(|_| SandboxError::WorkerPanicked { op: op.to_string() })
+            .map_err(|_| HostError::WorkerPanicked { op: op.to_string() })
     })
 }
 
@@ -414,13 +402,13 @@ fn enter_netns(file: &File) -> io::Result<()> {
 /// Whether an open file is a network namespace. Cheap and unprivileged on current kernels
 /// (nsfs + `NS_GET_NSTYPE`, 4.11+); older kernels, whose namespace files lived on procfs or
 /// lack the ioctl, get the definitive test: `setns` on a throwaway thread.
-fn is_netns_file(file: &File) -> Result<bool, SandboxError> {
+fn is_netns_file(file: &File) -> Result<bool, HostError> {
     let fd = file.as_raw_fd();
     // SAFETY: statfs is plain old data; all-zero is a valid value.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
     // SAFETY: fd is valid while `file` is borrowed; st is a valid out pointer.
     if unsafe { libc::fstatfs(fd, &mut st) } != 0 {
-        return Err(SandboxError::os(
+        return Err(HostError::os(
             "inspect a namespace file",
             io::Error::last_os_error(),
         ));
@@ -447,13 +435,13 @@ fn is_netns_file(file: &File) -> Result<bool, SandboxError> {
     on_worker_thread("probe a namespace file", || match enter_netns(file) {
         Ok(()) => Ok(true),
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(false),
-        Err(e) => Err(SandboxError::os("probe a namespace file", e)),
+        Err(e) => Err(HostError::os("probe a namespace file", e)),
     })?
 }
 
-fn c_path(path: &Path) -> Result<CString, SandboxError> {
+fn c_path(path: &Path) -> Result<CString, HostError> {
     CString::new(path.as_os_str().as_bytes()).map_err(|e| {
-        SandboxError::os(
+        HostError::os(
             format!("use path {}", path.display()),
             io::Error::new(io::ErrorKind::InvalidInput, e),
         )
@@ -461,252 +449,4 @@ fn c_path(path: &Path) -> Result<CString, SandboxError> {
 }
 
 #[cfg(test)]
-pub(crate) mod testutil {
-    //! Shared by the root tests of this crate: root check, scratch dirs that unpin what they
-    //! hold, unique names, running a command inside a namespace.
-
-    use std::path::{Path, PathBuf};
-    use std::process::{Command, Output};
-    use std::sync::atomic::{AtomicU32, Ordering};
-
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-    /// False (after saying so) if root tests are to be skipped; panics if not root otherwise,
-    /// so that a CI run without privileges cannot pass silently.
-    pub(crate) fn root_or_skip(test: &str) -> bool {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } == 0 {
-            return true;
-        }
-        if std::env::var("VXNET_SKIP_ROOT_TESTS").as_deref() == Ok("1") {
-            eprintln!("{test}: skipped (needs root; VXNET_SKIP_ROOT_TESTS=1)");
-            return false;
-        }
-        panic!("{test} needs root (network namespaces, TAP); set VXNET_SKIP_ROOT_TESTS=1 to skip");
-    }
-
-    /// A short name unique to this process and call, e.g. for interfaces (≤ 15 bytes).
-    pub(crate) fn unique(prefix: &str) -> String {
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        format!("{prefix}{:x}{n}", std::process::id() % 0xffff)
-    }
-
-    /// A temporary directory; on drop, every pinned namespace in it is unpinned first (a mount
-    /// point cannot be unlinked), then the directory goes. Runs on panic too.
-    pub(crate) struct Scratch {
-        dir: PathBuf,
-    }
-
-    impl Scratch {
-        pub(crate) fn new(tag: &str) -> Self {
-            let dir = std::env::temp_dir().join(unique(&format!("vxnet-{tag}-")));
-            std::fs::create_dir_all(&dir).expect("create scratch dir");
-            Scratch { dir }
-        }
-
-        pub(crate) fn path(&self, name: &str) -> PathBuf {
-            self.dir.join(name)
-        }
-    }
-
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            if let Ok(entries) = std::fs::read_dir(&self.dir) {
-                for entry in entries.flatten() {
-                    let _ = super::remove_pinned_netns(&entry.path());
-                }
-            }
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-
-    /// Adds a veth pair `name`/`peer` inside `ns`: a stand-in for "some interface is there"
-    /// (the `dummy` driver is not in every kernel).
-    pub(crate) fn add_veth(ns: &Path, name: &str, peer: &str) {
-        super::in_netns(ns, |h| async move {
-            h.link()
-                .add(rtnetlink::LinkVeth::new(name, peer).build())
-                .execute()
-                .await
-                .map_err(|e| super::SandboxError::netlink(format!("add veth {name}"), e))
-        })
-        .expect("add veth");
-    }
-
-    /// Runs a command inside the network namespace at `ns` (tests may shell out).
-    pub(crate) fn nsexec(ns: &Path, args: &[&str]) -> Output {
-        Command::new("nsenter")
-            .arg(format!("--net={}", ns.display()))
-            .args(args)
-            .output()
-            .expect("run nsenter")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::testutil::{add_veth, root_or_skip, unique, Scratch};
-    use super::*;
-
-    fn own_netns() -> PathBuf {
-        std::fs::read_link("/proc/thread-self/ns/net").expect("read own netns")
-    }
-
-    #[test]
-    fn pinned_netns_lifecycle() {
-        if !root_or_skip("pinned_netns_lifecycle") {
-            return;
-        }
-        let scratch = Scratch::new("pin");
-        let pin = scratch.path("sub/dir/ns");
-        assert!(!is_live_netns(&pin));
-
-        create_pinned_netns(&pin).expect("create pinned netns");
-        assert!(is_live_netns(&pin));
-        let err = create_pinned_netns(&pin).expect_err("second pin on a live one");
-        assert!(err.to_string().contains("already pinned"), "{err}");
-
-        let names: Vec<String> = links(&pin)
-            .expect("links")
-            .into_iter()
-            .map(|l| l.name)
-            .collect();
-        assert_eq!(names, ["lo"], "a fresh namespace has only lo");
-
-        remove_pinned_netns(&pin).expect("remove");
-        assert!(!pin.exists());
-        assert!(!is_live_netns(&pin));
-        remove_pinned_netns(&pin).expect("removing twice is fine");
-    }
-
-    #[test]
-    fn stale_pin_file_is_not_live_and_is_reused() {
-        if !root_or_skip("stale_pin_file_is_not_live_and_is_reused") {
-            return;
-        }
-        let scratch = Scratch::new("stale");
-        let pin = scratch.path("ns");
-        // What a pin looks like after a reboot: an empty regular file.
-        std::fs::write(&pin, b"").expect("write stale pin");
-        assert!(!is_live_netns(&pin));
-        let err = open_netns(&pin).expect_err("empty file is not a netns");
-        assert!(matches!(err, SandboxError::NotANetns { .. }), "{err}");
-
-        create_pinned_netns(&pin).expect("re-pin over stale file");
-        assert!(is_live_netns(&pin));
-    }
-
-    #[test]
-    fn in_netns_works_inside_and_leaves_caller_alone() {
-        if !root_or_skip("in_netns_works_inside_and_leaves_caller_alone") {
-            return;
-        }
-        let scratch = Scratch::new("inns");
-        let pin = scratch.path("ns");
-        create_pinned_netns(&pin).expect("pin");
-        let before = own_netns();
-        add_veth(&pin, &unique("vxd"), &unique("vxd"));
-        assert_eq!(own_netns(), before, "caller thread must not move");
-        let inside = links(&pin).expect("links inside");
-        assert!(inside.iter().any(|l| l.name.starts_with("vxd")));
-        let here = links(Path::new("/proc/self/ns/net")).expect("links here");
-        assert!(!here.iter().any(|l| l.name.starts_with("vxd")));
-
-        let seen = run_in_netns(&pin, || Ok(own_netns())).expect("run inside");
-        assert_ne!(seen, before);
-    }
-
-    #[test]
-    fn next_free_ifname_skips_taken_names() {
-        if !root_or_skip("next_free_ifname_skips_taken_names") {
-            return;
-        }
-        let scratch = Scratch::new("ifname");
-        let pin = scratch.path("ns");
-        create_pinned_netns(&pin).expect("pin");
-        assert_eq!(next_free_ifname(&pin).expect("free"), "eth0");
-        add_veth(&pin, "eth0", "eth1");
-        add_veth(&pin, "eth3", "peer3");
-        assert_eq!(next_free_ifname(&pin).expect("free"), "eth2");
-    }
-
-    #[test]
-    fn resolve_target_forms_and_errors() {
-        if !root_or_skip("resolve_target_forms_and_errors") {
-            return;
-        }
-        let pid = std::process::id();
-        assert_eq!(
-            resolve_target(&format!("pid:{pid}")).expect("own pid"),
-            PathBuf::from(format!("/proc/{pid}/ns/net"))
-        );
-        assert_eq!(
-            resolve_target("/proc/self/ns/net").expect("absolute path"),
-            PathBuf::from("/proc/self/ns/net")
-        );
-
-        let name = unique("vxnet-nope-");
-        let err = resolve_target(&name).expect_err("missing name");
-        assert_eq!(
-            err.to_string(),
-            format!(
-                "network namespace \"{name}\" not found (looked in /var/run/netns/{name}); \
-                 create it with `ip netns add {name}`"
-            )
-        );
-        let err = resolve_target("pid:abc").expect_err("bad pid");
-        assert!(matches!(err, SandboxError::InvalidTarget { .. }), "{err}");
-        assert!(err.to_string().contains("pid:abc"), "{err}");
-        let err = resolve_target("pid:4000000000").expect_err("no such pid");
-        assert!(matches!(err, SandboxError::ProcessNotFound { .. }), "{err}");
-        let err = resolve_target("relative/path").expect_err("relative path");
-        assert!(err.to_string().contains("absolute"), "{err}");
-        let err = resolve_target("/nonexistent/vxnet/ns").expect_err("missing path");
-        assert!(
-            matches!(err, SandboxError::NetnsFileNotFound { .. }),
-            "{err}"
-        );
-        // Another kind of namespace, and a plain file.
-        let err = resolve_target("/proc/self/ns/uts").expect_err("uts ns");
-        assert!(matches!(err, SandboxError::NotANetns { .. }), "{err}");
-        let err = resolve_target("/etc/hostname").expect_err("plain file");
-        assert!(
-            err.to_string().contains("is not a network namespace"),
-            "{err}"
-        );
-
-        // A name made by `ip netns add`.
-        struct IpNetns(String);
-        impl Drop for IpNetns {
-            fn drop(&mut self) {
-                let _ = std::process::Command::new("ip")
-                    .args(["netns", "del", &self.0])
-                    .status();
-            }
-        }
-        let named = IpNetns(unique("vxnet-t-"));
-        let status = std::process::Command::new("ip")
-            .args(["netns", "add", &named.0])
-            .status()
-            .expect("run ip netns add");
-        assert!(status.success());
-        assert_eq!(
-            resolve_target(&named.0).expect("named netns"),
-            Path::new(NETNS_RUN_DIR).join(&named.0)
-        );
-    }
-
-    #[test]
-    fn ifname_validation() {
-        for ok in ["eth0", "a", "vx-0123456789ab"] {
-            validate_ifname(ok).expect(ok);
-        }
-        for bad in ["", ".", "..", "a/b", "a b", "a:b", "0123456789abcdef"] {
-            let err = validate_ifname(bad).expect_err(bad);
-            assert!(
-                err.to_string().starts_with("invalid interface name"),
-                "{err}"
-            );
-        }
-    }
-}
+mod tests;

@@ -1,0 +1,91 @@
+//! From the replicated state to what this host's dataplane must run: a pure function, the
+//! only place that decides it.
+//!
+//! The rules (see also `vxnet_dataplane::host`, which carries the program out):
+//! - Every network of the state is in the program, in the state's order; its endpoints are
+//!   every endpoint of it cluster-wide, [`Location::Local`] when on this host, else behind
+//!   the VTEP address of the host they are on.
+//! - Broadcast, multicast and unknown unicast (`flood`) go to the other hosts that have
+//!   endpoints in the network and to its static peers; datagrams are accepted (`trusted`)
+//!   from every other cluster host and the static peers. This host's own address is never in
+//!   either list (hosts are told apart by id). Both are sorted and without duplicates.
+//! - The state machine guarantees every endpoint a six-byte MAC, a known host and a network
+//!   with a subnet and a 24-bit VNI. Anything that breaks this is left out of the program
+//!   rather than given a made-up value (no `00:00:00:00:00:00` MAC, no guessed prefix).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+
+use vxnet_dataplane::host::{EndpointProgram, HostProgram, Location, NetworkProgram};
+use vxnet_proto::types::{MacAddr, Vni};
+use vxnet_proto::{Network, State};
+
+/// What host `host_id` must run for `state`.
+pub fn host_program(state: &State, host_id: &str) -> HostProgram {
+    let vteps: BTreeMap<&str, Ipv4Addr> = state
+        .hosts
+        .iter()
+        .map(|h| (h.id.as_str(), Ipv4Addr::from(h.addr)))
+        .collect();
+    HostProgram {
+        networks: state
+            .networks
+            .iter()
+            .filter_map(|net| network_program(state, net, host_id, &vteps))
+            .collect(),
+    }
+}
+
+fn network_program(
+    state: &State,
+    net: &Network,
+    host_id: &str,
+    vteps: &BTreeMap<&str, Ipv4Addr>,
+) -> Option<NetworkProgram> {
+    let vni = Vni::new(net.vni)?;
+    let prefix_len = u8::try_from(net.subnet.as_ref()?.prefix_len).ok()?;
+    let peers: Vec<Ipv4Addr> = net.peers.iter().map(|&p| Ipv4Addr::from(p)).collect();
+    let mut flood = BTreeSet::new();
+    let endpoints: Vec<EndpointProgram> = state
+        .endpoints
+        .iter()
+        .filter(|e| e.network_id == net.id)
+        .filter_map(|e| {
+            let location = if e.host_id == host_id {
+                Location::Local
+            } else {
+                let vtep = *vteps.get(e.host_id.as_str())?;
+                flood.insert(vtep);
+                Location::Remote(vtep)
+            };
+            Some(EndpointProgram {
+                id: e.id.clone(),
+                mac: MacAddr::from_slice(&e.mac)?,
+                ipv4: Ipv4Addr::from(e.ipv4),
+                location,
+            })
+        })
+        .collect();
+    flood.extend(peers.iter().copied());
+    let trusted: BTreeSet<Ipv4Addr> = vteps
+        .iter()
+        .filter(|(id, _)| **id != host_id)
+        .map(|(_, &addr)| addr)
+        .chain(peers.iter().copied())
+        .collect();
+    Some(NetworkProgram {
+        id: net.id.clone(),
+        name: net.name.clone(),
+        vni,
+        mtu: net.mtu,
+        gateway: Ipv4Addr::from(net.gateway),
+        prefix_len,
+        endpoints,
+        flood: flood.into_iter().collect(),
+        trusted: trusted.into_iter().collect(),
+        peers,
+    })
+}
+
+#[cfg(test)]
+mod tests;

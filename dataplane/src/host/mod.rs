@@ -1,0 +1,384 @@
+//! The door between the control plane and the dataplane: [`Host`] owns everything this host
+//! runs for its overlays — the engine (sockets and forwarding threads), one sandbox per
+//! network with local endpoints (namespace, `br0`, TAP), the endpoints' veths and their
+//! names — and takes one pure description of what should be there, a [`HostProgram`].
+//!
+//! Rules a caller relies on:
+//! - [`Host::apply`] makes the host match the program and can be called any number of times:
+//!   a sandbox for each network with a local endpoint, none for the others, each network's
+//!   control entries and VTEP lists swapped in whole, veths no local endpoint owns deleted,
+//!   sandboxes on disk that no network owns removed. A network it cannot set up is reported
+//!   and tried again by the next apply; the others are not held back.
+//! - [`Host::attach`] wires one endpoint of a network the last program placed on this host,
+//!   all or nothing; [`Host::detach`] removes its veth (a missing one is not an error).
+//! - The caller never sees a namespace, a TAP, a veth name or an engine counter: it asks
+//!   [`Host::fdb`] and [`Host::stats`].
+//! - Stopping ([`Host::shutdown`], or drop) stops forwarding and leaves the sandboxes, so that
+//!   containers keep their interfaces while the daemon restarts.
+//! - Every call blocks (netlink, thread joins); the daemon makes them from its control thread.
+
+mod error;
+pub mod netns;
+mod program;
+pub mod sandbox;
+#[cfg(test)]
+pub(crate) mod testutil;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use self::error::HostError;
+pub use self::netns::{next_free_ifname, resolve_target};
+pub use self::program::{EndpointProgram, HostProgram, Location, NetworkProgram};
+use self::sandbox::{EndpointSpec, Sandbox, SandboxSpec};
+pub use crate::counters::{DropReason, TrafficStats};
+use crate::engine::{Engine, EngineConfig};
+use crate::fdb::{ControlEntry, FdbTarget, DEFAULT_AGING};
+pub use crate::fdb::{FdbKind, FdbRow};
+use crate::forward::{NetworkConfig, NetworkPlane, VtepSet};
+use crate::wire::MacAddr;
+
+/// How the host's dataplane runs.
+#[derive(Debug, Clone)]
+pub struct HostConfig {
+    /// Underlay address: VTEP source address, where the VXLAN socket binds.
+    pub underlay: Ipv4Addr,
+    /// UDP port of VXLAN (4789).
+    pub vxlan_port: u16,
+    /// Use TAP offloads, UDP GSO/GRO where the kernel has them.
+    pub offloads: bool,
+    /// Where sandbox namespaces are pinned (under the daemon's data dir).
+    pub sandbox_dir: PathBuf,
+}
+
+/// One endpoint to wire on this host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    pub network_id: String,
+    pub endpoint_id: String,
+    /// The container's network namespace (from [`resolve_target`]).
+    pub target: PathBuf,
+    /// Name of the container's interface.
+    pub ifname: String,
+    pub mac: MacAddr,
+    pub ipv4: Ipv4Addr,
+}
+
+/// A network whose dataplane [`Host::apply`] could not set up.
+#[derive(Debug)]
+pub struct NetworkFailure {
+    pub network_id: String,
+    pub name: String,
+    pub error: HostError,
+}
+
+/// Traffic of every running network (by network id), and the drops of datagrams that belong
+/// to no network.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostStats {
+    pub networks: BTreeMap<String, TrafficStats>,
+    pub drops: Vec<(DropReason, u64)>,
+}
+
+/// A network this host forwards for: its sandbox, its plane in the engine, and the veths in
+/// the sandbox as of the last apply (`None`: not listed yet).
+struct Running {
+    sandbox: Sandbox,
+    plane: Arc<NetworkPlane>,
+    veths: Option<BTreeSet<String>>,
+}
+
+/// See the module docs.
+pub struct Host {
+    engine: Engine,
+    sandbox_dir: PathBuf,
+    program: HostProgram,
+    running: BTreeMap<String, Running>,
+}
+
+impl Host {
+    /// Binds the VXLAN sockets and starts the engine. Nothing else is made until the first
+    /// [`Host::apply`].
+    pub fn start(config: HostConfig) -> Result<Host, HostError> {
+        let mut engine_config = EngineConfig::new(config.underlay, config.vxlan_port);
+        engine_config.offloads = config.offloads;
+        let engine = Engine::start(engine_config).map_err(|e| {
+            HostError::os(
+                format!(
+                    "bind the VXLAN socket on {}:{}",
+                    config.underlay, config.vxlan_port
+                ),
+                e,
+            )
+        })?;
+        std::fs::create_dir_all(&config.sandbox_dir)
+            .map_err(|e| HostError::os(format!("create {}", config.sandbox_dir.display()), e))?;
+        Ok(Host {
+            engine,
+            sandbox_dir: config.sandbox_dir,
+            program: HostProgram::default(),
+            running: BTreeMap::new(),
+        })
+    }
+
+    /// Makes the host match `program` (see the module docs); returns the networks it could
+    /// not set up, which the next apply tries again.
+    pub fn apply(&mut self, program: HostProgram, now: Instant) -> Vec<NetworkFailure> {
+        self.program = program;
+        let gone: Vec<String> = self
+            .running
+            .keys()
+            .filter(|id| {
+                self.program
+                    .network(id)
+                    .is_none_or(|n| !n.has_local_endpoint())
+            })
+            .cloned()
+            .collect();
+        for id in gone {
+            self.stop_network(&id);
+        }
+        let mut failures = Vec::new();
+        for i in 0..self.program.networks.len() {
+            let net = &self.program.networks[i];
+            if !net.has_local_endpoint() {
+                continue;
+            }
+            if let Err(error) = self.program_network(i, now) {
+                let net = &self.program.networks[i];
+                failures.push(NetworkFailure {
+                    network_id: net.id.clone(),
+                    name: net.name.clone(),
+                    error,
+                });
+            }
+        }
+        self.remove_stray_sandboxes();
+        failures
+    }
+
+    /// Starts (if need be) and programs the `i`th network of the current program.
+    fn program_network(&mut self, i: usize, now: Instant) -> Result<(), HostError> {
+        let net = &self.program.networks[i];
+        if !self.running.contains_key(&net.id) {
+            let started = start_network(&self.engine, &self.sandbox_dir, net)?;
+            self.running.insert(net.id.clone(), started);
+        }
+        let Some(running) = self.running.get_mut(&net.id) else {
+            return Ok(());
+        };
+        running
+            .plane
+            .set_control_entries(&control_entries(net), now);
+        running.plane.set_vteps(&VtepSet {
+            flood: net.flood.clone(),
+            trusted: net.trusted.clone(),
+        });
+        let wanted = net.local_endpoints().map(|e| veth_name(&e.id)).collect();
+        remove_stray_veths(running, wanted);
+        Ok(())
+    }
+
+    /// Wires `endpoint` into its network's sandbox. The network must have been placed on this
+    /// host by the last [`Host::apply`] (the endpoint is in its program).
+    pub fn attach(&mut self, endpoint: &Attachment) -> Result<(), HostError> {
+        let (net, running) = self.running_network(&endpoint.network_id)?;
+        running.sandbox.connect(&EndpointSpec {
+            target: endpoint.target.clone(),
+            ifname: endpoint.ifname.clone(),
+            mac: endpoint.mac.0,
+            ipv4: endpoint.ipv4,
+            prefix_len: net.prefix_len,
+            mtu: net.mtu,
+            veth_name: veth_name(&endpoint.endpoint_id),
+        })
+    }
+
+    /// Removes an endpoint's veth, if its network runs here; the container's interface goes
+    /// with it.
+    pub fn detach(&mut self, network_id: &str, endpoint_id: &str) -> Result<(), HostError> {
+        match self.running.get(network_id) {
+            Some(running) => running.sandbox.disconnect(&veth_name(endpoint_id)),
+            None => Ok(()),
+        }
+    }
+
+    fn running_network(&self, id: &str) -> Result<(&NetworkProgram, &Running), HostError> {
+        self.program
+            .network(id)
+            .zip(self.running.get(id))
+            .ok_or_else(|| HostError::NotRunning { network: id.into() })
+    }
+
+    /// The forwarding entries of a network: live ones where it runs here, else what the
+    /// control plane would program; then one `static` row per static peer (they receive every
+    /// flood, like `bridge fdb append 00:00:00:00:00:00 dst IP`).
+    pub fn fdb(&self, network_id: &str, now: Instant) -> Vec<FdbRow> {
+        let Some(net) = self.program.network(network_id) else {
+            return Vec::new();
+        };
+        let mut rows = match self.running.get(network_id) {
+            Some(running) => running.plane.fdb.rows(now),
+            None => net
+                .endpoints
+                .iter()
+                .filter_map(|e| match e.location {
+                    Location::Remote(vtep) => Some(FdbRow {
+                        mac: e.mac,
+                        vtep: Some(vtep),
+                        kind: FdbKind::Control,
+                        age: Duration::ZERO,
+                    }),
+                    Location::Local => None,
+                })
+                .collect(),
+        };
+        rows.extend(net.peers.iter().map(|&peer| FdbRow {
+            mac: MacAddr::ZERO,
+            vtep: Some(peer),
+            kind: FdbKind::Static,
+            age: Duration::ZERO,
+        }));
+        rows
+    }
+
+    /// Counters of every running network, and the drops that belong to none.
+    pub fn stats(&self) -> HostStats {
+        HostStats {
+            networks: self
+                .running
+                .iter()
+                .map(|(id, r)| (id.clone(), r.plane.counters.snapshot()))
+                .collect(),
+            drops: self.engine.dataplane().drops.nonzero(),
+        }
+    }
+
+    /// Stops forwarding; sandboxes stay (see the module docs).
+    pub fn shutdown(self) {
+        self.engine.shutdown();
+    }
+
+    fn stop_network(&mut self, id: &str) {
+        let Some(running) = self.running.remove(id) else {
+            return;
+        };
+        self.engine.remove_network(running.plane.config().vni);
+        if let Err(e) = running.sandbox.destroy() {
+            tracing::warn!(network = id, error = %e, "cannot remove the sandbox");
+        }
+    }
+
+    /// Sandboxes on disk that no running network owns: left by a crash between creating a
+    /// sandbox and recording why. They hold nothing anyone uses.
+    fn remove_stray_sandboxes(&self) {
+        let Ok(dir) = std::fs::read_dir(&self.sandbox_dir) else {
+            return;
+        };
+        for entry in dir.flatten() {
+            let path = entry.path();
+            let owned = self
+                .running
+                .values()
+                .any(|r| r.sandbox.netns_path() == path);
+            if !owned {
+                if let Err(e) = netns::remove_pinned_netns(&path) {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot remove a stray sandbox");
+                }
+            }
+        }
+    }
+}
+
+fn start_network(
+    engine: &Engine,
+    sandbox_dir: &Path,
+    net: &NetworkProgram,
+) -> Result<Running, HostError> {
+    let sandbox = Sandbox::ensure(SandboxSpec {
+        netns_path: sandbox_path(sandbox_dir, &net.id),
+        gateway: net.gateway,
+        prefix_len: net.prefix_len,
+        mtu: net.mtu,
+    })?;
+    let tap = sandbox.open_tap(engine.offloads())?;
+    let config = NetworkConfig {
+        vni: net.vni,
+        mtu: net.mtu,
+        gateway: net.gateway,
+        aging: DEFAULT_AGING,
+    };
+    let plane = engine
+        .add_network(config, tap)
+        .map_err(|e| HostError::os(format!("start forwarding for network {}", net.name), e))?;
+    tracing::info!(network = %net.name, vni = net.vni.get(), "sandbox up");
+    Ok(Running {
+        sandbox,
+        plane,
+        veths: None,
+    })
+}
+
+/// The control-plane entries of a network: its endpoints, and its gateway, which lives on
+/// every host's `br0` under the same MAC — local everywhere, so that another host's gateway
+/// can never be learned in its place.
+fn control_entries(net: &NetworkProgram) -> Vec<ControlEntry> {
+    let mut entries: Vec<ControlEntry> = net
+        .endpoints
+        .iter()
+        .map(|e| ControlEntry {
+            mac: e.mac,
+            ipv4: e.ipv4,
+            target: match e.location {
+                Location::Local => FdbTarget::Local,
+                Location::Remote(vtep) => FdbTarget::Remote(vtep),
+            },
+        })
+        .collect();
+    entries.push(ControlEntry {
+        mac: MacAddr::for_ipv4(net.gateway),
+        ipv4: net.gateway,
+        target: FdbTarget::Local,
+    });
+    entries
+}
+
+/// Deletes the sandbox's veths that belong to no local endpoint of the program — left by a
+/// crash mid-connect, or by an endpoint removed while the daemon was down — so that no
+/// container keeps an address the cluster may hand out again. The first time, it lists the
+/// sandbox's links; after that, it compares with what the last apply kept.
+fn remove_stray_veths(running: &mut Running, wanted: BTreeSet<String>) {
+    let present: BTreeSet<String> = match running.veths.take() {
+        Some(known) => known,
+        None => match running.sandbox.endpoint_links() {
+            Ok(links) => links.into_iter().map(|l| l.name).collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list the sandbox's links");
+                return;
+            }
+        },
+    };
+    for stray in present.difference(&wanted) {
+        match running.sandbox.disconnect(stray) {
+            Ok(()) => tracing::info!(veth = %stray, "removed a veth that no endpoint owns"),
+            Err(e) => tracing::warn!(veth = %stray, error = %e, "cannot remove a stray veth"),
+        }
+    }
+    running.veths = Some(wanted);
+}
+
+/// Where a network's sandbox namespace is pinned.
+fn sandbox_path(sandbox_dir: &Path, network_id: &str) -> PathBuf {
+    sandbox_dir.join(&network_id[..12.min(network_id.len())])
+}
+
+/// The sandbox side of an endpoint's veth: unique per endpoint, and within IFNAMSIZ.
+fn veth_name(endpoint_id: &str) -> String {
+    format!("vx{}", &endpoint_id[..12.min(endpoint_id.len())])
+}
+
+#[cfg(test)]
+mod tests;

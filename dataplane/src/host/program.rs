@@ -1,0 +1,80 @@
+//! What the control plane wants this host to run: a pure description, built from the
+//! replicated state by the daemon and handed whole to [`super::Host::apply`]. Nothing here
+//! does anything; two equal programs mean the same dataplane.
+//!
+//! Rules a builder follows (the Host relies on them):
+//! - `networks` holds every network of the cluster, by id, whether or not it has an endpoint
+//!   on this host: the Host runs a sandbox for those with a [`Location::Local`] endpoint and
+//!   answers `fdb` for the others from the program alone.
+//! - `endpoints` of a network are every endpoint of it cluster-wide, each placed
+//!   [`Location::Local`] (on this host) or [`Location::Remote`] (behind that host's VTEP).
+//! - `flood` receives broadcast, multicast and unknown unicast; `trusted` may send to us;
+//!   neither contains this host's own address. `peers` (static VTEPs outside the cluster)
+//!   are in both.
+
+use std::net::Ipv4Addr;
+
+use crate::wire::{MacAddr, Vni};
+
+/// Every network of the cluster, as this host must serve it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostProgram {
+    pub networks: Vec<NetworkProgram>,
+}
+
+impl HostProgram {
+    pub fn network(&self, id: &str) -> Option<&NetworkProgram> {
+        self.networks.iter().find(|n| n.id == id)
+    }
+}
+
+/// One network: its identity, its sandbox's shape, and its forwarding entries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkProgram {
+    /// The network id (64 hex digits); names the sandbox.
+    pub id: String,
+    /// For logs only.
+    pub name: String,
+    pub vni: Vni,
+    /// MTU of the overlay: of `br0`, the TAP and every container interface.
+    pub mtu: u32,
+    /// The address of `br0` on every host, and its prefix length.
+    pub gateway: Ipv4Addr,
+    pub prefix_len: u8,
+    pub endpoints: Vec<EndpointProgram>,
+    pub flood: Vec<Ipv4Addr>,
+    pub trusted: Vec<Ipv4Addr>,
+    pub peers: Vec<Ipv4Addr>,
+}
+
+impl NetworkProgram {
+    /// Whether this host must run the network's sandbox.
+    pub fn has_local_endpoint(&self) -> bool {
+        self.endpoints.iter().any(|e| e.location == Location::Local)
+    }
+
+    pub fn local_endpoints(&self) -> impl Iterator<Item = &EndpointProgram> + '_ {
+        self.endpoints
+            .iter()
+            .filter(|e| e.location == Location::Local)
+    }
+}
+
+/// An endpoint as the forwarding tables see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointProgram {
+    /// The endpoint id (64 hex digits); names its veth in the sandbox.
+    pub id: String,
+    pub mac: MacAddr,
+    pub ipv4: Ipv4Addr,
+    pub location: Location,
+}
+
+/// Where an endpoint lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Location {
+    /// On this host: the sandbox's bridge delivers to it.
+    Local,
+    /// On the host with this VTEP address.
+    Remote(Ipv4Addr),
+}

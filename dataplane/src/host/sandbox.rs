@@ -1,0 +1,493 @@
+//! The overlay sandbox: one network namespace per network per host, holding the bridge `br0`
+//! (with the gateway address), the TAP `vxtap0` the dataplane reads and writes, and one veth
+//! per local endpoint whose other end sits in the container (the picture in the README).
+//!
+//! Rules a caller relies on:
+//!
+//! - **Blocking, thread-safe, no namespace side effects.** Every call blocks; the daemon calls
+//!   them through `spawn_blocking`. Work inside the sandbox or a container runs on short-lived
+//!   threads (see [`super::netns`]), never on the caller's thread.
+//! - **Idempotent setup.** [`Sandbox::ensure`] creates what is missing and adopts what exists:
+//!   after a daemon restart the pinned namespace, the bridge and the veths are still there and
+//!   containers keep their addresses; after a reboot the pin is empty and everything is made
+//!   afresh. [`Sandbox::disconnect`] of a missing veth and [`Sandbox::destroy`] of a missing
+//!   sandbox succeed.
+//! - **All-or-nothing connect.** [`Sandbox::connect`] either leaves a fully wired endpoint or
+//!   nothing at all: on failure it deletes the veth pair it made and returns the first error.
+//!   Errors a user can cause (interface name taken, target not a network namespace) say so.
+//! - **The TAP lives as long as its fd.** [`Sandbox::open_tap`] returns the only fd of a
+//!   non-persistent TAP; dropping it removes `vxtap0`. An open TAP fd also keeps the sandbox
+//!   namespace alive, so close it before [`Sandbox::destroy`].
+//! - **Stable gateway MAC.** `br0` gets the MAC [`MacAddr::for_ipv4`] of the gateway, the same rule
+//!   as endpoints. A bridge without a set MAC takes the lowest MAC of its ports, so the
+//!   gateway's MAC would change under the containers' ARP caches as veths come and go. Being
+//!   the same on every host, it also keeps gateway traffic host-local: a bridge drops frames
+//!   that arrive with its own MAC as source, so another host's gateway cannot answer here.
+
+use std::net::Ipv4Addr;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use rtnetlink::packet_route::link::{InfoData, InfoVeth};
+use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth};
+use tun_rs::{DeviceBuilder, Layer, SyncDevice};
+
+use super::error::{netlink_errno, HostError};
+use super::netns::{self, in_netns, link_index, LinkSummary};
+use crate::wire::MacAddr;
+use vxnet_proto::types::{MTU_MAX, MTU_MIN};
+
+/// The sandbox's bridge; carries the gateway address.
+pub const BRIDGE_NAME: &str = "br0";
+/// The sandbox's TAP, a port of [`BRIDGE_NAME`]; the dataplane holds its fd.
+pub const TAP_NAME: &str = "vxtap0";
+
+/// What a sandbox is made of; the same spec gives the same sandbox on every call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxSpec {
+    /// The pin file, under the daemon's data dir.
+    pub netns_path: PathBuf,
+    /// Address of `br0`, the network's gateway.
+    pub gateway: Ipv4Addr,
+    pub prefix_len: u8,
+    /// MTU of `br0`, `vxtap0` and every veth: underlay MTU − 50.
+    pub mtu: u32,
+}
+
+/// One endpoint to wire: a veth from the sandbox into the container namespace `target`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointSpec {
+    /// Path of the container's network namespace (see [`netns::resolve_target`]).
+    pub target: PathBuf,
+    /// Name of the container side, e.g. `eth0`.
+    pub ifname: String,
+    pub mac: [u8; 6],
+    pub ipv4: Ipv4Addr,
+    pub prefix_len: u8,
+    pub mtu: u32,
+    /// Name of the sandbox side (≤ 15 bytes), derived by the caller from the endpoint id; it
+    /// is what [`Sandbox::disconnect`] takes.
+    pub veth_name: String,
+}
+
+/// A live sandbox namespace with its bridge; see the module docs.
+#[derive(Debug)]
+pub struct Sandbox {
+    spec: SandboxSpec,
+}
+
+impl Sandbox {
+    /// Makes the sandbox exist as `spec` says, creating what is missing and adopting what is
+    /// there (the pin, `lo` up, `br0` with MTU, gateway address and MAC, up).
+    pub fn ensure(spec: SandboxSpec) -> Result<Sandbox, HostError> {
+        check_mtu(spec.mtu)?;
+        check_prefix_len(spec.prefix_len)?;
+        let path = spec.netns_path.as_path();
+        if netns::is_live_netns(path) {
+            tracing::debug!(netns = %path.display(), "adopting sandbox namespace");
+        } else {
+            tracing::info!(netns = %path.display(), "creating sandbox namespace");
+            netns::create_pinned_netns(path)?;
+        }
+        disable_ipv6(path)?;
+        let sandbox = Sandbox { spec };
+        sandbox.ensure_bridge()?;
+        Ok(sandbox)
+    }
+
+    /// `lo` up; `br0` created if missing, then MTU, up and gateway address asserted.
+    fn ensure_bridge(&self) -> Result<(), HostError> {
+        let spec = &self.spec;
+        in_netns(&spec.netns_path, |h| async move {
+            set_link_up(&h, "lo").await?;
+            let bridge = match link_index(&h, BRIDGE_NAME).await? {
+                Some(index) => index,
+                None => {
+                    // Created with its MAC given, so the kernel never replaces it by a
+                    // port's; MTU is (re)set below for adopted bridges too.
+                    h.link()
+                        .add(
+                            LinkBridge::new(BRIDGE_NAME)
+                                .address(MacAddr::for_ipv4(spec.gateway).0.to_vec())
+                                .build(),
+                        )
+                        .execute()
+                        .await
+                        .map_err(|e| HostError::netlink("create bridge br0", e))?;
+                    bridge_index(&h, &spec.netns_path).await?
+                }
+            };
+            // An MTU set on the bridge itself stops it from following its ports' MTU.
+            h.link()
+                .set(
+                    LinkUnspec::new_with_index(bridge)
+                        .mtu(spec.mtu)
+                        .up()
+                        .build(),
+                )
+                .execute()
+                .await
+                .map_err(|e| HostError::netlink("configure bridge br0", e))?;
+            add_ipv4_if_missing(&h, bridge, spec.gateway, spec.prefix_len).await
+        })
+    }
+
+    pub fn netns_path(&self) -> &Path {
+        &self.spec.netns_path
+    }
+
+    /// The MAC of `br0`.
+    pub fn gateway_mac(&self) -> [u8; 6] {
+        MacAddr::for_ipv4(self.spec.gateway).0
+    }
+
+    /// Creates `vxtap0` inside the sandbox as a port of `br0` (MTU set, up) and returns its fd,
+    /// usable from any thread. A leftover `vxtap0` is deleted first. Dropping the device
+    /// removes the TAP. With `offloads` it is opened with TAP offloads if the kernel allows
+    /// (see `tap_builder`); the engine reads which from the device.
+    pub fn open_tap(&self, offloads: bool) -> Result<SyncDevice, HostError> {
+        let spec = &self.spec;
+        in_netns(&spec.netns_path, |h| async move {
+            if let Some(stale) = link_index(&h, TAP_NAME).await? {
+                tracing::warn!(netns = %spec.netns_path.display(), "deleting a leftover vxtap0");
+                delete_link(&h, stale, TAP_NAME).await?;
+            }
+            // Opened on this thread, so the TAP is born inside the sandbox namespace.
+            let device = build_tap(offloads).map_err(|e| HostError::os("create TAP vxtap0", e))?;
+            let tap = link_index(&h, TAP_NAME).await?.ok_or_else(|| {
+                HostError::os("find TAP vxtap0", std::io::ErrorKind::NotFound.into())
+            })?;
+            let bridge = bridge_index(&h, &spec.netns_path).await?;
+            // On error `device` drops here, which removes the TAP: nothing is left half-made.
+            h.link()
+                .set(
+                    LinkUnspec::new_with_index(tap)
+                        .mtu(spec.mtu)
+                        .controller(bridge)
+                        .up()
+                        .build(),
+                )
+                .execute()
+                .await
+                .map_err(|e| HostError::netlink("attach vxtap0 to br0", e))?;
+            Ok(device)
+        })
+    }
+
+    /// Wires an endpoint: a veth pair whose sandbox end `veth_name` is a port of `br0` and
+    /// whose other end is `ifname` in `target` with the endpoint's MAC, MTU and address, up
+    /// (and `lo` up there). All or nothing; see the module docs.
+    pub fn connect(&self, ep: &EndpointSpec) -> Result<(), HostError> {
+        netns::validate_ifname(&ep.ifname)?;
+        netns::validate_ifname(&ep.veth_name)?;
+        check_mtu(ep.mtu)?;
+        check_prefix_len(ep.prefix_len)?;
+        check_unicast(ep)?;
+        let target = netns::open_netns(&ep.target)?;
+        // The kernel reports either name collision as a bare EEXIST; look first, to say which.
+        if target_has(ep)? {
+            return Err(ifname_taken(ep));
+        }
+
+        // Step 1: the pair, with the container end born in the target under its final name,
+        // MAC and MTU. Fails whole or not at all, so there is nothing to undo.
+        let created = in_netns(&self.spec.netns_path, |h| async move {
+            if link_index(&h, &ep.veth_name).await?.is_some() {
+                return Err(HostError::VethExists {
+                    name: ep.veth_name.clone(),
+                });
+            }
+            let peer = LinkUnspec::new_with_name(&ep.ifname)
+                .mtu(ep.mtu)
+                .address(ep.mac.to_vec())
+                .setns_by_fd(target.as_raw_fd())
+                .build();
+            let pair = LinkVeth::new(&ep.veth_name, &ep.ifname)
+                .mtu(ep.mtu)
+                .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+                .build();
+            h.link()
+                .add(pair)
+                .execute()
+                .await
+                .map_err(|e| HostError::netlink(format!("create veth {}", ep.veth_name), e))
+        });
+        if let Err(e) = created {
+            // Lost a race with whoever took the name since we looked.
+            if matches!(&e, HostError::Netlink { source, .. } if netlink_errno(source) == Some(libc::EEXIST))
+                && target_has(ep).unwrap_or(false)
+            {
+                return Err(ifname_taken(ep));
+            }
+            return Err(e);
+        }
+
+        // Step 2: wire both ends. From here on, failure means deleting the pair.
+        if let Err(e) = self.wire_endpoint(ep) {
+            if let Err(undo) = self.disconnect(&ep.veth_name) {
+                tracing::warn!(veth = %ep.veth_name, error = %undo,
+                    "could not delete the veth of a failed connect");
+            }
+            return Err(e);
+        }
+        tracing::debug!(veth = %ep.veth_name, ifname = %ep.ifname, ip = %ep.ipv4, "endpoint connected");
+        Ok(())
+    }
+
+    fn wire_endpoint(&self, ep: &EndpointSpec) -> Result<(), HostError> {
+        let sandbox = &self.spec.netns_path;
+        in_netns(sandbox, |h| async move {
+            let veth = link_index(&h, &ep.veth_name).await?.ok_or_else(|| {
+                HostError::os(
+                    format!("find veth {} just created", ep.veth_name),
+                    std::io::ErrorKind::NotFound.into(),
+                )
+            })?;
+            let bridge = bridge_index(&h, sandbox).await?;
+            h.link()
+                .set(
+                    LinkUnspec::new_with_index(veth)
+                        .controller(bridge)
+                        .up()
+                        .build(),
+                )
+                .execute()
+                .await
+                .map_err(|e| HostError::netlink(format!("attach {} to br0", ep.veth_name), e))
+        })?;
+        in_netns(&ep.target, |h| async move {
+            let index = link_index(&h, &ep.ifname).await?.ok_or_else(|| {
+                HostError::os(
+                    format!("find {} in {}", ep.ifname, ep.target.display()),
+                    std::io::ErrorKind::NotFound.into(),
+                )
+            })?;
+            disable_ipv6_here(&[&ep.ifname])?;
+            add_ipv4_if_missing(&h, index, ep.ipv4, ep.prefix_len).await?;
+            set_link_up(&h, &ep.ifname).await?;
+            set_link_up(&h, "lo").await
+        })
+    }
+
+    /// Deletes the sandbox end `veth_name`; the container end goes with it. A missing veth is
+    /// not an error.
+    pub fn disconnect(&self, veth_name: &str) -> Result<(), HostError> {
+        in_netns(&self.spec.netns_path, |h| async move {
+            match link_index(&h, veth_name).await? {
+                Some(index) => delete_link(&h, index, veth_name).await,
+                None => Ok(()),
+            }
+        })
+    }
+
+    /// Every link in the sandbox, for inspection and tests.
+    pub fn links(&self) -> Result<Vec<LinkSummary>, HostError> {
+        netns::links(&self.spec.netns_path)
+    }
+
+    /// The sandbox ends of endpoint veths: every link but the sandbox's own (`lo`, the bridge
+    /// and the TAP), whatever its name.
+    pub fn endpoint_links(&self) -> Result<Vec<LinkSummary>, HostError> {
+        let mut links = self.links()?;
+        links.retain(|l| !matches!(l.name.as_str(), "lo" | BRIDGE_NAME | TAP_NAME));
+        Ok(links)
+    }
+
+    /// Removes the sandbox: deletes its veths (their container ends go at once), then unpins
+    /// its namespace, which disappears with the rest once no TAP fd holds it. The kernel tears
+    /// a namespace down asynchronously — seconds, on a busy host — so the veths are not left to
+    /// that.
+    pub fn destroy(self) -> Result<(), HostError> {
+        tracing::info!(netns = %self.spec.netns_path.display(), "removing sandbox namespace");
+        let deleted = self.endpoint_links().and_then(|links| {
+            let veths: Vec<(u32, String)> = links.into_iter().map(|l| (l.index, l.name)).collect();
+            in_netns(&self.spec.netns_path, |h| async move {
+                for (index, name) in &veths {
+                    delete_link(&h, *index, name).await?;
+                }
+                Ok(())
+            })
+        });
+        if let Err(e) = deleted {
+            // The unpin below still takes them, only later.
+            tracing::warn!(error = %e, "cannot delete the sandbox's veths");
+        }
+        netns::remove_pinned_netns(&self.spec.netns_path)
+    }
+}
+
+/// The one place that decides how `vxtap0` is opened: L2, no packet-information header.
+/// With `offloads`, the TAP carries a `virtio_net_hdr` in front of every frame
+/// (IFF_VNET_HDR) and takes TCP superframes with unfinished checksums
+/// (`TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6`), which [`crate::offload`] splits and finishes.
+fn tap_builder(offloads: bool) -> DeviceBuilder {
+    DeviceBuilder::new()
+        .name(TAP_NAME)
+        .layer(Layer::L2)
+        .packet_information(false)
+        .offload(offloads)
+        .multi_queue(false)
+        // Up/down, MTU and the bridge are set over netlink once it is a port.
+        .inherit_enable_state()
+}
+
+/// Opens the TAP, with offloads if asked and the kernel agrees; otherwise without (said once
+/// per process). Whether the result has them: [`SyncDevice::tcp_gso`].
+fn build_tap(offloads: bool) -> std::io::Result<SyncDevice> {
+    static FALLBACK_LOGGED: std::sync::Once = std::sync::Once::new();
+    if offloads {
+        match tap_builder(true).build_sync().and_then(tcp_offloads_only) {
+            Ok(device) => return Ok(device),
+            Err(e) => FALLBACK_LOGGED.call_once(|| {
+                tracing::warn!(error = %e, "the kernel refuses TAP offloads; running without");
+            }),
+        }
+    }
+    tap_builder(false).build_sync()
+}
+
+/// tun-rs also turns on UDP segmentation (USO) where the kernel has it; vxnet splits TCP only,
+/// so the mask is set to exactly checksum offload and TSO for IPv4 and IPv6.
+fn tcp_offloads_only(device: SyncDevice) -> std::io::Result<SyncDevice> {
+    let mask = libc::TUN_F_CSUM | libc::TUN_F_TSO4 | libc::TUN_F_TSO6;
+    // SAFETY: a live TUN fd and an integer argument, as TUNSETOFFLOAD takes.
+    let rc = unsafe {
+        libc::ioctl(
+            device.as_raw_fd(),
+            libc::TUNSETOFFLOAD,
+            libc::c_ulong::from(mask),
+        )
+    };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(device)
+}
+
+async fn bridge_index(h: &Handle, netns: &Path) -> Result<u32, HostError> {
+    link_index(h, BRIDGE_NAME)
+        .await?
+        .ok_or_else(|| HostError::BridgeMissing {
+            netns: netns.to_path_buf(),
+        })
+}
+
+async fn set_link_up(h: &Handle, name: &str) -> Result<(), HostError> {
+    h.link()
+        .set(LinkUnspec::new_with_name(name).up().build())
+        .execute()
+        .await
+        .map_err(|e| HostError::netlink(format!("bring {name} up"), e))
+}
+
+async fn delete_link(h: &Handle, index: u32, name: &str) -> Result<(), HostError> {
+    match h.link().del(index).execute().await {
+        Ok(()) => Ok(()),
+        // Gone in the meantime (e.g. its peer's namespace died): what we wanted.
+        Err(e) if netlink_errno(&e) == Some(libc::ENODEV) => Ok(()),
+        Err(e) => Err(HostError::netlink(format!("delete {name}"), e)),
+    }
+}
+
+async fn add_ipv4_if_missing(
+    h: &Handle,
+    index: u32,
+    ip: Ipv4Addr,
+    prefix_len: u8,
+) -> Result<(), HostError> {
+    match h
+        .address()
+        .add(index, ip.into(), prefix_len)
+        .execute()
+        .await
+    {
+        Ok(()) => Ok(()),
+        // Already there (an adopted sandbox): idempotent by design.
+        Err(e) if netlink_errno(&e) == Some(libc::EEXIST) => Ok(()),
+        Err(e) => Err(HostError::netlink(
+            format!("add address {ip}/{prefix_len}"),
+            e,
+        )),
+    }
+}
+
+fn target_has(ep: &EndpointSpec) -> Result<bool, HostError> {
+    in_netns(&ep.target, |h| async move {
+        Ok(link_index(&h, &ep.ifname).await?.is_some())
+    })
+}
+
+fn ifname_taken(ep: &EndpointSpec) -> HostError {
+    HostError::IfnameTaken {
+        ifname: ep.ifname.clone(),
+        target: ep.target.clone(),
+    }
+}
+
+fn check_mtu(mtu: u32) -> Result<(), HostError> {
+    if (MTU_MIN..=MTU_MAX).contains(&mtu) {
+        Ok(())
+    } else {
+        Err(HostError::InvalidSpec {
+            what: "MTU",
+            reason: format!("{mtu} is outside {MTU_MIN}..={MTU_MAX}"),
+        })
+    }
+}
+
+fn check_prefix_len(prefix_len: u8) -> Result<(), HostError> {
+    if prefix_len <= 32 {
+        Ok(())
+    } else {
+        Err(HostError::InvalidSpec {
+            what: "prefix length",
+            reason: format!("/{prefix_len} is longer than 32"),
+        })
+    }
+}
+
+fn check_unicast(ep: &EndpointSpec) -> Result<(), HostError> {
+    if ep.mac[0] & 1 != 0 || ep.mac == [0; 6] {
+        return Err(HostError::InvalidSpec {
+            what: "MAC address",
+            reason: format!("{} is not a unicast address", fmt_mac(ep.mac)),
+        });
+    }
+    if ep.ipv4.is_unspecified() || ep.ipv4.is_multicast() || ep.ipv4.is_broadcast() {
+        return Err(HostError::InvalidSpec {
+            what: "IPv4 address",
+            reason: format!("{} cannot be given to an interface", ep.ipv4),
+        });
+    }
+    Ok(())
+}
+
+fn fmt_mac(mac: [u8; 6]) -> String {
+    mac.map(|b| format!("{b:02x}")).join(":")
+}
+
+/// Overlays are IPv4: without this, `br0`, `vxtap0`, the veths and the containers' interfaces
+/// send router solicitations and MLD reports that every host would flood to every other
+/// (Docker too disables IPv6 on the interfaces of IPv4-only networks). The sandbox's knobs are
+/// set before `br0` exists, so that `default` covers the links made later.
+fn disable_ipv6(netns_path: &Path) -> Result<(), HostError> {
+    netns::run_in_netns(netns_path, || disable_ipv6_here(&["all", "default"]))
+}
+
+/// Sets `disable_ipv6` for `interfaces` in the calling thread's namespace (/proc/sys/net
+/// resolves to the namespace of the thread that opens it). A kernel without IPv6 has nothing
+/// to disable.
+fn disable_ipv6_here(interfaces: &[&str]) -> Result<(), HostError> {
+    for name in interfaces {
+        let path = format!("/proc/sys/net/ipv6/conf/{name}/disable_ipv6");
+        match std::fs::write(&path, b"1") {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(HostError::os(format!("write {path}"), source)),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
