@@ -93,7 +93,11 @@ pub struct DropCounters([AtomicU64; DropReason::ALL.len()]);
 
 impl DropCounters {
     pub fn bump(&self, reason: DropReason) {
-        self.0[reason.index()].fetch_add(1, Relaxed);
+        self.bump_by(reason, 1);
+    }
+
+    pub fn bump_by(&self, reason: DropReason, count: u64) {
+        self.0[reason.index()].fetch_add(count, Relaxed);
     }
 
     pub fn get(&self, reason: DropReason) -> u64 {

@@ -30,7 +30,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::ops::Range;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -38,7 +38,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tun_rs::{InterruptEvent, SyncDevice};
 
 use crate::counters::DropReason;
-use crate::forward::{Dataplane, FrameSink, NetworkConfig, NetworkPlane, TapAction, WireAction};
+use crate::forward::{Dataplane, NetworkConfig, NetworkPlane, Port, TapAction, WireAction};
 use crate::offload::{segment, Coalescer, Segments, VirtioNetHdr, VNET_HDR_LEN};
 use crate::wire::{flow_hash, Vni, VxlanHeader, VXLAN_HEADER_LEN};
 
@@ -86,12 +86,16 @@ impl EngineConfig {
 }
 
 /// A network's TAP device; `vnet_hdr` when it was opened with offloads.
-struct TapSink {
+pub struct TapDevice {
     device: SyncDevice,
     vnet_hdr: bool,
 }
 
-impl FrameSink for TapSink {
+/// A network as the engine runs it: its plane and its TAP.
+pub type TapPort = Port<TapDevice>;
+
+impl TapDevice {
+    /// Writes one plain frame (behind a zero vnet header when the TAP has one).
     fn write_frame(&self, frame: &[u8]) -> io::Result<()> {
         if self.vnet_hdr {
             let hdr = [0u8; VNET_HDR_LEN];
@@ -159,14 +163,10 @@ impl TapWorker {
     }
 }
 
-/// The TAP of every network, for the receive thread, which must know how to write to it.
-type TapTable = RwLock<HashMap<Vni, Arc<TapSink>>>;
-
 pub struct Engine {
     config: EngineConfig,
-    dataplane: Arc<Dataplane>,
+    dataplane: Arc<Dataplane<TapDevice>>,
     senders: Arc<Senders>,
-    taps: Arc<TapTable>,
     workers: Mutex<HashMap<Vni, TapWorker>>,
     stop_rx: Arc<AtomicBool>,
     rx_thread: Option<JoinHandle<()>>,
@@ -214,15 +214,13 @@ impl Engine {
         // without offloads, and where the kernel does not know the option.
         let gro = config.offloads && enable_udp_gro(&rx);
         let dataplane = Arc::new(Dataplane::new());
-        let taps = Arc::new(TapTable::default());
         let stop_rx = Arc::new(AtomicBool::new(false));
         let rx_thread = {
             let dataplane = Arc::clone(&dataplane);
-            let taps = Arc::clone(&taps);
             let stop = Arc::clone(&stop_rx);
             std::thread::Builder::new()
                 .name("vxnet-rx".into())
-                .spawn(move || receive_loop(rx, gro, &dataplane, &taps, &stop))?
+                .spawn(move || receive_loop(rx, gro, &dataplane, &stop))?
         };
         Ok(Engine {
             config,
@@ -232,14 +230,13 @@ impl Engine {
                 port: config.port,
                 gso: AtomicBool::new(gso),
             }),
-            taps,
             workers: Mutex::new(HashMap::new()),
             stop_rx,
             rx_thread: Some(rx_thread),
         })
     }
 
-    pub fn dataplane(&self) -> &Arc<Dataplane> {
+    pub fn dataplane(&self) -> &Arc<Dataplane<TapDevice>> {
         &self.dataplane
     }
 
@@ -250,36 +247,29 @@ impl Engine {
 
     /// Starts forwarding for a network whose frames come and go through `tap`. Replaces (and
     /// stops) a network already running with the same VNI.
-    pub fn add_network(
-        &self,
-        config: NetworkConfig,
-        tap: SyncDevice,
-    ) -> io::Result<Arc<NetworkPlane>> {
+    pub fn add_network(&self, config: NetworkConfig, tap: SyncDevice) -> io::Result<Arc<TapPort>> {
         self.remove_network(config.vni);
         // Non-blocking, so that a TAP thread can take what is queued without waiting; it
         // waits for the first frame with `recv_intr`, which polls.
         tap.set_nonblocking(true)?;
         let vnet_hdr = tap.tcp_gso();
-        let tap = Arc::new(TapSink {
-            device: tap,
-            vnet_hdr,
+        let port = Arc::new(Port {
+            plane: NetworkPlane::new(config),
+            device: TapDevice {
+                device: tap,
+                vnet_hdr,
+            },
         });
-        let plane = Arc::new(NetworkPlane::new(
-            config,
-            Arc::clone(&tap) as Arc<dyn FrameSink>,
-        ));
         let stop = Arc::new(InterruptEvent::new()?);
         let thread = {
-            let plane = Arc::clone(&plane);
+            let port = Arc::clone(&port);
             let senders = Arc::clone(&self.senders);
             let stop = Arc::clone(&stop);
-            let tap = Arc::clone(&tap);
             std::thread::Builder::new()
                 .name(format!("vxnet-tap-{}", config.vni.get()))
-                .spawn(move || tap_loop(&tap, &plane, &senders, &stop))?
+                .spawn(move || tap_loop(&port, &senders, &stop))?
         };
-        self.lock_taps().insert(config.vni, tap);
-        self.dataplane.insert(Arc::clone(&plane));
+        self.dataplane.insert(Arc::clone(&port));
         self.lock_workers().insert(
             config.vni,
             TapWorker {
@@ -287,13 +277,12 @@ impl Engine {
                 thread: Some(thread),
             },
         );
-        Ok(plane)
+        Ok(port)
     }
 
     /// Stops forwarding for `vni`; its TAP is closed once the threads have let go of it.
     pub fn remove_network(&self, vni: Vni) {
         self.dataplane.remove(vni);
-        self.lock_taps().remove(&vni);
         let worker = self.lock_workers().remove(&vni);
         if let Some(mut w) = worker {
             w.stop();
@@ -302,10 +291,6 @@ impl Engine {
 
     fn lock_workers(&self) -> std::sync::MutexGuard<'_, HashMap<Vni, TapWorker>> {
         self.workers.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn lock_taps(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<Vni, Arc<TapSink>>> {
-        self.taps.write().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn shutdown(mut self) {
@@ -446,25 +431,19 @@ impl RxBatch {
     }
 }
 
-fn receive_loop(
-    socket: UdpSocket,
-    gro: bool,
-    dataplane: &Dataplane,
-    taps: &TapTable,
-    stop: &AtomicBool,
-) {
+fn receive_loop(socket: UdpSocket, gro: bool, dataplane: &Dataplane<TapDevice>, stop: &AtomicBool) {
     let mut rx = RxBatch::new(gro);
     // Kept across batches for their buffers; by VNI, so that no TAP is held open by them.
     let mut coalescers: HashMap<Vni, Coalescer> = HashMap::new();
     // The networks with frames in the current batch; emptied after each batch.
-    let mut batch: Vec<(Arc<NetworkPlane>, Arc<TapSink>)> = Vec::new();
+    let mut batch: Vec<Arc<TapPort>> = Vec::new();
     let mut last_sweep = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         let received = rx.recv(socket.as_raw_fd());
         let now = Instant::now();
         if now.duration_since(last_sweep) >= AGING_SWEEP {
-            for plane in dataplane.planes() {
-                plane.fdb.expire(now);
+            for port in dataplane.ports() {
+                port.plane.fdb.expire(now);
             }
             coalescers.retain(|vni, _| dataplane.get(*vni).is_some());
             last_sweep = now;
@@ -488,53 +467,40 @@ fn receive_loop(
         for (src, datagram) in (0..count).flat_map(|i| {
             let message = rx.message(i);
             if message.is_none() {
-                dataplane.drops.bump(DropReason::Oversize);
+                dataplane.drop_cut_short();
             }
             message
                 .into_iter()
                 .flat_map(|(src, bytes, segment)| bytes.chunks(segment).map(move |d| (src, d)))
         }) {
-            let (plane, frame) = match dataplane.handle_datagram(src, datagram, now) {
-                WireAction::Deliver { plane, frame } => (plane, frame),
+            let (port, frame) = match dataplane.handle_datagram(src, datagram, now) {
+                WireAction::Deliver { port, frame } => (port, frame),
                 WireAction::Drop(reason) => {
                     tracing::trace!(?reason, %src, "dropped datagram");
                     continue;
                 }
             };
-            let vni = plane.config().vni;
-            let tap = match batch.iter().find(|(p, _)| p.config().vni == vni) {
-                Some((_, tap)) => Arc::clone(tap),
-                None => {
-                    let found = taps
-                        .read()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .get(&vni)
-                        .cloned();
-                    let Some(tap) = found else {
-                        // Removed between the lookup and now.
-                        plane.counters.drops.bump(DropReason::TapWriteError);
-                        continue;
-                    };
-                    batch.push((Arc::clone(&plane), Arc::clone(&tap)));
-                    tap
-                }
-            };
+            let tap = &port.device;
             if tap.vnet_hdr {
+                let vni = port.plane.config().vni;
                 coalescers.entry(vni).or_default().push(frame);
+                if !batch.iter().any(|p| p.plane.config().vni == vni) {
+                    batch.push(Arc::clone(&port));
+                }
             } else {
                 match tap.device.send(frame) {
-                    Ok(_) => plane.counters.count_rx(frame.len()),
-                    Err(_) => plane.counters.drops.bump(DropReason::TapWriteError),
+                    Ok(_) => port.plane.counters.count_rx(frame.len()),
+                    Err(_) => port.plane.counters.drops.bump(DropReason::TapWriteError),
                 }
             }
         }
-        for (plane, tap) in batch.drain(..) {
-            let Some(coalescer) = coalescers.get_mut(&plane.config().vni) else {
+        for port in batch.drain(..) {
+            let Some(coalescer) = coalescers.get_mut(&port.plane.config().vni) else {
                 continue;
             };
             for write in coalescer.finish() {
-                let c = &plane.counters;
-                match tap.device.send(write.bytes) {
+                let c = &port.plane.counters;
+                match port.device.device.send(write.bytes) {
                     Ok(_) => {
                         c.rx_frames
                             .fetch_add(u64::from(write.frames), Ordering::Relaxed);
@@ -758,7 +724,8 @@ fn sockaddr(ip: Ipv4Addr, port: u16) -> libc::sockaddr_in {
     a
 }
 
-fn tap_loop(tap: &TapSink, plane: &NetworkPlane, senders: &Senders, stop: &InterruptEvent) {
+fn tap_loop(port: &TapPort, senders: &Senders, stop: &InterruptEvent) {
+    let (tap, plane) = (&port.device, &port.plane);
     let vni = plane.config().vni;
     let read_len = if tap.vnet_hdr {
         MAX_SUPERFRAME
@@ -816,7 +783,7 @@ fn tap_loop(tap: &TapSink, plane: &NetworkPlane, senders: &Senders, stop: &Inter
 #[allow(clippy::too_many_arguments)]
 fn handle_tap_read(
     read: &[u8],
-    tap: &TapSink,
+    tap: &TapDevice,
     plane: &NetworkPlane,
     senders: &Senders,
     now: Instant,
@@ -840,7 +807,7 @@ fn handle_tap_read(
     // Every segment carries the first one's addresses: one decision serves them all.
     let lead = frames.get(first);
     let segments = first..first + count;
-    match plane.handle_tap_frame(lead, now, reply) {
+    match plane.handle_tap_frame(lead, count, now, reply) {
         TapAction::Unicast(vtep) => tx.push(senders.pick(flow_hash(lead)), vtep, segments),
         TapAction::Flood(vteps) => {
             let socket = senders.pick(flow_hash(lead));
@@ -853,13 +820,8 @@ fn handle_tap_read(
                 plane.counters.drops.bump(DropReason::TapWriteError);
             }
         }
-        TapAction::Local => {}
-        TapAction::Drop(reason) => {
-            // The core counted the first segment.
-            for _ in 1..count {
-                plane.counters.drops.bump(reason);
-            }
-        }
+        // The core counted the drop, once per segment.
+        TapAction::Local | TapAction::Drop(_) => {}
     }
 }
 

@@ -1,19 +1,33 @@
-//! The forwarding database of one network: which VTEP a MAC lives behind, and the IPv4→MAC
-//! table the ARP proxy answers from.
+//! The forwarding database of one network: which VTEP a MAC lives behind, the IPv4→MAC table
+//! the ARP proxy answers from, and the VTEPs floods go to and datagrams may come from.
+//!
+//! Two tables, one writer each:
+//! - The **control table** ([`ControlTable`]) holds what the control plane placed: endpoints
+//!   on this host (`local`) and on others (`control`), and the VTEP lists. It is immutable;
+//!   [`Fdb::install`] builds the next one and swaps it in with one atomic store, so a reader
+//!   sees the old table or the new one, never a mix, and a removed endpoint cannot linger.
+//!   Only the control plane calls `install`.
+//! - The **learned table** holds what the receive path saw on the wire. Only the receive
+//!   thread writes it ([`Fdb::learn`], [`Fdb::learn_arp`], [`Fdb::expire`]).
 //!
 //! Rules:
-//! - Entries have a kind. `Local` (an endpoint on this host) and `Control` (an endpoint the
-//!   control plane placed on another host) are written only by the control plane, through
-//!   [`Fdb::set_control_entries`], which replaces the whole set in one call so that a removed
-//!   endpoint cannot linger. `Learned` entries are written only by the receive path.
-//! - Learning never overrides a control-plane entry, and control entries replace learned ones.
+//! - Control entries win: a lookup asks the control table first, and learning a MAC or an
+//!   address the control table holds is refused.
+//! - When the control plane drops a MAC or an address, what was learned of it before is
+//!   forgotten at once: each table has a generation, every learned entry records the
+//!   generation it was last seen under, and the control table remembers for one aging time
+//!   the generation at which it retired each MAC and address. A learned entry older than its
+//!   key's retirement is invisible, and the next sweep removes it.
 //! - Learned entries expire `aging` after they were last refreshed; an expired entry is never
 //!   returned by a lookup, even before [`Fdb::expire`] sweeps it away.
 //! - Time is an input (`now`); nothing here reads a clock.
 
+use std::collections::HashMap;
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use dashmap::DashMap;
 
 use crate::wire::MacAddr;
@@ -26,9 +40,13 @@ const REFRESH_GRANULARITY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum FdbKind {
+    /// An endpoint on this host.
     Local,
+    /// An endpoint the control plane placed on another host.
     Control,
+    /// A static peer outside the cluster: receives every flood.
     Static,
+    /// Seen on the wire.
     Learned,
 }
 
@@ -51,19 +69,33 @@ pub enum FdbTarget {
     Remote(Ipv4Addr),
 }
 
-#[derive(Debug, Clone, Copy)]
-struct FdbEntry {
-    kind: FdbKind,
-    target: FdbTarget,
-    updated: Instant,
-}
-
 /// A control-plane entry: the MAC and address of an endpoint, and where it lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ControlEntry {
     pub mac: MacAddr,
     pub ipv4: Ipv4Addr,
     pub target: FdbTarget,
+}
+
+/// The VTEPs of one network.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct VtepSet {
+    /// Receivers of broadcast, multicast and unknown unicast.
+    pub flood: Vec<Ipv4Addr>,
+    /// Senders whose datagrams are accepted (the flood list is accepted too).
+    pub trusted: Vec<Ipv4Addr>,
+}
+
+impl VtepSet {
+    /// A set where every VTEP both receives floods and is trusted (static peers).
+    pub fn symmetric(mut vteps: Vec<Ipv4Addr>) -> VtepSet {
+        vteps.sort_unstable();
+        vteps.dedup();
+        VtepSet {
+            flood: vteps.clone(),
+            trusted: vteps,
+        }
+    }
 }
 
 /// One row of `vxnet fdb`.
@@ -75,295 +107,277 @@ pub struct FdbRow {
     pub age: Duration,
 }
 
+/// When the control plane let go of a key: its generation, and the time (to forget it once
+/// everything learned before it has aged out anyway).
 #[derive(Debug, Clone, Copy)]
-struct ArpEntry {
-    mac: MacAddr,
-    learned: bool,
+struct Retired {
+    generation: u64,
+    at: Instant,
+}
+
+/// Everything the control plane programmed into a network, as of one [`Fdb::install`].
+#[derive(Debug, Default)]
+pub struct ControlTable {
+    generation: u64,
+    macs: HashMap<MacAddr, FdbTarget>,
+    arp: HashMap<Ipv4Addr, MacAddr>,
+    retired_macs: HashMap<MacAddr, Retired>,
+    retired_ips: HashMap<Ipv4Addr, Retired>,
+    flood: Arc<[Ipv4Addr]>,
+    /// Sorted, for a binary search per datagram.
+    trusted: Box<[Ipv4Addr]>,
+    installed: Option<Instant>,
+}
+
+impl ControlTable {
+    /// Receivers of broadcast, multicast and unknown unicast.
+    pub fn flood(&self) -> &Arc<[Ipv4Addr]> {
+        &self.flood
+    }
+
+    /// Whether datagrams from `vtep` are accepted.
+    pub fn trusts(&self, vtep: Ipv4Addr) -> bool {
+        self.trusted.binary_search(&vtep).is_ok()
+    }
+
+    /// Whether a learned entry for `key`, last seen under `generation`, predates the
+    /// control plane letting go of that key.
+    fn outdates<K: std::hash::Hash + Eq>(
+        retired: &HashMap<K, Retired>,
+        key: &K,
+        generation: u64,
+    ) -> bool {
+        retired.get(key).is_some_and(|r| r.generation > generation)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Learned<T> {
+    value: T,
     updated: Instant,
+    generation: u64,
 }
 
 #[derive(Debug)]
 pub struct Fdb {
-    macs: DashMap<MacAddr, FdbEntry>,
-    arp: DashMap<Ipv4Addr, ArpEntry>,
+    control: ArcSwap<ControlTable>,
+    macs: DashMap<MacAddr, Learned<Ipv4Addr>>,
+    arp: DashMap<Ipv4Addr, Learned<MacAddr>>,
     aging: Duration,
 }
 
 impl Fdb {
     pub fn new(aging: Duration) -> Fdb {
         Fdb {
+            control: ArcSwap::from_pointee(ControlTable::default()),
             macs: DashMap::new(),
             arp: DashMap::new(),
             aging,
         }
     }
 
-    fn live(&self, kind: FdbKind, updated: Instant, now: Instant) -> bool {
-        kind != FdbKind::Learned || now.saturating_duration_since(updated) < self.aging
+    /// The control table now in force.
+    pub fn control(&self) -> arc_swap::Guard<Arc<ControlTable>> {
+        self.control.load()
+    }
+
+    fn fresh(&self, updated: Instant, now: Instant) -> bool {
+        now.saturating_duration_since(updated) < self.aging
+    }
+
+    /// Replaces everything the control plane programmed — endpoints and VTEP lists — in one
+    /// swap. Only the control plane calls this.
+    pub fn install(&self, entries: &[ControlEntry], vteps: &VtepSet, now: Instant) {
+        let old = self.control.load_full();
+        let generation = old.generation + 1;
+        let macs: HashMap<MacAddr, FdbTarget> = entries.iter().map(|c| (c.mac, c.target)).collect();
+        let arp: HashMap<Ipv4Addr, MacAddr> = entries.iter().map(|c| (c.ipv4, c.mac)).collect();
+        let retire_at = Retired {
+            generation,
+            at: now,
+        };
+        let live = |r: &Retired| now.saturating_duration_since(r.at) < self.aging;
+        let mut retired_macs: HashMap<MacAddr, Retired> = old
+            .retired_macs
+            .iter()
+            .filter(|(_, r)| live(r))
+            .map(|(k, r)| (*k, *r))
+            .collect();
+        retired_macs.extend(
+            old.macs
+                .keys()
+                .filter(|m| !macs.contains_key(m))
+                .map(|m| (*m, retire_at)),
+        );
+        let mut retired_ips: HashMap<Ipv4Addr, Retired> = old
+            .retired_ips
+            .iter()
+            .filter(|(_, r)| live(r))
+            .map(|(k, r)| (*k, *r))
+            .collect();
+        retired_ips.extend(
+            old.arp
+                .keys()
+                .filter(|ip| !arp.contains_key(ip))
+                .map(|ip| (*ip, retire_at)),
+        );
+        let mut trusted = vteps.trusted.clone();
+        trusted.extend_from_slice(&vteps.flood);
+        trusted.sort_unstable();
+        trusted.dedup();
+        self.control.store(Arc::new(ControlTable {
+            generation,
+            macs,
+            arp,
+            retired_macs,
+            retired_ips,
+            flood: vteps.flood.as_slice().into(),
+            trusted: trusted.into(),
+            installed: Some(now),
+        }));
+    }
+
+    /// The VTEP lists now in force.
+    pub fn vteps(&self) -> VtepSet {
+        let c = self.control();
+        VtepSet {
+            flood: c.flood.to_vec(),
+            trusted: c.trusted.to_vec(),
+        }
     }
 
     pub fn lookup(&self, mac: MacAddr, now: Instant) -> Option<FdbTarget> {
+        let control = self.control();
+        if let Some(&target) = control.macs.get(&mac) {
+            return Some(target);
+        }
         let e = *self.macs.get(&mac)?;
-        self.live(e.kind, e.updated, now).then_some(e.target)
+        let valid = self.fresh(e.updated, now)
+            && !ControlTable::outdates(&control.retired_macs, &mac, e.generation);
+        valid.then_some(FdbTarget::Remote(e.value))
     }
 
     /// The MAC that owns `ip`, if the control plane placed it or it was learned and is fresh.
     pub fn arp_lookup(&self, ip: Ipv4Addr, now: Instant) -> Option<MacAddr> {
+        let control = self.control();
+        if let Some(&mac) = control.arp.get(&ip) {
+            return Some(mac);
+        }
         let e = *self.arp.get(&ip)?;
-        let kind = if e.learned {
-            FdbKind::Learned
-        } else {
-            FdbKind::Control
-        };
-        self.live(kind, e.updated, now).then_some(e.mac)
+        let valid = self.fresh(e.updated, now)
+            && !ControlTable::outdates(&control.retired_ips, &ip, e.generation);
+        valid.then_some(e.value)
     }
 
-    /// Records that `mac` was seen behind `vtep`. Returns false when a control-plane entry
-    /// owns the MAC (learning never overrides it).
+    /// Records that `mac` was seen behind `vtep` (receive thread only). Returns false when a
+    /// control-plane entry owns the MAC: learning never overrides it.
     pub fn learn(&self, mac: MacAddr, vtep: Ipv4Addr, now: Instant) -> bool {
-        if let Some(e) = self.macs.get(&mac) {
-            if e.kind != FdbKind::Learned {
+        let generation = {
+            let control = self.control();
+            if control.macs.contains_key(&mac) {
                 return false;
             }
-            let fresh = now.saturating_duration_since(e.updated) < REFRESH_GRANULARITY;
-            if e.target == FdbTarget::Remote(vtep) && fresh {
-                return true;
-            }
-        }
-        let mut refused = false;
-        self.macs
-            .entry(mac)
-            .and_modify(|e| {
-                // Re-checked under the write lock: the control plane may have won the race.
-                if e.kind == FdbKind::Learned {
-                    e.target = FdbTarget::Remote(vtep);
-                    e.updated = now;
-                } else {
-                    refused = true;
-                }
-            })
-            .or_insert(FdbEntry {
-                kind: FdbKind::Learned,
-                target: FdbTarget::Remote(vtep),
-                updated: now,
-            });
-        !refused
+            control.generation
+        };
+        refresh(&self.macs, mac, vtep, generation, now);
+        true
     }
 
-    /// Records that `ip` answered from `mac` (an ARP packet from the wire). Control entries win.
+    /// Records that `ip` answered from `mac` (an ARP packet from the wire; receive thread
+    /// only). Control entries win.
     pub fn learn_arp(&self, ip: Ipv4Addr, mac: MacAddr, now: Instant) {
         if ip.is_unspecified() || !mac.is_unicast_source() {
             return;
         }
-        if let Some(e) = self.arp.get(&ip) {
-            let fresh = now.saturating_duration_since(e.updated) < REFRESH_GRANULARITY;
-            if !e.learned || (e.mac == mac && fresh) {
+        let generation = {
+            let control = self.control();
+            if control.arp.contains_key(&ip) {
                 return;
             }
-        }
-        self.arp
-            .entry(ip)
-            .and_modify(|e| {
-                if e.learned {
-                    e.mac = mac;
-                    e.updated = now;
-                }
-            })
-            .or_insert(ArpEntry {
-                mac,
-                learned: true,
-                updated: now,
-            });
+            control.generation
+        };
+        refresh(&self.arp, ip, mac, generation, now);
     }
 
-    /// Replaces every control-plane entry (MAC and ARP) with `entries`, in one call: entries
-    /// not in the new set are removed, learned entries for the same MACs or IPs are replaced.
-    pub fn set_control_entries(&self, entries: &[ControlEntry], now: Instant) {
-        self.macs
-            .retain(|mac, e| e.kind == FdbKind::Learned || entries.iter().any(|c| c.mac == *mac));
-        self.arp
-            .retain(|ip, e| e.learned || entries.iter().any(|c| c.ipv4 == *ip));
-        for c in entries {
-            let kind = match c.target {
-                FdbTarget::Local => FdbKind::Local,
-                FdbTarget::Remote(_) => FdbKind::Control,
-            };
-            self.macs.insert(
-                c.mac,
-                FdbEntry {
-                    kind,
-                    target: c.target,
-                    updated: now,
-                },
-            );
-            self.arp.insert(
-                c.ipv4,
-                ArpEntry {
-                    mac: c.mac,
-                    learned: false,
-                    updated: now,
-                },
-            );
-        }
-    }
-
-    /// Removes learned entries older than the aging time. Returns how many went.
+    /// Removes learned entries older than the aging time, or older than the control plane's
+    /// letting go of their key (receive thread only). Returns how many went.
     pub fn expire(&self, now: Instant) -> usize {
+        let control = self.control();
         let before = self.macs.len() + self.arp.len();
-        self.macs.retain(|_, e| self.live(e.kind, e.updated, now));
-        self.arp
-            .retain(|_, e| !e.learned || now.saturating_duration_since(e.updated) < self.aging);
+        self.macs.retain(|mac, e| {
+            self.fresh(e.updated, now)
+                && !ControlTable::outdates(&control.retired_macs, mac, e.generation)
+        });
+        self.arp.retain(|ip, e| {
+            self.fresh(e.updated, now)
+                && !ControlTable::outdates(&control.retired_ips, ip, e.generation)
+        });
         before - (self.macs.len() + self.arp.len())
     }
 
-    /// Live MAC entries, sorted by kind then MAC.
+    /// Live MAC entries, sorted by kind then MAC; control entries show their age since the
+    /// last install.
     pub fn rows(&self, now: Instant) -> Vec<FdbRow> {
-        let mut rows: Vec<FdbRow> = self
+        let control = self.control();
+        let installed = control.installed.unwrap_or(now);
+        let mut rows: Vec<FdbRow> = control
             .macs
             .iter()
-            .filter(|e| self.live(e.kind, e.updated, now))
-            .map(|e| FdbRow {
-                mac: *e.key(),
-                vtep: match e.target {
+            .map(|(&mac, &target)| FdbRow {
+                mac,
+                vtep: match target {
                     FdbTarget::Local => None,
                     FdbTarget::Remote(ip) => Some(ip),
                 },
-                kind: e.kind,
-                age: now.saturating_duration_since(e.updated),
+                kind: match target {
+                    FdbTarget::Local => FdbKind::Local,
+                    FdbTarget::Remote(_) => FdbKind::Control,
+                },
+                age: now.saturating_duration_since(installed),
             })
             .collect();
+        rows.extend(
+            self.macs
+                .iter()
+                .filter(|e| !control.macs.contains_key(e.key()))
+                .filter(|e| {
+                    self.fresh(e.updated, now)
+                        && !ControlTable::outdates(&control.retired_macs, e.key(), e.generation)
+                })
+                .map(|e| FdbRow {
+                    mac: *e.key(),
+                    vtep: Some(e.value),
+                    kind: FdbKind::Learned,
+                    age: now.saturating_duration_since(e.updated),
+                }),
+        );
         rows.sort_by_key(|r| (r.kind, r.mac));
         rows
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn mac(last: u8) -> MacAddr {
-        MacAddr([0x02, 0x42, 10, 0, 0, last])
+/// Inserts or refreshes a learned entry; a fresh entry with the same value and generation is
+/// left alone, so that a busy flow does not take the shard's write lock per packet.
+fn refresh<K, T>(table: &DashMap<K, Learned<T>>, key: K, value: T, generation: u64, now: Instant)
+where
+    K: std::hash::Hash + Eq,
+    T: Copy + PartialEq,
+{
+    if let Some(e) = table.get(&key) {
+        let recent = now.saturating_duration_since(e.updated) < REFRESH_GRANULARITY;
+        if e.value == value && e.generation == generation && recent {
+            return;
+        }
     }
-    fn ip(last: u8) -> Ipv4Addr {
-        Ipv4Addr::new(10, 0, 0, last)
-    }
-    const VTEP_A: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 11);
-    const VTEP_B: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 12);
-
-    #[test]
-    fn learns_refreshes_and_ages_out() {
-        let t0 = Instant::now();
-        let fdb = Fdb::new(Duration::from_secs(300));
-        assert_eq!(fdb.lookup(mac(2), t0), None);
-        assert!(fdb.learn(mac(2), VTEP_A, t0));
-        assert_eq!(fdb.lookup(mac(2), t0), Some(FdbTarget::Remote(VTEP_A)));
-        // Refreshed at 200 s, so still alive at 400 s.
-        fdb.learn(mac(2), VTEP_A, t0 + Duration::from_secs(200));
-        assert_eq!(
-            fdb.lookup(mac(2), t0 + Duration::from_secs(400)),
-            Some(FdbTarget::Remote(VTEP_A))
-        );
-        // Expired entries are invisible before the sweep, and gone after it.
-        let late = t0 + Duration::from_secs(501);
-        assert_eq!(fdb.lookup(mac(2), late), None);
-        assert!(fdb.rows(late).is_empty());
-        assert_eq!(fdb.expire(late), 1);
-        assert_eq!(fdb.expire(late), 0);
-    }
-
-    #[test]
-    fn a_moved_mac_follows_its_new_vtep() {
-        let t0 = Instant::now();
-        let fdb = Fdb::new(DEFAULT_AGING);
-        fdb.learn(mac(2), VTEP_A, t0);
-        fdb.learn(mac(2), VTEP_B, t0);
-        assert_eq!(fdb.lookup(mac(2), t0), Some(FdbTarget::Remote(VTEP_B)));
-    }
-
-    #[test]
-    fn learning_never_overrides_control_entries() {
-        let t0 = Instant::now();
-        let fdb = Fdb::new(DEFAULT_AGING);
-        let entries = [
-            ControlEntry {
-                mac: mac(2),
-                ipv4: ip(2),
-                target: FdbTarget::Local,
-            },
-            ControlEntry {
-                mac: mac(3),
-                ipv4: ip(3),
-                target: FdbTarget::Remote(VTEP_A),
-            },
-        ];
-        fdb.set_control_entries(&entries, t0);
-        assert!(!fdb.learn(mac(2), VTEP_B, t0));
-        assert!(!fdb.learn(mac(3), VTEP_B, t0));
-        assert_eq!(fdb.lookup(mac(2), t0), Some(FdbTarget::Local));
-        assert_eq!(fdb.lookup(mac(3), t0), Some(FdbTarget::Remote(VTEP_A)));
-        // Control entries never age.
-        let much_later = t0 + Duration::from_secs(100_000);
-        assert_eq!(
-            fdb.lookup(mac(3), much_later),
-            Some(FdbTarget::Remote(VTEP_A))
-        );
-        fdb.learn_arp(ip(3), mac(9), t0);
-        assert_eq!(fdb.arp_lookup(ip(3), t0), Some(mac(3)));
-    }
-
-    #[test]
-    fn control_entries_replace_learned_and_removal_is_complete() {
-        let t0 = Instant::now();
-        let fdb = Fdb::new(DEFAULT_AGING);
-        fdb.learn(mac(3), VTEP_B, t0);
-        fdb.learn(mac(7), VTEP_B, t0);
-        fdb.learn_arp(ip(3), mac(3), t0);
-        let entries = [ControlEntry {
-            mac: mac(3),
-            ipv4: ip(3),
-            target: FdbTarget::Remote(VTEP_A),
-        }];
-        fdb.set_control_entries(&entries, t0);
-        assert_eq!(fdb.lookup(mac(3), t0), Some(FdbTarget::Remote(VTEP_A)));
-        // The endpoint leaves: its MAC and IP are gone at once; learned mac(7) stays.
-        fdb.set_control_entries(&[], t0);
-        assert_eq!(fdb.lookup(mac(3), t0), None);
-        assert_eq!(fdb.arp_lookup(ip(3), t0), None);
-        assert_eq!(fdb.lookup(mac(7), t0), Some(FdbTarget::Remote(VTEP_B)));
-    }
-
-    #[test]
-    fn arp_learning_ages_and_ignores_junk() {
-        let t0 = Instant::now();
-        let fdb = Fdb::new(Duration::from_secs(10));
-        fdb.learn_arp(ip(5), mac(5), t0);
-        fdb.learn_arp(Ipv4Addr::UNSPECIFIED, mac(6), t0);
-        fdb.learn_arp(ip(6), MacAddr::BROADCAST, t0);
-        assert_eq!(fdb.arp_lookup(ip(5), t0), Some(mac(5)));
-        assert_eq!(fdb.arp_lookup(Ipv4Addr::UNSPECIFIED, t0), None);
-        assert_eq!(fdb.arp_lookup(ip(6), t0), None);
-        assert_eq!(fdb.arp_lookup(ip(5), t0 + Duration::from_secs(11)), None);
-        assert_eq!(fdb.expire(t0 + Duration::from_secs(11)), 1);
-    }
-
-    #[test]
-    fn rows_are_sorted_and_show_kind_and_vtep() {
-        let t0 = Instant::now();
-        let fdb = Fdb::new(DEFAULT_AGING);
-        fdb.learn(mac(9), VTEP_B, t0);
-        let entries = [ControlEntry {
-            mac: mac(2),
-            ipv4: ip(2),
-            target: FdbTarget::Local,
-        }];
-        fdb.set_control_entries(&entries, t0);
-        let rows = fdb.rows(t0 + Duration::from_secs(5));
-        assert_eq!(rows.len(), 2);
-        assert_eq!((rows[0].kind, rows[0].vtep), (FdbKind::Local, None));
-        assert_eq!(
-            (rows[1].kind, rows[1].vtep),
-            (FdbKind::Learned, Some(VTEP_B))
-        );
-        assert_eq!(rows[1].age, Duration::from_secs(5));
-    }
+    table.insert(
+        key,
+        Learned {
+            value,
+            updated: now,
+            generation,
+        },
+    );
 }
+
+#[cfg(test)]
+mod tests;

@@ -15,15 +15,19 @@
 //! trusted VTEP of that network → inner frame sane → learn the inner source MAC (and, from
 //! ARP, its IPv4) → [`WireAction::Deliver`]. A datagram that belongs to no network is counted
 //! in [`Dataplane::drops`]; one that does, in its network's counters.
+//!
+//! [`Dataplane`] is the one VNI → network table: each entry is a [`Port`], the network's
+//! plane together with the device its frames are written to (a TAP in the engine; nothing in
+//! the tests), so a delivered datagram comes with its device and nothing is looked up twice.
 
-use std::io;
 use std::net::Ipv4Addr;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 
 use crate::counters::{DropCounters, DropReason, NetworkCounters};
+pub use crate::fdb::VtepSet;
 use crate::fdb::{ControlEntry, Fdb, FdbTarget};
 use crate::wire::{
     emit_arp_reply, ArpOperation, ArpPacket, EtherType, EthernetFrame, MacAddr, Vni, VxlanPacket,
@@ -32,32 +36,6 @@ use crate::wire::{
 
 /// Room for one 802.1Q tag beyond the Ethernet header.
 const VLAN_TAG_LEN: usize = 4;
-
-/// Where decapsulated frames of one network go: its TAP, or an in-memory sink in tests.
-pub trait FrameSink: Send + Sync {
-    fn write_frame(&self, frame: &[u8]) -> io::Result<()>;
-}
-
-/// The VTEPs of one network.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct VtepSet {
-    /// Receivers of broadcast, multicast and unknown unicast.
-    pub flood: Vec<Ipv4Addr>,
-    /// Senders whose datagrams are accepted (a superset of `flood`).
-    pub trusted: Vec<Ipv4Addr>,
-}
-
-impl VtepSet {
-    /// A set where every VTEP both receives floods and is trusted (static peers).
-    pub fn symmetric(mut vteps: Vec<Ipv4Addr>) -> VtepSet {
-        vteps.sort_unstable();
-        vteps.dedup();
-        VtepSet {
-            flood: vteps.clone(),
-            trusted: vteps,
-        }
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NetworkConfig {
@@ -88,38 +66,30 @@ pub enum TapAction {
 }
 
 /// What to do with a datagram read from the UDP socket.
-pub enum WireAction<'a> {
-    Deliver {
-        plane: Arc<NetworkPlane>,
-        frame: &'a [u8],
-    },
+pub enum WireAction<'a, D> {
+    Deliver { port: Arc<Port<D>>, frame: &'a [u8] },
     Drop(DropReason),
+}
+
+/// A network's plane and the device its decapsulated frames are written to.
+pub struct Port<D> {
+    pub plane: NetworkPlane,
+    pub device: D,
 }
 
 /// One network's forwarding state on this host.
 pub struct NetworkPlane {
     config: NetworkConfig,
     pub fdb: Fdb,
-    vteps: RwLock<VtepSnapshot>,
     pub counters: NetworkCounters,
-    sink: Arc<dyn FrameSink>,
-}
-
-/// The VTEP lists as the hot path reads them: cheap to clone out from under the lock.
-#[derive(Clone, Default)]
-struct VtepSnapshot {
-    flood: Arc<[Ipv4Addr]>,
-    trusted: Arc<[Ipv4Addr]>,
 }
 
 impl NetworkPlane {
-    pub fn new(config: NetworkConfig, sink: Arc<dyn FrameSink>) -> NetworkPlane {
+    pub fn new(config: NetworkConfig) -> NetworkPlane {
         NetworkPlane {
             config,
             fdb: Fdb::new(config.aging),
-            vteps: RwLock::new(VtepSnapshot::default()),
             counters: NetworkCounters::default(),
-            sink,
         }
     }
 
@@ -127,60 +97,40 @@ impl NetworkPlane {
         &self.config
     }
 
-    pub fn sink(&self) -> &Arc<dyn FrameSink> {
-        &self.sink
+    /// Swaps in what the control plane programmed (see [`Fdb::install`]).
+    pub fn install(&self, entries: &[ControlEntry], vteps: &VtepSet, now: Instant) {
+        self.fdb.install(entries, vteps, now);
     }
 
-    pub fn set_vteps(&self, set: &VtepSet) {
-        let mut trusted = set.trusted.clone();
-        trusted.extend_from_slice(&set.flood);
-        trusted.sort_unstable();
-        trusted.dedup();
-        let snapshot = VtepSnapshot {
-            flood: set.flood.as_slice().into(),
-            trusted: trusted.into(),
-        };
-        *self.vteps.write().unwrap_or_else(|e| e.into_inner()) = snapshot;
-    }
-
-    pub fn vteps(&self) -> VtepSet {
-        let v = self.snapshot();
-        VtepSet {
-            flood: v.flood.to_vec(),
-            trusted: v.trusted.to_vec(),
-        }
-    }
-
-    fn snapshot(&self) -> VtepSnapshot {
-        // A poisoned lock only means a writer panicked between two whole assignments.
-        self.vteps.read().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    pub fn set_control_entries(&self, entries: &[ControlEntry], now: Instant) {
-        self.fdb.set_control_entries(entries, now);
-    }
-
-    fn drop(&self, reason: DropReason) -> TapAction {
-        self.counters.drops.bump(reason);
+    /// Counts `frames` drops for `reason` and says so.
+    fn drop(&self, reason: DropReason, frames: usize) -> TapAction {
+        self.counters.drops.bump_by(reason, frames as u64);
         TapAction::Drop(reason)
     }
 
-    fn flood(&self) -> TapAction {
-        let flood = self.snapshot().flood;
+    fn flood(&self, frames: usize) -> TapAction {
+        let flood = Arc::clone(self.fdb.control().flood());
         if flood.is_empty() {
-            return self.drop(DropReason::NoVtep);
+            return self.drop(DropReason::NoVtep, frames);
         }
         TapAction::Flood(flood)
     }
 
-    /// Decides the fate of `frame`, read from this network's TAP. `reply` must hold at least
-    /// 42 bytes; an ARP answer is written there.
-    pub fn handle_tap_frame(&self, frame: &[u8], now: Instant, reply: &mut [u8]) -> TapAction {
+    /// Decides the fate of `frame`, read from this network's TAP, for it and the `frames - 1`
+    /// segments split from the same superframe after it, which share its headers (a drop
+    /// counts each). `reply` must hold at least 42 bytes; an ARP answer is written there.
+    pub fn handle_tap_frame(
+        &self,
+        frame: &[u8],
+        frames: usize,
+        now: Instant,
+        reply: &mut [u8],
+    ) -> TapAction {
         let Ok(eth) = EthernetFrame::new_checked(frame) else {
-            return self.drop(DropReason::Truncated);
+            return self.drop(DropReason::Truncated, frames);
         };
         if frame.len() > self.config.max_frame_len() {
-            return self.drop(DropReason::Oversize);
+            return self.drop(DropReason::Oversize, frames);
         }
         if eth.src() == MacAddr::for_ipv4(self.config.gateway) {
             // From this host's br0 (its IGMP reports, its ARP): every host has its own
@@ -194,12 +144,12 @@ impl NetworkPlane {
         }
         let dst = eth.dst();
         if dst.is_multicast() {
-            return self.flood();
+            return self.flood(frames);
         }
         match self.fdb.lookup(dst, now) {
             Some(FdbTarget::Remote(vtep)) => TapAction::Unicast(vtep),
             Some(FdbTarget::Local) => TapAction::Local,
-            None => self.flood(),
+            None => self.flood(frames),
         }
     }
 
@@ -253,34 +203,43 @@ impl NetworkPlane {
 }
 
 /// Every network of this host, by VNI, and the drops that belong to none of them.
-#[derive(Default)]
-pub struct Dataplane {
-    planes: DashMap<Vni, Arc<NetworkPlane>>,
+pub struct Dataplane<D> {
+    ports: DashMap<Vni, Arc<Port<D>>>,
     pub drops: DropCounters,
 }
 
-impl Dataplane {
-    pub fn new() -> Dataplane {
+impl<D> Default for Dataplane<D> {
+    fn default() -> Self {
+        Dataplane {
+            ports: DashMap::new(),
+            drops: DropCounters::default(),
+        }
+    }
+}
+
+impl<D> Dataplane<D> {
+    pub fn new() -> Dataplane<D> {
         Dataplane::default()
     }
 
-    pub fn insert(&self, plane: Arc<NetworkPlane>) {
-        self.planes.insert(plane.config.vni, plane);
+    /// Adds a network, replacing one with the same VNI.
+    pub fn insert(&self, port: Arc<Port<D>>) {
+        self.ports.insert(port.plane.config.vni, port);
     }
 
-    pub fn remove(&self, vni: Vni) -> Option<Arc<NetworkPlane>> {
-        self.planes.remove(&vni).map(|(_, p)| p)
+    pub fn remove(&self, vni: Vni) -> Option<Arc<Port<D>>> {
+        self.ports.remove(&vni).map(|(_, p)| p)
     }
 
-    pub fn get(&self, vni: Vni) -> Option<Arc<NetworkPlane>> {
-        self.planes.get(&vni).map(|p| Arc::clone(&p))
+    pub fn get(&self, vni: Vni) -> Option<Arc<Port<D>>> {
+        self.ports.get(&vni).map(|p| Arc::clone(&p))
     }
 
-    pub fn planes(&self) -> Vec<Arc<NetworkPlane>> {
-        self.planes.iter().map(|p| Arc::clone(&p)).collect()
+    pub fn ports(&self) -> Vec<Arc<Port<D>>> {
+        self.ports.iter().map(|p| Arc::clone(&p)).collect()
     }
 
-    fn drop<'a>(&self, reason: DropReason) -> WireAction<'a> {
+    fn drop<'a>(&self, reason: DropReason) -> WireAction<'a, D> {
         self.drops.bump(reason);
         WireAction::Drop(reason)
     }
@@ -291,23 +250,29 @@ impl Dataplane {
         src: Ipv4Addr,
         datagram: &'a [u8],
         now: Instant,
-    ) -> WireAction<'a> {
+    ) -> WireAction<'a, D> {
         let vxlan = match VxlanPacket::new_checked(datagram) {
             Ok(v) => v,
             Err(e) => return self.drop(e.into()),
         };
-        let Some(plane) = self.get(vxlan.vni()) else {
+        let Some(port) = self.get(vxlan.vni()) else {
             return self.drop(DropReason::UnknownVni);
         };
-        if plane.snapshot().trusted.binary_search(&src).is_err() {
+        if !port.plane.fdb.control().trusts(src) {
             return self.drop(DropReason::UnknownVtep);
         }
         let frame = vxlan.into_payload();
-        if let Err(reason) = plane.accept_from_wire(src, frame, now) {
-            plane.counters.drops.bump(reason);
+        if let Err(reason) = port.plane.accept_from_wire(src, frame, now) {
+            port.plane.counters.drops.bump(reason);
             return WireAction::Drop(reason);
         }
-        WireAction::Deliver { plane, frame }
+        WireAction::Deliver { port, frame }
+    }
+
+    /// Counts a datagram the socket cut short (larger than a receive slot): it belongs to no
+    /// network we could tell.
+    pub fn drop_cut_short(&self) {
+        self.drops.bump(DropReason::Oversize);
     }
 }
 

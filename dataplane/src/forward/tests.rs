@@ -1,7 +1,5 @@
 //! Every decision and drop reason of the forwarding core, without devices.
 
-use std::sync::Mutex;
-
 use super::*;
 use crate::wire::{MacAddr, VxlanHeader};
 
@@ -17,42 +15,42 @@ fn mac(last: u8) -> MacAddr {
     MacAddr::for_ipv4(ip(last))
 }
 
-#[derive(Default)]
-struct MemorySink(Mutex<Vec<Vec<u8>>>);
-
-impl FrameSink for MemorySink {
-    fn write_frame(&self, frame: &[u8]) -> io::Result<()> {
-        self.0.lock().expect("sink lock").push(frame.to_vec());
-        Ok(())
-    }
+/// ip(2) lives here; ip(3) was placed on PEER by the control plane.
+fn control_entries() -> [ControlEntry; 2] {
+    [
+        ControlEntry {
+            mac: mac(2),
+            ipv4: ip(2),
+            target: FdbTarget::Local,
+        },
+        ControlEntry {
+            mac: mac(3),
+            ipv4: ip(3),
+            target: FdbTarget::Remote(PEER),
+        },
+    ]
 }
 
-fn plane() -> Arc<NetworkPlane> {
+/// The network with [`control_entries`], flooding to and trusting PEER; no device.
+fn plane() -> Arc<Port<()>> {
     let config = NetworkConfig {
         vni: Vni::new(VNI).expect("24-bit"),
         mtu: 1450,
         gateway: GATEWAY,
         aging: Duration::from_secs(300),
     };
-    let p = NetworkPlane::new(config, Arc::new(MemorySink::default()));
-    p.set_vteps(&VtepSet::symmetric(vec![PEER]));
-    // ip(2) lives here; ip(3) was placed on PEER by the control plane.
-    p.set_control_entries(
-        &[
-            ControlEntry {
-                mac: mac(2),
-                ipv4: ip(2),
-                target: FdbTarget::Local,
-            },
-            ControlEntry {
-                mac: mac(3),
-                ipv4: ip(3),
-                target: FdbTarget::Remote(PEER),
-            },
-        ],
-        Instant::now(),
-    );
-    Arc::new(p)
+    let port = Port {
+        plane: NetworkPlane::new(config),
+        device: (),
+    };
+    set_vteps(&port, &VtepSet::symmetric(vec![PEER]));
+    Arc::new(port)
+}
+
+/// Programs other VTEP lists, with the same entries.
+fn set_vteps(port: &Port<()>, vteps: &VtepSet) {
+    port.plane
+        .install(&control_entries(), vteps, Instant::now());
 }
 
 fn ethernet(dst: MacAddr, src: MacAddr, ethertype: u16, payload: &[u8]) -> Vec<u8> {
@@ -93,7 +91,7 @@ fn vxlan(vni: u32, frame: &[u8]) -> Vec<u8> {
     d
 }
 
-fn dataplane() -> (Dataplane, Arc<NetworkPlane>) {
+fn dataplane() -> (Dataplane<()>, Arc<Port<()>>) {
     let dp = Dataplane::new();
     let p = plane();
     dp.insert(Arc::clone(&p));
@@ -101,14 +99,14 @@ fn dataplane() -> (Dataplane, Arc<NetworkPlane>) {
 }
 
 fn deliver(
-    dp: &Dataplane,
+    dp: &Dataplane<()>,
     src: Ipv4Addr,
     datagram: &[u8],
     now: Instant,
 ) -> Result<Vec<u8>, DropReason> {
     match dp.handle_datagram(src, datagram, now) {
-        WireAction::Deliver { plane, frame } => {
-            assert_eq!(plane.config().vni.get(), VNI);
+        WireAction::Deliver { port, frame } => {
+            assert_eq!(port.plane.config().vni.get(), VNI);
             Ok(frame.to_vec())
         }
         WireAction::Drop(r) => Err(r),
@@ -122,7 +120,8 @@ fn known_remote_unicast_goes_to_its_vtep() {
     let p = plane();
     let f = ipv4_frame(mac(3), mac(2), 100);
     assert_eq!(
-        p.handle_tap_frame(&f, Instant::now(), &mut [0; 64]),
+        p.plane
+            .handle_tap_frame(&f, 1, Instant::now(), &mut [0; 64]),
         TapAction::Unicast(PEER)
     );
 }
@@ -132,7 +131,8 @@ fn local_unicast_stays_local() {
     let p = plane();
     let f = ipv4_frame(mac(2), mac(9), 100);
     assert_eq!(
-        p.handle_tap_frame(&f, Instant::now(), &mut [0; 64]),
+        p.plane
+            .handle_tap_frame(&f, 1, Instant::now(), &mut [0; 64]),
         TapAction::Local
     );
 }
@@ -149,7 +149,7 @@ fn broadcast_multicast_and_unknown_unicast_flood() {
     ] {
         let f = ipv4_frame(dst, mac(2), 60);
         assert_eq!(
-            p.handle_tap_frame(&f, now, &mut [0; 64]),
+            p.plane.handle_tap_frame(&f, 1, now, &mut [0; 64]),
             flood,
             "dst {dst}"
         );
@@ -159,13 +159,18 @@ fn broadcast_multicast_and_unknown_unicast_flood() {
 #[test]
 fn flood_without_vteps_is_a_counted_drop() {
     let p = plane();
-    p.set_vteps(&VtepSet::default());
+    set_vteps(&p, &VtepSet::default());
     let f = ipv4_frame(MacAddr::BROADCAST, mac(2), 60);
     assert_eq!(
-        p.handle_tap_frame(&f, Instant::now(), &mut [0; 64]),
+        p.plane
+            .handle_tap_frame(&f, 1, Instant::now(), &mut [0; 64]),
         TapAction::Drop(DropReason::NoVtep)
     );
-    assert_eq!(p.counters.drops.get(DropReason::NoVtep), 1);
+    assert_eq!(p.plane.counters.drops.get(DropReason::NoVtep), 1);
+    // A superframe's segments share the decision, and each counts.
+    p.plane
+        .handle_tap_frame(&f, 40, Instant::now(), &mut [0; 64]);
+    assert_eq!(p.plane.counters.drops.get(DropReason::NoVtep), 41);
 }
 
 #[test]
@@ -178,11 +183,11 @@ fn nothing_the_local_gateway_sends_leaves_the_host() {
     let arp_req = arp(1, (gateway, GATEWAY), ip(3));
     for frame in [igmp, arp_req] {
         assert_eq!(
-            p.handle_tap_frame(&frame, now, &mut [0; 64]),
+            p.plane.handle_tap_frame(&frame, 1, now, &mut [0; 64]),
             TapAction::Local
         );
     }
-    assert_eq!(p.counters.drops.total(), 0);
+    assert_eq!(p.plane.counters.drops.total(), 0);
 }
 
 #[test]
@@ -190,7 +195,10 @@ fn arp_for_a_remote_endpoint_is_answered_locally() {
     let p = plane();
     let req = arp(1, (mac(2), ip(2)), ip(3));
     let mut reply = [0u8; 64];
-    let TapAction::Reply(len) = p.handle_tap_frame(&req, Instant::now(), &mut reply) else {
+    let TapAction::Reply(len) = p
+        .plane
+        .handle_tap_frame(&req, 1, Instant::now(), &mut reply)
+    else {
         panic!("expected an ARP reply");
     };
     let eth = EthernetFrame::new_checked(&reply[..len]).expect("frame");
@@ -208,7 +216,7 @@ fn arp_for_local_endpoints_and_the_gateway_never_leaves() {
     for target in [ip(2), GATEWAY] {
         let req = arp(1, (mac(9), ip(9)), target);
         assert_eq!(
-            p.handle_tap_frame(&req, now, &mut [0; 64]),
+            p.plane.handle_tap_frame(&req, 1, now, &mut [0; 64]),
             TapAction::Local
         );
     }
@@ -220,7 +228,7 @@ fn arp_for_an_unknown_address_floods_once_then_is_answered_from_what_was_learned
     let now = Instant::now();
     let req = arp(1, (mac(2), ip(2)), ip(40));
     assert!(matches!(
-        p.handle_tap_frame(&req, now, &mut [0; 64]),
+        p.plane.handle_tap_frame(&req, 1, now, &mut [0; 64]),
         TapAction::Flood(_)
     ));
     // The owner of 10.10.0.40, behind PEER, answers across the wire.
@@ -229,13 +237,13 @@ fn arp_for_an_unknown_address_floods_once_then_is_answered_from_what_was_learned
     assert!(deliver(&dp, PEER, &vxlan(VNI, &answer), now).is_ok());
     let mut reply = [0u8; 64];
     assert!(matches!(
-        p.handle_tap_frame(&req, now, &mut reply),
+        p.plane.handle_tap_frame(&req, 1, now, &mut reply),
         TapAction::Reply(42)
     ));
     // Learned knowledge ages out; then the request floods again.
     let later = now + Duration::from_secs(301);
     assert!(matches!(
-        p.handle_tap_frame(&req, later, &mut reply),
+        p.plane.handle_tap_frame(&req, 1, later, &mut reply),
         TapAction::Flood(_)
     ));
 }
@@ -251,12 +259,12 @@ fn arp_replies_and_malformed_arp_are_forwarded_not_answered() {
         &arp(2, (mac(2), ip(2)), ip(3))[14..],
     );
     assert_eq!(
-        p.handle_tap_frame(&reply_frame, now, &mut [0; 64]),
+        p.plane.handle_tap_frame(&reply_frame, 1, now, &mut [0; 64]),
         TapAction::Unicast(PEER)
     );
     let short = ethernet(MacAddr::BROADCAST, mac(2), 0x0806, &[0, 1, 8]);
     assert!(matches!(
-        p.handle_tap_frame(&short, now, &mut [0; 64]),
+        p.plane.handle_tap_frame(&short, 1, now, &mut [0; 64]),
         TapAction::Flood(_)
     ));
 }
@@ -266,21 +274,21 @@ fn runts_and_giants_from_the_tap_are_dropped_and_counted() {
     let p = plane();
     let now = Instant::now();
     assert_eq!(
-        p.handle_tap_frame(&[0; 13], now, &mut [0; 64]),
+        p.plane.handle_tap_frame(&[0; 13], 1, now, &mut [0; 64]),
         TapAction::Drop(DropReason::Truncated)
     );
     let giant = ipv4_frame(mac(3), mac(2), 1450 + 5);
     assert_eq!(
-        p.handle_tap_frame(&giant, now, &mut [0; 64]),
+        p.plane.handle_tap_frame(&giant, 1, now, &mut [0; 64]),
         TapAction::Drop(DropReason::Oversize)
     );
     let max = ipv4_frame(mac(3), mac(2), 1450 + 4);
     assert_eq!(
-        p.handle_tap_frame(&max, now, &mut [0; 64]),
+        p.plane.handle_tap_frame(&max, 1, now, &mut [0; 64]),
         TapAction::Unicast(PEER)
     );
-    assert_eq!(p.counters.drops.get(DropReason::Truncated), 1);
-    assert_eq!(p.counters.drops.get(DropReason::Oversize), 1);
+    assert_eq!(p.plane.counters.drops.get(DropReason::Truncated), 1);
+    assert_eq!(p.plane.counters.drops.get(DropReason::Oversize), 1);
 }
 
 // ---- wire -> TAP
@@ -291,11 +299,14 @@ fn valid_datagram_is_delivered_and_its_source_learned() {
     let now = Instant::now();
     let f = ipv4_frame(mac(2), mac(50), 100);
     assert_eq!(deliver(&dp, PEER, &vxlan(VNI, &f), now), Ok(f));
-    assert_eq!(p.fdb.lookup(mac(50), now), Some(FdbTarget::Remote(PEER)));
+    assert_eq!(
+        p.plane.fdb.lookup(mac(50), now),
+        Some(FdbTarget::Remote(PEER))
+    );
     // And the reverse direction now goes unicast.
     let back = ipv4_frame(mac(50), mac(2), 100);
     assert_eq!(
-        p.handle_tap_frame(&back, now, &mut [0; 64]),
+        p.plane.handle_tap_frame(&back, 1, now, &mut [0; 64]),
         TapAction::Unicast(PEER)
     );
     assert_eq!(dp.drops.total(), 0);
@@ -321,9 +332,9 @@ fn malformed_datagrams_are_counted_at_the_top_level() {
         assert_eq!(deliver(&dp, src, datagram, now), Err(reason));
         assert_eq!(dp.drops.get(reason), 1, "{reason:?}");
     }
-    assert_eq!(p.counters.drops.total(), 0);
+    assert_eq!(p.plane.counters.drops.total(), 0);
     // Nothing was learned from any of them.
-    assert_eq!(p.fdb.lookup(mac(50), now), None);
+    assert_eq!(p.plane.fdb.lookup(mac(50), now), None);
 }
 
 #[test]
@@ -339,8 +350,8 @@ fn bad_inner_frames_are_counted_on_their_network() {
         deliver(&dp, PEER, &vxlan(VNI, &giant), now),
         Err(DropReason::Oversize)
     );
-    assert_eq!(p.counters.drops.get(DropReason::Truncated), 1);
-    assert_eq!(p.counters.drops.get(DropReason::Oversize), 1);
+    assert_eq!(p.plane.counters.drops.get(DropReason::Truncated), 1);
+    assert_eq!(p.plane.counters.drops.get(DropReason::Oversize), 1);
     assert_eq!(dp.drops.total(), 0);
 }
 
@@ -353,11 +364,14 @@ fn a_remote_sender_claiming_a_local_mac_is_refused() {
         deliver(&dp, PEER, &vxlan(VNI, &spoof), now),
         Err(DropReason::MacConflict)
     );
-    assert_eq!(p.fdb.lookup(mac(2), now), Some(FdbTarget::Local));
+    assert_eq!(p.plane.fdb.lookup(mac(2), now), Some(FdbTarget::Local));
     // A remote control entry sending from its own MAC is fine and stays a control entry.
     let ok = ipv4_frame(MacAddr::BROADCAST, mac(3), 60);
     assert!(deliver(&dp, PEER, &vxlan(VNI, &ok), now).is_ok());
-    assert_eq!(p.fdb.lookup(mac(3), now), Some(FdbTarget::Remote(PEER)));
+    assert_eq!(
+        p.plane.fdb.lookup(mac(3), now),
+        Some(FdbTarget::Remote(PEER))
+    );
 }
 
 #[test]
@@ -366,7 +380,12 @@ fn multicast_source_is_delivered_but_not_learned() {
     let now = Instant::now();
     let f = ipv4_frame(mac(2), MacAddr::BROADCAST, 60);
     assert!(deliver(&dp, PEER, &vxlan(VNI, &f), now).is_ok());
-    assert!(p.fdb.rows(now).iter().all(|r| r.mac != MacAddr::BROADCAST));
+    assert!(p
+        .plane
+        .fdb
+        .rows(now)
+        .iter()
+        .all(|r| r.mac != MacAddr::BROADCAST));
 }
 
 #[test]
@@ -383,12 +402,15 @@ fn removing_a_network_makes_its_vni_unknown() {
 #[test]
 fn trusted_but_not_flooded_vteps_are_accepted() {
     let (dp, p) = dataplane();
-    p.set_vteps(&VtepSet {
-        flood: vec![PEER],
-        trusted: vec![STRANGER],
-    });
+    set_vteps(
+        &p,
+        &VtepSet {
+            flood: vec![PEER],
+            trusted: vec![STRANGER],
+        },
+    );
     let f = ipv4_frame(mac(2), mac(50), 60);
     assert!(deliver(&dp, STRANGER, &vxlan(VNI, &f), Instant::now()).is_ok());
     assert!(deliver(&dp, PEER, &vxlan(VNI, &f), Instant::now()).is_ok());
-    assert_eq!(p.vteps().trusted, vec![PEER, STRANGER]);
+    assert_eq!(p.plane.fdb.vteps().trusted, vec![PEER, STRANGER]);
 }

@@ -35,10 +35,10 @@ pub use self::netns::{next_free_ifname, resolve_target};
 pub use self::program::{EndpointProgram, HostProgram, Location, NetworkProgram};
 use self::sandbox::{EndpointSpec, Sandbox, SandboxSpec};
 pub use crate::counters::{DropReason, TrafficStats};
-use crate::engine::{Engine, EngineConfig};
+use crate::engine::{Engine, EngineConfig, TapPort};
 use crate::fdb::{ControlEntry, FdbTarget, DEFAULT_AGING};
 pub use crate::fdb::{FdbKind, FdbRow};
-use crate::forward::{NetworkConfig, NetworkPlane, VtepSet};
+use crate::forward::{NetworkConfig, VtepSet};
 use crate::wire::MacAddr;
 
 /// How the host's dataplane runs.
@@ -83,11 +83,11 @@ pub struct HostStats {
     pub drops: Vec<(DropReason, u64)>,
 }
 
-/// A network this host forwards for: its sandbox, its plane in the engine, and the veths in
-/// the sandbox as of the last apply (`None`: not listed yet).
+/// A network this host forwards for: its sandbox, its plane and TAP in the engine, and the
+/// veths in the sandbox as of the last apply (`None`: not listed yet).
 struct Running {
     sandbox: Sandbox,
-    plane: Arc<NetworkPlane>,
+    port: Arc<TapPort>,
     veths: Option<BTreeSet<String>>,
 }
 
@@ -170,13 +170,14 @@ impl Host {
         let Some(running) = self.running.get_mut(&net.id) else {
             return Ok(());
         };
-        running
-            .plane
-            .set_control_entries(&control_entries(net), now);
-        running.plane.set_vteps(&VtepSet {
+        let vteps = VtepSet {
             flood: net.flood.clone(),
             trusted: net.trusted.clone(),
-        });
+        };
+        running
+            .port
+            .plane
+            .install(&control_entries(net), &vteps, now);
         let wanted = net.local_endpoints().map(|e| veth_name(&e.id)).collect();
         remove_stray_veths(running, wanted);
         Ok(())
@@ -221,7 +222,7 @@ impl Host {
             return Vec::new();
         };
         let mut rows = match self.running.get(network_id) {
-            Some(running) => running.plane.fdb.rows(now),
+            Some(running) => running.port.plane.fdb.rows(now),
             None => net
                 .endpoints
                 .iter()
@@ -251,7 +252,7 @@ impl Host {
             networks: self
                 .running
                 .iter()
-                .map(|(id, r)| (id.clone(), r.plane.counters.snapshot()))
+                .map(|(id, r)| (id.clone(), r.port.plane.counters.snapshot()))
                 .collect(),
             drops: self.engine.dataplane().drops.nonzero(),
         }
@@ -266,7 +267,7 @@ impl Host {
         let Some(running) = self.running.remove(id) else {
             return;
         };
-        self.engine.remove_network(running.plane.config().vni);
+        self.engine.remove_network(running.port.plane.config().vni);
         if let Err(e) = running.sandbox.destroy() {
             tracing::warn!(network = id, error = %e, "cannot remove the sandbox");
         }
@@ -311,13 +312,13 @@ fn start_network(
         gateway: net.gateway,
         aging: DEFAULT_AGING,
     };
-    let plane = engine
+    let port = engine
         .add_network(config, tap)
         .map_err(|e| HostError::os(format!("start forwarding for network {}", net.name), e))?;
     tracing::info!(network = %net.name, vni = net.vni.get(), "sandbox up");
     Ok(Running {
         sandbox,
-        plane,
+        port,
         veths: None,
     })
 }
