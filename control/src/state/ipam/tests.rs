@@ -1,11 +1,8 @@
+use super::super::testing::ip;
 use super::*;
 
 fn cidr(text: &str) -> Ipv4Cidr {
     text.parse().expect("valid CIDR in test")
-}
-
-fn ip(text: &str) -> u32 {
-    u32::from(Ipv4Addr::from_str(text).expect("valid address in test"))
 }
 
 fn used(addrs: &[&str]) -> BTreeSet<u32> {
