@@ -5,9 +5,12 @@ pub mod cli;
 pub mod client;
 pub mod cluster;
 pub mod daemon;
-pub mod ipam;
 pub mod program;
 pub mod raft;
 pub mod render;
 pub mod state;
 pub mod sys;
+
+/// IPv4 prefixes and their allocation, part of the state machine; the command line parses
+/// `--subnet` and `--ip-range` with it too.
+pub use state::ipam;

@@ -1,0 +1,160 @@
+//! Endpoints: `Connect` (with the choice of an endpoint's address and MAC) and `Disconnect`.
+//!
+//! A connect is checked in three rounds: its arguments on their own and against the network
+//! it names (an address outside *that* subnet), then against the network's other endpoints,
+//! then against the other networks the same namespace already joined. The address is chosen
+//! last, from what the second round found in use.
+
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+
+use vxnet_proto::types::MacAddr;
+use vxnet_proto::{Connect, Disconnect, Endpoint, Network};
+
+use super::ipam::{self, Ipv4Cidr};
+use super::{locate, validate, Addressing, Applied, InvalidState, Refusal, StateMachine};
+
+impl StateMachine {
+    pub(super) fn connect(&mut self, c: &Connect) -> Result<Applied, Refusal> {
+        validate::id("endpoint", &c.endpoint_id)?;
+        if c.name.is_empty() {
+            return Err(Refusal::EmptyEndpointName);
+        }
+        if c.target.is_empty() {
+            return Err(Refusal::EmptyTarget);
+        }
+        validate::ifname(&c.ifname)?;
+        let network = self
+            .network_by_id(&c.network_id)
+            .ok_or_else(|| Refusal::NoSuchNetwork {
+                network: c.network_id.clone(),
+            })?;
+        let addressing = Addressing::of(network)?;
+        if let Some(addr) = c.ipv4 {
+            validate::endpoint_address(network, addressing.subnet, addr)?;
+        }
+        if self.host(&c.host_id).is_none() {
+            return Err(Refusal::NoSuchHost {
+                host_id: c.host_id.clone(),
+            });
+        }
+        let Err(at) = locate(&self.state.endpoints, &c.endpoint_id) else {
+            return Err(Refusal::EndpointIdInUse {
+                id: c.endpoint_id.clone(),
+            });
+        };
+
+        let used = self.check_network_endpoints(c, network)?;
+        self.check_namespace(c, network, addressing.subnet)?;
+        let ipv4 = match c.ipv4 {
+            Some(addr) => addr,
+            None => ipam::lowest_free_address(
+                addressing.subnet,
+                addressing.pool,
+                network.gateway,
+                &used,
+            )
+            .ok_or_else(|| Refusal::NoFreeAddress {
+                network: network.name.clone(),
+                range: addressing.pool,
+            })?,
+        };
+
+        let endpoint = Endpoint {
+            id: c.endpoint_id.clone(),
+            name: c.name.clone(),
+            network_id: network.id.clone(),
+            host_id: c.host_id.clone(),
+            mac: MacAddr::for_ipv4(Ipv4Addr::from(ipv4)).0.to_vec(),
+            ipv4,
+            aliases: c.aliases.clone(),
+            ifname: c.ifname.clone(),
+            target: c.target.clone(),
+        };
+        self.state.endpoints.insert(at, endpoint.clone());
+        Ok(Applied::Connected(endpoint))
+    }
+
+    pub(super) fn disconnect(&mut self, c: &Disconnect) -> Result<Applied, Refusal> {
+        let at =
+            locate(&self.state.endpoints, &c.endpoint_id).map_err(|_| Refusal::NoSuchEndpoint {
+                id: c.endpoint_id.clone(),
+            })?;
+        Ok(Applied::Disconnected(self.state.endpoints.remove(at)))
+    }
+
+    /// Refuses a connect that clashes with an endpoint of the same network (same namespace,
+    /// name or address); otherwise returns the addresses those endpoints use.
+    fn check_network_endpoints(
+        &self,
+        c: &Connect,
+        network: &Network,
+    ) -> Result<BTreeSet<u32>, Refusal> {
+        let mut used = BTreeSet::new();
+        for ep in self.endpoints(&network.id) {
+            if ep.host_id == c.host_id && ep.target == c.target {
+                return Err(Refusal::AlreadyConnected {
+                    target: c.target.clone(),
+                    network: network.name.clone(),
+                    endpoint: ep.name.clone(),
+                });
+            }
+            if ep.name == c.name {
+                return Err(Refusal::EndpointNameInUse {
+                    name: c.name.clone(),
+                    network: network.name.clone(),
+                });
+            }
+            if c.ipv4 == Some(ep.ipv4) {
+                return Err(Refusal::AddressInUse {
+                    addr: Ipv4Addr::from(ep.ipv4),
+                    endpoint: ep.name.clone(),
+                    network: network.name.clone(),
+                });
+            }
+            used.insert(ep.ipv4);
+        }
+        Ok(used)
+    }
+
+    /// Refuses a connect whose namespace already joined another network with the same
+    /// interface name or an overlapping subnet: its interfaces and routes would clash.
+    fn check_namespace(
+        &self,
+        c: &Connect,
+        network: &Network,
+        subnet: Ipv4Cidr,
+    ) -> Result<(), Refusal> {
+        let same_target = self
+            .state
+            .endpoints
+            .iter()
+            .filter(|ep| ep.host_id == c.host_id && ep.target == c.target);
+        for ep in same_target {
+            let other = self
+                .network_by_id(&ep.network_id)
+                .ok_or_else(|| InvalidState::unknown_network(ep))?;
+            if ep.ifname == c.ifname {
+                return Err(Refusal::IfnameInUse {
+                    target: c.target.clone(),
+                    ifname: c.ifname.clone(),
+                    network: other.name.clone(),
+                });
+            }
+            let other_subnet = Addressing::of(other)?.subnet;
+            if other_subnet.overlaps(subnet) {
+                return Err(Refusal::OverlappingSubnets {
+                    target: c.target.clone(),
+                    network: network.name.clone(),
+                    subnet,
+                    other_network: other.name.clone(),
+                    other_subnet,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,196 @@
+//! The replicated state machine: hosts, overlay networks and their endpoints.
+//!
+//! Rules a caller relies on:
+//! - [`StateMachine::apply`] is pure and deterministic. The same state and the same
+//!   [`Command`] give the same result, byte for byte, on every host: no clock, no randomness,
+//!   no IO, and no hash-map iteration order anywhere. Choices that must agree everywhere — the
+//!   VNI, the default subnet, an endpoint's address and MAC — are made here, inside `apply`,
+//!   never by the proposer, so Raft replicates commands as they were proposed and every host
+//!   computes the same outcome from them.
+//! - A refused command changes nothing: every check runs before the first mutation.
+//! - The state is canonical: hosts, networks and endpoints are each kept sorted by id, so two
+//!   machines that applied the same commands hold equal [`State`]s with equal prost encodings.
+//!   The sorted vectors double as the id index (binary search); names and VNIs have their own
+//!   indexes, rebuilt by [`StateMachine::from_state`].
+//! - A state that did not come from `apply` (a file, a snapshot) enters only through
+//!   [`StateMachine::from_state`], which refuses one that breaks the rules below with an
+//!   [`InvalidState`]. Stored data is never patched up: a stored field that does not parse is
+//!   an error, never replaced by a default.
+//! - Network rules (the flags of `vxnet network create`, see the README's "The command line"):
+//!   names are unique and made of `[A-Za-z0-9][A-Za-z0-9_.-]*`; ids are 64 lowercase hex
+//!   digits; a VNI is in 1..=16777215 and unique, by default the lowest free one from 256; the
+//!   default subnet is the lowest /24 of 10.128.0.0/9 that overlaps no other network's subnet,
+//!   while explicit subnets of different networks may overlap; a subnet needs a prefix of /30
+//!   or shorter; the gateway (default: the first host address) and the `ip_range` lie inside
+//!   the subnet; the MTU is in 576..=9000.
+//! - Endpoint rules: an endpoint gets its explicit address or the lowest free one of the
+//!   network's `ip_range` (else its subnet) — never the network, broadcast or gateway address,
+//!   never one in use — and the MAC `02:42:` + its four address bytes. A target namespace is
+//!   identified by (host id, target path): it joins a network at most once, never two networks
+//!   whose subnets overlap, and never uses one interface name twice.
+//! - Every [`Refusal`] displays as one sentence saying what is wrong and what to do; its
+//!   [`Refusal::exit_code`] is 2 for a usage error (a bad argument) and 1 for a conflict with
+//!   the current state.
+//!
+//! Inside: the refusal catalogue, the lookups, one file per kind of command (hosts, networks,
+//! endpoints — each with the allocation it makes), the argument checks, and [`ipam`] for
+//! prefixes and address/subnet allocation.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+
+use vxnet_proto::{command, Command, Endpoint, Host, Network, State};
+
+mod endpoint;
+mod host;
+pub mod ipam;
+mod network;
+mod query;
+mod refusal;
+mod validate;
+
+#[cfg(test)]
+mod testing;
+#[cfg(test)]
+mod tests;
+
+pub use ipam::{CidrError, Ipv4Cidr};
+pub use refusal::{InvalidState, Refusal};
+
+use network::Addressing;
+
+/// The only driver vxnet has.
+pub const DRIVER: &str = "overlay";
+
+/// What a successful command did; carries the object as it now is (or was, when removed).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Applied {
+    HostAdded(Host),
+    /// The host left; its endpoints, everywhere, went with it.
+    HostRemoved {
+        host: Host,
+        endpoints: Vec<Endpoint>,
+    },
+    NetworkCreated(Network),
+    NetworkRemoved(Network),
+    Connected(Endpoint),
+    Disconnected(Endpoint),
+}
+
+/// The state of a cluster and the only code that changes it. See the module docs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StateMachine {
+    /// Hosts, networks and endpoints, each sorted by id.
+    state: State,
+    /// Network name → network id.
+    network_by_name: BTreeMap<String, String>,
+    /// VNI → network id.
+    network_by_vni: BTreeMap<u32, String>,
+}
+
+impl StateMachine {
+    /// An empty state: no hosts, no networks.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Rebuilds a machine from a state loaded from disk or a snapshot, checking the
+    /// invariants `apply` keeps so that a corrupt state is reported rather than served.
+    pub fn from_state(mut state: State) -> Result<Self, InvalidState> {
+        state.hosts.sort_by(|a, b| a.id.cmp(&b.id));
+        state.networks.sort_by(|a, b| a.id.cmp(&b.id));
+        state.endpoints.sort_by(|a, b| a.id.cmp(&b.id));
+        let broken = |msg: String| Err(InvalidState(msg));
+
+        if let Some(pair) = state.hosts.windows(2).find(|w| w[0].id == w[1].id) {
+            return broken(format!("host id {} appears twice", pair[0].id));
+        }
+        let mut machine = StateMachine::default();
+        let mut subnets = BTreeMap::new();
+        for (i, net) in state.networks.iter().enumerate() {
+            if i > 0 && state.networks[i - 1].id == net.id {
+                return broken(format!("network id {} appears twice", net.id));
+            }
+            subnets.insert(net.id.as_str(), Addressing::of(net)?.subnet);
+            if machine
+                .network_by_name
+                .insert(net.name.clone(), net.id.clone())
+                .is_some()
+            {
+                return broken(format!("network name {} appears twice", net.name));
+            }
+            if machine
+                .network_by_vni
+                .insert(net.vni, net.id.clone())
+                .is_some()
+            {
+                return broken(format!("VNI {} appears twice", net.vni));
+            }
+        }
+        let mut addresses = BTreeSet::new();
+        for (i, ep) in state.endpoints.iter().enumerate() {
+            if i > 0 && state.endpoints[i - 1].id == ep.id {
+                return broken(format!("endpoint id {} appears twice", ep.id));
+            }
+            let Some(subnet) = subnets.get(ep.network_id.as_str()) else {
+                return Err(InvalidState::unknown_network(ep));
+            };
+            if !subnet.contains(ep.ipv4) || !addresses.insert((ep.network_id.as_str(), ep.ipv4)) {
+                return broken(format!(
+                    "endpoint {} has address {}, outside its subnet or used twice",
+                    ep.name,
+                    Ipv4Addr::from(ep.ipv4)
+                ));
+            }
+        }
+        machine.state = state;
+        Ok(machine)
+    }
+
+    /// The whole state, in canonical order (each list sorted by id).
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// Applies one command: the only way the state changes. See the module docs.
+    pub fn apply(&mut self, cmd: &Command) -> Result<Applied, Refusal> {
+        match &cmd.kind {
+            None => Err(Refusal::EmptyCommand),
+            Some(command::Kind::AddHost(c)) => self.add_host(c),
+            Some(command::Kind::CreateNetwork(c)) => self.create_network(c),
+            Some(command::Kind::RemoveNetwork(c)) => self.remove_network(c),
+            Some(command::Kind::Connect(c)) => self.connect(c),
+            Some(command::Kind::Disconnect(c)) => self.disconnect(c),
+            Some(command::Kind::RemoveHost(c)) => self.remove_host(c),
+        }
+    }
+}
+
+/// What the state keeps in lists sorted by id.
+trait ById {
+    fn id(&self) -> &str;
+}
+
+impl ById for Host {
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl ById for Network {
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl ById for Endpoint {
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+/// Where the item with this id sits in a list sorted by id (`Ok`), or where it belongs
+/// (`Err`).
+fn locate<T: ById>(items: &[T], id: &str) -> Result<usize, usize> {
+    items.binary_search_by(|item| item.id().cmp(id))
+}
