@@ -190,7 +190,7 @@ impl Host {
         running.sandbox.connect(&EndpointSpec {
             target: endpoint.target.clone(),
             ifname: endpoint.ifname.clone(),
-            mac: endpoint.mac.0,
+            mac: endpoint.mac,
             ipv4: endpoint.ipv4,
             prefix_len: net.prefix_len,
             mtu: net.mtu,

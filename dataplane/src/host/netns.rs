@@ -2,18 +2,20 @@
 //!
 //! Rules a caller relies on:
 //!
-//! - **Everything here blocks.** The daemon calls it through `spawn_blocking` (on a tokio
+//! - **Everything here blocks.** The daemon calls it from its control thread (on a tokio
 //!   worker it would stall that worker); tests call it directly. It needs no runtime of the
 //!   caller's: netlink work brings its own, on its own thread.
 //! - **The calling thread never changes namespace.** On Linux the network namespace is a
-//!   property of a thread. Work that must happen inside a namespace runs on a short-lived
-//!   thread that `setns`es into it and ends with it ([`run_in_netns`], [`in_netns`]), so a
-//!   tokio worker or the test thread stays where it was.
+//!   property of a thread. Work inside a namespace runs on a [`NetnsWorker`]: a thread that
+//!   `setns`es into it once, opens one rtnetlink connection there, and runs jobs on its own
+//!   current-thread runtime until it is dropped. A sandbox keeps one for its lifetime; a
+//!   one-off ([`in_netns`], [`run_in_netns`]) starts one and drops it after the job.
 //! - **Netlink sockets are opened after `setns`.** A netlink socket belongs to the namespace it
-//!   was created in, whatever thread later uses it; [`in_netns`] therefore opens a fresh
-//!   rtnetlink connection on its thread once it is inside, and closes it before returning.
-//!   The same holds for anything else that binds to "the current namespace" when it is
-//!   created: a TAP opened on that thread is created inside; its fd may then be used anywhere.
+//!   was created in, whatever thread later uses it; the worker opens its connection once it
+//!   is inside. The same holds for anything else that binds to "the current namespace" when
+//!   it is created: a TAP opened in a job is created inside; its fd may then be used anywhere.
+//! - **A worker keeps its namespace alive** (its thread is inside it): drop it before
+//!   unpinning, or the namespace outlives its pin.
 //! - **Pinned namespaces live under the daemon's data dir.** [`create_pinned_netns`] is
 //!   `ip netns add` without the shared `/var/run/netns`, so several daemons on one machine
 //!   cannot collide. A pin outlives the daemon process, but not a reboot (nor the mount
@@ -28,6 +30,8 @@ use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::mpsc;
 use std::thread;
 
 use futures::TryStreamExt;
@@ -36,6 +40,7 @@ use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags};
 use rtnetlink::Handle;
 
 use super::error::{netlink_errno, HostError};
+use crate::wire::MacAddr;
 
 /// Where `ip netns add NAME` pins a namespace; a bare TARGET name is looked up here.
 pub const NETNS_RUN_DIR: &str = "/var/run/netns";
@@ -207,46 +212,137 @@ pub fn remove_pinned_netns(path: &Path) -> Result<(), HostError> {
     }
 }
 
-/// Runs `f` on a short-lived thread inside the network namespace at `ns`; the caller's thread
-/// stays where it is. Whatever `f` creates that binds to the current namespace (sockets,
-/// TAP devices) is created inside.
-pub fn run_in_netns<T, F>(ns: &Path, f: F) -> Result<T, HostError>
-where
-    T: Send,
-    F: FnOnce() -> Result<T, HostError> + Send,
-{
-    let file = open_netns(ns)?;
-    let op = format!("work inside network namespace {}", ns.display());
-    on_worker_thread(&op, || {
-        enter_netns(&file)
-            .map_err(|e| HostError::os(format!("enter network namespace {}", ns.display()), e))?;
-        f()
-    })?
+/// A job for a [`NetnsWorker`]: it gets the worker's netlink handle and returns the future the
+/// worker drives (which need not be `Send`: it is made and run on the worker's thread).
+type Job = Box<dyn FnOnce(Handle) -> Pin<Box<dyn Future<Output = ()>>> + Send>;
+
+/// A thread inside one network namespace with a netlink connection opened there; see the
+/// module docs. Jobs run one at a time, in the order given.
+#[derive(Debug)]
+pub struct NetnsWorker {
+    path: PathBuf,
+    jobs: Option<mpsc::Sender<Job>>,
+    thread: Option<thread::JoinHandle<()>>,
 }
 
-/// Runs the netlink work `f` inside the network namespace at `ns` and returns its result.
-///
-/// `f` gets a [`Handle`] to an rtnetlink connection opened inside the namespace, and runs on a
-/// current-thread tokio runtime that lives on the worker thread of [`run_in_netns`]: its
-/// future need not be `Send`, and it may do blocking work such as opening a TAP.
+impl NetnsWorker {
+    /// Starts a worker inside the network namespace at `ns` (which must be one).
+    pub fn start(ns: &Path) -> Result<NetnsWorker, HostError> {
+        let file = open_netns(ns)?;
+        let path = ns.to_path_buf();
+        let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<(), HostError>>(1);
+        let (jobs_tx, jobs_rx) = mpsc::channel::<Job>();
+        let entered = path.clone();
+        let thread = thread::Builder::new()
+            .name("vxnet-netns".to_string())
+            .spawn(move || {
+                let (runtime, handle) = match worker_setup(&file, &entered) {
+                    Ok(ready) => {
+                        let _ = ready_tx.send(Ok(()));
+                        ready
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                drop(file);
+                while let Ok(job) = jobs_rx.recv() {
+                    runtime.block_on(job(handle.clone()));
+                }
+            })
+            .map_err(|e| HostError::os("start a namespace worker thread", e))?;
+        let worker = NetnsWorker {
+            path,
+            jobs: Some(jobs_tx),
+            thread: Some(thread),
+        };
+        match ready_rx.recv() {
+            Ok(Ok(())) => Ok(worker),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(HostError::WorkerPanicked {
+                op: format!("enter network namespace {}", ns.display()),
+            }),
+        }
+    }
+
+    /// Runs the netlink work `f` inside the namespace and returns its result. `f` may also do
+    /// blocking work that binds to the current namespace, such as opening a TAP.
+    pub fn run<F, Fut, T>(&self, f: F) -> Result<T, HostError>
+    where
+        F: FnOnce(Handle) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, HostError>> + 'static,
+        T: Send + 'static,
+    {
+        let (done_tx, done_rx) = mpsc::sync_channel(1);
+        let job: Job = Box::new(move |handle| {
+            Box::pin(async move {
+                let _ = done_tx.send(f(handle).await);
+            })
+        });
+        let gone = || HostError::WorkerPanicked {
+            op: format!("work inside network namespace {}", self.path.display()),
+        };
+        let jobs = self.jobs.as_ref().ok_or_else(gone)?;
+        jobs.send(job).map_err(|_| gone())?;
+        done_rx.recv().map_err(|_| gone())?
+    }
+}
+
+impl NetnsWorker {
+    /// Every link in the worker's namespace, with its IPv4 addresses.
+    pub fn links(&self) -> Result<Vec<LinkSummary>, HostError> {
+        self.run(|handle| async move { dump_links(&handle).await })
+    }
+}
+
+impl Drop for NetnsWorker {
+    fn drop(&mut self) {
+        // Closing the queue ends the thread's loop; joining it leaves the namespace for good.
+        self.jobs = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// On the worker's thread: enter the namespace, then make the runtime and the netlink
+/// connection (in that order: the socket must be born inside).
+fn worker_setup(file: &File, ns: &Path) -> Result<(tokio::runtime::Runtime, Handle), HostError> {
+    enter_netns(file)
+        .map_err(|e| HostError::os(format!("enter network namespace {}", ns.display()), e))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| HostError::os("start a tokio runtime for netlink", e))?;
+    let handle = runtime.block_on(async {
+        let (connection, handle, _) =
+            rtnetlink::new_connection().map_err(|e| HostError::os("open a netlink socket", e))?;
+        tokio::spawn(connection);
+        Ok::<_, HostError>(handle)
+    })?;
+    Ok((runtime, handle))
+}
+
+/// Runs the netlink work `f` once inside the network namespace at `ns`, on a worker started
+/// for it (see [`NetnsWorker::run`]).
 pub fn in_netns<F, Fut, T>(ns: &Path, f: F) -> Result<T, HostError>
 where
-    F: FnOnce(Handle) -> Fut + Send,
-    Fut: Future<Output = Result<T, HostError>>,
-    T: Send,
+    F: FnOnce(Handle) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<T, HostError>> + 'static,
+    T: Send + 'static,
 {
-    run_in_netns(ns, || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| HostError::os("start a tokio runtime for netlink", e))?;
-        runtime.block_on(async {
-            let (connection, handle, _) = rtnetlink::new_connection()
-                .map_err(|e| HostError::os("open a netlink socket", e))?;
-            tokio::spawn(connection);
-            f(handle).await
-        })
-    })
+    NetnsWorker::start(ns)?.run(f)
+}
+
+/// Runs the blocking work `f` once inside the network namespace at `ns`: whatever it creates
+/// that binds to the current namespace (sockets, TAP devices) is created inside.
+pub fn run_in_netns<T, F>(ns: &Path, f: F) -> Result<T, HostError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, HostError> + Send + 'static,
+{
+    in_netns(ns, move |_| async move { f() })
 }
 
 /// One network interface as seen from inside a namespace.
@@ -257,7 +353,7 @@ pub struct LinkSummary {
     pub mtu: u32,
     /// Administratively up (`IFF_UP`).
     pub up: bool,
-    pub mac: Option<[u8; 6]>,
+    pub mac: Option<MacAddr>,
     /// Index of the bridge this link is a port of.
     pub controller: Option<u32>,
     pub ipv4: Vec<(Ipv4Addr, u8)>,
@@ -265,7 +361,7 @@ pub struct LinkSummary {
 
 /// Every link in the namespace at `ns`, with its IPv4 addresses.
 pub fn links(ns: &Path) -> Result<Vec<LinkSummary>, HostError> {
-    in_netns(ns, |handle| async move { dump_links(&handle).await })
+    NetnsWorker::start(ns)?.links()
 }
 
 /// The interface name `network connect` gives a container without `--ifname`: `eth0`, else
@@ -326,7 +422,7 @@ async fn dump_links(handle: &Handle) -> Result<Vec<LinkSummary>, HostError> {
                 match attr {
                     LinkAttribute::IfName(name) => link.name = name,
                     LinkAttribute::Mtu(mtu) => link.mtu = mtu,
-                    LinkAttribute::Address(addr) => link.mac = addr.try_into().ok(),
+                    LinkAttribute::Address(addr) => link.mac = MacAddr::from_slice(&addr),
                     LinkAttribute::Controller(index) => link.controller = Some(index),
                     _ => {}
                 }

@@ -33,7 +33,7 @@ use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth};
 use tun_rs::{DeviceBuilder, Layer, SyncDevice};
 
 use super::error::{netlink_errno, HostError};
-use super::netns::{self, in_netns, link_index, LinkSummary};
+use super::netns::{self, link_index, LinkSummary, NetnsWorker};
 use crate::wire::MacAddr;
 use vxnet_proto::types::{MTU_MAX, MTU_MIN};
 
@@ -61,7 +61,7 @@ pub struct EndpointSpec {
     pub target: PathBuf,
     /// Name of the container side, e.g. `eth0`.
     pub ifname: String,
-    pub mac: [u8; 6],
+    pub mac: MacAddr,
     pub ipv4: Ipv4Addr,
     pub prefix_len: u8,
     pub mtu: u32,
@@ -70,10 +70,12 @@ pub struct EndpointSpec {
     pub veth_name: String,
 }
 
-/// A live sandbox namespace with its bridge; see the module docs.
+/// A live sandbox namespace with its bridge, and the worker that does its netlink work; see
+/// the module docs.
 #[derive(Debug)]
 pub struct Sandbox {
     spec: SandboxSpec,
+    worker: NetnsWorker,
 }
 
 impl Sandbox {
@@ -89,16 +91,18 @@ impl Sandbox {
             tracing::info!(netns = %path.display(), "creating sandbox namespace");
             netns::create_pinned_netns(path)?;
         }
-        disable_ipv6(path)?;
-        let sandbox = Sandbox { spec };
+        let worker = NetnsWorker::start(path)?;
+        // Before `br0` exists, so that `default` covers the links made later.
+        worker.run(|_| async { disable_ipv6_here(&["all", "default"]) })?;
+        let sandbox = Sandbox { spec, worker };
         sandbox.ensure_bridge()?;
         Ok(sandbox)
     }
 
     /// `lo` up; `br0` created if missing, then MTU, up and gateway address asserted.
     fn ensure_bridge(&self) -> Result<(), HostError> {
-        let spec = &self.spec;
-        in_netns(&spec.netns_path, |h| async move {
+        let spec = self.spec.clone();
+        self.worker.run(move |h| async move {
             set_link_up(&h, "lo").await?;
             let bridge = match link_index(&h, BRIDGE_NAME).await? {
                 Some(index) => index,
@@ -137,8 +141,8 @@ impl Sandbox {
     }
 
     /// The MAC of `br0`.
-    pub fn gateway_mac(&self) -> [u8; 6] {
-        MacAddr::for_ipv4(self.spec.gateway).0
+    pub fn gateway_mac(&self) -> MacAddr {
+        MacAddr::for_ipv4(self.spec.gateway)
     }
 
     /// Creates `vxtap0` inside the sandbox as a port of `br0` (MTU set, up) and returns its fd,
@@ -146,8 +150,8 @@ impl Sandbox {
     /// removes the TAP. With `offloads` it is opened with TAP offloads if the kernel allows
     /// (see `tap_builder`); the engine reads which from the device.
     pub fn open_tap(&self, offloads: bool) -> Result<SyncDevice, HostError> {
-        let spec = &self.spec;
-        in_netns(&spec.netns_path, |h| async move {
+        let spec = self.spec.clone();
+        self.worker.run(move |h| async move {
             if let Some(stale) = link_index(&h, TAP_NAME).await? {
                 tracing::warn!(netns = %spec.netns_path.display(), "deleting a leftover vxtap0");
                 delete_link(&h, stale, TAP_NAME).await?;
@@ -183,15 +187,19 @@ impl Sandbox {
         check_mtu(ep.mtu)?;
         check_prefix_len(ep.prefix_len)?;
         check_unicast(ep)?;
+        // One worker in the container's namespace for every step there.
+        let container = NetnsWorker::start(&ep.target)?;
         let target = netns::open_netns(&ep.target)?;
         // The kernel reports either name collision as a bare EEXIST; look first, to say which.
-        if target_has(ep)? {
+        if target_has(&container, ep)? {
             return Err(ifname_taken(ep));
         }
 
         // Step 1: the pair, with the container end born in the target under its final name,
         // MAC and MTU. Fails whole or not at all, so there is nothing to undo.
-        let created = in_netns(&self.spec.netns_path, |h| async move {
+        let spec = ep.clone();
+        let created = self.worker.run(move |h| async move {
+            let ep = spec;
             if link_index(&h, &ep.veth_name).await?.is_some() {
                 return Err(HostError::VethExists {
                     name: ep.veth_name.clone(),
@@ -199,7 +207,7 @@ impl Sandbox {
             }
             let peer = LinkUnspec::new_with_name(&ep.ifname)
                 .mtu(ep.mtu)
-                .address(ep.mac.to_vec())
+                .address(ep.mac.0.to_vec())
                 .setns_by_fd(target.as_raw_fd())
                 .build();
             let pair = LinkVeth::new(&ep.veth_name, &ep.ifname)
@@ -215,7 +223,7 @@ impl Sandbox {
         if let Err(e) = created {
             // Lost a race with whoever took the name since we looked.
             if matches!(&e, HostError::Netlink { source, .. } if netlink_errno(source) == Some(libc::EEXIST))
-                && target_has(ep).unwrap_or(false)
+                && target_has(&container, ep).unwrap_or(false)
             {
                 return Err(ifname_taken(ep));
             }
@@ -223,7 +231,7 @@ impl Sandbox {
         }
 
         // Step 2: wire both ends. From here on, failure means deleting the pair.
-        if let Err(e) = self.wire_endpoint(ep) {
+        if let Err(e) = self.wire_endpoint(&container, ep) {
             if let Err(undo) = self.disconnect(&ep.veth_name) {
                 tracing::warn!(veth = %ep.veth_name, error = %undo,
                     "could not delete the veth of a failed connect");
@@ -234,16 +242,17 @@ impl Sandbox {
         Ok(())
     }
 
-    fn wire_endpoint(&self, ep: &EndpointSpec) -> Result<(), HostError> {
-        let sandbox = &self.spec.netns_path;
-        in_netns(sandbox, |h| async move {
+    fn wire_endpoint(&self, container: &NetnsWorker, ep: &EndpointSpec) -> Result<(), HostError> {
+        let (spec, sandbox) = (ep.clone(), self.spec.netns_path.clone());
+        self.worker.run(move |h| async move {
+            let ep = spec;
             let veth = link_index(&h, &ep.veth_name).await?.ok_or_else(|| {
                 HostError::os(
                     format!("find veth {} just created", ep.veth_name),
                     std::io::ErrorKind::NotFound.into(),
                 )
             })?;
-            let bridge = bridge_index(&h, sandbox).await?;
+            let bridge = bridge_index(&h, &sandbox).await?;
             h.link()
                 .set(
                     LinkUnspec::new_with_index(veth)
@@ -255,7 +264,8 @@ impl Sandbox {
                 .await
                 .map_err(|e| HostError::netlink(format!("attach {} to br0", ep.veth_name), e))
         })?;
-        in_netns(&ep.target, |h| async move {
+        let ep = ep.clone();
+        container.run(move |h| async move {
             let index = link_index(&h, &ep.ifname).await?.ok_or_else(|| {
                 HostError::os(
                     format!("find {} in {}", ep.ifname, ep.target.display()),
@@ -272,9 +282,10 @@ impl Sandbox {
     /// Deletes the sandbox end `veth_name`; the container end goes with it. A missing veth is
     /// not an error.
     pub fn disconnect(&self, veth_name: &str) -> Result<(), HostError> {
-        in_netns(&self.spec.netns_path, |h| async move {
-            match link_index(&h, veth_name).await? {
-                Some(index) => delete_link(&h, index, veth_name).await,
+        let veth_name = veth_name.to_string();
+        self.worker.run(move |h| async move {
+            match link_index(&h, &veth_name).await? {
+                Some(index) => delete_link(&h, index, &veth_name).await,
                 None => Ok(()),
             }
         })
@@ -282,7 +293,7 @@ impl Sandbox {
 
     /// Every link in the sandbox, for inspection and tests.
     pub fn links(&self) -> Result<Vec<LinkSummary>, HostError> {
-        netns::links(&self.spec.netns_path)
+        self.worker.links()
     }
 
     /// The sandbox ends of endpoint veths: every link but the sandbox's own (`lo`, the bridge
@@ -301,7 +312,7 @@ impl Sandbox {
         tracing::info!(netns = %self.spec.netns_path.display(), "removing sandbox namespace");
         let deleted = self.endpoint_links().and_then(|links| {
             let veths: Vec<(u32, String)> = links.into_iter().map(|l| (l.index, l.name)).collect();
-            in_netns(&self.spec.netns_path, |h| async move {
+            self.worker.run(move |h| async move {
                 for (index, name) in &veths {
                     delete_link(&h, *index, name).await?;
                 }
@@ -312,7 +323,10 @@ impl Sandbox {
             // The unpin below still takes them, only later.
             tracing::warn!(error = %e, "cannot delete the sandbox's veths");
         }
-        netns::remove_pinned_netns(&self.spec.netns_path)
+        let Sandbox { spec, worker } = self;
+        // The worker's thread is inside the namespace: it must leave before the unpin.
+        drop(worker);
+        netns::remove_pinned_netns(&spec.netns_path)
     }
 }
 
@@ -411,10 +425,9 @@ async fn add_ipv4_if_missing(
     }
 }
 
-fn target_has(ep: &EndpointSpec) -> Result<bool, HostError> {
-    in_netns(&ep.target, |h| async move {
-        Ok(link_index(&h, &ep.ifname).await?.is_some())
-    })
+fn target_has(container: &NetnsWorker, ep: &EndpointSpec) -> Result<bool, HostError> {
+    let ifname = ep.ifname.clone();
+    container.run(|h| async move { Ok(link_index(&h, &ifname).await?.is_some()) })
 }
 
 fn ifname_taken(ep: &EndpointSpec) -> HostError {
@@ -447,10 +460,10 @@ fn check_prefix_len(prefix_len: u8) -> Result<(), HostError> {
 }
 
 fn check_unicast(ep: &EndpointSpec) -> Result<(), HostError> {
-    if ep.mac[0] & 1 != 0 || ep.mac == [0; 6] {
+    if !ep.mac.is_unicast_source() {
         return Err(HostError::InvalidSpec {
             what: "MAC address",
-            reason: format!("{} is not a unicast address", fmt_mac(ep.mac)),
+            reason: format!("{} is not a unicast address", ep.mac),
         });
     }
     if ep.ipv4.is_unspecified() || ep.ipv4.is_multicast() || ep.ipv4.is_broadcast() {
@@ -462,18 +475,10 @@ fn check_unicast(ep: &EndpointSpec) -> Result<(), HostError> {
     Ok(())
 }
 
-fn fmt_mac(mac: [u8; 6]) -> String {
-    mac.map(|b| format!("{b:02x}")).join(":")
-}
-
 /// Overlays are IPv4: without this, `br0`, `vxtap0`, the veths and the containers' interfaces
 /// send router solicitations and MLD reports that every host would flood to every other
-/// (Docker too disables IPv6 on the interfaces of IPv4-only networks). The sandbox's knobs are
-/// set before `br0` exists, so that `default` covers the links made later.
-fn disable_ipv6(netns_path: &Path) -> Result<(), HostError> {
-    netns::run_in_netns(netns_path, || disable_ipv6_here(&["all", "default"]))
-}
-
+/// (Docker too disables IPv6 on the interfaces of IPv4-only networks).
+///
 /// Sets `disable_ipv6` for `interfaces` in the calling thread's namespace (/proc/sys/net
 /// resolves to the namespace of the thread that opens it). A kernel without IPv6 has nothing
 /// to disable.

@@ -59,9 +59,10 @@ impl Drop for Scratch {
 /// Adds a veth pair `name`/`peer` inside `ns`: a stand-in for "some interface is there"
 /// (the `dummy` driver is not in every kernel).
 pub(crate) fn add_veth(ns: &Path, name: &str, peer: &str) {
-    crate::host::netns::in_netns(ns, |h| async move {
+    let (name, peer) = (name.to_string(), peer.to_string());
+    crate::host::netns::in_netns(ns, move |h| async move {
         h.link()
-            .add(rtnetlink::LinkVeth::new(name, peer).build())
+            .add(rtnetlink::LinkVeth::new(&name, &peer).build())
             .execute()
             .await
             .map_err(|e| crate::host::HostError::netlink(format!("add veth {name}"), e))

@@ -26,7 +26,7 @@ fn endpoint(target: &Path, ifname: &str, host: u8) -> EndpointSpec {
     EndpointSpec {
         target: target.to_path_buf(),
         ifname: ifname.to_string(),
-        mac: MacAddr::for_ipv4(ipv4).0,
+        mac: MacAddr::for_ipv4(ipv4),
         ipv4,
         prefix_len: 24,
         mtu: MTU,
@@ -150,7 +150,7 @@ fn connect_wires_endpoints_and_the_gateway_answers() {
     assert!(find(&inside, "lo").expect("lo").up);
     let eth0 = find(&inside, "eth0").expect("eth0");
     assert!(eth0.up);
-    assert_eq!(eth0.mac, Some([0x02, 0x42, 10, 77, 0, 2]));
+    assert_eq!(eth0.mac, Some(MacAddr([0x02, 0x42, 10, 77, 0, 2])));
     assert_eq!(eth0.mtu, MTU);
     assert_eq!(eth0.ipv4, [(Ipv4Addr::new(10, 77, 0, 2), 24)]);
     assert!(find(&netns::links(&c2).expect("links in c2"), "eth7").is_some());
@@ -231,7 +231,7 @@ fn failed_connects_leave_nothing_behind() {
     assert!(matches!(err, HostError::InvalidIfname { .. }), "{err}");
 
     // A failure after the pair exists (a damaged sandbox without br0) is rolled back.
-    in_netns(sandbox.netns_path(), |h| async move {
+    crate::host::netns::in_netns(sandbox.netns_path(), |h| async move {
         let br = link_index(&h, BRIDGE_NAME).await?.expect("br0 exists");
         delete_link(&h, br, BRIDGE_NAME).await
     })
@@ -367,7 +367,7 @@ fn tap_is_wired_to_the_bridge_both_ways() {
         .spawn()
         .expect("start ping");
     let seen = read_until(&tap, Duration::from_secs(5), |f| {
-        parse_arp(f).is_some_and(|a| a.op == 1 && a.sha == ep.mac && a.tpa == nobody)
+        parse_arp(f).is_some_and(|a| a.op == 1 && a.sha == ep.mac.0 && a.tpa == nobody)
     });
     let _ = ping.wait();
     assert!(seen, "the container's ARP broadcast never reached the TAP");
@@ -384,7 +384,7 @@ fn tap_is_wired_to_the_bridge_both_ways() {
         let answered = read_until(&tap, Duration::from_secs(5), |f| {
             f[..6] == me
                 && parse_arp(f).is_some_and(|a| {
-                    a.op == 2 && a.sha == mac && a.spa == ask && a.tha == me && a.tpa == my_ip
+                    a.op == 2 && a.sha == mac.0 && a.spa == ask && a.tha == me && a.tpa == my_ip
                 })
         });
         assert!(answered, "no ARP reply for {ask} came out of the TAP");
