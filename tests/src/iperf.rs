@@ -10,8 +10,9 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
 
-use crate::cmd::{self, Background, POLL_INTERVAL};
+use crate::cmd::{self, Background};
 use crate::netns;
+use crate::wait::{wait_for, POLL_INTERVAL};
 
 /// iperf3's default port; each server lives in its own namespace, so it never collides.
 pub const IPERF_PORT: u16 = 5201;
@@ -86,7 +87,7 @@ pub fn parse_iperf_json(text: &str) -> Result<IperfResult> {
 /// Waits (bounded) until something listens on TCP `port` in namespace `ns`.
 pub fn wait_listening(ns: &str, port: u16, timeout: Duration) -> Result<()> {
     let filter = format!("sport = :{port}");
-    cmd::wait_for(
+    wait_for(
         &format!("a TCP listener on port {port} in {ns}"),
         timeout,
         POLL_INTERVAL,

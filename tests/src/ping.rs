@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use crate::cmd::{self, POLL_INTERVAL};
+use crate::cmd;
 use crate::netns;
+use crate::wait::{wait_for, POLL_INTERVAL};
 
 /// What one `ping` run saw.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -157,7 +158,7 @@ pub fn ping_with(ns: &str, ip: &str, opts: &PingOptions) -> Result<PingStats> {
 /// Pings `ip` from `ns` once a second until one reply comes back or `timeout` passes.
 /// For "connectivity is back" waits (after a restart, after ARP/FDB warm-up).
 pub fn wait_reachable(ns: &str, ip: &str, timeout: Duration) -> Result<()> {
-    cmd::wait_for(
+    wait_for(
         &format!("{ip} to answer ping from {ns}"),
         timeout,
         POLL_INTERVAL,

@@ -53,10 +53,16 @@ pub fn arp_request(sender_mac: [u8; 6], sender_ip: Ipv4Addr, target_ip: Ipv4Addr
     ethernet_frame(BROADCAST, sender_mac, ETHERTYPE_ARP, &arp)
 }
 
-/// The MAC vxnet gives an endpoint (CLI.md): `02:42` followed by the IPv4 address.
+/// The MAC vxnet gives an endpoint: `02:42` followed by the IPv4 address (README, "The
+/// command line").
 pub fn mac_for_ip(ip: Ipv4Addr) -> [u8; 6] {
     let o = ip.octets();
     [0x02, 0x42, o[0], o[1], o[2], o[3]]
+}
+
+/// [`mac_for_ip`] as text, the way `ip`, `fdb` and `network inspect` print it.
+pub fn mac_string_for_ip(ip: Ipv4Addr) -> String {
+    format_mac(mac_for_ip(ip))
 }
 
 /// `aa:bb:cc:dd:ee:ff`, lower case, as `ip` and the vxnet CLI print it.
@@ -113,6 +119,10 @@ mod tests {
     fn mac_round_trip() {
         let mac = mac_for_ip(Ipv4Addr::new(10, 10, 0, 3));
         assert_eq!(format_mac(mac), "02:42:0a:0a:00:03");
+        assert_eq!(
+            mac_string_for_ip(Ipv4Addr::new(10, 128, 0, 3)),
+            "02:42:0a:80:00:03"
+        );
         assert_eq!(parse_mac("02:42:0A:0a:00:03").expect("valid"), mac);
         assert!(parse_mac("02:42:0a:0a:00").is_err());
         assert!(parse_mac("02:42:0a:0a:00:3").is_err());
