@@ -1,12 +1,12 @@
 //! vxnet daemons on lab hosts: starting, stopping and killing them, and driving them through
-//! the `vxnet` CLI, with the JSON it prints read into typed values
-//! ([`vxnet_json`]).
+//! the `vxnet` CLI, with the JSON it prints read into typed values ([`vxnet_json`]).
 //!
 //! Rules a test relies on:
 //! - A daemon runs with `--advertise-addr` = the host's underlay address, `--data-dir`,
 //!   `--socket` and `--name` from the host, then the lab's extra daemon arguments, and
-//!   `--log-level $VXNET_LAB_LOG_LEVEL` when that is set. It is put into the host namespace by
-//!   `setns` in `pre_exec` ([`netns::enter_in_child`]), so it shares the test's mount namespace.
+//!   `--log-level` from [`LOG_LEVEL_ENV`] (`VXNET_LAB_LOG_LEVEL`) when that is set. It is put
+//!   into the host namespace by `setns` in `pre_exec` ([`netns::enter_in_child`]), so it shares
+//!   the test's mount namespace.
 //! - A restart reuses the data dir: that is how restart and crash tests work.
 //! - Every CLI call has a process deadline. [`Host::vxnet_timed`] also passes `--timeout` and
 //!   allows [`CLI_DEADLINE_MARGIN`] on top; the polling queries ([`Host::fdb`],
