@@ -18,12 +18,14 @@ use std::fmt::Write;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
-use vxnet_tests::cluster::{mac_for, CLUSTER_TIMEOUT, REPLICATION_TIMEOUT};
+use vxnet_tests::lab::cluster::{WriteRetry, CLUSTER_TIMEOUT, REPLICATION_TIMEOUT};
 use vxnet_tests::lab::{HostKind, Lab};
 use vxnet_tests::ping::percentile;
+use vxnet_tests::wait_for_strict;
+use vxnet_tests::wire::mac_string_for_ip;
 
 use crate::report::{fmt_value, machine_facts, machine_line, median};
 
@@ -272,20 +274,18 @@ fn convergence(lab: &Lab, n: usize, out: &mut Vec<f64>) -> Result<()> {
         // A fixed --ip, so the MAC to wait for (02:42 + address) is known before the connect
         // returns and the clock starts without an extra lookup.
         let ip = Ipv4Addr::new(10, 99, 0, u8::try_from(10 + i).context("too many samples")?);
-        let mac = mac_for(ip);
+        let mac = mac_string_for_ip(ip);
         let c = lab.container(0, &format!("cv{i}"))?;
         a.vxnet_checked(&["network", "connect", "--ip", &ip.to_string(), "conv", &c.ns])?;
         let connected = Instant::now();
-        loop {
-            if b.fdb_has_mac("conv", &mac)? {
-                out.push(ms(connected.elapsed()));
-                break;
-            }
-            if connected.elapsed() > REPLICATION_TIMEOUT {
-                bail!("{mac} never reached h1's fdb within {REPLICATION_TIMEOUT:?}");
-            }
-            std::thread::sleep(POLL);
-        }
+        // Strict: a failed fdb query ends the phase rather than passing for a slow convergence.
+        let took = wait_for_strict(
+            &format!("{mac} to reach h1's fdb"),
+            REPLICATION_TIMEOUT,
+            POLL,
+            || Ok(b.fdb_has_mac("conv", &mac)?.then(|| connected.elapsed())),
+        )?;
+        out.push(ms(took));
     }
     Ok(())
 }
@@ -297,28 +297,16 @@ fn failover(lab: &Lab, runs: usize, out: &mut Vec<f64>) -> Result<()> {
         let survivors: Vec<usize> = all.iter().copied().filter(|&h| h != leader).collect();
         lab.kill_daemon(leader, libc::SIGKILL)?;
         let killed = Instant::now();
-        let mut made = None;
-        let mut last = String::new();
-        for attempt in 0..10_000 {
-            if killed.elapsed() > FAILOVER_LIMIT {
-                break;
-            }
-            // A fresh name per attempt: one that timed out may still commit later.
-            let name = format!("fo-{run}-{attempt}");
-            let host = survivors[attempt % survivors.len()];
-            let call = lab
-                .host(host)
-                .vxnet_timed(&["network", "create", &name], FAILOVER_ATTEMPT_TIMEOUT)?;
-            if call.success() {
-                made = Some((name, killed.elapsed()));
-                break;
-            }
-            last = call.stderr().trim().to_string();
-        }
-        let (name, took) = made.ok_or_else(|| {
-            anyhow!("run {run}: no write succeeded within {FAILOVER_LIMIT:?} of killing h{leader}: {last}")
-        })?;
-        out.push(ms(took));
+        let retry = WriteRetry {
+            attempt_timeout: FAILOVER_ATTEMPT_TIMEOUT,
+            pause: Duration::ZERO,
+            limit: FAILOVER_LIMIT,
+        };
+        let write = lab
+            .create_network_retrying(&survivors, |n| format!("fo-{run}-{n}"), killed, retry)
+            .with_context(|| format!("run {run}: after killing h{leader}"))?;
+        let name = write.name;
+        out.push(ms(write.after));
         // Back to three healthy members before the next run.
         lab.start_daemon(leader)?;
         lab.host(leader)
@@ -330,45 +318,4 @@ fn failover(lab: &Lab, runs: usize, out: &mut Vec<f64>) -> Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn missing_samples_are_null_not_zero() {
-        let mut r = ClusterReport::default();
-        r.commit.samples_ms = vec![4.0, 2.0, 3.0, 100.0];
-        r.failover.error = Some("no leader".into());
-        let j = r.to_json();
-        assert_eq!(j["scenario"], json!("cluster"));
-        assert_eq!(j["metrics"]["network_create_commit_ms"]["p50"], json!(3.0));
-        assert_eq!(
-            j["metrics"]["network_create_commit_ms"]["p99"],
-            json!(100.0)
-        );
-        assert_eq!(
-            j["metrics"]["network_create_commit_ms"]["median"],
-            json!(3.5)
-        );
-        assert_eq!(j["metrics"]["leader_failover_ms"]["median"], Value::Null);
-        assert_eq!(
-            j["metrics"]["leader_failover_ms"]["error"],
-            json!("no leader")
-        );
-        for key in ["date", "kernel", "nproc", "cpu_model"] {
-            assert!(j.get(key).is_some(), "{key} missing");
-        }
-        assert!(r.failed());
-        let t = r.table();
-        assert!(t.contains("leader_failover_ms: FAILED: no leader"), "{t}");
-        assert!(t.contains("kernel "), "{t}");
-    }
-
-    #[test]
-    fn clean_report_has_not_failed() {
-        let mut r = ClusterReport::default();
-        r.convergence.samples_ms = vec![12.0];
-        assert!(!r.failed());
-        assert_eq!(r.convergence.max(), Some(12.0));
-        assert_eq!(Series::default().max(), None);
-    }
-}
+mod tests;

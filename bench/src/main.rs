@@ -22,7 +22,8 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 
 use vxnet_tests::iperf::{run_iperf, IperfTest};
-use vxnet_tests::lab::{host_addr, HostKind, Lab};
+use vxnet_tests::lab::topology::host_addr;
+use vxnet_tests::lab::{HostKind, Lab};
 use vxnet_tests::ping::{ping_with, PingOptions};
 use vxnet_tests::scenario::{self, C2_IP};
 
@@ -188,8 +189,7 @@ fn measure(mode: Mode, args: &Args) -> Result<ModeResult> {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    // SAFETY: geteuid(2) has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !vxnet_tests::is_root() {
         bail!("vxnet-bench needs root (network namespaces, TAP devices)");
     }
     match args.scenario {

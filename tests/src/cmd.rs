@@ -16,12 +16,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+use crate::wait::POLL_INTERVAL;
+
 /// The deadline of a command that has no reason to take long (`ip`, the vxnet CLI).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// How often a waiting loop looks again. Short enough that tests stay quick, long enough that
-/// two cores are not burnt on polling.
-pub const POLL_INTERVAL: Duration = Duration::from_millis(20);
 
 /// Runs `cmd` to completion with its output captured; kills it if `timeout` passes first.
 ///
@@ -84,28 +82,6 @@ pub fn wait_deadline(child: &mut Child, timeout: Duration) -> Result<Option<Exit
             return Ok(None);
         }
         thread::sleep(POLL_INTERVAL);
-    }
-}
-
-/// Polls `check` until it returns `Ok(Some(v))` or `timeout` passes. The last error (or "still
-/// false") is reported on expiry, so a failing wait says what it was waiting for.
-pub fn wait_for<T>(
-    what: &str,
-    timeout: Duration,
-    interval: Duration,
-    mut check: impl FnMut() -> Result<Option<T>>,
-) -> Result<T> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let last = match check() {
-            Ok(Some(v)) => return Ok(v),
-            Ok(None) => String::from("condition still false"),
-            Err(e) => format!("{e:#}"),
-        };
-        if Instant::now() >= deadline {
-            bail!("timed out after {timeout:?} waiting for {what}: {last}");
-        }
-        thread::sleep(interval);
     }
 }
 
@@ -227,48 +203,4 @@ pub fn signal_and_reap(child: &mut Child, signal: i32, timeout: Duration) -> Opt
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn run_captures_output_and_status() {
-        let out = run(
-            Command::new("sh").args(["-c", "echo hi; echo oops >&2; exit 3"]),
-            DEFAULT_TIMEOUT,
-        )
-        .expect("sh runs");
-        assert_eq!(out.stdout, b"hi\n");
-        assert_eq!(out.stderr, b"oops\n");
-        assert_eq!(out.status.code(), Some(3));
-    }
-
-    #[test]
-    fn run_kills_on_timeout() {
-        let started = Instant::now();
-        let err = run(Command::new("sleep").arg("5"), Duration::from_millis(200))
-            .expect_err("sleep 5 must time out");
-        assert!(started.elapsed() < Duration::from_secs(4));
-        assert!(format!("{err}").contains("did not finish"), "{err}");
-    }
-
-    #[test]
-    fn run_ok_reports_stderr() {
-        let err = run_ok(
-            Command::new("sh").args(["-c", "echo broken >&2; exit 1"]),
-            DEFAULT_TIMEOUT,
-        )
-        .expect_err("exit 1 is an error");
-        assert!(format!("{err}").contains("broken"), "{err}");
-    }
-
-    #[test]
-    fn wait_for_reports_last_error() {
-        let mut n = 0;
-        let err = wait_for("nothing", Duration::from_millis(50), POLL_INTERVAL, || {
-            n += 1;
-            Err::<Option<()>, _>(anyhow::anyhow!("attempt {n}"))
-        })
-        .expect_err("never succeeds");
-        assert!(format!("{err}").contains("attempt"), "{err}");
-    }
-}
+mod tests;

@@ -10,8 +10,9 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
 
-use crate::cmd::{self, Background, POLL_INTERVAL};
+use crate::cmd::{self, Background};
 use crate::netns;
+use crate::wait::{wait_for, POLL_INTERVAL};
 
 /// iperf3's default port; each server lives in its own namespace, so it never collides.
 pub const IPERF_PORT: u16 = 5201;
@@ -86,7 +87,7 @@ pub fn parse_iperf_json(text: &str) -> Result<IperfResult> {
 /// Waits (bounded) until something listens on TCP `port` in namespace `ns`.
 pub fn wait_listening(ns: &str, port: u16, timeout: Duration) -> Result<()> {
     let filter = format!("sport = :{port}");
-    cmd::wait_for(
+    wait_for(
         &format!("a TCP listener on port {port} in {ns}"),
         timeout,
         POLL_INTERVAL,
@@ -156,39 +157,4 @@ pub fn run_iperf(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const TCP: &str = r#"{"start":{"test_start":{"protocol":"TCP","num_streams":1}},
-      "end":{"sum_sent":{"seconds":3.0,"bytes":3000000000,"bits_per_second":8.0e9,"retransmits":12},
-             "sum_received":{"seconds":3.0,"bytes":2990000000,"bits_per_second":7.9e9}}}"#;
-
-    const UDP: &str = r#"{"start":{"test_start":{"protocol":"UDP","num_streams":1}},
-      "end":{"sum":{"seconds":1.0,"bits_per_second":1.6e8,"lost_packets":1041,"packets":325860},
-             "sum_sent":{"seconds":1.0,"bits_per_second":1.6e8,"lost_packets":0,"packets":325860},
-             "sum_received":{"seconds":2.0,"bits_per_second":1.5e8,"lost_packets":1000,
-                             "packets":201000,"lost_percent":0.4975}}}"#;
-
-    #[test]
-    fn tcp_uses_receiver_rate_and_sender_retransmits() {
-        let r = parse_iperf_json(TCP).expect("valid report");
-        assert_eq!(r.bits_per_second, 7.9e9);
-        assert_eq!(r.retransmits, Some(12));
-        assert_eq!(r.packets_per_second, None);
-    }
-
-    #[test]
-    fn udp_counts_received_packets_per_second() {
-        let r = parse_iperf_json(UDP).expect("valid report");
-        assert_eq!(r.bits_per_second, 1.5e8);
-        assert_eq!(r.packets_per_second, Some(100_000.0));
-        assert_eq!(r.lost_percent, Some(0.4975));
-    }
-
-    #[test]
-    fn error_report_is_an_error() {
-        let err = parse_iperf_json(r#"{"start":{},"end":{},"error":"unable to connect"}"#)
-            .expect_err("error key");
-        assert!(format!("{err}").contains("unable to connect"));
-    }
-}
+mod tests;

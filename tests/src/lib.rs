@@ -2,18 +2,22 @@
 //! `vxnet` CLI, ping, iperf3 and packet captures inside them.
 //!
 //! Rules a test relies on:
-//! - Every test that builds a lab starts with `if !require_root() { return; }`.
+//! - Every test that builds a lab starts with `if !require_root() { return; }`: without root it
+//!   fails loudly, unless `VXNET_SKIP_ROOT_TESTS=1` turns it into a skip ([`require_root`]).
 //! - Traffic only ever goes to addresses inside namespaces the lab made; the underlay is
-//!   198.18.0.0/24 on a bridge in the lab's own namespace.
-//! - Every wait and every command is bounded in time (see [`cmd`]).
-//! - A [`Lab`] cleans up after itself in `Drop`, also when the test panics.
-//! - Cluster tests form clusters and read `members`/`fdb`/`inspect` JSON with [`cluster`];
-//!   every polling query there runs with a short CLI `--timeout`.
+//!   198.18.0.0/24 on a bridge in the lab's own namespace ([`lab::topology`]).
+//! - Every wait and every command is bounded in time ([`wait`], [`cmd`]).
+//! - A [`Lab`] cleans up after itself in `Drop`, also when the test panics
+//!   ([`lab::teardown`]).
+//! - Cluster tests form clusters with [`Lab::cluster`] / [`Lab::form_cluster`]
+//!   ([`lab::cluster`]) and read `members`/`fdb`/`inspect` JSON as [`vxnet_json`] types; every
+//!   polling query runs with a short CLI `--timeout` ([`lab::daemon`]).
+//! - Hand-made frames and VXLAN datagrams come from [`wire`]; captured ones are read with
+//!   [`capture`].
 //! - The `vxnet` binary is found by [`vxnet_bin`]: `$VXNET_BIN`, else next to the running test
 //!   or bench executable in the cargo target dir; build it first with `cargo build --workspace`.
 
 pub mod capture;
-pub mod cluster;
 pub mod cmd;
 pub mod iperf;
 pub mod lab;
@@ -21,6 +25,7 @@ pub mod netns;
 pub mod ping;
 pub mod scenario;
 pub mod vxnet_json;
+pub mod wait;
 pub mod wire;
 
 use std::path::{Path, PathBuf};
@@ -28,10 +33,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 
 pub use capture::{Capture, Frame};
-pub use cluster::{FdbEntry, Member, NetworkInfo, Role};
-pub use cmd::wait_for;
 pub use lab::{Container, Host, HostKind, KernelNetwork, Lab, LabBuilder, TimedOutput};
 pub use ping::{PingOptions, PingStats};
+pub use vxnet_json::{EndpointInfo, FdbEntry, Member, NetworkInfo, Role};
+pub use wait::{wait_for, wait_for_strict};
 
 /// Environment variable that turns "needs root" into a skip instead of a failure.
 pub const SKIP_ROOT_ENV: &str = "VXNET_SKIP_ROOT_TESTS";
@@ -39,12 +44,18 @@ pub const SKIP_ROOT_ENV: &str = "VXNET_SKIP_ROOT_TESTS";
 /// Environment variable naming the vxnet binary to test.
 pub const VXNET_BIN_ENV: &str = "VXNET_BIN";
 
-/// Whether this process may build labs. Without root: with `VXNET_SKIP_ROOT_TESTS=1`, prints a
-/// skip line and returns false (the test returns early); otherwise panics, because a silently
-/// skipped integration suite looks exactly like a passing one.
-pub fn require_root() -> bool {
+/// Whether this process runs as root (effective uid 0), which building a lab needs.
+pub fn is_root() -> bool {
     // SAFETY: geteuid(2) has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } == 0 {
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// The root check of every lab test. Returns true as root. Without root: with
+/// `VXNET_SKIP_ROOT_TESTS=1`, prints a skip line and returns false (the test returns early);
+/// otherwise panics, because a silently skipped integration suite looks exactly like a passing
+/// one.
+pub fn require_root() -> bool {
+    if is_root() {
         return true;
     }
     if std::env::var(SKIP_ROOT_ENV).is_ok_and(|v| v == "1") {

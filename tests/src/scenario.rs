@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use crate::lab::{host_addr, Container, HostKind, KernelNetwork, Lab, LabBuilder};
+use crate::lab::topology::host_addr;
+use crate::lab::{Container, HostKind, KernelNetwork, Lab, LabBuilder};
 
 /// Name of the overlay.
 pub const NET: &str = "net1";
@@ -20,7 +21,8 @@ pub const VNI: u32 = 4100;
 pub const SUBNET: &str = "10.10.0.0/24";
 /// Prefix length of [`SUBNET`].
 pub const SUBNET_LEN: u8 = 24;
-/// Overlay MTU: underlay 1500 minus 50 bytes of VXLAN/UDP/IP/Ethernet (DESIGN.md §1).
+/// Overlay MTU: underlay 1500 minus the 50 bytes VXLAN encapsulation adds (outer Ethernet 14,
+/// IPv4 20, UDP 8, VXLAN 8).
 pub const MTU: u32 = 1450;
 /// Address of container `c1` on host 0.
 pub const C1_IP: &str = "10.10.0.2";

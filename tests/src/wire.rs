@@ -53,10 +53,16 @@ pub fn arp_request(sender_mac: [u8; 6], sender_ip: Ipv4Addr, target_ip: Ipv4Addr
     ethernet_frame(BROADCAST, sender_mac, ETHERTYPE_ARP, &arp)
 }
 
-/// The MAC vxnet gives an endpoint (CLI.md): `02:42` followed by the IPv4 address.
+/// The MAC vxnet gives an endpoint: `02:42` followed by the IPv4 address (README, "The
+/// command line").
 pub fn mac_for_ip(ip: Ipv4Addr) -> [u8; 6] {
     let o = ip.octets();
     [0x02, 0x42, o[0], o[1], o[2], o[3]]
+}
+
+/// [`mac_for_ip`] as text, the way `ip`, `fdb` and `network inspect` print it.
+pub fn mac_string_for_ip(ip: Ipv4Addr) -> String {
+    format_mac(mac_for_ip(ip))
 }
 
 /// `aa:bb:cc:dd:ee:ff`, lower case, as `ip` and the vxnet CLI print it.
@@ -84,38 +90,4 @@ pub fn parse_mac(text: &str) -> Result<[u8; 6]> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn vxlan_header_layout() {
-        assert_eq!(vxlan_header(4100), [0x08, 0, 0, 0, 0x00, 0x10, 0x04, 0]);
-        assert_eq!(vxlan_header(0x00ab_cdef), [8, 0, 0, 0, 0xab, 0xcd, 0xef, 0]);
-    }
-
-    #[test]
-    fn arp_request_layout() {
-        let mac = mac_for_ip(Ipv4Addr::new(10, 10, 0, 2));
-        let f = arp_request(
-            mac,
-            Ipv4Addr::new(10, 10, 0, 2),
-            Ipv4Addr::new(10, 10, 0, 3),
-        );
-        assert_eq!(f.len(), 42);
-        assert_eq!(&f[0..6], &BROADCAST);
-        assert_eq!(&f[6..12], &mac);
-        assert_eq!(&f[12..14], &[0x08, 0x06]);
-        assert_eq!(&f[20..22], &[0, 1]);
-        assert_eq!(&f[38..42], &[10, 10, 0, 3]);
-    }
-
-    #[test]
-    fn mac_round_trip() {
-        let mac = mac_for_ip(Ipv4Addr::new(10, 10, 0, 3));
-        assert_eq!(format_mac(mac), "02:42:0a:0a:00:03");
-        assert_eq!(parse_mac("02:42:0A:0a:00:03").expect("valid"), mac);
-        assert!(parse_mac("02:42:0a:0a:00").is_err());
-        assert!(parse_mac("02:42:0a:0a:00:3").is_err());
-        assert!(parse_mac("zz:42:0a:0a:00:03").is_err());
-    }
-}
+mod tests;

@@ -1,15 +1,17 @@
-//! CLI.md's error contract: one line `vxnet: ...` on stderr, exit 2 for usage errors and 1
-//! otherwise, an answer within the timeout, and no half state after a failed command.
+//! The CLI's error contract (README, "The command line"): one line `vxnet: ...` on stderr, exit
+//! 2 for usage errors and 1 otherwise, an answer within the timeout, and no half state after a
+//! failed command.
 
 use std::os::unix::net::UnixListener;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use vxnet_tests::cmd::{self};
-use vxnet_tests::vxnet_json::network_names;
+use vxnet_tests::cmd;
+use vxnet_tests::vxnet_json::{network_names, parse_inspect};
 use vxnet_tests::{require_root, vxnet_bin, Host, Lab};
 
-/// Asserts `out` is a failed command per CLI.md; `code` is the exact exit code expected.
+/// Asserts `out` is a failed command by the error contract; `code` is the exact exit code
+/// expected.
 #[track_caller]
 fn assert_cli_error(what: &str, out: &Output, code: i32) {
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -36,12 +38,8 @@ fn names(host: &Host) -> Vec<String> {
 }
 
 fn container_count(host: &Host, net: &str) -> usize {
-    let out = host.vxnet_ok(&["network", "inspect", net]);
-    let v = vxnet_tests::vxnet_json::parse(&out).expect("inspect JSON");
-    v.get(0)
-        .and_then(|n| n.get("Containers"))
-        .and_then(|c| c.as_object())
-        .map_or(0, |c| c.len())
+    let nets = parse_inspect(&host.vxnet_ok(&["network", "inspect", net])).expect("inspect JSON");
+    nets.first().map_or(0, |n| n.endpoints.len())
 }
 
 #[test]

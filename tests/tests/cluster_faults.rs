@@ -1,29 +1,15 @@
-//! A cluster under failure (DESIGN.md §4, CLI.md "never hangs"): the leader killed, a host cut
-//! off the underlay, every daemon restarted. Writes need a quorum and fail in time without one;
-//! nothing acknowledged is lost; a host that was away catches up.
+//! A cluster under failure (README, "Clustering"; every command gives up within `--timeout`):
+//! the leader killed, a host cut off the underlay, every daemon restarted. Writes need a quorum
+//! and fail in time without one; nothing acknowledged is lost; a host that was away catches up.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use vxnet_tests::cluster::{cluster_lab, is_one_error_line, CLUSTER_TIMEOUT, REPLICATION_TIMEOUT};
+use vxnet_tests::lab::cluster::{WriteRetry, CLUSTER_TIMEOUT, REPLICATION_TIMEOUT};
+use vxnet_tests::lab::daemon::is_one_error_line;
 use vxnet_tests::scenario::WARMUP_TIMEOUT;
-use vxnet_tests::{require_root, Container, Lab};
-
-/// Connects container `c<h>` on each host `h` of `hosts` to `network` without `--ip`.
-fn connect_each(lab: &Lab, network: &str, hosts: &[usize]) -> Vec<(Container, Ipv4Addr)> {
-    hosts
-        .iter()
-        .map(|&h| {
-            let c = lab.container(h, &format!("c{h}")).expect("container");
-            let ip = lab
-                .host(h)
-                .connect_auto(network, &c)
-                .unwrap_or_else(|e| panic!("connect c{h}: {e:#}"));
-            (c, ip)
-        })
-        .collect()
-}
+use vxnet_tests::{require_root, Lab};
 
 /// Endpoint name → address, as `host` shows `network`.
 fn endpoint_map(lab: &Lab, host: usize, network: &str) -> BTreeMap<String, Ipv4Addr> {
@@ -41,7 +27,7 @@ fn killed_leader_is_replaced_within_5s_and_catches_up_on_restart() {
     if !require_root() {
         return;
     }
-    let lab = cluster_lab(3).expect("three hosts in one cluster");
+    let lab = Lab::cluster(3).expect("three hosts in one cluster");
     let all = [0, 1, 2];
     // Acknowledged before the kill: two networks made on different hosts, one endpoint per host.
     lab.host(0)
@@ -52,7 +38,9 @@ fn killed_leader_is_replaced_within_5s_and_catches_up_on_restart() {
             .wait_networks(&["before-a", "before-b"], REPLICATION_TIMEOUT)
             .expect("replicated");
     }
-    let containers = connect_each(&lab, "before-a", &all);
+    let containers = lab
+        .container_per_host("before-a", &all)
+        .expect("a container per host");
     let names: Vec<&str> = containers.iter().map(|(c, _)| c.ns.as_str()).collect();
     lab.host(0)
         .wait_endpoints("before-a", &names, REPLICATION_TIMEOUT)
@@ -69,34 +57,22 @@ fn killed_leader_is_replaced_within_5s_and_catches_up_on_restart() {
     let killed = Instant::now();
 
     // Retry with a short per-command timeout, alternating survivors, each attempt under a new
-    // name: an attempt that timed out may still commit later and must not make the next one a
-    // duplicate.
-    let mut created = None;
-    let mut attempts = Vec::new();
-    for n in 0..100 {
-        if killed.elapsed() >= Duration::from_secs(5) {
-            break;
-        }
-        let host = survivors[n % survivors.len()];
-        let name = format!("after-{n}");
-        let out = lab
-            .host(host)
-            .vxnet_timed(&["network", "create", &name], Duration::from_secs(1))
-            .expect("CLI runs");
-        if out.success() {
-            created = Some((name, killed.elapsed()));
-            break;
-        }
-        attempts.push(format!("h{host}: {}", out.stderr().trim()));
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let (after, took) = created.unwrap_or_else(|| {
-        panic!(
-            "no network create succeeded on a survivor within 5 s of killing h{leader}: \
-             {attempts:?}\n{}",
-            lab.daemon_logs(30)
-        )
-    });
+    // name.
+    let retry = WriteRetry {
+        attempt_timeout: Duration::from_secs(1),
+        pause: Duration::from_millis(50),
+        limit: Duration::from_secs(5),
+    };
+    let write = lab
+        .create_network_retrying(&survivors, |n| format!("after-{n}"), killed, retry)
+        .unwrap_or_else(|e| {
+            panic!(
+                "no network create succeeded on a survivor within 5 s of killing h{leader}: \
+                 {e:#}\n{}",
+                lab.daemon_logs(30)
+            )
+        });
+    let (after, took) = (write.name, write.after);
     assert!(
         took <= Duration::from_secs(5),
         "first successful write {took:?} after the kill"
@@ -142,7 +118,7 @@ fn host_cut_off_the_underlay_fails_writes_in_time_and_catches_up() {
     if !require_root() {
         return;
     }
-    let lab = cluster_lab(3).expect("three hosts in one cluster");
+    let lab = Lab::cluster(3).expect("three hosts in one cluster");
     let all = [0, 1, 2];
     let leader = lab.leader(&all).expect("a leader");
     // Cut a follower: the other two keep the leader and a quorum, so they must keep working
@@ -212,7 +188,7 @@ fn restarting_every_daemon_keeps_networks_endpoints_and_forwarding() {
     if !require_root() {
         return;
     }
-    let lab = cluster_lab(3).expect("three hosts in one cluster");
+    let lab = Lab::cluster(3).expect("three hosts in one cluster");
     let all = [0, 1, 2];
     lab.host(2)
         .vxnet_ok(&["network", "create", "--subnet", "10.80.0.0/24", "persist"]);
@@ -222,7 +198,9 @@ fn restarting_every_daemon_keeps_networks_endpoints_and_forwarding() {
             .wait_networks(&["persist", "spare"], REPLICATION_TIMEOUT)
             .expect("replicated");
     }
-    let containers = connect_each(&lab, "persist", &all);
+    let containers = lab
+        .container_per_host("persist", &all)
+        .expect("a container per host");
     let names: Vec<&str> = containers.iter().map(|(c, _)| c.ns.as_str()).collect();
     for h in all {
         lab.host(h)

@@ -1,17 +1,16 @@
-//! Cluster membership through the CLI (CLI.md "Cluster"): the token guards joining, `join` never
-//! merges state, `leave` takes a host's endpoints with it, and `members` JSON has exactly the
-//! documented keys with voters, learners and one leader (DESIGN.md §4: the first three hosts
-//! vote, the rest learn).
+//! Cluster membership through the CLI (README, "Clustering"): the token guards joining, `join`
+//! never merges state, `leave` takes a host's endpoints with it, and `members` JSON has exactly
+//! the documented keys with voters, learners and one leader (the first three hosts vote, the
+//! rest learn).
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use vxnet_tests::cluster::{
-    cluster_lab, is_one_error_line, mac_for, Role, CLUSTER_TIMEOUT, MEMBER_KEYS,
-    REPLICATION_TIMEOUT,
-};
-use vxnet_tests::vxnet_json::parse;
-use vxnet_tests::{cmd, require_root, Lab};
+use vxnet_tests::lab::cluster::{CLUSTER_TIMEOUT, REPLICATION_TIMEOUT};
+use vxnet_tests::lab::daemon::is_one_error_line;
+use vxnet_tests::vxnet_json::{parse, Role, MEMBER_KEYS};
+use vxnet_tests::wire::mac_string_for_ip;
+use vxnet_tests::{require_root, wait_for, Lab};
 
 /// The member IDs `host` lists, as a set.
 fn member_ids(lab: &Lab, host: usize) -> BTreeSet<String> {
@@ -128,7 +127,7 @@ fn join_is_refused_with_networks_and_leave_removes_the_hosts_endpoints() {
             .wait_endpoints("shared", &all_names, REPLICATION_TIMEOUT)
             .expect("every endpoint listed");
     }
-    let h2_mac = mac_for(containers[2].1);
+    let h2_mac = mac_string_for_ip(containers[2].1);
 
     h2.vxnet_ok(&["cluster", "leave"]);
     let staying = &all_names[..2];
@@ -149,12 +148,12 @@ fn members_json_has_the_documented_keys_three_voters_one_learner_one_leader() {
     if !require_root() {
         return;
     }
-    let lab = cluster_lab(4).expect("four hosts in one cluster");
+    let lab = Lab::cluster(4).expect("four hosts in one cluster");
     let all = [0, 1, 2, 3];
     for h in all {
         let host = lab.host(h);
         // Reachability is learned from heartbeats: give the newest member a moment.
-        let members = cmd::wait_for(
+        let members = wait_for(
             &format!("every member reachable as {} sees it", host.name()),
             CLUSTER_TIMEOUT,
             Duration::from_millis(200),
@@ -177,7 +176,7 @@ fn members_json_has_the_documented_keys_three_voters_one_learner_one_leader() {
                 .keys()
                 .map(String::as_str)
                 .collect();
-            assert_eq!(keys, want, "exactly the CLI.md keys: {o}");
+            assert_eq!(keys, want, "exactly the documented keys: {o}");
         }
 
         assert_eq!(lab.member_hosts(&members).expect("lab hosts"), all.to_vec());

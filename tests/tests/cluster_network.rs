@@ -1,37 +1,24 @@
-//! Networks and endpoints in a Raft cluster (CLI.md "Cluster", DESIGN.md §4): a network made on
-//! one host exists on every host with the same ID and VNI, addresses are allocated once
-//! cluster-wide, the ARP proxy answers for remote endpoints from the replicated state, and a
-//! disconnect is forgotten everywhere at once.
+//! Networks and endpoints in a Raft cluster (README, "Clustering"): a network made on one host
+//! exists on every host with the same ID and VNI, addresses are allocated once cluster-wide,
+//! the ARP proxy answers for remote endpoints from the replicated state, and a disconnect is
+//! forgotten everywhere at once.
 
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use vxnet_tests::capture::describe_frames;
-use vxnet_tests::cluster::{cluster_lab, in_subnet, mac_for, REPLICATION_TIMEOUT};
+use vxnet_tests::lab::cluster::REPLICATION_TIMEOUT;
+use vxnet_tests::lab::topology::in_subnet;
 use vxnet_tests::scenario::WARMUP_TIMEOUT;
-use vxnet_tests::{require_root, Container, Lab};
-
-/// Connects one new container per host of `lab` to `network` without `--ip`; returns each with
-/// the address the cluster gave it.
-fn container_per_host(lab: &Lab, network: &str) -> Vec<(Container, Ipv4Addr)> {
-    (0..lab.hosts().len())
-        .map(|h| {
-            let c = lab.container(h, &format!("c{h}")).expect("container");
-            let ip = lab
-                .host(h)
-                .connect_auto(network, &c)
-                .unwrap_or_else(|e| panic!("connect c{h} on h{h}: {e:#}"));
-            (c, ip)
-        })
-        .collect()
-}
+use vxnet_tests::wire::mac_string_for_ip;
+use vxnet_tests::{require_root, wait_for, Lab};
 
 #[test]
 fn network_made_on_one_host_is_everywhere_and_every_pair_pings() {
     if !require_root() {
         return;
     }
-    let lab = cluster_lab(3).expect("three hosts in one cluster");
+    let lab = Lab::cluster(3).expect("three hosts in one cluster");
     // On host 1, not the seed, and without --peer: membership alone makes it cluster-wide.
     let id = lab
         .host(1)
@@ -57,7 +44,9 @@ fn network_made_on_one_host_is_everywhere_and_every_pair_pings() {
         assert_eq!(seen.subnet, made.subnet, "same subnet on h{h}");
     }
 
-    let containers = container_per_host(&lab, "shared");
+    let containers = lab
+        .container_per_host("shared", &[0, 1, 2])
+        .expect("a container per host");
     let mut ips: Vec<Ipv4Addr> = containers.iter().map(|(_, ip)| *ip).collect();
     for ip in &ips {
         assert!(
@@ -80,7 +69,7 @@ fn network_made_on_one_host_is_everywhere_and_every_pair_pings() {
         for (c, ip) in &containers {
             let ep = net.endpoint(&c.ns).expect("listed");
             assert_eq!(ep.ipv4, *ip, "h{h} shows {} with another address", c.ns);
-            assert_eq!(ep.mac, mac_for(*ip), "MAC is 02:42 + the address");
+            assert_eq!(ep.mac, mac_string_for_ip(*ip), "MAC is 02:42 + the address");
         }
     }
     for (from, _) in &containers {
@@ -102,7 +91,7 @@ fn first_ping_sends_no_arp_over_the_wire() {
     if !require_root() {
         return;
     }
-    let lab = cluster_lab(2).expect("two hosts in one cluster");
+    let lab = Lab::cluster(2).expect("two hosts in one cluster");
     lab.host(0)
         .vxnet_ok(&["network", "create", "--subnet", "10.40.0.0/24", "arpnet"]);
     lab.host(1)
@@ -115,7 +104,7 @@ fn first_ping_sends_no_arp_over_the_wire() {
     let ip2 = lab.host(1).connect_auto("arpnet", &c2).expect("connect c2");
     // Both daemons must know both endpoints before the first packet: that is what lets them
     // answer ARP themselves.
-    let macs = vec![mac_for(ip1), mac_for(ip2)];
+    let macs = vec![mac_string_for_ip(ip1), mac_string_for_ip(ip2)];
     for h in 0..2 {
         lab.host(h)
             .wait_fdb("arpnet", &macs, true, REPLICATION_TIMEOUT)
@@ -153,7 +142,7 @@ fn first_ping_sends_no_arp_over_the_wire() {
     }
     assert_eq!(
         c1.neighbour_mac(&ip2.to_string()).expect("ip neigh"),
-        Some(mac_for(ip2)),
+        Some(mac_string_for_ip(ip2)),
         "the proxy must answer with c2's real MAC"
     );
 }
@@ -163,7 +152,7 @@ fn disconnect_is_forgotten_everywhere_within_a_second_and_frees_the_address() {
     if !require_root() {
         return;
     }
-    let lab = cluster_lab(3).expect("three hosts in one cluster");
+    let lab = Lab::cluster(3).expect("three hosts in one cluster");
     lab.host(0)
         .vxnet_ok(&["network", "create", "--subnet", "10.50.0.0/24", "dis"]);
     for h in 1..3 {
@@ -171,8 +160,13 @@ fn disconnect_is_forgotten_everywhere_within_a_second_and_frees_the_address() {
             .wait_networks(&["dis"], REPLICATION_TIMEOUT)
             .expect("network replicated");
     }
-    let containers = container_per_host(&lab, "dis");
-    let macs: Vec<String> = containers.iter().map(|(_, ip)| mac_for(*ip)).collect();
+    let containers = lab
+        .container_per_host("dis", &[0, 1, 2])
+        .expect("a container per host");
+    let macs: Vec<String> = containers
+        .iter()
+        .map(|(_, ip)| mac_string_for_ip(*ip))
+        .collect();
     for h in 0..3 {
         lab.host(h)
             .wait_fdb("dis", &macs, true, REPLICATION_TIMEOUT)
@@ -187,26 +181,28 @@ fn disconnect_is_forgotten_everywhere_within_a_second_and_frees_the_address() {
     lab.host(1)
         .vxnet_ok(&["network", "disconnect", "dis", &c1.ns]);
     let disconnected = Instant::now();
-    let gone_mac = mac_for(*ip1);
-    let mut last = String::new();
-    let mut forgotten_after = None;
+    let gone_mac = mac_string_for_ip(*ip1);
     // Poll well past the 1 s budget so a slow host is reported with its time, not as a hang.
-    while disconnected.elapsed() < Duration::from_secs(5) {
-        let mut still = Vec::new();
-        for h in 0..3 {
-            if lab.host(h).fdb_has_mac("dis", &gone_mac).expect("fdb") {
-                still.push(format!("h{h}"));
+    let forgotten_after = wait_for(
+        &format!("every host to forget {gone_mac}"),
+        Duration::from_secs(5),
+        Duration::from_millis(10),
+        || {
+            let mut still = Vec::new();
+            for h in 0..3 {
+                // An fdb query that fails is a failure of the test, not a "not yet".
+                if lab.host(h).fdb_has_mac("dis", &gone_mac).expect("fdb") {
+                    still.push(format!("h{h}"));
+                }
             }
-        }
-        if still.is_empty() {
-            forgotten_after = Some(disconnected.elapsed());
-            break;
-        }
-        last = format!("{still:?} still hold {gone_mac}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let forgotten_after =
-        forgotten_after.unwrap_or_else(|| panic!("MAC never forgotten within 5 s: {last}"));
+            if still.is_empty() {
+                Ok(Some(disconnected.elapsed()))
+            } else {
+                anyhow::bail!("{still:?} still hold {gone_mac}")
+            }
+        },
+    )
+    .unwrap_or_else(|e| panic!("MAC never forgotten: {e:#}"));
     assert!(
         forgotten_after <= Duration::from_secs(1),
         "every host must forget {gone_mac} within 1 s of the disconnect; took {forgotten_after:?}"
@@ -222,14 +218,14 @@ fn disconnect_is_forgotten_everywhere_within_a_second_and_frees_the_address() {
     let ip3 = lab.host(2).connect_auto("dis", &c3).expect("connect c3");
     assert_eq!(ip3, *ip1, "the freed address is reused");
     lab.host(0)
-        .wait_fdb("dis", &[mac_for(ip3)], true, REPLICATION_TIMEOUT)
+        .wait_fdb("dis", &[mac_string_for_ip(ip3)], true, REPLICATION_TIMEOUT)
         .expect("c3 known on h0");
     let entry = lab
         .host(0)
         .fdb("dis")
         .expect("fdb")
         .into_iter()
-        .find(|e| e.mac == mac_for(ip3))
+        .find(|e| e.mac == mac_string_for_ip(ip3))
         .expect("present");
     assert_eq!(
         entry.vtep,

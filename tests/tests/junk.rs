@@ -1,13 +1,14 @@
-//! Garbage on UDP 4789 must be dropped and counted, never crash the daemon or reach a
-//! container (DESIGN.md §2, CLI.md `stats`).
+//! Garbage on UDP 4789 must be dropped and counted (`vxnet stats`), never crash the daemon or
+//! reach a container (README, the dataplane overview at the top: "every malformed or unwanted
+//! packet is dropped and counted").
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
-use vxnet_tests::lab::UNDERLAY_GATEWAY;
+use vxnet_tests::lab::topology::UNDERLAY_GATEWAY;
 use vxnet_tests::scenario::{self, C1_IP, C2_IP, NET, VNI};
-use vxnet_tests::vxnet_json::{self, drop_counts, sum_all, sum_matching};
+use vxnet_tests::vxnet_json::{drop_counts, parse_fdb, sum_all, sum_matching};
 use vxnet_tests::wire::{self, VXLAN_PORT};
 use vxnet_tests::{require_root, wait_for, Host};
 
@@ -22,7 +23,7 @@ const OVERSIZE: &[&str] = &["oversize", "too_big", "toobig", "mtu", "giant"];
 
 fn drops(host: &Host) -> BTreeMap<String, u64> {
     let out = host.vxnet_ok(&["stats", "--format", "json"]);
-    drop_counts(&out).expect("stats JSON per CLI.md")
+    drop_counts(&out).expect("stats JSON")
 }
 
 /// A deterministic byte soup (no rand crate needed): xorshift.
@@ -146,16 +147,9 @@ fn junk_on_4789_is_dropped_and_counted() {
         "daemon died:\n{}",
         target.log_tail(40)
     );
-    let fdb = target.vxnet_ok(&["fdb", NET, "--format", "json"]);
-    let fdb = vxnet_json::parse(&fdb).expect("fdb JSON");
+    let fdb = parse_fdb(&target.vxnet_ok(&["fdb", NET, "--format", "json"])).expect("fdb JSON");
     let junk = wire::format_mac(junk_mac);
-    let macs: Vec<String> = fdb
-        .as_array()
-        .expect("fdb JSON is an array")
-        .iter()
-        .filter_map(|e| e.get("MAC").and_then(|m| m.as_str()))
-        .map(str::to_ascii_lowercase)
-        .collect();
+    let macs: Vec<String> = fdb.into_iter().map(|e| e.mac).collect();
     assert!(!macs.contains(&junk), "MAC learned from junk: {macs:?}");
     let s = pair.c1.ping(C2_IP, 3).expect("ping after junk");
     assert_eq!(s.received, 3, "forwarding broken after junk: {s:?}");

@@ -5,8 +5,9 @@
 
 use std::time::Duration;
 
-use vxnet_tests::cluster::{is_one_error_line, mac_for};
+use vxnet_tests::lab::daemon::is_one_error_line;
 use vxnet_tests::scenario::{self, C1_IP, C2_IP, NET};
+use vxnet_tests::wire::mac_string_for_ip;
 use vxnet_tests::{require_root, Lab};
 
 #[test]
@@ -16,8 +17,8 @@ fn fdb_and_inspect_of_a_static_peer_pair() {
     }
     let pair = scenario::vxnet_pair().expect("two vxnet hosts with net1");
     let h0 = pair.lab.host(0);
-    let c1_mac = mac_for(C1_IP.parse().expect("literal"));
-    let c2_mac = mac_for(C2_IP.parse().expect("literal"));
+    let c1_mac = mac_string_for_ip(C1_IP.parse().expect("literal"));
+    let c2_mac = mac_string_for_ip(C2_IP.parse().expect("literal"));
 
     let fdb = h0.fdb(NET).expect("fdb on h0");
     let local = fdb
@@ -59,7 +60,7 @@ fn connect_without_ip_takes_the_lowest_free_address() {
     let b = lab.container(0, "b").expect("b");
     let ip_a = h0.connect_auto("auto", &a).expect("connect a");
     let ip_b = h0.connect_auto("auto", &b).expect("connect b");
-    // The gateway .1 is never given out (CLI.md).
+    // The lowest free address, and the gateway .1 is the network's own, never an endpoint's.
     assert_eq!(ip_a.to_string(), "10.30.0.2");
     assert_eq!(ip_b.to_string(), "10.30.0.3");
     h0.vxnet_ok(&["network", "disconnect", "auto", &a.ns]);

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use vxnet_tests::iperf::{run_iperf, IperfTest};
-use vxnet_tests::lab::host_addr;
+use vxnet_tests::lab::topology::host_addr;
 use vxnet_tests::netns;
 use vxnet_tests::{require_root, HostKind, Lab};
 
@@ -162,7 +162,7 @@ fn labs_in_parallel_do_not_collide() {
     assert_eq!(ping.received, 1);
 }
 
-/// Just enough of the vxnet CLI (CLI.md) to be started, polled, killed and restarted by the
+/// Just enough of the vxnet CLI to be started, polled, killed and restarted by the
 /// lab: the daemon records the addresses it sees (to prove it runs in the host namespace) and
 /// bind-mounts a "sandbox" namespace under its data dir like the real one.
 const FAKE_VXNET: &str = r#"#!/bin/sh
@@ -228,7 +228,7 @@ fn daemon_lifecycle_with_a_stand_in_binary() {
     let links = netns::exec_in_file(&sandboxes[0], &["ip", "-o", "link", "show"])
         .expect("nsenter into the sandbox");
     assert_eq!(
-        vxnet_tests::lab::parse_link_names(&String::from_utf8_lossy(&links.stdout)),
+        vxnet_tests::lab::iproute::parse_link_names(&String::from_utf8_lossy(&links.stdout)),
         vec!["lo"]
     );
     assert_eq!(host.vxnet_ok(&["network", "ls"]).trim(), "[]");

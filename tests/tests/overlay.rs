@@ -36,7 +36,7 @@ fn static_peers_ping_both_ways() {
     let back = pair.c2.ping(C1_IP, 5).expect("ping c2 -> c1");
     assert_eq!(there.received, 5, "c1 -> c2 {there:?}");
     assert_eq!(back.received, 5, "c2 -> c1 {back:?}");
-    // Endpoint MACs follow CLI.md: 02:42 + the IPv4 address.
+    // Endpoint MACs are 02:42 + the IPv4 address (README, "The command line").
     assert_eq!(
         pair.c1
             .neighbour_mac(C2_IP)
@@ -136,7 +136,8 @@ fn underlay_carries_vxlan_with_the_network_vni_on_4789() {
             Some(0x0800),
             "flags word must be 0x08000000: {f}"
         );
-        // Source port from the flow hash, in the ephemeral range (DESIGN.md §2).
+        // The source port comes from a hash of the inner flow, in the ephemeral range, as RFC
+        // 7348 recommends: never a fixed or well-known port.
         assert!(f.udp_src_port().is_some_and(|p| p >= 1024), "{f}");
         let outer = (f.outer_src(), f.outer_dst());
         assert!(
@@ -197,7 +198,8 @@ fn no_kernel_vxlan_device_in_any_namespace_vxnet_touched() {
                 &String::from_utf8_lossy(&t.stdout),
                 &d,
             );
-            // The sandbox holds the userspace dataplane's TAP instead (DESIGN.md §1).
+            // The sandbox holds the userspace dataplane's TAP instead (README, the diagram at
+            // the top).
             assert!(
                 d.contains("vxtap0") && d.contains("tun type tap"),
                 "no TAP vxtap0 in sandbox {}:\n{d}",
@@ -226,7 +228,7 @@ fn networks_with_overlapping_subnets_on_different_vnis_are_isolated() {
         return;
     }
     let lab = Lab::new(2).expect("two vxnet hosts");
-    // Same subnet, different VNIs: two separate L2 domains (CLI.md: like separate VPCs).
+    // Same subnet, different VNIs: two separate L2 domains, like two separate VPCs.
     lab.vxnet_network("net1", 4100, SUBNET, &[0, 1], &[])
         .expect("net1");
     lab.vxnet_network("net2", 4200, SUBNET, &[0, 1], &[])

@@ -1,20 +1,20 @@
-//! CLI.md: a daemon restarted on the same data dir comes back with the same networks and
-//! endpoints, rebuilds its dataplane, and containers keep their addresses.
+//! A daemon restarted on the same data dir comes back with the same networks and endpoints,
+//! rebuilds its dataplane, and containers keep their addresses (README, "The command line": the
+//! data dir holds everything a daemon must remember).
 
 use vxnet_tests::scenario::{self, C1_IP, C2_IP, NET, WARMUP_TIMEOUT};
-use vxnet_tests::vxnet_json::{network_names, parse};
+use vxnet_tests::vxnet_json::{network_names, parse_inspect};
 use vxnet_tests::{netns, require_root, Host};
 
+/// `IPv4Address` (`A.B.C.D/LEN`) of every endpoint of `NET` on `host`, sorted.
 fn endpoint_addresses(host: &Host) -> Vec<String> {
-    let v = parse(&host.vxnet_ok(&["network", "inspect", NET])).expect("inspect JSON");
-    let mut addrs: Vec<String> = v
-        .get(0)
-        .and_then(|n| n.get("Containers"))
-        .and_then(|c| c.as_object())
-        .map(|c| {
-            c.values()
-                .filter_map(|e| e.get("IPv4Address").and_then(|a| a.as_str()))
-                .map(str::to_string)
+    let nets = parse_inspect(&host.vxnet_ok(&["network", "inspect", NET])).expect("inspect JSON");
+    let mut addrs: Vec<String> = nets
+        .first()
+        .map(|n| {
+            n.endpoints
+                .iter()
+                .map(|e| format!("{}/{}", e.ipv4, e.prefix_len))
                 .collect()
         })
         .unwrap_or_default();
