@@ -43,8 +43,8 @@ use vxnet_proto::{
 
 use crate::api;
 use crate::cli::DaemonArgs;
+use crate::cluster::raft::node::ClusterError;
 use crate::cluster::{Cluster, ClusterOptions};
-use crate::raft::node::ClusterError;
 use crate::state::Applied;
 use crate::sys;
 

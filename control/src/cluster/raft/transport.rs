@@ -873,7 +873,7 @@ async fn run_peer(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::raft::auth;
+    use crate::cluster::raft::auth;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::sync::mpsc::UnboundedReceiver;
     use vxnet_proto::{JoinRequest, JoinResponse, LeaveRequest};

@@ -20,12 +20,14 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use vxnet_proto::{envelope, Envelope, Host, JoinRequest, LeaveRequest, Member};
 
-use crate::raft::node::{
+use self::raft::node::{
     is_busy, is_redirect, ClusterError, NodeConfig, RaftHandle, RaftNode, COMPACT_EVERY,
 };
-use crate::raft::storage::RaftStorage;
-use crate::raft::transport::{self, ClusterToken};
+use self::raft::storage::RaftStorage;
+use self::raft::transport::{self, ClusterToken};
 use crate::sys;
+
+pub mod raft;
 
 pub const DEFAULT_CLUSTER_PORT: u16 = 7946;
 /// How many "ask the leader instead" answers a join or leave follows.
