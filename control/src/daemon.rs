@@ -43,8 +43,7 @@ use vxnet_proto::{
 
 use crate::api;
 use crate::cli::DaemonArgs;
-use crate::cluster::raft::node::ClusterError;
-use crate::cluster::{Cluster, ClusterOptions};
+use crate::cluster::{Cluster, ClusterError, ClusterOptions};
 use crate::state::Applied;
 use crate::sys;
 
@@ -205,6 +204,16 @@ impl From<SandboxError> for Failed {
 }
 
 type Reply = Result<Response, Failed>;
+
+/// A join or leave that left this host without a raft node: nothing more can be served, so the
+/// process exits for a supervisor to restart it on the same data dir (see `cluster`'s docs).
+fn exit_if_fatal(e: ClusterError) -> ClusterError {
+    if e.is_fatal() {
+        tracing::error!("{e}; exiting so a supervisor restarts the daemon");
+        std::process::exit(1);
+    }
+    e
+}
 
 /// What the replicated state says a network's dataplane must hold on this host.
 struct NetworkProgram {
@@ -380,13 +389,15 @@ impl Daemon {
                 ..Default::default()
             }),
             request::Kind::ClusterJoin(r) => {
-                self.cluster.join(&r.addr, &r.token, self.timeout)?;
+                self.cluster
+                    .join(&r.addr, &r.token, self.timeout)
+                    .map_err(exit_if_fatal)?;
                 tracing::info!(via = %r.addr, "joined a cluster");
                 self.reconcile_all();
                 Ok(Response::default())
             }
             request::Kind::ClusterLeave(_) => {
-                self.cluster.leave(self.timeout)?;
+                self.cluster.leave(self.timeout).map_err(exit_if_fatal)?;
                 tracing::info!("left the cluster; this host is a cluster of its own again");
                 self.reconcile_all();
                 Ok(Response::default())

@@ -12,26 +12,45 @@
 //! that, this host drops its own one-host log and starts over as an empty member that the
 //! leader fills with a snapshot. `leave` asks the leader to remove this host (its endpoints go
 //! in the same entry), then starts over as a fresh one-host cluster.
+//!
+//! Rules a caller relies on:
+//! - Calls block (they are made from the daemon's control thread) and are bounded by the
+//!   timeout they are given.
+//! - A join or leave that fails before the leader committed it changes nothing here. Once it
+//!   is committed, this host replaces its Raft storage and starts its node again; if the node
+//!   does not start, the error is fatal ([`ClusterError::is_fatal`]) and the `Cluster` must
+//!   not be used again: the caller exits, and the daemon restarted on the same data dir comes
+//!   up in its new cluster.
+//! - Errors carry the message the CLI prints and its exit code ([`ClusterError`]).
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
-use vxnet_proto::{envelope, Envelope, Host, JoinRequest, LeaveRequest, Member};
+use vxnet_proto::{envelope, ClusterErrorCode, Envelope, Host, JoinRequest, LeaveRequest, Member};
 
-use self::raft::node::{
-    is_busy, is_redirect, ClusterError, NodeConfig, RaftHandle, RaftNode, COMPACT_EVERY,
+use self::data_dir::{
+    load_or_create_raft_id, load_or_create_token, raft_dir, remove_token, save_token, wipe_raft,
 };
 use self::raft::storage::RaftStorage;
 use self::raft::transport::{self, ClusterToken};
-use crate::sys;
+use self::raft::{NodeConfig, RaftHandle, RaftNode, COMPACT_EVERY};
 
+mod data_dir;
+mod error;
 pub mod raft;
+#[cfg(test)]
+mod tests;
+
+pub use error::{ClusterError, FileOp, Rejection};
+pub use raft::ClusterView;
 
 pub const DEFAULT_CLUSTER_PORT: u16 = 7946;
-/// How many "ask the leader instead" answers a join or leave follows.
+/// How many "ask the leader instead" answers a join follows.
 const MAX_REDIRECTS: usize = 5;
+/// How often a join or leave tries to start the new node before giving up (fatally).
+const NODE_START_ATTEMPTS: u64 = 5;
 
 /// How the Raft group is run.
 #[derive(Debug, Clone, Copy)]
@@ -62,10 +81,6 @@ pub struct Cluster {
     node: Option<RaftNode>,
 }
 
-fn fail(msg: impl Into<String>) -> ClusterError {
-    ClusterError::Other(msg.into())
-}
-
 impl Cluster {
     /// Starts this host's node: the cluster it was part of, or a new one-host cluster.
     pub fn open(
@@ -92,11 +107,11 @@ impl Cluster {
     fn start_node(&mut self, bootstrap: bool, seed_members: Vec<Host>) -> Result<(), ClusterError> {
         // A join saved the new cluster's token, a leave removed the old one: read it again.
         self.token = load_or_create_token(&self.data_dir)?;
-        let storage = RaftStorage::open(&self.data_dir.join("raft")).map_err(|e| {
-            fail(format!(
-                "cannot open the Raft log in {}: {e}",
-                self.data_dir.display()
-            ))
+        let storage = RaftStorage::open(&raft_dir(&self.data_dir)).map_err(|source| {
+            ClusterError::OpenLog {
+                data_dir: self.data_dir.clone(),
+                source,
+            }
         })?;
         let config = NodeConfig {
             host: self.host.clone(),
@@ -115,23 +130,34 @@ impl Cluster {
         Ok(())
     }
 
-    /// Starts the node again after a join or leave replaced its storage. Without a node the
-    /// daemon can do nothing, so if it cannot start (its port taken, the disk failing) the
-    /// process exits, to be restarted on the same data dir, rather than limp on.
-    fn restart_node(&mut self, bootstrap: bool, seed_members: Vec<Host>) {
-        for attempt in 1..=5 {
+    /// Replaces the node after a join or leave committed: stops it, lets `replace` change the
+    /// files in the data dir, and starts a new node on them. Without a node the daemon can do
+    /// nothing, so any failure from here on is fatal ([`ClusterError::NodeDown`]): the caller
+    /// exits, to be restarted on the same data dir, rather than limp on.
+    fn replace_node(
+        &mut self,
+        replace: impl FnOnce(&mut Cluster) -> Result<(), ClusterError>,
+        bootstrap: bool,
+        seed_members: Vec<Host>,
+    ) -> Result<(), ClusterError> {
+        self.stop_node();
+        let down = |source| ClusterError::NodeDown {
+            source: Box::new(source),
+        };
+        replace(self).map_err(down)?;
+        // A port still held by the old transport or a slow disk may take a moment.
+        let mut attempt = 1;
+        loop {
             match self.start_node(bootstrap, seed_members.clone()) {
-                Ok(()) => return,
-                Err(e) => {
+                Ok(()) => return Ok(()),
+                Err(e) if attempt < NODE_START_ATTEMPTS => {
                     tracing::warn!(attempt, error = %e, "cannot start the raft node");
                     std::thread::sleep(Duration::from_millis(200 * attempt));
+                    attempt += 1;
                 }
+                Err(e) => return Err(down(e)),
             }
         }
-        tracing::error!(
-            "the raft node does not start; exiting so a supervisor restarts the daemon"
-        );
-        std::process::exit(1);
     }
 
     fn stop_node(&mut self) {
@@ -204,18 +230,14 @@ impl Cluster {
     /// or is already in a cluster with other hosts.
     pub fn join(&mut self, addr: &str, token: &str, timeout: Duration) -> Result<(), ClusterError> {
         let deadline = Instant::now() + timeout;
-        let token: ClusterToken = token
-            .parse()
-            .map_err(|e| ClusterError::Usage(format!("{e}")))?;
+        let token: ClusterToken = token.parse().map_err(ClusterError::BadToken)?;
         {
             let state = self.handle().state();
             if state.hosts().iter().any(|h| h.id != self.host.id) {
-                return Err(fail(
-                    "this host is already part of a cluster; run `vxnet cluster leave` first",
-                ));
+                return Err(ClusterError::AlreadyInCluster);
             }
             if !state.networks().is_empty() {
-                return Err(fail("this host already has networks; remove them first"));
+                return Err(ClusterError::HasNetworks);
             }
         }
         let mut target = parse_member_addr(addr)?;
@@ -239,36 +261,39 @@ impl Cluster {
                     request.clone(),
                     left,
                 ))
-                .map_err(|e| fail(format!("cannot join through {target}: {e}")))?;
+                .map_err(|source| ClusterError::JoinUnreachable { target, source })?;
             let Some(envelope::Kind::JoinResponse(r)) = reply.kind else {
-                return Err(fail(format!("{target} answered the join with something else; is it a vxnet daemon of the same version?")));
+                return Err(ClusterError::NotAJoinAnswer(target));
             };
-            if r.error.is_empty() {
+            let Some(rejection) = Rejection::from_answer(r.code, &r.error) else {
                 break r.members;
-            } else if is_busy(&r.error) {
-                // Another host is joining or leaving right now: one change at a time.
-                std::thread::sleep(Duration::from_millis(200));
-            } else if is_redirect(&r.error) && !r.leader_addr.is_empty() {
-                redirects += 1;
-                if redirects > MAX_REDIRECTS {
-                    return Err(fail("the cluster kept redirecting the join; retry"));
+            };
+            match rejection.code {
+                ClusterErrorCode::Busy => {
+                    // Another host is joining or leaving right now: one change at a time.
+                    std::thread::sleep(Duration::from_millis(200));
                 }
-                target = parse_member_addr(&r.leader_addr)?;
-            } else if is_redirect(&r.error) {
-                return Err(ClusterError::NoLeader);
-            } else {
-                return Err(fail(format!(
-                    "the cluster refused to add this host: {}",
-                    r.error
-                )));
+                ClusterErrorCode::NotLeader if !r.leader_addr.is_empty() => {
+                    redirects += 1;
+                    if redirects > MAX_REDIRECTS {
+                        return Err(ClusterError::TooManyRedirects);
+                    }
+                    target = parse_member_addr(&r.leader_addr)?;
+                }
+                ClusterErrorCode::NotLeader => return Err(ClusterError::NoLeader),
+                _ => return Err(ClusterError::JoinRefused(rejection)),
             }
         };
 
         // Committed: this host's one-host cluster is over. Start as an empty member.
-        self.stop_node();
-        wipe_raft(&self.data_dir)?;
-        save_token(&self.data_dir, &token)?;
-        self.restart_node(false, members);
+        self.replace_node(
+            |c| {
+                wipe_raft(&c.data_dir)?;
+                save_token(&c.data_dir, &token)
+            },
+            false,
+            members,
+        )?;
         // Wait (bounded) until the leader's snapshot is here and the leader hears this host,
         // so that the next command sees the cluster and `members` shows this host reachable.
         let joined = |c: &Cluster| {
@@ -297,9 +322,7 @@ impl Cluster {
             .iter()
             .any(|h| h.id != self.host.id)
         {
-            return Err(fail(
-                "this host is not in a cluster with other hosts; there is nothing to leave",
-            ));
+            return Err(ClusterError::NothingToLeave);
         }
         let request = Envelope {
             kind: Some(envelope::Kind::LeaveRequest(LeaveRequest {
@@ -323,32 +346,36 @@ impl Cluster {
                 left,
             ));
             match reply.map(|r| r.kind) {
-                Ok(Some(envelope::Kind::LeaveResponse(r))) if r.error.is_empty() => break,
-                Ok(Some(envelope::Kind::LeaveResponse(r)))
-                    if is_redirect(&r.error) || is_busy(&r.error) =>
-                {
-                    // Leadership is moving (possibly away from us); ask again shortly.
-                    std::thread::sleep(Duration::from_millis(300));
-                }
                 Ok(Some(envelope::Kind::LeaveResponse(r))) => {
-                    return Err(fail(format!(
-                        "the cluster refused to let this host leave: {}",
-                        r.error
-                    )))
+                    match Rejection::from_answer(r.code, &r.error) {
+                        None => break,
+                        Some(Rejection {
+                            code: ClusterErrorCode::NotLeader | ClusterErrorCode::Busy,
+                            ..
+                        }) => {
+                            // Leadership is moving (possibly away from us); ask again shortly.
+                            std::thread::sleep(Duration::from_millis(300));
+                        }
+                        Some(rejection) => return Err(ClusterError::LeaveRefused(rejection)),
+                    }
                 }
-                Ok(_) => return Err(fail("the leader answered the leave with something else")),
+                Ok(_) => return Err(ClusterError::NotALeaveAnswer),
                 Err(e) => {
                     tracing::debug!(error = %e, %leader, "leave request failed; retrying");
                     std::thread::sleep(Duration::from_millis(300));
                 }
             }
         }
-        self.stop_node();
-        wipe_raft(&self.data_dir)?;
-        let _ = std::fs::remove_file(self.data_dir.join("cluster-token"));
-        self.host.raft_id = load_or_create_raft_id(&self.data_dir, true)?;
-        self.restart_node(true, Vec::new());
-        Ok(())
+        self.replace_node(
+            |c| {
+                wipe_raft(&c.data_dir)?;
+                remove_token(&c.data_dir);
+                c.host.raft_id = load_or_create_raft_id(&c.data_dir, true)?;
+                Ok(())
+            },
+            true,
+            Vec::new(),
+        )
     }
 
     fn leader_reachability(&self, timeout: Duration) -> Option<std::collections::BTreeSet<u64>> {
@@ -401,294 +428,10 @@ impl Drop for Cluster {
 
 /// `A.B.C.D` or `A.B.C.D:PORT`.
 fn parse_member_addr(addr: &str) -> Result<SocketAddr, ClusterError> {
-    let bad = || {
-        ClusterError::Usage(format!(
-            "{addr:?} is not ADDR or ADDR:PORT (e.g. 192.0.2.10 or 192.0.2.10:7946)"
-        ))
-    };
     if let Ok(ip) = addr.parse::<Ipv4Addr>() {
         return Ok(SocketAddr::V4(SocketAddrV4::new(ip, DEFAULT_CLUSTER_PORT)));
     }
     addr.parse::<SocketAddrV4>()
         .map(SocketAddr::V4)
-        .map_err(|_| bad())
-}
-
-fn write_atomically(path: &Path, contents: &str) -> Result<(), ClusterError> {
-    sys::write_atomically(path, contents)
-        .map_err(|e| fail(format!("cannot write {}: {e}", path.display())))
-}
-
-fn load_or_create_raft_id(data_dir: &Path, fresh: bool) -> Result<u64, ClusterError> {
-    let path = data_dir.join("raft-id");
-    if !fresh {
-        match std::fs::read_to_string(&path) {
-            Ok(s) => {
-                return s
-                    .trim()
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|&id| id != 0)
-                    .ok_or_else(|| {
-                        fail(format!(
-                            "{} is corrupt; restore it or remove the data dir",
-                            path.display()
-                        ))
-                    })
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(fail(format!("cannot read {}: {e}", path.display()))),
-        }
-    }
-    let id = loop {
-        let bytes =
-            sys::random_bytes().map_err(|e| fail(format!("cannot read random bytes: {e}")))?;
-        // 63 bits: positive in every language a tool might read it with.
-        let id = u64::from_le_bytes(bytes) >> 1;
-        if id != 0 {
-            break id;
-        }
-    };
-    write_atomically(&path, &format!("{id}\n"))?;
-    Ok(id)
-}
-
-fn load_or_create_token(data_dir: &Path) -> Result<ClusterToken, ClusterError> {
-    let path = data_dir.join("cluster-token");
-    match std::fs::read_to_string(&path) {
-        Ok(s) => s.trim().parse().map_err(|e| {
-            fail(format!(
-                "{} is corrupt ({e}); restore it or leave and rejoin the cluster",
-                path.display()
-            ))
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let token = ClusterToken::generate()
-                .map_err(|e| fail(format!("cannot make a cluster token: {e}")))?;
-            save_token(data_dir, &token)?;
-            Ok(token)
-        }
-        Err(e) => Err(fail(format!("cannot read {}: {e}", path.display()))),
-    }
-}
-
-fn save_token(data_dir: &Path, token: &ClusterToken) -> Result<(), ClusterError> {
-    let path = data_dir.join("cluster-token");
-    write_atomically(&path, &format!("{token}\n"))?;
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| fail(format!("cannot restrict {}: {e}", path.display())))
-}
-
-fn wipe_raft(data_dir: &Path) -> Result<(), ClusterError> {
-    let dir = data_dir.join("raft");
-    match std::fs::remove_dir_all(&dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(fail(format!("cannot remove {}: {e}", dir.display()))),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn member_addresses() {
-        assert_eq!(
-            parse_member_addr("198.18.0.10").expect("addr"),
-            "198.18.0.10:7946".parse::<SocketAddr>().expect("sa")
-        );
-        assert_eq!(
-            parse_member_addr("198.18.0.10:8000").expect("addr"),
-            "198.18.0.10:8000".parse::<SocketAddr>().expect("sa")
-        );
-        assert!(parse_member_addr("host.example").is_err());
-        assert!(parse_member_addr("198.18.0.10:99999").is_err());
-    }
-
-    #[test]
-    fn raft_ids_persist_and_renew() {
-        let dir = std::env::temp_dir().join(format!("vxnet-raftid-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("mkdir");
-        let a = load_or_create_raft_id(&dir, false).expect("id");
-        assert_ne!(a, 0);
-        assert_eq!(load_or_create_raft_id(&dir, false).expect("id"), a);
-        let b = load_or_create_raft_id(&dir, true).expect("id");
-        assert_ne!(a, b);
-        assert_eq!(load_or_create_raft_id(&dir, false).expect("id"), b);
-        std::fs::write(dir.join("raft-id"), "zero\n").expect("write");
-        assert!(load_or_create_raft_id(&dir, false).is_err());
-        let _ = std::fs::remove_dir_all(dir);
-    }
-
-    /// Three daemons' clusters in one process, on loopback: join, replicate, read fresh,
-    /// refuse a wrong token, leave, restart. No root needed.
-    #[test]
-    fn three_hosts_join_replicate_leave_and_restart() {
-        use vxnet_proto::{command, Command, Connect, CreateNetwork};
-
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let root = std::env::temp_dir().join(format!("vxnet-cluster-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        let free_port = || {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .expect("free port")
-                .port()
-        };
-        let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
-        let host = |i: usize| Host {
-            id: format!("{:064x}", i + 1),
-            name: format!("host{i}"),
-            addr: u32::from(Ipv4Addr::LOCALHOST),
-            raft_id: 0,
-            cluster_port: u32::from(ports[i]),
-        };
-        let open = |i: usize| {
-            let dir = root.join(format!("h{i}"));
-            std::fs::create_dir_all(&dir).expect("mkdir");
-            let (tx, _rx) = mpsc::unbounded_channel();
-            // A tiny compaction interval: the restarted host below must catch up from a
-            // snapshot, since the log it missed is gone by then.
-            let options = ClusterOptions {
-                max_voters: 3,
-                compact_every: 5,
-            };
-            Cluster::open(&dir, host(i), options, runtime.handle().clone(), tx).expect("open")
-        };
-        let t = Duration::from_secs(10);
-        let mut c: Vec<Cluster> = (0..3).map(open).collect();
-        let token = c[0].token();
-
-        // A wrong token is refused, and leaves both sides as they were.
-        let wrong = format!("vxnet-{}", "0".repeat(64));
-        assert!(c[1]
-            .join(&format!("127.0.0.1:{}", ports[0]), &wrong, t)
-            .is_err());
-        assert_eq!(c[0].handle().state().hosts().len(), 1);
-
-        // Two hosts join at once: one membership change at a time, the other waits its turn.
-        std::thread::scope(|scope| {
-            for joiner in &mut c[1..] {
-                let (token, seed) = (&token, format!("127.0.0.1:{}", ports[0]));
-                scope.spawn(move || joiner.join(&seed, token, t).expect("join"));
-            }
-        });
-        let members = c[2].members(t);
-        assert_eq!(members.len(), 3);
-        assert_eq!(members.iter().filter(|m| m.leader).count(), 1);
-        assert!(members.iter().all(|m| m.role == "voter"));
-
-        // A write on a follower is answered once applied there (read-your-writes)...
-        let created = c[2]
-            .handle()
-            .propose(
-                Command {
-                    kind: Some(command::Kind::CreateNetwork(CreateNetwork {
-                        id: "ab".repeat(32),
-                        name: "app".into(),
-                        mtu: 1450,
-                        ..Default::default()
-                    })),
-                },
-                t,
-            )
-            .expect("create");
-        assert!(matches!(created, crate::state::Applied::NetworkCreated(_)));
-        assert!(c[2].handle().state().network("app").is_ok());
-        // ...and a fresh read anywhere sees it.
-        c[1].handle().read_barrier(t).expect("read barrier");
-        let vni = c[1]
-            .handle()
-            .state()
-            .network("app")
-            .expect("replicated")
-            .vni;
-        assert_eq!(vni, 256);
-
-        // Allocation happens in apply: two hosts never get the same address.
-        let connect = |i: usize, ep: u8| Command {
-            kind: Some(command::Kind::Connect(Connect {
-                endpoint_id: format!("{ep:02x}").repeat(32),
-                network_id: "ab".repeat(32),
-                host_id: host(i).id,
-                name: format!("c{ep}"),
-                ifname: "eth0".into(),
-                target: format!("/run/netns/c{ep}"),
-                ..Default::default()
-            })),
-        };
-        let a = c[1]
-            .handle()
-            .propose(connect(1, 1), t)
-            .expect("connect on h1");
-        let b = c[2]
-            .handle()
-            .propose(connect(2, 2), t)
-            .expect("connect on h2");
-        let (crate::state::Applied::Connected(a), crate::state::Applied::Connected(b)) = (a, b)
-        else {
-            panic!("not connected");
-        };
-        assert_ne!(a.ipv4, b.ipv4);
-
-        // A host down while the others write (and compact their logs) catches up on restart,
-        // from a snapshot: the log it missed is gone by then.
-        let down = c.remove(1);
-        drop(down);
-        for n in 0..20u8 {
-            let create = Command {
-                kind: Some(command::Kind::CreateNetwork(CreateNetwork {
-                    id: format!("{:02x}", 0x80 + n).repeat(32),
-                    name: format!("n{n}"),
-                    mtu: 1450,
-                    ..Default::default()
-                })),
-            };
-            c[0].handle()
-                .propose(create, t)
-                .expect("create while h1 is down");
-        }
-        c.insert(1, open(1));
-        c[1].handle()
-            .read_barrier(t)
-            .expect("read barrier after restart");
-        assert!(c[1].handle().state().endpoint(&a.id).is_some());
-        assert!(c[1].handle().state().network("n19").is_ok());
-
-        // A fourth host is a learner (three voters at most)...
-        c.push(open(3));
-        c[3].join(&format!("127.0.0.1:{}", ports[0]), &token, t)
-            .expect("join h3");
-        let role = |c: &Cluster, name: &str| {
-            c.members(t)
-                .into_iter()
-                .find(|m| m.name == name)
-                .map(|m| m.role)
-        };
-        assert_eq!(role(&c[0], "host3").as_deref(), Some("learner"));
-
-        // ...until a voter leaves: then it is promoted, in the same change. Leaving takes the
-        // host's endpoints with it, everywhere.
-        c[2].leave(t).expect("leave");
-        c[0].handle().read_barrier(t).expect("read barrier");
-        assert_eq!(role(&c[0], "host3").as_deref(), Some("voter"));
-        assert_eq!(role(&c[0], "host2"), None);
-        {
-            let state = c[0].handle().state();
-            assert_eq!(state.hosts().len(), 3);
-            assert!(state.endpoint(&b.id).is_none());
-            assert!(state.endpoint(&a.id).is_some());
-        }
-        // The leaver is a cluster of one again, with nothing of the old cluster.
-        assert_eq!(c[2].handle().state().hosts().len(), 1);
-        assert!(c[2].handle().state().networks().is_empty());
-        drop(c);
-        let _ = std::fs::remove_dir_all(&root);
-    }
+        .map_err(|_| ClusterError::BadAddress(addr.to_owned()))
 }
