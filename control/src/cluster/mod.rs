@@ -169,8 +169,8 @@ impl Cluster {
     pub fn handle(&self) -> &RaftHandle {
         match &self.node {
             Some(node) => node.handle(),
-            // start_node is the only place that empties it, and it refills it or fails the
-            // daemon's request; a missing node here is a bug, not an input.
+            // Only replace_node empties it, and it refills it or returns the fatal error after
+            // which the cluster is not used again; a missing node here is a bug, not an input.
             None => unreachable!("the cluster always has a running node between requests"),
         }
     }

@@ -15,6 +15,85 @@ fn member_addresses() {
 }
 
 #[test]
+fn messages_and_exit_codes() {
+    let cases: [(ClusterError, &str, u8); 6] = [
+        (
+            ClusterError::HasNetworks,
+            "this host already has networks; remove them first",
+            1,
+        ),
+        (
+            ClusterError::BadAddress("host.example".into()),
+            "\"host.example\" is not ADDR or ADDR:PORT (e.g. 192.0.2.10 or 192.0.2.10:7946)",
+            2,
+        ),
+        (
+            ClusterError::BadToken(transport::TokenError::MissingPrefix),
+            "a cluster token starts with \"vxnet-\"; print it with `vxnet cluster token` on a member",
+            2,
+        ),
+        (
+            ClusterError::JoinRefused(Rejection::refused("no room")),
+            "the cluster refused to add this host: no room",
+            1,
+        ),
+        (
+            ClusterError::file(
+                FileOp::Restrict,
+                "/d/cluster-token",
+                std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+            ),
+            "cannot restrict /d/cluster-token: permission denied",
+            1,
+        ),
+        (
+            ClusterError::Timeout(Duration::from_secs(3)),
+            "the cluster did not commit the change within 3s (is a majority of its voting hosts up and reachable?); check `vxnet cluster members`",
+            1,
+        ),
+    ];
+    for (error, message, code) in cases {
+        assert_eq!(error.to_string(), message);
+        assert_eq!(error.exit_code(), code, "{error:?}");
+    }
+    assert!(ClusterError::Timeout(Duration::from_secs(1)).is_timeout());
+    assert!(!ClusterError::NoLeader.is_timeout());
+    let down = ClusterError::NodeDown {
+        source: Box::new(ClusterError::Stopped),
+    };
+    assert!(down.is_fatal() && !ClusterError::Stopped.is_fatal());
+    assert!(matches!(
+        ClusterError::Timeout(Duration::from_millis(5)).with_timeout(Duration::from_secs(2)),
+        ClusterError::Timeout(t) if t == Duration::from_secs(2)
+    ));
+}
+
+#[test]
+fn answers_carry_a_code() {
+    for rejection in [
+        Rejection::not_leader(),
+        Rejection::busy(),
+        Rejection::bad_request("no host"),
+        Rejection::refused("full"),
+    ] {
+        let (code, error) = Rejection::to_answer(&Err(rejection.clone()));
+        assert_eq!(Rejection::from_answer(code, &error), Some(rejection));
+    }
+    let (code, error) = Rejection::to_answer(&Ok(()));
+    assert_eq!((code, error.as_str()), (ClusterErrorCode::Ok as i32, ""));
+    assert_eq!(Rejection::from_answer(code, &error), None);
+    // Nothing is mistaken for success: an unknown code, or a text without a code.
+    assert_eq!(
+        Rejection::from_answer(99, "from the future"),
+        Some(Rejection::refused("from the future"))
+    );
+    assert_eq!(
+        Rejection::from_answer(ClusterErrorCode::Ok as i32, "not the leader"),
+        Some(Rejection::refused("not the leader"))
+    );
+}
+
+#[test]
 fn raft_ids_persist_and_renew() {
     let dir = std::env::temp_dir().join(format!("vxnet-raftid-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("mkdir");

@@ -11,7 +11,7 @@
 //! - Membership changes (ConfChangeV2) carry the matching host command (`AddHost`,
 //!   `RemoveHost`) in their context: the Raft membership and the replicated host list change in
 //!   the same entry, on every host. Who votes and who learns is the policy of
-//!   [`membership`](super::membership); the requests that ask for changes are answered in
+//!   [`super::membership`]; the requests that ask for changes are answered in
 //!   `requests`.
 //! - A fresh host bootstraps a one-host cluster from the snapshot of
 //!   [`snapshot::bootstrap`]; a joining host starts empty and waits for the leader's snapshot.

@@ -32,7 +32,7 @@
 //!   error rather than a wait until its timeout.
 //! - **Token changes** ([`Transport::set_token`]) apply to connections opened afterwards; a
 //!   connection already authenticated stays up.
-//! - [`request`] is a one-shot RPC over a fresh connection, for a host that is not a member yet.
+//! - [`request()`] is a one-shot RPC over a fresh connection, for a host that is not a member yet.
 
 use std::io;
 use std::net::SocketAddr;
