@@ -309,10 +309,6 @@ impl Transport {
         self.local_addr
     }
 
-    pub fn own_id(&self) -> u64 {
-        self.shared.own_id
-    }
-
     pub fn stats(&self) -> TransportStats {
         let c = &self.shared.counters;
         TransportStats {
