@@ -61,9 +61,10 @@
 //!    needs persisting: state machine and `ConfState` are replayed together, and a conf change
 //!    is never applied twice to the same configuration.
 //!
-//! New groups: a host founding a cluster calls [`RaftStorage::bootstrap`] with itself as the
-//! only voter; a joining host starts from an empty store and learns the log (or a snapshot)
-//! from the leader.
+//! New groups: the node founds a cluster by storing the bootstrap snapshot with
+//! [`RaftStorage::apply_snapshot`] (see the snapshot module; [`RaftStorage::bootstrap`] founds
+//! one from a bare `ConfState` instead); a joining host starts from an empty store and learns
+//! the log (or a snapshot) from the leader.
 
 use std::fs::DirBuilder;
 use std::os::unix::fs::DirBuilderExt;
