@@ -41,9 +41,8 @@ use vxnet_proto::{
 
 use crate::api;
 use crate::cli::DaemonArgs;
-use crate::cluster::{Cluster, ClusterOptions};
+use crate::cluster::{Cluster, ClusterError, ClusterOptions};
 use crate::program::host_program;
-use crate::raft::node::ClusterError;
 use crate::state::Applied;
 use crate::sys;
 

@@ -6,7 +6,6 @@ pub mod client;
 pub mod cluster;
 pub mod daemon;
 pub mod program;
-pub mod raft;
 pub mod render;
 pub mod state;
 pub mod sys;

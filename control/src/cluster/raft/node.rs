@@ -10,18 +10,19 @@
 //!   writes, and identical on every host, because `apply` is deterministic.
 //! - Membership changes (ConfChangeV2) carry the matching host command (`AddHost`,
 //!   `RemoveHost`) in their context: the Raft membership and the replicated host list change in
-//!   the same entry, on every host.
-//! - The first `max_voters` hosts vote, the rest are learners; a leaving voter is replaced by
-//!   promoting the lowest learner in the same change. A joint configuration left behind
-//!   (e.g. by a leader change mid-transition) is left by the next leader's housekeeping.
-//! - A fresh host bootstraps a one-host cluster from a snapshot at index 1 that holds its own
-//!   host record; every later member gets that snapshot (or a newer one) from the leader, so
-//!   no member ever needs the log from index 1.
+//!   the same entry, on every host. Who votes and who learns is the policy of
+//!   [`super::membership`]; the requests that ask for changes are answered in
+//!   `requests`.
+//! - A fresh host bootstraps a one-host cluster from the snapshot of
+//!   [`snapshot::bootstrap`]; a joining host starts empty and waits for the leader's snapshot.
+//! - A failure of the storage or of raft-rs inside the task ([`NodeError`]) stops the node:
+//!   a `Ready` cannot be taken back (see the storage docs). Waiting callers get
+//!   [`ClusterError::Stopped`].
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::mpsc as std_mpsc;
-use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use prost::Message as _;
@@ -32,14 +33,17 @@ use raft::eraftpb::{
 };
 use raft::{Config, RawNode, ReadOnlyOption, StateRole, INVALID_ID};
 use tokio::sync::{mpsc, oneshot};
-use vxnet_proto::{
-    command, AddHost, Command, Envelope, Host, JoinRequest, JoinResponse, LeaveRequest,
-    LeaveResponse, Proposal, RemoveHost, Snapshot, State,
-};
+use vxnet_proto::{Envelope, Host, Proposal};
 
-use super::storage::RaftStorage;
+use super::handle::{ClusterView, NodeCommand, RaftHandle};
+use super::membership::{self, Change, Membership};
+use super::snapshot::{self, SnapshotError};
+use super::storage::{RaftStorage, StorageError};
 use super::transport::{ClusterToken, Transport, TransportEvent};
+use crate::cluster::{ClusterError, Rejection};
 use crate::state::{Applied, Refusal, StateMachine};
+
+mod requests;
 
 /// One tick: elections time out after 10–20 ticks, heartbeats every 2.
 const TICK: Duration = Duration::from_millis(100);
@@ -51,42 +55,19 @@ pub const COMPACT_EVERY: u64 = 1000;
 const PENDING_TTL: Duration = Duration::from_secs(120);
 /// How long a starting node may take to apply the log it has on disk.
 const REPLAY_TIMEOUT: Duration = Duration::from_secs(30);
-/// The index of the bootstrap snapshot; see the module docs.
-const BOOTSTRAP_INDEX: u64 = 1;
 
+/// Why the node failed inside: fatal to it (see the module docs).
 #[derive(Debug, thiserror::Error)]
-pub enum ClusterError {
-    #[error("{0}")]
-    Refused(#[from] Refusal),
-    #[error("the cluster has no leader right now (is a majority of its voting hosts up and reachable?); retry in a few seconds")]
-    NoLeader,
-    #[error("the cluster did not commit the change within {0:?} (is a majority of its voting hosts up and reachable?); check `vxnet cluster members`")]
-    Timeout(Duration),
-    #[error("the raft node has stopped; see the daemon's log")]
-    Stopped,
-    /// A bad argument (exit code 2).
-    #[error("{0}")]
-    Usage(String),
-    #[error("{0}")]
-    Other(String),
-}
-
-impl ClusterError {
-    /// Reports the caller's whole timeout, not what was left of it.
-    fn with_timeout(self, timeout: Duration) -> ClusterError {
-        match self {
-            ClusterError::Timeout(_) => ClusterError::Timeout(timeout),
-            other => other,
-        }
-    }
-
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            ClusterError::Refused(r) => r.exit_code(),
-            ClusterError::Usage(_) => 2,
-            _ => 1,
-        }
-    }
+pub enum NodeError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Raft(#[from] raft::Error),
+    /// A conf change entry that does not decode.
+    #[error(transparent)]
+    Codec(#[from] protobuf::ProtobufError),
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
 }
 
 /// What a daemon needs to start its node.
@@ -103,98 +84,6 @@ pub struct NodeConfig {
     pub seed_members: Vec<Host>,
 }
 
-/// How this node sees the cluster, for `cluster members`.
-#[derive(Debug, Clone, Default)]
-pub struct ClusterView {
-    pub own_id: u64,
-    pub leader_id: u64,
-    pub voters: BTreeSet<u64>,
-    pub learners: BTreeSet<u64>,
-    pub reachable: BTreeSet<u64>,
-    /// The last log index applied to the state machine here.
-    pub applied: u64,
-}
-
-enum NodeCommand {
-    Propose {
-        command: Command,
-        reply: std_mpsc::Sender<Result<Applied, ClusterError>>,
-    },
-    ReadIndex {
-        reply: std_mpsc::Sender<Result<(), ClusterError>>,
-    },
-    TransferLeader {
-        to: u64,
-    },
-    Shutdown,
-}
-
-/// The daemon's side of the node. Blocking calls: meant for the daemon's control thread.
-#[derive(Clone)]
-pub struct RaftHandle {
-    commands: mpsc::UnboundedSender<NodeCommand>,
-    state: Arc<RwLock<StateMachine>>,
-    view: Arc<RwLock<ClusterView>>,
-}
-
-impl RaftHandle {
-    pub fn state(&self) -> RwLockReadGuard<'_, StateMachine> {
-        self.state.read().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub fn view(&self) -> ClusterView {
-        self.view.read().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    /// Replicates `command` and returns the result of applying it here.
-    pub fn propose(&self, command: Command, timeout: Duration) -> Result<Applied, ClusterError> {
-        let deadline = Instant::now() + timeout;
-        self.wait_for_leader(deadline)?;
-        let (reply, rx) = std_mpsc::channel();
-        self.commands
-            .send(NodeCommand::Propose { command, reply })
-            .map_err(|_| ClusterError::Stopped)?;
-        wait(&rx, deadline.saturating_duration_since(Instant::now()))
-            .map_err(|e| e.with_timeout(timeout))?
-    }
-
-    /// Returns once this host has applied everything the cluster had committed when the call
-    /// was made (raft's ReadIndex, confirmed by a quorum): what it reads next is fresh.
-    pub fn read_barrier(&self, timeout: Duration) -> Result<(), ClusterError> {
-        let deadline = Instant::now() + timeout;
-        self.wait_for_leader(deadline)?;
-        let (reply, rx) = std_mpsc::channel();
-        self.commands
-            .send(NodeCommand::ReadIndex { reply })
-            .map_err(|_| ClusterError::Stopped)?;
-        wait(&rx, deadline.saturating_duration_since(Instant::now()))
-            .map_err(|e| e.with_timeout(timeout))?
-    }
-
-    /// Right after a start or an election there is briefly no leader: wait for one rather
-    /// than fail a request that would succeed a moment later.
-    fn wait_for_leader(&self, deadline: Instant) -> Result<(), ClusterError> {
-        while self.view().leader_id == INVALID_ID {
-            if Instant::now() >= deadline {
-                return Err(ClusterError::NoLeader);
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        Ok(())
-    }
-
-    pub fn transfer_leader(&self, to: u64) {
-        let _ = self.commands.send(NodeCommand::TransferLeader { to });
-    }
-}
-
-fn wait<T>(rx: &std_mpsc::Receiver<T>, timeout: Duration) -> Result<T, ClusterError> {
-    rx.recv_timeout(timeout).map_err(|e| match e {
-        std_mpsc::RecvTimeoutError::Timeout => ClusterError::Timeout(timeout),
-        std_mpsc::RecvTimeoutError::Disconnected => ClusterError::Stopped,
-    })
-}
-
 /// A running node: its task and the handle to it.
 pub struct RaftNode {
     handle: RaftHandle,
@@ -203,8 +92,9 @@ pub struct RaftNode {
 }
 
 impl RaftNode {
-    /// Starts the node's task (and its transport on `host.addr:host.cluster_port`).
-    /// `changed` is sent `()` after every batch of applied entries.
+    /// Starts the node's task (and its transport on `host.addr:host.cluster_port`), and returns
+    /// once the log this host already had is applied. `changed` is sent `()` after every batch
+    /// of applied entries.
     pub fn start(
         config: NodeConfig,
         runtime: &tokio::runtime::Handle,
@@ -213,13 +103,9 @@ impl RaftNode {
         let (commands, rx) = mpsc::unbounded_channel();
         let state = Arc::new(RwLock::new(StateMachine::new()));
         let view = Arc::new(RwLock::new(ClusterView::default()));
-        let handle = RaftHandle {
-            commands,
-            state: Arc::clone(&state),
-            view: Arc::clone(&view),
-        };
+        let handle = RaftHandle::new(commands, Arc::clone(&state), Arc::clone(&view));
         let node = runtime.block_on(Node::open(config, state, view, changed))?;
-        let committed = node.storage.hard_state().map_err(other)?.commit;
+        let committed = node.storage.hard_state().map_err(NodeError::from)?.commit;
         let task = runtime.spawn(node.run(rx));
         let node = RaftNode {
             handle,
@@ -231,9 +117,7 @@ impl RaftNode {
         let deadline = Instant::now() + REPLAY_TIMEOUT;
         while node.handle.view().applied < committed {
             if Instant::now() > deadline {
-                return Err(ClusterError::Other(format!(
-                    "replaying the Raft log took longer than {REPLAY_TIMEOUT:?}"
-                )));
+                return Err(ClusterError::ReplayTimeout(REPLAY_TIMEOUT));
             }
             std::thread::sleep(Duration::from_millis(5));
         }
@@ -250,7 +134,7 @@ impl RaftNode {
     }
 
     fn stop(&mut self) {
-        let _ = self.handle.commands.send(NodeCommand::Shutdown);
+        self.handle.shutdown();
         if let Some(task) = self.task.take() {
             let _ = self.runtime.block_on(task);
         }
@@ -300,10 +184,6 @@ struct Node {
     last_heard: HashMap<u64, Instant>,
 }
 
-fn other(e: impl std::fmt::Display) -> ClusterError {
-    ClusterError::Other(e.to_string())
-}
-
 impl Node {
     async fn open(
         config: NodeConfig,
@@ -320,22 +200,22 @@ impl Node {
             bootstrap,
             seed_members,
         } = config;
-        if !storage.is_initialized().map_err(other)? && bootstrap {
+        if !storage.is_initialized().map_err(NodeError::from)? && bootstrap {
             storage
-                .apply_snapshot(&bootstrap_snapshot(&host))
-                .map_err(other)?;
+                .apply_snapshot(&snapshot::bootstrap(&host))
+                .map_err(NodeError::from)?;
         }
         // The state machine restarts from the latest snapshot; raft-rs then hands back every
-        // committed entry after it, which we apply again (deterministically).
-        let snapshot = storage
-            .latest_snapshot()
-            .map_err(other)?
-            .unwrap_or_default();
-        let applied = snapshot.get_metadata().index;
-        if !snapshot.get_data().is_empty() {
-            *state.write().unwrap_or_else(|e| e.into_inner()) =
-                decode_snapshot(snapshot.get_data())?;
-        }
+        // committed entry after it, which we apply again (deterministically). A joining host
+        // has no snapshot yet: it starts empty and waits for the leader's.
+        let applied = match storage.latest_snapshot().map_err(NodeError::from)? {
+            Some(latest) => {
+                *state.write().unwrap_or_else(|e| e.into_inner()) =
+                    snapshot::decode(latest.get_data()).map_err(NodeError::from)?;
+                latest.get_metadata().index
+            }
+            None => 0,
+        };
         let raft_config = Config {
             id: host.raft_id,
             election_tick: ELECTION_TICKS,
@@ -348,9 +228,9 @@ impl Node {
             max_inflight_msgs: 256,
             ..Default::default()
         };
-        raft_config.validate().map_err(other)?;
-        let mut raw =
-            RawNode::new(&raft_config, storage.clone(), &super::log::logger()).map_err(other)?;
+        raft_config.validate().map_err(NodeError::from)?;
+        let mut raw = RawNode::new(&raft_config, storage.clone(), &super::log::logger())
+            .map_err(NodeError::from)?;
         let (events_tx, events) = mpsc::unbounded_channel();
         let listen = SocketAddr::V4(SocketAddrV4::new(
             Ipv4Addr::from(host.addr),
@@ -358,8 +238,9 @@ impl Node {
         ));
         let transport = Transport::start(listen, host.raft_id, token, events_tx)
             .await
-            .map_err(|e| {
-                ClusterError::Other(format!("cannot listen for the cluster on {listen}: {e}"))
+            .map_err(|source| ClusterError::Listen {
+                addr: listen,
+                source,
             })?;
         let voters = raw.raft.prs().conf().voters().ids().iter().count();
         if voters == 1 && raw.raft.prs().conf().voters().contains(host.raft_id) {
@@ -381,7 +262,7 @@ impl Node {
             reads_asked: HashMap::new(),
             reads_ready: Vec::new(),
             // Proposal ids only need to differ from those of this node's earlier runs.
-            next_id: u64::from_le_bytes(crate::sys::random_bytes().map_err(other)?),
+            next_id: u64::from_le_bytes(crate::sys::random_bytes().map_err(ClusterError::Random)?),
             applied,
             last_compacted: applied,
             snapshot_now: false,
@@ -429,19 +310,14 @@ impl Node {
         self.next_id
     }
 
-    fn is_leader(&self) -> bool {
-        self.raw.raft.state == StateRole::Leader
+    /// Has `waiter` answered once the entry of proposal `id` is applied here.
+    fn wait_for(&mut self, id: u64, waiter: Waiter) {
+        let since = Instant::now();
+        self.pending.insert(id, Pending { waiter, since });
     }
 
-    fn leader_addr(&self) -> String {
-        let leader = self.raw.raft.leader_id;
-        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
-        state
-            .hosts()
-            .iter()
-            .find(|h| h.raft_id == leader && leader != INVALID_ID)
-            .map(|h| format!("{}:{}", Ipv4Addr::from(h.addr), h.cluster_port))
-            .unwrap_or_default()
+    fn is_leader(&self) -> bool {
+        self.raw.raft.state == StateRole::Leader
     }
 
     fn handle_command(&mut self, cmd: NodeCommand) {
@@ -458,15 +334,7 @@ impl Node {
                 }
                 .encode_to_vec();
                 match self.raw.propose(vec![], data) {
-                    Ok(()) => {
-                        self.pending.insert(
-                            id,
-                            Pending {
-                                waiter: Waiter::Local(reply),
-                                since: Instant::now(),
-                            },
-                        );
-                    }
+                    Ok(()) => self.wait_for(id, Waiter::Local(reply)),
                     Err(_) => {
                         let _ = reply.send(Err(ClusterError::NoLeader));
                     }
@@ -481,7 +349,6 @@ impl Node {
                 self.raw.read_index(id.to_le_bytes().to_vec());
                 self.reads_asked.insert(id, reply);
             }
-            NodeCommand::TransferLeader { to } => self.raw.transfer_leader(to),
             NodeCommand::Shutdown => {}
         }
     }
@@ -498,67 +365,7 @@ impl Node {
             TransportEvent::SnapshotStatus(id, status) => self.raw.report_snapshot(id, status),
             TransportEvent::Request {
                 envelope, reply, ..
-            } => match envelope.kind {
-                Some(vxnet_proto::envelope::Kind::JoinRequest(req)) => self.handle_join(req, reply),
-                Some(vxnet_proto::envelope::Kind::LeaveRequest(req)) => {
-                    self.handle_leave(req, reply)
-                }
-                Some(vxnet_proto::envelope::Kind::ReachabilityRequest(_)) => {
-                    let leader = self.is_leader();
-                    let reachable = if leader {
-                        let view = self.view.read().unwrap_or_else(|e| e.into_inner());
-                        view.reachable.iter().copied().collect()
-                    } else {
-                        Vec::new()
-                    };
-                    let _ = reply.send(Envelope {
-                        kind: Some(vxnet_proto::envelope::Kind::ReachabilityResponse(
-                            vxnet_proto::ReachabilityResponse { reachable, leader },
-                        )),
-                    });
-                }
-                _ => {
-                    let _ = reply.send(Envelope::default());
-                }
-            },
-        }
-    }
-
-    fn join_reply(&self, error: impl Into<String>) -> Envelope {
-        let error = error.into();
-        let members = if error.is_empty() {
-            self.state
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .hosts()
-                .to_vec()
-        } else {
-            Vec::new()
-        };
-        Envelope {
-            kind: Some(vxnet_proto::envelope::Kind::JoinResponse(JoinResponse {
-                leader_addr: if error.is_empty() {
-                    String::new()
-                } else {
-                    self.leader_addr()
-                },
-                error,
-                members,
-            })),
-        }
-    }
-
-    fn leave_reply(&self, error: impl Into<String>) -> Envelope {
-        let error = error.into();
-        Envelope {
-            kind: Some(vxnet_proto::envelope::Kind::LeaveResponse(LeaveResponse {
-                leader_addr: if error.is_empty() {
-                    String::new()
-                } else {
-                    self.leader_addr()
-                },
-                error,
-            })),
+            } => self.handle_request(envelope, reply),
         }
     }
 
@@ -566,170 +373,26 @@ impl Node {
         self.raw.raft.prs().conf().to_conf_state()
     }
 
-    fn handle_join(&mut self, req: JoinRequest, reply: oneshot::Sender<Envelope>) {
-        let Some(host) = req.host else {
-            let _ = reply.send(self.join_reply("the join request names no host"));
-            return;
-        };
-        if !self.is_leader() {
-            let _ = reply.send(self.join_reply(NOT_LEADER));
-            return;
-        }
-        let conf = self.conf();
-        let member = conf.voters.contains(&host.raft_id) || conf.learners.contains(&host.raft_id);
-        let known = self
-            .state
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .host(&host.id)
-            .is_some_and(|h| h.raft_id == host.raft_id);
-        if member && known {
-            // A retry of a join that went through: answer as then.
-            let _ = reply.send(self.join_reply(""));
-            return;
-        }
-        if host.raft_id == INVALID_ID || host.id.is_empty() {
-            let _ = reply.send(self.join_reply("the joining host has no id"));
-            return;
-        }
-        if self.raw.raft.has_pending_conf() || !conf.voters_outgoing.is_empty() {
-            let _ = reply.send(self.join_reply(BUSY));
-            return;
-        }
-        let kind = if conf.voters.len() < self.max_voters {
-            ConfChangeType::AddNode
-        } else {
-            ConfChangeType::AddLearnerNode
-        };
-        let change = conf_change(vec![single(host.raft_id, kind)]);
-        let id = self.next_id();
-        let context = Proposal {
-            id,
-            command: Some(Command {
-                kind: Some(command::Kind::AddHost(AddHost {
-                    host: Some(host.clone()),
-                })),
-            }),
-        }
-        .encode_to_vec();
-        // The leader must be able to reach the newcomer as soon as the change commits.
-        self.add_peer(&host);
-        match self.raw.propose_conf_change(context, change) {
-            Ok(()) => {
-                tracing::info!(name = %host.name, raft_id = host.raft_id, ?kind, "adding a host to the cluster");
-                self.pending.insert(
-                    id,
-                    Pending {
-                        waiter: Waiter::Join(reply),
-                        since: Instant::now(),
-                    },
-                );
-            }
-            Err(e) => {
-                let _ = reply.send(
-                    self.join_reply(format!("the leader refused the membership change: {e}")),
-                );
-            }
-        }
-    }
-
-    fn handle_leave(&mut self, req: LeaveRequest, reply: oneshot::Sender<Envelope>) {
-        if !self.is_leader() {
-            let _ = reply.send(self.leave_reply(NOT_LEADER));
-            return;
-        }
-        let host = self
-            .state
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .host(&req.host_id)
-            .cloned();
-        let Some(host) = host else {
-            // Already gone: a retry of a leave that went through.
-            let _ = reply.send(self.leave_reply(""));
-            return;
-        };
-        if host.raft_id == self.host.raft_id {
-            // The leader leaving: hand leadership over first, then the new leader removes us.
-            if let Some(to) = self.best_successor() {
-                self.raw.transfer_leader(to);
-            }
-            let _ = reply.send(self.leave_reply(NOT_LEADER));
-            return;
-        }
-        let conf = self.conf();
-        if self.raw.raft.has_pending_conf() || !conf.voters_outgoing.is_empty() {
-            let _ = reply.send(self.leave_reply(BUSY));
-            return;
-        }
-        let mut changes = vec![single(host.raft_id, ConfChangeType::RemoveNode)];
-        if conf.voters.contains(&host.raft_id) {
-            if let Some(&learner) = conf.learners.iter().min() {
-                changes.push(single(learner, ConfChangeType::AddNode));
-            }
-        }
-        let id = self.next_id();
-        let context = Proposal {
-            id,
-            command: Some(Command {
-                kind: Some(command::Kind::RemoveHost(RemoveHost {
-                    host_id: host.id.clone(),
-                })),
-            }),
-        }
-        .encode_to_vec();
-        match self.raw.propose_conf_change(context, conf_change(changes)) {
-            Ok(()) => {
-                tracing::info!(name = %host.name, raft_id = host.raft_id, "removing a host from the cluster");
-                self.pending.insert(
-                    id,
-                    Pending {
-                        waiter: Waiter::Leave(reply),
-                        since: Instant::now(),
-                    },
-                );
-            }
-            Err(e) => {
-                let _ = reply.send(
-                    self.leave_reply(format!("the leader refused the membership change: {e}")),
-                );
-            }
-        }
-    }
-
-    /// The voter (other than us) most likely to win a transfer: active, most log.
-    fn best_successor(&self) -> Option<u64> {
-        let prs = self.raw.raft.prs();
-        prs.conf()
-            .voters()
-            .ids()
-            .iter()
-            .filter(|&id| id != self.host.raft_id)
-            .filter_map(|id| prs.get(id).map(|p| (id, p.matched, p.recent_active)))
-            .filter(|&(_, _, active)| active)
-            .max_by_key(|&(id, matched, _)| (matched, std::cmp::Reverse(id)))
-            .map(|(id, _, _)| id)
+    fn membership(&self) -> Membership {
+        Membership::new(&self.conf(), self.raw.raft.has_pending_conf())
     }
 
     fn housekeeping(&mut self) {
         let now = Instant::now();
         self.pending
             .retain(|_, p| now.duration_since(p.since) < PENDING_TTL);
-        if self.is_leader() {
-            let conf = self.conf();
-            // raft-rs leaves a joint configuration by itself (transition Auto); if a leader
-            // change interrupted that, the new leader finishes it here.
-            if !conf.voters_outgoing.is_empty() && !self.raw.raft.has_pending_conf() {
-                tracing::info!("leaving a joint configuration left behind");
-                let _ = self
-                    .raw
-                    .propose_conf_change(vec![], ConfChangeV2::default());
-            }
+        // raft-rs leaves a joint configuration by itself (transition Auto); if a leader change
+        // interrupted that, the new leader finishes it here.
+        if self.is_leader() && membership::must_leave_joint(&self.membership()) {
+            tracing::info!("leaving a joint configuration left behind");
+            let _ = self
+                .raw
+                .propose_conf_change(vec![], ConfChangeV2::default());
         }
         self.publish_view();
     }
 
-    fn on_ready(&mut self) -> Result<(), ClusterError> {
+    fn on_ready(&mut self) -> Result<(), NodeError> {
         if !self.raw.has_ready() {
             return Ok(());
         }
@@ -739,8 +402,8 @@ impl Node {
         }
         if *ready.snapshot() != RaftSnapshot::default() {
             let snapshot = ready.snapshot().clone();
-            self.storage.apply_snapshot(&snapshot).map_err(other)?;
-            let restored = decode_snapshot(snapshot.get_data())?;
+            self.storage.apply_snapshot(&snapshot)?;
+            let restored = snapshot::decode(snapshot.get_data())?;
             *self.state.write().unwrap_or_else(|e| e.into_inner()) = restored;
             self.applied = snapshot.get_metadata().index;
             self.last_compacted = self.applied;
@@ -749,8 +412,7 @@ impl Node {
         }
         self.apply_entries(ready.take_committed_entries())?;
         self.storage
-            .persist_ready(ready.entries(), ready.hs(), None)
-            .map_err(other)?;
+            .persist_ready(ready.entries(), ready.hs(), None)?;
         if !ready.persisted_messages().is_empty() {
             self.send(ready.take_persisted_messages());
         }
@@ -762,7 +424,7 @@ impl Node {
         }
         let mut light = self.raw.advance(ready);
         if let Some(commit) = light.commit_index() {
-            self.storage.persist_commit(commit).map_err(other)?;
+            self.storage.persist_commit(commit)?;
         }
         self.send(light.take_messages());
         self.apply_entries(light.take_committed_entries())?;
@@ -778,7 +440,7 @@ impl Node {
         }
     }
 
-    fn apply_entries(&mut self, entries: Vec<Entry>) -> Result<(), ClusterError> {
+    fn apply_entries(&mut self, entries: Vec<Entry>) -> Result<(), NodeError> {
         if entries.is_empty() {
             return Ok(());
         }
@@ -798,12 +460,12 @@ impl Node {
                         matches!(t, ConfChangeType::AddNode | ConfChangeType::AddLearnerNode)
                     };
                     let adds = if entry.get_entry_type() == EntryType::EntryConfChange {
-                        let cc = ConfChange::parse_from_bytes(&entry.data).map_err(other)?;
-                        self.raw.apply_conf_change(&cc).map_err(other)?;
+                        let cc = ConfChange::parse_from_bytes(&entry.data)?;
+                        self.raw.apply_conf_change(&cc)?;
                         is_add(cc.get_change_type())
                     } else {
-                        let cc = ConfChangeV2::parse_from_bytes(&entry.data).map_err(other)?;
-                        self.raw.apply_conf_change(&cc).map_err(other)?;
+                        let cc = ConfChangeV2::parse_from_bytes(&entry.data)?;
+                        self.raw.apply_conf_change(&cc)?;
                         cc.get_changes().iter().any(|c| is_add(c.get_change_type()))
                     };
                     // A newcomer starts from a snapshot, and raft-rs only restores one whose
@@ -846,12 +508,12 @@ impl Node {
                 let _ = tx.send(result.map_err(ClusterError::from));
             }
             Waiter::Join(tx) => {
-                let error = result.err().map(|e| e.to_string()).unwrap_or_default();
-                let _ = tx.send(self.join_reply(error));
+                let outcome = result.map(drop).map_err(Rejection::refused);
+                let _ = tx.send(self.join_reply(outcome));
             }
             Waiter::Leave(tx) => {
-                let error = result.err().map(|e| e.to_string()).unwrap_or_default();
-                let _ = tx.send(self.leave_reply(error));
+                let outcome = result.map(drop).map_err(Rejection::refused);
+                let _ = tx.send(self.leave_reply(outcome));
             }
         }
     }
@@ -874,17 +536,15 @@ impl Node {
         });
     }
 
-    fn maybe_compact(&mut self) -> Result<(), ClusterError> {
+    fn maybe_compact(&mut self) -> Result<(), NodeError> {
         let due = self.applied >= self.last_compacted + self.compact_every;
         if !(due || self.snapshot_now) || self.applied <= self.last_compacted {
             return Ok(());
         }
         self.snapshot_now = false;
-        let data = encode_snapshot(&self.state.read().unwrap_or_else(|e| e.into_inner()));
+        let data = snapshot::encode(&self.state.read().unwrap_or_else(|e| e.into_inner()));
         let conf = self.conf();
-        self.storage
-            .compact(self.applied, data, conf)
-            .map_err(other)?;
+        self.storage.compact(self.applied, data, conf)?;
         self.last_compacted = self.applied;
         tracing::debug!(index = self.applied, "log compacted");
         Ok(())
@@ -959,20 +619,12 @@ impl Node {
     }
 }
 
-const NOT_LEADER: &str = "not the leader";
-const BUSY: &str = "another membership change is in progress; retry in a moment";
-
-/// Whether a join/leave answer means "one membership change at a time: ask again shortly".
-pub fn is_busy(error: &str) -> bool {
-    error == BUSY
-}
-
-/// Whether a join/leave answer means "ask the leader instead".
-pub fn is_redirect(error: &str) -> bool {
-    error == NOT_LEADER
-}
-
-fn single(node_id: u64, change_type: ConfChangeType) -> ConfChangeSingle {
+fn single(change: Change) -> ConfChangeSingle {
+    let (node_id, change_type) = match change {
+        Change::AddVoter(id) => (id, ConfChangeType::AddNode),
+        Change::AddLearner(id) => (id, ConfChangeType::AddLearnerNode),
+        Change::Remove(id) => (id, ConfChangeType::RemoveNode),
+    };
     let mut c = ConfChangeSingle {
         node_id,
         ..Default::default()
@@ -981,38 +633,16 @@ fn single(node_id: u64, change_type: ConfChangeType) -> ConfChangeSingle {
     c
 }
 
-fn conf_change(changes: Vec<ConfChangeSingle>) -> ConfChangeV2 {
+fn conf_change(changes: &[Change]) -> ConfChangeV2 {
     let mut cc = ConfChangeV2::default();
     cc.set_transition(ConfChangeTransition::Auto);
-    cc.set_changes(changes.into());
+    cc.set_changes(
+        changes
+            .iter()
+            .copied()
+            .map(single)
+            .collect::<Vec<_>>()
+            .into(),
+    );
     cc
-}
-
-fn encode_snapshot(state: &StateMachine) -> Vec<u8> {
-    Snapshot {
-        state: Some(state.state().clone()),
-    }
-    .encode_to_vec()
-}
-
-fn decode_snapshot(data: &[u8]) -> Result<StateMachine, ClusterError> {
-    let snapshot =
-        Snapshot::decode(data).map_err(|e| other(format!("undecodable snapshot: {e}")))?;
-    StateMachine::from_state(snapshot.state.unwrap_or_default()).map_err(other)
-}
-
-/// The snapshot a fresh host starts its one-host cluster from: itself as the only voter and
-/// the only host.
-fn bootstrap_snapshot(host: &Host) -> RaftSnapshot {
-    let state = State {
-        hosts: vec![host.clone()],
-        ..Default::default()
-    };
-    let mut snapshot = RaftSnapshot::default();
-    snapshot.set_data(Snapshot { state: Some(state) }.encode_to_vec().into());
-    let meta = snapshot.mut_metadata();
-    meta.index = BOOTSTRAP_INDEX;
-    meta.term = 1;
-    meta.mut_conf_state().voters = vec![host.raft_id];
-    snapshot
 }

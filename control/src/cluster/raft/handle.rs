@@ -1,0 +1,129 @@
+//! The daemon's side of the Raft node: [`RaftHandle`] reads the replicated state and the
+//! node's view of the cluster, and proposes commands, all without waiting on the node task
+//! except for the answer it asks for.
+//!
+//! Rules:
+//! - The calls block (they are meant for the daemon's control thread, never for a tokio task)
+//!   and are bounded by the caller's timeout, which is what a [`ClusterError::Timeout`]
+//!   reports.
+//! - [`RaftHandle::propose`] answers with the result of applying the command on this host:
+//!   read-your-writes.
+//! - After [`RaftHandle::read_barrier`], reads see everything the cluster had committed when
+//!   it was called.
+
+use std::collections::BTreeSet;
+use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::time::{Duration, Instant};
+
+use raft::INVALID_ID;
+use tokio::sync::mpsc;
+use vxnet_proto::Command;
+
+use crate::cluster::ClusterError;
+use crate::state::{Applied, StateMachine};
+
+/// How this node sees the cluster, for `cluster members`.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterView {
+    pub own_id: u64,
+    pub leader_id: u64,
+    pub voters: BTreeSet<u64>,
+    pub learners: BTreeSet<u64>,
+    pub reachable: BTreeSet<u64>,
+    /// The last log index applied to the state machine here.
+    pub applied: u64,
+}
+
+/// What the handle asks the node task.
+pub(super) enum NodeCommand {
+    Propose {
+        command: Command,
+        reply: std_mpsc::Sender<Result<Applied, ClusterError>>,
+    },
+    ReadIndex {
+        reply: std_mpsc::Sender<Result<(), ClusterError>>,
+    },
+    Shutdown,
+}
+
+#[derive(Clone)]
+pub struct RaftHandle {
+    commands: mpsc::UnboundedSender<NodeCommand>,
+    state: Arc<RwLock<StateMachine>>,
+    view: Arc<RwLock<ClusterView>>,
+}
+
+impl RaftHandle {
+    /// A handle to the node task that reads `commands` and keeps `state` and `view` current.
+    pub(super) fn new(
+        commands: mpsc::UnboundedSender<NodeCommand>,
+        state: Arc<RwLock<StateMachine>>,
+        view: Arc<RwLock<ClusterView>>,
+    ) -> RaftHandle {
+        RaftHandle {
+            commands,
+            state,
+            view,
+        }
+    }
+
+    pub fn state(&self) -> RwLockReadGuard<'_, StateMachine> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn view(&self) -> ClusterView {
+        self.view.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replicates `command` and returns the result of applying it here.
+    pub fn propose(&self, command: Command, timeout: Duration) -> Result<Applied, ClusterError> {
+        let deadline = Instant::now() + timeout;
+        self.wait_for_leader(deadline)?;
+        let (reply, rx) = std_mpsc::channel();
+        self.send(NodeCommand::Propose { command, reply })?;
+        wait(&rx, deadline.saturating_duration_since(Instant::now()))
+            .map_err(|e| e.with_timeout(timeout))?
+    }
+
+    /// Returns once this host has applied everything the cluster had committed when the call
+    /// was made (raft's ReadIndex, confirmed by a quorum): what it reads next is fresh.
+    pub fn read_barrier(&self, timeout: Duration) -> Result<(), ClusterError> {
+        let deadline = Instant::now() + timeout;
+        self.wait_for_leader(deadline)?;
+        let (reply, rx) = std_mpsc::channel();
+        self.send(NodeCommand::ReadIndex { reply })?;
+        wait(&rx, deadline.saturating_duration_since(Instant::now()))
+            .map_err(|e| e.with_timeout(timeout))?
+    }
+
+    /// Asks the node task to stop; a task already gone needs no asking.
+    pub(super) fn shutdown(&self) {
+        let _ = self.commands.send(NodeCommand::Shutdown);
+    }
+
+    fn send(&self, command: NodeCommand) -> Result<(), ClusterError> {
+        self.commands
+            .send(command)
+            .map_err(|_| ClusterError::Stopped)
+    }
+
+    /// Right after a start or an election there is briefly no leader: wait for one rather
+    /// than fail a request that would succeed a moment later.
+    fn wait_for_leader(&self, deadline: Instant) -> Result<(), ClusterError> {
+        while self.view().leader_id == INVALID_ID {
+            if Instant::now() >= deadline {
+                return Err(ClusterError::NoLeader);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(())
+    }
+}
+
+fn wait<T>(rx: &std_mpsc::Receiver<T>, timeout: Duration) -> Result<T, ClusterError> {
+    rx.recv_timeout(timeout).map_err(|e| match e {
+        std_mpsc::RecvTimeoutError::Timeout => ClusterError::Timeout(timeout),
+        std_mpsc::RecvTimeoutError::Disconnected => ClusterError::Stopped,
+    })
+}

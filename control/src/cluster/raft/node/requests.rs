@@ -1,0 +1,239 @@
+//! The requests other hosts send this node over the transport: join and leave (answered by
+//! the leader only) and reachability.
+//!
+//! Rules:
+//! - A host that is not the leader answers `NotLeader`, with the leader's address when it
+//!   knows one; the requester asks there.
+//! - What a join or leave changes is decided by the membership policy; this turns the
+//!   decision into one `ConfChangeV2` whose context is the matching host command, and answers
+//!   once that entry is applied here, with the outcome of applying the command.
+//! - A retry of a join or leave that went through is answered as the first time.
+
+use std::net::Ipv4Addr;
+
+use prost::Message as _;
+use raft::INVALID_ID;
+use tokio::sync::oneshot;
+use vxnet_proto::{
+    command, envelope, AddHost, Command, Envelope, JoinRequest, JoinResponse, LeaveRequest,
+    LeaveResponse, Proposal, ReachabilityResponse, RemoveHost,
+};
+
+use super::super::membership::{self, Change, JoinPlan, Joiner, LeavePlan, VoterProgress};
+use super::{conf_change, single, Node, Waiter};
+use crate::cluster::Rejection;
+
+impl Node {
+    pub(super) fn handle_request(&mut self, envelope: Envelope, reply: oneshot::Sender<Envelope>) {
+        match envelope.kind {
+            Some(envelope::Kind::JoinRequest(req)) => self.handle_join(req, reply),
+            Some(envelope::Kind::LeaveRequest(req)) => self.handle_leave(req, reply),
+            Some(envelope::Kind::ReachabilityRequest(_)) => {
+                let _ = reply.send(self.reachability());
+            }
+            _ => {
+                let _ = reply.send(Envelope::default());
+            }
+        }
+    }
+
+    /// Whom the leader hears from; a follower only hears from the leader, so it says nothing.
+    fn reachability(&self) -> Envelope {
+        let leader = self.is_leader();
+        let reachable = if leader {
+            let view = self.view.read().unwrap_or_else(|e| e.into_inner());
+            view.reachable.iter().copied().collect()
+        } else {
+            Vec::new()
+        };
+        Envelope {
+            kind: Some(envelope::Kind::ReachabilityResponse(ReachabilityResponse {
+                reachable,
+                leader,
+            })),
+        }
+    }
+
+    /// The leader's `A.B.C.D:PORT`, or empty while there is none (or it is not in the state).
+    fn leader_addr(&self) -> String {
+        let leader = self.raw.raft.leader_id;
+        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        state
+            .hosts()
+            .iter()
+            .find(|h| h.raft_id == leader && leader != INVALID_ID)
+            .map(|h| format!("{}:{}", Ipv4Addr::from(h.addr), h.cluster_port))
+            .unwrap_or_default()
+    }
+
+    /// A join answer: on success the members (so the newcomer can reach them before the log
+    /// says who they are), otherwise where the leader is.
+    pub(super) fn join_reply(&self, outcome: Result<(), Rejection>) -> Envelope {
+        let (code, error) = Rejection::to_answer(&outcome);
+        let (members, leader_addr) = match outcome {
+            Ok(()) => {
+                let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+                (state.hosts().to_vec(), String::new())
+            }
+            Err(_) => (Vec::new(), self.leader_addr()),
+        };
+        Envelope {
+            kind: Some(envelope::Kind::JoinResponse(JoinResponse {
+                error,
+                leader_addr,
+                members,
+                code,
+            })),
+        }
+    }
+
+    pub(super) fn leave_reply(&self, outcome: Result<(), Rejection>) -> Envelope {
+        let (code, error) = Rejection::to_answer(&outcome);
+        let leader_addr = match outcome {
+            Ok(()) => String::new(),
+            Err(_) => self.leader_addr(),
+        };
+        Envelope {
+            kind: Some(envelope::Kind::LeaveResponse(LeaveResponse {
+                error,
+                leader_addr,
+                code,
+            })),
+        }
+    }
+
+    fn handle_join(&mut self, req: JoinRequest, reply: oneshot::Sender<Envelope>) {
+        let Some(host) = req.host else {
+            let refusal = Rejection::bad_request("the join request names no host");
+            let _ = reply.send(self.join_reply(Err(refusal)));
+            return;
+        };
+        if !self.is_leader() {
+            let _ = reply.send(self.join_reply(Err(Rejection::not_leader())));
+            return;
+        }
+        let recorded = self
+            .state
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .host(&host.id)
+            .is_some_and(|h| h.raft_id == host.raft_id);
+        let joiner = Joiner {
+            raft_id: host.raft_id,
+            has_host_id: !host.id.is_empty(),
+            recorded,
+        };
+        let change = match membership::plan_join(&self.membership(), joiner, self.max_voters) {
+            JoinPlan::AlreadyMember => {
+                let _ = reply.send(self.join_reply(Ok(())));
+                return;
+            }
+            JoinPlan::NoId => {
+                let refusal = Rejection::bad_request("the joining host has no id");
+                let _ = reply.send(self.join_reply(Err(refusal)));
+                return;
+            }
+            JoinPlan::Busy => {
+                let _ = reply.send(self.join_reply(Err(Rejection::busy())));
+                return;
+            }
+            JoinPlan::Add(change) => change,
+        };
+        // The leader must be able to reach the newcomer as soon as the change commits.
+        self.add_peer(&host);
+        let command = command::Kind::AddHost(AddHost {
+            host: Some(host.clone()),
+        });
+        match self.propose_membership(&[change], command) {
+            Ok(id) => {
+                let kind = single(change).get_change_type();
+                tracing::info!(name = %host.name, raft_id = host.raft_id, ?kind, "adding a host to the cluster");
+                self.wait_for(id, Waiter::Join(reply));
+            }
+            Err(e) => {
+                let _ = reply.send(self.join_reply(Err(e)));
+            }
+        }
+    }
+
+    fn handle_leave(&mut self, req: LeaveRequest, reply: oneshot::Sender<Envelope>) {
+        if !self.is_leader() {
+            let _ = reply.send(self.leave_reply(Err(Rejection::not_leader())));
+            return;
+        }
+        let host = self
+            .state
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .host(&req.host_id)
+            .cloned();
+        let Some(host) = host else {
+            // Already gone: a retry of a leave that went through.
+            let _ = reply.send(self.leave_reply(Ok(())));
+            return;
+        };
+        let changes =
+            match membership::plan_leave(&self.membership(), host.raft_id, self.host.raft_id) {
+                LeavePlan::HandOver => {
+                    // The new leader removes us once asked again.
+                    if let Some(to) = self.best_successor() {
+                        self.raw.transfer_leader(to);
+                    }
+                    let _ = reply.send(self.leave_reply(Err(Rejection::not_leader())));
+                    return;
+                }
+                LeavePlan::Busy => {
+                    let _ = reply.send(self.leave_reply(Err(Rejection::busy())));
+                    return;
+                }
+                LeavePlan::Change(changes) => changes,
+            };
+        let command = command::Kind::RemoveHost(RemoveHost {
+            host_id: host.id.clone(),
+        });
+        match self.propose_membership(&changes, command) {
+            Ok(id) => {
+                tracing::info!(name = %host.name, raft_id = host.raft_id, "removing a host from the cluster");
+                self.wait_for(id, Waiter::Leave(reply));
+            }
+            Err(e) => {
+                let _ = reply.send(self.leave_reply(Err(e)));
+            }
+        }
+    }
+
+    /// Proposes `changes` with `command` in the same entry; returns the proposal's id.
+    fn propose_membership(
+        &mut self,
+        changes: &[Change],
+        command: command::Kind,
+    ) -> Result<u64, Rejection> {
+        let id = self.next_id();
+        let context = Proposal {
+            id,
+            command: Some(Command {
+                kind: Some(command),
+            }),
+        }
+        .encode_to_vec();
+        self.raw
+            .propose_conf_change(context, conf_change(changes))
+            .map_err(|e| {
+                Rejection::refused(format!("the leader refused the membership change: {e}"))
+            })?;
+        Ok(id)
+    }
+
+    fn best_successor(&self) -> Option<u64> {
+        let prs = self.raw.raft.prs();
+        let ids = prs.conf().voters().ids();
+        let voters = ids.iter().filter_map(|raft_id| {
+            prs.get(raft_id).map(|p| VoterProgress {
+                raft_id,
+                matched: p.matched,
+                active: p.recent_active,
+            })
+        });
+        membership::best_successor(self.host.raft_id, voters)
+    }
+}

@@ -1,0 +1,737 @@
+use futures::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use super::backoff::Backoff;
+use super::request::connect;
+use super::*;
+use crate::cluster::raft::auth::{self, client_handshake};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc::UnboundedReceiver;
+use vxnet_proto::{JoinRequest, JoinResponse, LeaveRequest};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn token(byte: u8) -> ClusterToken {
+    ClusterToken::from_bytes([byte; auth::TOKEN_LEN])
+}
+
+fn loopback() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+fn fast_config() -> TransportConfig {
+    TransportConfig {
+        backoff_min: Duration::from_millis(20),
+        backoff_max: Duration::from_millis(200),
+        ..TransportConfig::default()
+    }
+}
+
+async fn start(id: u64, token: ClusterToken) -> (Transport, UnboundedReceiver<TransportEvent>) {
+    start_at(loopback(), id, token, fast_config()).await
+}
+
+async fn start_at(
+    addr: SocketAddr,
+    id: u64,
+    token: ClusterToken,
+    config: TransportConfig,
+) -> (Transport, UnboundedReceiver<TransportEvent>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let t = Transport::start_with(addr, id, token, tx, config)
+        .await
+        .expect("start transport");
+    (t, rx)
+}
+
+fn heartbeat(from: u64, to: u64, commit: u64) -> RaftMessage {
+    let mut m = RaftMessage::default();
+    m.set_msg_type(MessageType::MsgHeartbeat);
+    m.from = from;
+    m.to = to;
+    m.commit = commit;
+    m
+}
+
+fn snapshot(from: u64, to: u64, len: usize) -> RaftMessage {
+    let mut m = RaftMessage::default();
+    m.set_msg_type(MessageType::MsgSnapshot);
+    m.from = from;
+    m.to = to;
+    let mut snap = ::raft::eraftpb::Snapshot {
+        data: Bytes::from(vec![0x5a; len]),
+        ..Default::default()
+    };
+    snap.mut_metadata().index = 10;
+    snap.mut_metadata().term = 2;
+    m.set_snapshot(snap);
+    m
+}
+
+/// The next event that `pick` accepts, skipping others; panics after `WAIT`.
+async fn expect_event<T>(
+    rx: &mut UnboundedReceiver<TransportEvent>,
+    mut pick: impl FnMut(TransportEvent) -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let event = tokio::time::timeout_at(deadline, rx.recv())
+            .await
+            .expect("timed out waiting for a transport event")
+            .expect("events channel open");
+        if let Some(t) = pick(event) {
+            return t;
+        }
+    }
+}
+
+fn raft_msg(e: TransportEvent) -> Option<RaftMessage> {
+    match e {
+        TransportEvent::Raft(m) => Some(m),
+        _ => None,
+    }
+}
+
+/// Asserts nothing but `allowed` events arrive within `wait`.
+async fn expect_quiet(
+    rx: &mut UnboundedReceiver<TransportEvent>,
+    wait: Duration,
+    allowed: impl Fn(&TransportEvent) -> bool,
+) {
+    let deadline = Instant::now() + wait;
+    while let Ok(Some(e)) = tokio::time::timeout_at(deadline, rx.recv()).await {
+        assert!(allowed(&e), "unexpected event {e:?}");
+    }
+}
+
+/// A raw TCP connection that has passed the handshake, for sending hand-made frames.
+async fn raw_client(
+    addr: SocketAddr,
+    id: u64,
+    token: &ClusterToken,
+) -> Framed<TcpStream, LengthDelimitedCodec> {
+    connect(addr, id, token, &TransportConfig::default())
+        .await
+        .expect("authenticated connection")
+}
+
+/// Whether the peer closed `stream` within `WAIT` (reading until EOF or reset).
+async fn closes(stream: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 1024];
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+        }
+    }
+}
+
+#[tokio::test]
+async fn framing_round_trip() {
+    let (a, b) = tokio::io::duplex(1 << 16);
+    let (mut a, mut b) = (framed(a, 1 << 20), framed(b, 1 << 20));
+    let msg = heartbeat(1, 2, 77);
+    a.send(encode_raft(&msg).expect("encode"))
+        .await
+        .expect("send");
+    let frame = b.next().await.expect("a frame").expect("readable");
+    let envelope = Envelope::decode(frame).expect("envelope");
+    let Some(envelope::Kind::Raft(bytes)) = envelope.kind else {
+        panic!("not a raft envelope: {envelope:?}");
+    };
+    let back: RaftMessage = protobuf::Message::parse_from_bytes(&bytes).expect("raft");
+    assert_eq!(back, msg);
+
+    // The length prefix is 4 bytes big-endian.
+    let (a, mut b) = tokio::io::duplex(64);
+    let mut a = framed(a, 16);
+    a.send(Bytes::from_static(b"abc")).await.expect("send");
+    let mut wire = [0u8; 7];
+    b.read_exact(&mut wire).await.expect("read");
+    assert_eq!(wire, [0, 0, 0, 3, b'a', b'b', b'c']);
+
+    // Over the limit: refused on both sides, not allocated.
+    assert!(a.send(Bytes::from(vec![0; 17])).await.is_err());
+    b.write_all(&[0, 0, 0, 17]).await.expect("write");
+    assert!(a.next().await.expect("an item").is_err());
+}
+
+#[tokio::test]
+async fn authenticated_both_ways() {
+    let (a, mut a_rx) = start(1, token(7)).await;
+    let (b, mut b_rx) = start(2, token(7)).await;
+    a.set_peer(2, b.local_addr());
+    b.set_peer(1, a.local_addr());
+    a.send(heartbeat(1, 2, 5));
+    b.send(heartbeat(2, 1, 6));
+    assert_eq!(expect_event(&mut b_rx, raft_msg).await, heartbeat(1, 2, 5));
+    assert_eq!(expect_event(&mut a_rx, raft_msg).await, heartbeat(2, 1, 6));
+    assert_eq!(a.stats().auth_failures + b.stats().auth_failures, 0);
+    assert_eq!(a.peer_addr(2), Some(b.local_addr()));
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn server_refuses_client_with_wrong_token() {
+    let (a, mut a_rx) = start(1, token(1)).await;
+    let (b, mut b_rx) = start(2, token(2)).await;
+    a.set_peer(2, b.local_addr());
+    a.send(heartbeat(1, 2, 1));
+    assert_eq!(
+        expect_event(&mut a_rx, |e| match e {
+            TransportEvent::Unreachable(id) => Some(id),
+            _ => None,
+        })
+        .await,
+        2
+    );
+    assert_eq!(b.stats().auth_failures, 1);
+    assert_eq!(a.stats().auth_failures, 1);
+    expect_quiet(&mut b_rx, Duration::from_millis(100), |_| false).await;
+
+    let err = request(
+        b.local_addr(),
+        1,
+        &token(1),
+        join_request(),
+        Duration::from_secs(5),
+    )
+    .await
+    .expect_err("wrong token");
+    assert!(matches!(err, TransportError::Refused { .. }), "{err:?}");
+    assert!(err.to_string().contains("refused this host"), "{err}");
+    assert_eq!(b.stats().auth_failures, 2);
+
+    // The right token still gets through.
+    b.set_token(token(1));
+    a.send(heartbeat(1, 2, 2));
+    let deadline = Instant::now() + WAIT;
+    loop {
+        // The first sends may land in the backoff window and be dropped.
+        a.send(heartbeat(1, 2, 3));
+        let got = tokio::time::timeout(Duration::from_millis(50), b_rx.recv()).await;
+        if let Ok(Some(TransportEvent::Raft(m))) = got {
+            assert_eq!(m.from, 1);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no delivery after the token changed"
+        );
+    }
+}
+
+/// A server that knows some other token but pretends: it answers every proof.
+async fn impostor() -> (SocketAddr, JoinHandle<()>) {
+    let listener = TcpListener::bind(loopback()).await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let task = tokio::spawn(async move {
+        for _ in 0..10 {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let mut f = framed(stream, 4096);
+            let nonce_s = [9u8; auth::NONCE_LEN];
+            let challenge = vxnet_proto::AuthChallenge {
+                nonce: nonce_s.to_vec(),
+            };
+            let _ = f.send(Bytes::from(challenge.encode_to_vec())).await;
+            let Some(Ok(frame)) = f.next().await else {
+                continue;
+            };
+            let response = vxnet_proto::AuthResponse::decode(frame).expect("response");
+            let confirm = vxnet_proto::AuthConfirm {
+                mac: auth::server_proof(&token(99), &response.nonce, &nonce_s),
+            };
+            let _ = f.send(Bytes::from(confirm.encode_to_vec())).await;
+        }
+    });
+    (addr, task)
+}
+
+#[tokio::test]
+async fn client_refuses_server_without_token() {
+    let (addr, impostor) = impostor().await;
+    let err = request(addr, 1, &token(1), join_request(), Duration::from_secs(5))
+        .await
+        .expect_err("impostor");
+    assert!(
+        matches!(err, TransportError::Unauthenticated { .. }),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        format!("refused the host at {addr}: it does not know the cluster token")
+    );
+
+    let (a, mut a_rx) = start(1, token(1)).await;
+    a.set_peer(2, addr);
+    a.send(heartbeat(1, 2, 1));
+    assert_eq!(
+        expect_event(&mut a_rx, |e| match e {
+            TransportEvent::Unreachable(id) => Some(id),
+            _ => None,
+        })
+        .await,
+        2
+    );
+    assert_eq!(a.stats().auth_failures, 1);
+    impostor.abort();
+}
+
+#[tokio::test]
+async fn refusal_is_logged_at_warn_with_the_address() {
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+    impl io::Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            lock(&self.0).extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let capture = Capture::default();
+    let writer = capture.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    // A current-thread test runtime: every task runs on this thread, under this subscriber.
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let (b, _b_rx) = start(2, token(2)).await;
+    let mut stream = TcpStream::connect(b.local_addr()).await.expect("connect");
+    let client_addr = stream.local_addr().expect("addr");
+    let mut f = framed(&mut stream, 4096);
+    let err = client_handshake(&mut f, 1, &token(1))
+        .await
+        .expect_err("refused");
+    assert!(matches!(err, HandshakeError::Refused), "{err:?}");
+    let logged = String::from_utf8_lossy(&lock(&capture.0)).into_owned();
+    assert!(logged.contains("WARN"), "{logged}");
+    assert!(
+        logged.contains(&format!(
+            "refused a cluster connection from {client_addr}: it does not know the cluster token"
+        )),
+        "{logged}"
+    );
+}
+
+#[tokio::test]
+async fn bad_frames_close_the_connection_and_the_server_keeps_serving() {
+    let (b, mut b_rx) = start(2, token(3)).await;
+    let addr = b.local_addr();
+
+    // Before authentication: garbage instead of an AuthResponse.
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    s.write_all(&[0, 0, 0, 4, 0xff, 0xff, 0xff, 0xff])
+        .await
+        .expect("write");
+    assert!(closes(&mut s).await);
+
+    // Before authentication: a length far above the handshake limit.
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    s.write_all(&[0x7f, 0xff, 0xff, 0xff]).await.expect("write");
+    assert!(closes(&mut s).await);
+
+    // After authentication: a length above 64 MiB.
+    let mut f = raw_client(addr, 1, &token(3)).await;
+    f.get_mut()
+        .write_all(&(MAX_FRAME as u32 + 1).to_be_bytes())
+        .await
+        .expect("write");
+    assert!(closes(f.get_mut()).await);
+
+    // After authentication: not an envelope; a raft payload that is not a raft message;
+    // an empty envelope; a response nobody asked for; a forged sender; the wrong host.
+    let forged = encode_raft(&heartbeat(5, 2, 1)).expect("encode");
+    let misrouted = encode_raft(&heartbeat(1, 3, 1)).expect("encode");
+    let junk = [
+        Bytes::from_static(&[0xff, 0xff, 0xff, 0xff, 0x0f]),
+        Bytes::from(
+            Envelope {
+                kind: Some(envelope::Kind::Raft(vec![0xff; 9])),
+            }
+            .encode_to_vec(),
+        ),
+        Bytes::new(),
+        Bytes::from(
+            Envelope {
+                kind: Some(envelope::Kind::JoinResponse(JoinResponse::default())),
+            }
+            .encode_to_vec(),
+        ),
+        forged,
+        misrouted,
+    ];
+    for frame in junk {
+        let mut f = raw_client(addr, 1, &token(3)).await;
+        f.send(frame).await.expect("send");
+        assert!(closes(f.get_mut()).await);
+    }
+    let stats = b.stats();
+    assert_eq!(stats.bad_connections, 9, "{stats:?}");
+    assert_eq!(stats.auth_failures, 0, "{stats:?}");
+    expect_quiet(&mut b_rx, Duration::from_millis(50), |_| false).await;
+
+    // Still serving.
+    let (a, _a_rx) = start(1, token(3)).await;
+    a.set_peer(2, addr);
+    a.send(heartbeat(1, 2, 42));
+    assert_eq!(expect_event(&mut b_rx, raft_msg).await, heartbeat(1, 2, 42));
+}
+
+#[tokio::test]
+async fn handshake_timeout_closes_silent_connections() {
+    let config = TransportConfig {
+        handshake_timeout: Duration::from_millis(100),
+        ..fast_config()
+    };
+    let (b, _b_rx) = start_at(loopback(), 2, token(1), config).await;
+    let mut s = TcpStream::connect(b.local_addr()).await.expect("connect");
+    assert!(closes(&mut s).await);
+    assert_eq!(b.stats().bad_connections, 1);
+}
+
+#[tokio::test]
+async fn thousand_messages_in_order() {
+    let (a, _a_rx) = start(1, token(4)).await;
+    let (b, mut b_rx) = start(2, token(4)).await;
+    a.set_peer(2, b.local_addr());
+    for i in 0..1000 {
+        a.send(heartbeat(1, 2, i));
+    }
+    for i in 0..1000 {
+        let m = expect_event(&mut b_rx, raft_msg).await;
+        assert_eq!(m.commit, i);
+    }
+    assert_eq!(a.stats().dropped_messages, 0);
+}
+
+#[tokio::test]
+async fn full_queue_drops_and_reports() {
+    let config = TransportConfig {
+        queue_len: 4,
+        ..fast_config()
+    };
+    let (a, mut a_rx) = start_at(loopback(), 1, token(4), config).await;
+    let (b, _b_rx) = start(2, token(4)).await;
+    a.set_peer(2, b.local_addr());
+    // Synchronous sends outpace the peer task, which cannot run in between.
+    for i in 0..10 {
+        a.send(heartbeat(1, 2, i));
+    }
+    assert_eq!(a.stats().dropped_messages, 6);
+    for _ in 0..6 {
+        let id = expect_event(&mut a_rx, |e| match e {
+            TransportEvent::Unreachable(id) => Some(id),
+            _ => None,
+        })
+        .await;
+        assert_eq!(id, 2);
+    }
+}
+
+#[tokio::test]
+async fn unknown_and_removed_peers_are_unreachable() {
+    let (a, mut a_rx) = start(1, token(4)).await;
+    let (b, _b_rx) = start(2, token(4)).await;
+    a.send(heartbeat(1, 9, 0));
+    assert!(matches!(
+        expect_event(&mut a_rx, Some).await,
+        TransportEvent::Unreachable(9)
+    ));
+    a.set_peer(2, b.local_addr());
+    a.remove_peer(2);
+    assert_eq!(a.peer_addr(2), None);
+    a.send(heartbeat(1, 2, 0));
+    assert!(matches!(
+        expect_event(&mut a_rx, Some).await,
+        TransportEvent::Unreachable(2)
+    ));
+}
+
+#[tokio::test]
+async fn unreachable_then_delivery_resumes() {
+    // A free port, for a peer that is down now and comes up later.
+    let addr = {
+        let l = std::net::TcpListener::bind(loopback()).expect("bind");
+        l.local_addr().expect("addr")
+    };
+    // The daemon's own backoff (100 ms .. 5 s), to show it stays bounded.
+    let (a, mut a_rx) = start_at(loopback(), 1, token(5), TransportConfig::default()).await;
+    a.set_peer(2, addr);
+    a.send(heartbeat(1, 2, 0));
+    assert!(matches!(
+        expect_event(&mut a_rx, Some).await,
+        TransportEvent::Unreachable(2)
+    ));
+    // Stay down through a few failed attempts, like a peer that reboots.
+    let down_until = Instant::now() + Duration::from_millis(700);
+    let mut unreachable = 1;
+    while Instant::now() < down_until {
+        a.send(heartbeat(1, 2, 0));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        while let Ok(e) = a_rx.try_recv() {
+            assert!(matches!(e, TransportEvent::Unreachable(2)), "{e:?}");
+            unreachable += 1;
+        }
+    }
+    assert!(unreachable > 10, "{unreachable}");
+
+    let (b, mut b_rx) = start_at(addr, 2, token(5), fast_config()).await;
+    let up = Instant::now();
+    let mut commit = 1;
+    loop {
+        a.send(heartbeat(1, 2, commit));
+        commit += 1;
+        let got = tokio::time::timeout(Duration::from_millis(20), b_rx.recv()).await;
+        if let Ok(Some(TransportEvent::Raft(m))) = got {
+            assert_eq!(m.from, 1);
+            break;
+        }
+        assert!(up.elapsed() < WAIT, "delivery did not resume");
+    }
+    // The backoff had reached at most 800 ms (drawn from [400, 800]).
+    assert!(
+        up.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        up.elapsed()
+    );
+
+    // The peer goes down again (connection open): reported, then back once more.
+    b.shutdown().await;
+    drop(b_rx);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        a.send(heartbeat(1, 2, 0));
+        let got = tokio::time::timeout(Duration::from_millis(20), a_rx.recv()).await;
+        if let Ok(Some(TransportEvent::Unreachable(2))) = got {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no Unreachable after the peer went down"
+        );
+    }
+    let (_b, mut b_rx) = start_at(addr, 2, token(5), fast_config()).await;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        a.send(heartbeat(1, 2, 1));
+        let got = tokio::time::timeout(Duration::from_millis(20), b_rx.recv()).await;
+        if let Ok(Some(TransportEvent::Raft(_))) = got {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "delivery did not resume the second time"
+        );
+    }
+}
+
+#[tokio::test]
+async fn peer_moves_to_a_new_address() {
+    let (a, _a_rx) = start(1, token(6)).await;
+    let (old, mut old_rx) = start(2, token(6)).await;
+    let (new, mut new_rx) = start(2, token(6)).await;
+    a.set_peer(2, old.local_addr());
+    a.send(heartbeat(1, 2, 1));
+    assert_eq!(expect_event(&mut old_rx, raft_msg).await.commit, 1);
+    a.set_peer(2, new.local_addr());
+    // The move is seen by the peer task before the next message (watch before queue is
+    // not guaranteed), so retry until the new address gets one.
+    let deadline = Instant::now() + WAIT;
+    let mut commit = 2;
+    loop {
+        a.send(heartbeat(1, 2, commit));
+        commit += 1;
+        let got = tokio::time::timeout(Duration::from_millis(20), new_rx.recv()).await;
+        if let Ok(Some(TransportEvent::Raft(_))) = got {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the new address got nothing");
+    }
+}
+
+fn join_request() -> Envelope {
+    Envelope {
+        kind: Some(envelope::Kind::JoinRequest(JoinRequest::default())),
+    }
+}
+
+#[tokio::test]
+async fn request_reply_round_trip() {
+    let (b, mut b_rx) = start(2, token(8)).await;
+    let node = tokio::spawn(async move {
+        // Answer a join, drop a leave (the node gave up on it).
+        for _ in 0..2 {
+            let Some(TransportEvent::Request {
+                from,
+                envelope,
+                reply,
+            }) = b_rx.recv().await
+            else {
+                panic!("expected a request");
+            };
+            assert!(from.ip().is_loopback());
+            if let Some(envelope::Kind::JoinRequest(_)) = envelope.kind {
+                let answer = Envelope {
+                    kind: Some(envelope::Kind::JoinResponse(JoinResponse {
+                        leader_addr: "10.0.0.1:7000".into(),
+                        ..JoinResponse::default()
+                    })),
+                };
+                reply.send(answer).expect("requester waiting");
+            }
+        }
+        b_rx
+    });
+    let answer = request(
+        b.local_addr(),
+        9,
+        &token(8),
+        join_request(),
+        Duration::from_secs(5),
+    )
+    .await
+    .expect("answer");
+    let Some(envelope::Kind::JoinResponse(r)) = answer.kind else {
+        panic!("not a join response: {answer:?}");
+    };
+    assert_eq!(r.leader_addr, "10.0.0.1:7000");
+
+    let leave = Envelope {
+        kind: Some(envelope::Kind::LeaveRequest(LeaveRequest {
+            host_id: "h".into(),
+        })),
+    };
+    let err = request(b.local_addr(), 9, &token(8), leave, Duration::from_secs(5))
+        .await
+        .expect_err("dropped");
+    assert!(matches!(err, TransportError::Closed { .. }), "{err:?}");
+    let _b_rx = node.await.expect("node task");
+
+    // Nobody answers at all: the requester's timeout.
+    let err = request(
+        b.local_addr(),
+        9,
+        &token(8),
+        join_request(),
+        Duration::from_millis(200),
+    )
+    .await
+    .expect_err("no answer");
+    assert!(matches!(err, TransportError::Timeout { .. }), "{err:?}");
+    assert!(
+        err.to_string().ends_with("did not answer within 200 ms"),
+        "{err}"
+    );
+
+    // Nobody listens.
+    let (free, _) = {
+        let l = std::net::TcpListener::bind(loopback()).expect("bind");
+        (l.local_addr().expect("addr"), ())
+    };
+    let err = request(free, 9, &token(8), join_request(), Duration::from_secs(5))
+        .await
+        .expect_err("refused");
+    assert!(matches!(err, TransportError::Connect { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn snapshot_status_reported() {
+    let (a, mut a_rx) = start(1, token(9)).await;
+    let (b, mut b_rx) = start(2, token(9)).await;
+    a.set_peer(2, b.local_addr());
+    let snap = snapshot(1, 2, 4 << 20);
+    a.send(snap.clone());
+    let status = expect_event(&mut a_rx, |e| match e {
+        TransportEvent::SnapshotStatus(id, s) => Some((id, s)),
+        _ => None,
+    })
+    .await;
+    assert_eq!(status, (2, SnapshotStatus::Finish));
+    assert_eq!(expect_event(&mut b_rx, raft_msg).await, snap);
+
+    // To a peer nobody knows: Unreachable and Failure.
+    a.send(snapshot(1, 3, 10));
+    assert!(matches!(
+        expect_event(&mut a_rx, Some).await,
+        TransportEvent::Unreachable(3)
+    ));
+    assert!(matches!(
+        expect_event(&mut a_rx, Some).await,
+        TransportEvent::SnapshotStatus(3, SnapshotStatus::Failure)
+    ));
+}
+
+#[tokio::test]
+async fn oversized_snapshot_fails() {
+    let config = TransportConfig {
+        max_frame: 64 << 10,
+        ..fast_config()
+    };
+    let (a, mut a_rx) = start_at(loopback(), 1, token(9), config).await;
+    let (b, mut b_rx) = start(2, token(9)).await;
+    a.set_peer(2, b.local_addr());
+    a.send(snapshot(1, 2, 128 << 10));
+    let status = expect_event(&mut a_rx, |e| match e {
+        TransportEvent::SnapshotStatus(id, s) => Some((id, s)),
+        _ => None,
+    })
+    .await;
+    assert_eq!(status, (2, SnapshotStatus::Failure));
+    // The connection is still good for what fits.
+    a.send(heartbeat(1, 2, 3));
+    assert_eq!(expect_event(&mut b_rx, raft_msg).await.commit, 3);
+}
+
+#[test]
+fn backoff_doubles_with_jitter_up_to_max() {
+    let min = Duration::from_millis(100);
+    let max = Duration::from_secs(5);
+    let mut b = Backoff::new(min, max);
+    let mut d = min;
+    for _ in 0..20 {
+        let delay = b.next_delay();
+        assert!(delay >= d / 2 && delay <= d, "{delay:?} vs {d:?}");
+        d = (d * 2).min(max);
+    }
+    b.reset();
+    assert!(b.next_delay() <= min);
+}
+
+#[tokio::test]
+async fn shutdown_frees_the_port_and_stops_sending() {
+    let (a, mut a_rx) = start(1, token(1)).await;
+    let addr = a.local_addr();
+    a.set_peer(2, addr);
+    a.shutdown().await;
+    a.send(heartbeat(1, 2, 0));
+    expect_quiet(&mut a_rx, Duration::from_millis(50), |_| false).await;
+    let (_again, _rx) = start_at(addr, 1, token(1), fast_config()).await;
+}
+
+#[tokio::test]
+async fn bind_error_names_the_address() {
+    let (a, _rx) = start(1, token(1)).await;
+    let (tx, _rx2) = mpsc::unbounded_channel();
+    let err = Transport::start(a.local_addr(), 2, token(1), tx)
+        .await
+        .err()
+        .expect("address in use");
+    assert!(
+        err.to_string().starts_with(&format!(
+            "cannot listen for cluster connections on {}",
+            a.local_addr()
+        )),
+        "{err}"
+    );
+}

@@ -1,0 +1,278 @@
+use super::*;
+
+#[test]
+fn member_addresses() {
+    assert_eq!(
+        parse_member_addr("198.18.0.10").expect("addr"),
+        "198.18.0.10:7946".parse::<SocketAddr>().expect("sa")
+    );
+    assert_eq!(
+        parse_member_addr("198.18.0.10:8000").expect("addr"),
+        "198.18.0.10:8000".parse::<SocketAddr>().expect("sa")
+    );
+    assert!(parse_member_addr("host.example").is_err());
+    assert!(parse_member_addr("198.18.0.10:99999").is_err());
+}
+
+#[test]
+fn messages_and_exit_codes() {
+    let cases: [(ClusterError, &str, u8); 6] = [
+        (
+            ClusterError::HasNetworks,
+            "this host already has networks; remove them first",
+            1,
+        ),
+        (
+            ClusterError::BadAddress("host.example".into()),
+            "\"host.example\" is not ADDR or ADDR:PORT (e.g. 192.0.2.10 or 192.0.2.10:7946)",
+            2,
+        ),
+        (
+            ClusterError::BadToken(transport::TokenError::MissingPrefix),
+            "a cluster token starts with \"vxnet-\"; print it with `vxnet cluster token` on a member",
+            2,
+        ),
+        (
+            ClusterError::JoinRefused(Rejection::refused("no room")),
+            "the cluster refused to add this host: no room",
+            1,
+        ),
+        (
+            ClusterError::file(
+                FileOp::Restrict,
+                "/d/cluster-token",
+                std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+            ),
+            "cannot restrict /d/cluster-token: permission denied",
+            1,
+        ),
+        (
+            ClusterError::Timeout(Duration::from_secs(3)),
+            "the cluster did not commit the change within 3s (is a majority of its voting hosts up and reachable?); check `vxnet cluster members`",
+            1,
+        ),
+    ];
+    for (error, message, code) in cases {
+        assert_eq!(error.to_string(), message);
+        assert_eq!(error.exit_code(), code, "{error:?}");
+    }
+    assert!(ClusterError::Timeout(Duration::from_secs(1)).is_timeout());
+    assert!(!ClusterError::NoLeader.is_timeout());
+    let down = ClusterError::NodeDown {
+        source: Box::new(ClusterError::Stopped),
+    };
+    assert!(down.is_fatal() && !ClusterError::Stopped.is_fatal());
+    assert!(matches!(
+        ClusterError::Timeout(Duration::from_millis(5)).with_timeout(Duration::from_secs(2)),
+        ClusterError::Timeout(t) if t == Duration::from_secs(2)
+    ));
+}
+
+#[test]
+fn answers_carry_a_code() {
+    for rejection in [
+        Rejection::not_leader(),
+        Rejection::busy(),
+        Rejection::bad_request("no host"),
+        Rejection::refused("full"),
+    ] {
+        let (code, error) = Rejection::to_answer(&Err(rejection.clone()));
+        assert_eq!(Rejection::from_answer(code, &error), Some(rejection));
+    }
+    let (code, error) = Rejection::to_answer(&Ok(()));
+    assert_eq!((code, error.as_str()), (ClusterErrorCode::Ok as i32, ""));
+    assert_eq!(Rejection::from_answer(code, &error), None);
+    // Nothing is mistaken for success: an unknown code, or a text without a code.
+    assert_eq!(
+        Rejection::from_answer(99, "from the future"),
+        Some(Rejection::refused("from the future"))
+    );
+    assert_eq!(
+        Rejection::from_answer(ClusterErrorCode::Ok as i32, "not the leader"),
+        Some(Rejection::refused("not the leader"))
+    );
+}
+
+#[test]
+fn raft_ids_persist_and_renew() {
+    let dir = std::env::temp_dir().join(format!("vxnet-raftid-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let a = load_or_create_raft_id(&dir, false).expect("id");
+    assert_ne!(a, 0);
+    assert_eq!(load_or_create_raft_id(&dir, false).expect("id"), a);
+    let b = load_or_create_raft_id(&dir, true).expect("id");
+    assert_ne!(a, b);
+    assert_eq!(load_or_create_raft_id(&dir, false).expect("id"), b);
+    std::fs::write(dir.join("raft-id"), "zero\n").expect("write");
+    assert!(load_or_create_raft_id(&dir, false).is_err());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Three daemons' clusters in one process, on loopback: join, replicate, read fresh,
+/// refuse a wrong token, leave, restart. No root needed.
+#[test]
+fn three_hosts_join_replicate_leave_and_restart() {
+    use vxnet_proto::{command, Command, Connect, CreateNetwork};
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let root = std::env::temp_dir().join(format!("vxnet-cluster-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port()
+    };
+    let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
+    let host = |i: usize| Host {
+        id: format!("{:064x}", i + 1),
+        name: format!("host{i}"),
+        addr: u32::from(Ipv4Addr::LOCALHOST),
+        raft_id: 0,
+        cluster_port: u32::from(ports[i]),
+    };
+    let open = |i: usize| {
+        let dir = root.join(format!("h{i}"));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let (tx, _rx) = mpsc::unbounded_channel();
+        // A tiny compaction interval: the restarted host below must catch up from a
+        // snapshot, since the log it missed is gone by then.
+        let options = ClusterOptions {
+            max_voters: 3,
+            compact_every: 5,
+        };
+        Cluster::open(&dir, host(i), options, runtime.handle().clone(), tx).expect("open")
+    };
+    let t = Duration::from_secs(10);
+    let mut c: Vec<Cluster> = (0..3).map(open).collect();
+    let token = c[0].token();
+
+    // A wrong token is refused, and leaves both sides as they were.
+    let wrong = format!("vxnet-{}", "0".repeat(64));
+    assert!(c[1]
+        .join(&format!("127.0.0.1:{}", ports[0]), &wrong, t)
+        .is_err());
+    assert_eq!(c[0].handle().state().hosts().len(), 1);
+
+    // Two hosts join at once: one membership change at a time, the other waits its turn.
+    std::thread::scope(|scope| {
+        for joiner in &mut c[1..] {
+            let (token, seed) = (&token, format!("127.0.0.1:{}", ports[0]));
+            scope.spawn(move || joiner.join(&seed, token, t).expect("join"));
+        }
+    });
+    let members = c[2].members(t);
+    assert_eq!(members.len(), 3);
+    assert_eq!(members.iter().filter(|m| m.leader).count(), 1);
+    assert!(members.iter().all(|m| m.role == "voter"));
+
+    // A write on a follower is answered once applied there (read-your-writes)...
+    let created = c[2]
+        .handle()
+        .propose(
+            Command {
+                kind: Some(command::Kind::CreateNetwork(CreateNetwork {
+                    id: "ab".repeat(32),
+                    name: "app".into(),
+                    mtu: 1450,
+                    ..Default::default()
+                })),
+            },
+            t,
+        )
+        .expect("create");
+    assert!(matches!(created, crate::state::Applied::NetworkCreated(_)));
+    assert!(c[2].handle().state().network("app").is_ok());
+    // ...and a fresh read anywhere sees it.
+    c[1].handle().read_barrier(t).expect("read barrier");
+    let vni = c[1]
+        .handle()
+        .state()
+        .network("app")
+        .expect("replicated")
+        .vni;
+    assert_eq!(vni, 256);
+
+    // Allocation happens in apply: two hosts never get the same address.
+    let connect = |i: usize, ep: u8| Command {
+        kind: Some(command::Kind::Connect(Connect {
+            endpoint_id: format!("{ep:02x}").repeat(32),
+            network_id: "ab".repeat(32),
+            host_id: host(i).id,
+            name: format!("c{ep}"),
+            ifname: "eth0".into(),
+            target: format!("/run/netns/c{ep}"),
+            ..Default::default()
+        })),
+    };
+    let a = c[1]
+        .handle()
+        .propose(connect(1, 1), t)
+        .expect("connect on h1");
+    let b = c[2]
+        .handle()
+        .propose(connect(2, 2), t)
+        .expect("connect on h2");
+    let (crate::state::Applied::Connected(a), crate::state::Applied::Connected(b)) = (a, b) else {
+        panic!("not connected");
+    };
+    assert_ne!(a.ipv4, b.ipv4);
+
+    // A host down while the others write (and compact their logs) catches up on restart,
+    // from a snapshot: the log it missed is gone by then.
+    let down = c.remove(1);
+    drop(down);
+    for n in 0..20u8 {
+        let create = Command {
+            kind: Some(command::Kind::CreateNetwork(CreateNetwork {
+                id: format!("{:02x}", 0x80 + n).repeat(32),
+                name: format!("n{n}"),
+                mtu: 1450,
+                ..Default::default()
+            })),
+        };
+        c[0].handle()
+            .propose(create, t)
+            .expect("create while h1 is down");
+    }
+    c.insert(1, open(1));
+    c[1].handle()
+        .read_barrier(t)
+        .expect("read barrier after restart");
+    assert!(c[1].handle().state().endpoint(&a.id).is_some());
+    assert!(c[1].handle().state().network("n19").is_ok());
+
+    // A fourth host is a learner (three voters at most)...
+    c.push(open(3));
+    c[3].join(&format!("127.0.0.1:{}", ports[0]), &token, t)
+        .expect("join h3");
+    let role = |c: &Cluster, name: &str| {
+        c.members(t)
+            .into_iter()
+            .find(|m| m.name == name)
+            .map(|m| m.role)
+    };
+    assert_eq!(role(&c[0], "host3").as_deref(), Some("learner"));
+
+    // ...until a voter leaves: then it is promoted, in the same change. Leaving takes the
+    // host's endpoints with it, everywhere.
+    c[2].leave(t).expect("leave");
+    c[0].handle().read_barrier(t).expect("read barrier");
+    assert_eq!(role(&c[0], "host3").as_deref(), Some("voter"));
+    assert_eq!(role(&c[0], "host2"), None);
+    {
+        let state = c[0].handle().state();
+        assert_eq!(state.hosts().len(), 3);
+        assert!(state.endpoint(&b.id).is_none());
+        assert!(state.endpoint(&a.id).is_some());
+    }
+    // The leaver is a cluster of one again, with nothing of the old cluster.
+    assert_eq!(c[2].handle().state().hosts().len(), 1);
+    assert!(c[2].handle().state().networks().is_empty());
+    drop(c);
+    let _ = std::fs::remove_dir_all(&root);
+}
