@@ -31,3 +31,14 @@ if ! command -v cargo >/dev/null 2>&1; then
     echo "install-deps: cargo is missing; install a Rust toolchain (rustup) first" >&2
     exit 1
 fi
+# The suite checks formatting and lints: rustfmt and clippy come with rustup's toolchain.
+for tool in fmt clippy; do
+    if ! cargo "$tool" --version >/dev/null 2>&1; then
+        if command -v rustup >/dev/null 2>&1; then
+            rustup component add "$([[ $tool == fmt ]] && echo rustfmt || echo clippy)"
+        else
+            echo "install-deps: cargo $tool is missing; install it with your Rust toolchain" >&2
+            exit 1
+        fi
+    fi
+done

@@ -3,11 +3,15 @@
 # real vxnet daemons, TAPs, veths, bridges, iperf3, ping and a kernel vxlan peer in network
 # namespaces — then the dataplane's integration tests again with the TAP offloads, coalescing
 # and UDP GSO switched off (VXNET_NO_OFFLOADS=1), the path older kernels take.
+# Formatting and lints are checked first: unformatted code or a clippy warning fails the run.
 # Needs root; set VXNET_SKIP_ROOT_TESTS=1 to skip the tests that need it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
+echo "== cargo fmt --check, cargo clippy -D warnings"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
 cargo build --workspace --bins
 threads=${VXNET_TEST_THREADS:-2}
 cargo test --workspace -- --test-threads "$threads"

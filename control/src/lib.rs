@@ -1,15 +1,17 @@
-//! The vxnet control plane: the daemon, its state and API, and the command line client.
+//! The vxnet control plane, by role:
+//!
+//! - [`state`]: the replicated state machine — hosts, networks, endpoints, IP and VNI
+//!   allocation — deterministic, no IO;
+//! - [`cluster`]: the Raft group that replicates it (node, storage, transport, membership);
+//! - [`program`]: the pure step from the state to what this host's dataplane must run;
+//! - [`daemon`]: the API server and the control thread that proposes changes and programs
+//!   the dataplane through its one door (`vxnet_dataplane::host`);
+//! - [`cli`]: the command line, a client of the daemon's API ([`api`]).
 
 pub mod api;
 pub mod cli;
-pub mod client;
 pub mod cluster;
 pub mod daemon;
 pub mod program;
-pub mod render;
 pub mod state;
 pub mod sys;
-
-/// IPv4 prefixes and their allocation, part of the state machine; the command line parses
-/// `--subnet` and `--ip-range` with it too.
-pub use state::ipam;

@@ -3,10 +3,13 @@
 
 use std::process::ExitCode;
 
+use std::io::IsTerminal;
+
+use anyhow::Context;
 use clap::error::ErrorKind;
 use clap::Parser;
-use vxnet_control::cli::{Cli, Command};
-use vxnet_control::{client, daemon};
+use vxnet_control::cli::{client, Cli, Command, DaemonArgs};
+use vxnet_control::daemon::{self, DaemonConfig};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -14,7 +17,7 @@ fn main() -> ExitCode {
         Err(e) => return usage_error(e),
     };
     match cli.command {
-        Command::Daemon(args) => match daemon::run(args, cli.socket) {
+        Command::Daemon(args) => match run_daemon(args, cli.socket) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("vxnet: {e:#}");
@@ -32,6 +35,32 @@ fn main() -> ExitCode {
             }
         },
     }
+}
+
+/// Sets up logging (the one place that does), then runs the daemon.
+fn run_daemon(args: DaemonArgs, socket: std::path::PathBuf) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level).with_context(|| {
+        format!(
+            "--log-level {:?} is not a level (use trace, debug, info, warn or error)",
+            args.log_level
+        )
+    })?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+    daemon::run(DaemonConfig {
+        advertise_addr: args.advertise_addr,
+        data_dir: args.data_dir,
+        socket,
+        vxlan_port: args.vxlan_port,
+        cluster_port: args.cluster_port,
+        name: args.name,
+        voters: args.voters as usize,
+        offloads: !args.no_offloads,
+    })?;
+    Ok(())
 }
 
 /// Help and version print as clap formats them; a real usage error becomes one line.

@@ -14,3 +14,15 @@ mod generated {
     include!(concat!(env!("OUT_DIR"), "/vxnet.rs"));
 }
 pub use generated::*;
+
+impl ErrorCode {
+    /// The CLI's exit status for a request that failed so: 2 for a usage error, 1 otherwise
+    /// (0 for none).
+    pub fn exit_code(self) -> u8 {
+        match self {
+            ErrorCode::None => 0,
+            ErrorCode::Usage => 2,
+            _ => 1,
+        }
+    }
+}

@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use vxnet_proto::ClusterErrorCode;
+use vxnet_proto::{ClusterErrorCode, ErrorCode};
 
 use super::raft::node::NodeError;
 use super::raft::storage::StorageError;
@@ -109,14 +109,39 @@ pub enum ClusterError {
 }
 
 impl ClusterError {
-    /// The CLI's exit code: 2 for a bad argument, the refusal's own code for a refused
-    /// command, 1 for everything else.
-    pub fn exit_code(&self) -> u8 {
+    /// What kind of failure this is, for the API's clients; the CLI's exit code follows from
+    /// it (2 for a bad argument, the refusal's own for a refused command, 1 otherwise).
+    pub fn code(&self) -> ErrorCode {
+        use ClusterError::*;
         match self {
-            ClusterError::Refused(r) => r.exit_code(),
-            ClusterError::BadToken(_) | ClusterError::BadAddress(_) => 2,
-            _ => 1,
+            Refused(r) => r.code(),
+            BadToken(_) | BadAddress(_) => ErrorCode::Usage,
+            NoLeader | Timeout(_) | Stopped | TooManyRedirects | JoinUnreachable { .. } => {
+                ErrorCode::Unavailable
+            }
+            JoinRefused(r) | LeaveRefused(r) => match r.code {
+                ClusterErrorCode::NotLeader | ClusterErrorCode::Busy => ErrorCode::Unavailable,
+                _ => ErrorCode::Refused,
+            },
+            AlreadyInCluster | HasNetworks => ErrorCode::Conflict,
+            NothingToLeave => ErrorCode::Refused,
+            CorruptRaftId(_) | CorruptToken { .. } => ErrorCode::Internal,
+            ReplayTimeout(_)
+            | OpenLog { .. }
+            | Listen { .. }
+            | Node(_)
+            | NodeDown { .. }
+            | NotAJoinAnswer(_)
+            | NotALeaveAnswer
+            | File { .. }
+            | TokenGeneration(_)
+            | Random(_) => ErrorCode::Failed,
         }
+    }
+
+    /// The CLI's exit code (see [`ClusterError::code`]).
+    pub fn exit_code(&self) -> u8 {
+        self.code().exit_code()
     }
 
     /// Whether the change may still commit: see the module docs.

@@ -11,7 +11,7 @@
 use std::net::Ipv4Addr;
 
 use vxnet_proto::types::{FIRST_AUTO_VNI, IFNAME_MAX, MTU_MAX, MTU_MIN, VNI_MAX, VNI_MIN};
-use vxnet_proto::Endpoint;
+use vxnet_proto::{Endpoint, ErrorCode};
 
 use super::ipam::{CidrError, Ipv4Cidr, DEFAULT_POOL, DEFAULT_SUBNET_PREFIX, MAX_NETWORK_PREFIX};
 
@@ -191,13 +191,34 @@ impl Refusal {
         )
     }
 
+    /// What kind of failure this is, for the API's clients.
+    pub fn code(&self) -> ErrorCode {
+        use Refusal::*;
+        match self {
+            _ if self.is_usage_error() => ErrorCode::Usage,
+            NoSuchNetwork { .. }
+            | AmbiguousNetwork { .. }
+            | NoSuchHost { .. }
+            | NoSuchEndpoint { .. } => ErrorCode::NotFound,
+            NetworkNameInUse { .. }
+            | NetworkIdInUse { .. }
+            | VniInUse { .. }
+            | NetworkHasEndpoints { .. }
+            | EndpointIdInUse { .. }
+            | EndpointNameInUse { .. }
+            | AddressInUse { .. }
+            | AlreadyConnected { .. }
+            | OverlappingSubnets { .. }
+            | IfnameInUse { .. } => ErrorCode::Conflict,
+            NoFreeVni | NoFreeSubnet | NoFreeAddress { .. } => ErrorCode::Exhausted,
+            EmptyCommand | MissingField { .. } | Inconsistent(_) => ErrorCode::Internal,
+            _ => ErrorCode::Refused,
+        }
+    }
+
     /// The CLI's exit code: 2 for a usage error, 1 otherwise.
     pub fn exit_code(&self) -> u8 {
-        if self.is_usage_error() {
-            2
-        } else {
-            1
-        }
+        self.code().exit_code()
     }
 }
 

@@ -1,36 +1,17 @@
-//! The per-host daemon: the API server on the Unix socket, the cluster (a Raft node holding the
-//! replicated state), and the dataplane it programs from that state.
-//!
-//! Rules:
-//! - Requests are handled one at a time by one control thread, the only proposer of changes
-//!   and the only writer of the sandboxes and the control-plane FDB entries; tokio moves bytes
-//!   on the socket and runs the Raft node.
-//! - Writes go through Raft and are answered once applied here (read-your-writes); `network
-//!   ls`/`inspect` first pass a ReadIndex barrier, so they see every write the cluster
-//!   acknowledged before them.
-//! - When the replicated state changes (a write here or on any other host), the control thread
-//!   reconciles.
-//! - Every request either completes or leaves nothing behind: a `connect` whose plumbing fails
-//!   gives its address back; a `disconnect` removes the veth before the endpoint.
-//! - After every change, `Daemon::reconcile_all` builds the host's program from the state
-//!   ([`crate::program`]) and hands it to the dataplane's door (`vxnet_dataplane::host`),
-//!   which makes the sandboxes, TAPs, veths and forwarding tables match it. Startup runs the
-//!   same reconcile, which is how a restarted daemon rebuilds its TAPs around existing
-//!   sandboxes.
+//! The control thread: every API request, one at a time, and the reconcile after every state
+//! change (see the module docs of [`super`]).
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
-use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, Notify};
 use vxnet_dataplane::host::{
     next_free_ifname, resolve_target, Attachment, DropReason, Host as Dataplane, HostConfig,
-    HostError, NetworkFailure,
+    NetworkFailure,
 };
 use vxnet_proto::types::{MacAddr, MTU_MIN, VXLAN_OVERHEAD};
 use vxnet_proto::{
@@ -39,172 +20,17 @@ use vxnet_proto::{
     NetworkStats, NetworkView, RemoveNetwork, Request, Response, Stats,
 };
 
-use crate::api;
-use crate::cli::DaemonArgs;
+use super::error::{failure, RequestError};
+use super::identity::{hostname, load_or_create_host_id};
+use super::{ControlEvent, DaemonConfig, DaemonError};
 use crate::cluster::{Cluster, ClusterError, ClusterOptions};
 use crate::program::host_program;
 use crate::state::Applied;
 use crate::sys;
 
-pub fn run(args: DaemonArgs, socket: PathBuf) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level).with_context(|| {
-        format!(
-            "--log-level {:?} is not a level (use trace, debug, info, warn or error)",
-            args.log_level
-        )
-    })?;
-    use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
+type Reply = Result<Response, RequestError>;
 
-    std::fs::create_dir_all(&args.data_dir)
-        .with_context(|| format!("cannot create data dir {}", args.data_dir.display()))?;
-    let _lock = sys::DirLock::acquire(&args.data_dir.join("lock"))?.with_context(|| {
-        format!(
-            "another vxnet daemon is using data dir {}; stop it or pass another --data-dir",
-            args.data_dir.display()
-        )
-    })?;
-    let (ifname, underlay_mtu) = sys::interface_with_addr(args.advertise_addr)?.with_context(|| {
-        format!("--advertise-addr {} is not an address of any interface here; pass this host's underlay address", args.advertise_addr)
-    })?;
-    tracing::info!(addr = %args.advertise_addr, interface = %ifname, mtu = underlay_mtu, "underlay");
-
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let (events, rx) = mpsc::unbounded_channel::<ControlEvent>();
-    let (changed, mut changes) = mpsc::unbounded_channel::<()>();
-    let mut daemon = Daemon::open(&args, underlay_mtu, runtime.handle().clone(), changed)?;
-    daemon.reconcile_all();
-    let forward = events.clone();
-    let dirty = Arc::clone(&daemon.state_dirty);
-    runtime.spawn(async move {
-        while changes.recv().await.is_some() {
-            // One event stands for any number of changes not yet reconciled.
-            if !dirty.swap(true, Ordering::AcqRel)
-                && forward.send(ControlEvent::StateChanged).is_err()
-            {
-                break;
-            }
-        }
-    });
-    let control = std::thread::Builder::new()
-        .name("vxnet-control".into())
-        .spawn(move || daemon.serve(rx))?;
-    let result = runtime.block_on(serve_socket(&socket, events.clone()));
-    let _ = events.send(ControlEvent::Shutdown);
-    // The channel is closed once serve_socket returned: the control thread drains and ends.
-    let _ = control.join();
-    let _ = std::fs::remove_file(&socket);
-    tracing::info!("stopped");
-    result
-}
-
-/// What the control thread acts on: API requests, and news that the replicated state changed.
-enum ControlEvent {
-    Request(Request, oneshot::Sender<Response>),
-    StateChanged,
-    Shutdown,
-}
-
-async fn serve_socket(
-    path: &Path,
-    jobs: mpsc::UnboundedSender<ControlEvent>,
-) -> anyhow::Result<()> {
-    let listener = bind_socket(path).await?;
-    tracing::info!(socket = %path.display(), "listening");
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => { tokio::spawn(handle_connection(stream, jobs.clone())); }
-                Err(e) => tracing::warn!(error = %e, "accept failed"),
-            },
-            _ = term.recv() => break,
-            _ = tokio::signal::ctrl_c() => break,
-        }
-    }
-    tracing::info!("stopping");
-    Ok(())
-}
-
-async fn bind_socket(path: &Path) -> anyhow::Result<UnixListener> {
-    if UnixStream::connect(path).await.is_ok() {
-        bail!(
-            "a daemon already listens on {}; stop it or pass another --socket",
-            path.display()
-        );
-    }
-    // Nobody answers: whatever is there is a leftover of a daemon that died.
-    let _ = std::fs::remove_file(path);
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
-    let listener =
-        UnixListener::bind(path).with_context(|| format!("cannot listen on {}", path.display()))?;
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    Ok(listener)
-}
-
-async fn handle_connection(stream: UnixStream, jobs: mpsc::UnboundedSender<ControlEvent>) {
-    let mut framed = api::framed(stream);
-    let request = match api::recv::<_, Request>(&mut framed).await {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::debug!(error = %e, "bad API request");
-            let _ = api::send(
-                &mut framed,
-                &failure(
-                    format!("malformed request ({e}); is the CLI the same version as the daemon?"),
-                    1,
-                ),
-            )
-            .await;
-            return;
-        }
-    };
-    let (tx, rx) = oneshot::channel();
-    if jobs.send(ControlEvent::Request(request, tx)).is_err() {
-        return;
-    }
-    if let Ok(response) = rx.await {
-        let _ = api::send(&mut framed, &response).await;
-    }
-}
-
-fn failure(message: impl Into<String>, exit_code: u32) -> Response {
-    Response {
-        error: message.into(),
-        exit_code,
-        ..Default::default()
-    }
-}
-
-/// A request that failed: what to tell the user, and the CLI's exit code.
-struct Failed(String, u32);
-
-impl From<ClusterError> for Failed {
-    fn from(e: ClusterError) -> Failed {
-        let code = e.exit_code();
-        Failed(e.to_string(), u32::from(code))
-    }
-}
-
-impl From<HostError> for Failed {
-    fn from(e: HostError) -> Failed {
-        Failed(e.to_string(), 1)
-    }
-}
-
-type Reply = Result<Response, Failed>;
-
-struct Daemon {
+pub(super) struct Daemon {
     host_id: String,
     cluster: Cluster,
     /// The door to the dataplane: sandboxes, TAPs, veths, the engine.
@@ -212,8 +38,6 @@ struct Daemon {
     default_mtu: u32,
     /// How long the request being handled may take (the CLI's --timeout, less a margin).
     timeout: Duration,
-    /// Whether the last proposal timed out (it may still commit).
-    cluster_timed_out: bool,
     /// Endpoint ids of connects that timed out, and when.
     abandoned: BTreeMap<String, Instant>,
     /// Set when the replicated state changed and the dataplane has not been reconciled since.
@@ -228,47 +52,41 @@ const TIMEOUT_MARGIN: Duration = Duration::from_millis(500);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Daemon {
-    fn open(
-        args: &DaemonArgs,
+    pub(super) fn open(
+        config: &DaemonConfig,
         underlay_mtu: u32,
         runtime: tokio::runtime::Handle,
         changed: mpsc::UnboundedSender<()>,
-    ) -> anyhow::Result<Daemon> {
-        let host_id = load_or_create_host_id(&args.data_dir)?;
-        let name = match &args.name {
-            Some(n) => n.clone(),
-            None => hostname(),
-        };
+    ) -> Result<Daemon, DaemonError> {
+        let host_id = load_or_create_host_id(&config.data_dir)?;
+        let name = config.name.clone().unwrap_or_else(hostname);
         let host = Host {
             id: host_id,
             name,
-            addr: u32::from(args.advertise_addr),
+            addr: u32::from(config.advertise_addr),
             raft_id: 0,
-            cluster_port: u32::from(args.cluster_port),
+            cluster_port: u32::from(config.cluster_port),
         };
         let options = ClusterOptions {
-            max_voters: args.voters as usize,
+            max_voters: config.voters,
             ..ClusterOptions::default()
         };
-        let cluster = Cluster::open(&args.data_dir, host, options, runtime, changed)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let cluster = Cluster::open(&config.data_dir, host, options, runtime, changed)?;
         // A restarted host with a new name or address tells the cluster; best effort, as the
         // cluster may be without quorum right now.
         if let Err(e) = cluster.refresh_own_record(Duration::from_secs(5)) {
             tracing::warn!(error = %e, "cannot update this host's record in the cluster yet");
         }
         let dataplane = Dataplane::start(HostConfig {
-            underlay: args.advertise_addr,
-            vxlan_port: args.vxlan_port,
-            offloads: !args.no_offloads,
-            sandbox_dir: args.data_dir.join("netns"),
-        })
-        .map_err(|e| anyhow::anyhow!("cannot {e}"))?;
+            underlay: config.advertise_addr,
+            vxlan_port: config.vxlan_port,
+            offloads: config.offloads,
+            sandbox_dir: config.data_dir.join("netns"),
+        })?;
         Ok(Daemon {
             host_id: cluster.host().id.clone(),
             cluster,
             timeout: DEFAULT_TIMEOUT,
-            cluster_timed_out: false,
             abandoned: BTreeMap::new(),
             state_dirty: Arc::new(AtomicBool::new(false)),
             dataplane,
@@ -276,7 +94,20 @@ impl Daemon {
         })
     }
 
-    fn serve(mut self, mut events: mpsc::UnboundedReceiver<ControlEvent>) {
+    /// The daemon's "state changed, not yet reconciled" flag, for the task that forwards the
+    /// cluster's change events.
+    pub(super) fn state_dirty(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.state_dirty)
+    }
+
+    /// Handles events until shutdown. A fatal cluster error (see `cluster`'s docs) answers its
+    /// request, notifies `fatal` and ends the loop with that error.
+    pub(super) fn serve(
+        mut self,
+        mut events: mpsc::UnboundedReceiver<ControlEvent>,
+        fatal: &Notify,
+    ) -> Result<(), DaemonError> {
+        let mut stopped_by = None;
         while let Some(event) = events.blocking_recv() {
             match event {
                 ControlEvent::Request(request, reply) => {
@@ -285,9 +116,17 @@ impl Daemon {
                         ms => Duration::from_millis(u64::from(ms)).saturating_sub(TIMEOUT_MARGIN),
                     }
                     .max(Duration::from_millis(100));
-                    let response = self
-                        .handle(request)
-                        .unwrap_or_else(|Failed(msg, code)| failure(msg, code));
+                    let response = match self.handle(request) {
+                        Ok(response) => response,
+                        Err(RequestError::Cluster(e)) if e.is_fatal() => {
+                            tracing::error!(error = %e, "stopping: this host has no Raft node");
+                            let _ = reply.send(failure(e.to_string(), e.code()));
+                            stopped_by = Some(e);
+                            fatal.notify_one();
+                            break;
+                        }
+                        Err(e) => e.to_response(),
+                    };
                     let _ = reply.send(response);
                 }
                 ControlEvent::StateChanged => {
@@ -302,14 +141,15 @@ impl Daemon {
         }
         // Stop forwarding; sandboxes stay so that containers keep their interfaces.
         self.dataplane.shutdown();
+        match stopped_by {
+            Some(e) => Err(DaemonError::Cluster(e)),
+            None => Ok(()),
+        }
     }
 
     fn handle(&mut self, request: Request) -> Reply {
         let Some(kind) = request.kind else {
-            return Err(Failed(
-                "empty request; is the CLI the same version as the daemon?".into(),
-                1,
-            ));
+            return Err(RequestError::EmptyRequest);
         };
         match kind {
             request::Kind::NetworkCreate(r) => self.create(r),
@@ -375,24 +215,18 @@ impl Daemon {
     }
 
     /// Makes the next reads see everything the cluster committed before this request.
-    fn fresh(&self) -> Result<(), Failed> {
+    fn fresh(&self) -> Result<(), RequestError> {
         Ok(self.cluster.handle().read_barrier(self.timeout)?)
     }
 
-    fn network(&self, name_or_id: &str) -> Result<Network, Failed> {
-        self.state()
-            .network(name_or_id)
-            .cloned()
-            .map_err(|r| Failed(r.to_string(), u32::from(r.exit_code())))
+    fn network(&self, name_or_id: &str) -> Result<Network, RequestError> {
+        Ok(self.state().network(name_or_id).cloned()?)
     }
 
-    fn apply(&mut self, kind: command::Kind) -> Result<Applied, Failed> {
-        let result = self
-            .cluster
+    fn apply(&mut self, kind: command::Kind) -> Result<Applied, ClusterError> {
+        self.cluster
             .handle()
-            .propose(Command { kind: Some(kind) }, self.timeout);
-        self.cluster_timed_out = matches!(result, Err(ClusterError::Timeout(_)));
-        Ok(result?)
+            .propose(Command { kind: Some(kind) }, self.timeout)
     }
 
     /// Endpoints whose connect timed out but committed after all: nobody plumbed them, so
@@ -447,8 +281,7 @@ impl Daemon {
     }
 
     fn create(&mut self, r: NetworkCreateRequest) -> Reply {
-        let id =
-            sys::random_id().map_err(|e| Failed(format!("cannot read random bytes: {e}"), 1))?;
+        let id = sys::random_id().map_err(RequestError::Random)?;
         let applied = self.apply(command::Kind::CreateNetwork(CreateNetwork {
             id,
             name: r.name,
@@ -461,10 +294,7 @@ impl Daemon {
             labels: r.labels,
         }))?;
         let Applied::NetworkCreated(net) = applied else {
-            return Err(Failed(
-                "internal: create applied as something else".into(),
-                1,
-            ));
+            return Err(RequestError::AppliedAsOther("create"));
         };
         tracing::info!(name = %net.name, id = %net.id, vni = net.vni, "network created");
         Ok(Response {
@@ -477,18 +307,20 @@ impl Daemon {
         let mut removed = Vec::new();
         let mut errors = Vec::new();
         for name in names {
-            let result = self.network(name).and_then(|net| {
-                self.apply(command::Kind::RemoveNetwork(RemoveNetwork {
-                    network_id: net.id.clone(),
-                }))?;
-                Ok(net)
-            });
+            let result = self
+                .network(name)
+                .and_then(|net| -> Result<Network, RequestError> {
+                    self.apply(command::Kind::RemoveNetwork(RemoveNetwork {
+                        network_id: net.id.clone(),
+                    }))?;
+                    Ok(net)
+                });
             match result {
                 Ok(net) => {
                     tracing::info!(name = %net.name, "network removed");
                     removed.push(name.clone());
                 }
-                Err(Failed(msg, code)) => errors.push((msg, code)),
+                Err(e) => errors.push(e),
             }
         }
         self.reconcile_all();
@@ -497,13 +329,10 @@ impl Daemon {
                 names: removed,
                 ..Default::default()
             })
+        } else if errors.len() == 1 && removed.is_empty() {
+            Err(errors.remove(0))
         } else {
-            let code = errors.iter().map(|e| e.1).max().unwrap_or(1);
-            let mut msg: Vec<String> = errors.into_iter().map(|e| e.0).collect();
-            if !removed.is_empty() {
-                msg.push(format!("removed: {}", removed.join(", ")));
-            }
-            Err(Failed(msg.join("; "), code))
+            Err(RequestError::Several { errors, removed })
         }
     }
 
@@ -539,8 +368,7 @@ impl Daemon {
             None => next_free_ifname(&target)?,
         };
         let name = r.name.unwrap_or_else(|| default_endpoint_name(&r.target));
-        let id =
-            sys::random_id().map_err(|e| Failed(format!("cannot read random bytes: {e}"), 1))?;
+        let id = sys::random_id().map_err(RequestError::Random)?;
         let proposed = self.apply(command::Kind::Connect(Connect {
             endpoint_id: id.clone(),
             network_id: net.id.clone(),
@@ -552,19 +380,16 @@ impl Daemon {
             target: target.to_string_lossy().into_owned(),
         }));
         let applied = match proposed {
-            Err(e @ Failed(..)) if self.cluster_timed_out => {
+            Err(e) if e.is_timeout() => {
                 // The entry may still commit later, with nobody to plumb it: remember it, so
                 // that it is disconnected again if it ever shows up.
                 self.abandoned.insert(id, Instant::now());
-                return Err(e);
+                return Err(e.into());
             }
             other => other?,
         };
         let Applied::Connected(ep) = applied else {
-            return Err(Failed(
-                "internal: connect applied as something else".into(),
-                1,
-            ));
+            return Err(RequestError::AppliedAsOther("connect"));
         };
         if let Err(e) = self.plumb(&net, &ep, &target) {
             // Give the address back: a failed connect leaves nothing behind.
@@ -583,7 +408,7 @@ impl Daemon {
 
     /// Wires a committed endpoint into this host's sandbox of its network, setting that
     /// sandbox up first if this is the network's first local endpoint.
-    fn plumb(&mut self, net: &Network, ep: &Endpoint, target: &Path) -> Result<(), Failed> {
+    fn plumb(&mut self, net: &Network, ep: &Endpoint, target: &Path) -> Result<(), RequestError> {
         if let Some(failure) = self
             .reconcile_all()
             .into_iter()
@@ -591,12 +416,8 @@ impl Daemon {
         {
             return Err(failure.error.into());
         }
-        let mac = MacAddr::from_slice(&ep.mac).ok_or_else(|| {
-            Failed(
-                format!("internal: endpoint {} has a malformed MAC", ep.name),
-                1,
-            )
-        })?;
+        let mac = MacAddr::from_slice(&ep.mac)
+            .ok_or_else(|| RequestError::MalformedMac(ep.name.clone()))?;
         self.dataplane.attach(&Attachment {
             network_id: net.id.clone(),
             endpoint_id: ep.id.clone(),
@@ -610,15 +431,12 @@ impl Daemon {
 
     fn disconnect(&mut self, r: NetworkDisconnectRequest) -> Reply {
         let net = self.network(&r.network)?;
-        let ep = self.find_endpoint(&net, &r.target).ok_or_else(|| {
-            Failed(
-                format!(
-                    "{:?} is not connected to network {}; see `vxnet network inspect {}`",
-                    r.target, net.name, net.name
-                ),
-                1,
-            )
-        })?;
+        let ep = self
+            .find_endpoint(&net, &r.target)
+            .ok_or_else(|| RequestError::NotConnected {
+                target: r.target.clone(),
+                network: net.name.clone(),
+            })?;
         self.dataplane.detach(&net.id, &ep.id)?;
         self.apply(command::Kind::Disconnect(Disconnect {
             endpoint_id: ep.id.clone(),
@@ -649,7 +467,7 @@ impl Daemon {
 
     /// Makes the dataplane match the state (see `vxnet_dataplane::host`); failures are
     /// logged, returned, and retried by the next reconcile.
-    fn reconcile_all(&mut self) -> Vec<NetworkFailure> {
+    pub(super) fn reconcile_all(&mut self) -> Vec<NetworkFailure> {
         // Cleared before the state is read: a change applied after this raises it again.
         self.state_dirty.store(false, Ordering::Release);
         let program = host_program(self.state().state(), &self.host_id);
@@ -709,7 +527,8 @@ fn drop_counts(drops: &[(DropReason, u64)]) -> Vec<DropCount> {
         .collect()
 }
 
-/// CLI.md: the namespace's name, or `pid:PID`; for a path, its last component.
+/// The default endpoint name (README, "The command line"): the namespace's name, or
+/// `pid:PID`; for a path, its last component.
 fn default_endpoint_name(target: &str) -> String {
     if target.starts_with("pid:") || !target.starts_with('/') {
         return target.to_string();
@@ -720,38 +539,5 @@ fn default_endpoint_name(target: &str) -> String {
     }
 }
 
-fn load_or_create_host_id(data_dir: &Path) -> anyhow::Result<String> {
-    let path = data_dir.join("host-id");
-    match std::fs::read_to_string(&path) {
-        Ok(id) if id.trim().len() == 64 => return Ok(id.trim().to_string()),
-        Ok(_) => bail!(
-            "{} is corrupt; remove it to give this host a new identity",
-            path.display()
-        ),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
-    }
-    let id = sys::random_id()?;
-    sys::write_atomically(&path, &format!("{id}\n"))
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(id)
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into())
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn default_endpoint_names() {
-        assert_eq!(default_endpoint_name("c1"), "c1");
-        assert_eq!(default_endpoint_name("pid:42"), "pid:42");
-        assert_eq!(default_endpoint_name("/var/run/netns/c1"), "c1");
-        assert_eq!(default_endpoint_name("/proc/42/ns/net"), "/proc/42/ns/net");
-    }
-}
+mod tests;

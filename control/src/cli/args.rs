@@ -1,5 +1,5 @@
-//! The command line, per `shared/CLI.md`. Every failure becomes one line `vxnet: …` on stderr
-//! and an exit code: 2 for a usage error, 1 otherwise.
+//! The arguments `vxnet` takes, as clap parses them. Every failure becomes one line `vxnet: …`
+//! on stderr and an exit code: 2 for a usage error, 1 otherwise.
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use vxnet_proto::types::{MTU_MAX, MTU_MIN, VNI_MAX, VNI_MIN};
 
-use crate::ipam::Ipv4Cidr;
+use crate::state::Ipv4Cidr;
 
 pub const DEFAULT_SOCKET: &str = "/run/vxnet/vxnet.sock";
 
@@ -214,65 +214,4 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
-        assert!(parse_duration("0").is_err());
-        assert!(parse_duration("fast").is_err());
-        assert!(parse_duration("10h").is_err());
-    }
-
-    #[test]
-    fn labels() {
-        assert_eq!(parse_label("a=b=c"), Ok(("a".into(), "b=c".into())));
-        assert!(parse_label("=b").is_err());
-        assert!(parse_label("ab").is_err());
-    }
-
-    #[test]
-    fn the_contract_parses() {
-        let cli = Cli::try_parse_from([
-            "vxnet",
-            "network",
-            "create",
-            "--subnet",
-            "10.10.0.0/24",
-            "--vni",
-            "4100",
-            "--peer",
-            "198.18.0.12",
-            "--label",
-            "env=lab",
-            "net1",
-        ])
-        .expect("parses");
-        let Command::Network(NetworkCommand::Create(c)) = cli.command else {
-            panic!("not create")
-        };
-        assert_eq!(c.vni, Some(4100));
-        assert_eq!(c.peers, vec![Ipv4Addr::new(198, 18, 0, 12)]);
-        assert!(
-            Cli::try_parse_from(["vxnet", "network", "create", "--vni", "16777216", "n"]).is_err()
-        );
-        assert!(Cli::try_parse_from([
-            "vxnet",
-            "network",
-            "create",
-            "--subnet",
-            "10.0.0.0/33",
-            "n"
-        ])
-        .is_err());
-        assert!(Cli::try_parse_from(["vxnet", "network", "ls", "-q", "--format", "json"]).is_ok());
-        assert!(Cli::try_parse_from([
-            "vxnet", "network", "connect", "--ip", "10.0.0.5", "n", "pid:1"
-        ])
-        .is_ok());
-    }
-}
+mod tests;

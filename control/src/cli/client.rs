@@ -12,9 +12,9 @@ use vxnet_proto::{
     Response, StatsRequest,
 };
 
+use super::render;
+use super::{Cli, ClusterCommand, Command, Format, NetworkCommand};
 use crate::api;
-use crate::cli::{Cli, ClusterCommand, Command, Format, NetworkCommand};
-use crate::render;
 
 /// A failed command: the line to print after `vxnet: `, and the exit code.
 #[derive(Debug)]
@@ -224,11 +224,8 @@ fn call(socket: &Path, timeout: Duration, request: Request) -> Result<Response, 
     if response.error.is_empty() {
         Ok(response)
     } else {
-        let code = if response.exit_code == 0 {
-            1
-        } else {
-            response.exit_code as u8
-        };
+        // An error without a code (a daemon that sets none) is still a failure.
+        let code = response.code().exit_code().max(1);
         Err(Failure::new(response.error, code))
     }
 }

@@ -1,0 +1,167 @@
+//! The per-host daemon: the API server on the Unix socket, the cluster (a Raft node holding the
+//! replicated state), and the dataplane it programs from that state.
+//!
+//! Rules:
+//! - Requests are handled one at a time by one control thread ([`dispatch`]), the only
+//!   proposer of changes and the only caller of the dataplane's door
+//!   (`vxnet_dataplane::host::Host`); tokio moves bytes on the socket ([`socket`]) and runs
+//!   the Raft node.
+//! - Writes go through Raft and are answered once applied here (read-your-writes); `network
+//!   ls`/`inspect` first pass a ReadIndex barrier, so they see every write the cluster
+//!   acknowledged before them.
+//! - When the replicated state changes (a write here or on any other host), the control thread
+//!   builds this host's program from it ([`crate::program`]) and applies it: sandboxes, TAPs,
+//!   veths and forwarding tables then match the state. Startup does the same, which is how a
+//!   restarted daemon rebuilds its TAPs around existing sandboxes.
+//! - Every request either completes or leaves nothing behind: a `connect` whose plumbing fails
+//!   gives its address back; a `disconnect` removes the veth before the endpoint.
+//! - A failed request is a typed [`RequestError`]: its message and its API error code.
+//! - SIGTERM/SIGINT stop the daemon cleanly: forwarding stops, state and sandboxes stay. A
+//!   join or leave that leaves the host without a Raft node stops it too, with an error, so
+//!   that a supervisor restarts it on the same data dir.
+
+mod dispatch;
+mod error;
+mod identity;
+mod socket;
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot, Notify};
+use vxnet_dataplane::host::HostError;
+use vxnet_proto::{Request, Response};
+
+use crate::cluster::ClusterError;
+use crate::sys;
+
+pub use self::error::RequestError;
+
+/// How a daemon runs: what `vxnet daemon` was told (README, "The command line").
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    /// This host's underlay address: VTEP source address and cluster address.
+    pub advertise_addr: Ipv4Addr,
+    /// Everything the daemon must remember.
+    pub data_dir: PathBuf,
+    /// Where the API listens.
+    pub socket: PathBuf,
+    pub vxlan_port: u16,
+    pub cluster_port: u16,
+    /// This host's name in the cluster (default: the hostname).
+    pub name: Option<String>,
+    /// How many hosts of the cluster vote.
+    pub voters: usize,
+    /// Use TAP offloads and UDP GSO/GRO where the kernel has them.
+    pub offloads: bool,
+}
+
+/// Why the daemon could not start, or had to stop.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("cannot create data dir {}: {source}", path.display())]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("another vxnet daemon is using data dir {}; stop it or pass another --data-dir", .0.display())]
+    DataDirLocked(PathBuf),
+    #[error("--advertise-addr {0} is not an address of any interface here; pass this host's underlay address")]
+    NoSuchAddress(Ipv4Addr),
+    #[error("a daemon already listens on {}; stop it or pass another --socket", .0.display())]
+    SocketInUse(PathBuf),
+    #[error("cannot {op} {}: {source}", path.display())]
+    File {
+        op: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{} is corrupt; remove it to give this host a new identity", .0.display())]
+    CorruptHostId(PathBuf),
+    #[error("cannot {op}: {source}")]
+    Os {
+        op: &'static str,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    #[error("cannot start the dataplane: {0}")]
+    Dataplane(#[from] HostError),
+}
+
+/// What the control thread acts on: API requests, and news that the replicated state changed.
+enum ControlEvent {
+    Request(Request, oneshot::Sender<Response>),
+    StateChanged,
+    Shutdown,
+}
+
+/// Runs the daemon until SIGTERM/SIGINT, or until it cannot go on.
+pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
+    let data_dir = &config.data_dir;
+    std::fs::create_dir_all(data_dir).map_err(|source| DaemonError::DataDir {
+        path: data_dir.clone(),
+        source,
+    })?;
+    let lock_path = data_dir.join("lock");
+    let _lock = sys::DirLock::acquire(&lock_path)
+        .map_err(|source| DaemonError::File {
+            op: "lock",
+            path: lock_path,
+            source,
+        })?
+        .ok_or_else(|| DaemonError::DataDirLocked(data_dir.clone()))?;
+    let (ifname, underlay_mtu) = sys::interface_with_addr(config.advertise_addr)
+        .map_err(|source| DaemonError::Os {
+            op: "list the interfaces",
+            source,
+        })?
+        .ok_or(DaemonError::NoSuchAddress(config.advertise_addr))?;
+    tracing::info!(addr = %config.advertise_addr, interface = %ifname, mtu = underlay_mtu, "underlay");
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|source| DaemonError::Os {
+            op: "start the tokio runtime",
+            source,
+        })?;
+    let (events, rx) = mpsc::unbounded_channel::<ControlEvent>();
+    let (changed, mut changes) = mpsc::unbounded_channel::<()>();
+    let mut daemon =
+        dispatch::Daemon::open(&config, underlay_mtu, runtime.handle().clone(), changed)?;
+    daemon.reconcile_all();
+    let forward = events.clone();
+    let dirty = daemon.state_dirty();
+    runtime.spawn(async move {
+        while changes.recv().await.is_some() {
+            // One event stands for any number of changes not yet reconciled.
+            if !dirty.swap(true, Ordering::AcqRel)
+                && forward.send(ControlEvent::StateChanged).is_err()
+            {
+                break;
+            }
+        }
+    });
+    let fatal = Arc::new(Notify::new());
+    let control = {
+        let fatal = Arc::clone(&fatal);
+        std::thread::Builder::new()
+            .name("vxnet-control".into())
+            .spawn(move || daemon.serve(rx, &fatal))
+            .map_err(|source| DaemonError::Os {
+                op: "start the control thread",
+                source,
+            })?
+    };
+    let served = runtime.block_on(socket::serve(&config.socket, events.clone(), &fatal));
+    let _ = events.send(ControlEvent::Shutdown);
+    // The channel is closed once serving returned: the control thread drains and ends.
+    let stopped = control.join().unwrap_or(Ok(()));
+    let _ = std::fs::remove_file(&config.socket);
+    tracing::info!("stopped");
+    served.and(stopped)
+}
