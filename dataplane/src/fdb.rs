@@ -192,35 +192,12 @@ impl Fdb {
         let generation = old.generation + 1;
         let macs: HashMap<MacAddr, FdbTarget> = entries.iter().map(|c| (c.mac, c.target)).collect();
         let arp: HashMap<Ipv4Addr, MacAddr> = entries.iter().map(|c| (c.ipv4, c.mac)).collect();
-        let retire_at = Retired {
+        let retired = Retired {
             generation,
             at: now,
         };
-        let live = |r: &Retired| now.saturating_duration_since(r.at) < self.aging;
-        let mut retired_macs: HashMap<MacAddr, Retired> = old
-            .retired_macs
-            .iter()
-            .filter(|(_, r)| live(r))
-            .map(|(k, r)| (*k, *r))
-            .collect();
-        retired_macs.extend(
-            old.macs
-                .keys()
-                .filter(|m| !macs.contains_key(m))
-                .map(|m| (*m, retire_at)),
-        );
-        let mut retired_ips: HashMap<Ipv4Addr, Retired> = old
-            .retired_ips
-            .iter()
-            .filter(|(_, r)| live(r))
-            .map(|(k, r)| (*k, *r))
-            .collect();
-        retired_ips.extend(
-            old.arp
-                .keys()
-                .filter(|ip| !arp.contains_key(ip))
-                .map(|ip| (*ip, retire_at)),
-        );
+        let retired_macs = retire(&old.retired_macs, &old.macs, &macs, retired, self.aging);
+        let retired_ips = retire(&old.retired_ips, &old.arp, &arp, retired, self.aging);
         let mut trusted = vteps.trusted.clone();
         trusted.extend_from_slice(&vteps.flood);
         trusted.sort_unstable();
@@ -354,6 +331,30 @@ impl Fdb {
         rows.sort_by_key(|r| (r.kind, r.mac));
         rows
     }
+}
+
+/// The retirements of the next control table: those of the last one still within an aging
+/// time of `now`, and every key the last table held and the next one does not.
+fn retire<K, V, W>(
+    retired: &HashMap<K, Retired>,
+    old: &HashMap<K, V>,
+    new: &HashMap<K, W>,
+    now: Retired,
+    aging: Duration,
+) -> HashMap<K, Retired>
+where
+    K: std::hash::Hash + Eq + Copy,
+{
+    retired
+        .iter()
+        .filter(|(_, r)| now.at.saturating_duration_since(r.at) < aging)
+        .map(|(k, r)| (*k, *r))
+        .chain(
+            old.keys()
+                .filter(|k| !new.contains_key(k))
+                .map(|k| (*k, now)),
+        )
+        .collect()
 }
 
 /// Inserts or refreshes a learned entry; a fresh entry with the same value and generation is
