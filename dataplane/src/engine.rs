@@ -19,7 +19,7 @@
 //!   [`EngineConfig::offloads`] is what the daemon asks `Sandbox::open_tap` for.
 //! - Counters count wire frames: a superframe read from the TAP counts as the frames it was
 //!   split into, a coalesced write as the datagrams it merged.
-//! - Hot paths never log; they count ([`crate::counters`]).
+//! - Hot paths never log; they count ([`crate::core::counters`]).
 //!
 //! Threads stop when [`Engine::remove_network`] or [`Engine::shutdown`] (or drop) is called;
 //! both join the threads they stop.
@@ -37,8 +37,8 @@ use std::time::{Duration, Instant};
 use socket2::{Domain, Protocol, Socket, Type};
 use tun_rs::{InterruptEvent, SyncDevice};
 
-use crate::counters::DropReason;
-use crate::forward::{Dataplane, NetworkConfig, NetworkPlane, Port, TapAction, WireAction};
+use crate::core::counters::DropReason;
+use crate::core::forward::{Dataplane, NetworkConfig, NetworkPlane, Port, TapAction, WireAction};
 use crate::offload::{segment, Coalescer, Segments, VirtioNetHdr, VNET_HDR_LEN};
 use crate::wire::{flow_hash, Vni, VxlanHeader, VXLAN_HEADER_LEN};
 

@@ -1,11 +1,10 @@
-//! The userspace VXLAN dataplane of vxnet.
+//! The userspace VXLAN dataplane of vxnet, in four rooms:
 //!
-//! - [`wire`]: typed views of VXLAN, Ethernet and ARP, checked on every input;
-//! - [`fdb`]: a network's forwarding database and ARP table (control vs learned entries);
-//! - [`forward`]: the sans-IO forwarding core — bytes and time in, decisions out;
-//! - [`offload`]: TAP offloads — `virtio_net_hdr`, splitting superframes, coalescing (GRO);
-//! - [`counters`]: traffic and drop counters (`vxnet stats`);
-//! - [`engine`]: the drivers that carry decisions out on TAP devices and a UDP socket;
+//! - [`wire`]: typed, zero-copy views of every format on the path (VXLAN, Ethernet, ARP, ...),
+//!   checked on every input;
+//! - [`core`]: the sans-IO forwarding core — the decision for each frame and datagram, the FDB,
+//!   the counters — and [`offload`], the sans-IO split and merge of TAP superframes;
+//! - [`engine`]: the threads that carry decisions out on TAP devices and UDP sockets;
 //! - [`host`]: the door the control plane uses — [`host::Host`] owns the engine, the
 //!   per-network sandboxes (`br0` + `vxtap0` in a pinned namespace) and the veths that join
 //!   containers to them, and takes a [`host::HostProgram`].
@@ -13,10 +12,8 @@
 //! The control plane uses [`host`] alone; the other modules are public for the benchmarks and
 //! the tests.
 
-pub mod counters;
+pub mod core;
 pub mod engine;
-pub mod fdb;
-pub mod forward;
 pub mod host;
 pub mod offload;
 pub mod wire;

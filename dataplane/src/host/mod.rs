@@ -34,11 +34,11 @@ pub use self::error::HostError;
 pub use self::netns::{next_free_ifname, resolve_target};
 pub use self::program::{EndpointProgram, HostProgram, Location, NetworkProgram};
 use self::sandbox::{EndpointSpec, Sandbox, SandboxSpec};
-pub use crate::counters::{DropReason, TrafficStats};
+pub use crate::core::counters::{DropReason, TrafficStats};
+use crate::core::fdb::{ControlEntry, FdbTarget, DEFAULT_AGING};
+pub use crate::core::fdb::{FdbKind, FdbRow};
+use crate::core::forward::{NetworkConfig, VtepSet};
 use crate::engine::{Engine, EngineConfig, TapPort};
-use crate::fdb::{ControlEntry, FdbTarget, DEFAULT_AGING};
-pub use crate::fdb::{FdbKind, FdbRow};
-use crate::forward::{NetworkConfig, VtepSet};
 use crate::wire::MacAddr;
 
 /// How the host's dataplane runs.

@@ -26,9 +26,9 @@ use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 
-use crate::counters::{DropCounters, DropReason, NetworkCounters};
-pub use crate::fdb::VtepSet;
-use crate::fdb::{ControlEntry, Fdb, FdbTarget};
+use crate::core::counters::{DropCounters, DropReason, NetworkCounters};
+pub use crate::core::fdb::VtepSet;
+use crate::core::fdb::{ControlEntry, Fdb, FdbTarget};
 use crate::wire::{
     emit_arp_reply, ArpOperation, ArpPacket, EtherType, EthernetFrame, MacAddr, Vni, VxlanPacket,
     ETHERNET_HEADER_LEN,

@@ -1,0 +1,13 @@
+//! The sans-IO core of the dataplane: bytes and `now` in, decisions out. No fds, no threads,
+//! no clock; the engine ([`crate::engine`]) carries the decisions out.
+//!
+//! - [`forward`]: the forwarding decision for a frame from a TAP and a datagram from the wire,
+//!   and the one VNI → network table;
+//! - [`fdb`]: a network's forwarding database and ARP table — the control plane's immutable
+//!   table, the receive path's learned one;
+//! - [`counters`]: traffic and drop counters (`vxnet stats`); every drop the core decides is
+//!   counted here.
+
+pub mod counters;
+pub mod fdb;
+pub mod forward;
