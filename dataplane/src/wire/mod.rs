@@ -10,6 +10,8 @@
 mod arp;
 mod ethernet;
 mod flow;
+#[cfg(test)]
+pub(crate) mod testing;
 mod vxlan;
 
 pub use arp::{emit_arp_reply, ArpOperation, ArpPacket, ARP_PACKET_LEN};

@@ -1,6 +1,7 @@
 //! Every decision and drop reason of the forwarding core, without devices.
 
 use super::*;
+use crate::wire::testing::{arp, ethernet};
 use crate::wire::{MacAddr, VxlanHeader};
 
 const PEER: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 12);
@@ -51,30 +52,6 @@ fn plane() -> Arc<Port<()>> {
 fn set_vteps(port: &Port<()>, vteps: &VtepSet) {
     port.plane
         .install(&control_entries(), vteps, Instant::now());
-}
-
-fn ethernet(dst: MacAddr, src: MacAddr, ethertype: u16, payload: &[u8]) -> Vec<u8> {
-    let mut f = Vec::with_capacity(14 + payload.len());
-    f.extend_from_slice(&dst.0);
-    f.extend_from_slice(&src.0);
-    f.extend_from_slice(&ethertype.to_be_bytes());
-    f.extend_from_slice(payload);
-    f
-}
-
-fn arp(op: u16, sender: (MacAddr, Ipv4Addr), target_ip: Ipv4Addr) -> Vec<u8> {
-    let mut a = vec![0x00, 0x01, 0x08, 0x00, 6, 4];
-    a.extend_from_slice(&op.to_be_bytes());
-    a.extend_from_slice(&sender.0 .0);
-    a.extend_from_slice(&sender.1.octets());
-    a.extend_from_slice(&[0; 6]);
-    a.extend_from_slice(&target_ip.octets());
-    let dst = if op == 1 {
-        MacAddr::BROADCAST
-    } else {
-        MacAddr::ZERO
-    };
-    ethernet(dst, sender.0, 0x0806, &a)
 }
 
 fn ipv4_frame(dst: MacAddr, src: MacAddr, len: usize) -> Vec<u8> {

@@ -1,5 +1,8 @@
 use super::*;
 use crate::host::testutil::{add_veth, nsexec, root_or_skip, unique, Scratch};
+use crate::wire::{
+    testing, ArpOperation, ArpPacket, EtherType, EthernetFrame, ETHERNET_HEADER_LEN,
+};
 use std::time::{Duration, Instant};
 
 const GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
@@ -288,40 +291,18 @@ fn destroy_takes_container_ends_along() {
 }
 
 /// An ARP packet, just the fields the tests look at.
-#[derive(Debug, PartialEq, Eq)]
-struct Arp {
-    op: u16,
-    sha: [u8; 6],
-    spa: Ipv4Addr,
-    tha: [u8; 6],
-    tpa: Ipv4Addr,
-}
-
-fn parse_arp(frame: &[u8]) -> Option<Arp> {
-    if frame.len() < 42 || frame[12..14] != [0x08, 0x06] {
+/// The ARP packet in `frame`, if it carries one.
+fn arp_in(frame: &[u8]) -> Option<ArpPacket<&[u8]>> {
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    if eth.ethertype() != EtherType::ARP {
         return None;
     }
-    let arp = &frame[14..42];
-    let mac = |at: usize| -> [u8; 6] { arp[at..at + 6].try_into().unwrap_or_default() };
-    let ip = |at: usize| Ipv4Addr::new(arp[at], arp[at + 1], arp[at + 2], arp[at + 3]);
-    Some(Arp {
-        op: u16::from_be_bytes([arp[6], arp[7]]),
-        sha: mac(8),
-        spa: ip(14),
-        tha: mac(18),
-        tpa: ip(24),
-    })
+    ArpPacket::new_checked(&frame[ETHERNET_HEADER_LEN..]).ok()
 }
 
-fn arp_request(sha: [u8; 6], spa: Ipv4Addr, tpa: Ipv4Addr) -> Vec<u8> {
-    let mut f = Vec::with_capacity(60);
-    f.extend_from_slice(&[0xff; 6]);
-    f.extend_from_slice(&sha);
-    f.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0x00, 6, 4, 0, 1]);
-    f.extend_from_slice(&sha);
-    f.extend_from_slice(&spa.octets());
-    f.extend_from_slice(&[0; 6]);
-    f.extend_from_slice(&tpa.octets());
+/// An ARP request as a container would send it, padded to the Ethernet minimum.
+fn arp_request(sha: MacAddr, spa: Ipv4Addr, tpa: Ipv4Addr) -> Vec<u8> {
+    let mut f = testing::arp(1, (sha, spa), tpa);
     f.resize(60, 0);
     f
 }
@@ -367,14 +348,18 @@ fn tap_is_wired_to_the_bridge_both_ways() {
         .spawn()
         .expect("start ping");
     let seen = read_until(&tap, Duration::from_secs(5), |f| {
-        parse_arp(f).is_some_and(|a| a.op == 1 && a.sha == ep.mac.0 && a.tpa == nobody)
+        arp_in(f).is_some_and(|a| {
+            a.operation() == ArpOperation::Request
+                && a.sender_mac() == ep.mac
+                && a.target_ip() == nobody
+        })
     });
     let _ = ping.wait();
     assert!(seen, "the container's ARP broadcast never reached the TAP");
 
     // TAP → bridge: ARP requests written to the fd reach br0 and the container, whose
     // replies come back out of the TAP to the sender's MAC.
-    let me = [0x02, 0, 0, 0, 0, 0x42];
+    let me = MacAddr([0x02, 0, 0, 0, 0, 0x42]);
     let my_ip = Ipv4Addr::new(10, 77, 0, 200);
     for (ask, mac) in [(GATEWAY, sandbox.gateway_mac()), (ep.ipv4, ep.mac)] {
         let sent = tap
@@ -382,9 +367,13 @@ fn tap_is_wired_to_the_bridge_both_ways() {
             .expect("write to the TAP");
         assert_eq!(sent, 60);
         let answered = read_until(&tap, Duration::from_secs(5), |f| {
-            f[..6] == me
-                && parse_arp(f).is_some_and(|a| {
-                    a.op == 2 && a.sha == mac.0 && a.spa == ask && a.tha == me && a.tpa == my_ip
+            f[..6] == me.0
+                && arp_in(f).is_some_and(|a| {
+                    a.operation() == ArpOperation::Reply
+                        && a.sender_mac() == mac
+                        && a.sender_ip() == ask
+                        && a.target_mac() == me
+                        && a.target_ip() == my_ip
                 })
         });
         assert!(answered, "no ARP reply for {ask} came out of the TAP");
