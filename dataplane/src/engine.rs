@@ -830,7 +830,7 @@ fn handle_tap_read(
         Ok((VirtioNetHdr::default(), read))
     };
     let first = frames.len();
-    // One parse of the read serves the split and the flow hash: every segment has its headers.
+    // One parse of the read serves the split and the flow hash (segments share its addresses).
     let split = vnet.map_err(DropReason::from).and_then(|(hdr, frame)| {
         let headers = FrameHeaders::parse(frame);
         segment(&hdr, &headers, frames)
