@@ -115,34 +115,24 @@ fn same_flow(a: &[u8], b: &[u8], at: &TcpLayout) -> bool {
         && a[ports.clone()] == b[ports]
 }
 
-/// Whether `a` and `b` are equal but in the fields `skip` (in order, not overlapping).
-fn equal_except(a: &[u8], b: &[u8], skip: &[Range<usize>]) -> bool {
-    let mut at = 0;
-    for field in skip {
-        if a[at..field.start] != b[at..field.start] {
-            return false;
-        }
-        at = field.end;
-    }
-    a[at..] == b[at..]
-}
-
 /// Whether the headers of `b` equal those of `a` in every field that must not change within
 /// a superframe: all but the IP length, IPv4 id and checksum, TCP sequence number, PSH and
-/// checksum.
+/// checksum. Fixed offsets, so that each compare is a few loads, not a `memcmp` call.
 fn same_headers(a: &[u8], b: &[u8], at: &TcpLayout) -> bool {
     let (ip_a, ip_b) = (&a[at.ip..at.l4], &b[at.ip..at.l4]);
     let ip_same = match at.version {
-        IpVersion::V4 => equal_except(
-            ip_a,
-            ip_b,
-            &[
-                ipv4::field::LENGTH,
-                ipv4::field::IDENT,
-                ipv4::field::CHECKSUM,
-            ],
-        ),
-        IpVersion::V6 => equal_except(ip_a, ip_b, &[ipv6::field::PAYLOAD_LEN]),
+        IpVersion::V4 => {
+            use ipv4::field::{CHECKSUM, FLAGS_FRAG, LENGTH};
+            // Skipped: LENGTH and IDENT (adjacent), CHECKSUM.
+            ip_a[..LENGTH.start] == ip_b[..LENGTH.start]
+                && ip_a[FLAGS_FRAG.start..CHECKSUM.start] == ip_b[FLAGS_FRAG.start..CHECKSUM.start]
+                && ip_a[CHECKSUM.end..] == ip_b[CHECKSUM.end..]
+        }
+        IpVersion::V6 => {
+            use ipv6::field::PAYLOAD_LEN;
+            ip_a[..PAYLOAD_LEN.start] == ip_b[..PAYLOAD_LEN.start]
+                && ip_a[PAYLOAD_LEN.end..] == ip_b[PAYLOAD_LEN.end..]
+        }
     };
     let (tcp_a, tcp_b) = (&a[at.l4..at.hdr_len], &b[at.l4..at.hdr_len]);
     let flags = |t: &[u8]| {
@@ -150,17 +140,13 @@ fn same_headers(a: &[u8], b: &[u8], at: &TcpLayout) -> bool {
         f.remove(TcpFlags::PSH);
         f
     };
+    use tcp::field::{ACK_NUM, FLAGS, URGENT, WINDOW};
+    // Skipped: the ports (same flow, compared already), SEQ_NUM, CHECKSUM; FLAGS but PSH.
     ip_same
-        && equal_except(
-            tcp_a,
-            tcp_b,
-            &[
-                tcp::field::SEQ_NUM,
-                tcp::field::FLAGS..tcp::field::FLAGS + 1,
-                tcp::field::CHECKSUM,
-            ],
-        )
+        && tcp_a[ACK_NUM.start..FLAGS] == tcp_b[ACK_NUM.start..FLAGS]
         && flags(tcp_a) == flags(tcp_b)
+        && tcp_a[WINDOW] == tcp_b[WINDOW]
+        && tcp_a[URGENT.start..] == tcp_b[URGENT.start..]
 }
 
 /// Merges a batch of decapsulated frames of one network into as few TAP writes as the

@@ -15,6 +15,7 @@ use super::IpProtocol;
 
 /// Adds `data` as big-endian 16-bit words to `acc`, unfolded; an odd last byte counts as the
 /// high byte of a word. Eight bytes per step: the hot loop of every checksum.
+#[inline]
 pub fn sum(data: &[u8], mut acc: u64) -> u64 {
     let mut chunks = data.chunks_exact(8);
     for c in &mut chunks {
@@ -33,6 +34,7 @@ pub fn sum(data: &[u8], mut acc: u64) -> u64 {
 }
 
 /// Folds a sum to 16 bits (end-around carry).
+#[inline]
 pub fn fold(mut acc: u64) -> u16 {
     while acc > 0xffff {
         acc = (acc & 0xffff) + (acc >> 16);
@@ -41,12 +43,14 @@ pub fn fold(mut acc: u64) -> u16 {
 }
 
 /// The unfolded sum of the IPv4 pseudo-header for an L4 segment of `length` bytes.
+#[inline]
 pub fn pseudo_header_v4(src: Ipv4Addr, dst: Ipv4Addr, protocol: IpProtocol, length: usize) -> u64 {
     let addrs = (u64::from(src.to_bits()) << 32) | u64::from(dst.to_bits());
     sum(&addrs.to_be_bytes(), u64::from(protocol.0) + length as u64)
 }
 
 /// The unfolded sum of the IPv6 pseudo-header for an L4 segment of `length` bytes.
+#[inline]
 pub fn pseudo_header_v6(src: Ipv6Addr, dst: Ipv6Addr, protocol: IpProtocol, length: usize) -> u64 {
     let acc = sum(&src.octets(), u64::from(protocol.0) + length as u64);
     sum(&dst.octets(), acc)

@@ -2,18 +2,18 @@
 //! kernel vxlan peer's, which hashes the outer 5-tuple) spreads distinct flows over its queues
 //! while one flow keeps one port and stays in order.
 
-use super::FrameHeaders;
+use super::{ethernet, FrameHeaders};
 
 /// Hashes MACs, and for IPv4 the addresses, protocol and — for unfragmented TCP/UDP — the
 /// ports. Both directions of a flow need not hash alike; one direction must be stable. A frame
 /// shorter than an Ethernet header hashes to 0.
 pub fn flow_hash(headers: &FrameHeaders<'_>) -> u32 {
-    let Ok(eth) = headers.ethernet() else {
+    if headers.ethertype().is_none() {
         return 0;
-    };
+    }
     let mut h = Fnv1a::new();
-    h.write(&eth.dst().0);
-    h.write(&eth.src().0);
+    // Destination and source MAC, as one piece.
+    h.write(&headers.frame()[ethernet::field::DESTINATION.start..ethernet::field::SOURCE.end]);
     if let (Some(ip), Some(packet)) = (headers.ip(), headers.ipv4()) {
         h.write(&packet.src_addr().octets());
         h.write(&packet.dst_addr().octets());
@@ -35,6 +35,7 @@ impl Fnv1a {
         Fnv1a(0x811c_9dc5)
     }
 
+    #[inline]
     fn write(&mut self, bytes: &[u8]) {
         for &b in bytes {
             self.0 ^= u32::from(b);

@@ -44,6 +44,7 @@ pub struct IpHeader {
 
 impl IpHeader {
     /// Offset of what the IP header carries (the L4 header).
+    #[inline]
     pub fn payload_offset(&self) -> usize {
         self.offset + self.header_len
     }
@@ -71,6 +72,7 @@ pub struct FrameHeaders<'a> {
 }
 
 impl<'a> FrameHeaders<'a> {
+    #[inline]
     pub fn parse(frame: &'a [u8]) -> FrameHeaders<'a> {
         let mut headers = FrameHeaders {
             frame,
@@ -91,16 +93,19 @@ impl<'a> FrameHeaders<'a> {
     }
 
     /// The whole frame.
+    #[inline]
     pub fn frame(&self) -> &'a [u8] {
         self.frame
     }
 
     /// The outer EtherType; `None` for a frame shorter than an Ethernet header.
+    #[inline]
     pub fn ethertype(&self) -> Option<EtherType> {
         self.ethertype
     }
 
     /// The Ethernet view of the frame, without checking its length again.
+    #[inline]
     pub fn ethernet(&self) -> Result<EthernetFrame<&'a [u8]>, WireError> {
         match self.ethertype {
             Some(_) => Ok(EthernetFrame::new_unchecked(self.frame)),
@@ -108,25 +113,30 @@ impl<'a> FrameHeaders<'a> {
         }
     }
 
+    #[inline]
     pub fn ip(&self) -> Option<IpHeader> {
         self.ip
     }
 
+    #[inline]
     pub fn l4(&self) -> Option<L4Header> {
         self.l4
     }
 
+    #[inline]
     pub fn ipv4(&self) -> Option<Ipv4Packet<&'a [u8]>> {
         let ip = self.ip.filter(|ip| ip.version == IpVersion::V4)?;
         Some(Ipv4Packet::new_unchecked(&self.frame[ip.offset..]))
     }
 
+    #[inline]
     pub fn ipv6(&self) -> Option<Ipv6Packet<&'a [u8]>> {
         let ip = self.ip.filter(|ip| ip.version == IpVersion::V6)?;
         Some(Ipv6Packet::new_unchecked(&self.frame[ip.offset..]))
     }
 
     /// The TCP segment, when its whole header is in the frame.
+    #[inline]
     pub fn tcp(&self) -> Option<TcpPacket<&'a [u8]>> {
         let l4 = self
             .l4
@@ -135,6 +145,7 @@ impl<'a> FrameHeaders<'a> {
     }
 
     /// The UDP datagram, when its whole header is in the frame.
+    #[inline]
     pub fn udp(&self) -> Option<UdpPacket<&'a [u8]>> {
         let l4 = self
             .l4
@@ -143,6 +154,7 @@ impl<'a> FrameHeaders<'a> {
     }
 
     /// Source and destination port of TCP or UDP.
+    #[inline]
     pub fn ports(&self) -> Option<(u16, u16)> {
         let l4 = &self.frame[self.l4?.offset..];
         // TCP and UDP put their ports at the same place.
@@ -154,6 +166,7 @@ impl<'a> FrameHeaders<'a> {
 
     /// The unfolded pseudo-header sum for an L4 segment of `length` bytes of the IP header's
     /// protocol, as TCP and UDP checksums include it.
+    #[inline]
     pub fn pseudo_header(&self, length: usize) -> Option<u64> {
         let ip = self.ip?;
         Some(match ip.version {
@@ -169,6 +182,7 @@ impl<'a> FrameHeaders<'a> {
     }
 }
 
+#[inline]
 fn parse_ip(ethertype: EtherType, frame: &[u8]) -> Option<IpHeader> {
     let offset = ETHERNET_HEADER_LEN;
     let packet = &frame[offset..];
@@ -199,6 +213,7 @@ fn parse_ip(ethertype: EtherType, frame: &[u8]) -> Option<IpHeader> {
     }
 }
 
+#[inline]
 fn parse_l4(ip: &IpHeader, frame: &[u8]) -> Option<L4Header> {
     let offset = ip.payload_offset();
     // In the frame: the IP header was checked whole.

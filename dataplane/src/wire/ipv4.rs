@@ -15,7 +15,7 @@
 
 use std::net::Ipv4Addr;
 
-use super::{checksum, get_u16, put_u16, IpProtocol, WireError};
+use super::{checksum, get_u16, get_u32, put_u16, IpProtocol, WireError};
 
 /// Length of a header without options.
 pub const IPV4_HEADER_LEN: usize = 20;
@@ -138,13 +138,11 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     }
 
     pub fn src_addr(&self) -> Ipv4Addr {
-        let b = self.buffer.as_ref();
-        Ipv4Addr::new(b[12], b[13], b[14], b[15])
+        Ipv4Addr::from_bits(get_u32(self.buffer.as_ref(), field::SRC_ADDR))
     }
 
     pub fn dst_addr(&self) -> Ipv4Addr {
-        let b = self.buffer.as_ref();
-        Ipv4Addr::new(b[16], b[17], b[18], b[19])
+        Ipv4Addr::from_bits(get_u32(self.buffer.as_ref(), field::DST_ADDR))
     }
 
     /// The header, options included.

@@ -14,7 +14,7 @@
 
 mod arp;
 pub mod checksum;
-mod ethernet;
+pub mod ethernet;
 mod flow;
 mod headers;
 mod ip;
@@ -58,24 +58,28 @@ pub enum WireError {
     BadVnetHeader,
 }
 
-/// The big-endian `u16` at `field.start` (the field is two bytes long).
+// Slicing to the field first leaves one bounds check per field, not one per byte.
+
+/// The big-endian `u16` in `field` (two bytes long).
 #[inline]
 fn get_u16(b: &[u8], field: std::ops::Range<usize>) -> u16 {
-    u16::from_be_bytes([b[field.start], b[field.start + 1]])
+    let b = &b[field];
+    u16::from_be_bytes([b[0], b[1]])
 }
 
+/// The big-endian `u32` in `field` (four bytes long).
 #[inline]
 fn get_u32(b: &[u8], field: std::ops::Range<usize>) -> u32 {
-    let at = field.start;
-    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+    let b = &b[field];
+    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
 }
 
 #[inline]
 fn put_u16(b: &mut [u8], field: std::ops::Range<usize>, value: u16) {
-    b[field.start..field.start + 2].copy_from_slice(&value.to_be_bytes());
+    b[field].copy_from_slice(&value.to_be_bytes());
 }
 
 #[inline]
 fn put_u32(b: &mut [u8], field: std::ops::Range<usize>, value: u32) {
-    b[field.start..field.start + 4].copy_from_slice(&value.to_be_bytes());
+    b[field].copy_from_slice(&value.to_be_bytes());
 }
