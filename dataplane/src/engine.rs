@@ -40,7 +40,7 @@ use tun_rs::{InterruptEvent, SyncDevice};
 use crate::core::counters::DropReason;
 use crate::core::forward::{Dataplane, NetworkConfig, NetworkPlane, Port, TapAction, WireAction};
 use crate::offload::{segment, Coalescer, Segments, VirtioNetHdr, VNET_HDR_LEN};
-use crate::wire::{flow_hash, Vni, VxlanHeader, VXLAN_HEADER_LEN};
+use crate::wire::{flow_hash, FrameHeaders, Vni, VxlanHeader, VXLAN_HEADER_LEN};
 
 /// Large enough for any frame a TAP without offloads hands us (MTU ≤ 9000).
 const MAX_FRAME: usize = 9216;
@@ -791,26 +791,34 @@ fn handle_tap_read(
     tx: &mut TxQueue,
     reply: &mut [u8],
 ) {
-    let parsed = if tap.vnet_hdr {
+    let vnet = if tap.vnet_hdr {
         VirtioNetHdr::parse(read).map(|hdr| (hdr, &read[VNET_HDR_LEN..]))
     } else {
         Ok((VirtioNetHdr::default(), read))
     };
     let first = frames.len();
-    let count = match parsed.and_then(|(hdr, frame)| segment(&hdr, frame, frames)) {
-        Ok(n) => n,
-        Err(e) => {
-            plane.counters.drops.bump(e.into());
+    // One parse of the read serves the split and the flow hash (segments share its addresses).
+    let split = vnet.map_err(DropReason::from).and_then(|(hdr, frame)| {
+        let headers = FrameHeaders::parse(frame);
+        segment(&hdr, &headers, frames)
+            .map(|n| (n, headers))
+            .map_err(DropReason::from)
+    });
+    let (count, headers) = match split {
+        Ok(split) => split,
+        Err(reason) => {
+            plane.counters.drops.bump(reason);
             return;
         }
     };
-    // Every segment carries the first one's addresses: one decision serves them all.
+    // Every segment carries the read's addresses: one decision serves them all; the first
+    // segment is the longest.
     let lead = frames.get(first);
     let segments = first..first + count;
-    match plane.handle_tap_frame(lead, count, now, reply) {
-        TapAction::Unicast(vtep) => tx.push(senders.pick(flow_hash(lead)), vtep, segments),
+    match plane.handle_tap_frame(&headers, lead.len(), count, now, reply) {
+        TapAction::Unicast(vtep) => tx.push(senders.pick(flow_hash(&headers)), vtep, segments),
         TapAction::Flood(vteps) => {
-            let socket = senders.pick(flow_hash(lead));
+            let socket = senders.pick(flow_hash(&headers));
             for &vtep in vteps.iter() {
                 tx.push(socket, vtep, segments.clone());
             }
@@ -848,7 +856,7 @@ mod tests {
             ..VirtioNetHdr::default()
         };
         let first = frames.len();
-        let n = segment(&hdr, &f, frames).expect("splits");
+        let n = segment(&hdr, &FrameHeaders::parse(&f), frames).expect("splits");
         first..first + n
     }
 

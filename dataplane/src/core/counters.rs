@@ -71,9 +71,14 @@ impl From<crate::wire::WireError> for DropReason {
     fn from(e: crate::wire::WireError) -> Self {
         use crate::wire::WireError;
         match e {
-            WireError::Truncated | WireError::NotEthernetIpv4Arp => DropReason::Truncated,
+            // A header whose own length or kind is wrong does not carry what it must.
+            WireError::Truncated
+            | WireError::NotEthernetIpv4Arp
+            | WireError::BadVersion
+            | WireError::BadHeaderLength => DropReason::Truncated,
             WireError::BadFlags => DropReason::BadFlags,
             WireError::ReservedBits => DropReason::ReservedBits,
+            WireError::BadVnetHeader => DropReason::BadOffload,
         }
     }
 }

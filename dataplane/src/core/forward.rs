@@ -30,8 +30,8 @@ use crate::core::counters::{DropCounters, DropReason, NetworkCounters};
 pub use crate::core::fdb::VtepSet;
 use crate::core::fdb::{ControlEntry, Fdb, FdbTarget};
 use crate::wire::{
-    emit_arp_reply, ArpOperation, ArpPacket, EtherType, EthernetFrame, MacAddr, Vni, VxlanPacket,
-    ETHERNET_HEADER_LEN,
+    emit_arp_reply, ArpOperation, ArpPacket, EtherType, EthernetFrame, FrameHeaders, MacAddr, Vni,
+    VxlanPacket, ETHERNET_HEADER_LEN,
 };
 
 /// Room for one 802.1Q tag beyond the Ethernet header.
@@ -116,20 +116,22 @@ impl NetworkPlane {
         TapAction::Flood(flood)
     }
 
-    /// Decides the fate of `frame`, read from this network's TAP, for it and the `frames - 1`
-    /// segments split from the same superframe after it, which share its headers (a drop
-    /// counts each). `reply` must hold at least 42 bytes; an ARP answer is written there.
+    /// Decides the fate of one TAP read: `headers` is its one parse ([`FrameHeaders::parse`]),
+    /// and it goes out as `frames` wire frames of at most `wire_len` bytes (a superframe split
+    /// into segments, which share its headers and so its fate; a drop counts each). `reply`
+    /// must hold at least 42 bytes; an ARP answer is written there.
     pub fn handle_tap_frame(
         &self,
-        frame: &[u8],
+        headers: &FrameHeaders,
+        wire_len: usize,
         frames: usize,
         now: Instant,
         reply: &mut [u8],
     ) -> TapAction {
-        let Ok(eth) = EthernetFrame::new_checked(frame) else {
+        let Ok(eth) = headers.ethernet() else {
             return self.drop(DropReason::Truncated, frames);
         };
-        if frame.len() > self.config.max_frame_len() {
+        if wire_len > self.config.max_frame_len() {
             return self.drop(DropReason::Oversize, frames);
         }
         if eth.src() == MacAddr::for_ipv4(self.config.gateway) {

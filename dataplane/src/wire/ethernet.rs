@@ -5,6 +5,15 @@ use super::{MacAddr, WireError};
 
 pub const ETHERNET_HEADER_LEN: usize = 14;
 
+/// Byte ranges of the header's fields.
+pub mod field {
+    use std::ops::Range;
+
+    pub const DESTINATION: Range<usize> = 0..6;
+    pub const SOURCE: Range<usize> = 6..12;
+    pub const ETHERTYPE: Range<usize> = 12..14;
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EtherType(pub u16);
 

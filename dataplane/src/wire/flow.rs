@@ -2,29 +2,26 @@
 //! kernel vxlan peer's, which hashes the outer 5-tuple) spreads distinct flows over its queues
 //! while one flow keeps one port and stays in order.
 
-use etherparse::{IpNumber, Ipv4HeaderSlice};
-
-use super::{EtherType, EthernetFrame};
+use super::{ethernet, FrameHeaders};
 
 /// Hashes MACs, and for IPv4 the addresses, protocol and — for unfragmented TCP/UDP — the
-/// ports. Both directions of a flow need not hash alike; one direction must be stable.
-pub fn flow_hash(frame: &[u8]) -> u32 {
-    let Ok(eth) = EthernetFrame::new_checked(frame) else {
+/// ports. Both directions of a flow need not hash alike; one direction must be stable. A frame
+/// shorter than an Ethernet header hashes to 0.
+pub fn flow_hash(headers: &FrameHeaders<'_>) -> u32 {
+    if headers.ethertype().is_none() {
         return 0;
-    };
+    }
     let mut h = Fnv1a::new();
-    h.write(&frame[..12]);
-    if eth.ethertype() == EtherType::IPV4 {
-        if let Ok(ip) = Ipv4HeaderSlice::from_slice(eth.payload()) {
-            h.write(&ip.source());
-            h.write(&ip.destination());
-            h.write(&[ip.protocol().0]);
-            let unfragmented = !ip.more_fragments() && ip.fragments_offset().value() == 0;
-            let is_l4 = ip.protocol() == IpNumber::TCP || ip.protocol() == IpNumber::UDP;
-            let l4 = &eth.payload()[ip.slice().len()..];
-            if unfragmented && is_l4 && l4.len() >= 4 {
-                h.write(&l4[..4]);
-            }
+    // Destination and source MAC, as one piece.
+    h.write(&headers.frame()[ethernet::field::DESTINATION.start..ethernet::field::SOURCE.end]);
+    if let (Some(ip), Some(packet)) = (headers.ip(), headers.ipv4()) {
+        h.write(&packet.src_addr().octets());
+        h.write(&packet.dst_addr().octets());
+        h.write(&[ip.protocol.0]);
+        // Only a first fragment has ports: hash none, so that all fragments hash alike.
+        if let (false, Some((src, dst))) = (ip.fragmented, headers.ports()) {
+            h.write(&src.to_be_bytes());
+            h.write(&dst.to_be_bytes());
         }
     }
     h.finish()
@@ -38,6 +35,7 @@ impl Fnv1a {
         Fnv1a(0x811c_9dc5)
     }
 
+    #[inline]
     fn write(&mut self, bytes: &[u8]) {
         for &b in bytes {
             self.0 ^= u32::from(b);
@@ -70,12 +68,31 @@ mod tests {
         f
     }
 
+    fn hash(frame: &[u8]) -> u32 {
+        flow_hash(&FrameHeaders::parse(frame))
+    }
+
+    /// The hash as it was defined over raw bytes: MACs, then for an IPv4 header the
+    /// addresses, protocol and (unfragmented TCP/UDP) the 4 port bytes.
+    fn reference(frame: &[u8]) -> u32 {
+        let mut h = Fnv1a::new();
+        h.write(&frame[..12]);
+        let ip = &frame[14..];
+        let ihl = usize::from(ip[0] & 15) * 4;
+        h.write(&ip[12..20]);
+        h.write(&[ip[9]]);
+        let unfragmented = u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff == 0;
+        if unfragmented && (ip[9] == 6 || ip[9] == 17) && ip.len() >= ihl + 4 {
+            h.write(&ip[ihl..ihl + 4]);
+        }
+        h.finish()
+    }
+
     #[test]
     fn same_flow_same_hash_other_ports_spread() {
-        assert_eq!(flow_hash(&tcp_frame(40000)), flow_hash(&tcp_frame(40000)));
-        let ports: std::collections::HashSet<u32> = (40000..40064)
-            .map(|p| flow_hash(&tcp_frame(p)) % 8)
-            .collect();
+        assert_eq!(hash(&tcp_frame(40000)), hash(&tcp_frame(40000)));
+        let ports: std::collections::HashSet<u32> =
+            (40000..40064).map(|p| hash(&tcp_frame(p)) % 8).collect();
         assert!(
             ports.len() >= 6,
             "64 flows landed on only {} of 8 ports",
@@ -84,10 +101,29 @@ mod tests {
     }
 
     #[test]
+    fn hashes_the_same_fields_as_before() {
+        let mut udp = tcp_frame(1234);
+        udp[23] = 17;
+        let mut fragment = tcp_frame(1234);
+        fragment[20] = 0x20;
+        let mut icmp = tcp_frame(1234);
+        icmp[23] = 1;
+        for f in [
+            tcp_frame(40000),
+            udp,
+            fragment,
+            icmp,
+            tcp_frame(1)[..36].to_vec(),
+        ] {
+            assert_eq!(hash(&f), reference(&f));
+        }
+    }
+
+    #[test]
     fn junk_does_not_panic() {
-        assert_eq!(flow_hash(&[]), 0);
+        assert_eq!(hash(&[]), 0);
         let mut f = tcp_frame(1);
         f.truncate(20);
-        let _ = flow_hash(&f);
+        let _ = hash(&f);
     }
 }

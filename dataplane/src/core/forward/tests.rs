@@ -54,6 +54,12 @@ fn set_vteps(port: &Port<()>, vteps: &VtepSet) {
         .install(&control_entries(), vteps, Instant::now());
 }
 
+/// The core's decision for one TAP read of `frame`, going out as `frames` segments.
+fn decide(p: &Port<()>, frame: &[u8], frames: usize, now: Instant, reply: &mut [u8]) -> TapAction {
+    p.plane
+        .handle_tap_frame(&FrameHeaders::parse(frame), frame.len(), frames, now, reply)
+}
+
 fn ipv4_frame(dst: MacAddr, src: MacAddr, len: usize) -> Vec<u8> {
     ethernet(dst, src, 0x0800, &vec![0x45; len])
 }
@@ -97,8 +103,7 @@ fn known_remote_unicast_goes_to_its_vtep() {
     let p = plane();
     let f = ipv4_frame(mac(3), mac(2), 100);
     assert_eq!(
-        p.plane
-            .handle_tap_frame(&f, 1, Instant::now(), &mut [0; 64]),
+        decide(&p, &f, 1, Instant::now(), &mut [0; 64]),
         TapAction::Unicast(PEER)
     );
 }
@@ -108,8 +113,7 @@ fn local_unicast_stays_local() {
     let p = plane();
     let f = ipv4_frame(mac(2), mac(9), 100);
     assert_eq!(
-        p.plane
-            .handle_tap_frame(&f, 1, Instant::now(), &mut [0; 64]),
+        decide(&p, &f, 1, Instant::now(), &mut [0; 64]),
         TapAction::Local
     );
 }
@@ -125,11 +129,7 @@ fn broadcast_multicast_and_unknown_unicast_flood() {
         mac(77),
     ] {
         let f = ipv4_frame(dst, mac(2), 60);
-        assert_eq!(
-            p.plane.handle_tap_frame(&f, 1, now, &mut [0; 64]),
-            flood,
-            "dst {dst}"
-        );
+        assert_eq!(decide(&p, &f, 1, now, &mut [0; 64]), flood, "dst {dst}");
     }
 }
 
@@ -139,14 +139,12 @@ fn flood_without_vteps_is_a_counted_drop() {
     set_vteps(&p, &VtepSet::default());
     let f = ipv4_frame(MacAddr::BROADCAST, mac(2), 60);
     assert_eq!(
-        p.plane
-            .handle_tap_frame(&f, 1, Instant::now(), &mut [0; 64]),
+        decide(&p, &f, 1, Instant::now(), &mut [0; 64]),
         TapAction::Drop(DropReason::NoVtep)
     );
     assert_eq!(p.plane.counters.drops.get(DropReason::NoVtep), 1);
     // A superframe's segments share the decision, and each counts.
-    p.plane
-        .handle_tap_frame(&f, 40, Instant::now(), &mut [0; 64]);
+    decide(&p, &f, 40, Instant::now(), &mut [0; 64]);
     assert_eq!(p.plane.counters.drops.get(DropReason::NoVtep), 41);
 }
 
@@ -159,10 +157,7 @@ fn nothing_the_local_gateway_sends_leaves_the_host() {
     let igmp = ipv4_frame(MacAddr([0x01, 0x00, 0x5e, 0, 0, 0x16]), gateway, 40);
     let arp_req = arp(1, (gateway, GATEWAY), ip(3));
     for frame in [igmp, arp_req] {
-        assert_eq!(
-            p.plane.handle_tap_frame(&frame, 1, now, &mut [0; 64]),
-            TapAction::Local
-        );
+        assert_eq!(decide(&p, &frame, 1, now, &mut [0; 64]), TapAction::Local);
     }
     assert_eq!(p.plane.counters.drops.total(), 0);
 }
@@ -172,10 +167,7 @@ fn arp_for_a_remote_endpoint_is_answered_locally() {
     let p = plane();
     let req = arp(1, (mac(2), ip(2)), ip(3));
     let mut reply = [0u8; 64];
-    let TapAction::Reply(len) = p
-        .plane
-        .handle_tap_frame(&req, 1, Instant::now(), &mut reply)
-    else {
+    let TapAction::Reply(len) = decide(&p, &req, 1, Instant::now(), &mut reply) else {
         panic!("expected an ARP reply");
     };
     let eth = EthernetFrame::new_checked(&reply[..len]).expect("frame");
@@ -192,10 +184,7 @@ fn arp_for_local_endpoints_and_the_gateway_never_leaves() {
     let now = Instant::now();
     for target in [ip(2), GATEWAY] {
         let req = arp(1, (mac(9), ip(9)), target);
-        assert_eq!(
-            p.plane.handle_tap_frame(&req, 1, now, &mut [0; 64]),
-            TapAction::Local
-        );
+        assert_eq!(decide(&p, &req, 1, now, &mut [0; 64]), TapAction::Local);
     }
 }
 
@@ -205,7 +194,7 @@ fn arp_for_an_unknown_address_floods_once_then_is_answered_from_what_was_learned
     let now = Instant::now();
     let req = arp(1, (mac(2), ip(2)), ip(40));
     assert!(matches!(
-        p.plane.handle_tap_frame(&req, 1, now, &mut [0; 64]),
+        decide(&p, &req, 1, now, &mut [0; 64]),
         TapAction::Flood(_)
     ));
     // The owner of 10.10.0.40, behind PEER, answers across the wire.
@@ -214,13 +203,13 @@ fn arp_for_an_unknown_address_floods_once_then_is_answered_from_what_was_learned
     assert!(deliver(&dp, PEER, &vxlan(VNI, &answer), now).is_ok());
     let mut reply = [0u8; 64];
     assert!(matches!(
-        p.plane.handle_tap_frame(&req, 1, now, &mut reply),
+        decide(&p, &req, 1, now, &mut reply),
         TapAction::Reply(42)
     ));
     // Learned knowledge ages out; then the request floods again.
     let later = now + Duration::from_secs(301);
     assert!(matches!(
-        p.plane.handle_tap_frame(&req, 1, later, &mut reply),
+        decide(&p, &req, 1, later, &mut reply),
         TapAction::Flood(_)
     ));
 }
@@ -236,12 +225,12 @@ fn arp_replies_and_malformed_arp_are_forwarded_not_answered() {
         &arp(2, (mac(2), ip(2)), ip(3))[14..],
     );
     assert_eq!(
-        p.plane.handle_tap_frame(&reply_frame, 1, now, &mut [0; 64]),
+        decide(&p, &reply_frame, 1, now, &mut [0; 64]),
         TapAction::Unicast(PEER)
     );
     let short = ethernet(MacAddr::BROADCAST, mac(2), 0x0806, &[0, 1, 8]);
     assert!(matches!(
-        p.plane.handle_tap_frame(&short, 1, now, &mut [0; 64]),
+        decide(&p, &short, 1, now, &mut [0; 64]),
         TapAction::Flood(_)
     ));
 }
@@ -251,21 +240,42 @@ fn runts_and_giants_from_the_tap_are_dropped_and_counted() {
     let p = plane();
     let now = Instant::now();
     assert_eq!(
-        p.plane.handle_tap_frame(&[0; 13], 1, now, &mut [0; 64]),
+        decide(&p, &[0; 13], 1, now, &mut [0; 64]),
         TapAction::Drop(DropReason::Truncated)
     );
     let giant = ipv4_frame(mac(3), mac(2), 1450 + 5);
     assert_eq!(
-        p.plane.handle_tap_frame(&giant, 1, now, &mut [0; 64]),
+        decide(&p, &giant, 1, now, &mut [0; 64]),
         TapAction::Drop(DropReason::Oversize)
     );
     let max = ipv4_frame(mac(3), mac(2), 1450 + 4);
     assert_eq!(
-        p.plane.handle_tap_frame(&max, 1, now, &mut [0; 64]),
+        decide(&p, &max, 1, now, &mut [0; 64]),
         TapAction::Unicast(PEER)
     );
     assert_eq!(p.plane.counters.drops.get(DropReason::Truncated), 1);
     assert_eq!(p.plane.counters.drops.get(DropReason::Oversize), 1);
+}
+
+#[test]
+fn a_superframe_is_judged_by_the_size_of_its_segments() {
+    let p = plane();
+    let superframe = ipv4_frame(mac(3), mac(2), 60_000);
+    let headers = FrameHeaders::parse(&superframe);
+    let now = Instant::now();
+    // Split into 42 segments of at most 1464 bytes: each fits the MTU.
+    assert_eq!(
+        p.plane
+            .handle_tap_frame(&headers, 1464, 42, now, &mut [0; 64]),
+        TapAction::Unicast(PEER)
+    );
+    // A segment one byte too large: every one of them is dropped and counted.
+    assert_eq!(
+        p.plane
+            .handle_tap_frame(&headers, 1450 + 14 + 4 + 1, 42, now, &mut [0; 64]),
+        TapAction::Drop(DropReason::Oversize)
+    );
+    assert_eq!(p.plane.counters.drops.get(DropReason::Oversize), 42);
 }
 
 // ---- wire -> TAP
@@ -283,7 +293,7 @@ fn valid_datagram_is_delivered_and_its_source_learned() {
     // And the reverse direction now goes unicast.
     let back = ipv4_frame(mac(50), mac(2), 100);
     assert_eq!(
-        p.plane.handle_tap_frame(&back, 1, now, &mut [0; 64]),
+        decide(&p, &back, 1, now, &mut [0; 64]),
         TapAction::Unicast(PEER)
     );
     assert_eq!(dp.drops.total(), 0);
