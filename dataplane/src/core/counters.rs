@@ -27,7 +27,7 @@ pub enum DropReason {
     /// The TAP device refused the frame.
     TapWriteError,
     /// A TAP read whose offload header or superframe could not be used (see
-    /// [`crate::offload::OffloadError`]).
+    /// [`crate::core::offload::OffloadError`]).
     BadOffload,
 }
 
@@ -83,9 +83,9 @@ impl From<crate::wire::WireError> for DropReason {
     }
 }
 
-impl From<crate::offload::OffloadError> for DropReason {
-    fn from(e: crate::offload::OffloadError) -> Self {
-        use crate::offload::OffloadError;
+impl From<crate::core::offload::OffloadError> for DropReason {
+    fn from(e: crate::core::offload::OffloadError) -> Self {
+        use crate::core::offload::OffloadError;
         match e {
             OffloadError::Truncated => DropReason::Truncated,
             OffloadError::BadVnetHeader | OffloadError::Unsupported => DropReason::BadOffload,

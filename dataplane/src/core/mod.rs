@@ -6,8 +6,11 @@
 //! - [`fdb`]: a network's forwarding database and ARP table — the control plane's immutable
 //!   table, the receive path's learned one;
 //! - [`counters`]: traffic and drop counters (`vxnet stats`); every drop the core decides is
-//!   counted here.
+//!   counted here;
+//! - [`offload`]: TAP offloads — splitting a superframe read from the TAP into wire frames,
+//!   merging received TCP segments into superframes for the TAP.
 
 pub mod counters;
 pub mod fdb;
 pub mod forward;
+pub mod offload;

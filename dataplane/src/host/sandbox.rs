@@ -333,7 +333,7 @@ impl Sandbox {
 /// The one place that decides how `vxtap0` is opened: L2, no packet-information header.
 /// With `offloads`, the TAP carries a `virtio_net_hdr` in front of every frame
 /// (IFF_VNET_HDR) and takes TCP superframes with unfinished checksums
-/// (`TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6`), which [`crate::offload`] splits and finishes.
+/// (`TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6`), which [`crate::core::offload`] splits and finishes.
 fn tap_builder(offloads: bool) -> DeviceBuilder {
     DeviceBuilder::new()
         .name(TAP_NAME)

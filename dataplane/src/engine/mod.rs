@@ -1,0 +1,245 @@
+//! The drivers: threads that move bytes between TAP devices, the UDP socket and the forwarding
+//! core, and carry out its decisions.
+//!
+//! - One receive thread owns the socket bound on `local:port`; it takes datagrams in
+//!   `recvmmsg` batches, decapsulates them and writes each network's frames into its TAP —
+//!   through a [`Coalescer`](crate::core::offload::Coalescer) when the TAP has offloads, so that a run of TCP segments becomes
+//!   one write. With offloads it also enables UDP GRO on the socket (Linux 5.0+, detected at
+//!   start): the kernel then hands over up to 64 KB of one flow's datagrams per message, split
+//!   here at the size its cmsg gives. It also sweeps aged FDB entries.
+//! - One thread per network reads that network's TAP, splits offloaded superframes into wire
+//!   frames ([`crate::core::offload::segment`]), asks the core once per read (all segments of a
+//!   superframe share their headers, so they share the decision), and sends the datagrams with
+//!   `sendmmsg`: each is gathered from the VXLAN header and the frame, without a copy. It takes
+//!   what the TAP already holds, up to a batch, before sending.
+//! - Datagrams leave from a small pool of sockets bound to distinct ephemeral ports, picked by
+//!   the inner-flow hash: the outer UDP source port then varies per flow, as a kernel vxlan
+//!   sender's does, so the receiver's RSS spreads flows.
+//! - Whether a TAP has offloads is read from the device (`SyncDevice::tcp_gso`);
+//!   [`EngineConfig::offloads`] is what the daemon asks `Sandbox::open_tap` for.
+//! - Counters count wire frames: a superframe read from the TAP counts as the frames it was
+//!   split into, a coalesced write as the datagrams it merged.
+//! - Hot paths never log; they count ([`crate::core::counters`]).
+//!
+//! Threads stop when [`Engine::remove_network`] or [`Engine::shutdown`] (or drop) is called;
+//! both join the threads they stop.
+//!
+//! The receive side is in `rx`, the send side in `tx`; this module starts and stops them.
+
+mod rx;
+mod tx;
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tun_rs::{InterruptEvent, SyncDevice};
+
+use self::rx::{enable_udp_gro, receive_loop};
+use self::tx::{tap_loop, udp_gso_supported, Senders};
+use crate::core::forward::{Dataplane, NetworkConfig, NetworkPlane, Port};
+use crate::core::offload::VNET_HDR_LEN;
+use crate::wire::Vni;
+
+/// Large enough for any frame a TAP without offloads hands us (MTU ≤ 9000).
+const MAX_FRAME: usize = 9216;
+const SOCKET_BUFFER: usize = 4 << 20;
+/// How often the receive thread looks up from the socket to check for shutdown and aging.
+const RX_TICK: Duration = Duration::from_millis(200);
+
+#[derive(Debug, Clone, Copy)]
+pub struct EngineConfig {
+    /// Underlay address: VTEP source address, and where the receive socket binds.
+    pub local: Ipv4Addr,
+    /// UDP port vxnet listens on and sends to (4789, the IANA VXLAN port).
+    pub port: u16,
+    /// Sockets in the sending pool: how many distinct outer source ports flows spread over.
+    pub send_sockets: usize,
+    /// Open TAPs with offloads (vnet header, TSO, checksum offload) where the kernel allows.
+    pub offloads: bool,
+}
+
+impl EngineConfig {
+    pub fn new(local: Ipv4Addr, port: u16) -> EngineConfig {
+        EngineConfig {
+            local,
+            port,
+            send_sockets: 8,
+            offloads: true,
+        }
+    }
+}
+
+/// A network's TAP device; `vnet_hdr` when it was opened with offloads.
+pub struct TapDevice {
+    device: SyncDevice,
+    vnet_hdr: bool,
+}
+
+/// A network as the engine runs it: its plane and its TAP.
+pub type TapPort = Port<TapDevice>;
+
+impl TapDevice {
+    /// Writes one plain frame (behind a zero vnet header when the TAP has one).
+    fn write_frame(&self, frame: &[u8]) -> io::Result<()> {
+        if self.vnet_hdr {
+            let hdr = [0u8; VNET_HDR_LEN];
+            self.device
+                .send_vectored(&[io::IoSlice::new(&hdr), io::IoSlice::new(frame)])
+                .map(|_| ())
+        } else {
+            self.device.send(frame).map(|_| ())
+        }
+    }
+}
+
+struct TapWorker {
+    stop: Arc<InterruptEvent>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl TapWorker {
+    fn stop(&mut self) {
+        let _ = self.stop.trigger();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+pub struct Engine {
+    config: EngineConfig,
+    dataplane: Arc<Dataplane<TapDevice>>,
+    senders: Arc<Senders>,
+    workers: Mutex<HashMap<Vni, TapWorker>>,
+    stop_rx: Arc<AtomicBool>,
+    rx_thread: Option<JoinHandle<()>>,
+}
+
+fn bound_udp(addr: SocketAddrV4, reuse: bool) -> io::Result<UdpSocket> {
+    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+    if reuse {
+        socket.set_reuse_address(true)?;
+    }
+    // Bigger buffers absorb bursts between two wakeups of our thread; best effort, the
+    // kernel caps them at net.core.[rw]mem_max.
+    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
+    let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
+    socket.bind(&SocketAddr::V4(addr).into())?;
+    Ok(socket.into())
+}
+
+impl Engine {
+    /// Binds the sockets and starts the receive thread.
+    pub fn start(config: EngineConfig) -> io::Result<Engine> {
+        let rx = bound_udp(SocketAddrV4::new(config.local, config.port), false)?;
+        rx.set_read_timeout(Some(RX_TICK))?;
+        let sockets = (0..config.send_sockets.max(1))
+            .map(|_| bound_udp(SocketAddrV4::new(config.local, 0), false))
+            .collect::<io::Result<Vec<_>>>()?;
+        let gso = config.offloads && udp_gso_supported(&sockets[0]);
+        // UDP GRO (5.0+): the kernel merges consecutive datagrams of a flow into one read. Off
+        // without offloads, and where the kernel does not know the option.
+        let gro = config.offloads && enable_udp_gro(&rx);
+        let dataplane = Arc::new(Dataplane::new());
+        let stop_rx = Arc::new(AtomicBool::new(false));
+        let rx_thread = {
+            let dataplane = Arc::clone(&dataplane);
+            let stop = Arc::clone(&stop_rx);
+            std::thread::Builder::new()
+                .name("vxnet-rx".into())
+                .spawn(move || receive_loop(rx, gro, &dataplane, &stop))?
+        };
+        Ok(Engine {
+            config,
+            dataplane,
+            senders: Arc::new(Senders::new(sockets, config.port, gso)),
+            workers: Mutex::new(HashMap::new()),
+            stop_rx,
+            rx_thread: Some(rx_thread),
+        })
+    }
+
+    pub fn dataplane(&self) -> &Arc<Dataplane<TapDevice>> {
+        &self.dataplane
+    }
+
+    /// Whether TAPs should be opened with offloads (`Sandbox::open_tap`).
+    pub fn offloads(&self) -> bool {
+        self.config.offloads
+    }
+
+    /// Starts forwarding for a network whose frames come and go through `tap`. Replaces (and
+    /// stops) a network already running with the same VNI.
+    pub fn add_network(&self, config: NetworkConfig, tap: SyncDevice) -> io::Result<Arc<TapPort>> {
+        self.remove_network(config.vni);
+        // Non-blocking, so that a TAP thread can take what is queued without waiting; it
+        // waits for the first frame with `recv_intr`, which polls.
+        tap.set_nonblocking(true)?;
+        let vnet_hdr = tap.tcp_gso();
+        let port = Arc::new(Port {
+            plane: NetworkPlane::new(config),
+            device: TapDevice {
+                device: tap,
+                vnet_hdr,
+            },
+        });
+        let stop = Arc::new(InterruptEvent::new()?);
+        let thread = {
+            let port = Arc::clone(&port);
+            let senders = Arc::clone(&self.senders);
+            let stop = Arc::clone(&stop);
+            std::thread::Builder::new()
+                .name(format!("vxnet-tap-{}", config.vni.get()))
+                .spawn(move || tap_loop(&port, &senders, &stop))?
+        };
+        self.dataplane.insert(Arc::clone(&port));
+        self.lock_workers().insert(
+            config.vni,
+            TapWorker {
+                stop,
+                thread: Some(thread),
+            },
+        );
+        Ok(port)
+    }
+
+    /// Stops forwarding for `vni`; its TAP is closed once the threads have let go of it.
+    pub fn remove_network(&self, vni: Vni) {
+        self.dataplane.remove(vni);
+        let worker = self.lock_workers().remove(&vni);
+        if let Some(mut w) = worker {
+            w.stop();
+        }
+    }
+
+    fn lock_workers(&self) -> std::sync::MutexGuard<'_, HashMap<Vni, TapWorker>> {
+        self.workers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn shutdown(mut self) {
+        self.stop_all();
+    }
+
+    fn stop_all(&mut self) {
+        let vnis: Vec<Vni> = self.lock_workers().keys().copied().collect();
+        for vni in vnis {
+            self.remove_network(vni);
+        }
+        self.stop_rx.store(true, Ordering::Relaxed);
+        if let Some(t) = self.rx_thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.stop_all();
+    }
+}

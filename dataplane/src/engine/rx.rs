@@ -1,0 +1,251 @@
+//! wire → TAP: the receive thread. It takes datagrams from the VXLAN socket in `recvmmsg`
+//! batches (with UDP GRO where the kernel has it), asks the core about each, and writes each
+//! network's frames into its TAP — through a [`Coalescer`] when the TAP has offloads. It also
+//! sweeps aged FDB entries.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{Ipv4Addr, UdpSocket};
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{TapDevice, TapPort, MAX_FRAME, RX_TICK};
+use crate::core::counters::DropReason;
+use crate::core::forward::{Dataplane, WireAction};
+use crate::core::offload::Coalescer;
+use crate::wire::{Vni, VXLAN_HEADER_LEN};
+
+const AGING_SWEEP: Duration = Duration::from_secs(5);
+/// Datagrams per `recvmmsg`.
+const RX_BATCH: usize = 32;
+/// Room per received datagram: a 9000-byte-MTU underlay's largest, with margin.
+const RX_SLOT: usize = MAX_FRAME + VXLAN_HEADER_LEN + 64;
+/// Room per received message with UDP GRO: the kernel hands over up to 64 KB of datagrams of
+/// one flow at once, all of one size but the last.
+const RX_GRO_SLOT: usize = 65536;
+/// Room for one cmsg carrying an int (the UDP GRO segment size), 8-byte aligned.
+const RX_CONTROL: usize = 32;
+
+/// Asks the kernel to merge received datagrams of a flow (UDP_GRO, Linux 5.0+).
+pub(super) fn enable_udp_gro(socket: &UdpSocket) -> bool {
+    let on: libc::c_int = 1;
+    // SAFETY: a live socket, and a c_int option value with its length.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_UDP,
+            libc::UDP_GRO,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    rc == 0
+}
+
+/// Buffers for one `recvmmsg`: a slot, a source address, a control buffer and a message
+/// header per message. With UDP GRO a message may hold several datagrams of one flow.
+struct RxBatch {
+    slot: usize,
+    gro: bool,
+    bufs: Vec<u8>,
+    addrs: Vec<libc::sockaddr_in>,
+    iovs: Vec<libc::iovec>,
+    controls: Vec<[u64; RX_CONTROL / 8]>,
+    msgs: Vec<libc::mmsghdr>,
+}
+
+impl RxBatch {
+    fn new(gro: bool) -> RxBatch {
+        let slot = if gro { RX_GRO_SLOT } else { RX_SLOT };
+        // SAFETY: plain C structs, for which all-zero bytes are a valid value.
+        let (addr, iov, msg) =
+            unsafe { (std::mem::zeroed(), std::mem::zeroed(), std::mem::zeroed()) };
+        RxBatch {
+            slot,
+            gro,
+            bufs: vec![0u8; RX_BATCH * slot],
+            addrs: vec![addr; RX_BATCH],
+            iovs: vec![iov; RX_BATCH],
+            controls: vec![[0; RX_CONTROL / 8]; RX_BATCH],
+            msgs: vec![msg; RX_BATCH],
+        }
+    }
+
+    /// Waits (up to the socket's read timeout) for at least one datagram and takes those
+    /// already queued behind it; returns how many.
+    fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
+        // The kernel overwrites lengths and flags, so every header is set afresh.
+        for i in 0..RX_BATCH {
+            self.iovs[i] = libc::iovec {
+                iov_base: self.bufs[i * self.slot..].as_mut_ptr().cast(),
+                iov_len: self.slot,
+            };
+            let hdr = &mut self.msgs[i].msg_hdr;
+            hdr.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_in).cast();
+            hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            hdr.msg_iov = &mut self.iovs[i];
+            hdr.msg_iovlen = 1;
+            if self.gro {
+                hdr.msg_control = self.controls[i].as_mut_ptr().cast();
+                hdr.msg_controllen = RX_CONTROL as _;
+            } else {
+                hdr.msg_control = std::ptr::null_mut();
+                hdr.msg_controllen = 0;
+            }
+            hdr.msg_flags = 0;
+            self.msgs[i].msg_len = 0;
+        }
+        loop {
+            // SAFETY: every header points into buffers owned by `self`, which outlive the
+            // call; `RX_BATCH` headers exist.
+            let n = unsafe {
+                libc::recvmmsg(
+                    fd,
+                    self.msgs.as_mut_ptr(),
+                    RX_BATCH as _,
+                    libc::MSG_WAITFORONE as _,
+                    std::ptr::null_mut(),
+                )
+            };
+            if n >= 0 {
+                return Ok(n as usize);
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+
+    /// The `i`th message, its IPv4 source, and the size of the datagrams it holds (all but
+    /// the last; the whole message when the kernel did not merge any); `None` if it was cut
+    /// short (larger than a slot) or not from IPv4.
+    fn message(&self, i: usize) -> Option<(Ipv4Addr, &[u8], usize)> {
+        let msg = &self.msgs[i];
+        if msg.msg_hdr.msg_flags & libc::MSG_TRUNC != 0
+            || i32::from(self.addrs[i].sin_family) != libc::AF_INET
+        {
+            return None;
+        }
+        let len = (msg.msg_len as usize).min(self.slot);
+        let src = Ipv4Addr::from(u32::from_be(self.addrs[i].sin_addr.s_addr));
+        let segment = self.gro_segment_size(i).unwrap_or(len).max(1);
+        Some((src, &self.bufs[i * self.slot..i * self.slot + len], segment))
+    }
+
+    /// The UDP_GRO cmsg of the `i`th message: the size of the merged datagrams.
+    fn gro_segment_size(&self, i: usize) -> Option<usize> {
+        if !self.gro {
+            return None;
+        }
+        let hdr = &self.msgs[i].msg_hdr;
+        // SAFETY: `hdr` is the header recvmmsg filled, whose control buffer (ours, alive) holds
+        // `msg_controllen` bytes of cmsgs; the CMSG_* macros walk only within them.
+        unsafe {
+            let mut cmsg = libc::CMSG_FIRSTHDR(hdr);
+            while !cmsg.is_null() {
+                if (*cmsg).cmsg_level == libc::SOL_UDP && (*cmsg).cmsg_type == libc::UDP_GRO {
+                    let size =
+                        std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::c_int>());
+                    return usize::try_from(size).ok().filter(|&s| s > 0);
+                }
+                cmsg = libc::CMSG_NXTHDR(hdr, cmsg);
+            }
+        }
+        None
+    }
+}
+
+pub(super) fn receive_loop(
+    socket: UdpSocket,
+    gro: bool,
+    dataplane: &Dataplane<TapDevice>,
+    stop: &AtomicBool,
+) {
+    let mut rx = RxBatch::new(gro);
+    // Kept across batches for their buffers; by VNI, so that no TAP is held open by them.
+    let mut coalescers: HashMap<Vni, Coalescer> = HashMap::new();
+    // The networks with frames in the current batch; emptied after each batch.
+    let mut batch: Vec<Arc<TapPort>> = Vec::new();
+    let mut last_sweep = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        let received = rx.recv(socket.as_raw_fd());
+        let now = Instant::now();
+        if now.duration_since(last_sweep) >= AGING_SWEEP {
+            for port in dataplane.ports() {
+                port.plane.fdb.expire(now);
+            }
+            coalescers.retain(|vni, _| dataplane.get(*vni).is_some());
+            last_sweep = now;
+        }
+        let count = match received {
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "receive on the VXLAN socket failed");
+                std::thread::sleep(RX_TICK);
+                continue;
+            }
+        };
+        for (src, datagram) in (0..count).flat_map(|i| {
+            let message = rx.message(i);
+            if message.is_none() {
+                dataplane.drop_cut_short();
+            }
+            message
+                .into_iter()
+                .flat_map(|(src, bytes, segment)| bytes.chunks(segment).map(move |d| (src, d)))
+        }) {
+            let (port, frame) = match dataplane.handle_datagram(src, datagram, now) {
+                WireAction::Deliver { port, frame } => (port, frame),
+                WireAction::Drop(reason) => {
+                    tracing::trace!(?reason, %src, "dropped datagram");
+                    continue;
+                }
+            };
+            let tap = &port.device;
+            if tap.vnet_hdr {
+                let vni = port.plane.config().vni;
+                coalescers.entry(vni).or_default().push(frame);
+                if !batch.iter().any(|p| p.plane.config().vni == vni) {
+                    batch.push(Arc::clone(&port));
+                }
+            } else {
+                match tap.device.send(frame) {
+                    Ok(_) => port.plane.counters.count_rx(frame.len()),
+                    Err(_) => port.plane.counters.drops.bump(DropReason::TapWriteError),
+                }
+            }
+        }
+        for port in batch.drain(..) {
+            let Some(coalescer) = coalescers.get_mut(&port.plane.config().vni) else {
+                continue;
+            };
+            for write in coalescer.finish() {
+                let c = &port.plane.counters;
+                match port.device.device.send(write.bytes) {
+                    Ok(_) => {
+                        c.rx_frames
+                            .fetch_add(u64::from(write.frames), Ordering::Relaxed);
+                        c.rx_bytes
+                            .fetch_add(write.wire_bytes as u64, Ordering::Relaxed);
+                    }
+                    Err(_) => {
+                        for _ in 0..write.frames {
+                            c.drops.bump(DropReason::TapWriteError);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
