@@ -3,7 +3,6 @@
 //! leftover of a daemon that died and is replaced.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot, Notify};
@@ -26,7 +25,6 @@ pub(super) async fn serve(
             op: "handle SIGTERM",
             source,
         })?;
-    let fatal = Arc::new(fatal);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
