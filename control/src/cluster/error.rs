@@ -37,7 +37,7 @@ pub enum ClusterError {
     #[error("the cluster has no leader right now (is a majority of its voting hosts up and reachable?); retry in a few seconds")]
     NoLeader,
     /// The caller's whole timeout, not what was left of it when it ran out.
-    #[error("the cluster did not commit the change within {0:?} (is a majority of its voting hosts up and reachable?); check `vxnet cluster members`")]
+    #[error("the cluster did not confirm the change within {0:?}; it may still commit (is a majority of its voting hosts up and reachable?); check `vxnet cluster members`")]
     Timeout(Duration),
     #[error("the raft node has stopped; see the daemon's log")]
     Stopped,

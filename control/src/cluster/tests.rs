@@ -48,7 +48,7 @@ fn messages_and_exit_codes() {
         ),
         (
             ClusterError::Timeout(Duration::from_secs(3)),
-            "the cluster did not commit the change within 3s (is a majority of its voting hosts up and reachable?); check `vxnet cluster members`",
+            "the cluster did not confirm the change within 3s; it may still commit (is a majority of its voting hosts up and reachable?); check `vxnet cluster members`",
             1,
         ),
     ];
@@ -114,39 +114,12 @@ fn raft_ids_persist_and_renew() {
 fn three_hosts_join_replicate_leave_and_restart() {
     use vxnet_proto::{command, Command, Connect, CreateNetwork};
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let root = std::env::temp_dir().join(format!("vxnet-cluster-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
-    let free_port = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port()
-    };
-    let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
-    let host = |i: usize| Host {
-        id: format!("{:064x}", i + 1),
-        name: format!("host{i}"),
-        addr: u32::from(Ipv4Addr::LOCALHOST),
-        raft_id: 0,
-        cluster_port: u32::from(ports[i]),
-    };
-    let open = |i: usize| {
-        let dir = root.join(format!("h{i}"));
-        std::fs::create_dir_all(&dir).expect("mkdir");
-        let (tx, _rx) = mpsc::unbounded_channel();
-        // A tiny compaction interval: the restarted host below must catch up from a
-        // snapshot, since the log it missed is gone by then.
-        let options = ClusterOptions {
-            max_voters: 3,
-            compact_every: 5,
-        };
-        Cluster::open(&dir, host(i), options, runtime.handle().clone(), tx).expect("open")
-    };
+    let lab = Lab::new("cluster", 4);
+    let host = |i: usize| lab.host(i);
+    // A tiny compaction interval: the restarted host below must catch up from a snapshot,
+    // since the log it missed is gone by then.
+    let open = |i: usize| lab.open(i, 5);
+    let ports = &lab.ports;
     let t = Duration::from_secs(10);
     let mut c: Vec<Cluster> = (0..3).map(open).collect();
     let token = c[0].token();
@@ -274,5 +247,115 @@ fn three_hosts_join_replicate_leave_and_restart() {
     assert_eq!(c[2].handle().state().hosts().len(), 1);
     assert!(c[2].handle().state().networks().is_empty());
     drop(c);
-    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// In-process hosts on loopback, each with its own data dir under a fresh temporary root.
+struct Lab {
+    runtime: tokio::runtime::Runtime,
+    root: std::path::PathBuf,
+    ports: Vec<u16>,
+}
+
+impl Lab {
+    fn new(tag: &str, hosts: usize) -> Lab {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let root = std::env::temp_dir().join(format!("vxnet-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let free_port = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("free port")
+                .port()
+        };
+        let ports = (0..hosts).map(|_| free_port()).collect();
+        Lab {
+            runtime,
+            root,
+            ports,
+        }
+    }
+
+    fn host(&self, i: usize) -> Host {
+        Host {
+            id: format!("{:064x}", i + 1),
+            name: format!("host{i}"),
+            addr: u32::from(Ipv4Addr::LOCALHOST),
+            raft_id: 0,
+            cluster_port: u32::from(self.ports[i]),
+        }
+    }
+
+    fn open(&self, i: usize, compact_every: u64) -> Cluster {
+        let dir = self.root.join(format!("h{i}"));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let options = ClusterOptions {
+            max_voters: 3,
+            compact_every,
+        };
+        Cluster::open(
+            &dir,
+            self.host(i),
+            options,
+            self.runtime.handle().clone(),
+            tx,
+        )
+        .expect("open")
+    }
+
+    /// Opens three hosts and joins the last two to the first.
+    fn three_voters(&self, timeout: Duration) -> Vec<Cluster> {
+        let mut c: Vec<Cluster> = (0..3).map(|i| self.open(i, 1000)).collect();
+        let token = c[0].token();
+        for joiner in &mut c[1..] {
+            let seed = format!("127.0.0.1:{}", self.ports[0]);
+            joiner.join(&seed, &token, timeout).expect("join");
+        }
+        c
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+/// A write on a follower right after the leader stopped: raft-rs forwards it to the dead
+/// leader, where it is lost; the node proposes it again to the next leader, well within the
+/// caller's timeout, and it is applied once.
+#[test]
+fn a_write_right_after_the_leader_stops_commits_under_the_next_leader() {
+    use vxnet_proto::{command, Command, CreateNetwork};
+
+    let lab = Lab::new("leader-stop", 3);
+    let t = Duration::from_secs(10);
+    let mut c = lab.three_voters(t);
+    c[2].handle().read_barrier(t).expect("read barrier");
+    let leader_id = c[0].handle().view().leader_id;
+    let leader = c
+        .iter()
+        .position(|x| x.handle().view().own_id == leader_id)
+        .expect("a leader among the three");
+    drop(c.remove(leader));
+    let create = Command {
+        kind: Some(command::Kind::CreateNetwork(CreateNetwork {
+            id: "cd".repeat(32),
+            name: "after".into(),
+            mtu: 1450,
+            ..Default::default()
+        })),
+    };
+    let started = std::time::Instant::now();
+    let created = c[0].handle().propose(create, t).expect("create");
+    let took = started.elapsed();
+    assert!(matches!(created, crate::state::Applied::NetworkCreated(_)));
+    // An election takes 1–2 s (plus the pre-vote round); a lost proposal would take all of t.
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    c[1].handle().read_barrier(t).expect("read barrier");
+    assert_eq!(c[1].handle().state().networks().len(), 1);
 }

@@ -28,6 +28,9 @@
 //!   never one in use — and the MAC `02:42:` + its four address bytes. A target namespace is
 //!   identified by (host id, target path): it joins a network at most once, never two networks
 //!   whose subnets overlap, and never uses one interface name twice.
+//! - A proposal (a command with its proposer's id) is applied at most once:
+//!   [`StateMachine::apply_proposal`] answers a proposal applied again with the first outcome
+//!   and changes nothing; the memory of outcomes is bounded and replicated (see [`recent`]).
 //! - Every [`Refusal`] displays as one sentence saying what is wrong and what to do; its
 //!   [`Refusal::exit_code`] is 2 for a usage error (a bad argument) and 1 for a conflict with
 //!   the current state.
@@ -46,6 +49,7 @@ mod host;
 pub mod ipam;
 mod network;
 mod query;
+mod recent;
 mod refusal;
 mod validate;
 
@@ -55,6 +59,7 @@ mod testing;
 mod tests;
 
 pub use ipam::{CidrError, Ipv4Cidr};
+pub use recent::REMEMBERED;
 pub use refusal::{InvalidState, Refusal};
 
 use network::Addressing;
@@ -86,6 +91,8 @@ pub struct StateMachine {
     network_by_name: BTreeMap<String, String>,
     /// VNI → network id.
     network_by_vni: BTreeMap<u32, String>,
+    /// The outcomes of the latest proposals (see [`recent`]).
+    recent: recent::Recent,
 }
 
 impl StateMachine {

@@ -162,6 +162,12 @@ pub enum Refusal {
     /// vxnet has a bug; refusing is what keeps every host computing the same thing anyway.
     #[error("{0}; this is a bug in vxnet, please report it")]
     Inconsistent(#[from] InvalidState),
+
+    // ------------------------------------------------ a retried proposal
+    /// The answer to a proposal applied again: the first copy was refused with this sentence
+    /// and code (the state machine remembers the outcome, not the refusal's fields).
+    #[error("{message}")]
+    Repeated { message: String, code: ErrorCode },
 }
 
 impl Refusal {
@@ -170,6 +176,9 @@ impl Refusal {
     /// with the current state. Decides the CLI's exit code.
     pub fn is_usage_error(&self) -> bool {
         use Refusal::*;
+        if let Repeated { code, .. } = self {
+            return *code == ErrorCode::Usage;
+        }
         matches!(
             self,
             EmptyHostId
@@ -195,6 +204,7 @@ impl Refusal {
     pub fn code(&self) -> ErrorCode {
         use Refusal::*;
         match self {
+            Repeated { code, .. } => *code,
             _ if self.is_usage_error() => ErrorCode::Usage,
             NoSuchNetwork { .. }
             | AmbiguousNetwork { .. }

@@ -7,7 +7,9 @@
 //!   and are bounded by the caller's timeout, which is what a [`ClusterError::Timeout`]
 //!   reports.
 //! - [`RaftHandle::propose`] answers with the result of applying the command on this host:
-//!   read-your-writes.
+//!   read-your-writes. The node proposes it again after a leader change until it is applied
+//!   or the timeout ends, and it is applied at most once; a [`ClusterError::Timeout`] means
+//!   the outcome is unknown: the change may still commit.
 //! - After [`RaftHandle::read_barrier`], reads see everything the cluster had committed when
 //!   it was called.
 
@@ -39,6 +41,8 @@ pub struct ClusterView {
 pub(super) enum NodeCommand {
     Propose {
         command: Command,
+        /// The caller's deadline, after which the node stops proposing it again.
+        deadline: Instant,
         reply: std_mpsc::Sender<Result<Applied, ClusterError>>,
     },
     ReadIndex {
@@ -81,7 +85,11 @@ impl RaftHandle {
         let deadline = Instant::now() + timeout;
         self.wait_for_leader(deadline)?;
         let (reply, rx) = std_mpsc::channel();
-        self.send(NodeCommand::Propose { command, reply })?;
+        self.send(NodeCommand::Propose {
+            command,
+            deadline,
+            reply,
+        })?;
         wait(&rx, deadline.saturating_duration_since(Instant::now()))
             .map_err(|e| e.with_timeout(timeout))?
     }

@@ -8,6 +8,8 @@
 //! - Every log entry carries a [`Proposal`] with an id; the host that proposed it waits for the
 //!   result of applying that id on its own state machine. Results are therefore read-your-
 //!   writes, and identical on every host, because `apply` is deterministic.
+//! - A local caller's proposal is proposed again after a leader change and periodically
+//!   until applied (see `proposals`); the state machine applies a proposal id once.
 //! - Membership changes (ConfChangeV2) carry the matching host command (`AddHost`,
 //!   `RemoveHost`) in their context: the Raft membership and the replicated host list change in
 //!   the same entry, on every host. Who votes and who learns is the policy of
@@ -41,8 +43,9 @@ use super::snapshot::{self, SnapshotError};
 use super::storage::{RaftStorage, StorageError};
 use super::transport::{ClusterToken, Transport, TransportEvent};
 use crate::cluster::{ClusterError, Rejection};
-use crate::state::{Applied, Refusal, StateMachine};
+use crate::state::{Applied, StateMachine};
 
+mod proposals;
 mod requests;
 
 /// One tick: elections time out after 10–20 ticks, heartbeats every 2.
@@ -157,6 +160,8 @@ enum Waiter {
 struct Pending {
     waiter: Waiter,
     since: Instant,
+    /// A local proposal, proposed again until applied (see `proposals`).
+    retry: Option<proposals::Retry>,
 }
 
 struct Node {
@@ -175,6 +180,8 @@ struct Node {
     reads_asked: HashMap<u64, std_mpsc::Sender<Result<(), ClusterError>>>,
     reads_ready: Vec<(u64, std_mpsc::Sender<Result<(), ClusterError>>)>,
     next_id: u64,
+    /// The leader and term the pending proposals were last proposed under.
+    leader_seen: (u64, u64),
     applied: u64,
     last_compacted: u64,
     /// Take a snapshot at the next chance, whatever the log's length (see `apply_entries`).
@@ -263,6 +270,7 @@ impl Node {
             reads_ready: Vec::new(),
             // Proposal ids only need to differ from those of this node's earlier runs.
             next_id: u64::from_le_bytes(crate::sys::random_bytes().map_err(ClusterError::Random)?),
+            leader_seen: (INVALID_ID, 0),
             applied,
             last_compacted: applied,
             snapshot_now: false,
@@ -292,6 +300,7 @@ impl Node {
                 },
                 Some(event) = self.events.recv() => self.handle_event(event),
             }
+            self.retry_proposals();
             if let Err(e) = self.on_ready() {
                 tracing::error!(error = %e, "raft node failed; stopping it");
                 break;
@@ -313,7 +322,15 @@ impl Node {
     /// Has `waiter` answered once the entry of proposal `id` is applied here.
     fn wait_for(&mut self, id: u64, waiter: Waiter) {
         let since = Instant::now();
-        self.pending.insert(id, Pending { waiter, since });
+        let retry = None;
+        self.pending.insert(
+            id,
+            Pending {
+                waiter,
+                since,
+                retry,
+            },
+        );
     }
 
     fn is_leader(&self) -> bool {
@@ -322,24 +339,11 @@ impl Node {
 
     fn handle_command(&mut self, cmd: NodeCommand) {
         match cmd {
-            NodeCommand::Propose { command, reply } => {
-                if self.raw.raft.leader_id == INVALID_ID {
-                    let _ = reply.send(Err(ClusterError::NoLeader));
-                    return;
-                }
-                let id = self.next_id();
-                let data = Proposal {
-                    id,
-                    command: Some(command),
-                }
-                .encode_to_vec();
-                match self.raw.propose(vec![], data) {
-                    Ok(()) => self.wait_for(id, Waiter::Local(reply)),
-                    Err(_) => {
-                        let _ = reply.send(Err(ClusterError::NoLeader));
-                    }
-                }
-            }
+            NodeCommand::Propose {
+                command,
+                deadline,
+                reply,
+            } => self.propose_local(command, deadline, reply),
             NodeCommand::ReadIndex { reply } => {
                 if self.raw.raft.leader_id == INVALID_ID {
                     let _ = reply.send(Err(ClusterError::NoLeader));
@@ -492,14 +496,11 @@ impl Node {
                 return;
             }
         };
-        let result = match &proposal.command {
-            Some(cmd) => self
-                .state
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .apply(cmd),
-            None => Err(Refusal::EmptyCommand),
-        };
+        let result = self
+            .state
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .apply_proposal(proposal.id, &proposal.command.unwrap_or_default());
         let Some(pending) = self.pending.remove(&proposal.id) else {
             return;
         };

@@ -2,7 +2,8 @@
 //! starts from.
 //!
 //! Rules:
-//! - A snapshot's data is a prost-encoded `vxnet_proto::Snapshot` holding the whole state.
+//! - A snapshot's data is a prost-encoded `vxnet_proto::Snapshot` holding the whole state
+//!   machine: the state and the outcomes it remembers of the latest proposals.
 //!   Equal states encode to equal bytes on every host (every map in the messages is a
 //!   `BTreeMap`).
 //! - [`decode`] checks the state's invariants ([`StateMachine::from_state`]). Data that holds
@@ -37,16 +38,16 @@ pub enum SnapshotError {
 pub fn encode(state: &StateMachine) -> Vec<u8> {
     Snapshot {
         state: Some(state.state().clone()),
+        recent: state.recent(),
     }
     .encode_to_vec()
 }
 
 /// The state machine a snapshot's data holds.
 pub fn decode(data: &[u8]) -> Result<StateMachine, SnapshotError> {
-    let state = Snapshot::decode(data)?
-        .state
-        .ok_or(SnapshotError::NoState)?;
-    Ok(StateMachine::from_state(state)?)
+    let snapshot = Snapshot::decode(data)?;
+    let state = snapshot.state.ok_or(SnapshotError::NoState)?;
+    Ok(StateMachine::from_snapshot(state, snapshot.recent)?)
 }
 
 /// The snapshot a fresh host founds its one-host cluster on; see the module docs.
@@ -56,7 +57,11 @@ pub fn bootstrap(host: &Host) -> RaftSnapshot {
         ..Default::default()
     };
     let mut snapshot = RaftSnapshot::default();
-    snapshot.set_data(Snapshot { state: Some(state) }.encode_to_vec().into());
+    let data = Snapshot {
+        state: Some(state),
+        recent: Vec::new(),
+    };
+    snapshot.set_data(data.encode_to_vec().into());
     let meta = snapshot.mut_metadata();
     meta.index = BOOTSTRAP_INDEX;
     meta.term = 1;

@@ -43,7 +43,7 @@ fn state_round_trips_to_the_same_bytes() {
 #[test]
 fn data_without_a_state_is_an_error() {
     assert!(matches!(decode(&[]), Err(SnapshotError::NoState)));
-    let empty = Snapshot { state: None }.encode_to_vec();
+    let empty = Snapshot::default().encode_to_vec();
     assert!(matches!(decode(&empty), Err(SnapshotError::NoState)));
     let err = decode(&[]).expect_err("an error");
     assert_eq!(err.to_string(), "the snapshot holds no state");
@@ -65,7 +65,11 @@ fn a_state_that_breaks_the_invariants_is_refused() {
         hosts: vec![host(1), host(1)],
         ..Default::default()
     };
-    let data = Snapshot { state: Some(state) }.encode_to_vec();
+    let data = Snapshot {
+        state: Some(state),
+        ..Default::default()
+    }
+    .encode_to_vec();
     let err = decode(&data).expect_err("an error");
     assert!(matches!(err, SnapshotError::Invalid(_)), "{err:?}");
 }
