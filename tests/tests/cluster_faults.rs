@@ -1,5 +1,5 @@
 //! A cluster under failure (README, "Clustering"; every command gives up within `--timeout`):
-//! the leader killed, a host cut off the underlay, every daemon restarted. Writes need a quorum
+//! the leader killed (and a write right after it), a host cut off the underlay, every daemon restarted. Writes need a quorum
 //! and fail in time without one; nothing acknowledged is lost; a host that was away catches up.
 
 use std::collections::BTreeMap;
@@ -111,6 +111,44 @@ fn killed_leader_is_replaced_within_5s_and_catches_up_on_restart() {
     let (_, to_ip) = &containers[survivors[0]];
     from.wait_reachable(&to_ip.to_string(), WARMUP_TIMEOUT)
         .expect("forwarding on the restarted host");
+}
+
+/// The write a user runs right after the leader died: raft-rs forwards it to the dead leader,
+/// where it is lost, so the survivor must propose it again to the next leader, at once and
+/// only once, rather than wait out the default `--timeout` (10 s).
+#[test]
+fn a_write_right_after_a_leader_kill_commits_under_the_next_leader() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::cluster(3).expect("three hosts in one cluster");
+    let all = [0, 1, 2];
+    let leader = lab.leader(&all).expect("a leader");
+    let survivors: Vec<usize> = all.into_iter().filter(|&h| h != leader).collect();
+    lab.kill_daemon(leader, libc::SIGKILL)
+        .expect("kill -9 the leader");
+    let killed = Instant::now();
+    let out = lab
+        .host(survivors[0])
+        .vxnet(&["network", "create", "at-once"]);
+    let took = killed.elapsed();
+    assert!(
+        out.status.success(),
+        "network create on h{} right after killing h{leader} failed after {took:?}: {}\n{}",
+        survivors[0],
+        String::from_utf8_lossy(&out.stderr).trim(),
+        lab.daemon_logs(30)
+    );
+    // An election takes 1–2 s; a proposal left lost would take the whole --timeout.
+    eprintln!("network create after the leader kill took {took:?}");
+    assert!(took < Duration::from_secs(4), "took {took:?}");
+    for &h in &survivors {
+        lab.host(h)
+            .wait_networks(&["at-once"], REPLICATION_TIMEOUT)
+            .expect("replicated");
+        let names = lab.host(h).network_names().expect("network ls");
+        assert_eq!(names, ["at-once"], "h{h}: created once");
+    }
 }
 
 #[test]
