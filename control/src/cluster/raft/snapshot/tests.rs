@@ -87,3 +87,25 @@ fn bootstrap_holds_the_founder_as_only_voter_and_host() {
     assert_eq!(sm.hosts(), [founder].as_slice());
     assert!(sm.networks().is_empty());
 }
+
+#[test]
+fn remembered_proposal_outcomes_travel_in_the_snapshot() {
+    let mut sm = populated();
+    let create = Command {
+        kind: Some(command::Kind::CreateNetwork(CreateNetwork {
+            id: "cd".repeat(32),
+            name: "web".into(),
+            mtu: 1450,
+            ..Default::default()
+        })),
+    };
+    let first = sm.apply_proposal(42, &create);
+    assert!(first.is_ok(), "{first:?}");
+    let data = encode(&sm);
+    let mut back = decode(&data).expect("decodes");
+    assert_eq!(back, sm);
+    assert_eq!(encode(&back), data);
+    // The restored machine answers the retry as the first time and creates nothing.
+    assert_eq!(back.apply_proposal(42, &create), first);
+    assert_eq!(back.state(), sm.state());
+}
