@@ -36,8 +36,8 @@
 //!   the current state.
 //!
 //! Inside: the refusal catalogue, the lookups, one file per kind of command (hosts, networks,
-//! endpoints — each with the allocation it makes), the argument checks, and [`ipam`] for
-//! prefixes and address/subnet allocation.
+//! endpoints — each with the allocation it makes), the argument checks, the memory of recent
+//! proposals, and [`ipam`] for prefixes and address/subnet allocation.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;

@@ -322,7 +322,7 @@ impl Node {
     /// Has `waiter` answered once the entry of proposal `id` is applied here.
     fn wait_for(&mut self, id: u64, waiter: Waiter) {
         let since = Instant::now();
-        let retry = None;
+        let retry = None; // a join or leave: the requester asks again
         self.pending.insert(
             id,
             Pending {
