@@ -276,3 +276,87 @@ fn three_hosts_join_replicate_leave_and_restart() {
     drop(c);
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// raft-rs trusts its peers: a heartbeat with an absurd commit index stops the node that
+/// steps it. One from an id outside the configuration, sent by a process that holds the
+/// token, is dropped instead, and the node goes on committing.
+#[test]
+fn a_message_from_a_non_member_does_not_stop_the_node() {
+    use ::raft::eraftpb::{Message as RaftMessage, MessageType};
+    use vxnet_proto::{command, Command, CreateNetwork};
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = std::env::temp_dir().join(format!("vxnet-stranger-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let host = Host {
+        id: "cd".repeat(32),
+        name: "lonely".into(),
+        addr: u32::from(Ipv4Addr::LOCALHOST),
+        raft_id: 0,
+        cluster_port: u32::from(port),
+    };
+    let (tx, mut events) = mpsc::unbounded_channel();
+    let cluster = Cluster::open(
+        &dir,
+        host,
+        ClusterOptions::default(),
+        runtime.handle().clone(),
+        tx,
+    )
+    .expect("open");
+    let t = Duration::from_secs(10);
+    let create = |name: &str| Command {
+        kind: Some(command::Kind::CreateNetwork(CreateNetwork {
+            id: name.repeat(32),
+            name: name.into(),
+            mtu: 1450,
+            ..Default::default()
+        })),
+    };
+    cluster
+        .handle()
+        .propose(create("aa"), t)
+        .expect("first write");
+
+    let (stranger_tx, _stranger_rx) = mpsc::unbounded_channel();
+    let stranger = runtime
+        .block_on(transport::Transport::start(
+            "127.0.0.1:0".parse().expect("addr"),
+            99,
+            cluster.token.clone(),
+            stranger_tx,
+        ))
+        .expect("stranger's transport");
+    let target = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    stranger.set_peer(cluster.host().raft_id, target);
+    let mut poison = RaftMessage::default();
+    poison.set_msg_type(MessageType::MsgHeartbeat);
+    poison.from = 99;
+    poison.to = cluster.host().raft_id;
+    poison.term = 1000;
+    poison.commit = u64::MAX / 2;
+    stranger.send(poison);
+    // Connected, authenticated and delivered well within this; a node that stepped it would
+    // have died by then.
+    std::thread::sleep(Duration::from_secs(1));
+
+    cluster
+        .handle()
+        .propose(create("bb"), t)
+        .expect("a write after the poison");
+    while let Ok(event) = events.try_recv() {
+        assert_eq!(event, NodeEvent::Applied);
+    }
+    runtime.block_on(stranger.shutdown());
+    drop(cluster);
+    let _ = std::fs::remove_dir_all(dir);
+}
