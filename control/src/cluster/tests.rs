@@ -360,3 +360,91 @@ fn a_message_from_a_non_member_does_not_stop_the_node() {
     drop(cluster);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The same message under the id of a member (the token proves no id) stops raft-rs: the
+/// node reports its death instead of leaving a handle that only answers "stopped".
+#[test]
+fn a_node_that_dies_says_so() {
+    use ::raft::eraftpb::{Message as RaftMessage, MessageType};
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let root = std::env::temp_dir().join(format!("vxnet-dies-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let ports: Vec<u16> = (0..2)
+        .map(|_| {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("free port")
+                .port()
+        })
+        .collect();
+    let open = |i: usize| {
+        let dir = root.join(format!("h{i}"));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let host = Host {
+            id: format!("{:064x}", i + 1),
+            name: format!("host{i}"),
+            addr: u32::from(Ipv4Addr::LOCALHOST),
+            raft_id: 0,
+            cluster_port: u32::from(ports[i]),
+        };
+        let (tx, events) = mpsc::unbounded_channel();
+        let cluster = Cluster::open(
+            &dir,
+            host,
+            ClusterOptions::default(),
+            runtime.handle().clone(),
+            tx,
+        )
+        .expect("open");
+        (cluster, events)
+    };
+    let (leader, mut events) = open(0);
+    let (mut member, _member_events) = open(1);
+    let seed = format!("127.0.0.1:{}", ports[0]);
+    member
+        .join(&seed, &leader.token(), Duration::from_secs(10))
+        .expect("join");
+    let (victim, impersonated) = (leader.host().raft_id, member.host().raft_id);
+    let (impostor_tx, _impostor_rx) = mpsc::unbounded_channel();
+    let impostor = runtime
+        .block_on(transport::Transport::start(
+            "127.0.0.1:0".parse().expect("addr"),
+            impersonated,
+            leader.token.clone(),
+            impostor_tx,
+        ))
+        .expect("impostor's transport");
+    impostor.set_peer(victim, SocketAddr::from((Ipv4Addr::LOCALHOST, ports[0])));
+    let mut poison = RaftMessage::default();
+    poison.set_msg_type(MessageType::MsgHeartbeat);
+    poison.from = impersonated;
+    poison.to = victim;
+    poison.term = 1000;
+    poison.commit = u64::MAX / 2;
+    impostor.send(poison);
+    let died = runtime.block_on(async {
+        tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                match events.recv().await {
+                    Some(NodeEvent::Died(why)) => return Some(why),
+                    Some(NodeEvent::Applied) => continue,
+                    None => return None,
+                }
+            }
+        })
+        .await
+    });
+    let why = died
+        .expect("no death reported within 5 s")
+        .expect("events closed");
+    assert!(why.contains("raft-rs panicked"), "{why}");
+    runtime.block_on(impostor.shutdown());
+    drop(member);
+    drop(leader);
+    let _ = std::fs::remove_dir_all(root);
+}
