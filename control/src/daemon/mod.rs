@@ -194,3 +194,6 @@ pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     tracing::info!("stopped");
     served.and(stopped)
 }
+
+#[cfg(test)]
+mod tests;
