@@ -48,7 +48,11 @@ use super::transport::{ClusterToken, Transport, TransportEvent};
 use crate::cluster::{ClusterError, Rejection};
 use crate::state::{Applied, Refusal, StateMachine};
 
+mod events;
 mod requests;
+
+use self::events::report_death;
+pub use self::events::NodeEvent;
 
 /// One tick: elections time out after 10–20 ticks, heartbeats every 2.
 const TICK: Duration = Duration::from_millis(100);
@@ -73,15 +77,6 @@ pub enum NodeError {
     Codec(#[from] protobuf::ProtobufError),
     #[error(transparent)]
     Snapshot(#[from] SnapshotError),
-}
-
-/// What the node tells its owner.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NodeEvent {
-    /// A batch of entries was applied: the replicated state changed.
-    Applied,
-    /// The node stopped by itself (see the module docs): why.
-    Died(String),
 }
 
 /// What a daemon needs to start its node.
@@ -161,29 +156,6 @@ impl Drop for RaftNode {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-/// Waits for the node's task, and sends [`NodeEvent::Died`] unless it ended by a shutdown.
-async fn report_death(
-    run: tokio::task::JoinHandle<Result<(), NodeError>>,
-    events: mpsc::UnboundedSender<NodeEvent>,
-) {
-    let why = match run.await {
-        Ok(Ok(())) => return,
-        Ok(Err(e)) => e.to_string(),
-        Err(e) if e.is_panic() => {
-            let payload = e.into_panic();
-            let message = payload
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| payload.downcast_ref::<&str>().copied())
-                .unwrap_or("no message");
-            format!("raft-rs panicked: {message}")
-        }
-        // Cancelled: the runtime is going away with everything on it.
-        Err(_) => return,
-    };
-    let _ = events.send(NodeEvent::Died(why));
 }
 
 /// Who waits for the result of an entry.
