@@ -22,6 +22,9 @@
 //!   not be used again: the caller exits, and the daemon restarted on the same data dir comes
 //!   up in its new cluster.
 //! - Errors carry the message the CLI prints and its exit code ([`ClusterError`]).
+//! - `changed` is sent [`NodeEvent::Applied`] whenever the replicated state changed, and
+//!   [`NodeEvent::Died`] if the node stopped by itself (storage or raft-rs failure): the
+//!   `Cluster` is then of no use, and the caller exits like for a fatal error.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
@@ -35,6 +38,7 @@ use self::data_dir::{
 };
 use self::raft::storage::RaftStorage;
 use self::raft::transport::{self, ClusterToken};
+pub use self::raft::NodeEvent;
 use self::raft::{NodeConfig, RaftHandle, RaftNode, COMPACT_EVERY};
 
 mod data_dir;
@@ -77,7 +81,7 @@ pub struct Cluster {
     host: Host,
     options: ClusterOptions,
     runtime: tokio::runtime::Handle,
-    changed: mpsc::UnboundedSender<()>,
+    changed: mpsc::UnboundedSender<NodeEvent>,
     node: Option<RaftNode>,
 }
 
@@ -88,7 +92,7 @@ impl Cluster {
         mut host: Host,
         options: ClusterOptions,
         runtime: tokio::runtime::Handle,
-        changed: mpsc::UnboundedSender<()>,
+        changed: mpsc::UnboundedSender<NodeEvent>,
     ) -> Result<Cluster, ClusterError> {
         host.raft_id = load_or_create_raft_id(data_dir, false)?;
         let mut cluster = Cluster {

@@ -359,3 +359,175 @@ fn a_write_right_after_the_leader_stops_commits_under_the_next_leader() {
     c[1].handle().read_barrier(t).expect("read barrier");
     assert_eq!(c[1].handle().state().networks().len(), 1);
 }
+
+/// raft-rs trusts its peers: a heartbeat with an absurd commit index stops the node that
+/// steps it. One from an id outside the configuration, sent by a process that holds the
+/// token, is dropped instead, and the node goes on committing.
+#[test]
+fn a_message_from_a_non_member_does_not_stop_the_node() {
+    use ::raft::eraftpb::{Message as RaftMessage, MessageType};
+    use vxnet_proto::{command, Command, CreateNetwork};
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = std::env::temp_dir().join(format!("vxnet-stranger-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let host = Host {
+        id: "cd".repeat(32),
+        name: "lonely".into(),
+        addr: u32::from(Ipv4Addr::LOCALHOST),
+        raft_id: 0,
+        cluster_port: u32::from(port),
+    };
+    let (tx, mut events) = mpsc::unbounded_channel();
+    let cluster = Cluster::open(
+        &dir,
+        host,
+        ClusterOptions::default(),
+        runtime.handle().clone(),
+        tx,
+    )
+    .expect("open");
+    let t = Duration::from_secs(10);
+    let create = |name: &str| Command {
+        kind: Some(command::Kind::CreateNetwork(CreateNetwork {
+            id: name.repeat(32),
+            name: name.into(),
+            mtu: 1450,
+            ..Default::default()
+        })),
+    };
+    cluster
+        .handle()
+        .propose(create("aa"), t)
+        .expect("first write");
+
+    let (stranger_tx, _stranger_rx) = mpsc::unbounded_channel();
+    let stranger = runtime
+        .block_on(transport::Transport::start(
+            "127.0.0.1:0".parse().expect("addr"),
+            99,
+            cluster.token.clone(),
+            stranger_tx,
+        ))
+        .expect("stranger's transport");
+    let target = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    stranger.set_peer(cluster.host().raft_id, target);
+    let mut poison = RaftMessage::default();
+    poison.set_msg_type(MessageType::MsgHeartbeat);
+    poison.from = 99;
+    poison.to = cluster.host().raft_id;
+    poison.term = 1000;
+    poison.commit = u64::MAX / 2;
+    stranger.send(poison);
+    // Connected, authenticated and delivered well within this; a node that stepped it would
+    // have died by then.
+    std::thread::sleep(Duration::from_secs(1));
+
+    cluster
+        .handle()
+        .propose(create("bb"), t)
+        .expect("a write after the poison");
+    while let Ok(event) = events.try_recv() {
+        assert_eq!(event, NodeEvent::Applied);
+    }
+    runtime.block_on(stranger.shutdown());
+    drop(cluster);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The same message under the id of a member (the token proves no id) stops raft-rs: the
+/// node reports its death instead of leaving a handle that only answers "stopped".
+#[test]
+fn a_node_that_dies_says_so() {
+    use ::raft::eraftpb::{Message as RaftMessage, MessageType};
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let root = std::env::temp_dir().join(format!("vxnet-dies-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let ports: Vec<u16> = (0..2)
+        .map(|_| {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("free port")
+                .port()
+        })
+        .collect();
+    let open = |i: usize| {
+        let dir = root.join(format!("h{i}"));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let host = Host {
+            id: format!("{:064x}", i + 1),
+            name: format!("host{i}"),
+            addr: u32::from(Ipv4Addr::LOCALHOST),
+            raft_id: 0,
+            cluster_port: u32::from(ports[i]),
+        };
+        let (tx, events) = mpsc::unbounded_channel();
+        let cluster = Cluster::open(
+            &dir,
+            host,
+            ClusterOptions::default(),
+            runtime.handle().clone(),
+            tx,
+        )
+        .expect("open");
+        (cluster, events)
+    };
+    let (leader, mut events) = open(0);
+    let (mut member, _member_events) = open(1);
+    let seed = format!("127.0.0.1:{}", ports[0]);
+    member
+        .join(&seed, &leader.token(), Duration::from_secs(10))
+        .expect("join");
+    let (victim, impersonated) = (leader.host().raft_id, member.host().raft_id);
+    let (impostor_tx, _impostor_rx) = mpsc::unbounded_channel();
+    let impostor = runtime
+        .block_on(transport::Transport::start(
+            "127.0.0.1:0".parse().expect("addr"),
+            impersonated,
+            leader.token.clone(),
+            impostor_tx,
+        ))
+        .expect("impostor's transport");
+    impostor.set_peer(victim, SocketAddr::from((Ipv4Addr::LOCALHOST, ports[0])));
+    let mut poison = RaftMessage::default();
+    poison.set_msg_type(MessageType::MsgHeartbeat);
+    poison.from = impersonated;
+    poison.to = victim;
+    poison.term = 1000;
+    poison.commit = u64::MAX / 2;
+    impostor.send(poison);
+    let died = runtime.block_on(async {
+        tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                match events.recv().await {
+                    Some(NodeEvent::Died(why)) => return Some(why),
+                    Some(NodeEvent::Applied) => continue,
+                    None => return None,
+                }
+            }
+        })
+        .await
+    });
+    let why = died
+        .expect("no death reported within 5 s")
+        .expect("events closed");
+    assert!(why.contains("raft-rs panicked"), "{why}");
+    runtime.block_on(impostor.shutdown());
+    drop(member);
+    drop(leader);
+    let _ = std::fs::remove_dir_all(root);
+}

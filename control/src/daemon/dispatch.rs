@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Notify};
 use vxnet_dataplane::host::{
     next_free_ifname, resolve_target, Attachment, DropReason, Host as Dataplane, HostConfig,
-    NetworkFailure,
+    NetworkFailure, ThreadFailure,
 };
 use vxnet_proto::types::{MacAddr, MTU_MIN, VXLAN_OVERHEAD};
 use vxnet_proto::{
@@ -23,7 +23,7 @@ use vxnet_proto::{
 use super::error::{failure, RequestError};
 use super::identity::{hostname, load_or_create_host_id};
 use super::{ControlEvent, DaemonConfig, DaemonError};
-use crate::cluster::{Cluster, ClusterError, ClusterOptions};
+use crate::cluster::{Cluster, ClusterError, ClusterOptions, NodeEvent};
 use crate::program::host_program;
 use crate::state::Applied;
 use crate::sys;
@@ -56,7 +56,7 @@ impl Daemon {
         config: &DaemonConfig,
         underlay_mtu: u32,
         runtime: tokio::runtime::Handle,
-        changed: mpsc::UnboundedSender<()>,
+        changed: mpsc::UnboundedSender<NodeEvent>,
     ) -> Result<Daemon, DaemonError> {
         let host_id = load_or_create_host_id(&config.data_dir)?;
         let name = config.name.clone().unwrap_or_else(hostname);
@@ -94,6 +94,13 @@ impl Daemon {
         })
     }
 
+    /// Where the dataplane reports forwarding threads that stopped by themselves (once).
+    pub(super) fn take_dataplane_failures(
+        &mut self,
+    ) -> Option<std::sync::mpsc::Receiver<ThreadFailure>> {
+        self.dataplane.take_failures()
+    }
+
     /// The daemon's "state changed, not yet reconciled" flag, for the task that forwards the
     /// cluster's change events.
     pub(super) fn state_dirty(&self) -> Arc<AtomicBool> {
@@ -101,7 +108,8 @@ impl Daemon {
     }
 
     /// Handles events until shutdown. A fatal cluster error (see `cluster`'s docs) answers its
-    /// request, notifies `fatal` and ends the loop with that error.
+    /// request, notifies `fatal` and ends the loop with that error; so does a
+    /// [`ControlEvent::Fatal`] (a part of the daemon stopped).
     pub(super) fn serve(
         mut self,
         mut events: mpsc::UnboundedReceiver<ControlEvent>,
@@ -121,7 +129,7 @@ impl Daemon {
                         Err(RequestError::Cluster(e)) if e.is_fatal() => {
                             tracing::error!(error = %e, "stopping: this host has no Raft node");
                             let _ = reply.send(failure(e.to_string(), e.code()));
-                            stopped_by = Some(e);
+                            stopped_by = Some(DaemonError::Cluster(e));
                             fatal.notify_one();
                             break;
                         }
@@ -136,15 +144,18 @@ impl Daemon {
                         self.reconcile_all();
                     }
                 }
+                ControlEvent::Fatal(e) => {
+                    tracing::error!(error = %e, "stopping");
+                    stopped_by = Some(e);
+                    fatal.notify_one();
+                    break;
+                }
                 ControlEvent::Shutdown => break,
             }
         }
         // Stop forwarding; sandboxes stay so that containers keep their interfaces.
         self.dataplane.shutdown();
-        match stopped_by {
-            Some(e) => Err(DaemonError::Cluster(e)),
-            None => Ok(()),
-        }
+        stopped_by.map_or(Ok(()), Err)
     }
 
     fn handle(&mut self, request: Request) -> Reply {

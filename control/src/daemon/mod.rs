@@ -18,7 +18,10 @@
 //! - A failed request is a typed [`RequestError`]: its message and its API error code.
 //! - SIGTERM/SIGINT stop the daemon cleanly: forwarding stops, state and sandboxes stay. A
 //!   join or leave that leaves the host without a Raft node stops it too, with an error, so
-//!   that a supervisor restarts it on the same data dir.
+//!   that a supervisor restarts it on the same data dir; so does a Raft node that stopped by
+//!   itself (its storage failed, raft-rs panicked) and a forwarding thread of the dataplane
+//!   that stopped (a TAP that cannot be read): the daemon logs why and exits non-zero rather
+//!   than answer or forward from a frozen state.
 
 mod dispatch;
 mod error;
@@ -31,10 +34,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, Notify};
-use vxnet_dataplane::host::HostError;
+use vxnet_dataplane::host::{HostError, ThreadFailure};
 use vxnet_proto::{Request, Response};
 
-use crate::cluster::ClusterError;
+use crate::cluster::{ClusterError, NodeEvent};
 use crate::sys;
 
 pub use self::error::RequestError;
@@ -89,12 +92,18 @@ pub enum DaemonError {
     Cluster(#[from] ClusterError),
     #[error("cannot start the dataplane: {0}")]
     Dataplane(#[from] HostError),
+    #[error("the Raft node stopped: {0}; exiting so that a supervisor restarts the daemon")]
+    NodeDied(String),
+    #[error("{0}; exiting so that a supervisor restarts the daemon")]
+    DataplaneDied(ThreadFailure),
 }
 
-/// What the control thread acts on: API requests, and news that the replicated state changed.
+/// What the control thread acts on: API requests, news that the replicated state changed, and
+/// news that a part the daemon cannot go on without stopped.
 enum ControlEvent {
     Request(Request, oneshot::Sender<Response>),
     StateChanged,
+    Fatal(DaemonError),
     Shutdown,
 }
 
@@ -130,22 +139,42 @@ pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
             source,
         })?;
     let (events, rx) = mpsc::unbounded_channel::<ControlEvent>();
-    let (changed, mut changes) = mpsc::unbounded_channel::<()>();
+    let (changed, mut changes) = mpsc::unbounded_channel::<NodeEvent>();
     let mut daemon =
         dispatch::Daemon::open(&config, underlay_mtu, runtime.handle().clone(), changed)?;
     daemon.reconcile_all();
     let forward = events.clone();
     let dirty = daemon.state_dirty();
     runtime.spawn(async move {
-        while changes.recv().await.is_some() {
-            // One event stands for any number of changes not yet reconciled.
-            if !dirty.swap(true, Ordering::AcqRel)
-                && forward.send(ControlEvent::StateChanged).is_err()
-            {
+        while let Some(event) = changes.recv().await {
+            let sent = match event {
+                // One event stands for any number of changes not yet reconciled.
+                NodeEvent::Applied if dirty.swap(true, Ordering::AcqRel) => Ok(()),
+                NodeEvent::Applied => forward.send(ControlEvent::StateChanged),
+                NodeEvent::Died(why) => {
+                    forward.send(ControlEvent::Fatal(DaemonError::NodeDied(why)))
+                }
+            };
+            if sent.is_err() {
                 break;
             }
         }
     });
+    if let Some(failures) = daemon.take_dataplane_failures() {
+        let forward = events.clone();
+        // Ends when the dataplane is shut down, which closes the channel.
+        std::thread::Builder::new()
+            .name("vxnet-dp-watch".into())
+            .spawn(move || {
+                for failure in failures {
+                    let _ = forward.send(ControlEvent::Fatal(DaemonError::DataplaneDied(failure)));
+                }
+            })
+            .map_err(|source| DaemonError::Os {
+                op: "start the dataplane watch thread",
+                source,
+            })?;
+    }
     let fatal = Arc::new(Notify::new());
     let control = {
         let fatal = Arc::clone(&fatal);
@@ -165,3 +194,6 @@ pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     tracing::info!("stopped");
     served.and(stopped)
 }
+
+#[cfg(test)]
+mod tests;

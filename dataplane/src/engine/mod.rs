@@ -22,7 +22,9 @@
 //! - Hot paths never log; they count ([`crate::core::counters`]).
 //!
 //! Threads stop when [`Engine::remove_network`] or [`Engine::shutdown`] (or drop) is called;
-//! both join the threads they stop.
+//! both join the threads they stop. A thread that stops by itself — a TAP that cannot be read
+//! any more, a panic — is reported once on the channel of [`Engine::take_failures`]; the
+//! engine does not restart it.
 //!
 //! The receive side is in `rx`, the send side in `tx`; this module starts and stops them.
 
@@ -32,8 +34,9 @@ mod tx;
 use std::collections::HashMap;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -73,6 +76,44 @@ impl EngineConfig {
             offloads: true,
         }
     }
+}
+
+/// A forwarding thread that stopped by itself: its name, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("forwarding thread {thread} stopped: {error}")]
+pub struct ThreadFailure {
+    pub thread: String,
+    pub error: String,
+}
+
+/// Starts thread `name` running `body`; if it ends with an error or a panic, that is sent on
+/// `failures` (a thread told to stop returns `Ok`).
+fn spawn_forwarding(
+    name: String,
+    failures: &mpsc::Sender<ThreadFailure>,
+    body: impl FnOnce() -> io::Result<()> + Send + 'static,
+) -> io::Result<JoinHandle<()>> {
+    let failures = failures.clone();
+    std::thread::Builder::new()
+        .name(name.clone())
+        .spawn(move || {
+            let error = match std::panic::catch_unwind(AssertUnwindSafe(body)) {
+                Ok(Ok(())) => return,
+                Ok(Err(e)) => e.to_string(),
+                Err(panic) => {
+                    let message = panic
+                        .downcast_ref::<String>()
+                        .map(String::as_str)
+                        .or_else(|| panic.downcast_ref::<&str>().copied())
+                        .unwrap_or("no message");
+                    format!("panicked: {message}")
+                }
+            };
+            let _ = failures.send(ThreadFailure {
+                thread: name,
+                error,
+            });
+        })
 }
 
 /// A network's TAP device; `vnet_hdr` when it was opened with offloads.
@@ -119,6 +160,8 @@ pub struct Engine {
     workers: Mutex<HashMap<Vni, TapWorker>>,
     stop_rx: Arc<AtomicBool>,
     rx_thread: Option<JoinHandle<()>>,
+    failures: mpsc::Sender<ThreadFailure>,
+    failed: Option<mpsc::Receiver<ThreadFailure>>,
 }
 
 fn bound_udp(addr: SocketAddrV4, reuse: bool) -> io::Result<UdpSocket> {
@@ -148,12 +191,14 @@ impl Engine {
         let gro = config.offloads && enable_udp_gro(&rx);
         let dataplane = Arc::new(Dataplane::new());
         let stop_rx = Arc::new(AtomicBool::new(false));
+        let (failures, failed) = mpsc::channel();
         let rx_thread = {
             let dataplane = Arc::clone(&dataplane);
             let stop = Arc::clone(&stop_rx);
-            std::thread::Builder::new()
-                .name("vxnet-rx".into())
-                .spawn(move || receive_loop(rx, gro, &dataplane, &stop))?
+            spawn_forwarding("vxnet-rx".into(), &failures, move || {
+                receive_loop(rx, gro, &dataplane, &stop);
+                Ok(())
+            })?
         };
         Ok(Engine {
             config,
@@ -162,7 +207,15 @@ impl Engine {
             workers: Mutex::new(HashMap::new()),
             stop_rx,
             rx_thread: Some(rx_thread),
+            failures,
+            failed: Some(failed),
         })
+    }
+
+    /// The channel on which threads that stopped by themselves are reported (see the module
+    /// docs); `None` after the first call. It closes once the engine is gone.
+    pub fn take_failures(&mut self) -> Option<mpsc::Receiver<ThreadFailure>> {
+        self.failed.take()
     }
 
     pub fn dataplane(&self) -> &Arc<Dataplane<TapDevice>> {
@@ -194,9 +247,10 @@ impl Engine {
             let port = Arc::clone(&port);
             let senders = Arc::clone(&self.senders);
             let stop = Arc::clone(&stop);
-            std::thread::Builder::new()
-                .name(format!("vxnet-tap-{}", config.vni.get()))
-                .spawn(move || tap_loop(&port, &senders, &stop))?
+            let name = format!("vxnet-tap-{}", config.vni.get());
+            spawn_forwarding(name, &self.failures, move || {
+                tap_loop(&port, &senders, &stop)
+            })?
         };
         self.dataplane.insert(Arc::clone(&port));
         self.lock_workers().insert(

@@ -276,7 +276,9 @@ fn sockaddr(ip: Ipv4Addr, port: u16) -> libc::sockaddr_in {
     a
 }
 
-pub(super) fn tap_loop(port: &TapPort, senders: &Senders, stop: &InterruptEvent) {
+/// Forwards until `stop` is triggered; a TAP that cannot be read (deleted from outside, say)
+/// ends it with the error.
+pub(super) fn tap_loop(port: &TapPort, senders: &Senders, stop: &InterruptEvent) -> io::Result<()> {
     let (tap, plane) = (&port.device, &port.plane);
     let vni = plane.config().vni;
     let read_len = if tap.vnet_hdr {
@@ -295,14 +297,11 @@ pub(super) fn tap_loop(port: &TapPort, senders: &Senders, stop: &InterruptEvent)
             Ok(len) => len,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {
                 if stop.is_trigger() {
-                    return;
+                    return Ok(());
                 }
                 continue;
             }
-            Err(e) => {
-                tracing::warn!(vni = vni.get(), error = %e, "reading the TAP failed; network stopped");
-                return;
-            }
+            Err(e) => return Err(e),
         };
         frames.clear();
         let now = Instant::now();

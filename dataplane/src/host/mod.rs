@@ -15,6 +15,9 @@
 //!   [`Host::fdb`] and [`Host::stats`].
 //! - Stopping ([`Host::shutdown`], or drop) stops forwarding and leaves the sandboxes, so that
 //!   containers keep their interfaces while the daemon restarts.
+//! - A forwarding thread that stops by itself (a TAP deleted from outside, a panic) leaves its
+//!   network without forwarding: it is reported once on [`Host::take_failures`], and the
+//!   caller is expected to stop, so that a restart rebuilds the TAPs.
 //! - Every call blocks (netlink, thread joins); the daemon makes them from its control thread.
 
 mod error;
@@ -27,7 +30,7 @@ pub(crate) mod testutil;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 pub use self::error::HostError;
@@ -38,6 +41,7 @@ pub use crate::core::counters::{DropReason, TrafficStats};
 use crate::core::fdb::{ControlEntry, FdbTarget, DEFAULT_AGING};
 pub use crate::core::fdb::{FdbKind, FdbRow};
 use crate::core::forward::{NetworkConfig, VtepSet};
+pub use crate::engine::ThreadFailure;
 use crate::engine::{Engine, EngineConfig, TapPort};
 use crate::wire::MacAddr;
 
@@ -122,6 +126,12 @@ impl Host {
             program: HostProgram::default(),
             running: BTreeMap::new(),
         })
+    }
+
+    /// The channel on which forwarding threads that stopped by themselves are reported (see
+    /// the module docs); `None` after the first call. It closes once the host is shut down.
+    pub fn take_failures(&mut self) -> Option<mpsc::Receiver<ThreadFailure>> {
+        self.engine.take_failures()
     }
 
     /// Makes the host match `program` (see the module docs); returns the networks it could

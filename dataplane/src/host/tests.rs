@@ -112,3 +112,42 @@ fn a_network_without_local_endpoints_runs_nothing_and_shows_its_control_entries(
     host.shutdown();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A TAP deleted from outside stops its network's thread: that is reported, once, and a
+/// shutdown afterwards reports nothing more and closes the channel.
+#[test]
+fn a_tap_thread_that_stops_by_itself_is_reported() {
+    use crate::host::testutil::{nsexec, root_or_skip, Scratch};
+
+    if !root_or_skip("a_tap_thread_that_stops_by_itself_is_reported") {
+        return;
+    }
+    let scratch = Scratch::new("host-tap-dies");
+    let mut host = loopback_host(&scratch.path("netns"));
+    let failures = host.take_failures().expect("the failure channel");
+    assert!(host.take_failures().is_none(), "given once");
+    let net = network(vec![endpoint("0a", 2, Location::Local)]);
+    let sandbox = sandbox_path(&scratch.path("netns"), &net.id);
+    let failed = host.apply(
+        HostProgram {
+            networks: vec![net],
+        },
+        Instant::now(),
+    );
+    assert!(failed.is_empty(), "{failed:?}");
+    assert!(failures.try_recv().is_err(), "nothing failed yet");
+
+    let deleted = nsexec(&sandbox, &["ip", "link", "del", sandbox::TAP_NAME]);
+    assert!(deleted.status.success(), "{deleted:?}");
+    let failure = failures
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the TAP thread's end is reported");
+    assert_eq!(failure.thread, "vxnet-tap-4100");
+    host.shutdown();
+    assert!(
+        failures.recv_timeout(Duration::from_secs(5)).is_err(),
+        "a shutdown reports nothing, and closes the channel"
+    );
+    // Sandboxes outlive the host; this one is below the scratch dir's top level.
+    netns::remove_pinned_netns(&sandbox).expect("unpin the sandbox");
+}

@@ -259,6 +259,32 @@ impl Host {
         .map_err(|e| anyhow!("{e:#}\n---- daemon log ----\n{}", self.log_tail(40)))
     }
 
+    /// Waits (bounded) for the daemon to exit by itself, and returns how it exited. Error if
+    /// no daemon was running, or if it is still running after `timeout`.
+    pub fn wait_daemon_exit(&self, timeout: Duration) -> Result<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            {
+                let mut slot = lock(&self.daemon);
+                let child = slot
+                    .as_mut()
+                    .ok_or_else(|| anyhow!("no daemon running on {}", self.name))?;
+                if let Some(status) = child.try_wait().context("waiting for the daemon")? {
+                    *slot = None;
+                    return Ok(status);
+                }
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "the daemon of {} still runs after {timeout:?}; log:\n{}",
+                    self.name,
+                    self.log_tail(40)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Sends `signal` to the daemon and waits for it to exit (SIGKILL after
     /// [`DAEMON_STOP_TIMEOUT`]). Returns the exit status if it exited on `signal`, `None` if it
     /// had to be killed. Error if no daemon was running.

@@ -13,4 +13,4 @@ pub mod storage;
 pub mod transport;
 
 pub use handle::{ClusterView, RaftHandle};
-pub use node::{NodeConfig, NodeError, RaftNode, COMPACT_EVERY};
+pub use node::{NodeConfig, NodeError, NodeEvent, RaftNode, COMPACT_EVERY};

@@ -17,9 +17,14 @@
 //!   `requests`.
 //! - A fresh host bootstraps a one-host cluster from the snapshot of
 //!   [`snapshot::bootstrap`]; a joining host starts empty and waits for the leader's snapshot.
-//! - A failure of the storage or of raft-rs inside the task ([`NodeError`]) stops the node:
-//!   a `Ready` cannot be taken back (see the storage docs). Waiting callers get
-//!   [`ClusterError::Stopped`].
+//! - A failure of the storage or of raft-rs inside the task ([`NodeError`], or a panic of
+//!   raft-rs) stops the node: a `Ready` cannot be taken back (see the storage docs). Waiting
+//!   callers get [`ClusterError::Stopped`], and the owner is sent [`NodeEvent::Died`]; a node
+//!   stopped by [`RaftNode::shutdown`] sends nothing.
+//! - Raft messages from an id that is not in the current configuration (voters of either half
+//!   of a joint configuration, learners) are dropped before raft-rs sees them: raft-rs trusts
+//!   its peers, and one absurd message would stop the node. A host that has no configuration
+//!   yet (joined, waiting for the leader's snapshot) takes messages from its transport peers.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -45,8 +50,12 @@ use super::transport::{ClusterToken, Transport, TransportEvent};
 use crate::cluster::{ClusterError, Rejection};
 use crate::state::{Applied, StateMachine};
 
+mod events;
 mod proposals;
 mod requests;
+
+use self::events::report_death;
+pub use self::events::NodeEvent;
 
 /// One tick: elections time out after 10–20 ticks, heartbeats every 2.
 const TICK: Duration = Duration::from_millis(100);
@@ -96,20 +105,22 @@ pub struct RaftNode {
 
 impl RaftNode {
     /// Starts the node's task (and its transport on `host.addr:host.cluster_port`), and returns
-    /// once the log this host already had is applied. `changed` is sent `()` after every batch
-    /// of applied entries.
+    /// once the log this host already had is applied. `changed` is sent [`NodeEvent::Applied`]
+    /// after every batch of applied entries, and [`NodeEvent::Died`] if the node stops by
+    /// itself.
     pub fn start(
         config: NodeConfig,
         runtime: &tokio::runtime::Handle,
-        changed: mpsc::UnboundedSender<()>,
+        changed: mpsc::UnboundedSender<NodeEvent>,
     ) -> Result<RaftNode, ClusterError> {
         let (commands, rx) = mpsc::unbounded_channel();
         let state = Arc::new(RwLock::new(StateMachine::new()));
         let view = Arc::new(RwLock::new(ClusterView::default()));
         let handle = RaftHandle::new(commands, Arc::clone(&state), Arc::clone(&view));
+        let died = changed.clone();
         let node = runtime.block_on(Node::open(config, state, view, changed))?;
         let committed = node.storage.hard_state().map_err(NodeError::from)?.commit;
-        let task = runtime.spawn(node.run(rx));
+        let task = runtime.spawn(report_death(runtime.spawn(node.run(rx)), died));
         let node = RaftNode {
             handle,
             task: Some(task),
@@ -171,7 +182,7 @@ struct Node {
     events: mpsc::UnboundedReceiver<TransportEvent>,
     state: Arc<RwLock<StateMachine>>,
     view: Arc<RwLock<ClusterView>>,
-    changed: mpsc::UnboundedSender<()>,
+    changed: mpsc::UnboundedSender<NodeEvent>,
     host: Host,
     max_voters: usize,
     compact_every: u64,
@@ -189,6 +200,8 @@ struct Node {
     peers: BTreeSet<u64>,
     /// When each peer last sent us a Raft message.
     last_heard: HashMap<u64, Instant>,
+    /// Raft messages dropped because their sender is not a member.
+    dropped_from_strangers: u64,
 }
 
 impl Node {
@@ -196,7 +209,7 @@ impl Node {
         config: NodeConfig,
         state: Arc<RwLock<StateMachine>>,
         view: Arc<RwLock<ClusterView>>,
-        changed: mpsc::UnboundedSender<()>,
+        changed: mpsc::UnboundedSender<NodeEvent>,
     ) -> Result<Node, ClusterError> {
         let NodeConfig {
             host,
@@ -276,6 +289,7 @@ impl Node {
             snapshot_now: false,
             peers: BTreeSet::new(),
             last_heard: HashMap::new(),
+            dropped_from_strangers: 0,
         };
         for member in seed_members {
             node.add_peer(&member);
@@ -285,7 +299,11 @@ impl Node {
         Ok(node)
     }
 
-    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<NodeCommand>) {
+    async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<NodeCommand>,
+    ) -> Result<(), NodeError> {
+        let mut failed = None;
         let mut ticker = tokio::time::interval(TICK);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -302,7 +320,7 @@ impl Node {
             }
             self.retry_proposals();
             if let Err(e) = self.on_ready() {
-                tracing::error!(error = %e, "raft node failed; stopping it");
+                failed = Some(e);
                 break;
             }
         }
@@ -312,6 +330,7 @@ impl Node {
                 let _ = tx.send(Err(ClusterError::Stopped));
             }
         }
+        failed.map_or(Ok(()), Err)
     }
 
     fn next_id(&mut self) -> u64 {
@@ -360,6 +379,15 @@ impl Node {
     fn handle_event(&mut self, event: TransportEvent) {
         match event {
             TransportEvent::Raft(msg) => {
+                if !self.is_member(msg.from) {
+                    self.dropped_from_strangers += 1;
+                    tracing::debug!(
+                        from = msg.from,
+                        dropped = self.dropped_from_strangers,
+                        "raft message from a non-member dropped"
+                    );
+                    return;
+                }
                 self.last_heard.insert(msg.from, Instant::now());
                 if let Err(e) = self.raw.step(msg) {
                     tracing::debug!(error = %e, "raft message ignored");
@@ -371,6 +399,15 @@ impl Node {
                 envelope, reply, ..
             } => self.handle_request(envelope, reply),
         }
+    }
+
+    /// Whether Raft messages from `id` are stepped (see the module docs).
+    fn is_member(&self, id: u64) -> bool {
+        let conf = self.raw.raft.prs().conf();
+        if conf.voters().ids().iter().next().is_none() && conf.learners().is_empty() {
+            return self.peers.contains(&id);
+        }
+        conf.voters().contains(id) || conf.learners().contains(&id)
     }
 
     fn conf(&self) -> ConfState {
@@ -522,7 +559,7 @@ impl Node {
     fn after_apply(&mut self) {
         self.sync_peers();
         self.publish_view();
-        let _ = self.changed.send(());
+        let _ = self.changed.send(NodeEvent::Applied);
     }
 
     fn answer_reads(&mut self) {

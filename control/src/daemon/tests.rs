@@ -1,0 +1,126 @@
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use ::raft::eraftpb::{Message as RaftMessage, MessageType};
+use vxnet_proto::Host;
+
+use super::*;
+use crate::cluster::raft::transport::{ClusterToken, Transport};
+use crate::cluster::{Cluster, ClusterOptions};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// A daemon whose Raft node dies (here: raft-rs panics on a heartbeat with an absurd commit
+/// index, sent under the id of a member by a holder of the token) stops serving and `run`
+/// returns the error, for main to exit 1 with.
+#[test]
+fn a_dead_raft_node_ends_the_daemon_with_an_error() {
+    let root = std::env::temp_dir().join(format!("vxnet-daemon-dies-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let cluster_port = free_port();
+    let config = DaemonConfig {
+        advertise_addr: Ipv4Addr::LOCALHOST,
+        data_dir: root.join("a"),
+        socket: root.join("a.sock"),
+        vxlan_port: free_port(),
+        cluster_port,
+        name: Some("doomed".into()),
+        voters: 3,
+        offloads: false,
+    };
+    let (done_tx, done) = std::sync::mpsc::channel();
+    let daemon = {
+        let config = config.clone();
+        std::thread::spawn(move || {
+            let _ = done_tx.send(run(config));
+        })
+    };
+    let token_file = config.data_dir.join("cluster-token");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !config.socket.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the daemon did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let token = std::fs::read_to_string(&token_file).expect("token");
+    let token = token.trim();
+
+    // A second member, so that there is a member id to send the poison under.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir_b = root.join("b");
+    std::fs::create_dir_all(&dir_b).expect("mkdir");
+    let host_b = Host {
+        id: "be".repeat(32),
+        name: "member".into(),
+        addr: u32::from(Ipv4Addr::LOCALHOST),
+        raft_id: 0,
+        cluster_port: u32::from(free_port()),
+    };
+    let (tx, _events) = mpsc::unbounded_channel();
+    let mut member = Cluster::open(
+        &dir_b,
+        host_b,
+        ClusterOptions::default(),
+        runtime.handle().clone(),
+        tx,
+    )
+    .expect("open the member");
+    member
+        .join(
+            &format!("127.0.0.1:{cluster_port}"),
+            token,
+            Duration::from_secs(10),
+        )
+        .expect("join");
+    let victim = member.handle().view().leader_id;
+    let impersonated = member.host().raft_id;
+    assert_ne!(victim, impersonated, "the daemon leads");
+
+    let (impostor_tx, _impostor_rx) = mpsc::unbounded_channel();
+    let impostor = runtime
+        .block_on(Transport::start(
+            "127.0.0.1:0".parse().expect("addr"),
+            impersonated,
+            token.parse::<ClusterToken>().expect("token"),
+            impostor_tx,
+        ))
+        .expect("impostor's transport");
+    impostor.set_peer(
+        victim,
+        SocketAddr::from((Ipv4Addr::LOCALHOST, cluster_port)),
+    );
+    let mut poison = RaftMessage::default();
+    poison.set_msg_type(MessageType::MsgHeartbeat);
+    poison.from = impersonated;
+    poison.to = victim;
+    poison.term = 1000;
+    poison.commit = u64::MAX / 2;
+    impostor.send(poison);
+
+    let ended = done
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the daemon still runs 10 s after its Raft node died");
+    let error = ended.expect_err("the daemon ended without an error");
+    assert!(matches!(error, DaemonError::NodeDied(_)), "{error:?}");
+    assert!(
+        error
+            .to_string()
+            .starts_with("the Raft node stopped: raft-rs panicked"),
+        "{error}"
+    );
+    let _ = daemon.join();
+    runtime.block_on(impostor.shutdown());
+    drop(member);
+    let _ = std::fs::remove_dir_all(root);
+}
