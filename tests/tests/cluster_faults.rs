@@ -190,6 +190,20 @@ fn host_cut_off_the_underlay_fails_writes_in_time_and_catches_up() {
         out.stderr()
     );
 
+    // Reads that decide (here `fdb`, as `connect`, `disconnect`, `rm` and `prune` do) are
+    // fresh: the cut host says it cannot answer instead of answering from what it last saw.
+    let out = lab
+        .host(cut)
+        .vxnet_timed(&["fdb", "pre"], Duration::from_secs(3))
+        .expect("CLI runs");
+    assert!(
+        !out.success() && is_one_error_line(&out.stderr()),
+        "a read without quorum must fail with one line; stdout {:?}, stderr {:?}",
+        out.stdout(),
+        out.stderr()
+    );
+    assert!(out.elapsed <= Duration::from_secs(4), "{:?}", out.elapsed);
+
     // The majority does not notice beyond a missing member.
     lab.host(majority[0])
         .vxnet_ok(&["network", "create", "--subnet", "10.71.0.0/24", "during"]);

@@ -183,11 +183,27 @@ impl Daemon {
                     ..Default::default()
                 })
             }
-            request::Kind::NetworkRemove(r) => self.remove(&r.networks),
-            request::Kind::NetworkPrune(_) => self.prune(),
-            request::Kind::NetworkConnect(r) => self.connect(r),
-            request::Kind::NetworkDisconnect(r) => self.disconnect(r),
+            // Every request below decides by what it reads (which network a name means, which
+            // endpoint a target is, which networks are idle): it reads fresh state, so that a
+            // host cut off from the cluster answers "unavailable" rather than from stale data.
+            request::Kind::NetworkRemove(r) => {
+                self.fresh()?;
+                self.remove(&r.networks)
+            }
+            request::Kind::NetworkPrune(_) => {
+                self.fresh()?;
+                self.prune()
+            }
+            request::Kind::NetworkConnect(r) => {
+                self.fresh()?;
+                self.connect(r)
+            }
+            request::Kind::NetworkDisconnect(r) => {
+                self.fresh()?;
+                self.disconnect(r)
+            }
             request::Kind::Fdb(r) => {
+                self.fresh()?;
                 let net = self.network(&r.network)?;
                 Ok(Response {
                     fdb: self.fdb_rows(&net),

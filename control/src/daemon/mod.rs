@@ -6,9 +6,10 @@
 //!   proposer of changes and the only caller of the dataplane's door
 //!   (`vxnet_dataplane::host::Host`); tokio moves bytes on the socket ([`socket`]) and runs
 //!   the Raft node.
-//! - Writes go through Raft and are answered once applied here (read-your-writes); `network
-//!   ls`/`inspect` first pass a ReadIndex barrier, so they see every write the cluster
-//!   acknowledged before them.
+//! - Writes go through Raft and are answered once applied here (read-your-writes); every read
+//!   that answers or decides (`ls`, `inspect`, `fdb`, and the lookups of `connect`,
+//!   `disconnect`, `rm`, `prune`) first passes a ReadIndex barrier, so it sees every write the
+//!   cluster acknowledged before it.
 //! - When the replicated state changes (a write here or on any other host), the control thread
 //!   builds this host's program from it ([`crate::program`]) and applies it: sandboxes, TAPs,
 //!   veths and forwarding tables then match the state. Startup does the same, which is how a
