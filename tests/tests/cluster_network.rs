@@ -235,3 +235,65 @@ fn disconnect_is_forgotten_everywhere_within_a_second_and_frees_the_address() {
     c0.wait_reachable(&ip3.to_string(), WARMUP_TIMEOUT)
         .expect("c0 reaches c3 at the reused address");
 }
+
+#[test]
+fn an_endpoint_whose_namespace_is_deleted_is_removed_everywhere_within_2s() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::cluster(2).expect("two hosts in one cluster");
+    lab.host(0)
+        .vxnet_ok(&["network", "create", "--subnet", "10.51.0.0/24", "gone"]);
+    lab.host(1)
+        .wait_networks(&["gone"], REPLICATION_TIMEOUT)
+        .expect("network replicated");
+    let containers = lab
+        .container_per_host("gone", &[0, 1])
+        .expect("a container per host");
+    let (c1, ip1) = &containers[1];
+    let gone_mac = mac_string_for_ip(*ip1);
+    lab.host(0)
+        .wait_fdb(
+            "gone",
+            std::slice::from_ref(&gone_mac),
+            true,
+            REPLICATION_TIMEOUT,
+        )
+        .expect("c1 known on h0");
+
+    // The container exits: its namespace goes, and the veth with it. Nobody disconnects.
+    let status = std::process::Command::new("ip")
+        .args(["netns", "del", &c1.ns])
+        .status()
+        .expect("run ip netns del");
+    assert!(status.success(), "ip netns del {}", c1.ns);
+    let deleted = Instant::now();
+    let removed_after = wait_for(
+        &format!("both hosts to drop the endpoint of {}", c1.ns),
+        Duration::from_secs(6),
+        Duration::from_millis(20),
+        || {
+            let mut still = Vec::new();
+            for h in 0..2 {
+                let net = lab.host(h).inspect_network("gone")?;
+                if net.endpoint(&c1.ns).is_some() || lab.host(h).fdb_has_mac("gone", &gone_mac)? {
+                    still.push(format!("h{h}"));
+                }
+            }
+            if still.is_empty() {
+                Ok(Some(deleted.elapsed()))
+            } else {
+                anyhow::bail!("{still:?} still list it")
+            }
+        },
+    )
+    .unwrap_or_else(|e| panic!("endpoint never removed: {e:#}"));
+    assert!(
+        removed_after <= Duration::from_secs(2),
+        "an endpoint whose namespace is gone must be removed within 2 s; took {removed_after:?}"
+    );
+    // Its address is free again.
+    let c2 = lab.container(0, "c2").expect("c2");
+    let ip2 = lab.host(0).connect_auto("gone", &c2).expect("connect c2");
+    assert_eq!(ip2, *ip1, "the dead container's address is reused");
+}

@@ -47,6 +47,20 @@ pub(super) struct Daemon {
 /// How long a timed-out connect is watched for.
 const ABANDONED_TTL: Duration = Duration::from_secs(300);
 
+/// The longest a request may take, whatever its caller asks: a request holds the control
+/// thread, and so every other request, while it waits.
+const MAX_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// How long the daemon gives a request whose caller waits `timeout_ms` (0: the default): a
+/// margin less, so the caller hears why, and within 100 ms..=[`MAX_TIMEOUT`].
+fn request_timeout(timeout_ms: u32) -> Duration {
+    match timeout_ms {
+        0 => DEFAULT_TIMEOUT,
+        ms => Duration::from_millis(u64::from(ms)).saturating_sub(TIMEOUT_MARGIN),
+    }
+    .clamp(Duration::from_millis(100), MAX_TIMEOUT)
+}
+
 /// The daemon answers this much before the CLI gives up, so the user sees why.
 const TIMEOUT_MARGIN: Duration = Duration::from_millis(500);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -119,11 +133,12 @@ impl Daemon {
         while let Some(event) = events.blocking_recv() {
             match event {
                 ControlEvent::Request(request, reply) => {
-                    self.timeout = match request.timeout_ms {
-                        0 => DEFAULT_TIMEOUT,
-                        ms => Duration::from_millis(u64::from(ms)).saturating_sub(TIMEOUT_MARGIN),
+                    if reply.is_closed() {
+                        // The caller gave up while the request waited its turn: doing it now
+                        // would change things nobody is told about.
+                        continue;
                     }
-                    .max(Duration::from_millis(100));
+                    self.timeout = request_timeout(request.timeout_ms);
                     let response = match self.handle(request) {
                         Ok(response) => response,
                         Err(RequestError::Cluster(e)) if e.is_fatal() => {
@@ -137,6 +152,7 @@ impl Daemon {
                     };
                     let _ = reply.send(response);
                 }
+                ControlEvent::Tick => self.disconnect_vanished(),
                 ControlEvent::StateChanged => {
                     self.disconnect_abandoned();
                     // Already done if a request handler reconciled since the change.
@@ -254,6 +270,36 @@ impl Daemon {
         self.cluster
             .handle()
             .propose(Command { kind: Some(kind) }, self.timeout)
+    }
+
+    /// Endpoints of this host whose container namespace is gone: removed through Raft as a
+    /// `disconnect` would, so that every host forgets them and their address is free again.
+    fn disconnect_vanished(&mut self) {
+        let gone = self.dataplane.vanished_endpoints();
+        if gone.is_empty() {
+            return;
+        }
+        for (network_id, endpoint_id) in gone {
+            let known = self
+                .state()
+                .endpoint(&endpoint_id)
+                .is_some_and(|e| e.host_id == self.host_id && e.network_id == network_id);
+            if !known {
+                continue;
+            }
+            match self.apply(command::Kind::Disconnect(Disconnect {
+                endpoint_id: endpoint_id.clone(),
+            })) {
+                Ok(_) => {
+                    tracing::info!(endpoint = %endpoint_id, "the endpoint's namespace is gone; disconnected it")
+                }
+                // Tried again at the next tick.
+                Err(e) => {
+                    tracing::warn!(endpoint = %endpoint_id, error = %e, "cannot remove an endpoint whose namespace is gone")
+                }
+            }
+        }
+        self.reconcile_all();
     }
 
     /// Endpoints whose connect timed out but committed after all: nobody plumbed them, so

@@ -99,11 +99,17 @@ pub enum DaemonError {
     DataplaneDied(ThreadFailure),
 }
 
+/// How often the control thread looks for endpoints whose container namespace is gone: they
+/// are removed cluster-wide within this (plus one commit).
+const ENDPOINT_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// What the control thread acts on: API requests, news that the replicated state changed, and
 /// news that a part the daemon cannot go on without stopped.
 enum ControlEvent {
     Request(Request, oneshot::Sender<Response>),
     StateChanged,
+    /// Once a second: look for endpoints whose container is gone.
+    Tick,
     Fatal(DaemonError),
     Shutdown,
 }
@@ -157,6 +163,17 @@ pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
                 }
             };
             if sent.is_err() {
+                break;
+            }
+        }
+    });
+    let ticks = events.clone();
+    runtime.spawn(async move {
+        let mut every = tokio::time::interval(ENDPOINT_CHECK);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            every.tick().await;
+            if ticks.send(ControlEvent::Tick).is_err() {
                 break;
             }
         }

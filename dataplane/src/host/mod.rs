@@ -217,6 +217,32 @@ impl Host {
         }
     }
 
+    /// This host's endpoints whose veth is gone from their sandbox — their container's
+    /// namespace was deleted (the container exited, `ip netns del`), which takes both ends of
+    /// the veth with it — as (network id, endpoint id). A sandbox that cannot be listed is
+    /// skipped (and logged): nothing is reported gone on a guess.
+    pub fn vanished_endpoints(&self) -> Vec<(String, String)> {
+        let mut gone = Vec::new();
+        for (id, running) in &self.running {
+            let Some(net) = self.program.network(id) else {
+                continue;
+            };
+            let present: BTreeSet<String> = match running.sandbox.endpoint_links() {
+                Ok(links) => links.into_iter().map(|l| l.name).collect(),
+                Err(e) => {
+                    tracing::warn!(network = %net.name, error = %e, "cannot list the sandbox's links");
+                    continue;
+                }
+            };
+            gone.extend(
+                net.local_endpoints()
+                    .filter(|e| !present.contains(&veth_name(&e.id)))
+                    .map(|e| (id.clone(), e.id.clone())),
+            );
+        }
+        gone
+    }
+
     fn running_network(&self, id: &str) -> Result<(&NetworkProgram, &Running), HostError> {
         self.program
             .network(id)
