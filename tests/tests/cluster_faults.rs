@@ -169,7 +169,26 @@ fn host_cut_off_the_underlay_fails_writes_in_time_and_catches_up() {
         .wait_networks(&["pre"], REPLICATION_TIMEOUT)
         .expect("replicated before the cut");
 
+    let k = lab.container(cut, "k").expect("container k");
+    lab.host(cut)
+        .connect_auto("pre", &k)
+        .expect("connect k before the cut");
+
     lab.host(cut).cut_underlay().expect("cut the link");
+    // A disconnect without quorum fails and leaves the container as it was: the state still
+    // lists it, so its interface stays.
+    let out = lab
+        .host(cut)
+        .vxnet_timed(
+            &["network", "disconnect", "pre", &k.ns],
+            Duration::from_secs(3),
+        )
+        .expect("CLI runs");
+    assert!(!out.success(), "a disconnect without quorum must fail");
+    assert!(
+        k.links().expect("k's links").iter().any(|l| l == "eth0"),
+        "a failed disconnect must leave k its interface"
+    );
     let out = lab
         .host(cut)
         .vxnet_timed(&["network", "create", "while-cut"], Duration::from_secs(3))

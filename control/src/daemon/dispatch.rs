@@ -510,10 +510,15 @@ impl Daemon {
                 target: r.target.clone(),
                 network: net.name.clone(),
             })?;
-        self.dataplane.detach(&net.id, &ep.id)?;
+        // Committed first: without a quorum the disconnect fails and the container keeps its
+        // interface, as the state still lists it. Once committed, the veth goes here (and, should
+        // that fail, at the next reconcile, which removes veths no endpoint owns).
         self.apply(command::Kind::Disconnect(Disconnect {
             endpoint_id: ep.id.clone(),
         }))?;
+        if let Err(e) = self.dataplane.detach(&net.id, &ep.id) {
+            tracing::warn!(endpoint = %ep.name, error = %e, "cannot delete the veth yet; the next reconcile will");
+        }
         self.reconcile_all();
         tracing::info!(network = %net.name, endpoint = %ep.name, "disconnected");
         Ok(Response {

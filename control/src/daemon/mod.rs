@@ -15,7 +15,8 @@
 //!   veths and forwarding tables then match the state. Startup does the same, which is how a
 //!   restarted daemon rebuilds its TAPs around existing sandboxes.
 //! - Every request either completes or leaves nothing behind: a `connect` whose plumbing fails
-//!   gives its address back; a `disconnect` removes the veth before the endpoint.
+//!   gives its address back; a `disconnect` commits before it removes the veth, so a failed one
+//!   leaves the container connected.
 //! - A failed request is a typed [`RequestError`]: its message and its API error code.
 //! - SIGTERM/SIGINT stop the daemon cleanly: forwarding stops, state and sandboxes stay. A
 //!   join or leave that leaves the host without a Raft node stops it too, with an error, so
