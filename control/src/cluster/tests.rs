@@ -360,6 +360,27 @@ fn a_write_right_after_the_leader_stops_commits_under_the_next_leader() {
     assert_eq!(c[1].handle().state().networks().len(), 1);
 }
 
+#[test]
+fn a_read_right_after_the_leader_stops_is_answered_by_the_next_leader() {
+    let lab = Lab::new("leader-stop-read", 3);
+    let t = Duration::from_secs(10);
+    let mut c = lab.three_voters(t);
+    c[2].handle().read_barrier(t).expect("read barrier");
+    let leader_id = c[0].handle().view().leader_id;
+    let leader = c
+        .iter()
+        .position(|x| x.handle().view().own_id == leader_id)
+        .expect("a leader among the three");
+    drop(c.remove(leader));
+    let started = std::time::Instant::now();
+    c[0].handle()
+        .read_barrier(t)
+        .expect("read barrier after the leader stopped");
+    let took = started.elapsed();
+    // An election takes 1–2 s; a ReadIndex lost with the old leader would take all of t.
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+}
+
 /// raft-rs trusts its peers: a heartbeat with an absurd commit index stops the node that
 /// steps it. One from an id outside the configuration, sent by a process that holds the
 /// token, is dropped instead, and the node goes on committing.

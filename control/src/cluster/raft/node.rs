@@ -52,6 +52,8 @@ use crate::state::{Applied, StateMachine};
 
 mod events;
 mod proposals;
+
+use self::proposals::AskedRead;
 mod requests;
 
 use self::events::report_death;
@@ -187,8 +189,9 @@ struct Node {
     max_voters: usize,
     compact_every: u64,
     pending: HashMap<u64, Pending>,
-    /// ReadIndex requests by context, then by the index they wait for.
-    reads_asked: HashMap<u64, std_mpsc::Sender<Result<(), ClusterError>>>,
+    /// ReadIndex requests by context (with when they were first asked), then by the index
+    /// they wait for.
+    reads_asked: HashMap<u64, AskedRead>,
     reads_ready: Vec<(u64, std_mpsc::Sender<Result<(), ClusterError>>)>,
     next_id: u64,
     /// The leader and term the pending proposals were last proposed under.
@@ -370,7 +373,15 @@ impl Node {
                 }
                 let id = self.next_id();
                 self.raw.read_index(id.to_le_bytes().to_vec());
-                self.reads_asked.insert(id, reply);
+                let now = Instant::now();
+                self.reads_asked.insert(
+                    id,
+                    AskedRead {
+                        first_asked: now,
+                        last_asked: now,
+                        reply,
+                    },
+                );
             }
             NodeCommand::Shutdown => {}
         }
@@ -422,6 +433,10 @@ impl Node {
         let now = Instant::now();
         self.pending
             .retain(|_, p| now.duration_since(p.since) < PENDING_TTL);
+        // A ReadIndex whose answer was lost (its leader died) would wait here forever; its
+        // caller gave up long ago.
+        self.reads_asked
+            .retain(|_, r| now.duration_since(r.first_asked) < PENDING_TTL);
         // raft-rs leaves a joint configuration by itself (transition Auto); if a leader change
         // interrupted that, the new leader finishes it here.
         if self.is_leader() && membership::must_leave_joint(&self.membership()) {
@@ -459,7 +474,8 @@ impl Node {
         }
         for rs in ready.take_read_states() {
             let ctx: [u8; 8] = rs.request_ctx.as_slice().try_into().unwrap_or_default();
-            if let Some(reply) = self.reads_asked.remove(&u64::from_le_bytes(ctx)) {
+            if let Some(AskedRead { reply, .. }) = self.reads_asked.remove(&u64::from_le_bytes(ctx))
+            {
                 self.reads_ready.push((rs.index, reply));
             }
         }

@@ -8,6 +8,8 @@
 //!   term — including when it becomes the leader — and every election timeout while its entry
 //!   is not applied, until the caller's deadline. While there is no leader it waits and is
 //!   proposed as soon as one is known.
+//! - Read barriers (ReadIndex) asked for local callers are asked again on a change of leader
+//!   or term, for the same reason.
 //! - Proposing an id again can put it in the log twice; the state machine applies a proposal
 //!   id at most once and answers a copy with the first outcome (see the `crate::state` docs),
 //!   so a retry never applies a command twice, and the caller gets one answer.
@@ -18,9 +20,16 @@ use prost::Message as _;
 use raft::INVALID_ID;
 use vxnet_proto::{Command, Proposal};
 
-use super::{Node, Pending, Waiter, ELECTION_TICKS, TICK};
+use super::{Node, Pending, Waiter, ELECTION_TICKS, HEARTBEAT_TICKS, TICK};
 use crate::cluster::ClusterError;
 use crate::state::Applied;
+
+/// A read barrier asked for a local caller, not yet answered.
+pub(super) struct AskedRead {
+    pub(super) first_asked: Instant,
+    pub(super) last_asked: Instant,
+    pub(super) reply: std::sync::mpsc::Sender<Result<(), ClusterError>>,
+}
 
 /// A local proposal still to be applied.
 pub(super) struct Retry {
@@ -72,6 +81,7 @@ impl Node {
             return;
         }
         let now = Instant::now();
+        self.retry_reads(changed, now);
         let every = TICK * ELECTION_TICKS as u32;
         let due: Vec<u64> = self
             .pending
@@ -86,6 +96,21 @@ impl Node {
             .collect();
         for id in due {
             self.try_propose(id);
+        }
+    }
+
+    /// Asks again for the read barriers not yet answered: all of them after a change of leader
+    /// or term, otherwise those asked a heartbeat ago. A ReadIndex forwarded to a leader that
+    /// died is lost like a proposal, and a leader that has not yet committed in its term drops
+    /// it; raft-rs answers each context once, and a late answer to an earlier ask finds the
+    /// request gone.
+    fn retry_reads(&mut self, changed: bool, now: Instant) {
+        let every = TICK * HEARTBEAT_TICKS as u32;
+        for (id, read) in self.reads_asked.iter_mut() {
+            if changed || now.duration_since(read.last_asked) >= every {
+                read.last_asked = now;
+                self.raw.read_index(id.to_le_bytes().to_vec());
+            }
         }
     }
 
