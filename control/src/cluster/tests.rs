@@ -325,6 +325,20 @@ impl Drop for Lab {
     }
 }
 
+/// Three voters whose leader is then stopped at once: the two survivors, which still take the
+/// stopped one for their leader until the election timeout.
+fn survivors_of_a_stopped_leader(lab: &Lab, t: Duration) -> Vec<Cluster> {
+    let mut c = lab.three_voters(t);
+    c[2].handle().read_barrier(t).expect("read barrier");
+    let leader_id = c[0].handle().view().leader_id;
+    let leader = c
+        .iter()
+        .position(|x| x.handle().view().own_id == leader_id)
+        .expect("a leader among the three");
+    drop(c.remove(leader));
+    c
+}
+
 /// A write on a follower right after the leader stopped: raft-rs forwards it to the dead
 /// leader, where it is lost; the node proposes it again to the next leader, well within the
 /// caller's timeout, and it is applied once.
@@ -334,14 +348,7 @@ fn a_write_right_after_the_leader_stops_commits_under_the_next_leader() {
 
     let lab = Lab::new("leader-stop", 3);
     let t = Duration::from_secs(10);
-    let mut c = lab.three_voters(t);
-    c[2].handle().read_barrier(t).expect("read barrier");
-    let leader_id = c[0].handle().view().leader_id;
-    let leader = c
-        .iter()
-        .position(|x| x.handle().view().own_id == leader_id)
-        .expect("a leader among the three");
-    drop(c.remove(leader));
+    let c = survivors_of_a_stopped_leader(&lab, t);
     let create = Command {
         kind: Some(command::Kind::CreateNetwork(CreateNetwork {
             id: "cd".repeat(32),
@@ -364,14 +371,7 @@ fn a_write_right_after_the_leader_stops_commits_under_the_next_leader() {
 fn a_read_right_after_the_leader_stops_is_answered_by_the_next_leader() {
     let lab = Lab::new("leader-stop-read", 3);
     let t = Duration::from_secs(10);
-    let mut c = lab.three_voters(t);
-    c[2].handle().read_barrier(t).expect("read barrier");
-    let leader_id = c[0].handle().view().leader_id;
-    let leader = c
-        .iter()
-        .position(|x| x.handle().view().own_id == leader_id)
-        .expect("a leader among the three");
-    drop(c.remove(leader));
+    let c = survivors_of_a_stopped_leader(&lab, t);
     let started = std::time::Instant::now();
     c[0].handle()
         .read_barrier(t)
