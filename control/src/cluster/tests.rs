@@ -1,3 +1,4 @@
+use super::raft::transport::testing::send_poison_heartbeat;
 use super::*;
 
 #[test]
@@ -386,7 +387,6 @@ fn a_read_right_after_the_leader_stops_is_answered_by_the_next_leader() {
 /// token, is dropped instead, and the node goes on committing.
 #[test]
 fn a_message_from_a_non_member_does_not_stop_the_node() {
-    use ::raft::eraftpb::{Message as RaftMessage, MessageType};
     use vxnet_proto::{command, Command, CreateNetwork};
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -431,24 +431,13 @@ fn a_message_from_a_non_member_does_not_stop_the_node() {
         .propose(create("aa"), t)
         .expect("first write");
 
-    let (stranger_tx, _stranger_rx) = mpsc::unbounded_channel();
-    let stranger = runtime
-        .block_on(transport::Transport::start(
-            "127.0.0.1:0".parse().expect("addr"),
-            99,
-            cluster.token.clone(),
-            stranger_tx,
-        ))
-        .expect("stranger's transport");
-    let target = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    stranger.set_peer(cluster.host().raft_id, target);
-    let mut poison = RaftMessage::default();
-    poison.set_msg_type(MessageType::MsgHeartbeat);
-    poison.from = 99;
-    poison.to = cluster.host().raft_id;
-    poison.term = 1000;
-    poison.commit = u64::MAX / 2;
-    stranger.send(poison);
+    let stranger = send_poison_heartbeat(
+        &runtime,
+        99,
+        cluster.host().raft_id,
+        cluster.token.clone(),
+        SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+    );
     // Connected, authenticated and delivered well within this; a node that stepped it would
     // have died by then.
     std::thread::sleep(Duration::from_secs(1));
@@ -469,8 +458,6 @@ fn a_message_from_a_non_member_does_not_stop_the_node() {
 /// node reports its death instead of leaving a handle that only answers "stopped".
 #[test]
 fn a_node_that_dies_says_so() {
-    use ::raft::eraftpb::{Message as RaftMessage, MessageType};
-
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -514,23 +501,13 @@ fn a_node_that_dies_says_so() {
         .join(&seed, &leader.token(), Duration::from_secs(10))
         .expect("join");
     let (victim, impersonated) = (leader.host().raft_id, member.host().raft_id);
-    let (impostor_tx, _impostor_rx) = mpsc::unbounded_channel();
-    let impostor = runtime
-        .block_on(transport::Transport::start(
-            "127.0.0.1:0".parse().expect("addr"),
-            impersonated,
-            leader.token.clone(),
-            impostor_tx,
-        ))
-        .expect("impostor's transport");
-    impostor.set_peer(victim, SocketAddr::from((Ipv4Addr::LOCALHOST, ports[0])));
-    let mut poison = RaftMessage::default();
-    poison.set_msg_type(MessageType::MsgHeartbeat);
-    poison.from = impersonated;
-    poison.to = victim;
-    poison.term = 1000;
-    poison.commit = u64::MAX / 2;
-    impostor.send(poison);
+    let impostor = send_poison_heartbeat(
+        &runtime,
+        impersonated,
+        victim,
+        leader.token.clone(),
+        SocketAddr::from((Ipv4Addr::LOCALHOST, ports[0])),
+    );
     let died = runtime.block_on(async {
         tokio::time::timeout(Duration::from_secs(5), async {
             loop {

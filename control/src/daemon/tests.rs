@@ -1,11 +1,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use ::raft::eraftpb::{Message as RaftMessage, MessageType};
 use vxnet_proto::Host;
 
 use super::*;
-use crate::cluster::raft::transport::{ClusterToken, Transport};
+use crate::cluster::raft::transport::testing::send_poison_heartbeat;
+use crate::cluster::raft::transport::ClusterToken;
 use crate::cluster::{Cluster, ClusterOptions};
 
 fn free_port() -> u16 {
@@ -87,26 +87,13 @@ fn a_dead_raft_node_ends_the_daemon_with_an_error() {
     let impersonated = member.host().raft_id;
     assert_ne!(victim, impersonated, "the daemon leads");
 
-    let (impostor_tx, _impostor_rx) = mpsc::unbounded_channel();
-    let impostor = runtime
-        .block_on(Transport::start(
-            "127.0.0.1:0".parse().expect("addr"),
-            impersonated,
-            token.parse::<ClusterToken>().expect("token"),
-            impostor_tx,
-        ))
-        .expect("impostor's transport");
-    impostor.set_peer(
+    let impostor = send_poison_heartbeat(
+        &runtime,
+        impersonated,
         victim,
+        token.parse::<ClusterToken>().expect("token"),
         SocketAddr::from((Ipv4Addr::LOCALHOST, cluster_port)),
     );
-    let mut poison = RaftMessage::default();
-    poison.set_msg_type(MessageType::MsgHeartbeat);
-    poison.from = impersonated;
-    poison.to = victim;
-    poison.term = 1000;
-    poison.commit = u64::MAX / 2;
-    impostor.send(poison);
 
     let ended = done
         .recv_timeout(Duration::from_secs(10))

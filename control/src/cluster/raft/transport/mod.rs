@@ -61,6 +61,8 @@ mod outbound;
 mod peer;
 mod request;
 #[cfg(test)]
+pub(crate) mod testing;
+#[cfg(test)]
 mod tests;
 
 use inbound::accept_loop;
