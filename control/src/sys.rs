@@ -30,9 +30,14 @@ pub fn write_atomically(path: &Path, contents: &str) -> io::Result<()> {
     File::open(&tmp)?.sync_all()?;
     std::fs::rename(&tmp, path)?;
     if let Some(dir) = path.parent() {
-        File::open(dir)?.sync_all()?;
+        sync_dir(dir)?;
     }
     Ok(())
+}
+
+/// Makes the renames and removals inside `dir` durable.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
 }
 
 /// The name and MTU of the interface that holds `addr`, or `None` if no interface does.

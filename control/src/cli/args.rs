@@ -72,6 +72,10 @@ pub struct DaemonArgs {
     /// receive coalescing): one frame per TAP read and write.
     #[arg(long, env = "VXNET_NO_OFFLOADS", value_parser = clap::builder::BoolishValueParser::new())]
     pub no_offloads: bool,
+    /// Start this data dir's state as a cluster of this host alone (recovery after the
+    /// majority is lost for good); logs what it dropped.
+    #[arg(long)]
+    pub force_new_cluster: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -178,6 +182,13 @@ pub enum ClusterCommand {
     },
     /// Leave the cluster.
     Leave,
+    /// Evict a dead member (name or ID) and its endpoints.
+    Remove {
+        host: String,
+        /// Evict it even if it is up and reachable.
+        #[arg(long)]
+        force: bool,
+    },
     /// List the cluster's hosts.
     Members(FormatArgs),
 }

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use tokio::net::UnixStream;
 use vxnet_proto::{
-    request, ClusterJoinRequest, ClusterLeaveRequest, ClusterMembersRequest, ClusterTokenRequest,
-    FdbRequest, NetworkConnectRequest, NetworkCreateRequest, NetworkDisconnectRequest,
-    NetworkInspectRequest, NetworkListRequest, NetworkPruneRequest, NetworkRemoveRequest, Request,
-    Response, StatsRequest,
+    request, ClusterJoinRequest, ClusterLeaveRequest, ClusterMembersRequest, ClusterRemoveRequest,
+    ClusterTokenRequest, FdbRequest, NetworkConnectRequest, NetworkCreateRequest,
+    NetworkDisconnectRequest, NetworkInspectRequest, NetworkListRequest, NetworkPruneRequest,
+    NetworkRemoveRequest, Request, Response, StatsRequest,
 };
 
 use super::render;
@@ -84,6 +84,13 @@ pub fn run(cli: Cli) -> Result<String, Failure> {
             }
             ClusterCommand::Leave => {
                 call(request::Kind::ClusterLeave(ClusterLeaveRequest {}))?;
+                Ok(String::new())
+            }
+            ClusterCommand::Remove { host, force } => {
+                call(request::Kind::ClusterRemove(ClusterRemoveRequest {
+                    host,
+                    force,
+                }))?;
                 Ok(String::new())
             }
             ClusterCommand::Members(args) => {

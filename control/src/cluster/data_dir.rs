@@ -81,14 +81,63 @@ pub fn remove_token(data_dir: &Path) {
     let _ = std::fs::remove_file(data_dir.join(TOKEN_FILE));
 }
 
-/// Removes the Raft log, HardState and snapshots.
-pub fn wipe_raft(data_dir: &Path) -> Result<(), ClusterError> {
-    let dir = raft_dir(data_dir);
-    match std::fs::remove_dir_all(&dir) {
+/// Where a replacement Raft store is built before it takes the place of the current one
+/// ([`swap_in_raft`]).
+pub fn new_raft_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join(format!("{RAFT_DIR}.new"))
+}
+
+fn old_raft_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join(format!("{RAFT_DIR}.old"))
+}
+
+/// Makes the complete store in [`new_raft_dir`] the Raft store, by two renames. A crash in
+/// between leaves no store but the new one, which [`finish_raft_swap`] puts in place at the
+/// next start.
+pub fn swap_in_raft(data_dir: &Path) -> Result<(), ClusterError> {
+    let (current, new, old) = (
+        raft_dir(data_dir),
+        new_raft_dir(data_dir),
+        old_raft_dir(data_dir),
+    );
+    remove_dir_if_present(&old)?;
+    match std::fs::rename(&current, &old) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(ClusterError::file(FileOp::Rename, current, e)),
+    }
+    std::fs::rename(&new, &current).map_err(|e| ClusterError::file(FileOp::Rename, new, e))?;
+    sys::sync_dir(data_dir).map_err(|e| ClusterError::file(FileOp::Write, data_dir, e))?;
+    remove_dir_if_present(&old)
+}
+
+/// Finishes or forgets a [`swap_in_raft`] a crash interrupted: a new store with no current
+/// one beside it is complete and goes in place; one beside a current store was never
+/// swapped in and goes, as does a left-over old store.
+pub fn finish_raft_swap(data_dir: &Path) -> Result<(), ClusterError> {
+    let (current, new) = (raft_dir(data_dir), new_raft_dir(data_dir));
+    if new.exists() {
+        if current.exists() {
+            remove_dir_if_present(&new)?;
+        } else {
+            std::fs::rename(&new, &current)
+                .map_err(|e| ClusterError::file(FileOp::Rename, new, e))?;
+        }
+    }
+    remove_dir_if_present(&old_raft_dir(data_dir))
+}
+
+pub fn remove_dir_if_present(dir: &Path) -> Result<(), ClusterError> {
+    match std::fs::remove_dir_all(dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(ClusterError::file(FileOp::Remove, dir, e)),
     }
+}
+
+/// Removes the Raft log, HardState and snapshots.
+pub fn wipe_raft(data_dir: &Path) -> Result<(), ClusterError> {
+    remove_dir_if_present(&raft_dir(data_dir))
 }
 
 fn write_atomically(path: &Path, contents: &str) -> Result<(), ClusterError> {

@@ -90,6 +90,18 @@ pub enum ClusterError {
     JoinRefused(Rejection),
     #[error("the cluster refused to let this host leave: {0}")]
     LeaveRefused(Rejection),
+    #[error("the cluster refused to remove {host}: {rejection}")]
+    RemoveRefused { host: String, rejection: Rejection },
+    #[error(
+        "no member of this cluster is called {0:?} or has that ID; see `vxnet cluster members`"
+    )]
+    NoSuchMember(String),
+    #[error("{0:?} names several members; give the ID of the one to remove (`vxnet cluster members --format json`)")]
+    AmbiguousMember(String),
+    #[error("{0} is this host; to take it out of the cluster, run `vxnet cluster leave`")]
+    RemoveSelf(String),
+    #[error("{0} is up and reachable; run `vxnet cluster leave` on it, or add --force to evict it anyway (its endpoints go with it)")]
+    MemberReachable(String),
 
     // ------------------------------------------------------------- files in the data dir
     #[error("cannot {op} {}: {source}", path.display())]
@@ -119,12 +131,14 @@ impl ClusterError {
             NoLeader | Timeout(_) | Stopped | TooManyRedirects | JoinUnreachable { .. } => {
                 ErrorCode::Unavailable
             }
-            JoinRefused(r) | LeaveRefused(r) => match r.code {
+            JoinRefused(r) | LeaveRefused(r) | RemoveRefused { rejection: r, .. } => match r.code {
                 ClusterErrorCode::NotLeader | ClusterErrorCode::Busy => ErrorCode::Unavailable,
                 _ => ErrorCode::Refused,
             },
-            AlreadyInCluster | HasNetworks => ErrorCode::Conflict,
-            NothingToLeave => ErrorCode::Refused,
+            AlreadyInCluster | HasNetworks | MemberReachable(_) => ErrorCode::Conflict,
+            NothingToLeave | RemoveSelf(_) => ErrorCode::Refused,
+            NoSuchMember(_) => ErrorCode::NotFound,
+            AmbiguousMember(_) => ErrorCode::Usage,
             CorruptRaftId(_) | CorruptToken { .. } => ErrorCode::Internal,
             ReplayTimeout(_)
             | OpenLog { .. }
@@ -177,6 +191,7 @@ pub enum FileOp {
     Read,
     Write,
     Remove,
+    Rename,
     /// Making it readable by its owner only.
     Restrict,
 }
@@ -187,6 +202,7 @@ impl fmt::Display for FileOp {
             FileOp::Read => "read",
             FileOp::Write => "write",
             FileOp::Remove => "remove",
+            FileOp::Rename => "rename",
             FileOp::Restrict => "restrict",
         })
     }

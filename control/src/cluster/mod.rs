@@ -34,7 +34,8 @@ use tokio::sync::mpsc;
 use vxnet_proto::{envelope, ClusterErrorCode, Envelope, Host, JoinRequest, LeaveRequest, Member};
 
 use self::data_dir::{
-    load_or_create_raft_id, load_or_create_token, raft_dir, remove_token, save_token, wipe_raft,
+    finish_raft_swap, load_or_create_raft_id, load_or_create_token, new_raft_dir, raft_dir,
+    remove_dir_if_present, remove_token, save_token, swap_in_raft, wipe_raft,
 };
 use self::raft::storage::RaftStorage;
 use self::raft::transport::{self, ClusterToken};
@@ -111,6 +112,7 @@ impl Cluster {
     fn start_node(&mut self, bootstrap: bool, seed_members: Vec<Host>) -> Result<(), ClusterError> {
         // A join saved the new cluster's token, a leave removed the old one: read it again.
         self.token = load_or_create_token(&self.data_dir)?;
+        finish_raft_swap(&self.data_dir)?;
         let storage = RaftStorage::open(&raft_dir(&self.data_dir)).map_err(|source| {
             ClusterError::OpenLog {
                 data_dir: self.data_dir.clone(),
@@ -299,9 +301,15 @@ impl Cluster {
             members,
         )?;
         // Wait (bounded) until the leader's snapshot is here and the leader hears this host,
-        // so that the next command sees the cluster and `members` shows this host reachable.
+        // so that the next command sees the cluster and `members` shows this host reachable;
+        // and until the leader has promoted it, if it is to vote (a joiner starts as a
+        // learner, see the membership docs), so that `members` shows its lasting role.
         let joined = |c: &Cluster| {
-            c.handle().state().host(&c.host.id).is_some()
+            let view = c.handle().view();
+            let settled =
+                view.voters.contains(&c.host.raft_id) || view.voters.len() >= c.options.max_voters;
+            settled
+                && c.handle().state().host(&c.host.id).is_some()
                 && c.leader_reachability(Duration::from_millis(500))
                     .is_some_and(|r| r.contains(&c.host.raft_id))
         };
@@ -328,15 +336,167 @@ impl Cluster {
         {
             return Err(ClusterError::NothingToLeave);
         }
+        self.ask_leader_to_remove(&self.host.id, deadline, timeout)
+            .map_err(|e| match e {
+                RemoveError::Refused(r) => ClusterError::LeaveRefused(r),
+                RemoveError::Other(e) => e,
+            })?;
+        self.replace_node(
+            |c| {
+                wipe_raft(&c.data_dir)?;
+                remove_token(&c.data_dir);
+                c.host.raft_id = load_or_create_raft_id(&c.data_dir, true)?;
+                Ok(())
+            },
+            true,
+            Vec::new(),
+        )
+    }
+
+    /// `--force-new-cluster`: makes this host's state a cluster of this host alone, for when
+    /// the majority is lost for good. Keeps every network and this host's endpoints; drops the
+    /// other members with their endpoints (as `remove` would) and the log entries not known
+    /// to be committed. The new Raft store is built beside the old one and swapped in by
+    /// renames, so a crash leaves the old cluster or the new one. Returns what it dropped.
+    pub fn force_new_cluster(&mut self) -> Result<ForcedNewCluster, ClusterError> {
+        let view = self.handle().view();
+        let others: Vec<Host> = self
+            .handle()
+            .state()
+            .hosts()
+            .iter()
+            .filter(|h| h.id != self.host.id)
+            .cloned()
+            .collect();
+        let alone = view.voters.len() == 1 && view.learners.is_empty() && others.is_empty();
+        let mut report = ForcedNewCluster::default();
+        if alone && view.voters.contains(&self.host.raft_id) {
+            return Ok(report);
+        }
+        let mut state = self.handle().state().clone();
+        for host in others {
+            let cmd = vxnet_proto::Command {
+                kind: Some(vxnet_proto::command::Kind::RemoveHost(
+                    vxnet_proto::RemoveHost {
+                        host_id: host.id.clone(),
+                    },
+                )),
+            };
+            // Outside the log: no proposal id to remember.
+            if let Ok(crate::state::Applied::HostRemoved { host, endpoints }) = state.apply(&cmd) {
+                report.dropped_members.push((host, endpoints.len()));
+            }
+        }
+        let applied = view.applied.max(raft::snapshot::BOOTSTRAP_INDEX);
+        let own = self.host.clone();
+        self.replace_node(
+            |c| {
+                let (last, mut hard_state) = {
+                    let old = RaftStorage::open(&raft_dir(&c.data_dir)).map_err(|source| {
+                        ClusterError::OpenLog {
+                            data_dir: c.data_dir.clone(),
+                            source,
+                        }
+                    })?;
+                    let last = ::raft::Storage::last_index(&old).unwrap_or(applied);
+                    (last, old.hard_state().map_err(raft::NodeError::from)?)
+                };
+                report.dropped_entries = last.saturating_sub(applied);
+                let snapshot = raft::snapshot::forced(&state, &own, applied, hard_state.term);
+                hard_state.commit = applied;
+                hard_state.vote = own.raft_id;
+                let new_dir = new_raft_dir(&c.data_dir);
+                remove_dir_if_present(&new_dir)?;
+                let new = RaftStorage::open(&new_dir).map_err(|source| ClusterError::OpenLog {
+                    data_dir: c.data_dir.clone(),
+                    source,
+                })?;
+                new.persist_ready(&[], Some(&hard_state), Some(&snapshot))
+                    .map_err(raft::NodeError::from)?;
+                drop(new);
+                swap_in_raft(&c.data_dir)
+            },
+            false,
+            Vec::new(),
+        )?;
+        Ok(report)
+    }
+
+    /// Evicts another member: the leader removes it and its endpoints everywhere, as if it had
+    /// left (a voter is replaced by a caught-up learner). `host` is a member's name or ID.
+    /// Refused for this host (that is `leave`), and for a member the leader still hears from,
+    /// unless `force`. Returns the removed host's record.
+    pub fn remove(
+        &mut self,
+        host: &str,
+        force: bool,
+        timeout: Duration,
+    ) -> Result<Host, ClusterError> {
+        let deadline = Instant::now() + timeout;
+        // Decide on what the cluster has committed, not on what this host has applied so far.
+        self.handle().read_barrier(timeout)?;
+        let target = self.member(host)?;
+        if target.id == self.host.id {
+            return Err(ClusterError::RemoveSelf(target.name));
+        }
+        if !force {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let reachable = match self.leader_reachability(left.min(Duration::from_secs(2))) {
+                Some(reachable) => reachable,
+                // This host leads (or the leader cannot be asked): its own view.
+                None => self.handle().view().reachable,
+            };
+            if reachable.contains(&target.raft_id) {
+                return Err(ClusterError::MemberReachable(target.name));
+            }
+        }
+        tracing::info!(name = %target.name, raft_id = target.raft_id, force, "removing a member");
+        self.ask_leader_to_remove(&target.id, deadline, timeout)
+            .map_err(|e| match e {
+                RemoveError::Refused(rejection) => ClusterError::RemoveRefused {
+                    host: target.name.clone(),
+                    rejection,
+                },
+                RemoveError::Other(e) => e,
+            })?;
+        // The next command on this host must not see the member still there.
+        let left = deadline.saturating_duration_since(Instant::now());
+        self.handle()
+            .read_barrier(left.max(Duration::from_millis(100)))?;
+        Ok(target)
+    }
+
+    /// The member `name_or_id` names: an exact ID, or the one member with that name.
+    fn member(&self, name_or_id: &str) -> Result<Host, ClusterError> {
+        let state = self.handle().state();
+        if let Some(h) = state.host(name_or_id) {
+            return Ok(h.clone());
+        }
+        let mut named = state.hosts().iter().filter(|h| h.name == name_or_id);
+        match (named.next(), named.next()) {
+            (Some(h), None) => Ok(h.clone()),
+            (Some(_), Some(_)) => Err(ClusterError::AmbiguousMember(name_or_id.to_owned())),
+            (None, _) => Err(ClusterError::NoSuchMember(name_or_id.to_owned())),
+        }
+    }
+
+    /// Asks the leader (following leadership as it moves) to remove the host `host_id`, until
+    /// it has committed that or `deadline` passes.
+    fn ask_leader_to_remove(
+        &self,
+        host_id: &str,
+        deadline: Instant,
+        timeout: Duration,
+    ) -> Result<(), RemoveError> {
         let request = Envelope {
             kind: Some(envelope::Kind::LeaveRequest(LeaveRequest {
-                host_id: self.host.id.clone(),
+                host_id: host_id.to_owned(),
             })),
         };
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(ClusterError::Timeout(timeout));
+                return Err(RemoveError::Other(ClusterError::Timeout(timeout)));
             }
             let Some(leader) = self.leader_addr() else {
                 std::thread::sleep(Duration::from_millis(200));
@@ -352,34 +512,25 @@ impl Cluster {
             match reply.map(|r| r.kind) {
                 Ok(Some(envelope::Kind::LeaveResponse(r))) => {
                     match Rejection::from_answer(r.code, &r.error) {
-                        None => break,
+                        None => return Ok(()),
                         Some(Rejection {
                             code: ClusterErrorCode::NotLeader | ClusterErrorCode::Busy,
                             ..
                         }) => {
-                            // Leadership is moving (possibly away from us); ask again shortly.
+                            // Leadership is moving (possibly away from the leaver), or another
+                            // change is under way: ask again shortly.
                             std::thread::sleep(Duration::from_millis(300));
                         }
-                        Some(rejection) => return Err(ClusterError::LeaveRefused(rejection)),
+                        Some(rejection) => return Err(RemoveError::Refused(rejection)),
                     }
                 }
-                Ok(_) => return Err(ClusterError::NotALeaveAnswer),
+                Ok(_) => return Err(RemoveError::Other(ClusterError::NotALeaveAnswer)),
                 Err(e) => {
                     tracing::debug!(error = %e, %leader, "leave request failed; retrying");
                     std::thread::sleep(Duration::from_millis(300));
                 }
             }
         }
-        self.replace_node(
-            |c| {
-                wipe_raft(&c.data_dir)?;
-                remove_token(&c.data_dir);
-                c.host.raft_id = load_or_create_raft_id(&c.data_dir, true)?;
-                Ok(())
-            },
-            true,
-            Vec::new(),
-        )
     }
 
     fn leader_reachability(&self, timeout: Duration) -> Option<std::collections::BTreeSet<u64>> {
@@ -422,6 +573,22 @@ impl Cluster {
             leader.cluster_port as u16,
         )))
     }
+}
+
+/// What `--force-new-cluster` dropped.
+#[derive(Debug, Default)]
+pub struct ForcedNewCluster {
+    /// The other members, each with how many endpoints went with it.
+    pub dropped_members: Vec<(Host, usize)>,
+    /// Log entries after the last one known to be committed.
+    pub dropped_entries: u64,
+}
+
+/// Why [`Cluster::ask_leader_to_remove`] did not get its answer.
+enum RemoveError {
+    /// The leader refused; the caller says whose removal.
+    Refused(Rejection),
+    Other(ClusterError),
 }
 
 impl Drop for Cluster {

@@ -85,7 +85,18 @@ impl Daemon {
             max_voters: config.voters,
             ..ClusterOptions::default()
         };
-        let cluster = Cluster::open(&config.data_dir, host, options, runtime, changed)?;
+        let mut cluster = Cluster::open(&config.data_dir, host, options, runtime, changed)?;
+        if config.force_new_cluster {
+            let forced = cluster.force_new_cluster()?;
+            for (member, endpoints) in &forced.dropped_members {
+                tracing::warn!(name = %member.name, id = %member.id, endpoints, "--force-new-cluster: dropped a member and its endpoints");
+            }
+            tracing::warn!(
+                members = forced.dropped_members.len(),
+                log_entries = forced.dropped_entries,
+                "--force-new-cluster: this host is now a cluster of its own"
+            );
+        }
         // A restarted host with a new name or address tells the cluster; best effort, as the
         // cluster may be without quorum right now.
         if let Err(e) = cluster.refresh_own_record(Duration::from_secs(5)) {
@@ -247,6 +258,12 @@ impl Daemon {
             request::Kind::ClusterLeave(_) => {
                 self.cluster.leave(self.timeout)?;
                 tracing::info!("left the cluster; this host is a cluster of its own again");
+                self.reconcile_all();
+                Ok(Response::default())
+            }
+            request::Kind::ClusterRemove(r) => {
+                let removed = self.cluster.remove(&r.host, r.force, self.timeout)?;
+                tracing::info!(name = %removed.name, force = r.force, "removed a member from the cluster");
                 self.reconcile_all();
                 Ok(Response::default())
             }

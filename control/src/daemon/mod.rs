@@ -61,6 +61,8 @@ pub struct DaemonConfig {
     pub voters: usize,
     /// Use TAP offloads and UDP GSO/GRO where the kernel has them.
     pub offloads: bool,
+    /// `--force-new-cluster`: start as a cluster of this host alone.
+    pub force_new_cluster: bool,
 }
 
 /// Why the daemon could not start, or had to stop.

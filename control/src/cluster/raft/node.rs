@@ -445,6 +445,7 @@ impl Node {
                 .raw
                 .propose_conf_change(vec![], ConfChangeV2::default());
         }
+        self.maybe_promote();
         self.publish_view();
     }
 

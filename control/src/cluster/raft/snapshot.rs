@@ -69,5 +69,17 @@ pub fn bootstrap(host: &Host) -> RaftSnapshot {
     snapshot
 }
 
+/// The snapshot `--force-new-cluster` restarts a host from: `state` at `index` (of `term`),
+/// with `host` as the only voter.
+pub fn forced(state: &StateMachine, host: &Host, index: u64, term: u64) -> RaftSnapshot {
+    let mut snapshot = RaftSnapshot::default();
+    snapshot.set_data(encode(state).into());
+    let meta = snapshot.mut_metadata();
+    meta.index = index;
+    meta.term = term.max(1);
+    meta.mut_conf_state().voters = vec![host.raft_id];
+    snapshot
+}
+
 #[cfg(test)]
 mod tests;

@@ -9,17 +9,18 @@
 //!   once that entry is applied here, with the outcome of applying the command.
 //! - A retry of a join or leave that went through is answered as the first time.
 
+use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
 use prost::Message as _;
 use raft::INVALID_ID;
 use tokio::sync::oneshot;
 use vxnet_proto::{
-    command, envelope, AddHost, Command, Envelope, JoinRequest, JoinResponse, LeaveRequest,
+    command, envelope, AddHost, Command, Envelope, Host, JoinRequest, JoinResponse, LeaveRequest,
     LeaveResponse, Proposal, ReachabilityResponse, RemoveHost,
 };
 
-use super::super::membership::{self, Change, JoinPlan, Joiner, LeavePlan, VoterProgress};
+use super::super::membership::{self, Change, JoinPlan, Joiner, LeavePlan, Progress, Recorded};
 use super::{conf_change, single, Node, Waiter};
 use crate::cluster::Rejection;
 
@@ -112,24 +113,31 @@ impl Node {
             let _ = reply.send(self.join_reply(Err(Rejection::not_leader())));
             return;
         }
-        let recorded = self
-            .state
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .host(&host.id)
-            .is_some_and(|h| h.raft_id == host.raft_id);
+        let (recorded, clash) = self.recorded(&host);
         let joiner = Joiner {
             raft_id: host.raft_id,
             has_host_id: !host.id.is_empty(),
             recorded,
         };
-        let change = match membership::plan_join(&self.membership(), joiner, self.max_voters) {
+        let change = match membership::plan_join(&self.membership(), joiner) {
             JoinPlan::AlreadyMember => {
                 let _ = reply.send(self.join_reply(Ok(())));
                 return;
             }
             JoinPlan::NoId => {
                 let refusal = Rejection::bad_request("the joining host has no id");
+                let _ = reply.send(self.join_reply(Err(refusal)));
+                return;
+            }
+            JoinPlan::Clash => {
+                let other = clash.unwrap_or_default();
+                tracing::warn!(name = %host.name, raft_id = host.raft_id, clashes_with = %other.name, "join refused: ids of a member");
+                let refusal = Rejection::refused(format!(
+                    "its host id or raft id is already the member {} at {}: this host's data dir \
+                     is a copy of that host's; start this host on an empty --data-dir",
+                    other.name,
+                    Ipv4Addr::from(other.addr),
+                ));
                 let _ = reply.send(self.join_reply(Err(refusal)));
                 return;
             }
@@ -172,22 +180,28 @@ impl Node {
             let _ = reply.send(self.leave_reply(Ok(())));
             return;
         };
-        let changes =
-            match membership::plan_leave(&self.membership(), host.raft_id, self.host.raft_id) {
-                LeavePlan::HandOver => {
-                    // The new leader removes us once asked again.
-                    if let Some(to) = self.best_successor() {
-                        self.raw.transfer_leader(to);
-                    }
-                    let _ = reply.send(self.leave_reply(Err(Rejection::not_leader())));
-                    return;
+        let caught_up = self.caught_up_learners();
+        let plan = membership::plan_leave(
+            &self.membership(),
+            host.raft_id,
+            self.host.raft_id,
+            &caught_up,
+        );
+        let changes = match plan {
+            LeavePlan::HandOver => {
+                // The new leader removes us once asked again.
+                if let Some(to) = self.best_successor() {
+                    self.raw.transfer_leader(to);
                 }
-                LeavePlan::Busy => {
-                    let _ = reply.send(self.leave_reply(Err(Rejection::busy())));
-                    return;
-                }
-                LeavePlan::Change(changes) => changes,
-            };
+                let _ = reply.send(self.leave_reply(Err(Rejection::not_leader())));
+                return;
+            }
+            LeavePlan::Busy => {
+                let _ = reply.send(self.leave_reply(Err(Rejection::busy())));
+                return;
+            }
+            LeavePlan::Change(changes) => changes,
+        };
         let command = command::Kind::RemoveHost(RemoveHost {
             host_id: host.id.clone(),
         });
@@ -224,16 +238,86 @@ impl Node {
         Ok(id)
     }
 
-    fn best_successor(&self) -> Option<u64> {
+    /// What the state holds of a joiner's ids, and the member it clashes with, if any.
+    fn recorded(&self, joiner: &Host) -> (Recorded, Option<Host>) {
+        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        let raft_id_taken = state
+            .hosts()
+            .iter()
+            .find(|h| h.raft_id == joiner.raft_id && h.id != joiner.id);
+        match (state.host(&joiner.id), raft_id_taken) {
+            (_, Some(other)) => (Recorded::Clash, Some(other.clone())),
+            (Some(h), None)
+                if h.raft_id == joiner.raft_id
+                    && h.addr == joiner.addr
+                    && h.cluster_port == joiner.cluster_port =>
+            {
+                (Recorded::Same, None)
+            }
+            (Some(h), None) => (Recorded::Clash, Some(h.clone())),
+            (None, None) => (Recorded::No, None),
+        }
+    }
+
+    /// The leader's view of how far each of `ids` is.
+    fn progress(&self, ids: impl IntoIterator<Item = u64>) -> Vec<Progress> {
         let prs = self.raw.raft.prs();
-        let ids = prs.conf().voters().ids();
-        let voters = ids.iter().filter_map(|raft_id| {
-            prs.get(raft_id).map(|p| VoterProgress {
-                raft_id,
-                matched: p.matched,
-                active: p.recent_active,
+        ids.into_iter()
+            .filter_map(|raft_id| {
+                prs.get(raft_id).map(|p| Progress {
+                    raft_id,
+                    matched: p.matched,
+                    active: p.recent_active,
+                })
             })
-        });
-        membership::best_successor(self.host.raft_id, voters)
+            .collect()
+    }
+
+    fn caught_up_learners(&self) -> BTreeSet<u64> {
+        let committed = self.raw.raft.raft_log.committed;
+        let learners = self.raw.raft.prs().conf().learners().clone();
+        self.progress(learners)
+            .into_iter()
+            .filter(|p| p.caught_up(committed))
+            .map(|p| p.raft_id)
+            .collect()
+    }
+
+    fn best_successor(&self) -> Option<u64> {
+        let voters = self
+            .raw
+            .raft
+            .prs()
+            .conf()
+            .voters()
+            .ids()
+            .iter()
+            .collect::<Vec<_>>();
+        membership::best_successor(self.host.raft_id, self.progress(voters))
+    }
+
+    /// On the leader: promotes a caught-up learner while voters are missing (see
+    /// [`membership::plan_promotion`]). Called every tick.
+    pub(super) fn maybe_promote(&mut self) {
+        if !self.is_leader() {
+            return;
+        }
+        let learners = self.raw.raft.prs().conf().learners().clone();
+        let committed = self.raw.raft.raft_log.committed;
+        let Some(id) = membership::plan_promotion(
+            &self.membership(),
+            self.progress(learners),
+            committed,
+            self.max_voters,
+        ) else {
+            return;
+        };
+        match self
+            .raw
+            .propose_conf_change(vec![], conf_change(&[Change::AddVoter(id)]))
+        {
+            Ok(()) => tracing::info!(raft_id = id, "promoting a caught-up learner to voter"),
+            Err(e) => tracing::warn!(raft_id = id, error = %e, "cannot promote a learner"),
+        }
     }
 }
