@@ -1,5 +1,6 @@
 //! Small pieces of the host the daemon needs: random bytes and identifiers, atomic small-file
-//! writes, the underlay MTU, and an exclusive lock on the data dir.
+//! writes, the underlay MTU, an exclusive lock on the data dir, and whether the mounts the
+//! daemon makes outlive it.
 
 use std::ffi::CStr;
 use std::fs::File;
@@ -163,4 +164,33 @@ mod tests {
         assert!(DirLock::acquire(&path).expect("lock").is_some());
         let _ = std::fs::remove_dir_all(dir);
     }
+}
+
+/// Whether `dir` is shared with the parent process but this process's mounts are not: the
+/// process runs in a mount namespace of its own (as `ip netns exec` makes one) that sees the
+/// same directory as its parent. The namespaces vxnet pins by bind mounts under `dir` would
+/// then die with the process, while the data dir says they exist. `false` when this cannot be
+/// told (the parent's namespace is not readable) and when the parent sees another directory
+/// there (a container with a data dir of its own: mounts and data dir live and die together).
+pub fn mounts_die_with_process(dir: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let parent = std::os::unix::process::parent_id();
+    let ino = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+    let own_ns = ino(Path::new("/proc/self/ns/mnt"));
+    let parent_ns = ino(Path::new(&format!("/proc/{parent}/ns/mnt")));
+    let (Some(own_ns), Some(parent_ns)) = (own_ns, parent_ns) else {
+        return false;
+    };
+    if own_ns == parent_ns {
+        return false;
+    }
+    let Ok(absolute) = std::path::absolute(dir) else {
+        return false;
+    };
+    let seen_by_parent = Path::new(&format!("/proc/{parent}/root")).join(
+        absolute
+            .strip_prefix("/")
+            .unwrap_or(absolute.as_path()),
+    );
+    ino(&absolute).is_some() && ino(&absolute) == ino(&seen_by_parent)
 }

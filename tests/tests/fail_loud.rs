@@ -49,3 +49,45 @@ fn a_tap_deleted_from_outside_ends_the_daemon_and_a_restart_rebuilds_it() {
         .expect("forwarding back after the restart");
     assert_eq!(pair.c2.ping(C1_IP, 3).expect("ping").received, 3);
 }
+
+/// `ip netns exec HOST vxnet daemon` (a habit of `ip` users) would run the daemon in a private
+/// mount namespace, where the bind mounts that pin its sandboxes die with it: the daemon
+/// refuses, with one line saying what to run instead, and makes nothing. The same daemon
+/// entered into the namespace by `setns` alone (as `nsenter --net=` does) starts.
+#[test]
+fn a_daemon_started_by_ip_netns_exec_refuses_and_says_what_to_run() {
+    if !require_root() {
+        return;
+    }
+    let lab = vxnet_tests::Lab::builder()
+        .hosts(vxnet_tests::HostKind::Vxnet, 1)
+        .start_daemons(false)
+        .build()
+        .expect("one host, no daemon");
+    let h0 = lab.host(0);
+    let bin = vxnet_tests::find_vxnet_bin().expect("vxnet binary");
+    let out = vxnet_tests::cmd::run(
+        std::process::Command::new("ip")
+            .args(["netns", "exec", h0.ns()])
+            .arg(&bin)
+            .args(["daemon", "--advertise-addr", &h0.addr().to_string()])
+            .arg("--data-dir")
+            .arg(h0.data_dir())
+            .arg("--socket")
+            .arg(h0.socket()),
+        EXIT_TIMEOUT,
+    )
+    .expect("ip netns exec runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        vxnet_tests::lab::daemon::is_one_error_line(&stderr) && stderr.contains("nsenter --net="),
+        "one `vxnet: ` line naming nsenter expected, got {stderr:?}"
+    );
+    assert!(!h0.socket().exists(), "the refused daemon made its socket");
+    assert!(
+        h0.sandbox_namespaces().is_empty() && !h0.data_dir().join("raft").exists(),
+        "the refused daemon made state"
+    );
+    h0.start_daemon().expect("entered by setns, it starts");
+}

@@ -87,6 +87,12 @@ pub enum DaemonError {
     },
     #[error("{} is corrupt; remove it to give this host a new identity", .0.display())]
     CorruptHostId(PathBuf),
+    #[error(
+        "the daemon runs in a mount namespace of its own (as `ip netns exec` makes), where the \
+         sandbox namespaces it pins under {} would die with it; start it with \
+         `nsenter --net=/var/run/netns/NAME vxnet daemon ...` instead", .0.display()
+    )]
+    PrivateMountNamespace(PathBuf),
     #[error("cannot {op}: {source}")]
     Os {
         op: &'static str,
@@ -124,6 +130,9 @@ pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         path: data_dir.clone(),
         source,
     })?;
+    if sys::mounts_die_with_process(data_dir) {
+        return Err(DaemonError::PrivateMountNamespace(data_dir.clone()));
+    }
     let lock_path = data_dir.join("lock");
     let _lock = sys::DirLock::acquire(&lock_path)
         .map_err(|source| DaemonError::File {
