@@ -223,6 +223,43 @@ fn host_cut_off_the_underlay_fails_writes_in_time_and_catches_up() {
     );
     assert!(out.elapsed <= Duration::from_secs(4), "{:?}", out.elapsed);
 
+    // Bounded queues: while one request waits for a quorum that is not there, a flood of
+    // others does not pile up behind it; those beyond the queue are told "busy" at once.
+    let flood: Vec<_> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..100)
+            .map(|_| {
+                s.spawn(|| {
+                    lab.host(cut)
+                        .vxnet_timed(&["network", "ls"], Duration::from_secs(3))
+                        .expect("CLI runs")
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("worker"))
+            .collect()
+    });
+    let busy: Vec<_> = flood
+        .iter()
+        .filter(|o| o.stderr().contains("busy"))
+        .collect();
+    assert!(
+        !busy.is_empty() && busy.iter().all(|o| o.elapsed < Duration::from_millis(1500)),
+        "some of 100 requests at once must be answered busy, at once: {:?}",
+        flood
+            .iter()
+            .map(|o| (o.stderr(), o.elapsed))
+            .collect::<Vec<_>>()
+    );
+    for o in &flood {
+        assert!(
+            !o.success() && is_one_error_line(&o.stderr()),
+            "{:?}",
+            o.stderr()
+        );
+    }
+
     // The majority does not notice beyond a missing member.
     lab.host(majority[0])
         .vxnet_ok(&["network", "create", "--subnet", "10.71.0.0/24", "during"]);

@@ -41,6 +41,8 @@ pub enum ClusterError {
     Timeout(Duration),
     #[error("the raft node has stopped; see the daemon's log")]
     Stopped,
+    #[error("the raft node is busy ({0} requests are waiting); retry shortly")]
+    NodeBusy(usize),
     #[error("replaying the Raft log took longer than {0:?}")]
     ReplayTimeout(Duration),
     #[error("cannot open the Raft log in {}: {source}", data_dir.display())]
@@ -128,9 +130,12 @@ impl ClusterError {
         match self {
             Refused(r) => r.code(),
             BadToken(_) | BadAddress(_) => ErrorCode::Usage,
-            NoLeader | Timeout(_) | Stopped | TooManyRedirects | JoinUnreachable { .. } => {
-                ErrorCode::Unavailable
-            }
+            NoLeader
+            | Timeout(_)
+            | Stopped
+            | NodeBusy(_)
+            | TooManyRedirects
+            | JoinUnreachable { .. } => ErrorCode::Unavailable,
             JoinRefused(r) | LeaveRefused(r) | RemoveRefused { rejection: r, .. } => match r.code {
                 ClusterErrorCode::NotLeader | ClusterErrorCode::Busy => ErrorCode::Unavailable,
                 _ => ErrorCode::Refused,

@@ -137,7 +137,7 @@ impl Daemon {
     /// [`ControlEvent::Fatal`] (a part of the daemon stopped).
     pub(super) fn serve(
         mut self,
-        mut events: mpsc::UnboundedReceiver<ControlEvent>,
+        mut events: mpsc::Receiver<ControlEvent>,
         fatal: &Notify,
     ) -> Result<(), DaemonError> {
         let mut stopped_by = None;

@@ -108,6 +108,10 @@ pub enum DaemonError {
     DataplaneDied(ThreadFailure),
 }
 
+/// How many events may wait for the control thread: API requests beyond this are answered
+/// "busy" at once instead of waiting behind the others ([`socket`]).
+const MAX_QUEUED_EVENTS: usize = 64;
+
 /// How often the control thread looks for endpoints whose container namespace is gone: they
 /// are removed cluster-wide within this (plus one commit).
 const ENDPOINT_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
@@ -157,7 +161,7 @@ pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
             op: "start the tokio runtime",
             source,
         })?;
-    let (events, rx) = mpsc::unbounded_channel::<ControlEvent>();
+    let (events, rx) = mpsc::channel::<ControlEvent>(MAX_QUEUED_EVENTS);
     let (changed, mut changes) = mpsc::unbounded_channel::<NodeEvent>();
     let mut daemon =
         dispatch::Daemon::open(&config, underlay_mtu, runtime.handle().clone(), changed)?;
@@ -169,9 +173,11 @@ pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
             let sent = match event {
                 // One event stands for any number of changes not yet reconciled.
                 NodeEvent::Applied if dirty.swap(true, Ordering::AcqRel) => Ok(()),
-                NodeEvent::Applied => forward.send(ControlEvent::StateChanged),
+                NodeEvent::Applied => forward.send(ControlEvent::StateChanged).await,
                 NodeEvent::Died(why) => {
-                    forward.send(ControlEvent::Fatal(DaemonError::NodeDied(why)))
+                    forward
+                        .send(ControlEvent::Fatal(DaemonError::NodeDied(why)))
+                        .await
                 }
             };
             if sent.is_err() {
@@ -185,7 +191,8 @@ pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             every.tick().await;
-            if ticks.send(ControlEvent::Tick).is_err() {
+            // A tick that finds the queue full is skipped: the next one comes in a second.
+            if let Err(mpsc::error::TrySendError::Closed(_)) = ticks.try_send(ControlEvent::Tick) {
                 break;
             }
         }
@@ -197,7 +204,8 @@ pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
             .name("vxnet-dp-watch".into())
             .spawn(move || {
                 for failure in failures {
-                    let _ = forward.send(ControlEvent::Fatal(DaemonError::DataplaneDied(failure)));
+                    let _ = forward
+                        .blocking_send(ControlEvent::Fatal(DaemonError::DataplaneDied(failure)));
                 }
             })
             .map_err(|source| DaemonError::Os {
@@ -217,7 +225,7 @@ pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
             })?
     };
     let served = runtime.block_on(socket::serve(&config.socket, events.clone(), &fatal));
-    let _ = events.send(ControlEvent::Shutdown);
+    let _ = runtime.block_on(events.send(ControlEvent::Shutdown));
     // The channel is closed once serving returned: the control thread drains and ends.
     let stopped = control.join().unwrap_or(Ok(()));
     let _ = std::fs::remove_file(&config.socket);

@@ -1,5 +1,6 @@
 //! The API socket: one request per connection, handed to the control thread, its answer sent
-//! back. Bound mode 0600 (only root drives the daemon); a socket file nobody answers on is a
+//! back. The queue to the control thread is bounded: a request that finds it full is answered
+//! "busy, retry" at once. Bound mode 0600 (only root drives the daemon); a socket file nobody answers on is a
 //! leftover of a daemon that died and is replaced.
 
 use std::path::Path;
@@ -15,7 +16,7 @@ use crate::api;
 /// Serves the socket at `path` until SIGTERM/SIGINT, or until `fatal` is notified.
 pub(super) async fn serve(
     path: &Path,
-    jobs: mpsc::UnboundedSender<ControlEvent>,
+    jobs: mpsc::Sender<ControlEvent>,
     fatal: &Notify,
 ) -> Result<(), DaemonError> {
     let listener = bind(path).await?;
@@ -60,7 +61,7 @@ async fn bind(path: &Path) -> Result<UnixListener, DaemonError> {
     Ok(listener)
 }
 
-async fn handle_connection(stream: UnixStream, jobs: mpsc::UnboundedSender<ControlEvent>) {
+async fn handle_connection(stream: UnixStream, jobs: mpsc::Sender<ControlEvent>) {
     let mut framed = api::framed(stream);
     let request = match api::recv::<_, Request>(&mut framed).await {
         Ok(r) => r,
@@ -73,8 +74,18 @@ async fn handle_connection(stream: UnixStream, jobs: mpsc::UnboundedSender<Contr
         }
     };
     let (tx, rx) = oneshot::channel();
-    if jobs.send(ControlEvent::Request(request, tx)).is_err() {
-        return;
+    match jobs.try_send(ControlEvent::Request(request, tx)) {
+        Ok(()) => {}
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            // Waiting behind a full queue would only turn into a timeout later; say so now.
+            let message = format!(
+                "the daemon is busy ({} requests are waiting); retry shortly",
+                jobs.max_capacity()
+            );
+            let _ = api::send(&mut framed, &failure(message, ErrorCode::Unavailable)).await;
+            return;
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => return,
     }
     if let Ok(response) = rx.await {
         let _ = api::send(&mut framed, &response).await;

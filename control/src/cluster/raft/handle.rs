@@ -19,7 +19,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
 use raft::INVALID_ID;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use vxnet_proto::Command;
 
 use crate::cluster::ClusterError;
@@ -48,12 +48,16 @@ pub(super) enum NodeCommand {
     ReadIndex {
         reply: std_mpsc::Sender<Result<(), ClusterError>>,
     },
-    Shutdown,
 }
+
+/// How many commands may wait for the node task; more are answered [`ClusterError::NodeBusy`].
+pub(super) const MAX_QUEUED_COMMANDS: usize = 256;
 
 #[derive(Clone)]
 pub struct RaftHandle {
-    commands: mpsc::UnboundedSender<NodeCommand>,
+    commands: mpsc::Sender<NodeCommand>,
+    /// Tells the node task to stop; a permit is kept if the task is busy, so it is never lost.
+    stop: Arc<Notify>,
     state: Arc<RwLock<StateMachine>>,
     view: Arc<RwLock<ClusterView>>,
 }
@@ -61,12 +65,14 @@ pub struct RaftHandle {
 impl RaftHandle {
     /// A handle to the node task that reads `commands` and keeps `state` and `view` current.
     pub(super) fn new(
-        commands: mpsc::UnboundedSender<NodeCommand>,
+        commands: mpsc::Sender<NodeCommand>,
+        stop: Arc<Notify>,
         state: Arc<RwLock<StateMachine>>,
         view: Arc<RwLock<ClusterView>>,
     ) -> RaftHandle {
         RaftHandle {
             commands,
+            stop,
             state,
             view,
         }
@@ -107,13 +113,14 @@ impl RaftHandle {
 
     /// Asks the node task to stop; a task already gone needs no asking.
     pub(super) fn shutdown(&self) {
-        let _ = self.commands.send(NodeCommand::Shutdown);
+        self.stop.notify_one();
     }
 
     fn send(&self, command: NodeCommand) -> Result<(), ClusterError> {
-        self.commands
-            .send(command)
-            .map_err(|_| ClusterError::Stopped)
+        self.commands.try_send(command).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => ClusterError::NodeBusy(MAX_QUEUED_COMMANDS),
+            mpsc::error::TrySendError::Closed(_) => ClusterError::Stopped,
+        })
     }
 
     /// Right after a start or an election there is briefly no leader: wait for one rather

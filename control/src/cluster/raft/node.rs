@@ -39,10 +39,10 @@ use raft::eraftpb::{
     Entry, EntryType, Message as RaftMessage, Snapshot as RaftSnapshot,
 };
 use raft::{Config, RawNode, ReadOnlyOption, StateRole, INVALID_ID};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 use vxnet_proto::{Envelope, Host, Proposal};
 
-use super::handle::{ClusterView, NodeCommand, RaftHandle};
+use super::handle::{ClusterView, NodeCommand, RaftHandle, MAX_QUEUED_COMMANDS};
 use super::membership::{self, Change, Membership};
 use super::snapshot::{self, SnapshotError};
 use super::storage::{RaftStorage, StorageError};
@@ -69,6 +69,9 @@ pub const COMPACT_EVERY: u64 = 1000;
 const PENDING_TTL: Duration = Duration::from_secs(120);
 /// How long a starting node may take to apply the log it has on disk.
 const REPLAY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How many messages and requests from peers may wait for the node task; beyond that the
+/// connections they come on wait (and, through TCP, their senders).
+const MAX_QUEUED_TRANSPORT_EVENTS: usize = 1024;
 
 /// Why the node failed inside: fatal to it (see the module docs).
 #[derive(Debug, thiserror::Error)]
@@ -115,14 +118,20 @@ impl RaftNode {
         runtime: &tokio::runtime::Handle,
         changed: mpsc::UnboundedSender<NodeEvent>,
     ) -> Result<RaftNode, ClusterError> {
-        let (commands, rx) = mpsc::unbounded_channel();
+        let (commands, rx) = mpsc::channel(MAX_QUEUED_COMMANDS);
+        let stop = Arc::new(Notify::new());
         let state = Arc::new(RwLock::new(StateMachine::new()));
         let view = Arc::new(RwLock::new(ClusterView::default()));
-        let handle = RaftHandle::new(commands, Arc::clone(&state), Arc::clone(&view));
+        let handle = RaftHandle::new(
+            commands,
+            Arc::clone(&stop),
+            Arc::clone(&state),
+            Arc::clone(&view),
+        );
         let died = changed.clone();
         let node = runtime.block_on(Node::open(config, state, view, changed))?;
         let committed = node.storage.hard_state().map_err(NodeError::from)?.commit;
-        let task = runtime.spawn(report_death(runtime.spawn(node.run(rx)), died));
+        let task = runtime.spawn(report_death(runtime.spawn(node.run(rx, stop)), died));
         let node = RaftNode {
             handle,
             task: Some(task),
@@ -181,7 +190,7 @@ struct Node {
     raw: RawNode<RaftStorage>,
     storage: RaftStorage,
     transport: Transport,
-    events: mpsc::UnboundedReceiver<TransportEvent>,
+    events: mpsc::Receiver<TransportEvent>,
     state: Arc<RwLock<StateMachine>>,
     view: Arc<RwLock<ClusterView>>,
     changed: mpsc::UnboundedSender<NodeEvent>,
@@ -254,7 +263,7 @@ impl Node {
         raft_config.validate().map_err(NodeError::from)?;
         let mut raw = RawNode::new(&raft_config, storage.clone(), &super::log::logger())
             .map_err(NodeError::from)?;
-        let (events_tx, events) = mpsc::unbounded_channel();
+        let (events_tx, events) = mpsc::channel(MAX_QUEUED_TRANSPORT_EVENTS);
         let listen = SocketAddr::V4(SocketAddrV4::new(
             Ipv4Addr::from(host.addr),
             host.cluster_port as u16,
@@ -304,7 +313,8 @@ impl Node {
 
     async fn run(
         mut self,
-        mut commands: mpsc::UnboundedReceiver<NodeCommand>,
+        mut commands: mpsc::Receiver<NodeCommand>,
+        stop: Arc<Notify>,
     ) -> Result<(), NodeError> {
         let mut failed = None;
         let mut ticker = tokio::time::interval(TICK);
@@ -315,9 +325,10 @@ impl Node {
                     self.raw.tick();
                     self.housekeeping();
                 }
+                _ = stop.notified() => break,
                 cmd = commands.recv() => match cmd {
-                    Some(NodeCommand::Shutdown) | None => break,
                     Some(cmd) => self.handle_command(cmd),
+                    None => break,
                 },
                 Some(event) = self.events.recv() => self.handle_event(event),
             }
@@ -383,7 +394,6 @@ impl Node {
                     },
                 );
             }
-            NodeCommand::Shutdown => {}
         }
     }
 

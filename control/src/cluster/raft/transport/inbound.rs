@@ -176,7 +176,9 @@ where
                     }
                     None => return Err(ConnectionFault::Unexpected("empty")),
                 };
-                if shared.events.send(event).is_err() {
+                // A full queue holds this connection back (and, through TCP, its sender)
+                // until the node has caught up with what came before.
+                if shared.events.send(event).await.is_err() {
                     // The node is gone; nothing will answer.
                     return Ok(());
                 }

@@ -224,7 +224,7 @@ struct Shared {
     own_id: u64,
     config: TransportConfig,
     token: watch::Sender<ClusterToken>,
-    events: mpsc::UnboundedSender<TransportEvent>,
+    events: mpsc::Sender<TransportEvent>,
     counters: Counters,
 }
 
@@ -245,13 +245,22 @@ impl Shared {
         self.counters
             .dropped_messages
             .fetch_add(1, Ordering::Relaxed);
-        // A closed channel means the node is gone; nobody is left to tell.
-        let _ = self.events.send(TransportEvent::Unreachable(msg.to));
+        // Advice only: with the queue full, raft learns it from the missing answers instead.
+        let _ = self.events.try_send(TransportEvent::Unreachable(msg.to));
         if msg.get_msg_type() == MessageType::MsgSnapshot {
-            let _ = self.events.send(TransportEvent::SnapshotStatus(
-                msg.to,
-                SnapshotStatus::Failure,
-            ));
+            self.tell(TransportEvent::SnapshotStatus(msg.to, SnapshotStatus::Failure));
+        }
+    }
+
+    /// Queues an event the node must hear (a snapshot's outcome: without it raft would wait for
+    /// that snapshot for good) without blocking the caller: at once if there is room, else
+    /// from a task that waits for room. A closed queue means the node is gone.
+    fn tell(&self, event: TransportEvent) {
+        if let Err(mpsc::error::TrySendError::Full(event)) = self.events.try_send(event) {
+            let events = self.events.clone();
+            tokio::spawn(async move {
+                let _ = events.send(event).await;
+            });
         }
     }
 }
@@ -267,7 +276,7 @@ impl Transport {
         listen: SocketAddr,
         own_id: u64,
         token: ClusterToken,
-        events: mpsc::UnboundedSender<TransportEvent>,
+        events: mpsc::Sender<TransportEvent>,
     ) -> Result<Transport, TransportError> {
         Transport::start_with(listen, own_id, token, events, TransportConfig::default()).await
     }
@@ -276,7 +285,7 @@ impl Transport {
         listen: SocketAddr,
         own_id: u64,
         token: ClusterToken,
-        events: mpsc::UnboundedSender<TransportEvent>,
+        events: mpsc::Sender<TransportEvent>,
         config: TransportConfig,
     ) -> Result<Transport, TransportError> {
         let bind_error = |source| TransportError::Bind {

@@ -164,9 +164,7 @@ pub(super) async fn run_peer(id: u64, channels: PeerChannels, shared: Arc<Shared
             Ok(Ok(())) => {
                 for msg in &sent {
                     if msg.get_msg_type() == MessageType::MsgSnapshot {
-                        let _ = shared
-                            .events
-                            .send(TransportEvent::SnapshotStatus(id, SnapshotStatus::Finish));
+                        shared.tell(TransportEvent::SnapshotStatus(id, SnapshotStatus::Finish));
                     }
                 }
             }

@@ -17,7 +17,7 @@ pub(crate) fn send_poison_heartbeat(
     token: ClusterToken,
     target: SocketAddr,
 ) -> Transport {
-    let (events, _) = mpsc::unbounded_channel();
+    let (events, _) = mpsc::channel(1024);
     let impostor = runtime
         .block_on(Transport::start(
             "127.0.0.1:0".parse().expect("addr"),

@@ -7,7 +7,7 @@ use super::request::connect;
 use super::*;
 use crate::cluster::raft::auth::{self, client_handshake};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::mpsc::Receiver;
 use vxnet_proto::{JoinRequest, JoinResponse, LeaveRequest};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -28,7 +28,7 @@ fn fast_config() -> TransportConfig {
     }
 }
 
-async fn start(id: u64, token: ClusterToken) -> (Transport, UnboundedReceiver<TransportEvent>) {
+async fn start(id: u64, token: ClusterToken) -> (Transport, Receiver<TransportEvent>) {
     start_at(loopback(), id, token, fast_config()).await
 }
 
@@ -37,8 +37,8 @@ async fn start_at(
     id: u64,
     token: ClusterToken,
     config: TransportConfig,
-) -> (Transport, UnboundedReceiver<TransportEvent>) {
-    let (tx, rx) = mpsc::unbounded_channel();
+) -> (Transport, Receiver<TransportEvent>) {
+    let (tx, rx) = mpsc::channel(1024);
     let t = Transport::start_with(addr, id, token, tx, config)
         .await
         .expect("start transport");
@@ -71,7 +71,7 @@ fn snapshot(from: u64, to: u64, len: usize) -> RaftMessage {
 
 /// The next event that `pick` accepts, skipping others; panics after `WAIT`.
 async fn expect_event<T>(
-    rx: &mut UnboundedReceiver<TransportEvent>,
+    rx: &mut Receiver<TransportEvent>,
     mut pick: impl FnMut(TransportEvent) -> Option<T>,
 ) -> T {
     let deadline = Instant::now() + WAIT;
@@ -95,7 +95,7 @@ fn raft_msg(e: TransportEvent) -> Option<RaftMessage> {
 
 /// Asserts nothing but `allowed` events arrive within `wait`.
 async fn expect_quiet(
-    rx: &mut UnboundedReceiver<TransportEvent>,
+    rx: &mut Receiver<TransportEvent>,
     wait: Duration,
     allowed: impl Fn(&TransportEvent) -> bool,
 ) {
@@ -722,7 +722,7 @@ async fn shutdown_frees_the_port_and_stops_sending() {
 #[tokio::test]
 async fn bind_error_names_the_address() {
     let (a, _rx) = start(1, token(1)).await;
-    let (tx, _rx2) = mpsc::unbounded_channel();
+    let (tx, _rx2) = mpsc::channel(1024);
     let err = Transport::start(a.local_addr(), 2, token(1), tx)
         .await
         .err()
