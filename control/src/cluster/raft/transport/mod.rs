@@ -248,7 +248,10 @@ impl Shared {
         // Advice only: with the queue full, raft learns it from the missing answers instead.
         let _ = self.events.try_send(TransportEvent::Unreachable(msg.to));
         if msg.get_msg_type() == MessageType::MsgSnapshot {
-            self.tell(TransportEvent::SnapshotStatus(msg.to, SnapshotStatus::Failure));
+            self.tell(TransportEvent::SnapshotStatus(
+                msg.to,
+                SnapshotStatus::Failure,
+            ));
         }
     }
 
