@@ -187,10 +187,7 @@ pub fn mounts_die_with_process(dir: &Path) -> bool {
     let Ok(absolute) = std::path::absolute(dir) else {
         return false;
     };
-    let seen_by_parent = Path::new(&format!("/proc/{parent}/root")).join(
-        absolute
-            .strip_prefix("/")
-            .unwrap_or(absolute.as_path()),
-    );
+    let seen_by_parent = Path::new(&format!("/proc/{parent}/root"))
+        .join(absolute.strip_prefix("/").unwrap_or(absolute.as_path()));
     ino(&absolute).is_some() && ino(&absolute) == ino(&seen_by_parent)
 }
