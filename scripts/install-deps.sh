@@ -16,6 +16,7 @@ have tshark   || need+=(tshark)
 have nsenter  || need+=(util-linux)
 have ethtool  || need+=(ethtool)
 have python3  || need+=(python3)
+have nft      || need+=(nftables)
 
 if ((${#need[@]})); then
     if [[ $(id -u) -ne 0 ]]; then

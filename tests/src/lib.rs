@@ -18,6 +18,7 @@
 //!   or bench executable in the cargo target dir; build it first with `cargo build --workspace`.
 
 pub mod capture;
+pub mod chaos;
 pub mod cmd;
 pub mod iperf;
 pub mod lab;
