@@ -25,7 +25,7 @@ pub fn random_id() -> io::Result<String> {
 
 /// Replaces `path` with `contents` so that a crash leaves either the old file or the new one:
 /// write a temporary file, fsync it, rename it over `path`, fsync the directory.
-pub fn write_atomically(path: &Path, contents: &str) -> io::Result<()> {
+pub fn write_atomically(path: &Path, contents: impl AsRef<[u8]>) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, contents)?;
     File::open(&tmp)?.sync_all()?;
@@ -124,6 +124,53 @@ impl DirLock {
     }
 }
 
+
+/// Whether `dir` is shared with the parent process but this process's mounts are not: the
+/// process runs in a mount namespace of its own (as `ip netns exec` makes one) that sees the
+/// same directory as its parent. The namespaces vxnet pins by bind mounts under `dir` would
+/// then die with the process, while the data dir says they exist. `false` when this cannot be
+/// told (the parent's namespace is not readable) and when the parent sees another directory
+/// there (a container with a data dir of its own: mounts and data dir live and die together).
+pub fn mounts_die_with_process(dir: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let parent = std::os::unix::process::parent_id();
+    let ino = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+    let own_ns = ino(Path::new("/proc/self/ns/mnt"));
+    let parent_ns = ino(Path::new(&format!("/proc/{parent}/ns/mnt")));
+    let (Some(own_ns), Some(parent_ns)) = (own_ns, parent_ns) else {
+        return false;
+    };
+    if own_ns == parent_ns {
+        return false;
+    }
+    let Ok(absolute) = std::path::absolute(dir) else {
+        return false;
+    };
+    let seen_by_parent = Path::new(&format!("/proc/{parent}/root"))
+        .join(absolute.strip_prefix("/").unwrap_or(absolute.as_path()));
+    ino(&absolute).is_some() && ino(&absolute) == ino(&seen_by_parent)
+}
+
+/// The environment variable that arms a [`crash_point`].
+pub const CRASH_AT_ENV: &str = "VXNET_CRASH_AT";
+
+/// Kills this process at once (SIGKILL, as `kill -9` would) when it was started with
+/// `VXNET_CRASH_AT=name`, so that a lab test can crash the daemon at exactly this point of a
+/// request. Compiled in only with the `crash-points` feature (the tests crate's workspace
+/// builds); a no-op otherwise.
+pub fn crash_point(name: &str) {
+    #[cfg(feature = "crash-points")]
+    if std::env::var(CRASH_AT_ENV).is_ok_and(|v| v == name) {
+        tracing::warn!(point = name, "crashing on purpose ({CRASH_AT_ENV})");
+        // SAFETY: kill(2) on our own pid has no memory effects.
+        unsafe {
+            libc::kill(libc::getpid(), libc::SIGKILL);
+        }
+    }
+    #[cfg(not(feature = "crash-points"))]
+    let _ = name;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,30 +211,4 @@ mod tests {
         assert!(DirLock::acquire(&path).expect("lock").is_some());
         let _ = std::fs::remove_dir_all(dir);
     }
-}
-
-/// Whether `dir` is shared with the parent process but this process's mounts are not: the
-/// process runs in a mount namespace of its own (as `ip netns exec` makes one) that sees the
-/// same directory as its parent. The namespaces vxnet pins by bind mounts under `dir` would
-/// then die with the process, while the data dir says they exist. `false` when this cannot be
-/// told (the parent's namespace is not readable) and when the parent sees another directory
-/// there (a container with a data dir of its own: mounts and data dir live and die together).
-pub fn mounts_die_with_process(dir: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    let parent = std::os::unix::process::parent_id();
-    let ino = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
-    let own_ns = ino(Path::new("/proc/self/ns/mnt"));
-    let parent_ns = ino(Path::new(&format!("/proc/{parent}/ns/mnt")));
-    let (Some(own_ns), Some(parent_ns)) = (own_ns, parent_ns) else {
-        return false;
-    };
-    if own_ns == parent_ns {
-        return false;
-    }
-    let Ok(absolute) = std::path::absolute(dir) else {
-        return false;
-    };
-    let seen_by_parent = Path::new(&format!("/proc/{parent}/root"))
-        .join(absolute.strip_prefix("/").unwrap_or(absolute.as_path()));
-    ino(&absolute).is_some() && ino(&absolute) == ino(&seen_by_parent)
 }

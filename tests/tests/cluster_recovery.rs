@@ -287,7 +287,7 @@ fn force_new_cluster_makes_a_lone_survivor_a_cluster_of_its_own() {
 
     lab.kill_daemon(0, libc::SIGTERM).expect("stop h0");
     lab.host(0)
-        .start_daemon_with(&["--force-new-cluster"])
+        .start_daemon_with(&["--force-new-cluster"], &[])
         .expect("h0 starts as a cluster of its own");
     assert!(
         lab.host(0).log_tail(60).contains("--force-new-cluster"),

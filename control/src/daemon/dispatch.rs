@@ -1,12 +1,11 @@
 //! The control thread: every API request, one at a time, and the reconcile after every state
 //! change (see the module docs of [`super`]).
 
-use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{mpsc, Notify};
 use vxnet_dataplane::host::{
@@ -22,6 +21,7 @@ use vxnet_proto::{
 
 use super::error::{failure, RequestError};
 use super::identity::{hostname, load_or_create_host_id};
+use super::intents::{self, Intents};
 use super::{ControlEvent, DaemonConfig, DaemonError};
 use crate::cluster::{Cluster, ClusterError, ClusterOptions, NodeEvent};
 use crate::program::host_program;
@@ -38,14 +38,11 @@ pub(super) struct Daemon {
     default_mtu: u32,
     /// How long the request being handled may take (the CLI's --timeout, less a margin).
     timeout: Duration,
-    /// Endpoint ids of connects that timed out, and when.
-    abandoned: BTreeMap<String, Instant>,
+    /// Connects in flight, on disk: finished or undone after a crash or a timeout.
+    intents: Intents,
     /// Set when the replicated state changed and the dataplane has not been reconciled since.
     state_dirty: Arc<AtomicBool>,
 }
-
-/// How long a timed-out connect is watched for.
-const ABANDONED_TTL: Duration = Duration::from_secs(300);
 
 /// The longest a request may take, whatever its caller asks: a request holds the control
 /// thread, and so every other request, while it waits.
@@ -112,7 +109,11 @@ impl Daemon {
             host_id: cluster.host().id.clone(),
             cluster,
             timeout: DEFAULT_TIMEOUT,
-            abandoned: BTreeMap::new(),
+            intents: Intents::open(&config.data_dir).map_err(|source| DaemonError::File {
+                op: "create",
+                path: config.data_dir.join("intents"),
+                source,
+            })?,
             state_dirty: Arc::new(AtomicBool::new(false)),
             dataplane,
             default_mtu: underlay_mtu.saturating_sub(VXLAN_OVERHEAD).max(MTU_MIN),
@@ -163,9 +164,14 @@ impl Daemon {
                     };
                     let _ = reply.send(response);
                 }
-                ControlEvent::Tick => self.disconnect_vanished(),
+                ControlEvent::Tick => {
+                    // Intents first: a connect a crash interrupted is finished, not taken
+                    // for a container that went away.
+                    self.settle_intents();
+                    self.disconnect_vanished();
+                }
                 ControlEvent::StateChanged => {
-                    self.disconnect_abandoned();
+                    self.settle_intents();
                     // Already done if a request handler reconciled since the change.
                     if self.state_dirty.load(Ordering::Acquire) {
                         self.reconcile_all();
@@ -319,29 +325,67 @@ impl Daemon {
         self.reconcile_all();
     }
 
-    /// Endpoints whose connect timed out but committed after all: nobody plumbed them, so
-    /// they go again, instead of holding an address forever.
-    fn disconnect_abandoned(&mut self) {
-        let now = Instant::now();
-        self.abandoned
-            .retain(|_, since| now.duration_since(*since) < ABANDONED_TTL);
-        let found: Vec<String> = {
-            let state = self.state();
-            self.abandoned
-                .keys()
-                .filter(|id| state.endpoint(id).is_some())
-                .cloned()
-                .collect()
-        };
-        for id in found {
-            let done = self.apply(command::Kind::Disconnect(Disconnect {
-                endpoint_id: id.clone(),
-            }));
-            if done.is_ok() {
-                tracing::info!(endpoint = %id, "removed an endpoint whose connect had timed out");
-                self.abandoned.remove(&id);
+    /// Settles the connects that did not finish (see [`super::intents`]): one committed
+    /// without a veth is finished if its namespace is still the one it began with, and undone
+    /// otherwise; one that never committed is forgotten after [`intents::INTENT_TTL`].
+    fn settle_intents(&mut self) {
+        let pending = self.intents.load();
+        if pending.is_empty() {
+            return;
+        }
+        let now = SystemTime::now();
+        for intent in pending {
+            let found = {
+                let state = self.state();
+                state
+                    .endpoint(&intent.endpoint_id)
+                    .filter(|ep| ep.host_id == self.host_id)
+                    .cloned()
+                    .zip(state.network(&intent.network_id).ok().cloned())
+            };
+            let Some((ep, net)) = found else {
+                if Intents::expired(&intent, now) {
+                    self.intents.clear(&intent.endpoint_id);
+                }
+                continue;
+            };
+            if self.dataplane.has_endpoint_link(&net.id, &ep.id) {
+                self.intents.clear(&ep.id);
+                continue;
+            }
+            let target = Path::new(&intent.target);
+            let finished = intents::same_netns(&intent)
+                && match self.plumb(&net, &ep, target) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::warn!(endpoint = %ep.name, error = %e, "cannot finish an interrupted connect; undoing it");
+                        false
+                    }
+                };
+            if finished {
+                tracing::info!(network = %net.name, endpoint = %ep.name, ip = %Ipv4Addr::from(ep.ipv4), "finished an interrupted connect");
+                self.intents.clear(&ep.id);
+            } else {
+                self.undo_connect(&ep);
             }
         }
+    }
+
+    /// Disconnects a committed endpoint whose connect failed or cannot be finished, and
+    /// forgets its intent once that is committed (else it is tried again later).
+    fn undo_connect(&mut self, ep: &Endpoint) {
+        match self.apply(command::Kind::Disconnect(Disconnect {
+            endpoint_id: ep.id.clone(),
+        })) {
+            Ok(_) => {
+                tracing::info!(endpoint = %ep.name, "undid a connect that did not finish");
+                self.intents.clear(&ep.id);
+            }
+            Err(e) => {
+                tracing::warn!(endpoint = %ep.name, error = %e, "cannot undo a connect yet; will retry")
+            }
+        }
+        self.reconcile_all();
     }
 
     fn views(&self, networks: Vec<Network>) -> Vec<NetworkView> {
@@ -459,6 +503,10 @@ impl Daemon {
         };
         let name = r.name.unwrap_or_else(|| default_endpoint_name(&r.target));
         let id = sys::random_id().map_err(RequestError::Random)?;
+        // On disk before the proposal: whatever happens from here on, a restart finds it.
+        self.intents
+            .record(&id, &net.id, &target)
+            .map_err(RequestError::Intent)?;
         let proposed = self.apply(command::Kind::Connect(Connect {
             endpoint_id: id.clone(),
             network_id: net.id.clone(),
@@ -470,25 +518,26 @@ impl Daemon {
             target: target.to_string_lossy().into_owned(),
         }));
         let applied = match proposed {
-            Err(e) if e.is_timeout() => {
-                // The entry may still commit later, with nobody to plumb it: remember it, so
-                // that it is disconnected again if it ever shows up.
-                self.abandoned.insert(id, Instant::now());
+            // The entry may still commit later: the intent stays, and settles it then.
+            Err(e) if e.is_timeout() => return Err(e.into()),
+            Err(e) => {
+                self.intents.clear(&id);
                 return Err(e.into());
             }
-            other => other?,
+            Ok(applied) => applied,
         };
         let Applied::Connected(ep) = applied else {
+            self.intents.clear(&id);
             return Err(RequestError::AppliedAsOther("connect"));
         };
+        // Committed, no veth yet: where the lab's crash test kills the daemon.
+        sys::crash_point("connect-committed");
         if let Err(e) = self.plumb(&net, &ep, &target) {
             // Give the address back: a failed connect leaves nothing behind.
-            let _ = self.apply(command::Kind::Disconnect(Disconnect {
-                endpoint_id: ep.id.clone(),
-            }));
-            self.reconcile_all();
+            self.undo_connect(&ep);
             return Err(e);
         }
+        self.intents.clear(&ep.id);
         tracing::info!(network = %net.name, endpoint = %ep.name, ip = %Ipv4Addr::from(ep.ipv4), "connected");
         Ok(Response {
             endpoint: Some(ep),

@@ -26,6 +26,8 @@ pub enum RequestError {
     NotConnected { target: String, network: String },
     #[error("cannot read random bytes: {0}")]
     Random(#[source] std::io::Error),
+    #[error("cannot record the connect in the data dir ({0}); is the disk full?")]
+    Intent(#[source] std::io::Error),
     /// The state machine applied a command as something else than it was: a bug.
     #[error("internal: {0} applied as something else")]
     AppliedAsOther(&'static str),
@@ -57,7 +59,7 @@ impl RequestError {
             | RequestError::AppliedAsOther(_)
             | RequestError::MalformedMac(_) => ErrorCode::Internal,
             RequestError::NotConnected { .. } => ErrorCode::NotFound,
-            RequestError::Random(_) => ErrorCode::Failed,
+            RequestError::Random(_) | RequestError::Intent(_) => ErrorCode::Failed,
             // The gravest: a usage error first (exit code 2), else whatever the first says.
             RequestError::Several { errors, .. } => errors
                 .iter()

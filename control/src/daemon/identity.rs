@@ -25,7 +25,7 @@ pub(super) fn load_or_create_host_id(data_dir: &Path) -> Result<String, DaemonEr
         op: "read random bytes",
         source,
     })?;
-    sys::write_atomically(&path, &format!("{id}\n")).map_err(|source| DaemonError::File {
+    sys::write_atomically(&path, format!("{id}\n")).map_err(|source| DaemonError::File {
         op: "write",
         path: path.clone(),
         source,

@@ -28,6 +28,7 @@
 mod dispatch;
 mod error;
 mod identity;
+mod intents;
 mod socket;
 
 use std::net::Ipv4Addr;

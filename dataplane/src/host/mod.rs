@@ -223,16 +223,10 @@ impl Host {
     /// skipped (and logged): nothing is reported gone on a guess.
     pub fn vanished_endpoints(&self) -> Vec<(String, String)> {
         let mut gone = Vec::new();
-        for (id, running) in &self.running {
-            let Some(net) = self.program.network(id) else {
+        for id in self.running.keys() {
+            let (Some(net), Some(present)) = (self.program.network(id), self.endpoint_links(id))
+            else {
                 continue;
-            };
-            let present: BTreeSet<String> = match running.sandbox.endpoint_links() {
-                Ok(links) => links.into_iter().map(|l| l.name).collect(),
-                Err(e) => {
-                    tracing::warn!(network = %net.name, error = %e, "cannot list the sandbox's links");
-                    continue;
-                }
             };
             gone.extend(
                 net.local_endpoints()
@@ -241,6 +235,25 @@ impl Host {
             );
         }
         gone
+    }
+
+    /// Whether the sandbox of `network_id` runs here and has the veth of `endpoint_id`.
+    pub fn has_endpoint_link(&self, network_id: &str, endpoint_id: &str) -> bool {
+        self.endpoint_links(network_id)
+            .is_some_and(|present| present.contains(&veth_name(endpoint_id)))
+    }
+
+    /// The names of the endpoint veths in the sandbox of `network_id`; `None` if it does not
+    /// run here or cannot be listed right now.
+    fn endpoint_links(&self, network_id: &str) -> Option<BTreeSet<String>> {
+        let running = self.running.get(network_id)?;
+        match running.sandbox.endpoint_links() {
+            Ok(links) => Some(links.into_iter().map(|l| l.name).collect()),
+            Err(e) => {
+                tracing::warn!(network = %network_id, error = %e, "cannot list the sandbox's links");
+                None
+            }
+        }
     }
 
     fn running_network(&self, id: &str) -> Result<(&NetworkProgram, &Running), HostError> {

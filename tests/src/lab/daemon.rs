@@ -181,13 +181,13 @@ impl Host {
     /// Starts `vxnet daemon` in the host namespace on this host's data dir and socket, and
     /// waits (bounded) until `network ls` answers. A restart uses the same data dir.
     pub fn start_daemon(&self) -> Result<()> {
-        self.start_daemon_with(&[])
+        self.start_daemon_with(&[], &[])
     }
 
-    /// [`Host::start_daemon`] with `extra` daemon arguments for this start only (e.g.
-    /// `--force-new-cluster`).
-    pub fn start_daemon_with(&self, extra: &[&str]) -> Result<()> {
-        self.spawn_daemon_with(extra)?;
+    /// [`Host::start_daemon`] with `extra` daemon arguments (e.g. `--force-new-cluster`) and
+    /// environment variables `env` (e.g. a crash point) for this start only.
+    pub fn start_daemon_with(&self, extra: &[&str], env: &[(&str, &str)]) -> Result<()> {
+        self.spawn_daemon_with(extra, env)?;
         self.wait_ready(DAEMON_READY_TIMEOUT)
     }
 
@@ -195,11 +195,11 @@ impl Host {
     /// for it to answer. A restarted cluster member may only answer once a quorum of its peers
     /// is up too, so a whole cluster is started with this first and [`Host::wait_ready`] after.
     pub fn spawn_daemon(&self) -> Result<()> {
-        self.spawn_daemon_with(&[])
+        self.spawn_daemon_with(&[], &[])
     }
 
-    /// [`Host::spawn_daemon`] with `extra` daemon arguments for this start only.
-    pub fn spawn_daemon_with(&self, extra: &[&str]) -> Result<()> {
+    /// [`Host::spawn_daemon`] with `extra` daemon arguments and `env` for this start only.
+    pub fn spawn_daemon_with(&self, extra: &[&str], env: &[(&str, &str)]) -> Result<()> {
         let bin = self.bin()?.to_path_buf();
         let mut slot = lock(&self.daemon);
         if let Some(c) = slot.as_mut() {
@@ -228,6 +228,7 @@ impl Host {
         }
         c.args(&self.daemon_args)
             .args(extra)
+            .envs(env.iter().copied())
             .env("RUST_BACKTRACE", "1")
             .stdin(Stdio::null())
             .stdout(log)
