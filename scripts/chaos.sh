@@ -31,20 +31,29 @@ done
 case "$hosts" in 3) sizes=(3) ;; 5) sizes=(5) ;; both) sizes=(3 5) ;; *) usage ;; esac
 
 cargo build --workspace --bins
-# Build the test binary once, so that each run only runs it.
-cargo test -p vxnet-tests --test chaos --no-run
+# Build the test binary once, and copy it and the daemon aside: every run then tests the same
+# build, whatever is rebuilt in the working tree meanwhile.
+work=$(mktemp -d -t vxnet-chaos-XXXXXX)
+trap 'rm -rf "$work"' EXIT
+test_bin=$(cargo test -p vxnet-tests --test chaos --no-run --message-format=json 2>/dev/null |
+    sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | grep '/chaos-' | tail -1)
+[[ -x $test_bin ]] || { echo "chaos: cannot find the chaos test binary" >&2; exit 1; }
+cp "$test_bin" "$work/chaos-test"
+cp target/debug/vxnet "$work/vxnet"
+export VXNET_BIN=$work/vxnet
 
-log=$(mktemp -t vxnet-chaos-XXXXXX.log)
-summaries=$(mktemp -t vxnet-chaos-summary-XXXXXX)
+log=$work/run.log
+summaries=$work/summaries
+: >"$summaries"
 failed_runs=()
 start=$(date +%s)
 for ((i = 0; i < runs; i++)); do
     s=$((seed + i))
     for n in "${sizes[@]}"; do
         echo "== run $((i + 1))/$runs seed=$s hosts=$n"
-        if ! VXNET_CHAOS_SEED=$s VXNET_CHAOS_RUNS=1 VXNET_CHAOS_HOSTS=$n ${secs:+VXNET_CHAOS_SECS=$secs} \
-            cargo test -q -p vxnet-tests --test chaos "chaos_on_${n}_hosts" -- --nocapture \
-            --test-threads 1 >"$log" 2>&1; then
+        if ! env VXNET_CHAOS_SEED=$s VXNET_CHAOS_RUNS=1 VXNET_CHAOS_HOSTS=$n ${secs:+VXNET_CHAOS_SECS=$secs} \
+            "$work/chaos-test" "chaos_on_${n}_hosts" --exact --nocapture --test-threads 1 \
+            >"$log" 2>&1; then
             failed_runs+=("seed=$s hosts=$n")
         fi
         line=$(grep '^CHAOS-SUMMARY' "$log" | tail -1 || true)
@@ -79,7 +88,6 @@ awk -v failed="${#failed_runs[@]}" '
             sum["kill"], sum["pause"], sum["cut_in"], sum["cut_out"], sum["cut_both"],
             sum["pings"], sum["findings"]
     }' "$summaries"
-rm -f "$log" "$summaries"
 if ((${#failed_runs[@]})); then
     echo "failed: ${failed_runs[*]} (replay: VXNET_CHAOS_SEED=S VXNET_CHAOS_HOSTS=N cargo test -p vxnet-tests --test chaos -- --nocapture)"
     exit 1

@@ -1108,9 +1108,9 @@ fn plan(model: &mut Model, rng: &mut Rng, containers: &[Container], hosts: usize
     let roll = rng.below(100);
     let want = match roll {
         0..=19 => OpKind::Create,
-        20..=24 => OpKind::DupCreate,
-        25..=39 => OpKind::Remove,
-        40..=74 => OpKind::Connect,
+        20..=23 => OpKind::DupCreate,
+        24..=37 => OpKind::Remove,
+        38..=79 => OpKind::Connect,
         _ => OpKind::Disconnect,
     };
     let want = if want == OpKind::Create && live.len() >= MAX_LIVE_NETWORKS {
@@ -1186,7 +1186,16 @@ fn plan(model: &mut Model, rng: &mut Rng, containers: &[Container], hosts: usize
                 .copied()
                 .filter(|&i| !model.nets[i].exclusive)
                 .collect();
-            let net = rng.pick(&nets)?;
+            // Mostly networks known to exist; sometimes one whose create is in doubt.
+            let sure: Vec<usize> = nets
+                .iter()
+                .copied()
+                .filter(|&i| model.nets[i].created)
+                .collect();
+            let net = match rng.below(5) {
+                0 => rng.pick(&nets),
+                _ => rng.pick(&sure).or_else(|| rng.pick(&nets)),
+            }?;
             let container = rng.pick(&free_containers)?;
             model.nets[net].shared += 1;
             model.busy[container] = true;
@@ -1438,14 +1447,30 @@ fn fault_slot(
 ) {
     let mut rng = Rng::derive(config.seed, 100 + slot as u64);
     while !stop.load(Ordering::Relaxed) {
-        std::thread::sleep(rng.millis(300, 1500));
+        std::thread::sleep(rng.millis(200, 1000));
         if stop.load(Ordering::Relaxed) {
             break;
         }
+        let free: Vec<usize> = {
+            let f = lock(faulted);
+            (0..config.hosts).filter(|h| !f.contains(h)).collect()
+        };
+        // Half the faults go to the leader (as the healthy hosts see it): that is where a
+        // fault costs an election and strands proposals.
+        let leader = if rng.below(2) == 0 {
+            lab.leader(&free).ok()
+        } else {
+            None
+        };
         let host = {
             let mut f = lock(faulted);
             let free: Vec<usize> = (0..config.hosts).filter(|h| !f.contains(h)).collect();
-            let Some(h) = rng.pick(&free) else { continue };
+            let Some(h) = leader
+                .filter(|l| free.contains(l))
+                .or_else(|| rng.pick(&free))
+            else {
+                continue;
+            };
             f.insert(h);
             h
         };
@@ -1461,7 +1486,7 @@ fn fault_slot(
             note,
         });
         // A host just healed still catches up; let it before it counts as healthy.
-        std::thread::sleep(Duration::from_millis(1000));
+        std::thread::sleep(Duration::from_millis(700));
         lock(faulted).remove(&host);
     }
 }
