@@ -120,12 +120,28 @@ fn spawn_forwarding(
 pub struct TapDevice {
     device: SyncDevice,
     vnet_hdr: bool,
+    /// Held by whichever thread reads the TAP (its own thread, or the receive thread
+    /// forwarding what its write produced): frames of a flow leave in the order they came.
+    reader: Mutex<()>,
 }
 
 /// A network as the engine runs it: its plane and its TAP.
 pub type TapPort = Port<TapDevice>;
 
 impl TapDevice {
+    fn lock_reader(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.reader.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The reader lock if nobody holds it.
+    fn try_lock_reader(&self) -> Option<std::sync::MutexGuard<'_, ()>> {
+        match self.reader.try_lock() {
+            Ok(guard) => Some(guard),
+            Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
+    }
+
     /// Writes one plain frame (behind a zero vnet header when the TAP has one).
     fn write_frame(&self, frame: &[u8]) -> io::Result<()> {
         if self.vnet_hdr {
@@ -192,18 +208,20 @@ impl Engine {
         let dataplane = Arc::new(Dataplane::new());
         let stop_rx = Arc::new(AtomicBool::new(false));
         let (failures, failed) = mpsc::channel();
+        let senders = Arc::new(Senders::new(sockets, config.port, gso));
         let rx_thread = {
             let dataplane = Arc::clone(&dataplane);
+            let senders = Arc::clone(&senders);
             let stop = Arc::clone(&stop_rx);
             spawn_forwarding("vxnet-rx".into(), &failures, move || {
-                receive_loop(rx, gro, &dataplane, &stop);
+                receive_loop(rx, gro, &dataplane, &senders, &stop);
                 Ok(())
             })?
         };
         Ok(Engine {
             config,
             dataplane,
-            senders: Arc::new(Senders::new(sockets, config.port, gso)),
+            senders,
             workers: Mutex::new(HashMap::new()),
             stop_rx,
             rx_thread: Some(rx_thread),
@@ -240,6 +258,7 @@ impl Engine {
             device: TapDevice {
                 device: tap,
                 vnet_hdr,
+                reader: Mutex::new(()),
             },
         });
         let stop = Arc::new(InterruptEvent::new()?);

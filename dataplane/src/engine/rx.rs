@@ -2,6 +2,12 @@
 //! batches (with UDP GRO where the kernel has it), asks the core about each, and writes each
 //! network's frames into its TAP — through a [`Coalescer`] when the TAP has offloads. It also
 //! sweeps aged FDB entries.
+//!
+//! Run to completion: a write into a TAP makes the kernel deliver the frame to the container
+//! at once, and whatever the container answers (an echo reply, a TCP ACK, the next segments of
+//! a window) is in the TAP's queue when the write returns. The receive thread forwards that
+//! too, in the same pass, instead of leaving it to the TAP's thread to wake up for — unless that
+//! thread is reading the TAP right now, which then forwards it ([`TapPass`]).
 
 use std::collections::HashMap;
 use std::io;
@@ -11,6 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::tx::{Senders, TapPass};
 use super::{TapDevice, TapPort, MAX_FRAME, RX_TICK};
 use crate::core::counters::DropReason;
 use crate::core::forward::{Dataplane, WireAction};
@@ -162,11 +169,13 @@ pub(super) fn receive_loop(
     socket: UdpSocket,
     gro: bool,
     dataplane: &Dataplane<TapDevice>,
+    senders: &Senders,
     stop: &AtomicBool,
 ) {
     let mut rx = RxBatch::new(gro);
     // Kept across batches for their buffers; by VNI, so that no TAP is held open by them.
     let mut coalescers: HashMap<Vni, Coalescer> = HashMap::new();
+    let mut passes: HashMap<Vni, TapPass> = HashMap::new();
     // The networks with frames in the current batch; emptied after each batch.
     let mut batch: Vec<Arc<TapPort>> = Vec::new();
     let mut last_sweep = Instant::now();
@@ -178,6 +187,7 @@ pub(super) fn receive_loop(
                 port.plane.fdb.expire(now);
             }
             coalescers.retain(|vni, _| dataplane.get(*vni).is_some());
+            passes.retain(|vni, _| dataplane.get(*vni).is_some());
             last_sweep = now;
         }
         let count = match received {
@@ -213,12 +223,12 @@ pub(super) fn receive_loop(
                 }
             };
             let tap = &port.device;
+            let vni = port.plane.config().vni;
+            if !batch.iter().any(|p| p.plane.config().vni == vni) {
+                batch.push(Arc::clone(&port));
+            }
             if tap.vnet_hdr {
-                let vni = port.plane.config().vni;
                 coalescers.entry(vni).or_default().push(frame);
-                if !batch.iter().any(|p| p.plane.config().vni == vni) {
-                    batch.push(Arc::clone(&port));
-                }
             } else {
                 match tap.device.send(frame) {
                     Ok(_) => port.plane.counters.count_rx(frame.len()),
@@ -227,23 +237,33 @@ pub(super) fn receive_loop(
             }
         }
         for port in batch.drain(..) {
-            let Some(coalescer) = coalescers.get_mut(&port.plane.config().vni) else {
-                continue;
-            };
-            for write in coalescer.finish() {
-                let c = &port.plane.counters;
-                match port.device.device.send(write.bytes) {
-                    Ok(_) => {
-                        c.rx_frames
-                            .fetch_add(u64::from(write.frames), Ordering::Relaxed);
-                        c.rx_bytes
-                            .fetch_add(write.wire_bytes as u64, Ordering::Relaxed);
-                    }
-                    Err(_) => {
-                        for _ in 0..write.frames {
-                            c.drops.bump(DropReason::TapWriteError);
-                        }
-                    }
+            let vni = port.plane.config().vni;
+            if let Some(coalescer) = coalescers.get_mut(&vni) {
+                write_coalesced(&port, coalescer);
+            }
+            // What the writes produced, forwarded now; errors are the TAP thread's to report.
+            if let Some(_reader) = port.device.try_lock_reader() {
+                let pass = passes.entry(vni).or_insert_with(|| TapPass::new(&port));
+                let _ = pass.drain(&port, senders);
+            }
+        }
+    }
+}
+
+/// Writes what `coalescer` merged into `port`'s TAP, counting every wire frame once.
+fn write_coalesced(port: &TapPort, coalescer: &mut Coalescer) {
+    for write in coalescer.finish() {
+        let c = &port.plane.counters;
+        match port.device.device.send(write.bytes) {
+            Ok(_) => {
+                c.rx_frames
+                    .fetch_add(u64::from(write.frames), Ordering::Relaxed);
+                c.rx_bytes
+                    .fetch_add(write.wire_bytes as u64, Ordering::Relaxed);
+            }
+            Err(_) => {
+                for _ in 0..write.frames {
+                    c.drops.bump(DropReason::TapWriteError);
                 }
             }
         }

@@ -277,24 +277,14 @@ fn sockaddr(ip: Ipv4Addr, port: u16) -> libc::sockaddr_in {
 }
 
 /// Forwards until `stop` is triggered; a TAP that cannot be read (deleted from outside, say)
-/// ends it with the error.
+/// ends it with the error. Waits for the TAP to be readable, then takes its reader lock and
+/// forwards everything it holds ([`TapPass::drain`]): the receive thread may be doing the same
+/// for a frame its own TAP write produced, and one reader at a time keeps a flow in order.
 pub(super) fn tap_loop(port: &TapPort, senders: &Senders, stop: &InterruptEvent) -> io::Result<()> {
-    let (tap, plane) = (&port.device, &port.plane);
-    let vni = plane.config().vni;
-    let read_len = if tap.vnet_hdr {
-        MAX_SUPERFRAME
-    } else {
-        MAX_FRAME
-    };
-    let mut buf = vec![0u8; read_len];
-    // Every frame sits behind its VXLAN header: a datagram, or a run of them, is then one
-    // slice, to gather or to hand to UDP segmentation.
-    let mut frames = Segments::with_headroom(&VxlanHeader { vni }.to_bytes());
-    let mut tx = TxQueue::default();
-    let mut reply = [0u8; 64];
+    let mut pass = TapPass::new(port);
     loop {
-        let mut len = match tap.device.recv_intr(&mut buf, stop) {
-            Ok(len) => len,
+        match port.device.device.wait_readable_intr(stop) {
+            Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {
                 if stop.is_trigger() {
                     return Ok(());
@@ -302,31 +292,73 @@ pub(super) fn tap_loop(port: &TapPort, senders: &Senders, stop: &InterruptEvent)
                 continue;
             }
             Err(e) => return Err(e),
+        }
+        let _reader = port.device.lock_reader();
+        pass.drain(port, senders)?;
+    }
+}
+
+/// What one thread needs to forward a TAP's frames: a read buffer, the frames split behind
+/// their VXLAN header (a datagram, or a run of them, is then one slice to gather or to hand to
+/// UDP segmentation), the send queue, and room for an ARP reply. Kept across passes for the
+/// buffers; bound to one network (its VNI is in the headroom).
+pub(super) struct TapPass {
+    buf: Vec<u8>,
+    frames: Segments,
+    tx: TxQueue,
+    reply: [u8; 64],
+}
+
+impl TapPass {
+    pub(super) fn new(port: &TapPort) -> TapPass {
+        let read_len = if port.device.vnet_hdr {
+            MAX_SUPERFRAME
+        } else {
+            MAX_FRAME
         };
-        frames.clear();
-        let now = Instant::now();
+        let vni = port.plane.config().vni;
+        TapPass {
+            buf: vec![0u8; read_len],
+            frames: Segments::with_headroom(&VxlanHeader { vni }.to_bytes()),
+            tx: TxQueue::default(),
+            reply: [0u8; 64],
+        }
+    }
+
+    /// Forwards what the TAP holds right now, without waiting: reads until it is empty,
+    /// sending every [`TX_BATCH`] datagrams. The caller holds the TAP's reader lock. An error
+    /// other than "nothing more to read" is returned (after sending what was read).
+    pub(super) fn drain(&mut self, port: &TapPort, senders: &Senders) -> io::Result<()> {
+        let (tap, plane) = (&port.device, &port.plane);
         loop {
-            handle_tap_read(
-                &buf[..len],
-                tap,
-                plane,
-                senders,
-                now,
-                &mut frames,
-                &mut tx,
-                &mut reply,
-            );
-            if tx.queued() >= TX_BATCH {
-                break;
-            }
-            // What the TAP already holds joins this batch; errors (WouldBlock above all)
-            // end it, and a lasting one shows at the next blocking read.
-            match tap.device.recv(&mut buf) {
-                Ok(n) => len = n,
-                Err(_) => break,
+            self.frames.clear();
+            let now = Instant::now();
+            let ended = loop {
+                match tap.device.recv(&mut self.buf) {
+                    Ok(len) => handle_tap_read(
+                        &self.buf[..len],
+                        tap,
+                        plane,
+                        senders,
+                        now,
+                        &mut self.frames,
+                        &mut self.tx,
+                        &mut self.reply,
+                    ),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(()),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => break Err(e),
+                }
+                if self.tx.queued() >= TX_BATCH {
+                    break Ok(());
+                }
+            };
+            let full = self.tx.queued() >= TX_BATCH;
+            self.tx.flush(senders, &self.frames, plane);
+            if !full {
+                return ended;
             }
         }
-        tx.flush(senders, &frames, plane);
     }
 }
 
