@@ -59,6 +59,7 @@ fn run_daemon(args: DaemonArgs, socket: std::path::PathBuf) -> anyhow::Result<()
         name: args.name,
         voters: args.voters as usize,
         offloads: !args.no_offloads,
+        kernel: args.kernel,
         force_new_cluster: args.force_new_cluster,
     })?;
     Ok(())

@@ -15,4 +15,5 @@
 pub mod core;
 pub mod engine;
 pub mod host;
+pub mod kernel;
 pub mod wire;

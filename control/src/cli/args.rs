@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use vxnet_proto::types::{MTU_MAX, MTU_MIN, VNI_MAX, VNI_MIN};
 
 use crate::state::Ipv4Cidr;
+use vxnet_dataplane::host::KernelVersion;
 
 pub const DEFAULT_SOCKET: &str = "/run/vxnet/vxnet.sock";
 
@@ -72,6 +73,11 @@ pub struct DaemonArgs {
     /// receive coalescing): one frame per TAP read and write.
     #[arg(long, env = "VXNET_NO_OFFLOADS", value_parser = clap::builder::BoolishValueParser::new())]
     pub no_offloads: bool,
+    /// Use no kernel feature newer than this Linux version (MAJOR.MINOR, e.g. 3.10): at 3.10,
+    /// TAP offloads, sendmmsg/recvmmsg, but no UDP GSO or GRO. Features that are allowed are
+    /// still detected at start, with a fallback each.
+    #[arg(long, value_name = "VERSION", value_parser = parse_kernel)]
+    pub kernel: Option<KernelVersion>,
     /// Start this data dir's state as a cluster of this host alone (recovery after the
     /// majority is lost for good); logs what it dropped.
     #[arg(long)]
@@ -195,6 +201,10 @@ pub enum ClusterCommand {
 
 fn parse_cidr(s: &str) -> Result<Ipv4Cidr, String> {
     s.parse::<Ipv4Cidr>().map_err(|e| e.to_string())
+}
+
+fn parse_kernel(s: &str) -> Result<KernelVersion, String> {
+    s.parse::<KernelVersion>().map_err(|e| e.to_string())
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {

@@ -103,6 +103,7 @@ impl Daemon {
             underlay: config.advertise_addr,
             vxlan_port: config.vxlan_port,
             offloads: config.offloads,
+            kernel: config.kernel,
             sandbox_dir: config.data_dir.join("netns"),
         })?;
         Ok(Daemon {

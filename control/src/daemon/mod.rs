@@ -37,7 +37,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, Notify};
-use vxnet_dataplane::host::{HostError, ThreadFailure};
+use vxnet_dataplane::host::{HostError, KernelVersion, ThreadFailure};
 use vxnet_proto::{Request, Response};
 
 use crate::cluster::{ClusterError, NodeEvent};
@@ -62,6 +62,8 @@ pub struct DaemonConfig {
     pub voters: usize,
     /// Use TAP offloads and UDP GSO/GRO where the kernel has them.
     pub offloads: bool,
+    /// `--kernel`: use no kernel feature newer than this Linux version; `None`: no limit.
+    pub kernel: Option<KernelVersion>,
     /// `--force-new-cluster`: start as a cluster of this host alone.
     pub force_new_cluster: bool,
 }

@@ -32,6 +32,7 @@ fn a_dead_raft_node_ends_the_daemon_with_an_error() {
         name: Some("doomed".into()),
         voters: 3,
         offloads: false,
+        kernel: None,
         force_new_cluster: false,
     };
     let (done_tx, done) = std::sync::mpsc::channel();

@@ -47,6 +47,7 @@ use self::rx::{enable_udp_gro, receive_loop};
 use self::tx::{tap_loop, udp_gso_supported, Senders};
 use crate::core::forward::{Dataplane, NetworkConfig, NetworkPlane, Port};
 use crate::core::offload::VNET_HDR_LEN;
+use crate::kernel::{self, KernelVersion};
 use crate::wire::Vni;
 
 /// Large enough for any frame a TAP without offloads hands us (MTU ≤ 9000).
@@ -65,6 +66,10 @@ pub struct EngineConfig {
     pub send_sockets: usize,
     /// Open TAPs with offloads (vnet header, TSO, checksum offload) where the kernel allows.
     pub offloads: bool,
+    /// Use no kernel feature newer than this Linux version (`--kernel`): at 4.17 or older no
+    /// UDP GSO, before 5.0 no UDP GRO. `None`: whatever the running kernel offers. Features
+    /// that are allowed are still detected at start ([`crate::kernel`]).
+    pub kernel: Option<KernelVersion>,
 }
 
 impl EngineConfig {
@@ -74,6 +79,7 @@ impl EngineConfig {
             port,
             send_sockets: 8,
             offloads: true,
+            kernel: None,
         }
     }
 }
@@ -201,10 +207,24 @@ impl Engine {
         let sockets = (0..config.send_sockets.max(1))
             .map(|_| bound_udp(SocketAddrV4::new(config.local, 0), false))
             .collect::<io::Result<Vec<_>>>()?;
-        let gso = config.offloads && udp_gso_supported(&sockets[0]);
+        let gso = config.offloads
+            && kernel::allows(config.kernel, kernel::UDP_SEGMENT)
+            && udp_gso_supported(&sockets[0]);
         // UDP GRO (5.0+): the kernel merges consecutive datagrams of a flow into one read. Off
-        // without offloads, and where the kernel does not know the option.
-        let gro = config.offloads && enable_udp_gro(&rx);
+        // without offloads, above the `kernel` limit, on kernels whose UDP GRO is not trusted
+        // (before 5.12, see `kernel::udp_gro_trusted`), and where the kernel does not know the
+        // option.
+        let gro = config.offloads
+            && kernel::allows(config.kernel, kernel::UDP_GRO)
+            && kernel::udp_gro_trusted()
+            && enable_udp_gro(&rx);
+        tracing::info!(
+            tap_offloads_asked = config.offloads,
+            udp_gso = gso,
+            udp_gro = gro,
+            kernel_limit = %config.kernel.map_or_else(|| "none".to_string(), |k| k.to_string()),
+            "dataplane offloads"
+        );
         let dataplane = Arc::new(Dataplane::new());
         let stop_rx = Arc::new(AtomicBool::new(false));
         let (failures, failed) = mpsc::channel();

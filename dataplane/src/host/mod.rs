@@ -43,6 +43,7 @@ pub use crate::core::fdb::{FdbKind, FdbRow};
 use crate::core::forward::{NetworkConfig, VtepSet};
 pub use crate::engine::ThreadFailure;
 use crate::engine::{Engine, EngineConfig, TapPort};
+pub use crate::kernel::KernelVersion;
 use crate::wire::MacAddr;
 
 /// How the host's dataplane runs.
@@ -54,6 +55,8 @@ pub struct HostConfig {
     pub vxlan_port: u16,
     /// Use TAP offloads, UDP GSO/GRO where the kernel has them.
     pub offloads: bool,
+    /// Use no kernel feature newer than this Linux version (`--kernel`); `None`: no limit.
+    pub kernel: Option<KernelVersion>,
     /// Where sandbox namespaces are pinned (under the daemon's data dir).
     pub sandbox_dir: PathBuf,
 }
@@ -109,6 +112,7 @@ impl Host {
     pub fn start(config: HostConfig) -> Result<Host, HostError> {
         let mut engine_config = EngineConfig::new(config.underlay, config.vxlan_port);
         engine_config.offloads = config.offloads;
+        engine_config.kernel = config.kernel;
         let engine = Engine::start(engine_config).map_err(|e| {
             HostError::os(
                 format!(

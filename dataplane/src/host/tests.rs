@@ -40,6 +40,7 @@ fn loopback_host(dir: &Path) -> Host {
         underlay: Ipv4Addr::LOCALHOST,
         vxlan_port: 0,
         offloads: false,
+        kernel: None,
         sandbox_dir: dir.to_path_buf(),
     })
     .expect("start a host on loopback")

@@ -51,3 +51,30 @@ fn the_contract_parses() {
             .is_ok()
     );
 }
+
+#[test]
+fn kernel_takes_major_minor() {
+    let daemon = |extra: &[&str]| {
+        let mut argv = vec!["vxnet", "daemon", "--advertise-addr", "198.18.0.10"];
+        argv.extend_from_slice(extra);
+        Cli::try_parse_from(argv).map(|cli| match cli.command {
+            Command::Daemon(d) => d.kernel,
+            _ => panic!("not daemon"),
+        })
+    };
+    assert_eq!(daemon(&[]).expect("parses"), None);
+    assert_eq!(
+        daemon(&["--kernel", "3.10"]).expect("parses"),
+        Some(KernelVersion::new(3, 10))
+    );
+    assert_eq!(
+        daemon(&["--kernel", "5.12"]).expect("parses"),
+        Some(KernelVersion::new(5, 12))
+    );
+    for bad in ["3", "3.10.0", "three", "3.x", ""] {
+        assert!(
+            daemon(&["--kernel", bad]).is_err(),
+            "--kernel {bad:?} parsed"
+        );
+    }
+}
