@@ -12,6 +12,11 @@
 //!   superframe share their headers, so they share the decision), and sends the datagrams with
 //!   `sendmmsg`: each is gathered from the VXLAN header and the frame, without a copy. It takes
 //!   what the TAP already holds, up to a batch, before sending.
+//! - Run to completion: the receive thread, having written into a TAP, forwards what that write
+//!   produced (replies, ACKs) in the same pass rather than waiting for the TAP's thread to wake.
+//!   Whoever reads a TAP holds its reader lock, so one flow's frames leave in order.
+//! - Socket buffers are set past `net.core.[rw]mem_max` (`SO_*BUFFORCE`), TAP queues to
+//!   [`crate::host::sandbox::TAP_QUEUE_LEN`] frames: bursts wait in the kernel, not in drops.
 //! - Datagrams leave from a small pool of sockets bound to distinct ephemeral ports, picked by
 //!   the inner-flow hash: the outer UDP source port then varies per flow, as a kernel vxlan
 //!   sender's does, so the receiver's RSS spreads flows.
@@ -34,6 +39,7 @@ mod tx;
 use std::collections::HashMap;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::os::fd::AsRawFd;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -191,12 +197,33 @@ fn bound_udp(addr: SocketAddrV4, reuse: bool) -> io::Result<UdpSocket> {
     if reuse {
         socket.set_reuse_address(true)?;
     }
-    // Bigger buffers absorb bursts between two wakeups of our thread; best effort, the
-    // kernel caps them at net.core.[rw]mem_max.
-    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
-    let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
+    // Bigger buffers absorb bursts between two wakeups of our thread.
+    set_buffer(&socket, libc::SO_RCVBUFFORCE, libc::SO_RCVBUF);
+    set_buffer(&socket, libc::SO_SNDBUFFORCE, libc::SO_SNDBUF);
     socket.bind(&SocketAddr::V4(addr).into())?;
     Ok(socket.into())
+}
+
+/// Sets a socket buffer to [`SOCKET_BUFFER`]: with `force` (2.6.14+, needs CAP_NET_ADMIN,
+/// which the daemon has) past `net.core.[rw]mem_max`, which would otherwise cap it silently
+/// (at 208 KiB on a default system); else with the plain option, capped. Best effort.
+fn set_buffer(socket: &Socket, force: libc::c_int, plain: libc::c_int) {
+    let size = SOCKET_BUFFER as libc::c_int;
+    for option in [force, plain] {
+        // SAFETY: a live socket, and a c_int option value with its length.
+        let rc = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                option,
+                (&size as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc == 0 {
+            return;
+        }
+    }
 }
 
 impl Engine {

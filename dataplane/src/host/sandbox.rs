@@ -41,6 +41,8 @@ use vxnet_proto::types::{MTU_MAX, MTU_MIN};
 pub const BRIDGE_NAME: &str = "br0";
 /// The sandbox's TAP, a port of [`BRIDGE_NAME`]; the dataplane holds its fd.
 pub const TAP_NAME: &str = "vxtap0";
+/// Frames the kernel may queue on the TAP for the engine (`txqueuelen`; the kernel default is 500).
+pub const TAP_QUEUE_LEN: u32 = 4096;
 
 /// What a sandbox is made of; the same spec gives the same sandbox on every call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,6 +160,12 @@ impl Sandbox {
             }
             // Opened on this thread, so the TAP is born inside the sandbox namespace.
             let device = build_tap(offloads).map_err(|e| HostError::os("create TAP vxtap0", e))?;
+            // The queue of frames the kernel holds for us between two reads (500 by default):
+            // room for several of the engine's batches, so a burst from the containers is not
+            // dropped while the TAP's thread wakes up.
+            if let Err(e) = device.set_tx_queue_len(TAP_QUEUE_LEN) {
+                tracing::debug!(error = %e, "cannot set the TAP's queue length; keeping the default");
+            }
             let tap = link_index(&h, TAP_NAME).await?.ok_or_else(|| {
                 HostError::os("find TAP vxtap0", std::io::ErrorKind::NotFound.into())
             })?;

@@ -120,6 +120,15 @@ fn open_tap_makes_an_up_bridge_port_and_replaces_leftovers() {
         Some(sandbox.gateway_mac()),
         "a port must not change br0's MAC"
     );
+    let shown = nsexec(
+        sandbox.netns_path(),
+        &["ip", "-o", "link", "show", TAP_NAME],
+    );
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        shown.contains(&format!("qlen {TAP_QUEUE_LEN}")),
+        "the TAP's queue is {TAP_QUEUE_LEN} frames: {shown}"
+    );
 
     let tap_was_offloaded = tap.tcp_gso();
     drop(tap);
