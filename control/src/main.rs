@@ -60,6 +60,7 @@ fn run_daemon(args: DaemonArgs, socket: std::path::PathBuf) -> anyhow::Result<()
         voters: args.voters as usize,
         offloads: !args.no_offloads,
         kernel: args.kernel,
+        busy_poll: std::time::Duration::from_micros(u64::from(args.busy_poll)),
         force_new_cluster: args.force_new_cluster,
     })?;
     Ok(())

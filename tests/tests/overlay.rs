@@ -274,3 +274,34 @@ fn networks_with_overlapping_subnets_on_different_vnis_are_isolated() {
     assert_eq!(a1.ping("10.10.0.3", 2).expect("ping").received, 2);
     assert_eq!(b2.ping("10.10.0.12", 2).expect("ping").received, 2);
 }
+
+/// `--busy-poll`: the forwarding threads poll instead of sleeping while traffic flows (README,
+/// "How the dataplane is fast"); they forward as they do without it, and go back to sleep
+/// when it stops (the daemon still stops cleanly).
+#[test]
+fn busy_polling_daemons_forward_pings_and_tcp() {
+    if !require_root() {
+        return;
+    }
+    let pair = scenario::vxnet_pair_on(Lab::builder().daemon_arg("--busy-poll=200"))
+        .expect("two busy-polling vxnet hosts with net1");
+    let there = pair.c1.ping(C2_IP, 10).expect("ping c1 -> c2");
+    assert_eq!(there.received, 10, "c1 -> c2 {there:?}");
+    let tcp = vxnet_tests::iperf::run_iperf(
+        &pair.c2.ns,
+        &pair.c1.ns,
+        C2_IP,
+        vxnet_tests::iperf::IperfTest::Tcp { streams: 1 },
+        std::time::Duration::from_secs(2),
+        pair.lab.root(),
+    )
+    .expect("iperf3 c1 -> c2");
+    assert!(tcp.bits_per_second > 1e6, "{tcp:?}");
+    for h in 0..2 {
+        let status = pair.lab.kill_daemon(h, libc::SIGTERM).expect("stop");
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "h{h} did not stop cleanly on SIGTERM: {status:?}"
+        );
+    }
+}

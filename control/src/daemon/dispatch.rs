@@ -104,6 +104,7 @@ impl Daemon {
             vxlan_port: config.vxlan_port,
             offloads: config.offloads,
             kernel: config.kernel,
+            busy_poll: config.busy_poll,
             sandbox_dir: config.data_dir.join("netns"),
         })?;
         Ok(Daemon {

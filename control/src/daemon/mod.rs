@@ -64,6 +64,8 @@ pub struct DaemonConfig {
     pub offloads: bool,
     /// `--kernel`: use no kernel feature newer than this Linux version; `None`: no limit.
     pub kernel: Option<KernelVersion>,
+    /// `--busy-poll`: how long forwarding threads poll after the last packet; zero: never.
+    pub busy_poll: std::time::Duration,
     /// `--force-new-cluster`: start as a cluster of this host alone.
     pub force_new_cluster: bool,
 }

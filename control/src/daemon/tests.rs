@@ -33,6 +33,7 @@ fn a_dead_raft_node_ends_the_daemon_with_an_error() {
         voters: 3,
         offloads: false,
         kernel: None,
+        busy_poll: Duration::ZERO,
         force_new_cluster: false,
     };
     let (done_tx, done) = std::sync::mpsc::channel();

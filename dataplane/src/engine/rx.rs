@@ -80,9 +80,14 @@ impl RxBatch {
         }
     }
 
-    /// Waits (up to the socket's read timeout) for at least one datagram and takes those
-    /// already queued behind it; returns how many.
-    fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
+    /// Takes the datagrams queued on the socket; returns how many. With `wait`, waits (up to
+    /// the socket's read timeout) for the first; without, "would block" if there is none.
+    fn recv(&mut self, fd: RawFd, wait: bool) -> io::Result<usize> {
+        let flags = if wait {
+            libc::MSG_WAITFORONE
+        } else {
+            libc::MSG_DONTWAIT
+        };
         // The kernel overwrites lengths and flags, so every header is set afresh.
         for i in 0..RX_BATCH {
             self.iovs[i] = libc::iovec {
@@ -112,7 +117,7 @@ impl RxBatch {
                     fd,
                     self.msgs.as_mut_ptr(),
                     RX_BATCH as _,
-                    libc::MSG_WAITFORONE as _,
+                    flags as _,
                     std::ptr::null_mut(),
                 )
             };
@@ -171,6 +176,7 @@ pub(super) fn receive_loop(
     dataplane: &Dataplane<TapDevice>,
     senders: &Senders,
     stop: &AtomicBool,
+    busy_poll: Duration,
 ) {
     let mut rx = RxBatch::new(gro);
     // Kept across batches for their buffers; by VNI, so that no TAP is held open by them.
@@ -179,8 +185,12 @@ pub(super) fn receive_loop(
     // The networks with frames in the current batch; emptied after each batch.
     let mut batch: Vec<Arc<TapPort>> = Vec::new();
     let mut last_sweep = Instant::now();
+    // With busy polling, the socket is polled without sleeping until it has been quiet that
+    // long after the last datagram.
+    let mut last_datagram: Option<Instant> = None;
     while !stop.load(Ordering::Relaxed) {
-        let received = rx.recv(socket.as_raw_fd());
+        let polling = last_datagram.is_some_and(|at| at.elapsed() < busy_poll);
+        let received = rx.recv(socket.as_raw_fd(), !polling);
         let now = Instant::now();
         if now.duration_since(last_sweep) >= AGING_SWEEP {
             for port in dataplane.ports() {
@@ -198,7 +208,10 @@ pub(super) fn receive_loop(
                     io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                 ) =>
             {
-                continue
+                if polling {
+                    std::hint::spin_loop();
+                }
+                continue;
             }
             Err(e) => {
                 tracing::warn!(error = %e, "receive on the VXLAN socket failed");
@@ -206,6 +219,9 @@ pub(super) fn receive_loop(
                 continue;
             }
         };
+        if count > 0 && !busy_poll.is_zero() {
+            last_datagram = Some(now);
+        }
         for (src, datagram) in (0..count).flat_map(|i| {
             let message = rx.message(i);
             if message.is_none() {

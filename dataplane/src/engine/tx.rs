@@ -7,7 +7,7 @@ use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::ops::Range;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tun_rs::InterruptEvent;
 
@@ -280,7 +280,13 @@ fn sockaddr(ip: Ipv4Addr, port: u16) -> libc::sockaddr_in {
 /// ends it with the error. Waits for the TAP to be readable, then takes its reader lock and
 /// forwards everything it holds ([`TapPass::drain`]): the receive thread may be doing the same
 /// for a frame its own TAP write produced, and one reader at a time keeps a flow in order.
-pub(super) fn tap_loop(port: &TapPort, senders: &Senders, stop: &InterruptEvent) -> io::Result<()> {
+/// With `busy_poll`, it keeps draining until the TAP has been empty that long, then waits.
+pub(super) fn tap_loop(
+    port: &TapPort,
+    senders: &Senders,
+    stop: &InterruptEvent,
+    busy_poll: Duration,
+) -> io::Result<()> {
     let mut pass = TapPass::new(port);
     loop {
         match port.device.device.wait_readable_intr(stop) {
@@ -293,8 +299,21 @@ pub(super) fn tap_loop(port: &TapPort, senders: &Senders, stop: &InterruptEvent)
             }
             Err(e) => return Err(e),
         }
-        let _reader = port.device.lock_reader();
-        pass.drain(port, senders)?;
+        let mut last_frame = Instant::now();
+        loop {
+            let read = {
+                let _reader = port.device.lock_reader();
+                pass.drain(port, senders)?
+            };
+            if read > 0 {
+                last_frame = Instant::now();
+            }
+            let quiet = read == 0 && last_frame.elapsed() >= busy_poll;
+            if busy_poll.is_zero() || quiet || stop.is_trigger() {
+                break;
+            }
+            std::hint::spin_loop();
+        }
     }
 }
 
@@ -326,25 +345,30 @@ impl TapPass {
     }
 
     /// Forwards what the TAP holds right now, without waiting: reads until it is empty,
-    /// sending every [`TX_BATCH`] datagrams. The caller holds the TAP's reader lock. An error
-    /// other than "nothing more to read" is returned (after sending what was read).
-    pub(super) fn drain(&mut self, port: &TapPort, senders: &Senders) -> io::Result<()> {
+    /// sending every [`TX_BATCH`] datagrams; returns how many reads it forwarded. The caller
+    /// holds the TAP's reader lock. An error other than "nothing more to read" is returned
+    /// (after sending what was read).
+    pub(super) fn drain(&mut self, port: &TapPort, senders: &Senders) -> io::Result<usize> {
         let (tap, plane) = (&port.device, &port.plane);
+        let mut reads = 0;
         loop {
             self.frames.clear();
             let now = Instant::now();
             let ended = loop {
                 match tap.device.recv(&mut self.buf) {
-                    Ok(len) => handle_tap_read(
-                        &self.buf[..len],
-                        tap,
-                        plane,
-                        senders,
-                        now,
-                        &mut self.frames,
-                        &mut self.tx,
-                        &mut self.reply,
-                    ),
+                    Ok(len) => {
+                        reads += 1;
+                        handle_tap_read(
+                            &self.buf[..len],
+                            tap,
+                            plane,
+                            senders,
+                            now,
+                            &mut self.frames,
+                            &mut self.tx,
+                            &mut self.reply,
+                        )
+                    }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(()),
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) => break Err(e),
@@ -356,7 +380,7 @@ impl TapPass {
             let full = self.tx.queued() >= TX_BATCH;
             self.tx.flush(senders, &self.frames, plane);
             if !full {
-                return ended;
+                return ended.map(|()| reads);
             }
         }
     }

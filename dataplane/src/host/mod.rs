@@ -57,6 +57,8 @@ pub struct HostConfig {
     pub offloads: bool,
     /// Use no kernel feature newer than this Linux version (`--kernel`); `None`: no limit.
     pub kernel: Option<KernelVersion>,
+    /// How long forwarding threads poll after the last packet before sleeping; zero: never.
+    pub busy_poll: std::time::Duration,
     /// Where sandbox namespaces are pinned (under the daemon's data dir).
     pub sandbox_dir: PathBuf,
 }
@@ -113,6 +115,7 @@ impl Host {
         let mut engine_config = EngineConfig::new(config.underlay, config.vxlan_port);
         engine_config.offloads = config.offloads;
         engine_config.kernel = config.kernel;
+        engine_config.busy_poll = config.busy_poll;
         let engine = Engine::start(engine_config).map_err(|e| {
             HostError::os(
                 format!(

@@ -41,6 +41,7 @@ fn loopback_host(dir: &Path) -> Host {
         vxlan_port: 0,
         offloads: false,
         kernel: None,
+        busy_poll: std::time::Duration::ZERO,
         sandbox_dir: dir.to_path_buf(),
     })
     .expect("start a host on loopback")
