@@ -124,7 +124,6 @@ impl DirLock {
     }
 }
 
-
 /// Whether `dir` is shared with the parent process but this process's mounts are not: the
 /// process runs in a mount namespace of its own (as `ip netns exec` makes one) that sees the
 /// same directory as its parent. The namespaces vxnet pins by bind mounts under `dir` would
