@@ -7,6 +7,9 @@
 //!   `--log-level` from [`LOG_LEVEL_ENV`] (`VXNET_LAB_LOG_LEVEL`) when that is set. It is put
 //!   into the host namespace by `setns` in `pre_exec` ([`netns::enter_in_child`]), so it shares
 //!   the test's mount namespace.
+//! - With `VXNET_LAB_KERNEL=3.10` (in the environment, or in one start's `env`) a daemon also
+//!   gets `--kernel 3.10` and runs under a seccomp filter that answers like Linux 3.10,
+//!   installed in `pre_exec` after the `setns` ([`super::seccomp`]).
 //! - A restart reuses the data dir: that is how restart and crash tests work.
 //! - Every CLI call has a process deadline. [`Host::vxnet_timed`] also passes `--timeout` and
 //!   allows [`CLI_DEADLINE_MARGIN`] on top; the polling queries ([`Host::fdb`],
@@ -25,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 
+use super::seccomp::LabKernel;
 use super::{lock, Host, HostKind, Lab};
 use crate::cmd::{self, DEFAULT_TIMEOUT};
 use crate::netns;
@@ -226,6 +230,10 @@ impl Host {
         if let Ok(level) = std::env::var(LOG_LEVEL_ENV) {
             c.arg("--log-level").arg(level);
         }
+        let old_kernel = LabKernel::for_start(env)?;
+        if let Some(version) = old_kernel.as_ref().and_then(|k| k.flag) {
+            c.arg("--kernel").arg(version);
+        }
         c.args(&self.daemon_args)
             .args(extra)
             .envs(env.iter().copied())
@@ -234,6 +242,9 @@ impl Host {
             .stdout(log)
             .stderr(log_err);
         let ns_file = netns::enter_in_child(&mut c, &netns::netns_path(&self.ns))?;
+        if let Some(kernel) = &old_kernel {
+            kernel.filter.install_in_child(&mut c);
+        }
         let child = c
             .spawn()
             .with_context(|| format!("starting {}", cmd::describe(&c)))?;

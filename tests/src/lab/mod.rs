@@ -40,6 +40,7 @@ pub mod daemon;
 pub mod host;
 pub mod iproute;
 pub mod kernel_vxlan;
+pub mod seccomp;
 pub mod teardown;
 pub mod topology;
 

@@ -1,0 +1,138 @@
+//! The old-kernel path, run by the real binary: daemons under the lab's 3.10 seccomp filter
+//! (`VXNET_LAB_KERNEL`, README "Kernel features") forward TCP with TAP offloads and use
+//! neither UDP GSO nor UDP GRO — with `--kernel 3.10` because they are told, without it because
+//! detection finds the kernel refusing them. A daemon without the filter on this machine's
+//! kernel uses both, so the assertions above can fail.
+
+use std::time::Duration;
+
+use vxnet_tests::iperf::{run_iperf, IperfTest};
+use vxnet_tests::lab::seccomp::KERNEL_ENV;
+use vxnet_tests::lab::{HostKind, Lab};
+use vxnet_tests::scenario::{Pair, C1_IP, C2_IP, NET, SUBNET, VNI};
+use vxnet_tests::{require_root, Host};
+
+/// The engine's start line ("dataplane offloads ..."), from the daemon log.
+fn offloads_line(host: &Host) -> String {
+    let log = std::fs::read_to_string(host.log_path()).expect("daemon log");
+    log.lines()
+        .rev()
+        .find(|l| l.contains("dataplane offloads"))
+        .unwrap_or_else(|| panic!("no 'dataplane offloads' line in {}:\n{log}", host.name()))
+        .to_string()
+}
+
+/// `Seccomp_filters` of the daemon process: how many filters bind it.
+fn seccomp_filters(host: &Host) -> String {
+    let pid = host.daemon_pid().expect("daemon pid");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("daemon status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Seccomp_filters:"))
+        .map(|v| v.trim().to_string())
+        .expect("the kernel reports Seccomp_filters")
+}
+
+/// Two hosts whose daemons start with `env` each, net1 on both, c1 and c2 connected and
+/// answering pings.
+fn pair(envs: [&[(&str, &str)]; 2]) -> Pair {
+    let lab = Lab::builder()
+        .hosts(HostKind::Vxnet, 2)
+        .start_daemons(false)
+        .build()
+        .expect("lab");
+    for (h, env) in envs.iter().enumerate() {
+        lab.host(h)
+            .spawn_daemon_with(&[], env)
+            .expect("spawn daemon");
+    }
+    for h in 0..2 {
+        lab.host(h)
+            .wait_ready(vxnet_tests::lab::daemon::DAEMON_READY_TIMEOUT)
+            .expect("daemon ready");
+    }
+    lab.vxnet_network(NET, VNI, SUBNET, &[0, 1], &[])
+        .expect("net1");
+    let c1 = lab.container(0, "c1").expect("c1");
+    let c2 = lab.container(1, "c2").expect("c2");
+    lab.host(0).connect(NET, &c1, C1_IP).expect("connect c1");
+    lab.host(1).connect(NET, &c2, C2_IP).expect("connect c2");
+    let pair = Pair { lab, c1, c2 };
+    pair.wait_connected().expect("c1 and c2 ping each other");
+    pair
+}
+
+#[test]
+fn under_the_3_10_filter_daemons_forward_without_udp_gso_or_gro() {
+    if !require_root() {
+        return;
+    }
+    // h0 is told (--kernel 3.10); h1 must find out for itself.
+    let pair = pair([&[(KERNEL_ENV, "3.10")], &[(KERNEL_ENV, "3.10-filter-only")]]);
+    let (h0, h1) = (pair.lab.host(0), pair.lab.host(1));
+    // Three programs: socket options, TUN ioctls, syscall numbers.
+    assert_eq!(seccomp_filters(h0), "3", "h0 runs under the filter");
+    assert_eq!(seccomp_filters(h1), "3", "h1 runs under the filter");
+    // TCP both ways through TAPs with offloads (TSO superframes split, segments coalesced).
+    for (server, client, ip) in [(&pair.c2, &pair.c1, C2_IP), (&pair.c1, &pair.c2, C1_IP)] {
+        let result = run_iperf(
+            &server.ns,
+            &client.ns,
+            ip,
+            IperfTest::Tcp { streams: 1 },
+            Duration::from_secs(2),
+            pair.lab.root(),
+        )
+        .expect("iperf3 across the overlay");
+        assert!(
+            result.bits_per_second > 1e6,
+            "{} -> {}: {result:?}",
+            client.ns,
+            server.ns
+        );
+    }
+    let told = offloads_line(h0);
+    for want in ["udp_gso=false", "udp_gro=false", "kernel_limit=3.10"] {
+        assert!(
+            told.contains(want),
+            "h0 (--kernel 3.10): {want} not in {told}"
+        );
+    }
+    let found = offloads_line(h1);
+    for want in ["udp_gso=false", "udp_gro=false", "kernel_limit=none"] {
+        assert!(
+            found.contains(want),
+            "h1 (filter only): {want} not in {found}"
+        );
+    }
+    for h in [h0, h1] {
+        let log = std::fs::read_to_string(h.log_path()).expect("daemon log");
+        assert!(
+            !log.contains("refuses TAP offloads"),
+            "{}: TAP offloads (3.10 has them) were refused:\n{log}",
+            h.name()
+        );
+    }
+}
+
+#[test]
+fn without_the_filter_this_kernel_gives_udp_gso_and_gro() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::builder()
+        .hosts(HostKind::Vxnet, 1)
+        .start_daemons(false)
+        .build()
+        .expect("lab");
+    let h0 = lab.host(0);
+    // Empty: no filter even when the whole run has VXNET_LAB_KERNEL set.
+    h0.start_daemon_with(&[], &[(KERNEL_ENV, "")])
+        .expect("daemon");
+    assert_eq!(seccomp_filters(h0), "0");
+    let line = offloads_line(h0);
+    // UDP_SEGMENT is 4.18, UDP_GRO 5.0 (trusted from 5.12): this machine's kernel is newer.
+    for want in ["udp_gso=true", "udp_gro=true", "kernel_limit=none"] {
+        assert!(line.contains(want), "{want} not in {line}");
+    }
+}
