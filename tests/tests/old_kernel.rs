@@ -2,7 +2,8 @@
 //! (`VXNET_LAB_KERNEL`, README "Kernel features") forward TCP with TAP offloads and use
 //! neither UDP GSO nor UDP GRO — with `--kernel 3.10` because they are told, without it because
 //! detection finds the kernel refusing them. A daemon without the filter on this machine's
-//! kernel uses both, so the assertions above can fail.
+//! kernel uses both, so the assertions above can fail; and `--kernel` alone, without the filter,
+//! takes away what is newer than its version (4.18: UDP GSO but no GRO; 3.10: neither).
 
 use std::time::Duration;
 
@@ -116,23 +117,62 @@ fn under_the_3_10_filter_daemons_forward_without_udp_gso_or_gro() {
 }
 
 #[test]
-fn without_the_filter_this_kernel_gives_udp_gso_and_gro() {
+fn without_the_filter_this_kernel_gives_udp_gso_and_gro_unless_kernel_says_no() {
     if !require_root() {
         return;
     }
     let lab = Lab::builder()
-        .hosts(HostKind::Vxnet, 1)
+        .hosts(HostKind::Vxnet, 3)
         .start_daemons(false)
         .build()
         .expect("lab");
-    let h0 = lab.host(0);
     // Empty: no filter even when the whole run has VXNET_LAB_KERNEL set.
-    h0.start_daemon_with(&[], &[(KERNEL_ENV, "")])
-        .expect("daemon");
-    assert_eq!(seccomp_filters(h0), "0");
-    let line = offloads_line(h0);
-    // UDP_SEGMENT is 4.18, UDP_GRO 5.0 (trusted from 5.12): this machine's kernel is newer.
-    for want in ["udp_gso=true", "udp_gro=true", "kernel_limit=none"] {
-        assert!(line.contains(want), "{want} not in {line}");
+    let no_filter = [(KERNEL_ENV, "")];
+    let flags: [&[&str]; 3] = [&[], &["--kernel", "3.10"], &["--kernel", "4.18"]];
+    for (h, extra) in flags.iter().enumerate() {
+        lab.host(h)
+            .start_daemon_with(extra, &no_filter)
+            .expect("daemon");
+        assert_eq!(seccomp_filters(lab.host(h)), "0");
     }
+    // UDP_SEGMENT is 4.18, UDP_GRO 5.0 but trusted from 5.12 only.
+    let running = running_kernel();
+    assert!(
+        running >= (4, 18),
+        "this test wants a kernel with UDP GSO, not {running:?}"
+    );
+    let gro = if running >= (5, 12) {
+        "udp_gro=true"
+    } else {
+        "udp_gro=false"
+    };
+    let wants: [&[&str]; 3] = [
+        &["udp_gso=true", gro, "kernel_limit=none"],
+        &["udp_gso=false", "udp_gro=false", "kernel_limit=3.10"],
+        &["udp_gso=true", "udp_gro=false", "kernel_limit=4.18"],
+    ];
+    for (h, want) in wants.iter().enumerate() {
+        let line = offloads_line(lab.host(h));
+        for w in *want {
+            assert!(
+                line.contains(w),
+                "{} ({:?}): {w} not in {line}",
+                lab.host(h).name(),
+                flags[h]
+            );
+        }
+    }
+}
+
+/// MAJOR.MINOR of the running kernel.
+fn running_kernel() -> (u32, u32) {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").expect("osrelease");
+    let mut parts = release.trim().split(|c: char| !c.is_ascii_digit());
+    let mut next = || -> u32 {
+        parts
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("kernel release {release:?}"))
+    };
+    (next(), next())
 }
