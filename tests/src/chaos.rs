@@ -59,6 +59,10 @@ pub const RUNS_ENV: &str = "VXNET_CHAOS_RUNS";
 pub const HOSTS_ENV: &str = "VXNET_CHAOS_HOSTS";
 /// Environment variable with the length of the op phase in seconds.
 pub const SECS_ENV: &str = "VXNET_CHAOS_SECS";
+/// Environment variable that, set to 1, makes a run break two rules behind the daemons' back
+/// after healing (a network no op made, an interface no endpoint owns): the run must then
+/// report both, which shows the checks can fail on a live lab.
+pub const SABOTAGE_ENV: &str = "VXNET_CHAOS_SABOTAGE";
 /// The seed when [`SEED_ENV`] is not set.
 pub const DEFAULT_SEED: u64 = 0x5eed_0007;
 /// Name of the nftables table (family `inet`) a cut lives in.
@@ -1512,6 +1516,19 @@ fn heal_all(lab: &Lab, faults: &[FaultRecord], findings: &mut Vec<String>) {
     }
 }
 
+/// See [`SABOTAGE_ENV`]: a network made outside the history, and a veth pair, one end with an
+/// address in `container`.
+fn sabotage(lab: &Lab, container: &Container) {
+    eprintln!("chaos: {SABOTAGE_ENV}=1: adding a ghost network and a leaked interface");
+    let _ = lab
+        .host(0)
+        .vxnet_timed(&["network", "create", "ghost"], Duration::from_secs(10));
+    let _ = container.exec(&[
+        "ip", "link", "add", "sab0", "type", "veth", "peer", "name", "sab1",
+    ]);
+    let _ = container.exec(&["ip", "addr", "add", "10.255.0.9/24", "dev", "sab0"]);
+}
+
 /// Every host's `network ls --format json`, parsed; an error if any host cannot answer.
 fn views(lab: &Lab) -> Result<Vec<(String, Vec<NetworkInfo>)>> {
     lab.hosts()
@@ -1668,6 +1685,12 @@ pub fn run(config: &ChaosConfig) -> Result<RunSummary> {
     if let Some(e) = unsettled {
         findings.push(format!("the cluster did not settle after healing: {e}"));
     }
+    let views = if std::env::var(SABOTAGE_ENV).is_ok_and(|v| v == "1") {
+        sabotage(&lab, &containers[0]);
+        settle(&lab).0
+    } else {
+        views
+    };
     findings.extend(check_history(&model.history, &infos, &views));
     let state: Vec<NetworkInfo> = views.first().map(|(_, v)| v.clone()).unwrap_or_default();
     match observe_dataplane(&lab, &containers) {

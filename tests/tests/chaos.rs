@@ -6,6 +6,8 @@
 //! The seed comes from `VXNET_CHAOS_SEED` (default [`DEFAULT_SEED`]), the number of runs per
 //! lab size from `VXNET_CHAOS_RUNS` (default 1, consecutive seeds), `VXNET_CHAOS_HOSTS=3|5`
 //! runs one size only, `VXNET_CHAOS_SECS` sets the op phase. Every failure names its seed.
+//! `VXNET_CHAOS_SABOTAGE=1` breaks two rules behind the daemons' back after healing (a ghost
+//! network, a leaked interface): the run must then fail, which shows the live checks can.
 //!
 //! The checker itself is tested first, without root, on hand-made histories: each finding it
 //! must make (a lost write, a duplicate, a write refused yet present, a half endpoint) is
