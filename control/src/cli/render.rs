@@ -152,7 +152,16 @@ pub fn stats_json(stats: &Stats) -> String {
             })
         })
         .collect();
-    pretty(&json!({"networks": networks, "Drops": drops_json(&stats.drops)}))
+    let calls = stats.syscalls.unwrap_or_default();
+    pretty(&json!({
+        "networks": networks,
+        "Drops": drops_json(&stats.drops),
+        "Syscalls": {
+            "recvmmsg": calls.recvmmsg, "sendmmsg": calls.sendmmsg,
+            "send_fallback": calls.send_fallback,
+            "tap_reads": calls.tap_reads, "tap_writes": calls.tap_writes,
+        },
+    }))
 }
 
 pub fn stats_table(stats: &Stats) -> String {
@@ -187,6 +196,12 @@ pub fn stats_table(stats: &Stats) -> String {
         out,
         "\nDropped outside any network: {}",
         drops_text(&stats.drops)
+    );
+    let calls = stats.syscalls.unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "Syscalls: recvmmsg={} sendmmsg={} send_fallback={} tap_reads={} tap_writes={}",
+        calls.recvmmsg, calls.sendmmsg, calls.send_fallback, calls.tap_reads, calls.tap_writes
     );
     out
 }

@@ -656,9 +656,17 @@ impl Daemon {
                 }
             })
             .collect();
+        let calls = live.syscalls;
         Stats {
             networks,
             drops: drop_counts(&live.drops),
+            syscalls: Some(vxnet_proto::SyscallStats {
+                recvmmsg: calls.recvmmsg,
+                sendmmsg: calls.sendmmsg,
+                send_fallback: calls.send_fallback,
+                tap_reads: calls.tap_reads,
+                tap_writes: calls.tap_writes,
+            }),
         }
     }
 }

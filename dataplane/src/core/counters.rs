@@ -167,6 +167,51 @@ impl NetworkCounters {
     }
 }
 
+/// System calls of the forwarding threads, for the whole engine (every network together):
+/// divided into the datagrams and frames they moved, they say what batching buys. One bump per
+/// call, whatever it returned — a call that found nothing costs a syscall too (every drain of
+/// a TAP ends with one read that finds it empty).
+#[derive(Debug, Default)]
+pub struct SyscallCounters {
+    /// `recvmmsg` on the VXLAN socket.
+    pub recvmmsg: AtomicU64,
+    /// `sendmmsg` on a sending socket.
+    pub sendmmsg: AtomicU64,
+    /// Single `sendto` of a datagram whose segmented send was refused.
+    pub send_fallback: AtomicU64,
+    /// `read` from a TAP.
+    pub tap_reads: AtomicU64,
+    /// `write` into a TAP.
+    pub tap_writes: AtomicU64,
+}
+
+/// [`SyscallCounters`] at one moment, as plain numbers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SyscallStats {
+    pub recvmmsg: u64,
+    pub sendmmsg: u64,
+    pub send_fallback: u64,
+    pub tap_reads: u64,
+    pub tap_writes: u64,
+}
+
+impl SyscallCounters {
+    /// Counts one call on `counter` (a field of `self`).
+    pub fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Relaxed);
+    }
+
+    pub fn snapshot(&self) -> SyscallStats {
+        SyscallStats {
+            recvmmsg: self.recvmmsg.load(Relaxed),
+            sendmmsg: self.sendmmsg.load(Relaxed),
+            send_fallback: self.send_fallback.load(Relaxed),
+            tap_reads: self.tap_reads.load(Relaxed),
+            tap_writes: self.tap_writes.load(Relaxed),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,5 +238,21 @@ mod tests {
             vec![(DropReason::UnknownVni, 2), (DropReason::Oversize, 1)]
         );
         assert_eq!(c.total(), 3);
+    }
+
+    #[test]
+    fn syscall_snapshot_reads_each_counter() {
+        let c = SyscallCounters::default();
+        SyscallCounters::bump(&c.recvmmsg);
+        SyscallCounters::bump(&c.tap_writes);
+        SyscallCounters::bump(&c.tap_writes);
+        assert_eq!(
+            c.snapshot(),
+            SyscallStats {
+                recvmmsg: 1,
+                tap_writes: 2,
+                ..SyscallStats::default()
+            }
+        );
     }
 }

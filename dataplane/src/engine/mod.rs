@@ -51,6 +51,7 @@ use tun_rs::{InterruptEvent, SyncDevice};
 
 use self::rx::{enable_udp_gro, receive_loop};
 use self::tx::{tap_loop, udp_gso_supported, Senders};
+use crate::core::counters::SyscallStats;
 use crate::core::forward::{Dataplane, NetworkConfig, NetworkPlane, Port};
 use crate::core::offload::VNET_HDR_LEN;
 use crate::kernel::{self, KernelVersion};
@@ -290,6 +291,11 @@ impl Engine {
 
     pub fn dataplane(&self) -> &Arc<Dataplane<TapDevice>> {
         &self.dataplane
+    }
+
+    /// The forwarding threads' system calls so far (every network together).
+    pub fn syscalls(&self) -> SyscallStats {
+        self.senders.syscalls.snapshot()
     }
 
     /// Whether TAPs should be opened with offloads (`Sandbox::open_tap`).

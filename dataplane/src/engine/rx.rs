@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use super::tx::{Senders, TapPass};
 use super::{TapDevice, TapPort, MAX_FRAME, RX_TICK};
-use crate::core::counters::DropReason;
+use crate::core::counters::{DropReason, SyscallCounters};
 use crate::core::forward::{Dataplane, WireAction};
 use crate::core::offload::Coalescer;
 use crate::wire::{Vni, VXLAN_HEADER_LEN};
@@ -190,6 +190,7 @@ pub(super) fn receive_loop(
     let mut last_datagram: Option<Instant> = None;
     while !stop.load(Ordering::Relaxed) {
         let polling = last_datagram.is_some_and(|at| at.elapsed() < busy_poll);
+        SyscallCounters::bump(&senders.syscalls.recvmmsg);
         let received = rx.recv(socket.as_raw_fd(), !polling);
         let now = Instant::now();
         if now.duration_since(last_sweep) >= AGING_SWEEP {
@@ -246,6 +247,7 @@ pub(super) fn receive_loop(
             if tap.vnet_hdr {
                 coalescers.entry(vni).or_default().push(frame);
             } else {
+                SyscallCounters::bump(&senders.syscalls.tap_writes);
                 match tap.device.send(frame) {
                     Ok(_) => port.plane.counters.count_rx(frame.len()),
                     Err(_) => port.plane.counters.drops.bump(DropReason::TapWriteError),
@@ -255,7 +257,7 @@ pub(super) fn receive_loop(
         for port in batch.drain(..) {
             let vni = port.plane.config().vni;
             if let Some(coalescer) = coalescers.get_mut(&vni) {
-                write_coalesced(&port, coalescer);
+                write_coalesced(&port, coalescer, &senders.syscalls);
             }
             // What the writes produced, forwarded now; errors are the TAP thread's to report.
             if let Some(_reader) = port.device.try_lock_reader() {
@@ -267,8 +269,9 @@ pub(super) fn receive_loop(
 }
 
 /// Writes what `coalescer` merged into `port`'s TAP, counting every wire frame once.
-fn write_coalesced(port: &TapPort, coalescer: &mut Coalescer) {
+fn write_coalesced(port: &TapPort, coalescer: &mut Coalescer, syscalls: &SyscallCounters) {
     for write in coalescer.finish() {
+        SyscallCounters::bump(&syscalls.tap_writes);
         let c = &port.plane.counters;
         match port.device.device.send(write.bytes) {
             Ok(_) => {

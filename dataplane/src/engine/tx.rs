@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tun_rs::InterruptEvent;
 
 use super::{TapDevice, TapPort, MAX_FRAME};
-use crate::core::counters::DropReason;
+use crate::core::counters::{DropReason, SyscallCounters};
 use crate::core::forward::{NetworkPlane, TapAction};
 use crate::core::offload::{segment, Segments, VirtioNetHdr, VNET_HDR_LEN};
 use crate::wire::{flow_hash, FrameHeaders, VxlanHeader, ETHERNET_HEADER_LEN, VXLAN_HEADER_LEN};
@@ -28,6 +28,8 @@ pub(super) struct Senders {
     /// UDP segmentation offload (`UDP_SEGMENT`, Linux 4.18+): found at start, turned off for
     /// good the first time the kernel refuses a segmented send.
     gso: AtomicBool,
+    /// The forwarding threads' system calls; here because every one of them holds the pool.
+    pub(super) syscalls: SyscallCounters,
 }
 
 impl Senders {
@@ -37,6 +39,7 @@ impl Senders {
             sockets,
             port,
             gso: AtomicBool::new(gso),
+            syscalls: SyscallCounters::default(),
         }
     }
 
@@ -204,6 +207,7 @@ impl TxQueue {
                 .map_or(n, |k| i + k);
             let fd = senders.sockets[socket].as_raw_fd();
             while i < end {
+                SyscallCounters::bump(&senders.syscalls.sendmmsg);
                 // SAFETY: headers `i..end` point into `self` and `frames`, alive and unmoved
                 // for the call.
                 let sent =
@@ -227,6 +231,7 @@ impl TxQueue {
                     senders.disable_gso(&error);
                     let to = SocketAddrV4::new(m.vtep, senders.port);
                     for f in m.frames.clone() {
+                        SyscallCounters::bump(&senders.syscalls.send_fallback);
                         match senders.sockets[socket].send_to(frames.run(f..f + 1), to) {
                             Ok(_) => count_sent(plane, frames, f..f + 1),
                             Err(_) => plane.counters.drops.bump(DropReason::SendError),
@@ -355,6 +360,7 @@ impl TapPass {
             self.frames.clear();
             let now = Instant::now();
             let ended = loop {
+                SyscallCounters::bump(&senders.syscalls.tap_reads);
                 match tap.device.recv(&mut self.buf) {
                     Ok(len) => {
                         reads += 1;
@@ -431,6 +437,7 @@ fn handle_tap_read(
             }
         }
         TapAction::Reply(n) => {
+            SyscallCounters::bump(&senders.syscalls.tap_writes);
             if tap.write_frame(&reply[..n]).is_err() {
                 plane.counters.drops.bump(DropReason::TapWriteError);
             }

@@ -37,7 +37,7 @@ pub use self::error::HostError;
 pub use self::netns::{next_free_ifname, resolve_target};
 pub use self::program::{EndpointProgram, HostProgram, Location, NetworkProgram};
 use self::sandbox::{EndpointSpec, Sandbox, SandboxSpec};
-pub use crate::core::counters::{DropReason, TrafficStats};
+pub use crate::core::counters::{DropReason, SyscallStats, TrafficStats};
 use crate::core::fdb::{ControlEntry, FdbTarget, DEFAULT_AGING};
 pub use crate::core::fdb::{FdbKind, FdbRow};
 use crate::core::forward::{NetworkConfig, VtepSet};
@@ -90,6 +90,8 @@ pub struct NetworkFailure {
 pub struct HostStats {
     pub networks: BTreeMap<String, TrafficStats>,
     pub drops: Vec<(DropReason, u64)>,
+    /// The forwarding threads' system calls, all networks together.
+    pub syscalls: SyscallStats,
 }
 
 /// A network this host forwards for: its sandbox, its plane and TAP in the engine, and the
@@ -311,6 +313,7 @@ impl Host {
                 .map(|(id, r)| (id.clone(), r.port.plane.counters.snapshot()))
                 .collect(),
             drops: self.engine.dataplane().drops.nonzero(),
+            syscalls: self.engine.syscalls(),
         }
     }
 

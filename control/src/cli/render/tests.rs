@@ -104,9 +104,17 @@ fn fdb_and_stats_json() {
             reason: "unknown_vni".into(),
             count: 5,
         }],
+        syscalls: Some(vxnet_proto::SyscallStats {
+            recvmmsg: 7,
+            tap_writes: 9,
+            ..Default::default()
+        }),
     };
     let v: Value = serde_json::from_str(&stats_json(&stats)).expect("json");
     assert_eq!(v["networks"][0]["RxFrames"], 3);
     assert_eq!(v["networks"][0]["Drops"]["oversize"], 2);
+    assert_eq!(v["Syscalls"]["recvmmsg"], 7);
+    assert_eq!(v["Syscalls"]["tap_writes"], 9);
+    assert_eq!(v["Syscalls"]["sendmmsg"], 0);
     assert_eq!(v["Drops"]["unknown_vni"], 5);
 }
