@@ -17,6 +17,7 @@ have nsenter  || need+=(util-linux)
 have ethtool  || need+=(ethtool)
 have python3  || need+=(python3)
 have nft      || need+=(nftables)
+have gnuplot  || need+=(gnuplot-nox)
 
 if ((${#need[@]})); then
     if [[ $(id -u) -ne 0 ]]; then

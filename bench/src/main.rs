@@ -3,16 +3,30 @@
 //! (`--scenario dataplane`, the default); or the control plane of a three-host Raft cluster:
 //! commit latency, convergence and leader failover (`--scenario cluster`, see `cluster.rs`).
 //!
+//! Per mode, the dataplane scenario measures throughput (iperf3 TCP 1 and 4 streams, UDP 64 B
+//! unlimited), what it costs (CPU seconds per GB and per packet for the daemons, softirq and the
+//! whole machine; daemon context switches per packet; datagrams per syscall in vxnet), where
+//! UDP drops happen (TAP or vx0, host and container sockets, container links), a UDP rate sweep
+//! (the highest offered rate with ≤ 0.1 % and ≤ 1 % loss), and latency (thousands of pings 2 ms
+//! apart: p50/mean/p99/p99.9, and ping under one TCP stream). It prints one table per group,
+//! writes the JSON and, next to it, PNG plots of the loss curve and the RTT CDF (`plot.rs`).
+//!
 //! Rules of the dataplane scenario:
 //! - Every mode uses the same numbers (`vxnet_tests::scenario`: VNI 4100, 10.10.0.0/24, overlay
 //!   MTU 1450, c1 on host 0 sends to c2 on host 1); `underlay` runs host namespace to host
 //!   namespace (MTU 1500), the ceiling of what any overlay can reach on this machine.
 //! - Each metric is measured `--repeat` times and the median is reported, because a shared
 //!   two-core machine is noisy.
+//! - The rate sweep and the RTT samples for the CDF are taken once per mode (the sweep is many
+//!   runs already); their figures are not medians of rounds.
 //! - A mode that fails is reported with its error and the others still run; the exit status is
 //!   then non-zero.
 
+mod analysis;
 mod cluster;
+mod plot;
+mod probe;
+mod procfs;
 mod report;
 
 use std::path::PathBuf;
@@ -27,6 +41,9 @@ use vxnet_tests::lab::{HostKind, Lab};
 use vxnet_tests::ping::{ping_with, PingOptions};
 use vxnet_tests::scenario::{self, C2_IP};
 
+use analysis::{highest_rate_within, LatencySummary, SweepStep};
+use probe::{Delta, Sites, Snapshot, VxnetCounters};
+use procfs::{per, per_gb, us_per_packet};
 use report::{Metric, ModeResult, Report};
 
 /// What is measured between the two endpoints of each mode.
@@ -58,9 +75,28 @@ struct Args {
     /// Measure every metric N times and report the median.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=50))]
     repeat: u32,
-    /// Number of pings per latency run (sent 10 ms apart).
-    #[arg(long, default_value_t = 200)]
+    /// Number of pings per latency run (sent --ping-interval-ms apart).
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u32).range(1..))]
     ping_count: u32,
+    /// Milliseconds between pings (below 200 needs root, which the bench has).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    ping_interval_ms: u64,
+    /// Number of pings sent while one TCP stream runs (same interval); 0 skips it.
+    #[arg(long, default_value_t = 1000)]
+    load_ping_count: u32,
+    /// Skip the UDP rate sweep.
+    #[arg(long)]
+    no_udp_sweep: bool,
+    /// Offered rates of the UDP 64 B sweep, thousands of packets per second, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "25,50,100,150,200,300,400"
+    )]
+    sweep_kpps: Vec<u64>,
+    /// Length of each sweep step, in seconds.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=60))]
+    sweep_secs: u64,
     /// Keep the veth checksum/segmentation offloads on the host uplinks. By default the lab
     /// finishes checksums in software, so the underlay carries what a physical wire would (and
     /// kernel vxlan peers interoperate with vxnet); with offloads, kernel vxlan and the
@@ -105,6 +141,8 @@ impl Mode {
 /// A built topology: the lab (kept alive while measuring) and who talks to whom.
 struct Topology {
     lab: Lab,
+    /// The endpoints' namespaces when they are containers (empty for the underlay).
+    containers: Vec<String>,
     client_ns: String,
     server_ns: String,
     server_ip: String,
@@ -121,6 +159,7 @@ fn build(mode: Mode, args: &Args) -> Result<Topology> {
         Mode::Underlay => {
             let lab = builder.hosts(HostKind::KernelVxlan, 2).build()?;
             let topo = Topology {
+                containers: Vec::new(),
                 client_ns: lab.host(0).ns().to_string(),
                 server_ns: lab.host(1).ns().to_string(),
                 server_ip: host_addr(1).to_string(),
@@ -135,6 +174,7 @@ fn build(mode: Mode, args: &Args) -> Result<Topology> {
         }
     };
     Ok(Topology {
+        containers: vec![pair.c1.ns.clone(), pair.c2.ns.clone()],
         client_ns: pair.c1.ns.clone(),
         server_ns: pair.c2.ns.clone(),
         server_ip,
@@ -146,7 +186,7 @@ fn measure(mode: Mode, args: &Args) -> Result<ModeResult> {
     let topo = build(mode, args).with_context(|| format!("setting up mode {}", mode.name()))?;
     let mut result = ModeResult::new(mode.name());
     let duration = Duration::from_secs(args.duration);
-    let iperf = |test| {
+    let iperf_for = |test, duration| {
         run_iperf(
             &topo.server_ns,
             &topo.client_ns,
@@ -156,35 +196,187 @@ fn measure(mode: Mode, args: &Args) -> Result<ModeResult> {
             topo.lab.root(),
         )
     };
+    let iperf = |test| iperf_for(test, duration);
+    let sites = Sites::of(&topo.lab, 2, topo.containers.clone(), mode == Mode::Vxnet);
+    let hz = procfs::ticks_per_second();
+    // Counters around one run: (what iperf3 saw, what changed meanwhile).
+    let probed = |test, with_drops| -> Result<_> {
+        let before = Snapshot::take(&sites, &topo.lab, with_drops);
+        let r = iperf(test)?;
+        let after = Snapshot::take(&sites, &topo.lab, with_drops);
+        Ok((r, Delta::between(&before, &after, hz)))
+    };
     for round in 1..=args.repeat {
         eprintln!("[{}] round {round}/{}", mode.name(), args.repeat);
-        let tcp1 = iperf(IperfTest::Tcp { streams: 1 }).context("iperf3 TCP -P 1")?;
+        let (tcp1, d) = probed(IperfTest::Tcp { streams: 1 }, false).context("iperf3 TCP -P 1")?;
         result.add(Metric::Tcp1Gbps, tcp1.bits_per_second / 1e9);
+        let gb = |cpu: Option<f64>| cpu.and_then(|c| per_gb(c, tcp1.bytes));
+        result.add_some(Metric::TcpDaemonCpuSPerGb, gb(d.daemon_cpu_s));
+        result.add_some(Metric::TcpSoftirqCpuSPerGb, gb(d.softirq_cpu_s));
+        result.add_some(Metric::TcpMachineCpuSPerGb, gb(d.machine_cpu_s));
+        if let Some(v) = d.vxnet {
+            add_batching(
+                &mut result,
+                v,
+                [
+                    Metric::TcpDgramsPerRecvmmsg,
+                    Metric::TcpDgramsPerSendmmsg,
+                    Metric::TcpFramesPerTapRead,
+                    Metric::TcpFramesPerTapWrite,
+                ],
+            );
+        }
+
         let tcp4 = iperf(IperfTest::Tcp { streams: 4 }).context("iperf3 TCP -P 4")?;
         result.add(Metric::Tcp4Gbps, tcp4.bits_per_second / 1e9);
-        let udp = iperf(IperfTest::Udp { payload: 64 }).context("iperf3 UDP -l 64")?;
-        if let Some(pps) = udp.packets_per_second {
-            result.add(Metric::Udp64Kpps, pps / 1e3);
+
+        let (udp, d) = probed(IperfTest::Udp { payload: 64 }, true).context("iperf3 UDP -l 64")?;
+        result.add_some(Metric::Udp64Kpps, udp.packets_per_second.map(|p| p / 1e3));
+        result.add_some(Metric::Udp64LossPct, udp.lost_percent);
+        let packets = udp.packets.unwrap_or(0.0);
+        let pkt = |cpu: Option<f64>| cpu.and_then(|c| us_per_packet(c, packets));
+        result.add_some(Metric::UdpDaemonCpuUsPerPkt, pkt(d.daemon_cpu_s));
+        result.add_some(Metric::UdpSoftirqCpuUsPerPkt, pkt(d.softirq_cpu_s));
+        result.add_some(Metric::UdpMachineCpuUsPerPkt, pkt(d.machine_cpu_s));
+        result.add_some(
+            Metric::UdpSwitchesPerPkt,
+            d.daemon_switches
+                .and_then(|s| (packets > 0.0).then(|| s as f64 / packets)),
+        );
+        if let Some(v) = d.vxnet {
+            add_batching(
+                &mut result,
+                v,
+                [
+                    Metric::UdpDgramsPerRecvmmsg,
+                    Metric::UdpDgramsPerSendmmsg,
+                    Metric::UdpFramesPerTapRead,
+                    Metric::UdpFramesPerTapWrite,
+                ],
+            );
         }
-        if let Some(loss) = udp.lost_percent {
-            result.add(Metric::Udp64LossPct, loss);
-        }
-        let opts = PingOptions {
-            count: args.ping_count,
-            interval: Duration::from_millis(10),
-            size: None,
-            // 10 ms apart plus a generous margin: a stall costs seconds, not forever.
-            deadline: Duration::from_millis(u64::from(args.ping_count) * 10)
-                + Duration::from_secs(10),
-        };
-        let ping = ping_with(&topo.client_ns, &topo.server_ip, &opts).context("ping")?;
-        if let (Some(avg), Some(p99)) = (ping.avg_ms(), ping.percentile_ms(99.0)) {
-            result.add(Metric::RttAvgUs, avg * 1e3);
-            result.add(Metric::RttP99Us, p99 * 1e3);
+        let count = |v: Option<u64>| v.map(|n| n as f64);
+        result.add_some(Metric::DropOverlayDevice, count(d.overlay_dropped));
+        result.add_some(
+            Metric::DropHostRcvbuf,
+            count(d.host_udp.map(|u| u.rcvbuf_errors)),
+        );
+        result.add_some(
+            Metric::DropHostInErrors,
+            count(d.host_udp.map(|u| u.in_errors)),
+        );
+        result.add_some(
+            Metric::DropContainerRcvbuf,
+            count(d.container_udp.map(|u| u.rcvbuf_errors)),
+        );
+        result.add_some(
+            Metric::DropContainerLink,
+            count(d.container_links.map(|l| l.rx_dropped + l.tx_dropped)),
+        );
+
+        let ping = ping_with(
+            &topo.client_ns,
+            &topo.server_ip,
+            &ping_options(args, args.ping_count),
+        )
+        .context("ping")?;
+        let rtts_us: Vec<f64> = ping.rtts_ms.iter().map(|ms| ms * 1e3).collect();
+        if let Some(l) = LatencySummary::of(&rtts_us) {
+            result.add(Metric::RttP50Us, l.p50);
+            result.add(Metric::RttAvgUs, l.mean);
+            result.add(Metric::RttP99Us, l.p99);
+            result.add(Metric::RttP999Us, l.p999);
         }
         result.add(Metric::PingLossPct, ping.loss() * 100.0);
+        if round == 1 {
+            result.rtts_us = rtts_us;
+        }
+
+        if args.load_ping_count > 0 {
+            let opts = ping_options(args, args.load_ping_count);
+            // The stream runs a second before and a second after the pings, so every ping
+            // meets a flow at full speed.
+            let load_for = opts.interval * args.load_ping_count + Duration::from_secs(2);
+            let (load, ping) = std::thread::scope(|s| {
+                let load = s.spawn(|| iperf_for(IperfTest::Tcp { streams: 1 }, load_for));
+                std::thread::sleep(Duration::from_secs(1));
+                let ping = ping_with(&topo.client_ns, &topo.server_ip, &opts);
+                (load.join(), ping)
+            });
+            match load {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => eprintln!("[{}] TCP load for ping: {e:#}", mode.name()),
+                Err(_) => eprintln!("[{}] TCP load for ping panicked", mode.name()),
+            }
+            let rtts: Vec<f64> = ping
+                .context("ping under load")?
+                .rtts_ms
+                .iter()
+                .map(|ms| ms * 1e3)
+                .collect();
+            if let Some(l) = LatencySummary::of(&rtts) {
+                result.add(Metric::LoadRttP50Us, l.p50);
+                result.add(Metric::LoadRttP99Us, l.p99);
+            }
+        }
+    }
+    if !args.no_udp_sweep {
+        for &kpps in &args.sweep_kpps {
+            let test = IperfTest::UdpRate {
+                payload: 64,
+                packets_per_second: kpps * 1000,
+            };
+            eprintln!("[{}] sweep {kpps} kpkt/s", mode.name());
+            match iperf_for(test, Duration::from_secs(args.sweep_secs)) {
+                Ok(r) => {
+                    let received_kpps = r.packets_per_second.unwrap_or(0.0) / 1e3;
+                    let loss_pct = r.lost_percent.unwrap_or(100.0);
+                    result.sweep.push(SweepStep {
+                        offered_kpps: kpps as f64,
+                        sent_kpps: if loss_pct < 100.0 {
+                            received_kpps / (1.0 - loss_pct / 100.0)
+                        } else {
+                            0.0
+                        },
+                        received_kpps,
+                        loss_pct,
+                    })
+                }
+                Err(e) => eprintln!("[{}] sweep step {kpps} kpkt/s failed: {e:#}", mode.name()),
+            }
+        }
+        result.add_some(
+            Metric::SweepMaxKpps01,
+            highest_rate_within(&result.sweep, 0.1),
+        );
+        result.add_some(
+            Metric::SweepMaxKpps1,
+            highest_rate_within(&result.sweep, 1.0),
+        );
     }
     Ok(result)
+}
+
+/// `count` pings `--ping-interval-ms` apart, with a deadline of their time plus a generous
+/// margin: a stall costs seconds, not forever.
+fn ping_options(args: &Args, count: u32) -> PingOptions {
+    let interval = Duration::from_millis(args.ping_interval_ms);
+    PingOptions {
+        count,
+        interval,
+        size: None,
+        deadline: interval * count + Duration::from_secs(10),
+    }
+}
+
+/// Datagrams per `recvmmsg` and per send call, frames per TAP read and write, into `metrics`
+/// (in that order). Received datagrams are those delivered into a TAP; sent ones those the
+/// kernel took.
+fn add_batching(result: &mut ModeResult, v: VxnetCounters, metrics: [Metric; 4]) {
+    result.add_some(metrics[0], per(v.rx_frames, v.recvmmsg));
+    result.add_some(metrics[1], per(v.tx_frames, v.sends));
+    result.add_some(metrics[2], per(v.tx_frames, v.tap_reads));
+    result.add_some(metrics[3], per(v.rx_frames, v.tap_writes));
 }
 
 fn main() -> Result<()> {
@@ -234,6 +426,14 @@ fn dataplane(args: &Args) -> Result<()> {
                 report.modes.push(r);
             }
         }
+    }
+    match plot::write_plots(&report, &args.json) {
+        Ok(drawn) => {
+            for (what, path) in drawn {
+                report.plots.insert(what, path.display().to_string());
+            }
+        }
+        Err(e) => eprintln!("plots not drawn: {e:#}"),
     }
     print!("{}", report.table());
     let json = serde_json::to_string_pretty(&report.to_json())?;

@@ -1,14 +1,73 @@
-//! Bench results: medians per metric and mode, the vxnet/kernel ratio, the table and the JSON.
+//! Bench results: medians per metric and mode, vxnet against the kernel, the tables and the
+//! JSON.
 //!
-//! Rules: a metric with no sample is shown as `-` and written as `null`, never as 0, so a
-//! failed measurement cannot pass for a slow one. Ratios are plain vxnet ÷ kernel for every
-//! metric: above 1 is better for throughput, worse for RTT and loss.
+//! Rules:
+//! - A metric with no sample is shown as `-` and written as `null`, never as 0, so a failed
+//!   measurement cannot pass for a slow one.
+//! - The "vxnet vs kernel" column is vxnet's value as a multiple of the kernel's ("N.NN×")
+//!   for metrics where a ratio means something; each table says which way is better. Loss
+//!   shows both percentages instead (a ratio of two near-100 % losses says nothing, one of two
+//!   near-0 % ones is noise); counts with no kernel counterpart show "—".
+//! - One table per group, in [`Group::ALL`] order; the sweep has its own table of steps.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
+
+use crate::analysis::SweepStep;
+
+/// The tables of the report, in print order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Group {
+    Throughput,
+    Cpu,
+    Batching,
+    Drops,
+    Sweep,
+    Latency,
+}
+
+impl Group {
+    pub const ALL: [Group; 6] = [
+        Group::Throughput,
+        Group::Cpu,
+        Group::Batching,
+        Group::Drops,
+        Group::Sweep,
+        Group::Latency,
+    ];
+
+    fn title(self) -> &'static str {
+        match self {
+            Group::Throughput => "Throughput (higher is better)",
+            Group::Cpu => {
+                "CPU cost (lower is better; TCP 1-stream run per GB received, UDP unlimited \
+                 run per packet received)"
+            }
+            Group::Batching => {
+                "Batching (vxnet daemons, both hosts; higher means fewer syscalls per packet)"
+            }
+            Group::Drops => "Where UDP drops happen (unlimited 64 B run, packets, both hosts)",
+            Group::Sweep => "UDP 64 B rate sweep (higher is better)",
+            Group::Latency => "Latency (lower is better)",
+        }
+    }
+}
+
+/// How vxnet is compared with the kernel for a metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compare {
+    /// vxnet ÷ kernel; higher is better.
+    Higher,
+    /// vxnet ÷ kernel; lower is better.
+    Lower,
+    /// Both percentages side by side.
+    Loss,
+    /// Nothing to compare.
+    None,
+}
 
 /// Everything measured, in table order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -17,46 +76,271 @@ pub enum Metric {
     Tcp4Gbps,
     Udp64Kpps,
     Udp64LossPct,
+    TcpDaemonCpuSPerGb,
+    TcpSoftirqCpuSPerGb,
+    TcpMachineCpuSPerGb,
+    UdpDaemonCpuUsPerPkt,
+    UdpSoftirqCpuUsPerPkt,
+    UdpMachineCpuUsPerPkt,
+    UdpSwitchesPerPkt,
+    TcpDgramsPerRecvmmsg,
+    TcpDgramsPerSendmmsg,
+    TcpFramesPerTapRead,
+    TcpFramesPerTapWrite,
+    UdpDgramsPerRecvmmsg,
+    UdpDgramsPerSendmmsg,
+    UdpFramesPerTapRead,
+    UdpFramesPerTapWrite,
+    DropOverlayDevice,
+    DropHostRcvbuf,
+    DropHostInErrors,
+    DropContainerRcvbuf,
+    DropContainerLink,
+    SweepMaxKpps01,
+    SweepMaxKpps1,
+    RttP50Us,
     RttAvgUs,
     RttP99Us,
+    RttP999Us,
     PingLossPct,
+    LoadRttP50Us,
+    LoadRttP99Us,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 7] = [
+    pub const ALL: [Metric; 33] = [
         Metric::Tcp1Gbps,
         Metric::Tcp4Gbps,
         Metric::Udp64Kpps,
         Metric::Udp64LossPct,
+        Metric::TcpDaemonCpuSPerGb,
+        Metric::TcpSoftirqCpuSPerGb,
+        Metric::TcpMachineCpuSPerGb,
+        Metric::UdpDaemonCpuUsPerPkt,
+        Metric::UdpSoftirqCpuUsPerPkt,
+        Metric::UdpMachineCpuUsPerPkt,
+        Metric::UdpSwitchesPerPkt,
+        Metric::TcpDgramsPerRecvmmsg,
+        Metric::TcpDgramsPerSendmmsg,
+        Metric::TcpFramesPerTapRead,
+        Metric::TcpFramesPerTapWrite,
+        Metric::UdpDgramsPerRecvmmsg,
+        Metric::UdpDgramsPerSendmmsg,
+        Metric::UdpFramesPerTapRead,
+        Metric::UdpFramesPerTapWrite,
+        Metric::DropOverlayDevice,
+        Metric::DropHostRcvbuf,
+        Metric::DropHostInErrors,
+        Metric::DropContainerRcvbuf,
+        Metric::DropContainerLink,
+        Metric::SweepMaxKpps01,
+        Metric::SweepMaxKpps1,
+        Metric::RttP50Us,
         Metric::RttAvgUs,
         Metric::RttP99Us,
+        Metric::RttP999Us,
         Metric::PingLossPct,
+        Metric::LoadRttP50Us,
+        Metric::LoadRttP99Us,
     ];
+
+    /// JSON key, table label, group, comparison.
+    fn spec(self) -> (&'static str, &'static str, Group, Compare) {
+        use Compare::{Higher, Loss, Lower};
+        use Group::*;
+        match self {
+            Metric::Tcp1Gbps => (
+                "tcp_1_stream_gbit_s",
+                "TCP 1 stream, Gbit/s",
+                Throughput,
+                Higher,
+            ),
+            Metric::Tcp4Gbps => (
+                "tcp_4_streams_gbit_s",
+                "TCP 4 streams, Gbit/s",
+                Throughput,
+                Higher,
+            ),
+            Metric::Udp64Kpps => (
+                "udp_64b_kpackets_s",
+                "UDP 64 B unlimited, rx kpkt/s",
+                Throughput,
+                Higher,
+            ),
+            Metric::Udp64LossPct => (
+                "udp_64b_loss_percent",
+                "UDP 64 B unlimited, loss %",
+                Throughput,
+                Loss,
+            ),
+            Metric::TcpDaemonCpuSPerGb => (
+                "tcp_cpu_daemons_s_per_gb",
+                "TCP: daemons, CPU s/GB",
+                Cpu,
+                Lower,
+            ),
+            Metric::TcpSoftirqCpuSPerGb => (
+                "tcp_cpu_softirq_s_per_gb",
+                "TCP: softirq, CPU s/GB",
+                Cpu,
+                Lower,
+            ),
+            Metric::TcpMachineCpuSPerGb => (
+                "tcp_cpu_machine_s_per_gb",
+                "TCP: whole machine, CPU s/GB",
+                Cpu,
+                Lower,
+            ),
+            Metric::UdpDaemonCpuUsPerPkt => (
+                "udp_cpu_daemons_us_per_packet",
+                "UDP: daemons, CPU us/pkt",
+                Cpu,
+                Lower,
+            ),
+            Metric::UdpSoftirqCpuUsPerPkt => (
+                "udp_cpu_softirq_us_per_packet",
+                "UDP: softirq, CPU us/pkt",
+                Cpu,
+                Lower,
+            ),
+            Metric::UdpMachineCpuUsPerPkt => (
+                "udp_cpu_machine_us_per_packet",
+                "UDP: whole machine, CPU us/pkt",
+                Cpu,
+                Lower,
+            ),
+            Metric::UdpSwitchesPerPkt => (
+                "udp_daemon_context_switches_per_packet",
+                "UDP: daemon ctx switches/pkt",
+                Cpu,
+                Lower,
+            ),
+            Metric::TcpDgramsPerRecvmmsg => (
+                "tcp_datagrams_per_recvmmsg",
+                "TCP: datagrams per recvmmsg",
+                Batching,
+                Compare::None,
+            ),
+            Metric::TcpDgramsPerSendmmsg => (
+                "tcp_datagrams_per_sendmmsg",
+                "TCP: datagrams per sendmmsg",
+                Batching,
+                Compare::None,
+            ),
+            Metric::TcpFramesPerTapRead => (
+                "tcp_frames_per_tap_read",
+                "TCP: frames per TAP read",
+                Batching,
+                Compare::None,
+            ),
+            Metric::TcpFramesPerTapWrite => (
+                "tcp_frames_per_tap_write",
+                "TCP: frames per TAP write",
+                Batching,
+                Compare::None,
+            ),
+            Metric::UdpDgramsPerRecvmmsg => (
+                "udp_datagrams_per_recvmmsg",
+                "UDP: datagrams per recvmmsg",
+                Batching,
+                Compare::None,
+            ),
+            Metric::UdpDgramsPerSendmmsg => (
+                "udp_datagrams_per_sendmmsg",
+                "UDP: datagrams per sendmmsg",
+                Batching,
+                Compare::None,
+            ),
+            Metric::UdpFramesPerTapRead => (
+                "udp_frames_per_tap_read",
+                "UDP: frames per TAP read",
+                Batching,
+                Compare::None,
+            ),
+            Metric::UdpFramesPerTapWrite => (
+                "udp_frames_per_tap_write",
+                "UDP: frames per TAP write",
+                Batching,
+                Compare::None,
+            ),
+            Metric::DropOverlayDevice => (
+                "drops_overlay_device",
+                "TAP tx_dropped / vx0 dropped",
+                Drops,
+                Compare::None,
+            ),
+            Metric::DropHostRcvbuf => (
+                "drops_host_udp_rcvbuf_errors",
+                "host UDP RcvbufErrors",
+                Drops,
+                Compare::None,
+            ),
+            Metric::DropHostInErrors => (
+                "drops_host_udp_in_errors",
+                "host UDP InErrors",
+                Drops,
+                Compare::None,
+            ),
+            Metric::DropContainerRcvbuf => (
+                "drops_container_udp_rcvbuf_errors",
+                "container UDP RcvbufErrors",
+                Drops,
+                Compare::None,
+            ),
+            Metric::DropContainerLink => (
+                "drops_container_link",
+                "container links rx+tx dropped",
+                Drops,
+                Compare::None,
+            ),
+            Metric::SweepMaxKpps01 => (
+                "sweep_max_kpackets_s_loss_0_1_percent",
+                "max offered kpkt/s, loss <= 0.1 %",
+                Sweep,
+                Higher,
+            ),
+            Metric::SweepMaxKpps1 => (
+                "sweep_max_kpackets_s_loss_1_percent",
+                "max offered kpkt/s, loss <= 1 %",
+                Sweep,
+                Higher,
+            ),
+            Metric::RttP50Us => ("ping_rtt_p50_us", "ping RTT p50, us", Latency, Lower),
+            Metric::RttAvgUs => ("ping_rtt_avg_us", "ping RTT mean, us", Latency, Lower),
+            Metric::RttP99Us => ("ping_rtt_p99_us", "ping RTT p99, us", Latency, Lower),
+            Metric::RttP999Us => ("ping_rtt_p99_9_us", "ping RTT p99.9, us", Latency, Lower),
+            Metric::PingLossPct => ("ping_loss_percent", "ping loss %", Latency, Loss),
+            Metric::LoadRttP50Us => (
+                "ping_under_tcp_load_rtt_p50_us",
+                "under TCP load: RTT p50, us",
+                Latency,
+                Lower,
+            ),
+            Metric::LoadRttP99Us => (
+                "ping_under_tcp_load_rtt_p99_us",
+                "under TCP load: RTT p99, us",
+                Latency,
+                Lower,
+            ),
+        }
+    }
 
     /// JSON key.
     pub fn key(self) -> &'static str {
-        match self {
-            Metric::Tcp1Gbps => "tcp_1_stream_gbit_s",
-            Metric::Tcp4Gbps => "tcp_4_streams_gbit_s",
-            Metric::Udp64Kpps => "udp_64b_kpackets_s",
-            Metric::Udp64LossPct => "udp_64b_loss_percent",
-            Metric::RttAvgUs => "ping_rtt_avg_us",
-            Metric::RttP99Us => "ping_rtt_p99_us",
-            Metric::PingLossPct => "ping_loss_percent",
-        }
+        self.spec().0
     }
 
     /// Table label.
     pub fn label(self) -> &'static str {
-        match self {
-            Metric::Tcp1Gbps => "TCP 1 stream   Gbit/s",
-            Metric::Tcp4Gbps => "TCP 4 streams  Gbit/s",
-            Metric::Udp64Kpps => "UDP 64 B rx    kpkt/s",
-            Metric::Udp64LossPct => "UDP 64 B loss  %",
-            Metric::RttAvgUs => "ping RTT avg   us",
-            Metric::RttP99Us => "ping RTT p99   us",
-            Metric::PingLossPct => "ping loss      %",
-        }
+        self.spec().1
+    }
+
+    pub fn group(self) -> Group {
+        self.spec().2
+    }
+
+    pub fn compare(self) -> Compare {
+        self.spec().3
     }
 }
 
@@ -65,6 +349,10 @@ impl Metric {
 pub struct ModeResult {
     pub mode: String,
     pub samples: BTreeMap<Metric, Vec<f64>>,
+    /// The rate sweep's steps, by rising offered rate.
+    pub sweep: Vec<SweepStep>,
+    /// Every RTT of the idle latency runs, all rounds, in microseconds (for the CDF).
+    pub rtts_us: Vec<f64>,
     pub error: Option<String>,
 }
 
@@ -73,12 +361,21 @@ impl ModeResult {
         ModeResult {
             mode: mode.to_string(),
             samples: BTreeMap::new(),
+            sweep: Vec::new(),
+            rtts_us: Vec::new(),
             error: None,
         }
     }
 
     pub fn add(&mut self, metric: Metric, value: f64) {
         self.samples.entry(metric).or_default().push(value);
+    }
+
+    /// Adds `value` if there is one: a figure that could not be computed stays absent.
+    pub fn add_some(&mut self, metric: Metric, value: Option<f64>) {
+        if let Some(v) = value {
+            self.add(metric, v);
+        }
     }
 
     pub fn median(&self, metric: Metric) -> Option<f64> {
@@ -108,6 +405,8 @@ pub struct Report {
     pub repeat: u32,
     pub veth_offloads: bool,
     pub modes: Vec<ModeResult>,
+    /// PNG files written next to the JSON, by what they show.
+    pub plots: BTreeMap<String, String>,
 }
 
 impl Report {
@@ -117,6 +416,7 @@ impl Report {
             repeat,
             veth_offloads,
             modes: Vec::new(),
+            plots: BTreeMap::new(),
         }
     }
 
@@ -124,16 +424,31 @@ impl Report {
         self.modes.iter().find(|m| m.mode == name)
     }
 
-    /// vxnet ÷ kernel for `metric`, when both have a non-zero value.
+    /// vxnet ÷ kernel for `metric`, when both have a value, the kernel's is not zero and the
+    /// metric is compared by ratio.
     pub fn ratio(&self, metric: Metric) -> Option<f64> {
+        if !matches!(metric.compare(), Compare::Higher | Compare::Lower) {
+            return None;
+        }
         let vx = self.mode("vxnet")?.median(metric)?;
         let k = self.mode("kernel")?.median(metric)?;
         (k != 0.0).then(|| vx / k)
     }
 
-    /// The human-readable table.
+    /// The "vxnet vs kernel" cell of `metric`.
+    pub fn comparison(&self, metric: Metric) -> String {
+        let value = |mode: &str| self.mode(mode).and_then(|m| m.median(metric));
+        match metric.compare() {
+            Compare::Loss => fmt_loss_pair(value("vxnet"), value("kernel")),
+            Compare::Higher | Compare::Lower => fmt_ratio(self.ratio(metric)),
+            Compare::None => "—".into(),
+        }
+    }
+
+    /// The human-readable tables.
     pub fn table(&self) -> String {
         let mut s = String::new();
+        let _ = writeln!(s, "{}", machine_line());
         let _ = writeln!(
             s,
             "{}s per iperf3 run, median of {}; host uplinks: {}",
@@ -145,22 +460,93 @@ impl Report {
                 "checksums finished in software (wire-like)"
             }
         );
-        let _ = write!(s, "{:<24}", "metric (median)");
-        for m in &self.modes {
-            let _ = write!(s, "{:>12}", m.mode);
-        }
-        let _ = writeln!(s, "{:>14}", "vxnet/kernel");
-        for metric in Metric::ALL {
-            let _ = write!(s, "{:<24}", metric.label());
+        let _ = writeln!(
+            s,
+            "vxnet vs kernel: vxnet's value as a multiple of the kernel's (N.NN×); for loss, \
+             vxnet's % vs the kernel's %"
+        );
+        for group in Group::ALL {
+            let metrics: Vec<Metric> = Metric::ALL
+                .into_iter()
+                .filter(|m| m.group() == group)
+                .collect();
+            let _ = writeln!(s, "\n{}", group.title());
+            let _ = write!(s, "{:<34}", "metric (median)");
             for m in &self.modes {
-                let _ = write!(s, "{:>12}", fmt_value(m.median(metric)));
+                let _ = write!(s, "{:>10}", m.mode);
             }
-            let _ = writeln!(s, "{:>14}", fmt_ratio(self.ratio(metric)));
+            let _ = writeln!(s, "  vxnet vs kernel");
+            for metric in metrics {
+                let _ = write!(s, "{:<34}", metric.label());
+                for m in &self.modes {
+                    let v = m.median(metric);
+                    let cell = if group == Group::Drops {
+                        // Packet counts: whole numbers.
+                        v.map_or_else(|| "-".into(), |v| format!("{v:.0}"))
+                    } else {
+                        fmt_value(v)
+                    };
+                    let _ = write!(s, "{cell:>10}");
+                }
+                let _ = writeln!(s, "  {}", self.comparison(metric));
+            }
+            if group == Group::Sweep {
+                s.push_str(&self.sweep_table());
+            }
+        }
+        if !self.plots.is_empty() {
+            let _ = writeln!(s);
+            for (what, path) in &self.plots {
+                let _ = writeln!(s, "plot, {what}: {path}");
+            }
         }
         for m in &self.modes {
             if let Some(e) = &m.error {
                 let _ = writeln!(s, "{}: FAILED: {e}", m.mode);
             }
+        }
+        s
+    }
+
+    /// The sweep's steps: per offered rate, each mode's received rate and loss.
+    fn sweep_table(&self) -> String {
+        let mut rates: Vec<f64> = self
+            .modes
+            .iter()
+            .flat_map(|m| m.sweep.iter().map(|st| st.offered_kpps))
+            .collect();
+        rates.sort_by(f64::total_cmp);
+        rates.dedup();
+        if rates.is_empty() {
+            return String::new();
+        }
+        let mut s = String::new();
+        let _ = write!(s, "  {:<16}", "offered kpkt/s");
+        for m in &self.modes {
+            let _ = write!(s, "{:>28}", format!("{}: sent -> rx (loss)", m.mode));
+        }
+        let _ = writeln!(s);
+        for rate in rates {
+            let _ = write!(s, "  {:<16}", fmt_value(Some(rate)));
+            for m in &self.modes {
+                let cell = m
+                    .sweep
+                    .iter()
+                    .find(|st| st.offered_kpps == rate)
+                    .map_or_else(
+                        || "-".to_string(),
+                        |st| {
+                            format!(
+                                "{} -> {} ({})",
+                                fmt_value(Some(st.sent_kpps)),
+                                fmt_value(Some(st.received_kpps)),
+                                fmt_pct(st.loss_pct)
+                            )
+                        },
+                    );
+                let _ = write!(s, "{cell:>28}");
+            }
+            let _ = writeln!(s);
         }
         s
     }
@@ -181,6 +567,20 @@ impl Report {
                     .map(|(k, v)| (k.key().to_string(), json!(v)))
                     .collect();
                 o.insert("samples".into(), Value::Object(samples));
+                let sweep: Vec<Value> = m
+                    .sweep
+                    .iter()
+                    .map(|st| {
+                        json!({
+                            "offered_kpackets_s": st.offered_kpps,
+                            "sent_kpackets_s": st.sent_kpps,
+                            "received_kpackets_s": st.received_kpps,
+                            "loss_percent": st.loss_pct,
+                        })
+                    })
+                    .collect();
+                o.insert("udp_sweep".into(), json!(sweep));
+                o.insert("ping_rtt_samples".into(), json!(m.rtts_us.len()));
                 o.insert("error".into(), json!(m.error));
                 (m.mode.clone(), Value::Object(o))
             })
@@ -197,6 +597,7 @@ impl Report {
             "statistic": "median",
             "modes": Value::Object(modes),
             "ratio_vxnet_over_kernel": Value::Object(ratios),
+            "plots": json!(self.plots),
         });
         if let Value::Object(rest) = rest {
             doc.extend(rest);
@@ -247,8 +648,31 @@ pub fn fmt_value(v: Option<f64>) -> String {
     }
 }
 
-fn fmt_ratio(v: Option<f64>) -> String {
-    v.map_or_else(|| "-".into(), |v| format!("{v:.2}x"))
+/// vxnet as a multiple of the kernel: "0.85×"; "—" when there is no meaningful ratio.
+pub fn fmt_ratio(v: Option<f64>) -> String {
+    match v {
+        Some(v) if v.is_finite() => format!("{v:.2}×"),
+        _ => "—".into(),
+    }
+}
+
+/// A loss percentage with as many decimals as small losses need.
+pub fn fmt_pct(v: f64) -> String {
+    if v == 0.0 || v >= 10.0 {
+        format!("{v:.0} %")
+    } else if v >= 0.1 {
+        format!("{v:.1} %")
+    } else {
+        format!("{v:.3} %")
+    }
+}
+
+/// The two losses side by side, "69 % vs 0.9 %"; "—" unless both were measured.
+pub fn fmt_loss_pair(vxnet: Option<f64>, kernel: Option<f64>) -> String {
+    match (vxnet, kernel) {
+        (Some(v), Some(k)) => format!("{} vs {}", fmt_pct(v), fmt_pct(k)),
+        _ => "—".into(),
+    }
 }
 
 /// `uname -r`.

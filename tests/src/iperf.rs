@@ -30,6 +30,14 @@ pub enum IperfTest {
         /// UDP payload length.
         payload: u32,
     },
+    /// UDP at a fixed offered rate of `packets_per_second` datagrams of `payload` bytes
+    /// (`-b` is in payload bits, so the rate is converted).
+    UdpRate {
+        /// UDP payload length.
+        payload: u32,
+        /// Datagrams the client sends per second.
+        packets_per_second: u64,
+    },
 }
 
 /// The receiver-side result of one run.
@@ -43,6 +51,12 @@ pub struct IperfResult {
     pub lost_percent: Option<f64>,
     /// TCP only: retransmitted segments (sender side).
     pub retransmits: Option<u64>,
+    /// Bytes that arrived (receiver side); 0 when the report lacks them.
+    pub bytes: f64,
+    /// Length of the receiver's measurement, in seconds; 0 when the report lacks it.
+    pub seconds: f64,
+    /// UDP only: datagrams that arrived (sent minus lost).
+    pub packets: Option<f64>,
 }
 
 /// Parses an `iperf3 -J` client report. Uses the receiver's sums (`sum_received`), which is
@@ -68,12 +82,15 @@ pub fn parse_iperf_json(text: &str) -> Result<IperfResult> {
         .is_some_and(|p| p.eq_ignore_ascii_case("udp"));
     let mut result = IperfResult {
         bits_per_second,
+        bytes: num(received, "bytes").unwrap_or(0.0),
+        seconds: num(received, "seconds").unwrap_or(0.0),
         ..IperfResult::default()
     };
     if is_udp {
         let packets = num(received, "packets").unwrap_or(0.0);
         let lost = num(received, "lost_packets").unwrap_or(0.0);
         let seconds = num(received, "seconds").unwrap_or(0.0);
+        result.packets = Some((packets - lost).max(0.0));
         if seconds > 0.0 {
             result.packets_per_second = Some((packets - lost).max(0.0) / seconds);
         }
@@ -82,6 +99,12 @@ pub fn parse_iperf_json(text: &str) -> Result<IperfResult> {
         result.retransmits = end.pointer("/sum_sent/retransmits").and_then(Value::as_u64);
     }
     Ok(result)
+}
+
+/// The `-b` value (payload bits per second) that makes iperf3 send `packets_per_second`
+/// datagrams of `payload` bytes.
+pub fn udp_rate_bits(payload: u32, packets_per_second: u64) -> u64 {
+    packets_per_second * u64::from(payload) * 8
 }
 
 /// Waits (bounded) until something listens on TCP `port` in namespace `ns`.
@@ -126,6 +149,7 @@ pub fn run_iperf(
     let mut args = vec!["iperf3", "-c", server_ip, "-p", &port, "-t", &secs, "-J"];
     let streams;
     let payload;
+    let rate;
     match test {
         IperfTest::Tcp { streams: n } => {
             streams = n.to_string();
@@ -134,6 +158,14 @@ pub fn run_iperf(
         IperfTest::Udp { payload: len } => {
             payload = len.to_string();
             args.extend(["-u", "-l", payload.as_str(), "-b", "0"]);
+        }
+        IperfTest::UdpRate {
+            payload: len,
+            packets_per_second,
+        } => {
+            payload = len.to_string();
+            rate = udp_rate_bits(len, packets_per_second).to_string();
+            args.extend(["-u", "-l", payload.as_str(), "-b", rate.as_str()]);
         }
     }
     // iperf3 may spend a few seconds on setup and on the final exchange; 20 s of slack keeps a

@@ -42,5 +42,94 @@ fn ratio_and_missing_values() {
         json!(0.25)
     );
     let t = r.table();
-    assert!(t.contains("0.25x"), "{t}");
+    assert!(t.contains("0.25×"), "{t}");
+}
+
+#[test]
+fn ratio_formatting() {
+    assert_eq!(fmt_ratio(Some(3.4)), "3.40×");
+    assert_eq!(fmt_ratio(Some(0.851)), "0.85×");
+    assert_eq!(fmt_ratio(None), "—");
+    assert_eq!(fmt_ratio(Some(f64::INFINITY)), "—");
+    assert_eq!(fmt_pct(69.53), "70 %");
+    assert_eq!(fmt_pct(0.9), "0.9 %");
+    assert_eq!(fmt_pct(0.0123), "0.012 %");
+    assert_eq!(fmt_pct(0.0), "0 %");
+    assert_eq!(fmt_loss_pair(Some(99.6), Some(1.0)), "100 % vs 1.0 %");
+    assert_eq!(fmt_loss_pair(Some(2.0), None), "—");
+}
+
+#[test]
+fn loss_is_never_a_ratio_and_counts_have_none() {
+    let mut r = Report::new(3, 1, false);
+    let mut vx = ModeResult::new("vxnet");
+    vx.add(Metric::Udp64LossPct, 99.56);
+    vx.add(Metric::DropHostRcvbuf, 500.0);
+    vx.add(Metric::RttP99Us, 600.0);
+    let mut k = ModeResult::new("kernel");
+    k.add(Metric::Udp64LossPct, 1.0);
+    k.add(Metric::DropHostRcvbuf, 5.0);
+    k.add(Metric::RttP99Us, 200.0);
+    r.modes = vec![vx, k];
+    assert_eq!(r.ratio(Metric::Udp64LossPct), None);
+    assert_eq!(r.comparison(Metric::Udp64LossPct), "100 % vs 1.0 %");
+    assert_eq!(r.ratio(Metric::DropHostRcvbuf), None);
+    assert_eq!(r.comparison(Metric::DropHostRcvbuf), "—");
+    let counts = format!(
+        "{:<34}{:>10}{:>10}  —",
+        Metric::DropHostRcvbuf.label(),
+        500,
+        5
+    );
+    assert!(r.table().contains(&counts), "{}", r.table());
+    assert_eq!(r.comparison(Metric::RttP99Us), "3.00×");
+    let t = r.table();
+    assert!(!t.contains("99.56x") && !t.contains("99.56×"), "{t}");
+    for g in Group::ALL {
+        assert!(t.contains(g.title()), "{} missing in\n{t}", g.title());
+    }
+    let j = r.to_json();
+    assert_eq!(
+        j["ratio_vxnet_over_kernel"]["udp_64b_loss_percent"],
+        Value::Null
+    );
+    assert_eq!(
+        j["modes"]["vxnet"]["drops_host_udp_rcvbuf_errors"],
+        json!(500.0)
+    );
+}
+
+#[test]
+fn sweep_steps_are_tabled_and_written() {
+    let mut r = Report::new(3, 1, false);
+    let mut vx = ModeResult::new("vxnet");
+    vx.sweep = vec![crate::analysis::SweepStep {
+        offered_kpps: 50.0,
+        sent_kpps: 50.0,
+        received_kpps: 49.5,
+        loss_pct: 1.0,
+    }];
+    r.modes = vec![vx];
+    let t = r.table();
+    assert!(t.contains("50.0 -> 49.5 (1.0 %)"), "{t}");
+    let j = r.to_json();
+    assert_eq!(
+        j["modes"]["vxnet"]["udp_sweep"][0]["offered_kpackets_s"],
+        json!(50.0)
+    );
+}
+
+#[test]
+fn keys_and_labels_are_unique() {
+    let keys: std::collections::HashSet<_> = Metric::ALL.iter().map(|m| m.key()).collect();
+    let labels: std::collections::HashSet<_> = Metric::ALL.iter().map(|m| m.label()).collect();
+    assert_eq!(keys.len(), Metric::ALL.len());
+    assert_eq!(labels.len(), Metric::ALL.len());
+    for m in Metric::ALL {
+        assert!(
+            m.label().len() <= 34,
+            "{} too wide for the table",
+            m.label()
+        );
+    }
 }

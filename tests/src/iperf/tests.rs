@@ -32,3 +32,20 @@ fn error_report_is_an_error() {
         .expect_err("error key");
     assert!(format!("{err}").contains("unable to connect"));
 }
+
+#[test]
+fn received_bytes_seconds_and_packets() {
+    let tcp = parse_iperf_json(TCP).expect("valid report");
+    assert_eq!(tcp.bytes, 2_990_000_000.0);
+    assert_eq!(tcp.seconds, 3.0);
+    assert_eq!(tcp.packets, None);
+    let udp = parse_iperf_json(UDP).expect("valid report");
+    assert_eq!(udp.seconds, 2.0);
+    assert_eq!(udp.packets, Some(200_000.0));
+}
+
+#[test]
+fn udp_rate_is_payload_bits() {
+    assert_eq!(udp_rate_bits(64, 100_000), 51_200_000);
+    assert_eq!(udp_rate_bits(1000, 1), 8000);
+}
