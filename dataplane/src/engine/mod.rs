@@ -1,24 +1,20 @@
-//! The driver: one thread that moves bytes between TAP devices, the UDP socket and the
-//! forwarding core, and carries out its decisions.
+//! The drivers: threads that move bytes between TAP devices, the UDP socket and the forwarding
+//! core, and carry out its decisions.
 //!
-//! - One worker thread ([`worker`]) waits with epoll on the socket bound on `local:port` and on
-//!   every network's TAP, and runs each packet to completion:
-//!   - from the socket it takes datagrams in `recvmmsg` batches, decapsulates them and writes
-//!     each network's frames into its TAP — through a
-//!     [`Coalescer`](crate::core::offload::Coalescer) when the TAP has offloads, so that a run
-//!     of TCP segments becomes one write. With offloads it also enables UDP GRO on the socket
-//!     where the kernel's is trusted: the kernel then hands over up to 64 KB of one flow's
-//!     datagrams per message, split here at the size its cmsg gives. Then, in the same pass,
-//!     it forwards what those writes produced in the containers (echo replies, ACKs, the next
-//!     segments of a window): they are in the TAP's queue when the write returns;
-//!   - from a TAP it splits offloaded superframes into wire frames
-//!     ([`crate::core::offload::segment`]), asks the core once per read (all segments of a
-//!     superframe share their headers, so they share the decision), and sends the datagrams
-//!     with `sendmmsg`: each is gathered from the VXLAN header and the frame, without a copy.
-//!     It takes what the TAP already holds, up to a batch, before sending.
-//!
-//!   No packet waits for a second thread to wake up. `--busy-poll` makes the worker poll
-//!   epoll without sleeping while traffic flows. It also sweeps aged FDB entries.
+//! - One receive thread owns the socket bound on `local:port`; it takes datagrams in
+//!   `recvmmsg` batches, decapsulates them and writes each network's frames into its TAP —
+//!   through a [`Coalescer`](crate::core::offload::Coalescer) when the TAP has offloads, so that a run of TCP segments becomes
+//!   one write. With offloads it also enables UDP GRO on the socket (Linux 5.0+, detected at
+//!   start): the kernel then hands over up to 64 KB of one flow's datagrams per message, split
+//!   here at the size its cmsg gives. It also sweeps aged FDB entries.
+//! - One thread per network reads that network's TAP, splits offloaded superframes into wire
+//!   frames ([`crate::core::offload::segment`]), asks the core once per read (all segments of a
+//!   superframe share their headers, so they share the decision), and sends the datagrams with
+//!   `sendmmsg`: each is gathered from the VXLAN header and the frame, without a copy. It takes
+//!   what the TAP already holds, up to a batch, before sending.
+//! - Run to completion: the receive thread, having written into a TAP, forwards what that write
+//!   produced (replies, ACKs) in the same pass rather than waiting for the TAP's thread to wake.
+//!   Whoever reads a TAP holds its reader lock, so one flow's frames leave in order.
 //! - Socket buffers are set past `net.core.[rw]mem_max` (`SO_*BUFFORCE`), TAP queues to
 //!   [`crate::host::sandbox::TAP_QUEUE_LEN`] frames: bursts wait in the kernel, not in drops.
 //! - Datagrams leave from a small pool of sockets bound to distinct ephemeral ports, picked by
@@ -30,32 +26,31 @@
 //!   split into, a coalesced write as the datagrams it merged.
 //! - Hot paths never log; they count ([`crate::core::counters`]).
 //!
-//! [`Engine::remove_network`] returns once the worker holds nothing of that network's TAP;
-//! [`Engine::shutdown`] (or drop) stops and joins the worker. A TAP that cannot be read any
-//! more, or a worker that panics, is reported once on the channel of
-//! [`Engine::take_failures`]; the engine does not restart anything.
+//! Threads stop when [`Engine::remove_network`] or [`Engine::shutdown`] (or drop) is called;
+//! both join the threads they stop. A thread that stops by itself — a TAP that cannot be read
+//! any more, a panic — is reported once on the channel of [`Engine::take_failures`]; the
+//! engine does not restart it.
 //!
-//! The receive side is in `rx`, the send side in `tx`, the loop that drives both in `worker`;
-//! this module starts and stops it.
+//! The receive side is in `rx`, the send side in `tx`; this module starts and stops them.
 
 mod rx;
 mod tx;
-mod worker;
 
+use std::collections::HashMap;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::panic::AssertUnwindSafe;
-use std::sync::{mpsc, Arc};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
-use tun_rs::SyncDevice;
+use tun_rs::{InterruptEvent, SyncDevice};
 
-use self::rx::enable_udp_gro;
-use self::tx::{udp_gso_supported, Senders};
-use self::worker::WorkerHandle;
+use self::rx::{enable_udp_gro, receive_loop};
+use self::tx::{tap_loop, udp_gso_supported, Senders};
 use crate::core::counters::SyscallStats;
 use crate::core::forward::{Dataplane, NetworkConfig, NetworkPlane, Port};
 use crate::core::offload::VNET_HDR_LEN;
@@ -143,12 +138,28 @@ fn spawn_forwarding(
 pub struct TapDevice {
     device: SyncDevice,
     vnet_hdr: bool,
+    /// Held by whichever thread reads the TAP (its own thread, or the receive thread
+    /// forwarding what its write produced): frames of a flow leave in the order they came.
+    reader: Mutex<()>,
 }
 
 /// A network as the engine runs it: its plane and its TAP.
 pub type TapPort = Port<TapDevice>;
 
 impl TapDevice {
+    fn lock_reader(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.reader.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The reader lock if nobody holds it.
+    fn try_lock_reader(&self) -> Option<std::sync::MutexGuard<'_, ()>> {
+        match self.reader.try_lock() {
+            Ok(guard) => Some(guard),
+            Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
+    }
+
     /// Writes one plain frame (behind a zero vnet header when the TAP has one).
     fn write_frame(&self, frame: &[u8]) -> io::Result<()> {
         if self.vnet_hdr {
@@ -162,12 +173,28 @@ impl TapDevice {
     }
 }
 
+struct TapWorker {
+    stop: Arc<InterruptEvent>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl TapWorker {
+    fn stop(&mut self) {
+        let _ = self.stop.trigger();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 pub struct Engine {
     config: EngineConfig,
     dataplane: Arc<Dataplane<TapDevice>>,
     senders: Arc<Senders>,
-    worker: WorkerHandle,
-    worker_thread: Option<JoinHandle<()>>,
+    workers: Mutex<HashMap<Vni, TapWorker>>,
+    stop_rx: Arc<AtomicBool>,
+    rx_thread: Option<JoinHandle<()>>,
+    failures: mpsc::Sender<ThreadFailure>,
     failed: Option<mpsc::Receiver<ThreadFailure>>,
 }
 
@@ -232,14 +259,15 @@ impl Engine {
             "dataplane offloads"
         );
         let dataplane = Arc::new(Dataplane::new());
+        let stop_rx = Arc::new(AtomicBool::new(false));
         let (failures, failed) = mpsc::channel();
         let senders = Arc::new(Senders::new(sockets, config.port, gso));
-        let (worker, run) = WorkerHandle::new(rx, gro, config.busy_poll, failures.clone())?;
-        let worker_thread = {
+        let rx_thread = {
             let dataplane = Arc::clone(&dataplane);
             let senders = Arc::clone(&senders);
-            spawn_forwarding("vxnet-fwd".into(), &failures, move || {
-                run.run(&dataplane, &senders);
+            let stop = Arc::clone(&stop_rx);
+            spawn_forwarding("vxnet-rx".into(), &failures, move || {
+                receive_loop(rx, gro, &dataplane, &senders, &stop, config.busy_poll);
                 Ok(())
             })?
         };
@@ -247,8 +275,10 @@ impl Engine {
             config,
             dataplane,
             senders,
-            worker,
-            worker_thread: Some(worker_thread),
+            workers: Mutex::new(HashMap::new()),
+            stop_rx,
+            rx_thread: Some(rx_thread),
+            failures,
             failed: Some(failed),
         })
     }
@@ -277,7 +307,8 @@ impl Engine {
     /// stops) a network already running with the same VNI.
     pub fn add_network(&self, config: NetworkConfig, tap: SyncDevice) -> io::Result<Arc<TapPort>> {
         self.remove_network(config.vni);
-        // Non-blocking: the worker takes what is queued and goes back to waiting on epoll.
+        // Non-blocking, so that a TAP thread can take what is queued without waiting; it
+        // waits for the first frame with `recv_intr`, which polls.
         tap.set_nonblocking(true)?;
         let vnet_hdr = tap.tcp_gso();
         let port = Arc::new(Port {
@@ -285,23 +316,42 @@ impl Engine {
             device: TapDevice {
                 device: tap,
                 vnet_hdr,
+                reader: Mutex::new(()),
             },
         });
-        // In the table before the worker can see an event for it.
+        let stop = Arc::new(InterruptEvent::new()?);
+        let thread = {
+            let port = Arc::clone(&port);
+            let senders = Arc::clone(&self.senders);
+            let stop = Arc::clone(&stop);
+            let busy_poll = self.config.busy_poll;
+            let name = format!("vxnet-tap-{}", config.vni.get());
+            spawn_forwarding(name, &self.failures, move || {
+                tap_loop(&port, &senders, &stop, busy_poll)
+            })?
+        };
         self.dataplane.insert(Arc::clone(&port));
-        if let Err(e) = self.worker.watch(config.vni, &port.device) {
-            self.dataplane.remove(config.vni);
-            return Err(e);
-        }
+        self.lock_workers().insert(
+            config.vni,
+            TapWorker {
+                stop,
+                thread: Some(thread),
+            },
+        );
         Ok(port)
     }
 
-    /// Stops forwarding for `vni`; once this returns, the worker holds nothing of its TAP,
-    /// which closes when the last caller lets go of the port.
+    /// Stops forwarding for `vni`; its TAP is closed once the threads have let go of it.
     pub fn remove_network(&self, vni: Vni) {
-        if let Some(port) = self.dataplane.remove(vni) {
-            self.worker.unwatch(&port.device);
+        self.dataplane.remove(vni);
+        let worker = self.lock_workers().remove(&vni);
+        if let Some(mut w) = worker {
+            w.stop();
         }
+    }
+
+    fn lock_workers(&self) -> std::sync::MutexGuard<'_, HashMap<Vni, TapWorker>> {
+        self.workers.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn shutdown(mut self) {
@@ -309,11 +359,12 @@ impl Engine {
     }
 
     fn stop_all(&mut self) {
-        for port in self.dataplane.ports() {
-            self.remove_network(port.plane.config().vni);
+        let vnis: Vec<Vni> = self.lock_workers().keys().copied().collect();
+        for vni in vnis {
+            self.remove_network(vni);
         }
-        self.worker.stop();
-        if let Some(t) = self.worker_thread.take() {
+        self.stop_rx.store(true, Ordering::Relaxed);
+        if let Some(t) = self.rx_thread.take() {
             let _ = t.join();
         }
     }

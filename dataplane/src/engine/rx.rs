@@ -1,29 +1,30 @@
-//! wire → TAP: the worker's receive side. It takes datagrams from the VXLAN socket in
-//! `recvmmsg` batches (with UDP GRO where the kernel's is trusted), asks the core about each,
-//! and writes each network's frames into its TAP — through a [`Coalescer`] when the TAP has
-//! offloads.
+//! wire → TAP: the receive thread. It takes datagrams from the VXLAN socket in `recvmmsg`
+//! batches (with UDP GRO where the kernel has it), asks the core about each, and writes each
+//! network's frames into its TAP — through a [`Coalescer`] when the TAP has offloads. It also
+//! sweeps aged FDB entries.
 //!
 //! Run to completion: a write into a TAP makes the kernel deliver the frame to the container
 //! at once, and whatever the container answers (an echo reply, a TCP ACK, the next segments of
-//! a window) is in the TAP's queue when the write returns. The receive side forwards that too,
-//! in the same pass ([`TapPass`]), instead of going back to epoll for it.
+//! a window) is in the TAP's queue when the write returns. The receive thread forwards that
+//! too, in the same pass, instead of leaving it to the TAP's thread to wake up for — unless that
+//! thread is reading the TAP right now, which then forwards it ([`TapPass`]).
 
 use std::collections::HashMap;
 use std::io;
 use std::net::{Ipv4Addr, UdpSocket};
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::tx::{Senders, TapPass};
-use super::{TapDevice, TapPort, MAX_FRAME};
+use super::{TapDevice, TapPort, MAX_FRAME, RX_TICK};
 use crate::core::counters::{DropReason, SyscallCounters};
 use crate::core::forward::{Dataplane, WireAction};
 use crate::core::offload::Coalescer;
 use crate::wire::{Vni, VXLAN_HEADER_LEN};
 
-pub(super) const AGING_SWEEP: Duration = Duration::from_secs(5);
+const AGING_SWEEP: Duration = Duration::from_secs(5);
 /// Datagrams per `recvmmsg`.
 const RX_BATCH: usize = 32;
 /// Room per received datagram: a 9000-byte-MTU underlay's largest, with margin.
@@ -79,9 +80,14 @@ impl RxBatch {
         }
     }
 
-    /// Takes the datagrams queued on the socket, without waiting; returns how many, or
-    /// "would block" if there are none.
-    fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
+    /// Takes the datagrams queued on the socket; returns how many. With `wait`, waits (up to
+    /// the socket's read timeout) for the first; without, "would block" if there is none.
+    fn recv(&mut self, fd: RawFd, wait: bool) -> io::Result<usize> {
+        let flags = if wait {
+            libc::MSG_WAITFORONE
+        } else {
+            libc::MSG_DONTWAIT
+        };
         // The kernel overwrites lengths and flags, so every header is set afresh.
         for i in 0..RX_BATCH {
             self.iovs[i] = libc::iovec {
@@ -111,7 +117,7 @@ impl RxBatch {
                     fd,
                     self.msgs.as_mut_ptr(),
                     RX_BATCH as _,
-                    libc::MSG_DONTWAIT as _,
+                    flags as _,
                     std::ptr::null_mut(),
                 )
             };
@@ -164,39 +170,59 @@ impl RxBatch {
     }
 }
 
-/// The receive side of the worker: its `recvmmsg` buffers, and per network a coalescer (kept
-/// for their buffers; by VNI, so that no TAP is held open by them).
-pub(super) struct Receiver {
-    rx: RxBatch,
-    coalescers: HashMap<Vni, Coalescer>,
-    /// The networks with frames in the current batch; emptied after each batch.
-    batch: Vec<Arc<TapPort>>,
-}
-
-impl Receiver {
-    pub(super) fn new(gro: bool) -> Receiver {
-        Receiver {
-            rx: RxBatch::new(gro),
-            coalescers: HashMap::new(),
-            batch: Vec::new(),
-        }
-    }
-
-    /// Takes one batch from the (non-blocking) socket `fd` and forwards it: each datagram to
-    /// its network's TAP, then, per network, what those writes produced back out
-    /// ([`TapPass::drain`], with the pass from `passes`). Returns how many messages it took;
-    /// "would block" when there were none.
-    pub(super) fn receive_batch(
-        &mut self,
-        fd: RawFd,
-        dataplane: &Dataplane<TapDevice>,
-        senders: &Senders,
-        passes: &mut HashMap<Vni, TapPass>,
-    ) -> io::Result<usize> {
+pub(super) fn receive_loop(
+    socket: UdpSocket,
+    gro: bool,
+    dataplane: &Dataplane<TapDevice>,
+    senders: &Senders,
+    stop: &AtomicBool,
+    busy_poll: Duration,
+) {
+    let mut rx = RxBatch::new(gro);
+    // Kept across batches for their buffers; by VNI, so that no TAP is held open by them.
+    let mut coalescers: HashMap<Vni, Coalescer> = HashMap::new();
+    let mut passes: HashMap<Vni, TapPass> = HashMap::new();
+    // The networks with frames in the current batch; emptied after each batch.
+    let mut batch: Vec<Arc<TapPort>> = Vec::new();
+    let mut last_sweep = Instant::now();
+    // With busy polling, the socket is polled without sleeping until it has been quiet that
+    // long after the last datagram.
+    let mut last_datagram: Option<Instant> = None;
+    while !stop.load(Ordering::Relaxed) {
+        let polling = last_datagram.is_some_and(|at| at.elapsed() < busy_poll);
         SyscallCounters::bump(&senders.syscalls.recvmmsg);
-        let count = self.rx.recv(fd)?;
+        let received = rx.recv(socket.as_raw_fd(), !polling);
         let now = Instant::now();
-        let (rx, batch, coalescers) = (&self.rx, &mut self.batch, &mut self.coalescers);
+        if now.duration_since(last_sweep) >= AGING_SWEEP {
+            for port in dataplane.ports() {
+                port.plane.fdb.expire(now);
+            }
+            coalescers.retain(|vni, _| dataplane.get(*vni).is_some());
+            passes.retain(|vni, _| dataplane.get(*vni).is_some());
+            last_sweep = now;
+        }
+        let count = match received {
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                if polling {
+                    std::hint::spin_loop();
+                }
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "receive on the VXLAN socket failed");
+                std::thread::sleep(RX_TICK);
+                continue;
+            }
+        };
+        if count > 0 && !busy_poll.is_zero() {
+            last_datagram = Some(now);
+        }
         for (src, datagram) in (0..count).flat_map(|i| {
             let message = rx.message(i);
             if message.is_none() {
@@ -233,21 +259,12 @@ impl Receiver {
             if let Some(coalescer) = coalescers.get_mut(&vni) {
                 write_coalesced(&port, coalescer, &senders.syscalls);
             }
-            // What the writes produced, forwarded now. A read error is left for the TAP's own
-            // event, which reports it.
-            let pass = passes.entry(vni).or_insert_with(|| TapPass::new(&port));
-            let _ = pass.drain(&port, senders);
+            // What the writes produced, forwarded now; errors are the TAP thread's to report.
+            if let Some(_reader) = port.device.try_lock_reader() {
+                let pass = passes.entry(vni).or_insert_with(|| TapPass::new(&port));
+                let _ = pass.drain(&port, senders);
+            }
         }
-        Ok(count)
-    }
-
-    /// Ages the FDBs' learned entries and lets go of coalescers of networks that are gone.
-    pub(super) fn sweep(&mut self, dataplane: &Dataplane<TapDevice>, now: Instant) {
-        for port in dataplane.ports() {
-            port.plane.fdb.expire(now);
-        }
-        self.coalescers
-            .retain(|vni, _| dataplane.get(*vni).is_some());
     }
 }
 

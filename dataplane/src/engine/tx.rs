@@ -1,4 +1,4 @@
-//! TAP → wire: the worker reads a TAP ([`TapPass`]), splits offloaded superframes into wire
+//! TAP → wire: one thread per network reads its TAP, splits offloaded superframes into wire
 //! frames, asks the core once per read, and sends the datagrams with `sendmmsg` (or UDP GSO
 //! where the kernel has it) from a small pool of sockets picked by the inner-flow hash.
 
@@ -7,7 +7,9 @@ use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::ops::Range;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use tun_rs::InterruptEvent;
 
 use super::{TapDevice, TapPort, MAX_FRAME};
 use crate::core::counters::{DropReason, SyscallCounters};
@@ -279,7 +281,48 @@ fn sockaddr(ip: Ipv4Addr, port: u16) -> libc::sockaddr_in {
     a
 }
 
-/// What the worker needs to forward a TAP's frames: a read buffer, the frames split behind
+/// Forwards until `stop` is triggered; a TAP that cannot be read (deleted from outside, say)
+/// ends it with the error. Waits for the TAP to be readable, then takes its reader lock and
+/// forwards everything it holds ([`TapPass::drain`]): the receive thread may be doing the same
+/// for a frame its own TAP write produced, and one reader at a time keeps a flow in order.
+/// With `busy_poll`, it keeps draining until the TAP has been empty that long, then waits.
+pub(super) fn tap_loop(
+    port: &TapPort,
+    senders: &Senders,
+    stop: &InterruptEvent,
+    busy_poll: Duration,
+) -> io::Result<()> {
+    let mut pass = TapPass::new(port);
+    loop {
+        match port.device.device.wait_readable_intr(stop) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                if stop.is_trigger() {
+                    return Ok(());
+                }
+                continue;
+            }
+            Err(e) => return Err(e),
+        }
+        let mut last_frame = Instant::now();
+        loop {
+            let read = {
+                let _reader = port.device.lock_reader();
+                pass.drain(port, senders)?
+            };
+            if read > 0 {
+                last_frame = Instant::now();
+            }
+            let quiet = read == 0 && last_frame.elapsed() >= busy_poll;
+            if busy_poll.is_zero() || quiet || stop.is_trigger() {
+                break;
+            }
+            std::hint::spin_loop();
+        }
+    }
+}
+
+/// What one thread needs to forward a TAP's frames: a read buffer, the frames split behind
 /// their VXLAN header (a datagram, or a run of them, is then one slice to gather or to hand to
 /// UDP segmentation), the send queue, and room for an ARP reply. Kept across passes for the
 /// buffers; bound to one network (its VNI is in the headroom).
@@ -307,8 +350,9 @@ impl TapPass {
     }
 
     /// Forwards what the TAP holds right now, without waiting: reads until it is empty,
-    /// sending every [`TX_BATCH`] datagrams; returns how many reads it forwarded. An error
-    /// other than "nothing more to read" is returned (after sending what was read).
+    /// sending every [`TX_BATCH`] datagrams; returns how many reads it forwarded. The caller
+    /// holds the TAP's reader lock. An error other than "nothing more to read" is returned
+    /// (after sending what was read).
     pub(super) fn drain(&mut self, port: &TapPort, senders: &Senders) -> io::Result<usize> {
         let (tap, plane) = (&port.device, &port.plane);
         let mut reads = 0;
