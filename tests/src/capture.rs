@@ -41,6 +41,7 @@ pub const FIELDS: &[&str] = &[
     "arp.src.proto_ipv4",
     "arp.dst.proto_ipv4",
     "icmp.type",
+    "udp.checksum",
 ];
 
 /// A running tcpdump.
@@ -245,6 +246,11 @@ impl Frame {
     /// Outer UDP source port.
     pub fn udp_src_port(&self) -> Option<u16> {
         self.first("udp.srcport")
+    }
+
+    /// Outer UDP checksum field (0: none, as RFC 7348 recommends).
+    pub fn udp_checksum(&self) -> Option<u16> {
+        self.first("udp.checksum")
     }
 
     /// Outer IPv4 source.

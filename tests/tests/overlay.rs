@@ -305,3 +305,24 @@ fn busy_polling_daemons_forward_pings_and_tcp() {
         );
     }
 }
+
+/// Without UDP GSO (here: `--no-offloads`), datagrams leave with an outer UDP checksum of zero,
+/// as RFC 7348 recommends and kernel vxlan does: the receiver then skips a pass over every
+/// byte, and the inner frame keeps its own checksums (the pings still arrive).
+#[test]
+fn without_udp_gso_the_outer_udp_checksum_is_zero() {
+    if !require_root() {
+        return;
+    }
+    let pair = scenario::vxnet_pair_on(Lab::builder().daemon_arg("--no-offloads"))
+        .expect("two vxnet hosts without offloads");
+    pair.wait_connected().expect("warm-up ping");
+    let capture = pair.lab.capture("udp port 4789").expect("capture");
+    let there = pair.c1.ping(C2_IP, 3).expect("ping c1 -> c2");
+    let frames = capture.stop().expect("decode");
+    assert_eq!(there.received, 3);
+    assert!(!frames.is_empty(), "nothing captured");
+    for f in &frames {
+        assert_eq!(f.udp_checksum(), Some(0), "{f}");
+    }
+}

@@ -35,11 +35,38 @@ pub(super) struct Senders {
 impl Senders {
     /// The pool: `sockets` bound to distinct ports, sending to `port`, with UDP GSO if `gso`.
     pub(super) fn new(sockets: Vec<UdpSocket>, port: u16, gso: bool) -> Senders {
-        Senders {
+        let senders = Senders {
             sockets,
             port,
             gso: AtomicBool::new(gso),
             syscalls: SyscallCounters::default(),
+        };
+        if !gso {
+            senders.send_zero_checksums();
+        }
+        senders
+    }
+
+    /// Without UDP GSO, datagrams leave with an outer UDP checksum of zero (`SO_NO_CHECK`), as
+    /// RFC 7348 recommends and a kernel vxlan device sends by default: where the underlay
+    /// device cannot checksum (which is also where GSO fails), the kernel would otherwise
+    /// compute it over every byte, and the receiver check it again. The inner frame keeps its
+    /// own checksums end to end. With GSO the outer checksum stays: the kernel segments only
+    /// checksummed datagrams, and a device that takes GSO computes them itself.
+    fn send_zero_checksums(&self) {
+        let on: libc::c_int = 1;
+        for socket in &self.sockets {
+            // SAFETY: a live socket, and a c_int option value with its length. Best effort: a
+            // kernel without the option sends checksums, which is correct too.
+            let _ = unsafe {
+                libc::setsockopt(
+                    socket.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_NO_CHECK,
+                    (&on as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
         }
     }
 
@@ -54,6 +81,7 @@ impl Senders {
     fn disable_gso(&self, error: &io::Error) {
         if self.gso.swap(false, Ordering::Relaxed) {
             tracing::warn!(%error, "the kernel refuses UDP segmentation offload; sending datagrams one by one");
+            self.send_zero_checksums();
         }
     }
 }

@@ -22,6 +22,7 @@ fn parses_vxlan_arp_frame() {
         "10.10.0.2",
         "10.10.0.3",
         "",
+        "",
     ]);
     let f = Frame::parse_tshark_line(&l).expect("well-formed line");
     assert!(f.is_vxlan());
@@ -54,8 +55,10 @@ fn parses_vxlan_icmp_frame_inner_addresses() {
         "",
         "",
         "0",
+        "0x0000",
     ]);
     let f = Frame::parse_tshark_line(&l).expect("well-formed line");
+    assert_eq!(f.udp_checksum(), Some(0));
     assert_eq!(f.outer_src(), Some(Ipv4Addr::new(198, 18, 0, 11)));
     assert_eq!(f.inner_src(), Some(Ipv4Addr::new(10, 10, 0, 3)));
     assert_eq!(f.inner_dst(), Some(Ipv4Addr::new(10, 10, 0, 2)));
