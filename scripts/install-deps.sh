@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the lab, the tests and the benchmark run: iproute2 (ip, bridge), ping, ethtool,
-# arping, iperf3, tcpdump, tshark, nsenter (util-linux), python3. Debian/Ubuntu, as root.
+# arping, iperf3, tcpdump, tshark, nsenter (util-linux), python3, nft (nftables: the chaos
+# suite's and recovery tests' cuts), gnuplot (the bench's plots). Debian/Ubuntu, as root.
 # Does nothing when everything is already there.
 set -euo pipefail
 
