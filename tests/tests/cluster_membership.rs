@@ -80,16 +80,7 @@ fn join_is_refused_with_networks_and_leave_removes_the_hosts_endpoints() {
     let h2 = lab.host(2);
     h2.vxnet_ok(&["network", "create", "mine"]);
     let out = h2
-        .vxnet_timed(
-            &[
-                "cluster",
-                "join",
-                &lab.host(0).addr().to_string(),
-                "--token",
-                &token,
-            ],
-            Duration::from_secs(10),
-        )
+        .try_join_cluster(lab.host(0).addr(), &token, Duration::from_secs(10))
         .expect("CLI runs");
     assert!(!out.success(), "join with a network of its own succeeded");
     assert_eq!(

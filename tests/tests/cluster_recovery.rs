@@ -64,16 +64,9 @@ fn a_joiner_the_leader_cannot_reach_does_not_take_its_quorum() {
     // commits it, but h1 never gets a byte of the log.
     block_cluster_traffic(&lab, 0, 1);
     let token = lab.host(0).cluster_token().expect("token");
-    let _ = lab.host(1).vxnet_timed(
-        &[
-            "cluster",
-            "join",
-            &lab.host(0).addr().to_string(),
-            "--token",
-            &token,
-        ],
-        Duration::from_secs(5),
-    );
+    let _ = lab
+        .host(1)
+        .try_join_cluster(lab.host(0).addr(), &token, Duration::from_secs(5));
     // h1 is a member of h0's cluster, as a learner: it has no data, so it has no vote.
     lab.wait_members(&[0], &[0, 1], CLUSTER_TIMEOUT)
         .expect("h0 lists h1");
@@ -355,16 +348,7 @@ fn a_copied_data_dir_is_refused_at_join() {
         .expect("h0 lists h1");
     let out = lab
         .host(2)
-        .vxnet_timed(
-            &[
-                "cluster",
-                "join",
-                &lab.host(0).addr().to_string(),
-                "--token",
-                &token,
-            ],
-            Duration::from_secs(15),
-        )
+        .try_join_cluster(lab.host(0).addr(), &token, Duration::from_secs(15))
         .expect("CLI runs");
     assert!(!out.success(), "the copy joined");
     assert!(

@@ -12,6 +12,16 @@ use vxnet_tests::{require_root, wait_for, Lab};
 
 const CRASH_AT: (&str, &str) = ("VXNET_CRASH_AT", "connect-committed");
 
+/// The address of the endpoint called `ns` in `network`, as `host` lists it.
+fn endpoint_ip(lab: &Lab, host: usize, network: &str, ns: &str) -> std::net::Ipv4Addr {
+    lab.host(host)
+        .inspect_network(network)
+        .expect("inspect")
+        .endpoint(ns)
+        .unwrap_or_else(|| panic!("{ns} listed on h{host}"))
+        .ipv4
+}
+
 /// Runs `connect NETWORK NS` on `host`, whose daemon is armed to crash after the commit, and
 /// waits for that crash.
 fn connect_and_crash(lab: &Lab, host: usize, network: &str, ns: &str) {
@@ -63,13 +73,7 @@ fn a_connect_cut_by_a_crash_is_finished_or_undone_at_restart() {
         !k.links().expect("k's links").iter().any(|l| l == "eth0"),
         "k has its interface although the daemon died before making it"
     );
-    let k_ip = lab
-        .host(0)
-        .inspect_network("crash")
-        .expect("inspect")
-        .endpoint(&k.ns)
-        .expect("k listed")
-        .ipv4;
+    let k_ip = endpoint_ip(&lab, 0, "crash", &k.ns);
 
     // Back up (armed again, for the next connect): k's connect is finished, with the
     // address it was given, and k reaches p on the other host.
@@ -88,22 +92,12 @@ fn a_connect_cut_by_a_crash_is_finished_or_undone_at_restart() {
         },
     )
     .unwrap_or_else(|e| panic!("{e:#}\n{}", lab.daemon_logs(30)));
-    let p_ip = lab
-        .host(1)
-        .inspect_network("crash")
-        .expect("inspect")
-        .endpoint(&p.ns)
-        .expect("p listed")
-        .ipv4;
+    let p_ip = endpoint_ip(&lab, 1, "crash", &p.ns);
     k.wait_reachable(&p_ip.to_string(), WARMUP_TIMEOUT)
         .expect("k -> p after the finished connect");
     assert_eq!(
-        lab.host(1)
-            .inspect_network("crash")
-            .expect("inspect")
-            .endpoint(&k.ns)
-            .map(|e| e.ipv4),
-        Some(k_ip),
+        endpoint_ip(&lab, 1, "crash", &k.ns),
+        k_ip,
         "the endpoint stays as committed"
     );
 

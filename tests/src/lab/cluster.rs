@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use super::{Host, Lab};
+use super::{Host, Lab, TimedOutput};
 use crate::vxnet_json::{leader_of, parse_members, Member};
 use crate::wait::{wait_for, POLL_INTERVAL};
 
@@ -73,6 +73,20 @@ impl Host {
     pub fn join_cluster(&self, addr: Ipv4Addr, token: &str) -> Result<()> {
         self.vxnet_checked(&["cluster", "join", &addr.to_string(), "--token", token])
             .map(drop)
+    }
+
+    /// `cluster join ADDR --token TOKEN` with `--timeout cli_timeout`, whatever its outcome:
+    /// for tests of a join that is to fail (or may not finish).
+    pub fn try_join_cluster(
+        &self,
+        addr: Ipv4Addr,
+        token: &str,
+        cli_timeout: Duration,
+    ) -> Result<TimedOutput> {
+        self.vxnet_timed(
+            &["cluster", "join", &addr.to_string(), "--token", token],
+            cli_timeout,
+        )
     }
 
     /// `cluster members --format json`, parsed.
