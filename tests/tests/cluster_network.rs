@@ -297,3 +297,52 @@ fn an_endpoint_whose_namespace_is_deleted_is_removed_everywhere_within_2s() {
     let ip2 = lab.host(0).connect_auto("gone", &c2).expect("connect c2");
     assert_eq!(ip2, *ip1, "the dead container's address is reused");
 }
+
+/// A network's MTU is fixed cluster-wide when it is created (from the creating host's
+/// underlay); a host whose own underlay cannot carry it says so, in its log and in `inspect`
+/// ("Warnings"), instead of dropping large packets in silence.
+#[test]
+fn a_host_whose_underlay_cannot_carry_the_mtu_says_so() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::new(2).expect("two hosts");
+    // h1's underlay is smaller than h0's: restarted so that its daemon reads the new MTU.
+    lab.kill_daemon(1, libc::SIGTERM).expect("stop h1");
+    let out = lab
+        .host(1)
+        .exec(&["ip", "link", "set", "eth0", "mtu", "1400"])
+        .expect("ip link set");
+    assert!(out.status.success(), "{out:?}");
+    lab.start_daemon(1).expect("restart h1");
+    lab.form_cluster(&[0, 1]).expect("one cluster");
+    lab.host(0)
+        .vxnet_ok(&["network", "create", "--subnet", "10.53.0.0/24", "wide"]);
+    lab.host(1)
+        .wait_networks(&["wide"], REPLICATION_TIMEOUT)
+        .expect("replicated");
+    let warnings = |h: usize| {
+        let raw = lab.host(h).vxnet_ok(&["network", "inspect", "wide"]);
+        let v = vxnet_tests::vxnet_json::parse(&raw).expect("JSON");
+        assert_eq!(v[0]["MTU"], 1450, "the creator's underlay decides: {raw}");
+        v[0]["Warnings"]
+            .as_array()
+            .expect("Warnings is an array")
+            .iter()
+            .map(|w| w.as_str().expect("a sentence").to_string())
+            .collect::<Vec<_>>()
+    };
+    assert!(warnings(0).is_empty(), "h0 carries 1450");
+    let on_h1 = warnings(1);
+    assert!(
+        on_h1.len() == 1 && on_h1[0].contains("1350") && on_h1[0].contains("1450"),
+        "h1 must say it carries 1350 of the 1450: {on_h1:?}"
+    );
+    assert!(
+        lab.host(1)
+            .log_tail(100)
+            .contains("network wide: this host's underlay"),
+        "h1 logs it:\n{}",
+        lab.host(1).log_tail(20)
+    );
+}

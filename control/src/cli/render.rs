@@ -62,6 +62,7 @@ pub fn network_json(view: &NetworkView) -> Value {
         "Peers": n.peers.iter().map(|p| Ipv4Addr::from(*p).to_string()).collect::<Vec<_>>(),
         "Containers": containers,
         "Labels": labels,
+        "Warnings": view.warnings,
     })
 }
 

@@ -36,6 +36,10 @@ pub(super) struct Daemon {
     /// The door to the dataplane: sandboxes, TAPs, veths, the engine.
     dataplane: Dataplane,
     default_mtu: u32,
+    /// The largest overlay MTU this host's underlay carries (its MTU less the encapsulation).
+    carried_mtu: u32,
+    /// Networks whose MTU this host's underlay cannot carry, already logged.
+    mtu_warned: std::collections::BTreeSet<String>,
     /// How long the request being handled may take (the CLI's --timeout, less a margin).
     timeout: Duration,
     /// Connects in flight, on disk: finished or undone after a crash or a timeout.
@@ -119,6 +123,8 @@ impl Daemon {
             state_dirty: Arc::new(AtomicBool::new(false)),
             dataplane,
             default_mtu: underlay_mtu.saturating_sub(VXLAN_OVERHEAD).max(MTU_MIN),
+            carried_mtu: underlay_mtu.saturating_sub(VXLAN_OVERHEAD),
+            mtu_warned: std::collections::BTreeSet::new(),
         })
     }
 
@@ -408,12 +414,27 @@ impl Daemon {
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect();
                 NetworkView {
+                    warnings: self.mtu_warning(&n).into_iter().collect(),
                     network: Some(n),
                     endpoints,
                     host_names,
                 }
             })
             .collect()
+    }
+
+    /// What to say when this host's underlay cannot carry `net`'s MTU, which is the same on
+    /// every host (fixed when the network was created): larger frames from or to this host
+    /// would be dropped on the way.
+    fn mtu_warning(&self, net: &Network) -> Option<String> {
+        (net.mtu > self.carried_mtu).then(|| {
+            format!(
+                "this host's underlay carries overlay frames of at most {} bytes, less than the \
+                 network's MTU {}: larger packets to or from its containers are dropped; raise \
+                 the underlay MTU, or recreate the network with --mtu {}",
+                self.carried_mtu, net.mtu, self.carried_mtu
+            )
+        })
     }
 
     fn create(&mut self, r: NetworkCreateRequest) -> Reply {
@@ -616,6 +637,20 @@ impl Daemon {
     pub(super) fn reconcile_all(&mut self) -> Vec<NetworkFailure> {
         // Cleared before the state is read: a change applied after this raises it again.
         self.state_dirty.store(false, Ordering::Release);
+        let too_large: Vec<(String, String)> = self
+            .state()
+            .networks()
+            .into_iter()
+            .filter(|n| !self.mtu_warned.contains(&n.id))
+            .filter_map(|n| {
+                self.mtu_warning(n)
+                    .map(|w| (n.id.clone(), format!("{}: {w}", n.name)))
+            })
+            .collect();
+        for (id, warning) in too_large {
+            tracing::warn!("network {warning}");
+            self.mtu_warned.insert(id);
+        }
         let program = host_program(self.state().state(), &self.host_id);
         let failures = self.dataplane.apply(program, Instant::now());
         for f in &failures {

@@ -30,6 +30,7 @@ fn view() -> NetworkView {
             target: "/var/run/netns/c1".into(),
         }],
         host_names: [("h1".to_string(), "host1".to_string())].into(),
+        warnings: Vec::new(),
     }
 }
 
@@ -50,6 +51,11 @@ fn inspect_has_the_contract_keys() {
     assert_eq!(c["Host"], "host1");
     assert_eq!(c["Aliases"][0], "web");
     assert_eq!(v["Labels"]["env"], "lab");
+    assert_eq!(
+        v["Warnings"],
+        serde_json::json!([]),
+        "nothing to warn about"
+    );
 }
 
 #[test]
