@@ -216,19 +216,34 @@ fn bound_udp(addr: SocketAddrV4, reuse: bool) -> io::Result<UdpSocket> {
 fn set_buffer(socket: &Socket, force: libc::c_int, plain: libc::c_int) {
     let size = SOCKET_BUFFER as libc::c_int;
     for option in [force, plain] {
-        // SAFETY: a live socket, and a c_int option value with its length.
-        let rc = unsafe {
-            libc::setsockopt(
-                socket.as_raw_fd(),
-                libc::SOL_SOCKET,
-                option,
-                (&size as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if rc == 0 {
+        if set_int_option(socket.as_raw_fd(), libc::SOL_SOCKET, option, size).is_ok() {
             return;
         }
+    }
+}
+
+/// `setsockopt` of an `int`-valued option: the one form every socket option the engine sets
+/// takes (buffers, UDP GRO, zero checksums).
+fn set_int_option(
+    fd: std::os::fd::RawFd,
+    level: libc::c_int,
+    option: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
+    // SAFETY: the caller's live socket, and a c_int option value with its length.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            option,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }
 

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::tx::{Senders, TapPass};
-use super::{TapDevice, TapPort, MAX_FRAME, RX_TICK};
+use super::{set_int_option, TapDevice, TapPort, MAX_FRAME, RX_TICK};
 use crate::core::counters::{DropReason, SyscallCounters};
 use crate::core::forward::{Dataplane, WireAction};
 use crate::core::offload::Coalescer;
@@ -37,18 +37,7 @@ const RX_CONTROL: usize = 32;
 
 /// Asks the kernel to merge received datagrams of a flow (UDP_GRO, Linux 5.0+).
 pub(super) fn enable_udp_gro(socket: &UdpSocket) -> bool {
-    let on: libc::c_int = 1;
-    // SAFETY: a live socket, and a c_int option value with its length.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_UDP,
-            libc::UDP_GRO,
-            (&on as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    rc == 0
+    set_int_option(socket.as_raw_fd(), libc::SOL_UDP, libc::UDP_GRO, 1).is_ok()
 }
 
 /// Buffers for one `recvmmsg`: a slot, a source address, a control buffer and a message

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use tun_rs::InterruptEvent;
 
-use super::{TapDevice, TapPort, MAX_FRAME};
+use super::{set_int_option, TapDevice, TapPort, MAX_FRAME};
 use crate::core::counters::{DropReason, SyscallCounters};
 use crate::core::forward::{NetworkPlane, TapAction};
 use crate::core::offload::{segment, Segments, VirtioNetHdr, VNET_HDR_LEN};
@@ -54,19 +54,9 @@ impl Senders {
     /// own checksums end to end. With GSO the outer checksum stays: the kernel segments only
     /// checksummed datagrams, and a device that takes GSO computes them itself.
     fn send_zero_checksums(&self) {
-        let on: libc::c_int = 1;
         for socket in &self.sockets {
-            // SAFETY: a live socket, and a c_int option value with its length. Best effort: a
-            // kernel without the option sends checksums, which is correct too.
-            let _ = unsafe {
-                libc::setsockopt(
-                    socket.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    libc::SO_NO_CHECK,
-                    (&on as *const libc::c_int).cast(),
-                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-                )
-            };
+            // Best effort: a kernel without the option sends checksums, which is correct too.
+            let _ = set_int_option(socket.as_raw_fd(), libc::SOL_SOCKET, libc::SO_NO_CHECK, 1);
         }
     }
 
