@@ -1374,13 +1374,7 @@ fn signal(pid: Option<u32>, sig: i32) -> Result<()> {
 }
 
 /// Injects one fault and heals it; returns what went wrong, if anything.
-fn inject(
-    lab: &Lab,
-    host: usize,
-    kind: FaultKind,
-    rng: &mut Rng,
-    rules_dir: &std::path::Path,
-) -> String {
+fn inject(lab: &Lab, host: usize, kind: FaultKind, rng: &mut Rng) -> String {
     let h = lab.host(host);
     let mut note = String::new();
     match kind {
@@ -1410,11 +1404,7 @@ fn inject(
             }
         }
         FaultKind::CutIn | FaultKind::CutOut | FaultKind::CutBoth => {
-            let file = rules_dir.join(format!("cut-h{host}.nft"));
-            let applied = std::fs::write(&file, cut_rules(kind))
-                .context("writing the rules")
-                .and_then(|()| netns::exec_ok(h.ns(), &["nft", "-f", &file.to_string_lossy()]));
-            if let Err(e) = applied {
+            if let Err(e) = h.nft_load("cut", &cut_rules(kind)) {
                 note = format!("cut: {e:#}");
             }
             std::thread::sleep(rng.millis(2000, 5000));
@@ -1428,12 +1418,7 @@ fn inject(
 
 /// Deletes the cut table of `host`, if there is one.
 fn heal_cut(lab: &Lab, host: usize) -> Result<()> {
-    let ns = lab.host(host).ns();
-    let tables = netns::exec_ok(ns, &["nft", "list", "tables"])?;
-    if tables.contains(CHAOS_TABLE) {
-        netns::exec_ok(ns, &["nft", "delete", "table", "inet", CHAOS_TABLE])?;
-    }
-    Ok(())
+    lab.host(host).nft_delete_table(CHAOS_TABLE).map(drop)
 }
 
 fn first_line(s: &str) -> &str {
@@ -1480,7 +1465,7 @@ fn fault_slot(
         };
         let kind = FaultKind::ALL[rng.below(FaultKind::ALL.len())];
         let start = started.elapsed();
-        let note = inject(lab, host, kind, &mut rng, lab.root());
+        let note = inject(lab, host, kind, &mut rng);
         let end = started.elapsed();
         lock(faults).push(FaultRecord {
             kind,

@@ -23,21 +23,17 @@ fn block_cluster_traffic(lab: &Lab, from: usize, to: usize) {
          add rule inet {BLOCK_TABLE} out ip daddr {} tcp dport 7946 drop\n",
         lab.host(to).addr()
     );
-    let file = lab.root().join(format!("block-{from}-{to}.nft"));
-    std::fs::write(&file, rule).expect("nft rule file");
-    let out = lab
-        .host(from)
-        .exec(&["nft", "-f", &file.to_string_lossy()])
-        .expect("nft runs (apt-get install nftables)");
-    assert!(out.status.success(), "nft: {out:?}");
+    lab.host(from)
+        .nft_load(&format!("block-h{to}"), &rule)
+        .expect("nft rules loaded");
 }
 
 fn unblock(lab: &Lab, from: usize) {
-    let out = lab
+    let deleted = lab
         .host(from)
-        .exec(&["nft", "delete", "table", "inet", BLOCK_TABLE])
-        .expect("nft runs");
-    assert!(out.status.success(), "nft delete: {out:?}");
+        .nft_delete_table(BLOCK_TABLE)
+        .expect("nft delete");
+    assert!(deleted, "no block table on h{from}");
 }
 
 /// `(lab host, role)` of every member `observer` lists, sorted by host.

@@ -150,6 +150,31 @@ impl Host {
         netns::exec(&self.ns, args)
     }
 
+    /// Loads the nftables script `rules` (`nft -f`) in the host namespace, from a file `NAME.nft`
+    /// beside the host's data dir: how the tests drop traffic (this kernel has no `sch_netem`).
+    /// The rules should live in a table of the caller's own, for [`Host::nft_delete_table`].
+    pub fn nft_load(&self, name: &str, rules: &str) -> Result<()> {
+        let file = self
+            .data_dir
+            .with_file_name(format!("{}-{name}.nft", self.name));
+        fs::write(&file, rules).with_context(|| format!("writing {}", file.display()))?;
+        netns::exec_ok(&self.ns, &["nft", "-f", &file.to_string_lossy()])
+            .context("loading nftables rules (apt-get install nftables)")
+            .map(drop)
+    }
+
+    /// Deletes the nftables table `inet TABLE` in the host namespace; whether it was there.
+    pub fn nft_delete_table(&self, table: &str) -> Result<bool> {
+        let tables = netns::exec_ok(&self.ns, &["nft", "list", "tables"])?;
+        let there = tables
+            .lines()
+            .any(|l| l.split_whitespace().eq(["table", "inet", table]));
+        if there {
+            netns::exec_ok(&self.ns, &["nft", "delete", "table", "inet", table])?;
+        }
+        Ok(there)
+    }
+
     /// Takes this host off the underlay: its uplink goes down, so nothing reaches it or leaves
     /// it, while the daemon keeps running (a cable pulled, not a crash).
     pub fn cut_underlay(&self) -> Result<()> {
