@@ -37,6 +37,9 @@
 //!   call [`RaftStorage::compact`] from time to time so a snapshot exists once the log is
 //!   compacted. Snapshots are kept in raft-engine's in-memory index too, which is fine for
 //!   vxnet's metadata-sized state but not for large state machines.
+//! - **Reads come from memory.** The uncompacted entries are mirrored in memory (the
+//!   `entries` module says why raft-engine is not read after open); writes reach the files
+//!   first and the copy after.
 //! - **`ConfState` is the one of the latest snapshot** (or of [`RaftStorage::bootstrap`], or
 //!   empty for a joining host). It is *not* updated as conf changes are applied, because the
 //!   state machine is not persisted either: both are rebuilt from the snapshot on restart.
@@ -75,6 +78,10 @@ use ::raft::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
 use ::raft::{GetEntriesContext, RaftState};
 use bytes::Bytes;
 use raft_engine::{Command, Config, Engine, LogBatch, MessageExt, ReadableSize, RecoveryMode};
+
+use self::entries::EntryLog;
+
+mod entries;
 
 /// The directory under the daemon's data directory that holds the Raft log.
 pub const RAFT_DIR: &str = "raft";
@@ -166,12 +173,19 @@ struct Meta {
     snapshot_term: u64,
 }
 
+/// What the lock guards: the key-value pairs and the entries, as on disk.
+#[derive(Debug)]
+struct Stored {
+    meta: Meta,
+    log: EntryLog,
+}
+
 struct Shared {
     engine: Engine,
     dir: PathBuf,
-    /// Writers hold the write lock across the engine write and the update of `meta`, so a
-    /// reader holding the read lock sees the engine and `meta` at the same point.
-    meta: RwLock<Meta>,
+    /// Writers hold the write lock across the engine write and the update of `stored`, so a
+    /// reader holding the read lock sees the engine and `stored` at the same point.
+    stored: RwLock<Stored>,
 }
 
 /// The durable Raft storage of one daemon. See the [module docs](self) for the rules.
@@ -240,15 +254,16 @@ impl RaftStorage {
             snapshot_index,
             snapshot_term,
         };
+        let log = EntryLog::new(snapshot_index, read_log(&engine)?);
 
         // Every write keeps the log starting right after the snapshot and the commit index at
         // or above it; anything else means the files are not what this module wrote.
         if let (Some(first), Some(last)) =
             (engine.first_index(GROUP_ID), engine.last_index(GROUP_ID))
         {
-            if first != snapshot_index + 1 {
+            if first != snapshot_index + 1 || last != log.last_index() {
                 return Err(StorageError::Inconsistent(format!(
-                    "log starts at {first} but the snapshot is at {snapshot_index}"
+                    "log {first}..={last} does not follow the snapshot at {snapshot_index}"
                 )));
             }
             if meta.hard_state.commit > last {
@@ -277,7 +292,7 @@ impl RaftStorage {
             shared: Arc::new(Shared {
                 engine,
                 dir: dir.to_path_buf(),
-                meta: RwLock::new(meta),
+                stored: RwLock::new(Stored { meta, log }),
             }),
         })
     }
@@ -290,21 +305,20 @@ impl RaftStorage {
     /// Whether any Raft state is stored: a `HardState`, a `ConfState`, a snapshot or entries.
     /// A fresh host either [`bootstrap`](Self::bootstrap)s or joins with an empty store.
     pub fn is_initialized(&self) -> Result<bool, StorageError> {
-        let meta = self.read_meta()?;
-        Ok(self.is_initialized_locked(&meta))
+        Ok(self.read_meta()?.is_initialized())
     }
 
     /// Founds a new group: stores `conf_state` (normally `voters = [own id]`) as the initial
     /// configuration, with an empty log and no snapshot. Refused on an initialized store.
     pub fn bootstrap(&self, conf_state: &ConfState) -> Result<(), StorageError> {
-        let mut meta = self.write_meta()?;
-        if self.is_initialized_locked(&meta) {
+        let mut stored = self.write_meta()?;
+        if stored.is_initialized() {
             return Err(StorageError::AlreadyInitialized);
         }
         let mut batch = LogBatch::default();
         batch.put_message(GROUP_ID, KEY_CONF_STATE.to_vec(), conf_state)?;
         self.shared.engine.write(&mut batch, true)?;
-        meta.conf_state = conf_state.clone();
+        stored.meta.conf_state = conf_state.clone();
         Ok(())
     }
 
@@ -323,13 +337,13 @@ impl RaftStorage {
         if entries.is_empty() && hard_state.is_none() && snapshot.is_none() {
             return Ok(());
         }
-        let mut meta = self.write_meta()?;
-        let mut next = meta.clone();
+        let mut stored = self.write_meta()?;
+        let mut next = stored.meta.clone();
         let mut batch = LogBatch::default();
-        let mut last = self.last_index_locked(&meta);
+        let mut last = stored.log.last_index();
 
         if let Some(snapshot) = snapshot {
-            self.stage_snapshot(&mut batch, &mut next, last, snapshot)?;
+            stage_snapshot(&mut batch, &mut next, last, snapshot)?;
             last = next.snapshot_index;
         }
         if !entries.is_empty() {
@@ -346,7 +360,11 @@ impl RaftStorage {
         }
 
         self.shared.engine.write(&mut batch, true)?;
-        *meta = next;
+        if snapshot.is_some() {
+            stored.log.reset(next.snapshot_index);
+        }
+        stored.log.append(entries);
+        stored.meta = next;
         Ok(())
     }
 
@@ -360,20 +378,19 @@ impl RaftStorage {
 
     /// Records `LightReady::commit_index`. Not synced: see the module docs.
     pub fn persist_commit(&self, commit: u64) -> Result<(), StorageError> {
-        let mut meta = self.write_meta()?;
-        if commit <= meta.hard_state.commit {
+        let mut stored = self.write_meta()?;
+        if commit <= stored.meta.hard_state.commit {
             return Ok(());
         }
-        let last = self.last_index_locked(&meta);
-        if commit > last {
+        if commit > stored.log.last_index() {
             return Err(StorageError::Unavailable);
         }
-        let mut hard_state = meta.hard_state.clone();
+        let mut hard_state = stored.meta.hard_state.clone();
         hard_state.commit = commit;
         let mut batch = LogBatch::default();
         batch.put_message(GROUP_ID, KEY_HARD_STATE.to_vec(), &hard_state)?;
         self.shared.engine.write(&mut batch, false)?;
-        meta.hard_state = hard_state;
+        stored.meta.hard_state = hard_state;
         Ok(())
     }
 
@@ -392,17 +409,17 @@ impl RaftStorage {
         conf_state: ConfState,
     ) -> Result<(), StorageError> {
         {
-            let mut meta = self.write_meta()?;
-            if applied_index <= meta.snapshot_index {
+            let mut stored = self.write_meta()?;
+            if applied_index <= stored.meta.snapshot_index {
                 return Err(StorageError::SnapshotOutOfDate {
                     index: applied_index,
-                    stored: meta.snapshot_index,
+                    stored: stored.meta.snapshot_index,
                 });
             }
-            if applied_index > self.last_index_locked(&meta) {
+            if applied_index > stored.log.last_index() {
                 return Err(StorageError::Unavailable);
             }
-            let term = self.term_locked(&meta, applied_index)?;
+            let term = stored.term(applied_index)?;
 
             let mut snapshot = Snapshot {
                 data: Bytes::from(snapshot_data),
@@ -413,7 +430,7 @@ impl RaftStorage {
             md.term = term;
             md.set_conf_state(conf_state.clone());
 
-            let mut next = meta.clone();
+            let mut next = stored.meta.clone();
             next.snapshot_index = applied_index;
             next.snapshot_term = term;
             next.conf_state = conf_state;
@@ -432,13 +449,20 @@ impl RaftStorage {
                 },
             );
             self.shared.engine.write(&mut batch, true)?;
-            *meta = next;
+            stored.log.compact(applied_index);
+            stored.meta = next;
         }
         // Outside the lock: purging may rewrite live data and take a while. A failure only
-        // delays reclaiming space, the compaction itself is durable.
-        match self.shared.engine.purge_expired_files() {
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "raft-engine purge failed"),
+        // delays reclaiming space, the compaction itself is durable. Purging reads entries
+        // through raft-engine's per-thread block cache, so it runs on a fresh thread (see
+        // `entries`).
+        let purged = std::thread::scope(|s| {
+            s.spawn(|| self.shared.engine.purge_expired_files())
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        });
+        if let Err(e) = purged {
+            tracing::warn!(error = %e, "raft-engine purge failed");
         }
         tracing::debug!(applied_index, "raft log compacted");
         Ok(())
@@ -446,18 +470,18 @@ impl RaftStorage {
 
     /// The stored `HardState`.
     pub fn hard_state(&self) -> Result<HardState, StorageError> {
-        Ok(self.read_meta()?.hard_state.clone())
+        Ok(self.read_meta()?.meta.hard_state.clone())
     }
 
     /// The stored `ConfState`: the latest snapshot's, or the bootstrap one.
     pub fn conf_state(&self) -> Result<ConfState, StorageError> {
-        Ok(self.read_meta()?.conf_state.clone())
+        Ok(self.read_meta()?.meta.conf_state.clone())
     }
 
     /// Index and term of the latest snapshot; `(0, 0)` if there is none.
     pub fn snapshot_index_term(&self) -> Result<(u64, u64), StorageError> {
-        let meta = self.read_meta()?;
-        Ok((meta.snapshot_index, meta.snapshot_term))
+        let stored = self.read_meta()?;
+        Ok((stored.meta.snapshot_index, stored.meta.snapshot_term))
     }
 
     /// The latest snapshot (data and metadata), if any. On restart the node loads its state
@@ -482,81 +506,91 @@ impl RaftStorage {
             .unwrap_or_default())
     }
 
-    /// Stages `snapshot` into `batch` and `next`; `last` is the current last index.
-    fn stage_snapshot(
-        &self,
-        batch: &mut LogBatch,
-        next: &mut Meta,
-        last: u64,
-        snapshot: &Snapshot,
-    ) -> Result<(), StorageError> {
-        let md = snapshot.get_metadata();
-        if md.index <= next.snapshot_index {
-            return Err(StorageError::SnapshotOutOfDate {
-                index: md.index,
-                stored: next.snapshot_index,
-            });
-        }
-        batch.put_message(GROUP_ID, KEY_SNAPSHOT.to_vec(), snapshot)?;
-        batch.put_message(GROUP_ID, KEY_CONF_STATE.to_vec(), md.get_conf_state())?;
-        // Drop the whole log, not just the prefix up to the snapshot: raft-rs only sends a
-        // snapshot in a `Ready` after discarding its log, and entries past the snapshot may
-        // conflict with the leader's. Compacting past the end leaves the engine's log empty, so
-        // the next append may start at `index + 1`.
-        batch.add_command(
-            GROUP_ID,
-            Command::Compact {
-                index: last.max(md.index) + 1,
-            },
-        );
-        next.snapshot_index = md.index;
-        next.snapshot_term = md.term;
-        next.conf_state = md.get_conf_state().clone();
-        next.hard_state.term = next.hard_state.term.max(md.term);
-        next.hard_state.commit = next.hard_state.commit.max(md.index);
-        Ok(())
-    }
-
-    fn is_initialized_locked(&self, meta: &Meta) -> bool {
-        meta.hard_state != HardState::default()
-            || meta.conf_state != ConfState::default()
-            || meta.snapshot_index > 0
-            || self.shared.engine.last_index(GROUP_ID).is_some()
-    }
-
-    fn last_index_locked(&self, meta: &Meta) -> u64 {
+    fn read_meta(&self) -> Result<RwLockReadGuard<'_, Stored>, StorageError> {
         self.shared
-            .engine
-            .last_index(GROUP_ID)
-            .unwrap_or(meta.snapshot_index)
-    }
-
-    fn term_locked(&self, meta: &Meta, idx: u64) -> Result<u64, StorageError> {
-        if idx == meta.snapshot_index {
-            return Ok(meta.snapshot_term);
-        }
-        if idx < meta.snapshot_index {
-            return Err(StorageError::Compacted);
-        }
-        match self.shared.engine.get_entry::<EntryExt>(GROUP_ID, idx)? {
-            Some(e) => Ok(e.term),
-            None => Err(StorageError::Unavailable),
-        }
-    }
-
-    fn read_meta(&self) -> Result<RwLockReadGuard<'_, Meta>, StorageError> {
-        self.shared
-            .meta
+            .stored
             .read()
             .map_err(|_: PoisonError<_>| StorageError::Poisoned)
     }
 
-    fn write_meta(&self) -> Result<RwLockWriteGuard<'_, Meta>, StorageError> {
+    fn write_meta(&self) -> Result<RwLockWriteGuard<'_, Stored>, StorageError> {
         self.shared
-            .meta
+            .stored
             .write()
             .map_err(|_: PoisonError<_>| StorageError::Poisoned)
     }
+}
+
+impl Stored {
+    fn is_initialized(&self) -> bool {
+        self.meta.hard_state != HardState::default()
+            || self.meta.conf_state != ConfState::default()
+            || self.meta.snapshot_index > 0
+            || !self.log.is_empty()
+    }
+
+    fn term(&self, idx: u64) -> Result<u64, StorageError> {
+        if idx == self.meta.snapshot_index {
+            return Ok(self.meta.snapshot_term);
+        }
+        if idx < self.meta.snapshot_index {
+            return Err(StorageError::Compacted);
+        }
+        self.log.term(idx).ok_or(StorageError::Unavailable)
+    }
+}
+
+/// Reads the stored entries, once, at open. On a thread of its own, because raft-engine's
+/// entry reads go through a per-thread cache that another engine may have filled (see
+/// `entries`).
+fn read_log(engine: &Engine) -> Result<Vec<Entry>, StorageError> {
+    let (Some(first), Some(last)) = (engine.first_index(GROUP_ID), engine.last_index(GROUP_ID))
+    else {
+        return Ok(Vec::new());
+    };
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut out = Vec::with_capacity((last + 1 - first) as usize);
+            engine.fetch_entries_to::<EntryExt>(GROUP_ID, first, last + 1, None, &mut out)?;
+            Ok(out)
+        })
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+/// Stages `snapshot` into `batch` and `next`; `last` is the current last index.
+fn stage_snapshot(
+    batch: &mut LogBatch,
+    next: &mut Meta,
+    last: u64,
+    snapshot: &Snapshot,
+) -> Result<(), StorageError> {
+    let md = snapshot.get_metadata();
+    if md.index <= next.snapshot_index {
+        return Err(StorageError::SnapshotOutOfDate {
+            index: md.index,
+            stored: next.snapshot_index,
+        });
+    }
+    batch.put_message(GROUP_ID, KEY_SNAPSHOT.to_vec(), snapshot)?;
+    batch.put_message(GROUP_ID, KEY_CONF_STATE.to_vec(), md.get_conf_state())?;
+    // Drop the whole log, not just the prefix up to the snapshot: raft-rs only sends a
+    // snapshot in a `Ready` after discarding its log, and entries past the snapshot may
+    // conflict with the leader's. Compacting past the end leaves the engine's log empty, so
+    // the next append may start at `index + 1`.
+    batch.add_command(
+        GROUP_ID,
+        Command::Compact {
+            index: last.max(md.index) + 1,
+        },
+    );
+    next.snapshot_index = md.index;
+    next.snapshot_term = md.term;
+    next.conf_state = md.get_conf_state().clone();
+    next.hard_state.term = next.hard_state.term.max(md.term);
+    next.hard_state.commit = next.hard_state.commit.max(md.index);
+    Ok(())
 }
 
 /// Stages an append into `batch`, after checking it keeps the log contiguous. raft-engine
@@ -600,7 +634,7 @@ fn stage_entries(
 
 impl ::raft::Storage for RaftStorage {
     fn initial_state(&self) -> ::raft::Result<RaftState> {
-        let meta = self.read_meta()?;
+        let meta = &self.read_meta()?.meta;
         Ok(RaftState::new(
             meta.hard_state.clone(),
             meta.conf_state.clone(),
@@ -614,57 +648,33 @@ impl ::raft::Storage for RaftStorage {
         max_size: impl Into<Option<u64>>,
         _context: GetEntriesContext,
     ) -> ::raft::Result<Vec<Entry>> {
-        let max_size = max_size
-            .into()
-            .map(|m| usize::try_from(m).unwrap_or(usize::MAX));
-        let meta = self.read_meta()?;
-        if low <= meta.snapshot_index {
+        let stored = self.read_meta()?;
+        if low <= stored.meta.snapshot_index {
             return Err(StorageError::Compacted.into());
         }
-        if high > self.last_index_locked(&meta) + 1 {
+        if high > stored.log.last_index() + 1 {
             return Err(StorageError::Unavailable.into());
         }
-        if low >= high {
-            return Ok(Vec::new());
-        }
-        let mut out = Vec::with_capacity((high - low).min(1024) as usize);
-        // raft-engine measures entries by their encoded size, as raft-rs' `limit_size` does,
-        // and always returns at least one entry.
-        match self
-            .shared
-            .engine
-            .fetch_entries_to::<EntryExt>(GROUP_ID, low, high, max_size, &mut out)
-        {
-            Ok(_) => {}
-            Err(raft_engine::Error::EntryCompacted) => return Err(StorageError::Compacted.into()),
-            Err(raft_engine::Error::EntryNotFound) => return Err(StorageError::Unavailable.into()),
-            Err(e) => return Err(StorageError::from(e).into()),
-        }
-        if out.is_empty() {
-            return Err(StorageError::Unavailable.into());
-        }
-        Ok(out)
+        Ok(stored.log.slice(low, high, max_size.into()))
     }
 
     fn term(&self, idx: u64) -> ::raft::Result<u64> {
-        let meta = self.read_meta()?;
-        Ok(self.term_locked(&meta, idx)?)
+        Ok(self.read_meta()?.term(idx)?)
     }
 
     fn first_index(&self) -> ::raft::Result<u64> {
-        Ok(self.read_meta()?.snapshot_index + 1)
+        Ok(self.read_meta()?.meta.snapshot_index + 1)
     }
 
     fn last_index(&self) -> ::raft::Result<u64> {
-        let meta = self.read_meta()?;
-        Ok(self.last_index_locked(&meta))
+        Ok(self.read_meta()?.log.last_index())
     }
 
     /// Always the stored snapshot; snapshots are produced by [`RaftStorage::compact`], never
     /// on demand here, so a request beyond it (raft-rs' `request_snapshot`) or a store without
     /// one gets `SnapshotTemporarilyUnavailable` and raft-rs retries later.
     fn snapshot(&self, request_index: u64, _to: u64) -> ::raft::Result<Snapshot> {
-        let meta = self.read_meta()?;
+        let meta = &self.read_meta()?.meta;
         if meta.snapshot_index == 0 || meta.snapshot_index < request_index {
             return Err(StorageError::SnapshotTemporarilyUnavailable.into());
         }

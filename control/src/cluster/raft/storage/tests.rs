@@ -136,6 +136,37 @@ fn append_read_term_first_last() {
     assert_eq!(read(&store, 1, 6).expect("entries"), ents);
 }
 
+/// Two stores written alike (same sizes, so the same file positions) but with different terms,
+/// read from one thread: raft-engine's per-thread block cache, keyed by file position only,
+/// used to answer the second store's reads with the first one's entries.
+#[test]
+fn two_stores_on_one_thread_read_their_own_entries() {
+    let (dir_a, dir_b) = (TempDir::new("alike-a"), TempDir::new("alike-b"));
+    let a = RaftStorage::open(&dir_a.0).expect("open a");
+    let b = RaftStorage::open(&dir_b.0).expect("open b");
+    a.persist_ready(&entries(1..=5, 1), None, None)
+        .expect("append a");
+    b.persist_ready(&entries(1..=5, 2), None, None)
+        .expect("append b");
+    for _ in 0..2 {
+        assert_eq!(a.term(3).expect("term a"), 1);
+        assert_eq!(b.term(3).expect("term b"), 2);
+        assert_eq!(read(&a, 1, 6).expect("entries a"), entries(1..=5, 1));
+        assert_eq!(read(&b, 1, 6).expect("entries b"), entries(1..=5, 2));
+    }
+    // Reopened on this thread, after it read the other store.
+    drop(b);
+    let b = RaftStorage::open(&dir_b.0).expect("reopen b");
+    assert_eq!(
+        terms(&b),
+        entries(1..=5, 2)
+            .iter()
+            .map(|e| (e.index, 2))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(a.term(5).expect("term a"), 1);
+}
+
 #[test]
 fn overlapping_append_truncates_and_bad_appends_are_refused() {
     let dir = TempDir::new("overlap");
