@@ -16,9 +16,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
+use vxnet_dataplane::host::publish::{Proto, Publish};
 use vxnet_dataplane::host::{EndpointProgram, HostProgram, Location, NetworkProgram};
 use vxnet_proto::types::{MacAddr, Vni};
-use vxnet_proto::{Network, State};
+use vxnet_proto::{Network, PortMapping, Protocol, State};
 
 /// What host `host_id` must run for `state`.
 pub fn host_program(state: &State, host_id: &str) -> HostProgram {
@@ -58,11 +59,17 @@ fn network_program(
                 flood.insert(vtep);
                 Location::Remote(vtep)
             };
+            let ipv4 = Ipv4Addr::from(e.ipv4);
+            let ports = match location {
+                Location::Local => e.ports.iter().filter_map(|p| publish(p, ipv4)).collect(),
+                Location::Remote(_) => Vec::new(),
+            };
             Some(EndpointProgram {
                 id: e.id.clone(),
                 mac: MacAddr::from_slice(&e.mac)?,
-                ipv4: Ipv4Addr::from(e.ipv4),
+                ipv4,
                 location,
+                ports,
             })
         })
         .collect();
@@ -80,11 +87,38 @@ fn network_program(
         mtu: net.mtu,
         gateway: Ipv4Addr::from(net.gateway),
         prefix_len,
+        internal: net.internal,
         endpoints,
         flood: flood.into_iter().collect(),
         trusted: trusted.into_iter().collect(),
         peers,
     })
+}
+
+/// A published port of a local endpoint at `container_ip`, as the dataplane takes it.
+fn publish(p: &PortMapping, container_ip: Ipv4Addr) -> Option<Publish> {
+    let (proto, host_ip, host_port) = host_side(p)?;
+    Some(Publish {
+        proto,
+        host_ip,
+        host_port,
+        container_ip,
+        container_port: u16::try_from(p.container_port).ok()?,
+    })
+}
+
+/// What a published port takes on its host: protocol, address and port; `None` when
+/// malformed (the state machine refuses those).
+pub fn host_side(p: &PortMapping) -> Option<(Proto, Ipv4Addr, u16)> {
+    let proto = match Protocol::try_from(p.protocol).ok()? {
+        Protocol::Tcp => Proto::Tcp,
+        Protocol::Udp => Proto::Udp,
+    };
+    Some((
+        proto,
+        Ipv4Addr::from(p.host_ip),
+        u16::try_from(p.host_port).ok()?,
+    ))
 }
 
 #[cfg(test)]

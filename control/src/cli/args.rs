@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use vxnet_proto::types::{MTU_MAX, MTU_MIN, VNI_MAX, VNI_MIN};
+use vxnet_proto::PortMapping;
 
 use crate::state::Ipv4Cidr;
 use vxnet_dataplane::host::KernelVersion;
@@ -135,6 +136,9 @@ pub struct CreateArgs {
     pub peers: Vec<Ipv4Addr>,
     #[arg(long = "label", value_name = "K=V", value_parser = parse_label)]
     pub labels: Vec<(String, String)>,
+    /// No way out of the overlay: containers get no default route and no egress.
+    #[arg(long)]
+    pub internal: bool,
     pub name: String,
 }
 
@@ -157,6 +161,9 @@ pub struct ConnectArgs {
     pub ifname: Option<String>,
     #[arg(long)]
     pub name: Option<String>,
+    /// Publish a port at this host: [HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp|/udp]; repeatable.
+    #[arg(short = 'p', long = "publish", value_name = "PORTS", value_parser = PortMapping::parse)]
+    pub ports: Vec<PortMapping>,
     pub network: String,
     /// A namespace name (ip netns), an absolute path to a namespace file, or pid:PID.
     pub target: String,

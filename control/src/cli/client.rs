@@ -129,6 +129,7 @@ fn network(
                 mtu: a.mtu,
                 peers: a.peers.into_iter().map(u32::from).collect(),
                 labels: a.labels.into_iter().collect(),
+                internal: a.internal,
             }))?;
             Ok(lines(&r.names))
         }
@@ -173,6 +174,7 @@ fn network(
                 aliases: a.aliases,
                 ifname: a.ifname,
                 name: a.name,
+                ports: a.ports,
             }))?;
             Ok(String::new())
         }

@@ -43,6 +43,7 @@ pub fn network_json(view: &NetworkView) -> Value {
                     "IPv4Address": format!("{}/{}", Ipv4Addr::from(e.ipv4), prefix_len),
                     "Host": host,
                     "Aliases": e.aliases,
+                    "Ports": e.ports.iter().map(ToString::to_string).collect::<Vec<_>>(),
                 }),
             )
         })
@@ -62,6 +63,7 @@ pub fn network_json(view: &NetworkView) -> Value {
         "Peers": n.peers.iter().map(|p| Ipv4Addr::from(*p).to_string()).collect::<Vec<_>>(),
         "Containers": containers,
         "Labels": labels,
+        "Internal": n.internal,
         "Warnings": view.warnings,
     })
 }

@@ -9,14 +9,14 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{mpsc, Notify};
 use vxnet_dataplane::host::{
-    next_free_ifname, resolve_target, Attachment, DropReason, Host as Dataplane, HostConfig,
-    NetworkFailure, ThreadFailure,
+    next_free_ifname, publish, resolve_target, Attachment, DropReason, Host as Dataplane,
+    HostConfig, NetworkFailure, ThreadFailure,
 };
 use vxnet_proto::types::{MacAddr, MTU_MIN, VXLAN_OVERHEAD};
 use vxnet_proto::{
     command, request, Command, Connect, CreateNetwork, Disconnect, DropCount, Endpoint, FdbRow,
     Host, Network, NetworkConnectRequest, NetworkCreateRequest, NetworkDisconnectRequest,
-    NetworkStats, NetworkView, RemoveNetwork, Request, Response, Stats,
+    NetworkStats, NetworkView, PortMapping, RemoveNetwork, Request, Response, Stats,
 };
 
 use super::error::{failure, RequestError};
@@ -24,7 +24,7 @@ use super::identity::{hostname, load_or_create_host_id};
 use super::intents::{self, Intents};
 use super::{ControlEvent, DaemonConfig, DaemonError};
 use crate::cluster::{Cluster, ClusterError, ClusterOptions, NodeEvent};
-use crate::program::host_program;
+use crate::program::{host_program, host_side};
 use crate::state::Applied;
 use crate::sys;
 
@@ -449,6 +449,7 @@ impl Daemon {
             mtu: r.mtu.unwrap_or(self.default_mtu),
             peers: r.peers,
             labels: r.labels,
+            internal: r.internal,
         }))?;
         let Applied::NetworkCreated(net) = applied else {
             return Err(RequestError::AppliedAsOther("create"));
@@ -517,6 +518,30 @@ impl Daemon {
         })
     }
 
+    /// Refuses a host port that some program on this host holds, before anything is
+    /// proposed. Ports vxnet itself publishes here are left to the state machine, whose
+    /// refusal names the endpoint that has them.
+    fn check_host_ports(&self, ports: &[PortMapping]) -> Result<(), RequestError> {
+        let state = self.state();
+        let ours = state.endpoints_on_host(&self.host_id);
+        for p in ports {
+            if ours
+                .iter()
+                .any(|e| e.ports.iter().any(|q| q.clashes_with(p)))
+            {
+                continue;
+            }
+            let Some((proto, ip, port)) = host_side(p) else {
+                continue; // malformed: the state machine says why
+            };
+            publish::probe(proto, ip, port).map_err(|source| RequestError::HostPortBusy {
+                port: format!("{port}/{}", proto.name()),
+                source,
+            })?;
+        }
+        Ok(())
+    }
+
     fn connect(&mut self, r: NetworkConnectRequest) -> Reply {
         let net = self.network(&r.network)?;
         let target = resolve_target(&r.target)?;
@@ -525,6 +550,7 @@ impl Daemon {
             None => next_free_ifname(&target)?,
         };
         let name = r.name.unwrap_or_else(|| default_endpoint_name(&r.target));
+        self.check_host_ports(&r.ports)?;
         let id = sys::random_id().map_err(RequestError::Random)?;
         // On disk before the proposal: whatever happens from here on, a restart finds it.
         self.intents
@@ -539,6 +565,7 @@ impl Daemon {
             aliases: r.aliases,
             ifname,
             target: target.to_string_lossy().into_owned(),
+            ports: r.ports,
         }));
         let applied = match proposed {
             // The entry may still commit later: the intent stays, and settles it then.

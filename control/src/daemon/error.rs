@@ -24,6 +24,12 @@ pub enum RequestError {
         "{target:?} is not connected to network {network}; see `vxnet network inspect {network}`"
     )]
     NotConnected { target: String, network: String },
+    #[error("host port {port} is taken on this host ({source}); stop the program that holds it or choose another host port")]
+    HostPortBusy {
+        port: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot read random bytes: {0}")]
     Random(#[source] std::io::Error),
     #[error("cannot record the connect in the data dir ({0}); is the disk full?")]
@@ -59,6 +65,7 @@ impl RequestError {
             | RequestError::AppliedAsOther(_)
             | RequestError::MalformedMac(_) => ErrorCode::Internal,
             RequestError::NotConnected { .. } => ErrorCode::NotFound,
+            RequestError::HostPortBusy { .. } => ErrorCode::Conflict,
             RequestError::Random(_) | RequestError::Intent(_) => ErrorCode::Failed,
             // The gravest: a usage error first (exit code 2), else whatever the first says.
             RequestError::Several { errors, .. } => errors

@@ -2,14 +2,15 @@
 //!
 //! A connect is checked in three rounds: its arguments on their own and against the network
 //! it names (an address outside *that* subnet), then against the network's other endpoints,
-//! then against the other networks the same namespace already joined. The address is chosen
-//! last, from what the second round found in use.
+//! then against the other networks the same namespace already joined, then its published ports
+//! against every endpoint of the same host. The address is chosen last, from what the second
+//! round found in use.
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
 use vxnet_proto::types::MacAddr;
-use vxnet_proto::{Connect, Disconnect, Endpoint, Network};
+use vxnet_proto::{Connect, Disconnect, Endpoint, Network, Protocol};
 
 use super::ipam::{self, Ipv4Cidr};
 use super::{locate, validate, Addressing, Applied, InvalidState, Refusal, StateMachine};
@@ -46,6 +47,7 @@ impl StateMachine {
 
         let used = self.check_network_endpoints(c, network)?;
         self.check_namespace(c, network, addressing.subnet)?;
+        self.check_ports(c, network)?;
         let ipv4 = match c.ipv4 {
             Some(addr) => addr,
             None => ipam::lowest_free_address(
@@ -70,6 +72,7 @@ impl StateMachine {
             aliases: c.aliases.clone(),
             ifname: c.ifname.clone(),
             target: c.target.clone(),
+            ports: c.ports.clone(),
         };
         self.state.endpoints.insert(at, endpoint.clone());
         Ok(Applied::Connected(endpoint))
@@ -119,6 +122,54 @@ impl StateMachine {
 
     /// Refuses a connect whose namespace already joined another network with the same
     /// interface name or an overlapping subnet: its interfaces and routes would clash.
+    /// Published ports: well-formed, not on an `--internal` network, and each host port (per
+    /// protocol) taken once per host — by this connect and by every endpoint already there.
+    fn check_ports(&self, c: &Connect, network: &Network) -> Result<(), Refusal> {
+        if c.ports.is_empty() {
+            return Ok(());
+        }
+        if network.internal {
+            return Err(Refusal::PublishOnInternal {
+                network: network.name.clone(),
+            });
+        }
+        for (i, p) in c.ports.iter().enumerate() {
+            let invalid = |reason| Refusal::InvalidPort {
+                mapping: p.to_string(),
+                reason,
+            };
+            if Protocol::try_from(p.protocol).is_err() {
+                return Err(invalid("the protocol is tcp or udp"));
+            }
+            for port in [p.host_port, p.container_port] {
+                if !(1..=u32::from(u16::MAX)).contains(&port) {
+                    return Err(invalid("ports are 1 to 65535"));
+                }
+            }
+            if c.ports[..i].iter().any(|q| q.clashes_with(p)) {
+                return Err(invalid("the host port is given twice"));
+            }
+            let on_host = self
+                .state
+                .endpoints
+                .iter()
+                .filter(|ep| ep.host_id == c.host_id);
+            for ep in on_host {
+                if ep.ports.iter().any(|q| q.clashes_with(p)) {
+                    let other = self
+                        .network_by_id(&ep.network_id)
+                        .ok_or_else(|| InvalidState::unknown_network(ep))?;
+                    return Err(Refusal::HostPortInUse {
+                        port: format!("{}/{}", p.host_port, p.protocol().name()),
+                        endpoint: ep.name.clone(),
+                        network: other.name.clone(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn check_namespace(
         &self,
         c: &Connect,

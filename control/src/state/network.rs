@@ -101,6 +101,7 @@ impl StateMachine {
             mtu: c.mtu,
             peers,
             labels: c.labels.clone(),
+            internal: c.internal,
         };
         self.state.networks.insert(at, network.clone());
         self.network_by_name

@@ -79,6 +79,11 @@ pub enum Refusal {
         subnet: Ipv4Cidr,
         network: String,
     },
+    #[error("invalid published port {mapping}: {reason}")]
+    InvalidPort {
+        mapping: String,
+        reason: &'static str,
+    },
     #[error("address {addr} is the {role} of network {network}; pick another address")]
     AddressReserved {
         addr: Ipv4Addr,
@@ -154,6 +159,20 @@ pub enum Refusal {
         ifname: String,
         network: String,
     },
+    #[error(
+        "network {network} is --internal: nothing reaches in or out, so it cannot publish ports; \
+         use a network without --internal"
+    )]
+    PublishOnInternal { network: String },
+    #[error(
+        "host port {port} is already published on that host by {endpoint} on network \
+         {network}; choose another host port"
+    )]
+    HostPortInUse {
+        port: String,
+        endpoint: String,
+        network: String,
+    },
     #[error("endpoint {id} not found; it may have been disconnected already")]
     NoSuchEndpoint { id: String },
 
@@ -197,6 +216,7 @@ impl Refusal {
                 | EmptyEndpointName
                 | EmptyTarget
                 | InvalidIfname { .. }
+                | InvalidPort { .. }
         )
     }
 
@@ -219,7 +239,8 @@ impl Refusal {
             | AddressInUse { .. }
             | AlreadyConnected { .. }
             | OverlappingSubnets { .. }
-            | IfnameInUse { .. } => ErrorCode::Conflict,
+            | IfnameInUse { .. }
+            | HostPortInUse { .. } => ErrorCode::Conflict,
             NoFreeVni | NoFreeSubnet | NoFreeAddress { .. } => ErrorCode::Exhausted,
             EmptyCommand | MissingField { .. } | Inconsistent(_) => ErrorCode::Internal,
             _ => ErrorCode::Refused,

@@ -146,6 +146,7 @@ pub(super) fn connect(ep: u32, net: u32, name: &str) -> NewEndpoint {
         aliases: vec![],
         ifname: "eth0".to_owned(),
         target: format!("/run/netns/{name}"),
+        ports: Vec::new(),
     })
 }
 

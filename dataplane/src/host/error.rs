@@ -62,6 +62,15 @@ pub enum HostError {
         #[source]
         source: rtnetlink::Error,
     },
+    #[error("`nft` not found: install nftables (Debian: apt-get install nftables); egress and published ports are made with it")]
+    NftMissing,
+    #[error("nftables refused vxnet's rules: {message}")]
+    Nft { message: String },
+    #[error(
+        "all {} transit links of this host are taken; remove a network",
+        super::egress::TRANSIT_SLOTS
+    )]
+    NoTransitSlot,
     #[error("network {network} has no sandbox on this host; this is a bug in vxnet")]
     NotRunning { network: String },
     #[error("a namespace worker thread panicked while trying to {op}; this is a bug in vxnet")]

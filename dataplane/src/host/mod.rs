@@ -20,9 +20,11 @@
 //!   caller is expected to stop, so that a restart rebuilds the TAPs.
 //! - Every call blocks (netlink, thread joins); the daemon makes them from its control thread.
 
+pub mod egress;
 mod error;
 pub mod netns;
 mod program;
+pub mod publish;
 pub mod sandbox;
 #[cfg(test)]
 pub(crate) mod testutil;
@@ -34,8 +36,10 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 pub use self::error::HostError;
+use self::netns::NetnsWorker;
 pub use self::netns::{next_free_ifname, resolve_target};
 pub use self::program::{EndpointProgram, HostProgram, Location, NetworkProgram};
+use self::publish::{Proto, Publish};
 use self::sandbox::{EndpointSpec, Sandbox, SandboxSpec};
 pub use crate::core::counters::{DropReason, SyscallStats, TrafficStats};
 use crate::core::fdb::{ControlEntry, FdbTarget, DEFAULT_AGING};
@@ -100,11 +104,22 @@ struct Running {
     sandbox: Sandbox,
     port: Arc<TapPort>,
     veths: Option<BTreeSet<String>>,
+    /// The sandbox end's address once the transit link is in place (see [`egress`]).
+    egress: Option<Ipv4Addr>,
+    /// The sandbox's nftables script as last applied.
+    rules: Option<String>,
 }
 
 /// See the module docs.
 pub struct Host {
     engine: Engine,
+    /// Netlink work in the daemon's own namespace (the transit links' host ends).
+    host_ns: NetnsWorker,
+    /// The host namespace's nftables script as last applied (see [`egress`]); `None` until a
+    /// network with egress runs (a previous run's table is replaced then).
+    host_rules: Option<String>,
+    /// Sockets holding the published host ports (see [`publish`]).
+    reserved: BTreeMap<(Proto, Ipv4Addr, u16), socket2::Socket>,
     sandbox_dir: PathBuf,
     program: HostProgram,
     running: BTreeMap<String, Running>,
@@ -129,8 +144,13 @@ impl Host {
         })?;
         std::fs::create_dir_all(&config.sandbox_dir)
             .map_err(|e| HostError::os(format!("create {}", config.sandbox_dir.display()), e))?;
+        // Opened from this thread: the namespace the daemon runs in.
+        let host_ns = NetnsWorker::start(Path::new("/proc/thread-self/ns/net"))?;
         Ok(Host {
             engine,
+            host_ns,
+            host_rules: None,
+            reserved: BTreeMap::new(),
             sandbox_dir: config.sandbox_dir,
             program: HostProgram::default(),
             running: BTreeMap::new(),
@@ -176,7 +196,56 @@ impl Host {
             }
         }
         self.remove_stray_sandboxes();
+        if let Err(error) = self.program_host_rules() {
+            tracing::warn!(%error, "cannot program vxnet's nftables table in the host namespace");
+        }
         failures
+    }
+
+    /// Puts vxnet's table into the host namespace while a network with egress runs here, with
+    /// the DNATs of the published ports, and takes it out after the last one (see
+    /// [`egress`]); holds the published ports (see [`publish`]).
+    fn program_host_rules(&mut self) -> Result<(), HostError> {
+        let mut ports = Vec::new();
+        let mut any_egress = false;
+        for (id, running) in &self.running {
+            let (Some(net), Some(to)) = (self.program.network(id), running.egress) else {
+                continue;
+            };
+            any_egress = true;
+            ports.extend(local_ports(net).map(|p| (p, to)));
+        }
+        self.hold_ports(ports.iter().map(|(p, _)| p.host_side()).collect());
+        let script = if any_egress {
+            egress::host_ruleset(&ports)
+        } else if self.host_rules.is_some() {
+            egress::remove_table()
+        } else {
+            // Nothing with egress has run yet: leave the namespace's nftables alone.
+            return Ok(());
+        };
+        if self.host_rules.as_ref() != Some(&script) {
+            egress::nft_apply(&script)?;
+            self.host_rules = Some(script);
+        }
+        Ok(())
+    }
+
+    /// Keeps a socket bound to each of `wanted` and to nothing else.
+    fn hold_ports(&mut self, wanted: BTreeSet<(Proto, Ipv4Addr, u16)>) {
+        self.reserved.retain(|key, _| wanted.contains(key));
+        for key @ (proto, ip, port) in wanted {
+            if self.reserved.contains_key(&key) {
+                continue;
+            }
+            match publish::reserve(proto, ip, port) {
+                Ok(socket) => {
+                    self.reserved.insert(key, socket);
+                }
+                Err(e) => tracing::warn!(port, proto = proto.name(), %ip, error = %e,
+                    "cannot hold a published port; another program may take it"),
+            }
+        }
     }
 
     /// Starts (if need be) and programs the `i`th network of the current program.
@@ -199,6 +268,20 @@ impl Host {
             .install(&control_entries(net), &vteps, now);
         let wanted = net.local_endpoints().map(|e| veth_name(&e.id)).collect();
         remove_stray_veths(running, wanted);
+        // After forwarding runs: a network without its way out still carries its overlay,
+        // and the next apply tries again.
+        if net.internal {
+            return Ok(());
+        }
+        if running.egress.is_none() {
+            running.egress = Some(running.sandbox.ensure_egress(&self.host_ns, &net.id)?);
+        }
+        let ports: Vec<Publish> = local_ports(net).collect();
+        let script = egress::sandbox_ruleset(&ports);
+        if running.rules.as_ref() != Some(&script) {
+            running.sandbox.apply_rules(script.clone())?;
+            running.rules = Some(script);
+        }
         Ok(())
     }
 
@@ -213,6 +296,7 @@ impl Host {
             ipv4: endpoint.ipv4,
             prefix_len: net.prefix_len,
             mtu: net.mtu,
+            default_route: (!net.internal).then_some(net.gateway),
             veth_name: veth_name(&endpoint.endpoint_id),
         })
     }
@@ -379,6 +463,8 @@ fn start_network(
         sandbox,
         port,
         veths: None,
+        egress: None,
+        rules: None,
     })
 }
 
@@ -404,6 +490,11 @@ fn control_entries(net: &NetworkProgram) -> Vec<ControlEntry> {
         target: FdbTarget::Local,
     });
     entries
+}
+
+/// The ports published by a network's local endpoints.
+fn local_ports(net: &NetworkProgram) -> impl Iterator<Item = Publish> + '_ {
+    net.local_endpoints().flat_map(|e| e.ports.iter().copied())
 }
 
 /// Deletes the sandbox's veths that belong to no local endpoint of the program — left by a

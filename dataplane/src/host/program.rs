@@ -14,6 +14,7 @@
 
 use std::net::Ipv4Addr;
 
+use super::publish::Publish;
 use crate::wire::{MacAddr, Vni};
 
 /// Every network of the cluster, as this host must serve it.
@@ -41,6 +42,8 @@ pub struct NetworkProgram {
     /// The address of `br0` on every host, and its prefix length.
     pub gateway: Ipv4Addr,
     pub prefix_len: u8,
+    /// `--internal`: no way out of the overlay (no transit link, no default route).
+    pub internal: bool,
     pub endpoints: Vec<EndpointProgram>,
     pub flood: Vec<Ipv4Addr>,
     pub trusted: Vec<Ipv4Addr>,
@@ -68,6 +71,8 @@ pub struct EndpointProgram {
     pub mac: MacAddr,
     pub ipv4: Ipv4Addr,
     pub location: Location,
+    /// Ports published at this host (local endpoints only).
+    pub ports: Vec<Publish>,
 }
 
 /// Where an endpoint lives.

@@ -29,9 +29,10 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use rtnetlink::packet_route::link::{InfoData, InfoVeth};
-use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth};
+use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
 use tun_rs::{DeviceBuilder, Layer, SyncDevice};
 
+use super::egress::{self, TRANSIT_NAME};
 use super::error::{netlink_errno, HostError};
 use super::netns::{self, link_index, LinkSummary, NetnsWorker};
 use crate::wire::MacAddr;
@@ -67,6 +68,9 @@ pub struct EndpointSpec {
     pub ipv4: Ipv4Addr,
     pub prefix_len: u8,
     pub mtu: u32,
+    /// Where the container's default route points (the network's gateway), unless the
+    /// container has one already; `None` for `--internal` networks.
+    pub default_route: Option<Ipv4Addr>,
     /// Name of the sandbox side (≤ 15 bytes), derived by the caller from the endpoint id; it
     /// is what [`Sandbox::disconnect`] takes.
     pub veth_name: String,
@@ -283,8 +287,94 @@ impl Sandbox {
             disable_ipv6_here(&[&ep.ifname])?;
             add_ipv4_if_missing(&h, index, ep.ipv4, ep.prefix_len).await?;
             set_link_up(&h, &ep.ifname).await?;
-            set_link_up(&h, "lo").await
+            set_link_up(&h, "lo").await?;
+            match ep.default_route {
+                Some(gateway) => add_default_route(&h, index, gateway, false).await,
+                None => Ok(()),
+            }
         })
+    }
+
+    /// Makes the network's way out exist (see [`super::egress`]): the transit veth pair
+    /// between `host` (a worker in the host namespace) and the sandbox, its /31 addresses,
+    /// the sandbox's default route and forwarding on both sides. Adopts what a previous run
+    /// made; the transit slot stays the same. Returns the sandbox end's address.
+    pub fn ensure_egress(
+        &self,
+        host: &NetnsWorker,
+        network_id: &str,
+    ) -> Result<Ipv4Addr, HostError> {
+        let host_end = egress::host_end_name(network_id);
+        let links = host.links()?;
+        let adopted = links
+            .iter()
+            .find(|l| l.name == host_end)
+            .and_then(|l| l.ipv4.iter().find_map(|&(ip, _)| egress::slot_of(ip)));
+        let slot = match adopted {
+            Some(slot) => slot,
+            None => egress::free_slot(
+                links
+                    .iter()
+                    .flat_map(|l| l.ipv4.iter().filter_map(|&(ip, _)| egress::slot_of(ip))),
+            )
+            .ok_or(HostError::NoTransitSlot)?,
+        };
+        let (host_ip, sandbox_ip) = egress::transit_addrs(slot);
+
+        // A sandbox end without its host end cannot be adopted: start the pair afresh.
+        let paired = links.iter().any(|l| l.name == host_end);
+        self.worker.run(move |h| async move {
+            match link_index(&h, TRANSIT_NAME).await? {
+                Some(index) if !paired => delete_link(&h, index, TRANSIT_NAME).await,
+                _ => Ok(()),
+            }
+        })?;
+        let sandbox = netns::open_netns(&self.spec.netns_path)?;
+        host.run(move |h| async move {
+            if link_index(&h, &host_end).await?.is_none() {
+                let peer = LinkUnspec::new_with_name(TRANSIT_NAME)
+                    .setns_by_fd(sandbox.as_raw_fd())
+                    .build();
+                let pair = LinkVeth::new(&host_end, TRANSIT_NAME)
+                    .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+                    .build();
+                h.link().add(pair).execute().await.map_err(|e| {
+                    HostError::netlink(format!("create transit link {host_end}"), e)
+                })?;
+            }
+            let index = link_index(&h, &host_end).await?.ok_or_else(|| {
+                HostError::os(
+                    format!("find transit link {host_end}"),
+                    std::io::ErrorKind::NotFound.into(),
+                )
+            })?;
+            add_ipv4_if_missing(&h, index, host_ip, 31).await?;
+            set_link_up(&h, &host_end).await?;
+            egress::enable_forwarding_here()?;
+            // The host's own connections to 127.0.0.1 at a published port leave by this link.
+            let localnet = format!("/proc/sys/net/ipv4/conf/{host_end}/route_localnet");
+            std::fs::write(&localnet, b"1")
+                .map_err(|e| HostError::os(format!("write {localnet}"), e))
+        })?;
+        self.worker.run(move |h| async move {
+            let index = link_index(&h, TRANSIT_NAME).await?.ok_or_else(|| {
+                HostError::os(
+                    format!("find {TRANSIT_NAME} in the sandbox"),
+                    std::io::ErrorKind::NotFound.into(),
+                )
+            })?;
+            add_ipv4_if_missing(&h, index, sandbox_ip, 31).await?;
+            set_link_up(&h, TRANSIT_NAME).await?;
+            add_default_route(&h, index, host_ip, true).await?;
+            egress::enable_forwarding_here()
+        })?;
+        Ok(sandbox_ip)
+    }
+
+    /// Runs the `nft -f` script `script` inside the sandbox (see [`egress`]).
+    pub fn apply_rules(&self, script: String) -> Result<(), HostError> {
+        self.worker
+            .run(move |_| async move { egress::nft_apply(&script) })
     }
 
     /// Deletes the sandbox end `veth_name`; the container end goes with it. A missing veth is
@@ -308,18 +398,28 @@ impl Sandbox {
     /// and the TAP), whatever its name.
     pub fn endpoint_links(&self) -> Result<Vec<LinkSummary>, HostError> {
         let mut links = self.links()?;
-        links.retain(|l| !matches!(l.name.as_str(), "lo" | BRIDGE_NAME | TAP_NAME));
+        links.retain(|l| {
+            !matches!(
+                l.name.as_str(),
+                "lo" | BRIDGE_NAME | TAP_NAME | TRANSIT_NAME
+            )
+        });
         Ok(links)
     }
 
-    /// Removes the sandbox: deletes its veths (their container ends go at once), then unpins
+    /// Removes the sandbox: deletes its veths and its transit link (their other ends go at
+    /// once), then unpins
     /// its namespace, which disappears with the rest once no TAP fd holds it. The kernel tears
     /// a namespace down asynchronously — seconds, on a busy host — so the veths are not left to
     /// that.
     pub fn destroy(self) -> Result<(), HostError> {
         tracing::info!(netns = %self.spec.netns_path.display(), "removing sandbox namespace");
-        let deleted = self.endpoint_links().and_then(|links| {
-            let veths: Vec<(u32, String)> = links.into_iter().map(|l| (l.index, l.name)).collect();
+        let deleted = self.links().and_then(|links| {
+            let veths: Vec<(u32, String)> = links
+                .into_iter()
+                .filter(|l| !matches!(l.name.as_str(), "lo" | BRIDGE_NAME | TAP_NAME))
+                .map(|l| (l.index, l.name))
+                .collect();
             self.worker.run(move |h| async move {
                 for (index, name) in &veths {
                     delete_link(&h, *index, name).await?;
@@ -428,6 +528,31 @@ async fn add_ipv4_if_missing(
         Err(e) if netlink_errno(&e) == Some(libc::EEXIST) => Ok(()),
         Err(e) => Err(HostError::netlink(
             format!("add address {ip}/{prefix_len}"),
+            e,
+        )),
+    }
+}
+
+/// A default route through `gateway` on link `index`. With `replace`, it takes the place of any
+/// other; without, an existing default route is kept (a container on several networks keeps
+/// the way out of the first, as in Docker).
+async fn add_default_route(
+    h: &Handle,
+    index: u32,
+    gateway: Ipv4Addr,
+    replace: bool,
+) -> Result<(), HostError> {
+    let route = RouteMessageBuilder::<Ipv4Addr>::new()
+        .gateway(gateway)
+        .output_interface(index)
+        .build();
+    let add = h.route().add(route);
+    let add = if replace { add.replace() } else { add };
+    match add.execute().await {
+        Ok(()) => Ok(()),
+        Err(e) if !replace && netlink_errno(&e) == Some(libc::EEXIST) => Ok(()),
+        Err(e) => Err(HostError::netlink(
+            format!("add a default route via {gateway}"),
             e,
         )),
     }

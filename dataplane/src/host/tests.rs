@@ -15,6 +15,7 @@ fn endpoint(id: &str, last: u8, location: Location) -> EndpointProgram {
         mac: MacAddr::for_ipv4(ipv4),
         ipv4,
         location,
+        ports: Vec::new(),
     }
 }
 
@@ -26,6 +27,8 @@ fn network(endpoints: Vec<EndpointProgram>) -> NetworkProgram {
         mtu: 1450,
         gateway: GATEWAY,
         prefix_len: 24,
+        // These tests run in the test process's own namespace: no transit link, no nftables.
+        internal: true,
         endpoints,
         flood: vec![REMOTE, PEER],
         trusted: vec![REMOTE, PEER],

@@ -17,6 +17,7 @@ fn view() -> NetworkView {
             mtu: 1450,
             peers: vec![0xc612_000c],
             labels: [("env".to_string(), "lab".to_string())].into(),
+            internal: false,
         }),
         endpoints: vec![Endpoint {
             id: "cd".repeat(32),
@@ -28,6 +29,7 @@ fn view() -> NetworkView {
             aliases: vec!["web".into()],
             ifname: "eth0".into(),
             target: "/var/run/netns/c1".into(),
+            ports: vec![vxnet_proto::PortMapping::parse("8080:80").expect("mapping")],
         }],
         host_names: [("h1".to_string(), "host1".to_string())].into(),
         warnings: Vec::new(),

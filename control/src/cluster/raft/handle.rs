@@ -40,7 +40,8 @@ pub struct ClusterView {
 /// What the handle asks the node task.
 pub(super) enum NodeCommand {
     Propose {
-        command: Command,
+        /// Boxed: a command is large, and the queue holds many of these.
+        command: Box<Command>,
         /// The caller's deadline, after which the node stops proposing it again.
         deadline: Instant,
         reply: std_mpsc::Sender<Result<Applied, ClusterError>>,
@@ -92,7 +93,7 @@ impl RaftHandle {
         self.wait_for_leader(deadline)?;
         let (reply, rx) = std_mpsc::channel();
         self.send(NodeCommand::Propose {
-            command,
+            command: Box::new(command),
             deadline,
             reply,
         })?;

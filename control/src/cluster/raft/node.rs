@@ -376,7 +376,7 @@ impl Node {
                 command,
                 deadline,
                 reply,
-            } => self.propose_local(command, deadline, reply),
+            } => self.propose_local(*command, deadline, reply),
             NodeCommand::ReadIndex { reply } => {
                 if self.raw.raft.leader_id == INVALID_ID {
                     let _ = reply.send(Err(ClusterError::NoLeader));

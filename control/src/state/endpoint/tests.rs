@@ -25,6 +25,7 @@ fn connect_allocates_lowest_addresses_and_macs() {
             aliases: vec!["web".into(), "www".into()],
             ifname: "eth0".into(),
             target: "/run/netns/c1".into(),
+            ports: Vec::new(),
         }
     );
     let c2 = connected(&mut m, connect(11, 1, "c2").host("h2"));

@@ -31,6 +31,7 @@ fn create_network_with_defaults() {
             mtu: 1450,
             peers: vec![],
             labels: BTreeMap::new(),
+            internal: false,
         }
     );
     assert_eq!(m.state().networks, vec![net.clone()]);

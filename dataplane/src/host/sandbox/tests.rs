@@ -33,6 +33,7 @@ fn endpoint(target: &Path, ifname: &str, host: u8) -> EndpointSpec {
         ipv4,
         prefix_len: 24,
         mtu: MTU,
+        default_route: None,
         veth_name: unique("vxv"),
     }
 }
