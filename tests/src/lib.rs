@@ -27,6 +27,7 @@ pub mod ping;
 pub mod scenario;
 pub mod vxnet_json;
 pub mod wait;
+pub mod who;
 pub mod wire;
 
 use std::path::{Path, PathBuf};

@@ -3,52 +3,22 @@
 //! out; an `--internal` network does not; the rules live in vxnet's own nftables table and
 //! survive a daemon restart, and leave with the last network.
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
-use std::sync::mpsc;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
-use anyhow::{Context, Result};
 use vxnet_tests::lab::cluster::REPLICATION_TIMEOUT;
 use vxnet_tests::lab::container::Container;
 use vxnet_tests::lab::topology::UNDERLAY_GATEWAY;
-use vxnet_tests::netns::{exec, in_netns_thread};
+use vxnet_tests::netns::exec;
+use vxnet_tests::who::{ask_tcp, serve_tcp};
 use vxnet_tests::{require_root, wait_for, Lab};
 
-const SERVER_PORT: u16 = 8080;
-
-/// A TCP server in the underlay namespace, standing for the internet: it answers each
-/// connection with the address it came from, and stops after `connections`.
-fn start_server(lab: &Lab, connections: usize) -> Result<()> {
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let ns = lab.underlay_ns().to_string();
-    std::thread::spawn(move || {
-        let _ = in_netns_thread(&ns, move || {
-            let listener = TcpListener::bind(SocketAddrV4::new(UNDERLAY_GATEWAY, SERVER_PORT))?;
-            let _ = ready_tx.send(());
-            for stream in listener.incoming().take(connections) {
-                let mut stream = stream?;
-                let peer = stream.peer_addr()?.ip().to_string();
-                let _ = stream.write_all(peer.as_bytes());
-            }
-            Ok(())
-        });
-    });
-    ready_rx
-        .recv_timeout(Duration::from_secs(5))
-        .context("the outside server did not start")
-}
+/// The server standing for the internet, in the underlay namespace beyond every host.
+const OUTSIDE: SocketAddrV4 = SocketAddrV4::new(UNDERLAY_GATEWAY, 8080);
 
 /// Connects from inside `c` to the outside server; the address the server saw.
-fn reach_out(c: &Container) -> Result<Ipv4Addr> {
-    in_netns_thread(&c.ns, || {
-        let server = SocketAddr::V4(SocketAddrV4::new(UNDERLAY_GATEWAY, SERVER_PORT));
-        let mut stream = TcpStream::connect_timeout(&server, Duration::from_secs(3))?;
-        stream.set_read_timeout(Some(Duration::from_secs(3)))?;
-        let mut seen = String::new();
-        stream.read_to_string(&mut seen)?;
-        Ok(seen.parse()?)
-    })
+fn reach_out(c: &Container) -> anyhow::Result<Ipv4Addr> {
+    ask_tcp(&c.ns, OUTSIDE)
 }
 
 fn default_route(c: &Container) -> String {
@@ -122,7 +92,7 @@ fn containers_reach_the_outside_masqueraded_and_internal_networks_do_not() {
         "{inspect}"
     );
 
-    start_server(&lab, 4).expect("outside server");
+    serve_tcp(lab.underlay_ns(), OUTSIDE).expect("outside server");
     for (c, host) in [(&a0, 0), (&a1, 1), (&b0, 0)] {
         let seen = reach_out(c).unwrap_or_else(|e| {
             panic!(
