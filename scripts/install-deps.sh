@@ -19,6 +19,7 @@ have ethtool  || need+=(ethtool)
 have python3  || need+=(python3)
 have nft      || need+=(nftables)
 have gnuplot  || need+=(gnuplot-nox)
+have dig      || need+=(dnsutils)
 
 if ((${#need[@]})); then
     if [[ $(id -u) -ne 0 ]]; then

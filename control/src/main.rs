@@ -62,6 +62,7 @@ fn run_daemon(args: DaemonArgs, socket: std::path::PathBuf) -> anyhow::Result<()
         kernel: args.kernel,
         busy_poll: std::time::Duration::from_micros(u64::from(args.busy_poll)),
         force_new_cluster: args.force_new_cluster,
+        dns: args.dns,
     })?;
     Ok(())
 }

@@ -60,9 +60,12 @@ fn network_program(
                 Location::Remote(vtep)
             };
             let ipv4 = Ipv4Addr::from(e.ipv4);
-            let ports = match location {
-                Location::Local => e.ports.iter().filter_map(|p| publish(p, ipv4)).collect(),
-                Location::Remote(_) => Vec::new(),
+            let (ports, target) = match location {
+                Location::Local => (
+                    e.ports.iter().filter_map(|p| publish(p, ipv4)).collect(),
+                    Some(e.target.clone().into()),
+                ),
+                Location::Remote(_) => (Vec::new(), None),
             };
             Some(EndpointProgram {
                 id: e.id.clone(),
@@ -70,6 +73,11 @@ fn network_program(
                 ipv4,
                 location,
                 ports,
+                names: std::iter::once(&e.name)
+                    .chain(&e.aliases)
+                    .cloned()
+                    .collect(),
+                target,
             })
         })
         .collect();

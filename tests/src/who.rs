@@ -2,6 +2,8 @@
 //! every connection or datagram with the address it came from, so a test sees both that it
 //! got through and what NAT did to it on the way.
 //!
+//! [`serve_dns`] stands in for the upstream resolver the networks' DNS forwards to.
+//!
 //! Rules: servers run on a detached thread inside their namespace until the test process ends;
 //! every client call is bounded by [`CLIENT_TIMEOUT`].
 
@@ -83,5 +85,41 @@ pub fn ask_udp(ns: &str, server: SocketAddrV4) -> Result<Ipv4Addr> {
         let mut buf = [0u8; 64];
         let (n, _) = socket.recv_from(&mut buf)?;
         Ok(std::str::from_utf8(&buf[..n])?.parse()?)
+    })
+}
+
+/// Starts a stand-in for an upstream resolver on `addr` (UDP) inside namespace `ns`: it
+/// answers `name` with `ip` and every other name with NXDOMAIN.
+pub fn serve_dns(ns: &str, addr: SocketAddrV4, name: &'static str, ip: Ipv4Addr) -> Result<()> {
+    use hickory_proto::op::{Message, MessageType, ResponseCode};
+    use hickory_proto::rr::{rdata::A, Name, RData, Record};
+    serve(ns, move |ready| {
+        let socket = UdpSocket::bind(addr)?;
+        let _ = ready.send(Ok(()));
+        let wanted = Name::from_ascii(name).map_err(std::io::Error::other)?;
+        let mut buf = [0u8; 1500];
+        while let Ok((n, peer)) = socket.recv_from(&mut buf) {
+            let Ok(query) = Message::from_vec(&buf[..n]) else {
+                continue;
+            };
+            let mut answer = Message::new();
+            answer
+                .set_id(query.id())
+                .set_message_type(MessageType::Response)
+                .set_recursion_available(true)
+                .add_queries(query.queries().to_vec());
+            match query.queries().first() {
+                Some(q) if q.name().to_lowercase() == wanted.to_lowercase() => {
+                    answer.add_answer(Record::from_rdata(q.name().clone(), 60, RData::A(A(ip))));
+                }
+                _ => {
+                    answer.set_response_code(ResponseCode::NXDomain);
+                }
+            }
+            if let Ok(bytes) = answer.to_vec() {
+                let _ = socket.send_to(&bytes, peer);
+            }
+        }
+        Ok(())
     })
 }

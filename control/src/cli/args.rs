@@ -88,6 +88,10 @@ pub struct DaemonArgs {
     /// majority is lost for good); logs what it dropped.
     #[arg(long)]
     pub force_new_cluster: bool,
+    /// A resolver the networks' DNS forwards other names to; repeatable. Default: the
+    /// nameservers of the host's /etc/resolv.conf.
+    #[arg(long = "dns", value_name = "IP")]
+    pub dns: Vec<std::net::IpAddr>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{mpsc, Notify};
+use vxnet_dataplane::host::dns::{resolv_conf, Upstreams};
 use vxnet_dataplane::host::{
     next_free_ifname, publish, resolve_target, Attachment, DropReason, Host as Dataplane,
     HostConfig, NetworkFailure, ThreadFailure,
@@ -110,6 +111,8 @@ impl Daemon {
             kernel: config.kernel,
             busy_poll: config.busy_poll,
             sandbox_dir: config.data_dir.join("netns"),
+            dns_upstreams: dns_upstreams(&config.dns),
+            etc_netns: resolv_conf::ETC_NETNS.into(),
         })?;
         Ok(Daemon {
             host_id: cluster.host().id.clone(),
@@ -753,6 +756,19 @@ fn default_endpoint_name(target: &str) -> String {
         Some(name) if name != "net" => name.to_string(),
         _ => target.to_string(),
     }
+}
+
+/// The resolvers the networks' DNS forwards to: `--dns`, else the host's `/etc/resolv.conf`.
+fn dns_upstreams(given: &[std::net::IpAddr]) -> Upstreams {
+    if !given.is_empty() {
+        return Upstreams(given.iter().map(|&ip| (ip, 53).into()).collect());
+    }
+    let conf = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let found = Upstreams::from_resolv_conf(&conf);
+    if found.0.is_empty() {
+        tracing::warn!("no nameserver in /etc/resolv.conf: the networks' DNS answers only their own names; pass --dns");
+    }
+    found
 }
 
 #[cfg(test)]

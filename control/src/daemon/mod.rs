@@ -68,6 +68,8 @@ pub struct DaemonConfig {
     pub busy_poll: std::time::Duration,
     /// `--force-new-cluster`: start as a cluster of this host alone.
     pub force_new_cluster: bool,
+    /// `--dns`: where the networks' DNS forwards; empty: the host's `/etc/resolv.conf`.
+    pub dns: Vec<std::net::IpAddr>,
 }
 
 /// Why the daemon could not start, or had to stop.

@@ -35,6 +35,7 @@ fn a_dead_raft_node_ends_the_daemon_with_an_error() {
         kernel: None,
         busy_poll: Duration::ZERO,
         force_new_cluster: false,
+        dns: Vec::new(),
     };
     let (done_tx, done) = std::sync::mpsc::channel();
     let daemon = {

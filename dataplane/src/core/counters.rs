@@ -29,10 +29,14 @@ pub enum DropReason {
     /// A TAP read whose offload header or superframe could not be used (see
     /// [`crate::core::offload::OffloadError`]).
     BadOffload,
+    /// A datagram or TCP message to the embedded DNS that is not a DNS query.
+    DnsMalformed,
+    /// A forwarded DNS query no upstream resolver answered (the client got SERVFAIL).
+    DnsUpstreamFailed,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 11] = [
+    pub const ALL: [DropReason; 13] = [
         DropReason::Truncated,
         DropReason::BadFlags,
         DropReason::ReservedBits,
@@ -44,6 +48,8 @@ impl DropReason {
         DropReason::SendError,
         DropReason::TapWriteError,
         DropReason::BadOffload,
+        DropReason::DnsMalformed,
+        DropReason::DnsUpstreamFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -59,6 +65,8 @@ impl DropReason {
             DropReason::SendError => "send_error",
             DropReason::TapWriteError => "tap_write_error",
             DropReason::BadOffload => "bad_offload",
+            DropReason::DnsMalformed => "dns_malformed",
+            DropReason::DnsUpstreamFailed => "dns_upstream_failed",
         }
     }
 

@@ -20,6 +20,7 @@
 //!   caller is expected to stop, so that a restart rebuilds the TAPs.
 //! - Every call blocks (netlink, thread joins); the daemon makes them from its control thread.
 
+pub mod dns;
 pub mod egress;
 mod error;
 pub mod netns;
@@ -35,6 +36,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
+use self::dns::resolv_conf;
+use self::dns::serve::{DnsServer, DnsService};
+use self::dns::{Names, Upstreams};
 pub use self::error::HostError;
 use self::netns::NetnsWorker;
 pub use self::netns::{next_free_ifname, resolve_target};
@@ -65,6 +69,11 @@ pub struct HostConfig {
     pub busy_poll: std::time::Duration,
     /// Where sandbox namespaces are pinned (under the daemon's data dir).
     pub sandbox_dir: PathBuf,
+    /// Where the networks' DNS forwards names that are not theirs (`--dns`, else the host's
+    /// `/etc/resolv.conf`).
+    pub dns_upstreams: Upstreams,
+    /// Where `resolv.conf` files for `ip netns` targets go ([`dns::resolv_conf::ETC_NETNS`]).
+    pub etc_netns: PathBuf,
 }
 
 /// One endpoint to wire on this host.
@@ -108,6 +117,8 @@ struct Running {
     egress: Option<Ipv4Addr>,
     /// The sandbox's nftables script as last applied.
     rules: Option<String>,
+    /// The network's DNS, once its sockets are bound.
+    dns: Option<DnsServer>,
 }
 
 /// See the module docs.
@@ -120,6 +131,8 @@ pub struct Host {
     host_rules: Option<String>,
     /// Sockets holding the published host ports (see [`publish`]).
     reserved: BTreeMap<(Proto, Ipv4Addr, u16), socket2::Socket>,
+    dns: DnsService,
+    etc_netns: PathBuf,
     sandbox_dir: PathBuf,
     program: HostProgram,
     running: BTreeMap<String, Running>,
@@ -151,6 +164,9 @@ impl Host {
             host_ns,
             host_rules: None,
             reserved: BTreeMap::new(),
+            dns: DnsService::new(config.dns_upstreams)
+                .map_err(|e| HostError::os("start the DNS runtime", e))?,
+            etc_netns: config.etc_netns,
             sandbox_dir: config.sandbox_dir,
             program: HostProgram::default(),
             running: BTreeMap::new(),
@@ -166,7 +182,8 @@ impl Host {
     /// Makes the host match `program` (see the module docs); returns the networks it could
     /// not set up, which the next apply tries again.
     pub fn apply(&mut self, program: HostProgram, now: Instant) -> Vec<NetworkFailure> {
-        self.program = program;
+        let previous = std::mem::replace(&mut self.program, program);
+        self.forget_resolv_confs(&previous);
         let gone: Vec<String> = self
             .running
             .keys()
@@ -268,6 +285,28 @@ impl Host {
             .install(&control_entries(net), &vteps, now);
         let wanted = net.local_endpoints().map(|e| veth_name(&e.id)).collect();
         remove_stray_veths(running, wanted);
+        // After forwarding runs: the network's names, then its way out. Either failing leaves
+        // the overlay running, and the next apply tries again.
+        if running.dns.is_none() {
+            let (udp, tcp) = running.sandbox.bind_dns()?;
+            let server = self
+                .dns
+                .start(
+                    udp,
+                    tcp,
+                    Names::default(),
+                    !net.internal,
+                    running.port.clone(),
+                )
+                .map_err(|e| HostError::os("serve the network's DNS", e))?;
+            running.dns = Some(server);
+        }
+        if let Some(dns) = &running.dns {
+            dns.set_names(Names::new(
+                &net.name,
+                net.endpoints.iter().map(|e| (e.names.as_slice(), e.ipv4)),
+            ));
+        }
         // After forwarding runs: a network without its way out still carries its overlay,
         // and the next apply tries again.
         if net.internal {
@@ -298,7 +337,31 @@ impl Host {
             mtu: net.mtu,
             default_route: (!net.internal).then_some(net.gateway),
             veth_name: veth_name(&endpoint.endpoint_id),
-        })
+        })?;
+        let gateway = net.gateway;
+        if let Err(e) = resolv_conf::write(&self.etc_netns, &endpoint.target, &net.id, gateway) {
+            tracing::warn!(target = %endpoint.target.display(), error = %e,
+                "cannot write the container's resolv.conf");
+        }
+        Ok(())
+    }
+
+    /// Removes the `resolv.conf` files written for local endpoints of `previous` that the
+    /// current program no longer has (see [`dns::resolv_conf`]).
+    fn forget_resolv_confs(&self, previous: &HostProgram) {
+        for net in &previous.networks {
+            let kept = self.program.network(&net.id);
+            for ep in net.local_endpoints() {
+                let gone = kept.is_none_or(|n| n.local_endpoints().all(|e| e.id != ep.id));
+                let Some(target) = ep.target.as_deref().filter(|_| gone) else {
+                    continue;
+                };
+                if let Err(e) = resolv_conf::remove(&self.etc_netns, target, &net.id) {
+                    tracing::warn!(target = %target.display(), error = %e,
+                        "cannot remove the container's resolv.conf");
+                }
+            }
+        }
     }
 
     /// Removes an endpoint's veth, if its network runs here; the container's interface goes
@@ -465,6 +528,7 @@ fn start_network(
         veths: None,
         egress: None,
         rules: None,
+        dns: None,
     })
 }
 

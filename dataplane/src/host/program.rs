@@ -73,6 +73,10 @@ pub struct EndpointProgram {
     pub location: Location,
     /// Ports published at this host (local endpoints only).
     pub ports: Vec<Publish>,
+    /// The endpoint's name, then its aliases: what the network's DNS answers for it.
+    pub names: Vec<String>,
+    /// The container's namespace file (local endpoints only).
+    pub target: Option<std::path::PathBuf>,
 }
 
 /// Where an endpoint lives.

@@ -371,6 +371,19 @@ impl Sandbox {
         Ok(sandbox_ip)
     }
 
+    /// The embedded DNS's sockets, bound to the gateway address, port 53, inside the sandbox
+    /// (see [`super::dns`]).
+    pub fn bind_dns(&self) -> Result<(std::net::UdpSocket, std::net::TcpListener), HostError> {
+        let gateway = self.spec.gateway;
+        self.worker.run(move |_| async move {
+            let at = (gateway, 53);
+            let op = |e| HostError::os(format!("bind the network's DNS to {gateway}:53"), e);
+            let udp = std::net::UdpSocket::bind(at).map_err(op)?;
+            let tcp = std::net::TcpListener::bind(at).map_err(op)?;
+            Ok((udp, tcp))
+        })
+    }
+
     /// Runs the `nft -f` script `script` inside the sandbox (see [`egress`]).
     pub fn apply_rules(&self, script: String) -> Result<(), HostError> {
         self.worker

@@ -16,6 +16,8 @@ fn endpoint(id: &str, last: u8, location: Location) -> EndpointProgram {
         ipv4,
         location,
         ports: Vec::new(),
+        names: vec![id.to_string()],
+        target: None,
     }
 }
 
@@ -46,6 +48,8 @@ fn loopback_host(dir: &Path) -> Host {
         kernel: None,
         busy_poll: std::time::Duration::ZERO,
         sandbox_dir: dir.to_path_buf(),
+        dns_upstreams: crate::host::dns::Upstreams(Vec::new()),
+        etc_netns: dir.join("etc-netns"),
     })
     .expect("start a host on loopback")
 }
