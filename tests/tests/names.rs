@@ -51,6 +51,9 @@ fn the_gateway_answers_names_aliases_and_addresses_and_forwards_the_rest() {
     h0.vxnet_ok(&["network", "create", "--subnet", "10.80.0.0/24", "shop"]);
     h1.wait_networks(&["shop"], REPLICATION_TIMEOUT)
         .expect("network replicated");
+    let inspect: serde_json::Value =
+        serde_json::from_str(&h1.vxnet_ok(&["network", "inspect", "shop"])).expect("JSON");
+    assert_eq!(inspect[0]["DNS"], GATEWAY, "{inspect}");
     let web = lab.container(0, "web").expect("container");
     let cli = lab.container(1, "cli").expect("container");
     h0.vxnet_ok(&[

@@ -15,9 +15,11 @@
 //! - **All-or-nothing connect.** [`Sandbox::connect`] either leaves a fully wired endpoint or
 //!   nothing at all: on failure it deletes the veth pair it made and returns the first error.
 //!   Errors a user can cause (interface name taken, target not a network namespace) say so.
-//! - **The TAP lives as long as its fd.** [`Sandbox::open_tap`] returns the only fd of a
-//!   non-persistent TAP; dropping it removes `vxtap0`. An open TAP fd also keeps the sandbox
-//!   namespace alive, so close it before [`Sandbox::destroy`].
+//! - **The TAP outlives the daemon.** [`Sandbox::open_tap`] makes `vxtap0` persistent
+//!   (`TUNSETPERSIST`) and opens the one a previous run left, so a restart never takes the
+//!   bridge port away: frames that arrive while no daemon reads are dropped, nothing else
+//!   changes. [`Sandbox::destroy`] deletes it. An open TAP fd keeps the sandbox namespace
+//!   alive, so close it before [`Sandbox::destroy`].
 //! - **Stable gateway MAC.** `br0` gets the MAC [`MacAddr::for_ipv4`] of the gateway, the same rule
 //!   as endpoints. A bridge without a set MAC takes the lowest MAC of its ports, so the
 //!   gateway's MAC would change under the containers' ARP caches as veths come and go. Being
@@ -151,19 +153,28 @@ impl Sandbox {
         MacAddr::for_ipv4(self.spec.gateway)
     }
 
-    /// Creates `vxtap0` inside the sandbox as a port of `br0` (MTU set, up) and returns its fd,
-    /// usable from any thread. A leftover `vxtap0` is deleted first. Dropping the device
-    /// removes the TAP. With `offloads` it is opened with TAP offloads if the kernel allows
-    /// (see `tap_builder`); the engine reads which from the device.
+    /// Opens `vxtap0` inside the sandbox — the persistent one a previous run left, or a new
+    /// one — as a port of `br0` (MTU set, up), marks it persistent and returns its fd, usable
+    /// from any thread. With `offloads` it is opened with TAP offloads if the kernel allows
+    /// (see `tap_builder`); the engine reads which from the device. A `vxtap0` that cannot be
+    /// opened again is deleted and made afresh.
     pub fn open_tap(&self, offloads: bool) -> Result<SyncDevice, HostError> {
         let spec = self.spec.clone();
         self.worker.run(move |h| async move {
-            if let Some(stale) = link_index(&h, TAP_NAME).await? {
-                tracing::warn!(netns = %spec.netns_path.display(), "deleting a leftover vxtap0");
-                delete_link(&h, stale, TAP_NAME).await?;
-            }
-            // Opened on this thread, so the TAP is born inside the sandbox namespace.
-            let device = build_tap(offloads).map_err(|e| HostError::os("create TAP vxtap0", e))?;
+            // Opened on this thread, so the TAP is born inside the sandbox namespace; with the
+            // same name, TUNSETIFF attaches to the one that is there.
+            let device = match build_tap(offloads) {
+                Ok(device) => device,
+                Err(e) => {
+                    let Some(stale) = link_index(&h, TAP_NAME).await? else {
+                        return Err(HostError::os("create TAP vxtap0", e));
+                    };
+                    tracing::warn!(netns = %spec.netns_path.display(), error = %e,
+                        "cannot open the vxtap0 that is there; making it afresh");
+                    delete_link(&h, stale, TAP_NAME).await?;
+                    build_tap(offloads).map_err(|e| HostError::os("create TAP vxtap0", e))?
+                }
+            };
             // The queue of frames the kernel holds for us between two reads (500 by default):
             // room for several of the engine's batches, so a burst from the containers is not
             // dropped while the TAP's thread wakes up.
@@ -186,6 +197,11 @@ impl Sandbox {
                 .execute()
                 .await
                 .map_err(|e| HostError::netlink("attach vxtap0 to br0", e))?;
+            // Wired: from here on it outlives the daemon, so a restart keeps the bridge port
+            // and loses only what arrives while no one reads.
+            device
+                .persist()
+                .map_err(|e| HostError::os("make vxtap0 persistent", e))?;
             Ok(device)
         })
     }
@@ -420,8 +436,8 @@ impl Sandbox {
         Ok(links)
     }
 
-    /// Removes the sandbox: deletes its veths and its transit link (their other ends go at
-    /// once), then unpins
+    /// Removes the sandbox: deletes its veths, its transit link (their other ends go at once)
+    /// and its persistent TAP, then unpins
     /// its namespace, which disappears with the rest once no TAP fd holds it. The kernel tears
     /// a namespace down asynchronously — seconds, on a busy host — so the veths are not left to
     /// that.
@@ -430,7 +446,7 @@ impl Sandbox {
         let deleted = self.links().and_then(|links| {
             let veths: Vec<(u32, String)> = links
                 .into_iter()
-                .filter(|l| !matches!(l.name.as_str(), "lo" | BRIDGE_NAME | TAP_NAME))
+                .filter(|l| !matches!(l.name.as_str(), "lo" | BRIDGE_NAME))
                 .map(|l| (l.index, l.name))
                 .collect();
             self.worker.run(move |h| async move {

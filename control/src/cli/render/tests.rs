@@ -52,7 +52,10 @@ fn inspect_has_the_contract_keys() {
     assert_eq!(c["IPv4Address"], "10.10.0.2/24");
     assert_eq!(c["Host"], "host1");
     assert_eq!(c["Aliases"][0], "web");
+    assert_eq!(c["Ports"], serde_json::json!(["0.0.0.0:8080:80/tcp"]));
     assert_eq!(v["Labels"]["env"], "lab");
+    assert_eq!(v["Internal"], false);
+    assert_eq!(v["DNS"], "10.10.0.1");
     assert_eq!(
         v["Warnings"],
         serde_json::json!([]),
