@@ -26,8 +26,8 @@ use vxnet_control::state::{Applied, Ipv4Cidr, Refusal, StateMachine};
 use vxnet_fuzz::Choices;
 use vxnet_proto::types::{VNI_MAX, VNI_MIN};
 use vxnet_proto::{
-    command, AddHost, Cidr, Command, Connect, CreateNetwork, Disconnect, Host, RemoveHost,
-    RemoveNetwork,
+    command, AddHost, Cidr, Command, Connect, CreateNetwork, Disconnect, Host, PortMapping,
+    Protocol, RemoveHost, RemoveNetwork,
 };
 
 const HOSTS: [&str; 3] = ["h1", "h2", "h3"];
@@ -120,6 +120,7 @@ fn command(input: &mut Choices) -> Command {
                 } else {
                     BTreeMap::new()
                 },
+                internal: flags & 0x40 != 0,
             }))
         }
         4 => wrap(command::Kind::RemoveNetwork(RemoveNetwork {
@@ -140,6 +141,17 @@ fn command(input: &mut Choices) -> Command {
                 },
                 ifname: input.pick(&IFNAMES).to_owned(),
                 target: input.pick(&TARGETS).to_owned(),
+                ports: if flags & 4 != 0 {
+                    // Few host ports, so that they clash; now and then out of range.
+                    vec![PortMapping {
+                        host_ip: 0,
+                        host_port: u32::from(input.u8() % 4) * 20_000,
+                        container_port: 80,
+                        protocol: i32::from(input.u8() % 3),
+                    }]
+                } else {
+                    vec![]
+                },
             }))
         }
         _ => match input.u8() % 4 {
@@ -226,6 +238,7 @@ fn check_invariants(machine: &StateMachine) {
     let mut per_network: BTreeSet<(&str, u32)> = BTreeSet::new();
     let mut macs: BTreeSet<(&str, &[u8])> = BTreeSet::new();
     let mut ep_names: BTreeSet<(&str, &str)> = BTreeSet::new();
+    let mut host_ports: BTreeSet<(&str, i32, u32)> = BTreeSet::new();
     for ep in &state.endpoints {
         let net = ep.network_id.as_str();
         let &(subnet, gateway) = subnets.get(net).expect("endpoint of a known network");
@@ -247,6 +260,18 @@ fn check_invariants(machine: &StateMachine) {
         let mut mac = vec![0x02, 0x42];
         mac.extend_from_slice(&ep.ipv4.to_be_bytes());
         assert_eq!(ep.mac, mac);
+        for p in &ep.ports {
+            assert!((1..=65535).contains(&p.host_port) && (1..=65535).contains(&p.container_port));
+            assert!(
+                Protocol::try_from(p.protocol).is_ok(),
+                "unknown protocol kept"
+            );
+            assert!(
+                host_ports.insert((ep.host_id.as_str(), p.protocol, p.host_port)),
+                "host port {} published twice on one host",
+                p.host_port
+            );
+        }
     }
     StateMachine::from_state(state.clone()).expect("the state passes its own check");
 }

@@ -115,6 +115,11 @@ impl NewNetwork {
         self
     }
 
+    pub(super) fn internal(mut self) -> Self {
+        self.0.internal = true;
+        self
+    }
+
     pub(super) fn labels(mut self, labels: &[(&str, &str)]) -> Self {
         self.0.labels = labels
             .iter()
@@ -183,6 +188,21 @@ impl NewEndpoint {
 
     pub(super) fn aliases(mut self, aliases: &[&str]) -> Self {
         self.0.aliases = aliases.iter().map(|&a| a.to_owned()).collect();
+        self
+    }
+
+    /// `--publish` arguments, parsed as the CLI does.
+    pub(super) fn publish(mut self, ports: &[&str]) -> Self {
+        self.0.ports = ports
+            .iter()
+            .map(|p| vxnet_proto::PortMapping::parse(p).expect("a valid --publish"))
+            .collect();
+        self
+    }
+
+    /// Ports as given, unchecked (as a buggy or hostile proposer could send them).
+    pub(super) fn raw_ports(mut self, ports: Vec<vxnet_proto::PortMapping>) -> Self {
+        self.0.ports = ports;
         self
     }
 }

@@ -321,3 +321,61 @@ fn connect_refuses_overlapping_subnets_and_reused_ifnames_in_one_namespace() {
     ok(&mut m, disconnect(10));
     connected(&mut m, connect(14, 2, "c1").name("c1-again"));
 }
+
+#[test]
+fn published_ports_are_kept_and_a_host_port_is_taken_once_per_protocol_per_host() {
+    let mut m = machine_with_net1();
+    created(&mut m, create("net2", 2).subnet("10.1.0.0/24"));
+    let web = connected(
+        &mut m,
+        connect(10, 1, "web").publish(&["8080:80", "53:53/udp"]),
+    );
+    assert_eq!(
+        web.ports
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        ["0.0.0.0:8080:80/tcp", "0.0.0.0:53:53/udp"]
+    );
+    // The same host port on the same host, from any network or address: refused.
+    for taken in [
+        connect(11, 1, "a").publish(&["8080:81"]),
+        connect(11, 2, "a").publish(&["10.9.9.9:8080:80"]),
+        connect(11, 2, "a").publish(&["53:5353/udp"]),
+    ] {
+        let r = refuse(&mut m, taken);
+        assert!(
+            matches!(r, Refusal::HostPortInUse { ref endpoint, .. } if endpoint == "web"),
+            "{r}"
+        );
+        assert_eq!(r.exit_code(), 1);
+    }
+    // Another protocol, another port, or another host: fine.
+    connected(&mut m, connect(11, 2, "a").publish(&["8080:80/udp"]));
+    connected(&mut m, connect(12, 2, "b").publish(&["8081:80"]));
+    connected(&mut m, connect(13, 1, "c").host("h2").publish(&["8080:80"]));
+    // Gone with its endpoint: the port is free again.
+    ok(&mut m, disconnect(10));
+    connected(&mut m, connect(14, 1, "d").publish(&["8080:80"]));
+}
+
+#[test]
+fn bad_published_ports_are_refused() {
+    let mut m = machine_with_net1();
+    created(&mut m, create("inside", 2).subnet("10.1.0.0/24").internal());
+    let r = refuse(&mut m, connect(10, 2, "a").publish(&["8080:80"]));
+    assert!(matches!(r, Refusal::PublishOnInternal { .. }), "{r}");
+    let r = refuse(&mut m, connect(10, 1, "a").publish(&["8080:80", "8080:81"]));
+    assert!(matches!(r, Refusal::InvalidPort { .. }), "{r}");
+    assert_eq!(r.exit_code(), 2);
+    let mut zero = vxnet_proto::PortMapping::parse("8080:80").expect("mapping");
+    zero.container_port = 0;
+    let mut big = zero;
+    (big.container_port, big.host_port) = (80, 70_000);
+    let mut proto = zero;
+    (proto.container_port, proto.protocol) = (80, 7);
+    for bad in [zero, big, proto] {
+        let r = refuse(&mut m, connect(10, 1, "a").raw_ports(vec![bad]));
+        assert!(matches!(r, Refusal::InvalidPort { .. }), "{bad:?}: {r}");
+    }
+}
