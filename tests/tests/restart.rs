@@ -129,7 +129,7 @@ fn a_ping_runs_through_a_restart_and_the_tap_stays() {
             std::thread::spawn(move || {
                 vxnet_tests::ping::ping_with(
                     &ns,
-                    &C2_IP.to_string(),
+                    C2_IP,
                     &vxnet_tests::PingOptions {
                         count: 400,
                         interval: std::time::Duration::from_millis(20),
