@@ -1,7 +1,10 @@
 //! `vxnet-bench`: throughput and latency between two containers on two lab hosts, for vxnet,
 //! for Linux kernel vxlan with the same topology, and for the bare underlay
 //! (`--scenario dataplane`, the default); or the control plane of a three-host Raft cluster:
-//! commit latency, convergence and leader failover (`--scenario cluster`, see `cluster.rs`).
+//! commit latency, convergence and leader failover (`--scenario cluster`, see `cluster.rs`); or
+//! the restart window of a daemon whose TAP outlives it: milliseconds from killing h1's daemon
+//! (SIGTERM and SIGKILL) to the first ping reply after it was started again, with the echo
+//! requests lost (`--scenario restart`, see `restart.rs`).
 //!
 //! Per mode, the dataplane scenario measures throughput (iperf3 TCP 1 and 4 streams, UDP 64 B
 //! unlimited), what it costs (CPU seconds per GB and per packet for the daemons, softirq and the
@@ -28,6 +31,7 @@ mod plot;
 mod probe;
 mod procfs;
 mod report;
+mod restart;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -37,7 +41,7 @@ use clap::Parser;
 
 use vxnet_tests::iperf::{run_iperf, IperfTest};
 use vxnet_tests::lab::topology::host_addr;
-use vxnet_tests::lab::{HostKind, Lab};
+use vxnet_tests::lab::{HostKind, Lab, LabBuilder};
 use vxnet_tests::ping::{ping_with, PingOptions};
 use vxnet_tests::scenario::{self, C2_IP};
 
@@ -51,7 +55,8 @@ use report::{Metric, ModeResult, Report};
 #[command(name = "vxnet-bench", version, about)]
 struct Args {
     /// dataplane: iperf3/ping between containers (the --modes). cluster: Raft control plane of
-    /// three vxnet hosts (commit latency, convergence, failover).
+    /// three vxnet hosts (commit latency, convergence, failover). restart: kill and restart
+    /// one daemon of the vxnet pair under a 5 ms ping (--repeat runs per signal).
     #[arg(long, value_enum, default_value_t = Scenario::Dataplane)]
     scenario: Scenario,
     /// cluster: number of timed `network create` calls.
@@ -115,6 +120,8 @@ enum Scenario {
     Dataplane,
     /// The Raft control plane of three vxnet hosts.
     Cluster,
+    /// The restart window of a daemon (SIGTERM and SIGKILL) under a running ping.
+    Restart,
 }
 
 /// A way of connecting the two endpoints.
@@ -148,11 +155,16 @@ struct Topology {
     server_ip: String,
 }
 
-fn build(mode: Mode, args: &Args) -> Result<Topology> {
-    let builder = args.daemon_arg.iter().fold(
+/// A lab builder with the options every scenario on the two-host pair shares.
+fn lab_builder(args: &Args) -> LabBuilder {
+    args.daemon_arg.iter().fold(
         Lab::builder().wire_checksums(!args.veth_offloads),
         |b, a| b.daemon_arg(a),
-    );
+    )
+}
+
+fn build(mode: Mode, args: &Args) -> Result<Topology> {
+    let builder = lab_builder(args);
     let (pair, server_ip) = match mode {
         Mode::Vxnet => (scenario::vxnet_pair_on(builder)?, C2_IP.to_string()),
         Mode::Kernel => (scenario::kernel_pair_on(builder)?, C2_IP.to_string()),
@@ -387,7 +399,22 @@ fn main() -> Result<()> {
     match args.scenario {
         Scenario::Dataplane => dataplane(&args),
         Scenario::Cluster => cluster_scenario(&args),
+        Scenario::Restart => restart_scenario(&args),
     }
+}
+
+fn restart_scenario(args: &Args) -> Result<()> {
+    vxnet_tests::find_vxnet_bin()?;
+    let report = restart::run(lab_builder(args), args.repeat);
+    print!("{}", report.table());
+    let json = serde_json::to_string_pretty(&report.to_json())?;
+    std::fs::write(&args.json, json + "\n")
+        .with_context(|| format!("writing {}", args.json.display()))?;
+    eprintln!("results written to {}", args.json.display());
+    if report.failed() {
+        bail!("some restart runs failed (see above)");
+    }
+    Ok(())
 }
 
 fn cluster_scenario(args: &Args) -> Result<()> {
