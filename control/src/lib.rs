@@ -12,6 +12,7 @@ pub mod api;
 pub mod cli;
 pub mod cluster;
 pub mod daemon;
+pub mod docker;
 pub mod program;
 pub mod state;
 pub mod sys;

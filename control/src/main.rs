@@ -63,6 +63,8 @@ fn run_daemon(args: DaemonArgs, socket: std::path::PathBuf) -> anyhow::Result<()
         busy_poll: std::time::Duration::from_micros(u64::from(args.busy_poll)),
         force_new_cluster: args.force_new_cluster,
         dns: args.dns,
+        docker_plugin: args.docker_plugin,
+        docker_host: args.docker_host,
     })?;
     Ok(())
 }

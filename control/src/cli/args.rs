@@ -92,6 +92,13 @@ pub struct DaemonArgs {
     /// nameservers of the host's /etc/resolv.conf.
     #[arg(long = "dns", value_name = "IP")]
     pub dns: Vec<std::net::IpAddr>,
+    /// Serve Docker's network and IPAM driver `vxnet` on this socket.
+    #[arg(long, value_name = "PATH", num_args = 0..=1,
+          default_missing_value = "/run/docker/plugins/vxnet.sock")]
+    pub docker_plugin: Option<PathBuf>,
+    /// The API socket of the Docker engine the driver serves (it asks it for network names).
+    #[arg(long, value_name = "PATH", default_value = "/var/run/docker.sock")]
+    pub docker_host: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]

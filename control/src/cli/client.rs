@@ -175,6 +175,7 @@ fn network(
                 ifname: a.ifname,
                 name: a.name,
                 ports: a.ports,
+                ..Default::default()
             }))?;
             Ok(String::new())
         }
@@ -182,6 +183,7 @@ fn network(
             call(request::Kind::NetworkDisconnect(NetworkDisconnectRequest {
                 network,
                 target,
+                ..Default::default()
             }))?;
             Ok(String::new())
         }

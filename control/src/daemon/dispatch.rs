@@ -366,7 +366,7 @@ impl Daemon {
             }
             let target = Path::new(&intent.target);
             let finished = intents::same_netns(&intent)
-                && match self.plumb(&net, &ep, target) {
+                && match self.plumb(&net, &ep, target, false) {
                     Ok(()) => true,
                     Err(e) => {
                         tracing::warn!(endpoint = %ep.name, error = %e, "cannot finish an interrupted connect; undoing it");
@@ -554,7 +554,10 @@ impl Daemon {
         };
         let name = r.name.unwrap_or_else(|| default_endpoint_name(&r.target));
         self.check_host_ports(&r.ports)?;
-        let id = sys::random_id().map_err(RequestError::Random)?;
+        let id = match r.endpoint_id {
+            Some(id) => id,
+            None => sys::random_id().map_err(RequestError::Random)?,
+        };
         // On disk before the proposal: whatever happens from here on, a restart finds it.
         self.intents
             .record(&id, &net.id, &target)
@@ -585,7 +588,7 @@ impl Daemon {
         };
         // Committed, no veth yet: where the lab's crash test kills the daemon.
         sys::crash_point("connect-committed");
-        if let Err(e) = self.plumb(&net, &ep, &target) {
+        if let Err(e) = self.plumb(&net, &ep, &target, r.hand_over) {
             // Give the address back: a failed connect leaves nothing behind.
             self.undo_connect(&ep);
             return Err(e);
@@ -600,7 +603,13 @@ impl Daemon {
 
     /// Wires a committed endpoint into this host's sandbox of its network, setting that
     /// sandbox up first if this is the network's first local endpoint.
-    fn plumb(&mut self, net: &Network, ep: &Endpoint, target: &Path) -> Result<(), RequestError> {
+    fn plumb(
+        &mut self,
+        net: &Network,
+        ep: &Endpoint,
+        target: &Path,
+        hand_over: bool,
+    ) -> Result<(), RequestError> {
         if let Some(failure) = self
             .reconcile_all()
             .into_iter()
@@ -617,18 +626,33 @@ impl Daemon {
             ifname: ep.ifname.clone(),
             mac,
             ipv4: Ipv4Addr::from(ep.ipv4),
+            hand_over,
         })?;
         Ok(())
     }
 
     fn disconnect(&mut self, r: NetworkDisconnectRequest) -> Reply {
         let net = self.network(&r.network)?;
-        let ep = self
-            .find_endpoint(&net, &r.target)
-            .ok_or_else(|| RequestError::NotConnected {
-                target: r.target.clone(),
-                network: net.name.clone(),
-            })?;
+        let found = if r.endpoint_id.is_empty() {
+            self.find_endpoint(&net, &r.target)
+        } else {
+            let state = self.state();
+            state
+                .endpoint(&r.endpoint_id)
+                .filter(|ep| ep.network_id == net.id && ep.host_id == self.host_id)
+                .cloned()
+        };
+        let ep = match found {
+            Some(ep) => ep,
+            // By id (Docker's DeleteEndpoint): already gone is what was asked.
+            None if !r.endpoint_id.is_empty() => return Ok(Response::default()),
+            None => {
+                return Err(RequestError::NotConnected {
+                    target: r.target.clone(),
+                    network: net.name.clone(),
+                })
+            }
+        };
         // Committed first: without a quorum the disconnect fails and the container keeps its
         // interface, as the state still lists it. Once committed, the veth goes here (and, should
         // that fail, at the next reconcile, which removes veths no endpoint owns).

@@ -70,7 +70,63 @@ pub struct DaemonConfig {
     pub force_new_cluster: bool,
     /// `--dns`: where the networks' DNS forwards; empty: the host's `/etc/resolv.conf`.
     pub dns: Vec<std::net::IpAddr>,
+    /// `--docker-plugin`: where to serve Docker's network and IPAM driver, if at all.
+    pub docker_plugin: Option<PathBuf>,
+    /// `--docker-host`: the API socket of the Docker engine the driver serves.
+    pub docker_host: PathBuf,
 }
+
+/// The way into the control thread for everything that is not the control thread: the API
+/// socket and the Docker driver hand it requests and get the answers. A request that finds
+/// the queue full is answered "busy, retry" at once.
+#[derive(Clone)]
+pub struct Door(mpsc::Sender<ControlEvent>);
+
+impl Door {
+    pub async fn call(&self, request: Request) -> Response {
+        let (tx, rx) = oneshot::channel();
+        match self.0.try_send(ControlEvent::Request(request, tx)) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                // Waiting behind a full queue would only turn into a timeout later; say so now.
+                let message = format!(
+                    "the daemon is busy ({} requests are waiting); retry shortly",
+                    self.0.max_capacity()
+                );
+                return error::failure(message, vxnet_proto::ErrorCode::Unavailable);
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                return error::failure(
+                    "the daemon is stopping".into(),
+                    vxnet_proto::ErrorCode::Unavailable,
+                )
+            }
+        }
+        rx.await.unwrap_or_else(|_| {
+            error::failure(
+                "the daemon stopped before answering".into(),
+                vxnet_proto::ErrorCode::Unavailable,
+            )
+        })
+    }
+}
+
+impl crate::docker::driver::Vxnet for Door {
+    async fn call(&self, kind: vxnet_proto::request::Kind) -> Response {
+        Door::call(
+            self,
+            Request {
+                kind: Some(kind),
+                timeout_ms: DOCKER_TIMEOUT_MS,
+            },
+        )
+        .await
+    }
+}
+
+/// How long the daemon may take for one request of the Docker driver (Docker's own plugin
+/// timeout is longer).
+const DOCKER_TIMEOUT_MS: u32 = 20_000;
 
 /// Why the daemon could not start, or had to stop.
 #[derive(Debug, thiserror::Error)]
@@ -231,11 +287,25 @@ pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
                 source,
             })?
     };
-    let served = runtime.block_on(socket::serve(&config.socket, events.clone(), &fatal));
+    if let Some(path) = config.docker_plugin.clone() {
+        let (door, engine) = (
+            Door(events.clone()),
+            crate::docker::engine::EngineSocket(config.docker_host.clone()),
+        );
+        runtime.spawn(async move {
+            if let Err(e) = crate::docker::serve(&path, door, engine).await {
+                tracing::error!(socket = %path.display(), error = %e, "cannot serve the Docker driver");
+            }
+        });
+    }
+    let served = runtime.block_on(socket::serve(&config.socket, Door(events.clone()), &fatal));
     let _ = runtime.block_on(events.send(ControlEvent::Shutdown));
     // The channel is closed once serving returned: the control thread drains and ends.
     let stopped = control.join().unwrap_or(Ok(()));
     let _ = std::fs::remove_file(&config.socket);
+    if let Some(path) = &config.docker_plugin {
+        let _ = std::fs::remove_file(path);
+    }
     tracing::info!("stopped");
     served.and(stopped)
 }

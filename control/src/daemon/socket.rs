@@ -6,19 +6,15 @@
 use std::path::Path;
 
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::Notify;
 use vxnet_proto::{ErrorCode, Request};
 
 use super::error::failure;
-use super::{ControlEvent, DaemonError};
+use super::{DaemonError, Door};
 use crate::api;
 
 /// Serves the socket at `path` until SIGTERM/SIGINT, or until `fatal` is notified.
-pub(super) async fn serve(
-    path: &Path,
-    jobs: mpsc::Sender<ControlEvent>,
-    fatal: &Notify,
-) -> Result<(), DaemonError> {
+pub(super) async fn serve(path: &Path, door: Door, fatal: &Notify) -> Result<(), DaemonError> {
     let listener = bind(path).await?;
     tracing::info!(socket = %path.display(), "listening");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -29,7 +25,7 @@ pub(super) async fn serve(
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => { tokio::spawn(handle_connection(stream, jobs.clone())); }
+                Ok((stream, _)) => { tokio::spawn(handle_connection(stream, door.clone())); }
                 Err(e) => tracing::warn!(error = %e, "accept failed"),
             },
             _ = term.recv() => break,
@@ -61,7 +57,7 @@ async fn bind(path: &Path) -> Result<UnixListener, DaemonError> {
     Ok(listener)
 }
 
-async fn handle_connection(stream: UnixStream, jobs: mpsc::Sender<ControlEvent>) {
+async fn handle_connection(stream: UnixStream, door: Door) {
     let mut framed = api::framed(stream);
     let request = match api::recv::<_, Request>(&mut framed).await {
         Ok(r) => r,
@@ -73,21 +69,6 @@ async fn handle_connection(stream: UnixStream, jobs: mpsc::Sender<ControlEvent>)
             return;
         }
     };
-    let (tx, rx) = oneshot::channel();
-    match jobs.try_send(ControlEvent::Request(request, tx)) {
-        Ok(()) => {}
-        Err(mpsc::error::TrySendError::Full(_)) => {
-            // Waiting behind a full queue would only turn into a timeout later; say so now.
-            let message = format!(
-                "the daemon is busy ({} requests are waiting); retry shortly",
-                jobs.max_capacity()
-            );
-            let _ = api::send(&mut framed, &failure(message, ErrorCode::Unavailable)).await;
-            return;
-        }
-        Err(mpsc::error::TrySendError::Closed(_)) => return,
-    }
-    if let Ok(response) = rx.await {
-        let _ = api::send(&mut framed, &response).await;
-    }
+    let response = door.call(request).await;
+    let _ = api::send(&mut framed, &response).await;
 }

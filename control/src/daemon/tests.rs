@@ -36,6 +36,8 @@ fn a_dead_raft_node_ends_the_daemon_with_an_error() {
         busy_poll: Duration::ZERO,
         force_new_cluster: false,
         dns: Vec::new(),
+        docker_plugin: None,
+        docker_host: "/nonexistent/docker.sock".into(),
     };
     let (done_tx, done) = std::sync::mpsc::channel();
     let daemon = {

@@ -54,6 +54,10 @@ use crate::engine::{Engine, EngineConfig, TapPort};
 pub use crate::kernel::KernelVersion;
 use crate::wire::MacAddr;
 
+/// The daemon's own network namespace (its main thread's), where transit links end and
+/// hand-over interfaces wait for their runtime.
+const HOST_NS: &str = "/proc/self/ns/net";
+
 /// How the host's dataplane runs.
 #[derive(Debug, Clone)]
 pub struct HostConfig {
@@ -87,6 +91,9 @@ pub struct Attachment {
     pub ifname: String,
     pub mac: MacAddr,
     pub ipv4: Ipv4Addr,
+    /// Leave the container end unconfigured in the daemon's own namespace under `ifname`, for
+    /// the runtime to move into `target` and address (Docker's Join).
+    pub hand_over: bool,
 }
 
 /// A network whose dataplane [`Host::apply`] could not set up.
@@ -157,8 +164,7 @@ impl Host {
         })?;
         std::fs::create_dir_all(&config.sandbox_dir)
             .map_err(|e| HostError::os(format!("create {}", config.sandbox_dir.display()), e))?;
-        // Opened from this thread: the namespace the daemon runs in.
-        let host_ns = NetnsWorker::start(Path::new("/proc/thread-self/ns/net"))?;
+        let host_ns = NetnsWorker::start(Path::new(HOST_NS))?;
         Ok(Host {
             engine,
             host_ns,
@@ -328,8 +334,14 @@ impl Host {
     /// host by the last [`Host::apply`] (the endpoint is in its program).
     pub fn attach(&mut self, endpoint: &Attachment) -> Result<(), HostError> {
         let (net, running) = self.running_network(&endpoint.network_id)?;
+        let target = if endpoint.hand_over {
+            PathBuf::from(HOST_NS)
+        } else {
+            endpoint.target.clone()
+        };
         running.sandbox.connect(&EndpointSpec {
-            target: endpoint.target.clone(),
+            target,
+            hand_over: endpoint.hand_over,
             ifname: endpoint.ifname.clone(),
             mac: endpoint.mac,
             ipv4: endpoint.ipv4,

@@ -73,6 +73,9 @@ pub struct EndpointSpec {
     /// Where the container's default route points (the network's gateway), unless the
     /// container has one already; `None` for `--internal` networks.
     pub default_route: Option<Ipv4Addr>,
+    /// Make the container end (MAC, MTU) but neither address it nor bring it up: a runtime
+    /// moves it into its container and configures it (Docker's Join).
+    pub hand_over: bool,
     /// Name of the sandbox side (≤ 15 bytes), derived by the caller from the endpoint id; it
     /// is what [`Sandbox::disconnect`] takes.
     pub veth_name: String,
@@ -292,6 +295,9 @@ impl Sandbox {
                 .await
                 .map_err(|e| HostError::netlink(format!("attach {} to br0", ep.veth_name), e))
         })?;
+        if ep.hand_over {
+            return Ok(());
+        }
         let ep = ep.clone();
         container.run(move |h| async move {
             let index = link_index(&h, &ep.ifname).await?.ok_or_else(|| {

@@ -113,6 +113,7 @@ fn a_network_without_local_endpoints_runs_nothing_and_shows_its_control_entries(
             ifname: "eth0".into(),
             mac: MacAddr::for_ipv4(Ipv4Addr::new(10, 9, 0, 3)),
             ipv4: Ipv4Addr::new(10, 9, 0, 3),
+            hand_over: false,
         })
         .expect_err("no sandbox here");
     assert!(matches!(err, HostError::NotRunning { .. }), "{err}");

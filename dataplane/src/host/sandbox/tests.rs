@@ -34,6 +34,7 @@ fn endpoint(target: &Path, ifname: &str, host: u8) -> EndpointSpec {
         prefix_len: 24,
         mtu: MTU,
         default_route: None,
+        hand_over: false,
         veth_name: unique("vxv"),
     }
 }

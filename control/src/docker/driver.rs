@@ -1,0 +1,446 @@
+//! What each call of Docker's network and IPAM plugin protocol does, in terms of the requests the
+//! CLI sends ([`Vxnet`]) and of what the calling Docker engine knows ([`Engine`]). No sockets
+//! here: the HTTP side is in `http`, and tests drive the driver with fakes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+use std::sync::Mutex;
+
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+use vxnet_proto::types::MacAddr;
+use vxnet_proto::{
+    request, ErrorCode, NetworkConnectRequest, NetworkCreateRequest, NetworkDisconnectRequest,
+    NetworkInspectRequest, NetworkListRequest, NetworkView, Response,
+};
+
+use super::wire;
+use crate::state::ipam::{self, DEFAULT_POOL, DEFAULT_SUBNET_PREFIX};
+use crate::state::Ipv4Cidr;
+
+/// Docker's name for the address-type option of a gateway's `RequestAddress`.
+const GATEWAY_REQUEST: &str = "com.docker.network.gateway";
+/// The interface Docker moves into the container is renamed `eth<N>`.
+const DST_PREFIX: &str = "eth";
+
+/// The daemon, as the driver uses it: one API request, its answer.
+pub trait Vxnet: Send + Sync {
+    fn call(&self, kind: request::Kind) -> impl std::future::Future<Output = Response> + Send;
+}
+
+/// A Docker network as its engine describes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DockerNetwork {
+    pub name: String,
+    pub subnet: Option<String>,
+    pub gateway: Option<String>,
+    pub internal: bool,
+}
+
+/// The Docker engine that calls the driver, asked over its API.
+pub trait Engine: Send + Sync {
+    fn network(
+        &self,
+        id: &str,
+    ) -> impl std::future::Future<Output = Result<DockerNetwork, String>> + Send;
+}
+
+/// An endpoint between `CreateEndpoint` and `Join`: Docker gives the container's namespace
+/// only at `Join`, so the vxnet endpoint is made then.
+#[derive(Debug, Clone)]
+struct Pending {
+    network: String,
+    address: Ipv4Addr,
+    gateway: Option<Ipv4Addr>,
+}
+
+/// The driver: stateless but for the endpoints between `CreateEndpoint` and `Join`.
+pub struct Driver<V, E> {
+    vxnet: V,
+    engine: E,
+    pending: Mutex<BTreeMap<String, Pending>>,
+}
+
+/// An answer: HTTP status and JSON body.
+pub type Answer = (u16, Value);
+
+fn ok(body: Value) -> Answer {
+    (200, body)
+}
+
+fn fail(message: impl AsRef<str>) -> Answer {
+    (200, wire::error(message.as_ref()))
+}
+
+impl<V: Vxnet, E: Engine> Driver<V, E> {
+    pub fn new(vxnet: V, engine: E) -> Self {
+        Driver {
+            vxnet,
+            engine,
+            pending: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Answers `POST /<method>` with `body`. Unknown methods get 404, malformed bodies an
+    /// `Err` naming the method.
+    pub async fn handle(&self, method: &str, body: &[u8]) -> Answer {
+        match method {
+            "Plugin.Activate" => ok(json!({ "Implements": ["NetworkDriver", "IpamDriver"] })),
+            "NetworkDriver.GetCapabilities" => {
+                ok(json!({ "Scope": "local", "ConnectivityScope": "global" }))
+            }
+            "NetworkDriver.CreateNetwork" => match parse(body, method) {
+                Ok(r) => self.create_network(r),
+                Err(a) => a,
+            },
+            "NetworkDriver.DeleteNetwork"
+            | "NetworkDriver.DiscoverNew"
+            | "NetworkDriver.DiscoverDelete"
+            | "NetworkDriver.Leave"
+            | "IpamDriver.ReleasePool"
+            | "IpamDriver.ReleaseAddress" => ok(json!({})),
+            "NetworkDriver.CreateEndpoint" => match parse(body, method) {
+                Ok(r) => self.create_endpoint(r).await,
+                Err(a) => a,
+            },
+            "NetworkDriver.Join" => match parse(body, method) {
+                Ok(r) => self.join(r).await,
+                Err(a) => a,
+            },
+            "NetworkDriver.DeleteEndpoint" => match parse(body, method) {
+                Ok(r) => self.delete_endpoint(r).await,
+                Err(a) => a,
+            },
+            "NetworkDriver.EndpointOperInfo" => ok(json!({ "Value": {} })),
+            "NetworkDriver.ProgramExternalConnectivity"
+            | "NetworkDriver.RevokeExternalConnectivity" => ok(json!({})),
+            "IpamDriver.GetCapabilities" => ok(json!({ "RequiresMACAddress": false })),
+            "IpamDriver.GetDefaultAddressSpaces" => ok(json!({
+                "LocalDefaultAddressSpace": "vxnet",
+                "GlobalDefaultAddressSpace": "vxnet",
+            })),
+            "IpamDriver.RequestPool" => match parse(body, method) {
+                Ok(r) => self.request_pool(r).await,
+                Err(a) => a,
+            },
+            "IpamDriver.RequestAddress" => match parse(body, method) {
+                Ok(r) => self.request_address(r).await,
+                Err(a) => a,
+            },
+            _ => (404, wire::error(&format!("vxnet has no method {method}"))),
+        }
+    }
+
+    /// A pool is a subnet: the one asked for, else the lowest /24 of vxnet's default pool that
+    /// no vxnet network uses. IPv4 only.
+    async fn request_pool(&self, r: wire::RequestPool) -> Answer {
+        if r.v6 {
+            return fail("vxnet networks are IPv4 only; create the network without --ipv6");
+        }
+        if !r.sub_pool.is_empty() {
+            return fail("vxnet takes no --ip-range through Docker; give --subnet only");
+        }
+        let subnet = if r.pool.is_empty() {
+            let taken = match self.subnets().await {
+                Ok(taken) => taken,
+                Err(e) => return fail(e),
+            };
+            match ipam::lowest_free_subnet(DEFAULT_POOL, DEFAULT_SUBNET_PREFIX, taken) {
+                Some(s) => s,
+                None => {
+                    return fail(format!(
+                        "no free /{DEFAULT_SUBNET_PREFIX} left in {DEFAULT_POOL}; pass --subnet"
+                    ))
+                }
+            }
+        } else {
+            match Ipv4Cidr::parse_as(&r.pool, "subnet") {
+                Ok(s) => s,
+                Err(e) => return fail(e.to_string()),
+            }
+        };
+        let pool = subnet.to_string();
+        ok(json!({ "PoolID": pool, "Pool": pool, "Data": {} }))
+    }
+
+    /// The gateway: the address asked for, else the pool's first host address (vxnet's
+    /// default). An endpoint's address: the one asked for (`--ip`), else the lowest address
+    /// that no vxnet network on this subnet uses — the state machine checks it again when the
+    /// endpoint is made, so a race with another host ends in a clear refusal, never a
+    /// duplicate.
+    async fn request_address(&self, r: wire::RequestAddress) -> Answer {
+        let subnet = match Ipv4Cidr::parse_as(&r.pool_id, "pool") {
+            Ok(s) => s,
+            Err(e) => return fail(format!("unknown pool {:?}: {e}", r.pool_id)),
+        };
+        let len = subnet.prefix_len();
+        if !r.address.is_empty() {
+            return ok(json!({ "Address": format!("{}/{len}", r.address), "Data": {} }));
+        }
+        let gateway = subnet.first_host().unwrap_or(subnet.network());
+        if r.options.get("RequestAddressType").map(String::as_str) == Some(GATEWAY_REQUEST) {
+            return ok(
+                json!({ "Address": format!("{}/{len}", Ipv4Addr::from(gateway)), "Data": {} }),
+            );
+        }
+        let views = match self.views(Vec::new()).await {
+            Ok(v) => v,
+            Err(e) => return fail(e),
+        };
+        let mut used = BTreeSet::new();
+        let mut gateways = BTreeSet::from([gateway]);
+        for view in &views {
+            let Some(net) = &view.network else { continue };
+            if net
+                .subnet
+                .as_ref()
+                .and_then(|c| Ipv4Cidr::from_proto(c, "subnet").ok())
+                != Some(subnet)
+            {
+                continue;
+            }
+            gateways.insert(net.gateway);
+            used.extend(view.endpoints.iter().map(|e| e.ipv4));
+        }
+        used.extend(gateways.iter().copied());
+        match ipam::lowest_free_address(subnet, subnet, gateway, &used) {
+            Some(a) => ok(json!({ "Address": format!("{}/{len}", Ipv4Addr::from(a)), "Data": {} })),
+            None => fail(format!("no free address left in {subnet}")),
+        }
+    }
+
+    fn create_network(&self, r: wire::CreateNetwork) -> Answer {
+        if !r.ipv6_data.is_empty() {
+            return fail("vxnet networks are IPv4 only; create the network without --ipv6");
+        }
+        match r.ipv4_data.as_slice() {
+            [_] => ok(json!({})),
+            [] => fail("the network has no IPv4 pool; create it with --ipam-driver vxnet"),
+            _ => fail("vxnet networks have one subnet; give one --subnet"),
+        }
+    }
+
+    /// Makes sure the cluster-wide vxnet network of the same name exists with this subnet
+    /// (creating it on first use), and remembers the endpoint for `Join`.
+    async fn create_endpoint(&self, r: wire::CreateEndpoint) -> Answer {
+        let docker = match self.engine.network(&r.network_id).await {
+            Ok(n) => n,
+            Err(e) => {
+                return fail(format!(
+                    "cannot ask Docker about network {}: {e}",
+                    r.network_id
+                ))
+            }
+        };
+        let interface = r.interface.unwrap_or_default();
+        let Some(address) = interface
+            .address
+            .split('/')
+            .next()
+            .and_then(|a| a.parse::<Ipv4Addr>().ok())
+        else {
+            return fail(
+                "the endpoint has no IPv4 address; create the network with --ipam-driver vxnet",
+            );
+        };
+        let net = match self.ensure_network(&docker).await {
+            Ok(n) => n,
+            Err(e) => return fail(e),
+        };
+        let gateway = (!net.internal).then(|| Ipv4Addr::from(net.gateway));
+        self.pending_endpoints().insert(
+            r.endpoint_id.clone(),
+            Pending {
+                network: net.name.clone(),
+                address,
+                gateway,
+            },
+        );
+        let mac = if interface.mac_address.is_empty() {
+            MacAddr::for_ipv4(address).to_string()
+        } else {
+            // Docker made it; the interface carries it, and vxnet's rule must agree.
+            if interface.mac_address.to_lowercase() != MacAddr::for_ipv4(address).to_string() {
+                return fail(format!(
+                    "vxnet endpoints have the MAC {} (from their address); leave --mac-address out",
+                    MacAddr::for_ipv4(address)
+                ));
+            }
+            return ok(json!({ "Interface": {} }));
+        };
+        ok(json!({ "Interface": { "MacAddress": mac } }))
+    }
+
+    async fn join(&self, r: wire::Join) -> Answer {
+        let Some(p) = self.pending_endpoints().get(&r.endpoint_id).cloned() else {
+            return fail("vxnet does not know this endpoint (was the daemon restarted since it was created?); start the container again");
+        };
+        let ifname = hand_over_name(&r.endpoint_id);
+        let answer = self
+            .vxnet
+            .call(request::Kind::NetworkConnect(NetworkConnectRequest {
+                network: p.network.clone(),
+                target: r.sandbox_key.clone(),
+                ipv4: Some(u32::from(p.address)),
+                ifname: Some(ifname.clone()),
+                name: Some(r.endpoint_id.chars().take(12).collect()),
+                endpoint_id: Some(r.endpoint_id.clone()),
+                hand_over: true,
+                ..Default::default()
+            }))
+            .await;
+        if let Err(e) = checked(answer) {
+            return fail(strip_code(&e));
+        }
+        self.pending_endpoints().remove(&r.endpoint_id);
+        let response = wire::JoinResponse {
+            interface_name: wire::InterfaceName {
+                src_name: ifname,
+                dst_prefix: DST_PREFIX.to_string(),
+            },
+            gateway: p.gateway.map(|g| g.to_string()).unwrap_or_default(),
+            disable_gateway_service: false,
+        };
+        ok(serde_json::to_value(response).unwrap_or_default())
+    }
+
+    async fn delete_endpoint(&self, r: wire::EndpointRef) -> Answer {
+        self.pending_endpoints().remove(&r.endpoint_id);
+        let docker = match self.engine.network(&r.network_id).await {
+            Ok(n) => n,
+            Err(e) => {
+                return fail(format!(
+                    "cannot ask Docker about network {}: {e}",
+                    r.network_id
+                ))
+            }
+        };
+        let answer = self
+            .vxnet
+            .call(request::Kind::NetworkDisconnect(NetworkDisconnectRequest {
+                network: docker.name,
+                endpoint_id: r.endpoint_id,
+                ..Default::default()
+            }))
+            .await;
+        match checked(answer) {
+            Ok(_) => ok(json!({})),
+            // The network itself is gone (removed with `vxnet network rm`): so is the endpoint.
+            Err(e) if e.starts_with("NOT_FOUND") => ok(json!({})),
+            Err(e) => fail(strip_code(&e)),
+        }
+    }
+
+    /// The vxnet network `docker` stands for, created if it is not there yet.
+    async fn ensure_network(&self, docker: &DockerNetwork) -> Result<vxnet_proto::Network, String> {
+        let Some(subnet) = docker.subnet.as_deref() else {
+            return Err(format!(
+                "Docker network {} has no subnet; create it with --ipam-driver vxnet",
+                docker.name
+            ));
+        };
+        let subnet = Ipv4Cidr::parse_as(subnet, "subnet").map_err(|e| e.to_string())?;
+        for attempt in 0..2 {
+            match self.views(vec![docker.name.clone()]).await {
+                Ok(views) => {
+                    let net = views
+                        .into_iter()
+                        .find_map(|v| v.network)
+                        .ok_or("inspect returned no network")?;
+                    let theirs = net
+                        .subnet
+                        .as_ref()
+                        .and_then(|c| Ipv4Cidr::from_proto(c, "subnet").ok());
+                    if theirs != Some(subnet) {
+                        let theirs = theirs.map_or_else(|| "?".to_string(), |s| s.to_string());
+                        return Err(format!(
+                            "vxnet network {} exists with subnet {theirs}; create the Docker \
+                             network with --subnet {theirs}",
+                            docker.name
+                        ));
+                    }
+                    return Ok(net);
+                }
+                Err(e) if attempt == 0 && e.starts_with("NOT_FOUND") => {}
+                Err(e) => return Err(strip_code(&e)),
+            }
+            let gateway = docker
+                .gateway
+                .as_deref()
+                .and_then(|g| g.split('/').next())
+                .and_then(|g| g.parse::<Ipv4Addr>().ok());
+            let created = self
+                .vxnet
+                .call(request::Kind::NetworkCreate(NetworkCreateRequest {
+                    name: docker.name.clone(),
+                    subnet: Some(subnet.to_proto()),
+                    gateway: gateway.map(u32::from),
+                    internal: docker.internal,
+                    ..Default::default()
+                }))
+                .await;
+            // Another host may have made it in the meantime: look again either way.
+            if let Err(e) = checked(created) {
+                if !e.starts_with("CONFLICT") {
+                    return Err(strip_code(&e));
+                }
+            }
+        }
+        Err(format!("vxnet network {} could not be made", docker.name))
+    }
+
+    async fn subnets(&self) -> Result<Vec<Ipv4Cidr>, String> {
+        let views = self.views(Vec::new()).await?;
+        Ok(views
+            .iter()
+            .filter_map(|v| v.network.as_ref()?.subnet.as_ref())
+            .filter_map(|c| Ipv4Cidr::from_proto(c, "subnet").ok())
+            .collect())
+    }
+
+    /// Every network (`names` empty) or the named ones. Errors start with their code.
+    async fn views(&self, names: Vec<String>) -> Result<Vec<NetworkView>, String> {
+        let kind = if names.is_empty() {
+            request::Kind::NetworkList(NetworkListRequest {})
+        } else {
+            request::Kind::NetworkInspect(NetworkInspectRequest { networks: names })
+        };
+        checked(self.vxnet.call(kind).await).map(|r| r.networks)
+    }
+
+    fn pending_endpoints(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Pending>> {
+        self.pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// The name the container end waits under in the daemon's namespace: unique per endpoint,
+/// within IFNAMSIZ.
+fn hand_over_name(endpoint_id: &str) -> String {
+    format!("vxd{}", &endpoint_id[..11.min(endpoint_id.len())])
+}
+
+fn parse<R: DeserializeOwned>(body: &[u8], method: &str) -> Result<R, Answer> {
+    serde_json::from_slice(body).map_err(|e| fail(format!("malformed {method} request: {e}")))
+}
+
+/// A response's error as `CODE: message`, so callers can act on the code.
+fn checked(r: Response) -> Result<Response, String> {
+    if r.error.is_empty() {
+        return Ok(r);
+    }
+    let code = ErrorCode::try_from(r.code).unwrap_or(ErrorCode::Internal);
+    Err(format!(
+        "{}: {}",
+        code.as_str_name().trim_start_matches("ERROR_CODE_"),
+        r.error
+    ))
+}
+
+fn strip_code(e: &str) -> String {
+    e.split_once(": ").map_or(e, |(_, m)| m).to_string()
+}
+
+#[cfg(test)]
+mod tests;

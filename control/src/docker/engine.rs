@@ -1,0 +1,108 @@
+//! The Docker engine's API, as the driver asks it: `GET /networks/{id}` over the engine's Unix
+//! socket (`--docker-host`, default `/var/run/docker.sock`), with hyper's HTTP/1 client.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+
+use super::driver::{DockerNetwork, Engine};
+
+/// How long one question to the engine may take.
+const ENGINE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The engine at a Unix socket.
+#[derive(Debug, Clone)]
+pub struct EngineSocket(pub PathBuf);
+
+impl EngineSocket {
+    async fn get(&self, path: &str) -> Result<Value, String> {
+        let exchange = async {
+            let stream = tokio::net::UnixStream::connect(&self.0)
+                .await
+                .map_err(|e| format!("connect to {}: {e}", self.0.display()))?;
+            let (mut sender, connection) =
+                hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                    .await
+                    .map_err(|e| e.to_string())?;
+            tokio::spawn(connection);
+            let request = hyper::Request::get(path)
+                .header("Host", "docker")
+                .body(Empty::<Bytes>::new())
+                .map_err(|e| e.to_string())?;
+            let response = sender
+                .send_request(request)
+                .await
+                .map_err(|e| e.to_string())?;
+            let status = response.status();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| e.to_string())?
+                .to_bytes();
+            if !status.is_success() {
+                return Err(format!(
+                    "{status}: {}",
+                    String::from_utf8_lossy(&body).trim()
+                ));
+            }
+            serde_json::from_slice(&body).map_err(|e| e.to_string())
+        };
+        tokio::time::timeout(ENGINE_TIMEOUT, exchange)
+            .await
+            .map_err(|_| {
+                format!(
+                    "no answer from {} within {ENGINE_TIMEOUT:?}",
+                    self.0.display()
+                )
+            })?
+    }
+}
+
+impl Engine for EngineSocket {
+    async fn network(&self, id: &str) -> Result<DockerNetwork, String> {
+        if !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(format!("{id:?} is not a network id"));
+        }
+        Ok(network_from(&self.get(&format!("/networks/{id}")).await?))
+    }
+}
+
+/// The parts of `GET /networks/{id}` the driver needs.
+pub fn network_from(v: &Value) -> DockerNetwork {
+    let config = &v["IPAM"]["Config"][0];
+    let text = |v: &Value| v.as_str().filter(|s| !s.is_empty()).map(str::to_string);
+    DockerNetwork {
+        name: v["Name"].as_str().unwrap_or_default().to_string(),
+        subnet: text(&config["Subnet"]),
+        gateway: text(&config["Gateway"]),
+        internal: v["Internal"].as_bool().unwrap_or(false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_name_subnet_gateway_and_internal() {
+        let v = serde_json::json!({
+            "Name": "shop", "Id": "abc", "Driver": "vxnet", "Internal": true,
+            "IPAM": {"Driver": "vxnet", "Config": [{"Subnet": "10.9.0.0/24", "Gateway": "10.9.0.1"}]}
+        });
+        assert_eq!(
+            network_from(&v),
+            DockerNetwork {
+                name: "shop".into(),
+                subnet: Some("10.9.0.0/24".into()),
+                gateway: Some("10.9.0.1".into()),
+                internal: true,
+            }
+        );
+        assert_eq!(network_from(&serde_json::json!({"Name": "x"})).subnet, None);
+    }
+}
