@@ -15,9 +15,10 @@ use vxnet_dataplane::host::{
 };
 use vxnet_proto::types::{MacAddr, MTU_MIN, VXLAN_OVERHEAD};
 use vxnet_proto::{
-    command, request, Command, Connect, CreateNetwork, Disconnect, DropCount, Endpoint, FdbRow,
-    Host, Network, NetworkConnectRequest, NetworkCreateRequest, NetworkDisconnectRequest,
-    NetworkStats, NetworkView, PortMapping, RemoveNetwork, Request, Response, Stats,
+    command, request, Command, Connect, CreateNetwork, Disconnect, DropCount, Endpoint,
+    EndpointUpdateRequest, FdbRow, Host, Network, NetworkConnectRequest, NetworkCreateRequest,
+    NetworkDisconnectRequest, NetworkStats, NetworkView, PortMapping, RemoveNetwork, Request,
+    Response, Stats, UpdateEndpoint,
 };
 
 use super::error::{failure, RequestError};
@@ -245,6 +246,10 @@ impl Daemon {
             request::Kind::NetworkDisconnect(r) => {
                 self.fresh()?;
                 self.disconnect(r)
+            }
+            request::Kind::EndpointUpdate(r) => {
+                self.fresh()?;
+                self.update_endpoint(r)
             }
             request::Kind::Fdb(r) => {
                 self.fresh()?;
@@ -664,6 +669,46 @@ impl Daemon {
         }
         self.reconcile_all();
         tracing::info!(network = %net.name, endpoint = %ep.name, "disconnected");
+        Ok(Response {
+            endpoint: Some(ep),
+            ..Default::default()
+        })
+    }
+
+    /// Renames a local endpoint, replaces its aliases or its published ports; the ports are
+    /// programmed before the answer.
+    fn update_endpoint(&mut self, r: EndpointUpdateRequest) -> Reply {
+        let net = self.network(&r.network)?;
+        let ep = self
+            .state()
+            .endpoint(&r.endpoint_id)
+            .filter(|ep| ep.network_id == net.id && ep.host_id == self.host_id)
+            .cloned()
+            .ok_or_else(|| RequestError::NotConnected {
+                target: r.endpoint_id.clone(),
+                network: net.name.clone(),
+            })?;
+        if r.set_ports {
+            let new: Vec<PortMapping> = r
+                .ports
+                .iter()
+                .filter(|p| !ep.ports.iter().any(|q| q.clashes_with(p)))
+                .copied()
+                .collect();
+            self.check_host_ports(&new)?;
+        }
+        let applied = self.apply(command::Kind::UpdateEndpoint(UpdateEndpoint {
+            endpoint_id: ep.id.clone(),
+            name: r.name,
+            set_aliases: r.set_aliases,
+            aliases: r.aliases,
+            set_ports: r.set_ports,
+            ports: r.ports,
+        }))?;
+        let Applied::Updated(ep) = applied else {
+            return Err(RequestError::AppliedAsOther("update"));
+        };
+        self.reconcile_all();
         Ok(Response {
             endpoint: Some(ep),
             ..Default::default()

@@ -10,8 +10,9 @@ use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use vxnet_proto::types::MacAddr;
 use vxnet_proto::{
-    request, ErrorCode, NetworkConnectRequest, NetworkCreateRequest, NetworkDisconnectRequest,
-    NetworkInspectRequest, NetworkListRequest, NetworkView, Response,
+    request, EndpointUpdateRequest, ErrorCode, NetworkConnectRequest, NetworkCreateRequest,
+    NetworkDisconnectRequest, NetworkInspectRequest, NetworkListRequest, NetworkView, PortMapping,
+    Protocol, Response,
 };
 
 use super::wire;
@@ -20,6 +21,8 @@ use crate::state::Ipv4Cidr;
 
 /// Docker's name for the address-type option of a gateway's `RequestAddress`.
 const GATEWAY_REQUEST: &str = "com.docker.network.gateway";
+/// Docker's key for `-p` in `ProgramExternalConnectivity` options.
+const PORTMAP_OPTION: &str = "com.docker.network.portmap";
 /// The interface Docker moves into the container is renamed `eth<N>`.
 const DST_PREFIX: &str = "eth";
 
@@ -43,7 +46,18 @@ pub trait Engine: Send + Sync {
         &self,
         id: &str,
     ) -> impl std::future::Future<Output = Result<DockerNetwork, String>> + Send;
+
+    /// The name and aliases of the container whose endpoint on network `network_id` is
+    /// `endpoint_id`; `None` while the engine does not show it yet.
+    fn endpoint_names(
+        &self,
+        network_id: &str,
+        endpoint_id: &str,
+    ) -> impl std::future::Future<Output = Result<Option<(String, Vec<String>)>, String>> + Send;
 }
+
+/// How long after `Join` the driver looks for the container's name.
+const NAME_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// An endpoint between `CreateEndpoint` and `Join`: Docker gives the container's namespace
 /// only at `Join`, so the vxnet endpoint is made then.
@@ -112,8 +126,14 @@ impl<V: Vxnet, E: Engine> Driver<V, E> {
                 Err(a) => a,
             },
             "NetworkDriver.EndpointOperInfo" => ok(json!({ "Value": {} })),
-            "NetworkDriver.ProgramExternalConnectivity"
-            | "NetworkDriver.RevokeExternalConnectivity" => ok(json!({})),
+            "NetworkDriver.ProgramExternalConnectivity" => match parse(body, method) {
+                Ok(r) => self.publish(r).await,
+                Err(a) => a,
+            },
+            "NetworkDriver.RevokeExternalConnectivity" => match parse(body, method) {
+                Ok(r) => self.unpublish(r).await,
+                Err(a) => a,
+            },
             "IpamDriver.GetCapabilities" => ok(json!({ "RequiresMACAddress": false })),
             "IpamDriver.GetDefaultAddressSpaces" => ok(json!({
                 "LocalDefaultAddressSpace": "vxnet",
@@ -331,6 +351,100 @@ impl<V: Vxnet, E: Engine> Driver<V, E> {
         }
     }
 
+    /// After a successful `Join`: names the endpoint like its container (and its aliases, as
+    /// `--network-alias` and Docker give them), once the engine shows which container it is.
+    /// Until then, and if the name is taken on the network (container names are unique per
+    /// engine, not per cluster), the endpoint keeps the first 12 digits of its id.
+    pub async fn name_endpoint(&self, network_id: &str, endpoint_id: &str) {
+        let deadline = tokio::time::Instant::now() + NAME_WAIT;
+        let names = loop {
+            match self.engine.endpoint_names(network_id, endpoint_id).await {
+                Ok(Some(names)) => break names,
+                Ok(None) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::warn!(endpoint = endpoint_id, error = %e, "cannot learn the container's name from Docker");
+                    return;
+                }
+            }
+        };
+        let Ok(docker) = self.engine.network(network_id).await else {
+            return;
+        };
+        let (name, aliases) = names;
+        let answer = self
+            .vxnet
+            .call(request::Kind::EndpointUpdate(EndpointUpdateRequest {
+                network: docker.name,
+                endpoint_id: endpoint_id.to_string(),
+                name: Some(name.clone()),
+                set_aliases: true,
+                aliases,
+                ..Default::default()
+            }))
+            .await;
+        if let Err(e) = checked(answer) {
+            tracing::warn!(endpoint = endpoint_id, %name, error = %e, "cannot name the endpoint like its container");
+        }
+    }
+
+    /// `-p`: the ports Docker asks for become the endpoint's published ports.
+    async fn publish(&self, r: wire::ProgramExternalConnectivity) -> Answer {
+        let bindings: Vec<wire::PortBinding> = match r.options.get(PORTMAP_OPTION) {
+            None | Some(Value::Null) => Vec::new(),
+            Some(v) => match serde_json::from_value(v.clone()) {
+                Ok(b) => b,
+                Err(e) => return fail(format!("malformed {PORTMAP_OPTION}: {e}")),
+            },
+        };
+        let mut ports = Vec::new();
+        for b in &bindings {
+            match port_mapping(b) {
+                Ok(p) => ports.push(p),
+                Err(e) => return fail(e),
+            }
+        }
+        self.set_ports(&r.network_id, &r.endpoint_id, ports).await
+    }
+
+    async fn unpublish(&self, r: wire::EndpointRef) -> Answer {
+        match self
+            .set_ports(&r.network_id, &r.endpoint_id, Vec::new())
+            .await
+        {
+            (_, v) if v.get("Err").is_some() => ok(json!({})),
+            answer => answer,
+        }
+    }
+
+    async fn set_ports(
+        &self,
+        network_id: &str,
+        endpoint_id: &str,
+        ports: Vec<PortMapping>,
+    ) -> Answer {
+        let docker = match self.engine.network(network_id).await {
+            Ok(n) => n,
+            Err(e) => return fail(format!("cannot ask Docker about network {network_id}: {e}")),
+        };
+        let answer = self
+            .vxnet
+            .call(request::Kind::EndpointUpdate(EndpointUpdateRequest {
+                network: docker.name,
+                endpoint_id: endpoint_id.to_string(),
+                set_ports: true,
+                ports,
+                ..Default::default()
+            }))
+            .await;
+        match checked(answer) {
+            Ok(_) => ok(json!({})),
+            Err(e) => fail(strip_code(&e)),
+        }
+    }
+
     /// The vxnet network `docker` stands for, created if it is not there yet.
     async fn ensure_network(&self, docker: &DockerNetwork) -> Result<vxnet_proto::Network, String> {
         let Some(subnet) = docker.subnet.as_deref() else {
@@ -413,6 +527,40 @@ impl<V: Vxnet, E: Engine> Driver<V, E> {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
+
+/// A Docker port binding as a vxnet published port. Docker gives host port 0 for `-p PORT`
+/// ("any"), which vxnet does not choose for the user.
+fn port_mapping(b: &wire::PortBinding) -> Result<PortMapping, String> {
+    let protocol = match b.proto {
+        6 => Protocol::Tcp,
+        17 => Protocol::Udp,
+        other => {
+            return Err(format!(
+                "vxnet publishes TCP and UDP, not IP protocol {other}"
+            ))
+        }
+    };
+    if b.host_port == 0 {
+        return Err(format!(
+            "give the host port for container port {}: -p HOSTPORT:{0}",
+            b.port
+        ));
+    }
+    let host_ip = match b.host_ip.as_str() {
+        "" => Ipv4Addr::UNSPECIFIED,
+        ip => ip
+            .parse()
+            .map_err(|_| format!("vxnet publishes on IPv4 host addresses, not {ip}"))?,
+    };
+    let mut p = PortMapping {
+        host_ip: u32::from(host_ip),
+        host_port: u32::from(b.host_port),
+        container_port: u32::from(b.port),
+        ..Default::default()
+    };
+    p.set_protocol(protocol);
+    Ok(p)
 }
 
 /// The name the container end waits under in the daemon's namespace: unique per endpoint,

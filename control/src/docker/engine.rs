@@ -70,6 +70,64 @@ impl Engine for EngineSocket {
         }
         Ok(network_from(&self.get(&format!("/networks/{id}")).await?))
     }
+
+    async fn endpoint_names(
+        &self,
+        network_id: &str,
+        endpoint_id: &str,
+    ) -> Result<Option<(String, Vec<String>)>, String> {
+        if !network_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(format!("{network_id:?} is not a network id"));
+        }
+        // filters={"network":["<id>"]}, URL-encoded.
+        let listed = self
+            .get(&format!(
+                "/containers/json?all=1&filters=%7B%22network%22%3A%5B%22{network_id}%22%5D%7D"
+            ))
+            .await?;
+        let Some(id) = container_with_endpoint(&listed, endpoint_id) else {
+            return Ok(None);
+        };
+        let inspected = self.get(&format!("/containers/{id}/json")).await?;
+        Ok(names_of(&inspected, endpoint_id))
+    }
+}
+
+/// The id of the container in a `GET /containers/json` list whose endpoint is `endpoint_id`.
+pub fn container_with_endpoint(listed: &Value, endpoint_id: &str) -> Option<String> {
+    listed.as_array()?.iter().find_map(|c| {
+        let networks = c["NetworkSettings"]["Networks"].as_object()?;
+        networks
+            .values()
+            .any(|n| n["EndpointID"] == endpoint_id)
+            .then(|| c["Id"].as_str().map(str::to_string))
+            .flatten()
+    })
+}
+
+/// A container's name (without Docker's leading `/`) and its aliases on the network where its
+/// endpoint is `endpoint_id`, from `GET /containers/{id}/json`; the name is not repeated among
+/// the aliases.
+pub fn names_of(container: &Value, endpoint_id: &str) -> Option<(String, Vec<String>)> {
+    let name = container["Name"]
+        .as_str()?
+        .trim_start_matches('/')
+        .to_string();
+    let network = container["NetworkSettings"]["Networks"]
+        .as_object()?
+        .values()
+        .find(|n| n["EndpointID"] == endpoint_id)?;
+    let aliases = network["Aliases"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .filter(|a| *a != name)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    Some((name, aliases))
 }
 
 /// The parts of `GET /networks/{id}` the driver needs.
@@ -104,5 +162,30 @@ mod tests {
             }
         );
         assert_eq!(network_from(&serde_json::json!({"Name": "x"})).subnet, None);
+    }
+
+    #[test]
+    fn finds_the_container_of_an_endpoint_and_its_names() {
+        let listed = serde_json::json!([
+            {"Id": "c1", "NetworkSettings": {"Networks": {"shop": {"EndpointID": "e1"}}}},
+            {"Id": "c2", "NetworkSettings": {"Networks": {"shop": {"EndpointID": "e2"}}}}
+        ]);
+        assert_eq!(
+            container_with_endpoint(&listed, "e2").as_deref(),
+            Some("c2")
+        );
+        assert_eq!(container_with_endpoint(&listed, "e3"), None);
+        let inspected = serde_json::json!({
+            "Name": "/web",
+            "NetworkSettings": {"Networks": {"shop": {"EndpointID": "e2", "Aliases": ["web", "www", "0123456789ab"]}}}
+        });
+        assert_eq!(
+            names_of(&inspected, "e2"),
+            Some((
+                "web".to_string(),
+                vec!["www".to_string(), "0123456789ab".to_string()]
+            ))
+        );
+        assert_eq!(names_of(&inspected, "e1"), None);
     }
 }

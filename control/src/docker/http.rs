@@ -61,13 +61,28 @@ where
     }
 }
 
-async fn answer<V: Vxnet, E: Engine>(
+async fn answer<V: Vxnet + 'static, E: Engine + 'static>(
     driver: Arc<Driver<V, E>>,
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
     let method = request.uri().path().trim_start_matches('/').to_string();
     let (status, body) = match Limited::new(request.into_body(), MAX_BODY).collect().await {
-        Ok(body) => driver.handle(&method, &body.to_bytes()).await,
+        Ok(body) => {
+            let body = body.to_bytes();
+            let answer = driver.handle(&method, &body).await;
+            // A joined endpoint is named like its container once Docker shows which it is.
+            if method == "NetworkDriver.Join" && answer.1.get("Err").is_none() {
+                if let Ok(join) = serde_json::from_slice::<super::wire::Join>(&body) {
+                    let driver = Arc::clone(&driver);
+                    tokio::spawn(async move {
+                        driver
+                            .name_endpoint(&join.network_id, &join.endpoint_id)
+                            .await;
+                    });
+                }
+            }
+            answer
+        }
         Err(e) => (
             400,
             super::wire::error(&format!("cannot read the request: {e}")),

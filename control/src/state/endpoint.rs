@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
 use vxnet_proto::types::MacAddr;
-use vxnet_proto::{Connect, Disconnect, Endpoint, Network, Protocol};
+use vxnet_proto::{Connect, Disconnect, Endpoint, Network, PortMapping, Protocol, UpdateEndpoint};
 
 use super::ipam::{self, Ipv4Cidr};
 use super::{locate, validate, Addressing, Applied, InvalidState, Refusal, StateMachine};
@@ -47,7 +47,7 @@ impl StateMachine {
 
         let used = self.check_network_endpoints(c, network)?;
         self.check_namespace(c, network, addressing.subnet)?;
-        self.check_ports(c, network)?;
+        self.check_ports(&c.host_id, &c.ports, network, None)?;
         let ipv4 = match c.ipv4 {
             Some(addr) => addr,
             None => ipam::lowest_free_address(
@@ -76,6 +76,49 @@ impl StateMachine {
         };
         self.state.endpoints.insert(at, endpoint.clone());
         Ok(Applied::Connected(endpoint))
+    }
+
+    /// Renames an endpoint, replaces its aliases or its published ports; the same checks as
+    /// at connect, against every endpoint but itself.
+    pub(super) fn update_endpoint(&mut self, u: &UpdateEndpoint) -> Result<Applied, Refusal> {
+        let at =
+            locate(&self.state.endpoints, &u.endpoint_id).map_err(|_| Refusal::NoSuchEndpoint {
+                id: u.endpoint_id.clone(),
+            })?;
+        let ep = &self.state.endpoints[at];
+        let network = self
+            .network_by_id(&ep.network_id)
+            .ok_or_else(|| InvalidState::unknown_network(ep))?;
+        if let Some(name) = &u.name {
+            if name.is_empty() {
+                return Err(Refusal::EmptyEndpointName);
+            }
+            let taken = self
+                .state
+                .endpoints
+                .iter()
+                .any(|o| o.network_id == ep.network_id && o.id != ep.id && &o.name == name);
+            if taken {
+                return Err(Refusal::EndpointNameInUse {
+                    name: name.clone(),
+                    network: network.name.clone(),
+                });
+            }
+        }
+        if u.set_ports {
+            self.check_ports(&ep.host_id, &u.ports, network, Some(&ep.id))?;
+        }
+        let ep = &mut self.state.endpoints[at];
+        if let Some(name) = &u.name {
+            ep.name = name.clone();
+        }
+        if u.set_aliases {
+            ep.aliases = u.aliases.clone();
+        }
+        if u.set_ports {
+            ep.ports = u.ports.clone();
+        }
+        Ok(Applied::Updated(ep.clone()))
     }
 
     pub(super) fn disconnect(&mut self, c: &Disconnect) -> Result<Applied, Refusal> {
@@ -124,8 +167,14 @@ impl StateMachine {
     /// interface name or an overlapping subnet: its interfaces and routes would clash.
     /// Published ports: well-formed, not on an `--internal` network, and each host port (per
     /// protocol) taken once per host — by this connect and by every endpoint already there.
-    fn check_ports(&self, c: &Connect, network: &Network) -> Result<(), Refusal> {
-        if c.ports.is_empty() {
+    fn check_ports(
+        &self,
+        host_id: &str,
+        ports: &[PortMapping],
+        network: &Network,
+        except: Option<&str>,
+    ) -> Result<(), Refusal> {
+        if ports.is_empty() {
             return Ok(());
         }
         if network.internal {
@@ -133,7 +182,7 @@ impl StateMachine {
                 network: network.name.clone(),
             });
         }
-        for (i, p) in c.ports.iter().enumerate() {
+        for (i, p) in ports.iter().enumerate() {
             let invalid = |reason| Refusal::InvalidPort {
                 mapping: p.to_string(),
                 reason,
@@ -146,14 +195,14 @@ impl StateMachine {
                     return Err(invalid("ports are 1 to 65535"));
                 }
             }
-            if c.ports[..i].iter().any(|q| q.clashes_with(p)) {
+            if ports[..i].iter().any(|q| q.clashes_with(p)) {
                 return Err(invalid("the host port is given twice"));
             }
             let on_host = self
                 .state
                 .endpoints
                 .iter()
-                .filter(|ep| ep.host_id == c.host_id);
+                .filter(|ep| ep.host_id == host_id && Some(ep.id.as_str()) != except);
             for ep in on_host {
                 if ep.ports.iter().any(|q| q.clashes_with(p)) {
                     let other = self

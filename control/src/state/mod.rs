@@ -80,6 +80,8 @@ pub enum Applied {
     NetworkRemoved(Network),
     Connected(Endpoint),
     Disconnected(Endpoint),
+    /// The endpoint as it is after the update.
+    Updated(Endpoint),
 }
 
 /// The state of a cluster and the only code that changes it. See the module docs.
@@ -169,6 +171,7 @@ impl StateMachine {
             Some(command::Kind::Connect(c)) => self.connect(c),
             Some(command::Kind::Disconnect(c)) => self.disconnect(c),
             Some(command::Kind::RemoveHost(c)) => self.remove_host(c),
+            Some(command::Kind::UpdateEndpoint(c)) => self.update_endpoint(c),
         }
     }
 }

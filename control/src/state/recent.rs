@@ -116,6 +116,7 @@ fn record(result: &Result<Applied, Refusal>) -> outcome::Result {
         Ok(Applied::NetworkRemoved(n)) => R::NetworkRemoved(n.clone()),
         Ok(Applied::Connected(e)) => R::Connected(e.clone()),
         Ok(Applied::Disconnected(e)) => R::Disconnected(e.clone()),
+        Ok(Applied::Updated(e)) => R::Updated(e.clone()),
         Err(refusal) => R::Refused(RefusedCommand {
             message: refusal.to_string(),
             code: refusal.code() as i32,
@@ -135,6 +136,7 @@ fn answer(result: &outcome::Result) -> Result<Applied, Refusal> {
         R::NetworkRemoved(n) => Applied::NetworkRemoved(n.clone()),
         R::Connected(e) => Applied::Connected(e.clone()),
         R::Disconnected(e) => Applied::Disconnected(e.clone()),
+        R::Updated(e) => Applied::Updated(e.clone()),
         R::Refused(r) => {
             return Err(Refusal::Repeated {
                 message: r.message.clone(),

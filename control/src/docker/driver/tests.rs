@@ -106,6 +106,14 @@ impl Engine for FakeEngine {
     async fn network(&self, _id: &str) -> Result<DockerNetwork, String> {
         Ok(self.0.clone())
     }
+
+    async fn endpoint_names(
+        &self,
+        _n: &str,
+        e: &str,
+    ) -> Result<Option<(String, Vec<String>)>, String> {
+        Ok((e == "named").then(|| ("web".to_string(), vec!["www".to_string()])))
+    }
 }
 
 fn docker(name: &str, subnet: &str, internal: bool) -> FakeEngine {
@@ -287,4 +295,74 @@ fn an_existing_network_must_have_the_same_subnet_and_internal_ones_give_no_gatew
         json!({"NetworkID": "d2", "EndpointID": "e2", "SandboxKey": "/x"}),
     );
     assert!(joined.get("Gateway").is_none(), "{joined}");
+}
+
+fn updates(vxnet: &FakeVxnet) -> Vec<EndpointUpdateRequest> {
+    vxnet
+        .calls
+        .lock()
+        .expect("lock")
+        .iter()
+        .filter_map(|k| match k {
+            request::Kind::EndpointUpdate(u) => Some(u.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_joined_endpoint_takes_its_containers_name_and_aliases() {
+    let vxnet = FakeVxnet::default();
+    let d = Driver::new(&vxnet, docker("shop", "10.5.0.0/24", false));
+    run(d.name_endpoint("d1", "named"));
+    let u = updates(&vxnet);
+    assert_eq!(u.len(), 1);
+    assert_eq!(
+        (u[0].network.as_str(), u[0].endpoint_id.as_str()),
+        ("shop", "named")
+    );
+    assert_eq!(
+        (u[0].name.as_deref(), u[0].set_aliases),
+        (Some("web"), true)
+    );
+    assert_eq!(u[0].aliases, ["www"]);
+    assert!(!u[0].set_ports);
+}
+
+#[test]
+fn published_ports_follow_dockers_portmap() {
+    let vxnet = FakeVxnet::default();
+    let d = Driver::new(&vxnet, docker("shop", "10.5.0.0/24", false));
+    let portmap = json!([
+        {"Proto": 6, "IP": "", "Port": 80, "HostIP": "", "HostPort": 8080},
+        {"Proto": 17, "IP": "", "Port": 53, "HostIP": "198.18.0.10", "HostPort": 5353}
+    ]);
+    call(
+        &d,
+        "NetworkDriver.ProgramExternalConnectivity",
+        json!({"NetworkID": "d1", "EndpointID": "e1", "Options": {"com.docker.network.portmap": portmap}}),
+    );
+    let u = updates(&vxnet);
+    assert!(u[0].set_ports);
+    let shown: Vec<String> = u[0].ports.iter().map(ToString::to_string).collect();
+    assert_eq!(shown, ["0.0.0.0:8080:80/tcp", "198.18.0.10:5353:53/udp"]);
+    let any = call(
+        &d,
+        "NetworkDriver.ProgramExternalConnectivity",
+        json!({"NetworkID": "d1", "EndpointID": "e1",
+        "Options": {"com.docker.network.portmap": [{"Proto": 6, "Port": 80, "HostPort": 0}]}}),
+    );
+    assert!(
+        any["Err"]
+            .as_str()
+            .is_some_and(|e| e.contains("-p HOSTPORT:80")),
+        "{any}"
+    );
+    call(
+        &d,
+        "NetworkDriver.RevokeExternalConnectivity",
+        json!({"NetworkID": "d1", "EndpointID": "e1"}),
+    );
+    let last = updates(&vxnet).pop().expect("an update");
+    assert!(last.set_ports && last.ports.is_empty());
 }

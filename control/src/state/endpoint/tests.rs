@@ -1,11 +1,11 @@
 use std::net::Ipv4Addr;
 use std::str::FromStr;
 
-use vxnet_proto::Endpoint;
+use vxnet_proto::{command, Endpoint, UpdateEndpoint};
 
 use super::super::testing::{
     cidr, connect, connected, create, created, disconnect, id, ip, machine, machine_with_net1, ok,
-    refuse,
+    refuse, wrap,
 };
 use super::super::{Applied, InvalidState, Refusal};
 
@@ -378,4 +378,47 @@ fn bad_published_ports_are_refused() {
         let r = refuse(&mut m, connect(10, 1, "a").raw_ports(vec![bad]));
         assert!(matches!(r, Refusal::InvalidPort { .. }), "{bad:?}: {r}");
     }
+}
+
+#[test]
+fn update_renames_realiases_and_republishes_with_the_connect_checks() {
+    let mut m = machine_with_net1();
+    connected(&mut m, connect(10, 1, "a").publish(&["8080:80"]));
+    connected(&mut m, connect(11, 1, "b"));
+    let update = |name: Option<&str>, ports: Option<&[&str]>| {
+        wrap(command::Kind::UpdateEndpoint(UpdateEndpoint {
+            endpoint_id: id(11),
+            name: name.map(str::to_owned),
+            set_aliases: true,
+            aliases: vec!["bee".into()],
+            set_ports: ports.is_some(),
+            ports: ports
+                .unwrap_or_default()
+                .iter()
+                .map(|p| vxnet_proto::PortMapping::parse(p).expect("mapping"))
+                .collect(),
+        }))
+    };
+    let r = refuse(&mut m, update(Some("a"), None));
+    assert!(matches!(r, Refusal::EndpointNameInUse { .. }), "{r}");
+    let r = refuse(&mut m, update(None, Some(&["8080:81"])));
+    assert!(matches!(r, Refusal::HostPortInUse { .. }), "{r}");
+    let Applied::Updated(b) = ok(&mut m, update(Some("web"), Some(&["9090:80"]))) else {
+        panic!("not an update");
+    };
+    assert_eq!(
+        (b.name.as_str(), b.aliases.as_slice()),
+        ("web", ["bee".to_string()].as_slice())
+    );
+    assert_eq!(b.ports[0].to_string(), "0.0.0.0:9090:80/tcp");
+    // Its own port again is no clash; the id of a missing endpoint is refused.
+    ok(&mut m, update(Some("web"), Some(&["9090:80"])));
+    let missing = wrap(command::Kind::UpdateEndpoint(UpdateEndpoint {
+        endpoint_id: id(99),
+        ..Default::default()
+    }));
+    assert!(matches!(
+        refuse(&mut m, missing),
+        Refusal::NoSuchEndpoint { .. }
+    ));
 }
