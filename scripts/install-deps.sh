@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Installs what the lab, the tests and the benchmark run: iproute2 (ip, bridge), ping, ethtool,
 # arping, iperf3, tcpdump, tshark, nsenter (util-linux), python3, nft (nftables: the chaos
-# suite's and recovery tests' cuts), gnuplot (the bench's plots). Debian/Ubuntu, as root.
-# Does nothing when everything is already there.
+# suite's and recovery tests' cuts), gnuplot (the bench's plots), dockerd (docker.io: the lab's
+# Docker Engines, one per lab host) and a static busybox (busybox-static: the rootfs of the
+# lab's container image; a dynamically linked busybox would not run in it). Debian/Ubuntu, as
+# root. Does nothing when everything is already there. The lab starts dockerds of its own; a
+# system one (if the package starts it) is neither needed nor used.
 set -euo pipefail
 
 need=()
@@ -20,6 +23,11 @@ have python3  || need+=(python3)
 have nft      || need+=(nftables)
 have gnuplot  || need+=(gnuplot-nox)
 have dig      || need+=(dnsutils)
+have dockerd  || need+=(docker.io)
+# The busybox package's /bin/busybox is dynamically linked; only busybox-static's runs in an
+# image without a libc.
+static_busybox() { dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed'; }
+static_busybox || need+=(busybox-static)
 
 if ((${#need[@]})); then
     if [[ $(id -u) -ne 0 ]]; then

@@ -32,11 +32,14 @@
 //! stops and kills vxnet daemons and drives their CLI; [`cluster`] forms Raft clusters of lab
 //! hosts and finds their leader; [`container`] makes container namespaces and connects them;
 //! [`kernel_vxlan`] sets up kernel vxlan hosts; [`teardown`] cleans up, also after a killed run;
-//! [`iproute`] reads what `ip` prints.
+//! [`iproute`] reads what `ip` prints; [`docker`] runs a real Docker Engine on a lab host (a
+//! `dockerd` per host, in the host namespace, seeing only that host's plugin sockets in
+//! `/run/docker/plugins`, torn down with its containers; `Lab::start_docker`).
 
 pub mod cluster;
 pub mod container;
 pub mod daemon;
+pub mod docker;
 pub mod host;
 pub mod iproute;
 pub mod kernel_vxlan;

@@ -9,7 +9,11 @@
 //!   first; the lab root is removed.
 //! - Every [`LabBuilder::build`](super::LabBuilder::build) first sweeps stale labs: namespaces
 //!   named `vl<pid>x<n>-...` whose pid is gone and that are over [`STALE_AFTER`] old, with
-//!   their temp roots. Best effort and silent; a lab of a live process is never touched.
+//!   their temp roots. Best effort and silent; a lab of a live process is never touched. A
+//!   stale lab's Docker Engines go with it: killing what runs in its host namespaces kills
+//!   each dockerd's pid namespace (containerd, shims, containers); then their cgroups are
+//!   removed, or by a later sweep once the owner is gone and they are [`STALE_AFTER`] old
+//!   ([`super::docker`]).
 
 use std::fs;
 use std::path::Path;
@@ -90,6 +94,7 @@ fn kill_namespace_processes(namespaces: &[String]) {
 
 /// Removes the namespaces and temp roots of labs whose process is gone (see the module docs).
 pub(super) fn reap_stale_labs() {
+    super::docker::reap_stale_cgroups();
     let Ok(entries) = fs::read_dir(netns::NETNS_DIR) else {
         return;
     };
@@ -119,6 +124,7 @@ pub(super) fn reap_stale_labs() {
     kill_namespace_processes(&stale_ns);
     for prefix in &stale_prefixes {
         remove_root(&lab_root(prefix));
+        super::docker::reap_stale(prefix);
     }
     for ns in &stale_ns {
         let _ = netns::delete(ns);

@@ -1,0 +1,1074 @@
+//! Docker Engines on lab hosts: one real `dockerd` per host, for tests that drive vxnet through
+//! Docker's network plugin API.
+//!
+//! ```text
+//!  test process ── unshare --pid --fork --kill-child --mount-proc      (in the host netns,
+//!                    └─ docker-init (tini), PID 1 of a new pid ns       in a mount ns of
+//!                         └─ dockerd ── containerd ── shims ── containers  its own)
+//!  ROOT/h<i>-docker/        data/ (--data-root), exec/ (--exec-root), docker.sock, etc/, cli/
+//!  ROOT/h<i>-dockerd.log    dockerd's (and containerd's) output
+//!  ROOT/h<i>/docker-plugins bind-mounted over /run/docker/plugins for this dockerd only
+//! ```
+//!
+//! Rules a test relies on:
+//! - [`Docker::start`] runs `dockerd` in the host's network namespace, entered by `setns` like
+//!   the vxnet daemon, with `--storage-driver vfs --iptables=false --ip-masq=false
+//!   --bridge=none --ip-forward=false` and its own `--data-root`, `--exec-root`, `--pidfile`,
+//!   `--config-file`, `--cgroup-parent` and `--host unix://ROOT/h<i>-docker/docker.sock`, and
+//!   returns once `docker info` answers (bounded by [`DOCKER_READY_TIMEOUT`]). Several run side
+//!   by side, in one lab or many: each starts its own containerd (socket under its exec-root)
+//!   and nothing they write is shared.
+//! - Its mount namespace is the test's with four differences: the host's plugin directory
+//!   ([`Docker::plugins_dir_for`], `ROOT/h<i>/docker-plugins`) is bind-mounted over
+//!   `/run/docker/plugins`, so this dockerd finds exactly that host's plugin sockets (vxnet's
+//!   will be `vxnet.sock` there); `ROOT/h<i>-docker/etc` is over `/etc/docker` (its own
+//!   `key.json`, so its own engine ID, and no system `daemon.json`); a tmpfs is over
+//!   `/run/containerd` (a system containerd is never picked up, shim sockets stay private); and
+//!   the namespace files the test's namespace had mounted (`ip netns`, vxnet sandboxes) are
+//!   unmounted, so a long-lived dockerd pins no other lab's namespaces.
+//! - Mounts propagate out of it only under `ROOT/h<i>-docker/`: that directory is a shared
+//!   bind mount, the one peer dockerd's namespace keeps with the test's; every other shared
+//!   mount is made a slave in it before anything is mounted there (it still receives what the
+//!   test's namespace mounts and unmounts, and sends nothing back). So a container's
+//!   `SandboxKey` (`exec/netns/<id>`) is its network namespace in the test's mount namespace
+//!   too, where the vxnet daemon opens it, and the bind mounts above stay dockerd's own.
+//! - dockerd runs under `docker-init` as PID 1 of a pid namespace of its own, which reaps the
+//!   orphaned shims and forwards SIGTERM: when that init dies, for whatever reason, the kernel
+//!   kills everything left in the namespace — containerd, shims, containers. `unshare
+//!   --kill-child` kills it when the launcher dies, and the launcher, init and dockerd live in
+//!   the host's network namespace, so the sweep of a killed run's stale labs
+//!   ([`super::teardown`]) kills them with everything else; it also removes their cgroups.
+//! - Containers get the cgroup parent `/vxnet-lab-PREFIX-h<i>` ([`Docker::cgroup_parent`],
+//!   cgroupfs driver).
+//! - Teardown ([`Docker::stop`], also `Drop`, also while a test panics, idempotent): every
+//!   container is removed (`docker rm -f -v`), init gets SIGTERM (SIGKILL after
+//!   [`DOCKER_STOP_TIMEOUT`]), which takes the whole pid namespace down, then every mount under
+//!   `ROOT/h<i>-docker/` is detached, the cgroups removed and the directory deleted; the log
+//!   stays until the lab's own teardown. On a panic its tail is printed first.
+//!   [`Docker::footprint`] tells what would be left; the self-test checks it is nothing.
+//! - A `Docker` and its [`Lab`] may be dropped in either order: the lab's teardown kills what
+//!   runs in its namespaces, which takes dockerd's pid namespace with it.
+//! - The image [`BUSYBOX_IMAGE`] is built from Debian's `busybox-static` (`/bin/busybox` and a
+//!   link per applet, `/etc/passwd`, `/etc/group`) once per test process and `docker import`ed
+//!   by [`Docker::import_busybox`]. Nothing is ever pulled: no registry is reachable.
+//! - Every `docker` CLI call has a deadline ([`Docker::docker`]); the CLI is the one that came
+//!   with dockerd (`/usr/bin/docker` next to `/usr/sbin/dockerd`) when there is one, and runs with
+//!   a `DOCKER_CONFIG` of its own.
+//! - Tools: `dockerd`, `docker`, `docker-init`, `containerd`, `runc` (`apt-get install docker.io`),
+//!   a static busybox (`apt-get install busybox-static`), `unshare` and `tar`.
+
+use std::ffi::CString;
+use std::fs::{self, OpenOptions};
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use super::teardown::STALE_AFTER;
+use super::topology::owner_of;
+use super::{lock, Host, Lab};
+use crate::cmd::{self, DEFAULT_TIMEOUT};
+use crate::netns;
+use crate::wait::{wait_for, wait_for_strict};
+
+/// The image [`Docker::import_busybox`] makes: busybox-static's applets, nothing else.
+pub const BUSYBOX_IMAGE: &str = "vxnet-lab/busybox:latest";
+/// How long a freshly started dockerd may take until `docker info` answers.
+pub const DOCKER_READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long dockerd gets to exit after SIGTERM before its pid namespace is SIGKILLed.
+pub const DOCKER_STOP_TIMEOUT: Duration = Duration::from_secs(15);
+/// Deadline of each `docker` call teardown makes (listing and removing containers).
+pub const TEARDOWN_CLI_TIMEOUT: Duration = Duration::from_secs(10);
+/// Environment variable whose value every lab dockerd gets as `--log-level` (default info;
+/// `debug` shows every plugin request).
+pub const DOCKERD_LOG_LEVEL_ENV: &str = "VXNET_LAB_DOCKERD_LOG_LEVEL";
+/// Name of the plugin directory inside a host's data dir.
+pub const PLUGINS_DIR_NAME: &str = "docker-plugins";
+/// Where Docker looks for plugin sockets (fixed in dockerd).
+pub const DOCKER_PLUGINS_DIR: &str = "/run/docker/plugins";
+
+/// Where dockerd keeps its configuration (fixed in dockerd; per-dockerd in the lab).
+const DOCKER_ETC: &str = "/etc/docker";
+/// Starts the name of every lab cgroup parent: `vxnet-lab-PREFIX-h<i>`.
+const CGROUP_TAG: &str = "vxnet-lab-";
+/// Where a system containerd has its socket, and where shims put theirs (per-dockerd tmpfs).
+const CONTAINERD_RUN: &str = "/run/containerd";
+
+/// A Docker Engine running on one lab host. See the module docs for the rules.
+pub struct Docker {
+    host: String,
+    ns: String,
+    dir: PathBuf,
+    plugins: PathBuf,
+    socket: PathBuf,
+    log: PathBuf,
+    cgroup_parent: String,
+    cli: PathBuf,
+    /// The `unshare` process; its only child is the pid namespace's init.
+    launcher: Mutex<Option<Child>>,
+    /// Pid (in our pid namespace) of the namespace's init (`docker-init`).
+    init_pid: Mutex<Option<i32>>,
+    stopped: AtomicBool,
+}
+
+/// What a [`Docker`] could leave behind, to check after it is gone: processes, mounts under
+/// its directory, its cgroups. A process is the engine's when its command line names the
+/// engine's directory (the launcher, docker-init, dockerd, containerd, shims, runc) or when it
+/// is in a cgroup under the engine's cgroup parent (containers, `docker exec`). Not by pid
+/// namespace: a freed namespace's number is soon another's.
+#[derive(Debug, Clone)]
+pub struct DockerFootprint {
+    dir: PathBuf,
+    cgroup_parent: String,
+}
+
+impl Lab {
+    /// Starts a Docker Engine on host `index` ([`Docker::start`]).
+    pub fn start_docker(&self, index: usize) -> Result<Docker> {
+        Docker::start(self.host(index))
+    }
+}
+
+impl Docker {
+    /// `ROOT/h<i>-docker/`: everything this host's dockerd writes but its log.
+    pub fn dir_for(host: &Host) -> PathBuf {
+        host.data_dir()
+            .with_file_name(format!("{}-docker", host.name()))
+    }
+
+    /// The dockerd API socket of `host` (known before the engine starts: the vxnet daemon's
+    /// `--docker-host`).
+    pub fn socket_for(host: &Host) -> PathBuf {
+        Docker::dir_for(host).join("docker.sock")
+    }
+
+    /// `DATA_DIR/docker-plugins`: the directory `host`'s dockerd sees as `/run/docker/plugins`
+    /// (vxnet's plugin socket goes there as `vxnet.sock`). Created by [`Docker::start`].
+    pub fn plugins_dir_for(host: &Host) -> PathBuf {
+        host.data_dir().join(PLUGINS_DIR_NAME)
+    }
+
+    /// Starts dockerd on `host` (see the module docs) and waits, bounded, until it answers.
+    /// On error nothing is left running.
+    pub fn start(host: &Host) -> Result<Docker> {
+        let dockerd = find_program("dockerd", DOCKER_PACKAGES)?;
+        let cli = find_cli(&dockerd)?;
+        let init = find_beside("docker-init", &cli)?;
+        let unshare = find_program("unshare", "util-linux")?;
+        let dir = Docker::dir_for(host);
+        if dir.exists() {
+            netns::unmount_all_under(&dir);
+            fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+        }
+        let plugins = Docker::plugins_dir_for(host);
+        for d in [
+            dir.join("data"),
+            dir.join("exec"),
+            dir.join("etc"),
+            dir.join("cli"),
+            plugins.clone(),
+            PathBuf::from(DOCKER_PLUGINS_DIR),
+            PathBuf::from(DOCKER_ETC),
+            PathBuf::from(CONTAINERD_RUN),
+        ] {
+            fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
+        }
+        fs::write(dir.join("daemon.json"), "{}\n").context("writing daemon.json")?;
+        let docker = Docker {
+            host: host.name().to_string(),
+            ns: host.ns().to_string(),
+            socket: dir.join("docker.sock"),
+            log: host
+                .data_dir()
+                .with_file_name(format!("{}-dockerd.log", host.name())),
+            cgroup_parent: format!("{CGROUP_TAG}{}", host.ns()),
+            dir,
+            plugins,
+            cli,
+            launcher: Mutex::new(None),
+            init_pid: Mutex::new(None),
+            stopped: AtomicBool::new(false),
+        };
+        // From here on, Drop cleans up whatever a failure leaves.
+        share_dir(&docker.dir)?;
+        docker.spawn(&unshare, &init, &dockerd)?;
+        docker.wait_ready()?;
+        Ok(docker)
+    }
+
+    fn spawn(&self, unshare: &Path, init: &Path, dockerd: &Path) -> Result<()> {
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .with_context(|| format!("opening {}", self.log.display()))?;
+        let log_err = log.try_clone().context("duplicating the log handle")?;
+        let mut c = Command::new(unshare);
+        c.args([
+            "--pid",
+            "--fork",
+            "--kill-child",
+            "--mount-proc",
+            "--propagation",
+            "unchanged",
+            "--",
+        ])
+        .arg(init)
+        .arg("--")
+        .arg(dockerd)
+        .args(self.dockerd_args())
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err);
+        let ns_file = netns::enter_in_child(&mut c, &netns::netns_path(&self.ns))?;
+        let plan = MountPlan::new(&self.dir, &self.plugins)?;
+        // SAFETY: the closure runs in the forked child before exec; `MountPlan::apply` makes only
+        // unshare(2), mount(2) and umount2(2) calls on strings built before the fork.
+        unsafe {
+            c.pre_exec(move || plan.apply());
+        }
+        let child = c
+            .spawn()
+            .with_context(|| format!("starting {}", cmd::describe(&c)))?;
+        drop(ns_file);
+        let launcher = child.id() as i32;
+        *lock(&self.launcher) = Some(child);
+        // Strict: a launcher that exited ends the wait at once, with the log.
+        let init = wait_for_strict(
+            &format!("the pid namespace of {}'s dockerd", self.host),
+            Duration::from_secs(5),
+            Duration::from_millis(10),
+            || {
+                if let Some(status) = self.launcher_exit() {
+                    bail!(
+                        "dockerd's launcher exited ({status}); log:\n{}",
+                        self.log_tail(40)
+                    );
+                }
+                Ok(children(launcher).first().map(|(pid, _)| *pid))
+            },
+        )?;
+        *lock(&self.init_pid) = Some(init);
+        Ok(())
+    }
+
+    fn dockerd_args(&self) -> Vec<String> {
+        let d = |p: &str| self.dir.join(p).to_string_lossy().into_owned();
+        let mut args = vec![
+            format!("--config-file={}", d("daemon.json")),
+            format!("--data-root={}", d("data")),
+            format!("--exec-root={}", d("exec")),
+            format!("--pidfile={}", d("dockerd.pid")),
+            format!("--host=unix://{}", self.socket.display()),
+            format!("--cgroup-parent=/{}", self.cgroup_parent),
+            "--storage-driver=vfs".into(),
+            // --cgroup-parent is a path for cgroupfs (systemd's driver wants a slice).
+            "--exec-opt=native.cgroupdriver=cgroupfs".into(),
+            "--iptables=false".into(),
+            "--ip6tables=false".into(),
+            "--ip-masq=false".into(),
+            "--ip-forward=false".into(),
+            "--bridge=none".into(),
+            // Containers are removed before dockerd is stopped; should one be left, it gets 2 s.
+            "--shutdown-timeout=2".into(),
+        ];
+        if let Ok(level) = std::env::var(DOCKERD_LOG_LEVEL_ENV) {
+            args.push(format!("--log-level={level}"));
+        }
+        args
+    }
+
+    fn launcher_exit(&self) -> Option<std::process::ExitStatus> {
+        lock(&self.launcher)
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    /// Polls `docker info` until it answers; ends at once (with the log) if dockerd exits.
+    fn wait_ready(&self) -> Result<()> {
+        wait_for_strict(
+            &format!(
+                "{}'s dockerd to answer on {}",
+                self.host,
+                self.socket.display()
+            ),
+            DOCKER_READY_TIMEOUT,
+            Duration::from_millis(50),
+            || {
+                if let Some(status) = self.launcher_exit() {
+                    bail!("dockerd exited ({status}) before it answered");
+                }
+                if !self.socket.exists() {
+                    return Ok(None);
+                }
+                // A CLI that failed or ran out of time: not yet.
+                let out = cmd::run(
+                    &mut self.command(&["info", "--format", "{{.ID}}"]),
+                    Duration::from_secs(10),
+                );
+                Ok(out.is_ok_and(|o| o.status.success()).then_some(()))
+            },
+        )
+        .map_err(|e| anyhow!("{e:#}\n---- dockerd log ----\n{}", self.log_tail(40)))
+    }
+
+    /// The lab host's short name (`h0`).
+    pub fn host_name(&self) -> &str {
+        &self.host
+    }
+
+    /// The API socket: `unix://SOCKET` is the CLI's `--host`; the path is the vxnet daemon's
+    /// `--docker-host`.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// `ROOT/h<i>-docker/`.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The host directory this dockerd sees as `/run/docker/plugins`.
+    pub fn plugins_dir(&self) -> &Path {
+        &self.plugins
+    }
+
+    /// `PLUGINS_DIR/NAME.sock`: where a plugin called `name` serves for this dockerd.
+    pub fn plugin_socket(&self, name: &str) -> PathBuf {
+        self.plugins.join(format!("{name}.sock"))
+    }
+
+    /// The cgroup (under every hierarchy's root) its containers go in, without the leading `/`.
+    pub fn cgroup_parent(&self) -> &str {
+        &self.cgroup_parent
+    }
+
+    /// dockerd's log (with containerd's): `ROOT/h<i>-dockerd.log`, kept until the lab's
+    /// teardown.
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
+    /// The last `lines` lines of dockerd's log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = fs::read_to_string(&self.log).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// Pid (as the test sees it) of the running dockerd. Error if it is not running.
+    pub fn dockerd_pid(&self) -> Result<i32> {
+        let init = lock(&self.init_pid).ok_or_else(|| anyhow!("no dockerd on {}", self.host))?;
+        children(init)
+            .into_iter()
+            .find(|(_, comm)| comm == "dockerd")
+            .map(|(pid, _)| pid)
+            .ok_or_else(|| anyhow!("{}'s dockerd is not running", self.host))
+    }
+
+    /// The `docker` CLI against this engine, ready to run: `docker --host unix://SOCKET args...`.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.cli);
+        c.env("DOCKER_CONFIG", self.dir.join("cli"))
+            .env_remove("DOCKER_HOST")
+            .env_remove("DOCKER_CONTEXT")
+            .env_remove("DOCKER_TLS_VERIFY")
+            .env_remove("DOCKER_CERT_PATH")
+            .arg("--host")
+            .arg(format!("unix://{}", self.socket.display()))
+            .args(args);
+        c
+    }
+
+    /// Runs the CLI; the output whatever the exit status. Errors only when the CLI cannot start
+    /// or runs past [`DEFAULT_TIMEOUT`].
+    pub fn docker(&self, args: &[&str]) -> Result<Output> {
+        cmd::run(&mut self.command(args), DEFAULT_TIMEOUT)
+    }
+
+    /// Runs the CLI; a non-zero exit is an error with its stderr and the tail of dockerd's log.
+    /// Returns stdout.
+    pub fn docker_ok(&self, args: &[&str]) -> Result<String> {
+        let out = self.docker(args)?;
+        if !out.status.success() {
+            bail!(
+                "docker {args:?} on {} failed ({}): {}\n---- dockerd log ----\n{}",
+                self.host,
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim(),
+                self.log_tail(20)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Names of every container this engine has (`docker ps -a`), sorted.
+    pub fn container_names(&self) -> Result<Vec<String>> {
+        let out = self.docker_ok(&["ps", "-a", "--format", "{{.Names}}"])?;
+        let mut names: Vec<String> = out.lines().map(str::to_string).collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// Imports [`BUSYBOX_IMAGE`] (built once per process, see [`busybox_rootfs_tar`]).
+    pub fn import_busybox(&self) -> Result<()> {
+        let tar = busybox_rootfs_tar()?;
+        let file = self.dir.join("busybox-rootfs.tar");
+        fs::write(&file, tar).with_context(|| format!("writing {}", file.display()))?;
+        let imported = self.docker_ok(&[
+            "import",
+            "--change",
+            r#"CMD ["sh"]"#,
+            &file.to_string_lossy(),
+            BUSYBOX_IMAGE,
+        ]);
+        let _ = fs::remove_file(&file);
+        imported.map(drop)
+    }
+
+    /// What this engine could leave behind, to check once it is gone.
+    pub fn footprint(&self) -> DockerFootprint {
+        DockerFootprint {
+            dir: self.dir.clone(),
+            cgroup_parent: self.cgroup_parent.clone(),
+        }
+    }
+
+    /// Stops the engine and cleans up after it (see the module docs). Idempotent; also run by
+    /// `Drop`. Never panics.
+    pub fn stop(&self) {
+        if self.stopped.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        if std::thread::panicking() {
+            eprintln!(
+                "---- {} dockerd log, last 40 lines: {} ----\n{}",
+                self.host,
+                self.log.display(),
+                self.log_tail(40)
+            );
+        }
+        let launcher = lock(&self.launcher).take();
+        if let Some(mut launcher) = launcher {
+            if matches!(launcher.try_wait(), Ok(None)) {
+                self.remove_containers();
+            }
+            let init = *lock(&self.init_pid);
+            stop_launcher(&mut launcher, init, DOCKER_STOP_TIMEOUT);
+        }
+        let footprint = self.footprint();
+        // The pid namespace is gone once init is reaped; a moment for stragglers anyway.
+        let _ = wait_for(
+            "dockerd's processes to go",
+            Duration::from_secs(5),
+            Duration::from_millis(20),
+            || Ok(footprint.processes().is_empty().then_some(())),
+        );
+        netns::unmount_all_under(&self.dir);
+        remove_cgroups(&self.cgroup_parent);
+        if let Err(e) = fs::remove_dir_all(&self.dir) {
+            if e.kind() != io::ErrorKind::NotFound {
+                eprintln!(
+                    "vxnet lab docker teardown: removing {}: {e}",
+                    self.dir.display()
+                );
+            }
+        }
+    }
+
+    /// `docker rm -f -v` of every container, each call bounded by [`TEARDOWN_CLI_TIMEOUT`];
+    /// errors are printed, not returned (the pid namespace takes whatever is left).
+    fn remove_containers(&self) {
+        let run = |args: &[&str]| -> Result<String> {
+            let out = cmd::run(&mut self.command(args), TEARDOWN_CLI_TIMEOUT)?;
+            if !out.status.success() {
+                bail!(
+                    "docker {args:?} failed ({}): {}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+            }
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        };
+        let ids = match run(&["ps", "-aq", "--no-trunc"]) {
+            Ok(out) => out,
+            Err(e) => {
+                eprintln!("vxnet lab docker teardown on {}: {e:#}", self.host);
+                return;
+            }
+        };
+        let ids: Vec<&str> = ids.split_whitespace().collect();
+        if ids.is_empty() {
+            return;
+        }
+        let mut args = vec!["rm", "-f", "-v"];
+        args.extend(&ids);
+        if let Err(e) = run(&args) {
+            eprintln!("vxnet lab docker teardown on {}: {e:#}", self.host);
+        }
+    }
+}
+
+impl Drop for Docker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// SIGTERM to init (docker-init forwards it to dockerd and exits with it); the launcher exits
+/// with init. After `timeout`, SIGKILL to init and the launcher. Always reaps the launcher.
+fn stop_launcher(launcher: &mut Child, init: Option<i32>, timeout: Duration) {
+    if let Ok(Some(_)) = launcher.try_wait() {
+        return;
+    }
+    // init is the launcher's child, alive while the launcher is (--kill-child), so its pid is
+    // still init's here.
+    let signal_init = |sig| {
+        if let Some(pid) = init {
+            // SAFETY: kill(2) on the pid namespace's init, which the unreaped launcher still
+            // waits for.
+            unsafe {
+                libc::kill(pid, sig);
+            }
+        }
+    };
+    signal_init(libc::SIGTERM);
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = launcher.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    signal_init(libc::SIGKILL);
+    let _ = launcher.kill();
+    let _ = launcher.wait();
+}
+
+impl DockerFootprint {
+    /// The engine's processes still there (see the type's docs), as `(pid, comm)`.
+    pub fn processes(&self) -> Vec<(i32, String)> {
+        let dir = self.dir.as_os_str().as_bytes();
+        let cgroup = format!("/{}", self.cgroup_parent);
+        let me = std::process::id() as i32;
+        let mut found = Vec::new();
+        for (pid, _, comm) in all_processes() {
+            if pid == me {
+                continue;
+            }
+            let in_cgroup = fs::read_to_string(format!("/proc/{pid}/cgroup")).is_ok_and(|t| {
+                t.lines().any(|l| {
+                    l.split(':')
+                        .nth(2)
+                        .is_some_and(|p| p == cgroup || p.starts_with(&format!("{cgroup}/")))
+                })
+            });
+            let names_dir = fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.windows(dir.len()).any(|w| w == dir));
+            if in_cgroup || names_dir {
+                found.push((pid, comm));
+            }
+        }
+        found
+    }
+
+    /// Mounts of the test's mount namespace at or under the engine's directory.
+    pub fn mounts(&self) -> Vec<PathBuf> {
+        netns::mounts_under(&self.dir)
+            .into_iter()
+            .map(|m| m.mount_point)
+            .collect()
+    }
+
+    /// Cgroup directories named after its cgroup parent, in every hierarchy.
+    pub fn cgroups(&self) -> Vec<PathBuf> {
+        cgroup_roots()
+            .into_iter()
+            .map(|r| r.join(&self.cgroup_parent))
+            .filter(|p| p.exists())
+            .collect()
+    }
+
+    /// Error naming whatever is left: processes, mounts, cgroups, the directory itself.
+    pub fn check_gone(&self) -> Result<()> {
+        let processes = self.processes();
+        let mounts = self.mounts();
+        let cgroups = self.cgroups();
+        let dir = self.dir.exists();
+        if processes.is_empty() && mounts.is_empty() && cgroups.is_empty() && !dir {
+            return Ok(());
+        }
+        bail!(
+            "left behind by the Docker in {}: processes {processes:?}, mounts {mounts:?}, \
+             cgroups {cgroups:?}{}",
+            self.dir.display(),
+            if dir { ", the directory" } else { "" }
+        )
+    }
+}
+
+/// What the child does between fork and exec, prepared before the fork: a mount namespace of
+/// its own in which only `shared` stays shared with ours (see the module docs).
+struct MountPlan {
+    /// Every shared mount but the engine's directory: made slaves.
+    slaves: Vec<CString>,
+    /// Namespace files mounted in our namespace: unmounted in the child's.
+    nsfs: Vec<CString>,
+    /// `(source, target)` bind mounts.
+    binds: Vec<(CString, CString)>,
+    /// Where a private tmpfs goes.
+    tmpfs: CString,
+}
+
+impl MountPlan {
+    fn new(shared: &Path, plugins: &Path) -> Result<MountPlan> {
+        let text = fs::read_to_string("/proc/self/mountinfo").context("reading mountinfo")?;
+        let mounts = parse_mountinfo(&text);
+        let c = |p: &Path| {
+            CString::new(p.as_os_str().as_bytes())
+                .with_context(|| format!("{} has a NUL byte", p.display()))
+        };
+        let mut slaves = Vec::new();
+        let mut nsfs = Vec::new();
+        for m in &mounts {
+            if m.point.starts_with(shared) {
+                continue;
+            }
+            if m.shared {
+                slaves.push(c(&m.point)?);
+            }
+            if m.fs_type == "nsfs" {
+                nsfs.push(c(&m.point)?);
+            }
+        }
+        Ok(MountPlan {
+            slaves,
+            nsfs,
+            binds: vec![
+                (c(plugins)?, c(Path::new(DOCKER_PLUGINS_DIR))?),
+                (c(&shared.join("etc"))?, c(Path::new(DOCKER_ETC))?),
+            ],
+            tmpfs: c(Path::new(CONTAINERD_RUN))?,
+        })
+    }
+
+    /// Runs in the forked child: async-signal-safe system calls only, no allocation.
+    fn apply(&self) -> io::Result<()> {
+        let null = std::ptr::null::<libc::c_char>();
+        // SAFETY (all calls below): plain system calls on NUL-terminated strings that live in
+        // `self`, or null where the call allows it.
+        unsafe {
+            if libc::unshare(libc::CLONE_NEWNS) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // Slaves first: after this, nothing done in this namespace reaches ours except
+            // under the engine's directory.
+            for p in &self.slaves {
+                if libc::mount(null, p.as_ptr(), null, libc::MS_SLAVE, null.cast()) != 0 {
+                    let e = io::Error::last_os_error();
+                    // Gone since mountinfo was read (or never a mount point): nothing to do.
+                    if !matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOENT)) {
+                        return Err(e);
+                    }
+                }
+            }
+            for p in &self.nsfs {
+                libc::umount2(p.as_ptr(), libc::MNT_DETACH);
+            }
+            if libc::mount(
+                c"tmpfs".as_ptr(),
+                self.tmpfs.as_ptr(),
+                c"tmpfs".as_ptr(),
+                libc::MS_NOSUID | libc::MS_NODEV,
+                c"mode=0711".as_ptr().cast(),
+            ) != 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+            for (src, dst) in &self.binds {
+                if libc::mount(src.as_ptr(), dst.as_ptr(), null, libc::MS_BIND, null.cast()) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Makes `dir` a shared bind mount of itself in the test's mount namespace, so that the mounts
+/// dockerd makes under it (container namespaces) show here too.
+fn share_dir(dir: &Path) -> Result<()> {
+    let c = CString::new(dir.as_os_str().as_bytes()).context("a NUL in the docker dir")?;
+    let null = std::ptr::null::<libc::c_char>();
+    // SAFETY: mount(2) with NUL-terminated strings and null where allowed.
+    unsafe {
+        if libc::mount(c.as_ptr(), c.as_ptr(), null, libc::MS_BIND, null.cast()) != 0 {
+            bail!(
+                "bind-mounting {} on itself: {}",
+                dir.display(),
+                io::Error::last_os_error()
+            );
+        }
+        if libc::mount(null, c.as_ptr(), null, libc::MS_SHARED, null.cast()) != 0 {
+            bail!(
+                "making {} shared: {}",
+                dir.display(),
+                io::Error::last_os_error()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// One line of a mountinfo file, the parts the mount plan needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct MountLine {
+    point: PathBuf,
+    fs_type: String,
+    /// Has a `shared:N` tag: in a peer group, so mounts under it propagate.
+    shared: bool,
+}
+
+/// Parses mountinfo text; malformed lines are skipped.
+fn parse_mountinfo(text: &str) -> Vec<MountLine> {
+    text.lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split(' ').collect();
+            // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [optional...] - FSTYPE SOURCE SUPER
+            let sep = fields.iter().position(|f| *f == "-")?;
+            if sep < 6 {
+                return None;
+            }
+            Some(MountLine {
+                point: PathBuf::from(std::ffi::OsStr::from_bytes(&unescape(fields[4]))),
+                fs_type: fields.get(sep + 1)?.to_string(),
+                shared: fields[6..sep].iter().any(|f| f.starts_with("shared:")),
+            })
+        })
+        .collect()
+}
+
+/// Decodes mountinfo's `\NNN` octal escapes.
+fn unescape(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let octal = b
+            .get(i + 1..i + 4)
+            .filter(|d| b[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match octal {
+            Some(d) => {
+                let v = d.iter().fold(0u32, |acc, c| acc * 8 + u32::from(c - b'0'));
+                out.push(u8::try_from(v).unwrap_or(b'?'));
+                i += 4;
+            }
+            None => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// `(pid, ppid, comm)` of every process in /proc.
+fn all_processes() -> Vec<(i32, i32, String)> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let stat = fs::read_to_string(e.path().join("stat")).ok()?;
+            let (ppid, comm) = parse_stat(&stat)?;
+            Some((pid, ppid, comm))
+        })
+        .collect()
+}
+
+/// `(ppid, comm)` from a `/proc/PID/stat` line (`PID (COMM) STATE PPID ...`; COMM may hold
+/// spaces and parentheses, so it ends at the last `)`).
+fn parse_stat(stat: &str) -> Option<(i32, String)> {
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let comm = stat.get(open + 1..close)?.to_string();
+    let ppid = stat
+        .get(close + 1..)?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some((ppid, comm))
+}
+
+/// `(pid, comm)` of the children of `ppid`.
+fn children(ppid: i32) -> Vec<(i32, String)> {
+    all_processes()
+        .into_iter()
+        .filter(|(_, parent, _)| *parent == ppid)
+        .map(|(pid, _, comm)| (pid, comm))
+        .collect()
+}
+
+/// Mount points of every cgroup hierarchy (v1 controllers, the v2 unified tree).
+fn cgroup_roots() -> Vec<PathBuf> {
+    let text = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    parse_mountinfo(&text)
+        .into_iter()
+        .filter(|m| m.fs_type == "cgroup" || m.fs_type == "cgroup2")
+        .map(|m| m.point)
+        .collect()
+}
+
+/// Removes the cgroup `name` (and the containers' cgroups in it) from every hierarchy.
+/// A cgroup that still holds a process stays; errors are ignored.
+fn remove_cgroups(name: &str) {
+    for root in cgroup_roots() {
+        remove_cgroup_tree(&root.join(name));
+    }
+}
+
+/// rmdir(2) of a cgroup directory, its child cgroups first (cgroupfs removes a directory with
+/// its control files, but never one with child cgroups).
+fn remove_cgroup_tree(dir: &Path) {
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_cgroup_tree(&e.path());
+            }
+        }
+    }
+    let _ = fs::remove_dir(dir);
+}
+
+/// Removes the cgroups of the Docker Engines of the lab with `prefix` (for the sweep of stale
+/// labs, once their processes are killed). A cgroup that still holds a process stays.
+pub(super) fn reap_stale(prefix: &str) {
+    remove_cgroups_where(|name| {
+        name.strip_prefix(CGROUP_TAG)
+            .and_then(owner_of)
+            .is_some_and(|(p, _)| p == prefix)
+    });
+}
+
+/// Removes the cgroups of Docker Engines whose lab's process is gone and that are over
+/// [`STALE_AFTER`] old: what a killed run left once its processes were killed (by an earlier
+/// sweep, or by anyone). Rmdir never takes a cgroup that holds a process, so a live lab in
+/// another pid namespace loses nothing.
+pub(super) fn reap_stale_cgroups() {
+    let old = |p: &Path| {
+        p.metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > STALE_AFTER)
+    };
+    for root in cgroup_roots() {
+        let Ok(entries) = fs::read_dir(&root) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let dead = name
+                .strip_prefix(CGROUP_TAG)
+                .and_then(owner_of)
+                .is_some_and(|(_, pid)| !Path::new(&format!("/proc/{pid}")).exists());
+            if dead && old(&e.path()) {
+                remove_cgroup_tree(&e.path());
+            }
+        }
+    }
+}
+
+/// Removes the top-level cgroups whose name `matches`, in every hierarchy.
+fn remove_cgroups_where(matches: impl Fn(&str) -> bool) {
+    for root in cgroup_roots() {
+        let Ok(entries) = fs::read_dir(&root) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            if matches(&e.file_name().to_string_lossy()) {
+                remove_cgroup_tree(&e.path());
+            }
+        }
+    }
+}
+
+/// What to install for the engine (scripts/install-deps.sh does).
+const DOCKER_PACKAGES: &str = "docker.io";
+
+/// `name` on `$PATH`, or in the usual system directories (a test's `$PATH` may lack `sbin`);
+/// the error says to install `package`.
+fn find_program(name: &str, package: &str) -> Result<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let dirs = std::env::split_paths(&path).chain(
+        [
+            "/usr/local/sbin",
+            "/usr/local/bin",
+            "/usr/sbin",
+            "/usr/bin",
+            "/sbin",
+            "/bin",
+        ]
+        .map(PathBuf::from),
+    );
+    for d in dirs {
+        let p = d.join(name);
+        if is_executable(&p) {
+            return Ok(p);
+        }
+    }
+    bail!("no {name} on $PATH or in /usr/sbin, /usr/bin: apt-get install -y {package} (or run scripts/install-deps.sh)")
+}
+
+/// The `docker` CLI that came with `dockerd` (same directory, or `bin` beside its `sbin`), else
+/// the first on `$PATH`.
+fn find_cli(dockerd: &Path) -> Result<PathBuf> {
+    if let Some(dir) = dockerd.parent() {
+        let mut candidates = vec![dir.join("docker")];
+        if dir.file_name().is_some_and(|n| n == "sbin") {
+            candidates.push(dir.with_file_name("bin").join("docker"));
+        }
+        if let Some(p) = candidates.into_iter().find(|p| is_executable(p)) {
+            return Ok(p);
+        }
+    }
+    find_program("docker", DOCKER_PACKAGES)
+}
+
+/// `name` beside the docker CLI, else anywhere [`find_program`] looks.
+fn find_beside(name: &str, cli: &Path) -> Result<PathBuf> {
+    match cli.parent().map(|d| d.join(name)) {
+        Some(p) if is_executable(&p) => Ok(p),
+        _ => find_program(name, DOCKER_PACKAGES),
+    }
+}
+
+fn is_executable(p: &Path) -> bool {
+    p.metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// Whether `elf` is an ELF executable without a program interpreter (statically linked).
+fn is_static_elf(elf: &[u8]) -> bool {
+    const PT_INTERP: u32 = 3;
+    let u16_at = |o: usize| elf.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    let u32_at = |o: usize| {
+        elf.get(o..o + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let u64_at = |o: usize| {
+        elf.get(o..o + 8).map(|b| {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(b);
+            u64::from_le_bytes(a)
+        })
+    };
+    // 64-bit little-endian only: the lab runs on x86_64 and aarch64.
+    if elf.get(..6) != Some(&[0x7f, b'E', b'L', b'F', 2, 1]) {
+        return false;
+    }
+    let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38))
+    else {
+        return false;
+    };
+    let Ok(phoff) = usize::try_from(phoff) else {
+        return false;
+    };
+    (0..usize::from(phnum))
+        .all(|i| u32_at(phoff + i * usize::from(phentsize)).is_some_and(|t| t != PT_INTERP))
+}
+
+/// The rootfs of [`BUSYBOX_IMAGE`] as a tar archive, built once per process from the static
+/// `/bin/busybox` (Debian's `busybox-static`): `bin/busybox`, a symbolic link to it for every
+/// applet at the path `busybox --list-full` gives (`bin/sh`, `sbin/ip`, `usr/bin/wget`, ...),
+/// `/etc/passwd` and `/etc/group` with root and nobody, empty `/etc/hosts`, `/etc/resolv.conf`
+/// and `/etc/hostname`, and `/tmp` (1777), `/root`, `/proc`, `/sys`, `/dev`, `/run`, `/var`.
+pub fn busybox_rootfs_tar() -> Result<&'static [u8]> {
+    static TAR: OnceLock<std::result::Result<Vec<u8>, String>> = OnceLock::new();
+    TAR.get_or_init(|| build_busybox_tar().map_err(|e| format!("{e:#}")))
+        .as_deref()
+        .map_err(|e| anyhow!("{e}"))
+}
+
+fn build_busybox_tar() -> Result<Vec<u8>> {
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| is_executable(p))
+        .ok_or_else(|| anyhow!("no /bin/busybox: apt-get install -y busybox-static"))?;
+    let bytes = fs::read(&busybox).with_context(|| format!("reading {}", busybox.display()))?;
+    if !is_static_elf(&bytes) {
+        bail!(
+            "{} is dynamically linked and cannot run in an image without a libc: \
+             apt-get install -y busybox-static",
+            busybox.display()
+        );
+    }
+    let list = cmd::run_ok(Command::new(&busybox).arg("--list-full"), DEFAULT_TIMEOUT)?;
+    let tree = std::env::temp_dir().join(format!("vxnet-busybox-rootfs-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&tree);
+    let built = (|| -> Result<Vec<u8>> {
+        for d in [
+            "bin", "sbin", "usr/bin", "usr/sbin", "etc", "root", "proc", "sys", "dev", "run",
+            "var", "tmp",
+        ] {
+            fs::create_dir_all(tree.join(d))?;
+        }
+        fs::set_permissions(tree.join("tmp"), fs::Permissions::from_mode(0o1777))?;
+        let bin = tree.join("bin/busybox");
+        fs::write(&bin, &bytes)?;
+        fs::set_permissions(&bin, fs::Permissions::from_mode(0o755))?;
+        for applet in list.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            let link = tree.join(applet);
+            if applet == "bin/busybox" || link.symlink_metadata().is_ok() {
+                continue;
+            }
+            if let Some(parent) = link.parent() {
+                fs::create_dir_all(parent)?;
+            }
+            symlink("/bin/busybox", &link)
+                .with_context(|| format!("linking {}", link.display()))?;
+        }
+        for (name, text) in [
+            ("passwd", "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"),
+            ("group", "root:x:0:\nnogroup:x:65534:\n"),
+            ("hosts", ""),
+            ("resolv.conf", ""),
+            ("hostname", ""),
+        ] {
+            fs::write(tree.join("etc").join(name), text)?;
+        }
+        let mut tar = Command::new("tar");
+        tar.arg("-C").arg(&tree).args([
+            "--numeric-owner",
+            "--owner=0",
+            "--group=0",
+            "-cf",
+            "-",
+            ".",
+        ]);
+        let out = cmd::run(&mut tar, DEFAULT_TIMEOUT)?;
+        if !out.status.success() {
+            bail!(
+                "tar of the busybox rootfs failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(out.stdout)
+    })();
+    let _ = fs::remove_dir_all(&tree);
+    built.context("building the busybox rootfs")
+}
+
+#[cfg(test)]
+mod tests;
