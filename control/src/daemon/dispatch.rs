@@ -552,7 +552,13 @@ impl Daemon {
 
     fn connect(&mut self, r: NetworkConnectRequest) -> Reply {
         let net = self.network(&r.network)?;
-        let target = resolve_target(&r.target)?;
+        // A hand-over's namespace may not exist yet (Docker's sandbox key, at Join): the
+        // interface waits in this namespace and the runtime moves it there.
+        let target = if r.hand_over {
+            std::path::PathBuf::from(&r.target)
+        } else {
+            resolve_target(&r.target)?
+        };
         let ifname = match r.ifname {
             Some(name) => name,
             None => next_free_ifname(&target)?,

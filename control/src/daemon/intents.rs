@@ -62,7 +62,9 @@ impl Intents {
         network_id: &str,
         target: &Path,
     ) -> io::Result<ConnectIntent> {
-        let (netns_dev, netns_ino) = netns_identity(target)?;
+        // A namespace that is not there yet (Docker names a container's namespace at Join,
+        // before it exists) is never "the same one" after a crash: such a connect is undone.
+        let (netns_dev, netns_ino) = netns_identity(target).unwrap_or((0, 0));
         let since_unix_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);

@@ -70,6 +70,8 @@ async fn answer<V: Vxnet + 'static, E: Engine + 'static>(
         Ok(body) => {
             let body = body.to_bytes();
             let answer = driver.handle(&method, &body).await;
+            tracing::debug!(%method, request = %String::from_utf8_lossy(&body), answer = %answer.1,
+                "docker plugin call");
             // A joined endpoint is named like its container once Docker shows which it is.
             if method == "NetworkDriver.Join" && answer.1.get("Err").is_none() {
                 if let Ok(join) = serde_json::from_slice::<super::wire::Join>(&body) {
@@ -88,7 +90,6 @@ async fn answer<V: Vxnet + 'static, E: Engine + 'static>(
             super::wire::error(&format!("cannot read the request: {e}")),
         ),
     };
-    tracing::debug!(%method, status, "docker plugin call");
     let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
     *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
     if let Ok(value) = CONTENT_TYPE.parse() {

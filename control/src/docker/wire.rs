@@ -4,14 +4,24 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
+
+/// Go encodes a nil map or slice as `null`: read it as empty.
+fn nullable<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct RequestPool {
     pub pool: String,
     pub sub_pool: String,
+    #[serde(deserialize_with = "nullable")]
     pub options: BTreeMap<String, String>,
     #[serde(rename = "V6")]
     pub v6: bool,
@@ -23,6 +33,7 @@ pub struct RequestAddress {
     #[serde(rename = "PoolID")]
     pub pool_id: String,
     pub address: String,
+    #[serde(deserialize_with = "nullable")]
     pub options: BTreeMap<String, String>,
 }
 
@@ -38,10 +49,11 @@ pub struct IpamData {
 pub struct CreateNetwork {
     #[serde(rename = "NetworkID")]
     pub network_id: String,
+    #[serde(deserialize_with = "nullable")]
     pub options: BTreeMap<String, Value>,
-    #[serde(rename = "IPv4Data")]
+    #[serde(rename = "IPv4Data", deserialize_with = "nullable")]
     pub ipv4_data: Vec<IpamData>,
-    #[serde(rename = "IPv6Data")]
+    #[serde(rename = "IPv6Data", deserialize_with = "nullable")]
     pub ipv6_data: Vec<IpamData>,
 }
 
@@ -62,6 +74,7 @@ pub struct CreateEndpoint {
     #[serde(rename = "EndpointID")]
     pub endpoint_id: String,
     pub interface: Option<EndpointInterface>,
+    #[serde(deserialize_with = "nullable")]
     pub options: BTreeMap<String, Value>,
 }
 
@@ -92,6 +105,7 @@ pub struct ProgramExternalConnectivity {
     pub network_id: String,
     #[serde(rename = "EndpointID")]
     pub endpoint_id: String,
+    #[serde(deserialize_with = "nullable")]
     pub options: BTreeMap<String, Value>,
 }
 
@@ -128,4 +142,22 @@ pub struct JoinResponse {
 /// The answer to any call that failed: Docker shows `Err` to its user.
 pub fn error(message: &str) -> Value {
     serde_json::json!({ "Err": message })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_nulls_read_as_empty() {
+        let r: RequestAddress =
+            serde_json::from_str(r#"{"PoolID":"10.0.0.0/24","Address":"","Options":null}"#)
+                .expect("null options");
+        assert!(r.options.is_empty());
+        let n: CreateNetwork = serde_json::from_str(
+            r#"{"NetworkID":"n","Options":null,"IPv4Data":[{"Pool":"10.0.0.0/24"}],"IPv6Data":null}"#,
+        )
+        .expect("null IPv6Data");
+        assert_eq!((n.ipv4_data.len(), n.ipv6_data.len()), (1, 0));
+    }
 }

@@ -1,0 +1,253 @@
+//! vxnet as Docker's network and IPAM driver (README, "With Docker"), driven by a real Docker
+//! Engine on each of two lab hosts: `docker network create -d vxnet --ipam-driver vxnet` on
+//! both makes one cluster-wide network; containers on the two hosts ping and resolve each other
+//! by name and alias; `--ip` and `-p` work; `docker rm -f` gives the address back; a network
+//! whose subnet disagrees with the cluster's is refused with a clear error.
+
+use std::net::SocketAddrV4;
+use std::time::Duration;
+
+use vxnet_tests::lab::docker::{Docker, BUSYBOX_IMAGE};
+use vxnet_tests::{require_root, wait_for, HostKind, Lab};
+
+const SUBNET: &str = "10.90.0.0/24";
+const GATEWAY: &str = "10.90.0.1";
+
+/// A lab of two clustered hosts whose daemons serve the Docker driver to their host's engine.
+fn docker_lab() -> (Lab, Vec<Docker>) {
+    let lab = Lab::builder()
+        .hosts(HostKind::Vxnet, 2)
+        .start_daemons(false)
+        .build()
+        .expect("two hosts");
+    for host in lab.hosts() {
+        let plugin = Docker::plugins_dir_for(host).join("vxnet.sock");
+        let engine = Docker::socket_for(host);
+        host.start_daemon_with(
+            &[
+                "--docker-plugin",
+                &plugin.to_string_lossy(),
+                "--docker-host",
+                &engine.to_string_lossy(),
+                "--log-level",
+                "debug",
+            ],
+            &[],
+        )
+        .expect("vxnet daemon with the Docker driver");
+    }
+    lab.form_cluster(&[0, 1]).expect("one cluster");
+    let engines: Vec<Docker> = (0..2)
+        .map(|i| {
+            let d = lab.start_docker(i).expect("dockerd");
+            d.import_busybox().expect("busybox image");
+            d
+        })
+        .collect();
+    (lab, engines)
+}
+
+fn run(lab: &Lab, d: &Docker, name: &str, extra: &[&str]) -> String {
+    let dns = format!("--dns={GATEWAY}");
+    let mut args = vec![
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--network",
+        "shop",
+        dns.as_str(),
+    ];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&[BUSYBOX_IMAGE, "sleep", "600"]);
+    d.docker_ok(&args)
+        .unwrap_or_else(|e| panic!("docker run {name}: {e:#}\n{}", plugin_log(lab)))
+}
+
+#[test]
+fn docker_containers_on_two_hosts_share_a_vxnet_network() {
+    if !require_root() {
+        return;
+    }
+    let (lab, engines) = docker_lab();
+    for d in &engines {
+        d.docker_ok(&[
+            "network",
+            "create",
+            "-d",
+            "vxnet",
+            "--ipam-driver",
+            "vxnet",
+            "--subnet",
+            SUBNET,
+            "shop",
+        ])
+        .expect("docker network create");
+    }
+    run(
+        &lab,
+        &engines[0],
+        "web",
+        &[
+            "--ip",
+            "10.90.0.10",
+            "--network-alias",
+            "www",
+            "-p",
+            "8080:80",
+        ],
+    );
+    run(&lab, &engines[1], "cli", &[]);
+    // The same network, cluster-wide, under Docker's name.
+    let inspect: serde_json::Value =
+        serde_json::from_str(&lab.host(1).vxnet_ok(&["network", "inspect", "shop"]))
+            .expect("inspect JSON");
+    assert_eq!(
+        inspect[0]["IPAM"]["Config"][0]["Subnet"], SUBNET,
+        "{inspect}"
+    );
+
+    // Across hosts, by address, by name, by alias.
+    let cli = &engines[1];
+    let ping = |target: &str| cli.docker(&["exec", "cli", "ping", "-c", "2", "-W", "2", target]);
+    let out = ping("10.90.0.10").expect("docker exec");
+    assert!(
+        out.status.success(),
+        "cli cannot ping web's address: {out:?}"
+    );
+    for name in ["web", "www"] {
+        wait_for(
+            &format!("{name} resolving in cli"),
+            Duration::from_secs(10),
+            Duration::from_millis(200),
+            || Ok(ping(name)?.status.success().then_some(())),
+        )
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", lab.daemon_logs(20)));
+    }
+
+    // -p 8080:80: a server in web answers at h0's address.
+    engines[0]
+        .docker_ok(&[
+            "exec",
+            "-d",
+            "web",
+            "sh",
+            "-c",
+            "while true; do echo hi | nc -l -p 80; done",
+        ])
+        .expect("server in web");
+    let reached = wait_for(
+        "web's published port",
+        Duration::from_secs(5),
+        Duration::from_millis(100),
+        || {
+            Ok(in_ns_read(
+                lab.underlay_ns(),
+                SocketAddrV4::new(lab.host(0).addr(), 8080),
+            ))
+        },
+    );
+    assert!(reached.is_ok(), "published port 8080 does not answer");
+
+    // docker rm -f: the endpoint goes everywhere and its address is free for the other host.
+    engines[0]
+        .docker_ok(&["rm", "-f", "web"])
+        .expect("docker rm -f web");
+    wait_for(
+        "web's endpoint to leave",
+        Duration::from_secs(5),
+        Duration::from_millis(100),
+        || {
+            let text = lab.host(1).vxnet_ok(&["network", "inspect", "shop"]);
+            Ok((!text.contains("10.90.0.10/")).then_some(()))
+        },
+    )
+    .expect("the endpoint is removed");
+    run(&lab, &engines[1], "web2", &["--ip", "10.90.0.10"]);
+
+    // A Docker network of the same name but another subnet cannot join the cluster's.
+    engines[0]
+        .docker_ok(&[
+            "network",
+            "create",
+            "-d",
+            "vxnet",
+            "--ipam-driver",
+            "vxnet",
+            "--subnet",
+            "10.91.0.0/24",
+            "shop2",
+        ])
+        .expect("create shop2 on h0");
+    engines[0]
+        .docker_ok(&[
+            "run",
+            "-d",
+            "--name",
+            "s2a",
+            "--network",
+            "shop2",
+            BUSYBOX_IMAGE,
+            "sleep",
+            "600",
+        ])
+        .expect("a container on shop2");
+    engines[1]
+        .docker_ok(&[
+            "network",
+            "create",
+            "-d",
+            "vxnet",
+            "--ipam-driver",
+            "vxnet",
+            "--subnet",
+            "10.92.0.0/24",
+            "shop2",
+        ])
+        .expect("create shop2 on h1");
+    let refused = engines[1]
+        .docker(&[
+            "run",
+            "-d",
+            "--name",
+            "s2b",
+            "--network",
+            "shop2",
+            BUSYBOX_IMAGE,
+            "sleep",
+            "600",
+        ])
+        .expect("docker run");
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && err.contains("--subnet 10.91.0.0/24"),
+        "a disagreeing subnet was not refused clearly: {err}"
+    );
+}
+
+/// Connects from namespace `ns` to `addr` and reads what the server says (any text).
+fn in_ns_read(ns: &str, addr: SocketAddrV4) -> Option<()> {
+    vxnet_tests::netns::in_netns_thread(ns, move || {
+        use std::io::Read;
+        let mut s = std::net::TcpStream::connect_timeout(&addr.into(), Duration::from_secs(2))?;
+        s.set_read_timeout(Some(Duration::from_secs(2)))?;
+        let mut text = String::new();
+        s.read_to_string(&mut text)?;
+        anyhow::ensure!(text.contains("hi"), "got {text:?}");
+        Ok(())
+    })
+    .ok()
+}
+
+/// The Docker driver's calls in every host's daemon log (logged at debug level).
+fn plugin_log(lab: &Lab) -> String {
+    lab.hosts()
+        .iter()
+        .map(|h| {
+            let log = std::fs::read_to_string(h.log_path()).unwrap_or_default();
+            let calls: Vec<&str> = log.lines().filter(|l| l.contains("docker")).collect();
+            format!("---- {} ----\n{}", h.name(), calls.join("\n"))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
