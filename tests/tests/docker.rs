@@ -21,20 +21,7 @@ fn docker_lab() -> (Lab, Vec<Docker>) {
         .build()
         .expect("two hosts");
     for host in lab.hosts() {
-        let plugin = Docker::plugins_dir_for(host).join("vxnet.sock");
-        let engine = Docker::socket_for(host);
-        host.start_daemon_with(
-            &[
-                "--docker-plugin",
-                &plugin.to_string_lossy(),
-                "--docker-host",
-                &engine.to_string_lossy(),
-                "--log-level",
-                "debug",
-            ],
-            &[],
-        )
-        .expect("vxnet daemon with the Docker driver");
+        start_vxnet(host);
     }
     lab.form_cluster(&[0, 1]).expect("one cluster");
     let engines: Vec<Docker> = (0..2)
@@ -45,6 +32,22 @@ fn docker_lab() -> (Lab, Vec<Docker>) {
         })
         .collect();
     (lab, engines)
+}
+
+/// Starts `host`'s vxnet daemon serving the Docker driver to that host's engine.
+fn start_vxnet(host: &vxnet_tests::Host) {
+    let plugin = Docker::plugins_dir_for(host).join("vxnet.sock");
+    let engine = Docker::socket_for(host);
+    let args = [
+        "--docker-plugin",
+        &plugin.to_string_lossy(),
+        "--docker-host",
+        &engine.to_string_lossy(),
+        "--log-level",
+        "debug",
+    ];
+    host.start_daemon_with(&args, &[])
+        .expect("vxnet daemon with the Docker driver");
 }
 
 fn run(lab: &Lab, d: &Docker, name: &str, extra: &[&str]) -> String {
@@ -124,6 +127,55 @@ fn docker_containers_on_two_hosts_share_a_vxnet_network() {
         )
         .unwrap_or_else(|e| panic!("{e:#}\n{}", lab.daemon_logs(20)));
     }
+
+    // A restart of vxnet keeps running containers connected.
+    lab.kill_daemon(0, libc::SIGTERM).expect("stop h0's vxnet");
+    start_vxnet(lab.host(0));
+    let out = ping("web").expect("docker exec");
+    assert!(
+        out.status.success(),
+        "cli lost web across a vxnet restart: {out:?}"
+    );
+
+    // docker network connect / disconnect on a running container.
+    cli.docker_ok(&[
+        "network",
+        "create",
+        "-d",
+        "vxnet",
+        "--ipam-driver",
+        "vxnet",
+        "--subnet",
+        "10.93.0.0/24",
+        "side",
+    ])
+    .expect("create side");
+    cli.docker_ok(&["network", "connect", "side", "cli"])
+        .expect("docker network connect");
+    let addrs = cli
+        .docker_ok(&["exec", "cli", "ip", "-o", "-4", "addr"])
+        .expect("ip addr");
+    assert!(
+        addrs.contains("10.93.0."),
+        "no address on side after connect: {addrs}"
+    );
+    cli.docker_ok(&["network", "disconnect", "side", "cli"])
+        .expect("docker network disconnect");
+    let addrs = cli
+        .docker_ok(&["exec", "cli", "ip", "-o", "-4", "addr"])
+        .expect("ip addr");
+    assert!(
+        !addrs.contains("10.93.0."),
+        "side's address stayed after disconnect: {addrs}"
+    );
+    let side: serde_json::Value =
+        serde_json::from_str(&lab.host(0).vxnet_ok(&["network", "inspect", "side"]))
+            .expect("inspect JSON");
+    assert_eq!(
+        side[0]["Containers"],
+        serde_json::json!({}),
+        "side's endpoint stayed: {side}"
+    );
 
     // -p 8080:80: a server in web answers at h0's address.
     engines[0]
