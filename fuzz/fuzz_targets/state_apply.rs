@@ -27,7 +27,7 @@ use vxnet_fuzz::Choices;
 use vxnet_proto::types::{VNI_MAX, VNI_MIN};
 use vxnet_proto::{
     command, AddHost, Cidr, Command, Connect, CreateNetwork, Disconnect, Host, PortMapping,
-    Protocol, RemoveHost, RemoveNetwork,
+    Protocol, RemoveHost, RemoveNetwork, UpdateEndpoint,
 };
 
 const HOSTS: [&str; 3] = ["h1", "h2", "h3"];
@@ -74,6 +74,19 @@ fn cidr(input: &mut Choices) -> Cidr {
         input.pick(&SUBNETS)
     };
     Cidr { addr, prefix_len }
+}
+
+/// Zero to two published ports from few host ports, so that they clash; now and then out of
+/// range or of an unknown protocol.
+fn port_mappings(input: &mut Choices) -> Vec<PortMapping> {
+    (0..input.u8() % 3)
+        .map(|_| PortMapping {
+            host_ip: 0,
+            host_port: u32::from(input.u8() % 4) * 20_000,
+            container_port: 80,
+            protocol: i32::from(input.u8() % 3),
+        })
+        .collect()
 }
 
 fn command(input: &mut Choices) -> Command {
@@ -142,13 +155,7 @@ fn command(input: &mut Choices) -> Command {
                 ifname: input.pick(&IFNAMES).to_owned(),
                 target: input.pick(&TARGETS).to_owned(),
                 ports: if flags & 4 != 0 {
-                    // Few host ports, so that they clash; now and then out of range.
-                    vec![PortMapping {
-                        host_ip: 0,
-                        host_port: u32::from(input.u8() % 4) * 20_000,
-                        container_port: 80,
-                        protocol: i32::from(input.u8() % 3),
-                    }]
+                    port_mappings(input)
                 } else {
                     vec![]
                 },
@@ -156,6 +163,17 @@ fn command(input: &mut Choices) -> Command {
         }
         _ => match input.u8() % 4 {
             0 => Command { kind: None },
+            1 => {
+                let flags = input.u8();
+                wrap(command::Kind::UpdateEndpoint(UpdateEndpoint {
+                    endpoint_id: id(16 + input.u8() % 8),
+                    name: (flags & 1 != 0).then(|| input.pick(&ENDPOINT_NAMES).to_owned()),
+                    set_aliases: flags & 2 != 0,
+                    aliases: vec!["alias".to_owned()],
+                    set_ports: flags & 4 != 0,
+                    ports: port_mappings(input),
+                }))
+            }
             _ => wrap(command::Kind::Disconnect(Disconnect {
                 endpoint_id: id(16 + input.u8() % 8),
             })),
