@@ -852,6 +852,9 @@ pub struct DataplaneView {
     /// Per host name: per sandbox (named by the first 12 digits of its network's ID), the
     /// veths in it (`vx` and 12 hex digits of an endpoint ID).
     pub sandboxes: BTreeMap<String, BTreeMap<String, Vec<String>>>,
+    /// Per host name: the host ends of transit links in its namespace (`vxg` and the 12 digits
+    /// of a network ID; README, "Reaching out and in").
+    pub transits: BTreeMap<String, Vec<String>>,
 }
 
 /// Whether `name` is an endpoint veth's sandbox side: `vx` and 12 hex digits.
@@ -862,7 +865,8 @@ fn is_endpoint_veth(name: &str) -> bool {
 /// Checks the dataplane against the agreed state: every listed endpoint has its interface
 /// (address and MAC) in its container and its veth in its host's sandbox; every container
 /// interface and sandbox veth belongs to a listed endpoint (no leaked veth); every sandbox
-/// belongs to a network with endpoints on that host (no leaked sandbox).
+/// belongs to a network with endpoints on that host (no leaked sandbox); every sandbox has
+/// its transit link to the host and every transit link its sandbox.
 pub fn check_dataplane(state: &[NetworkInfo], view: &DataplaneView) -> Vec<String> {
     let mut findings = Vec::new();
     for n in state {
@@ -939,6 +943,24 @@ pub fn check_dataplane(state: &[NetworkInfo], view: &DataplaneView) -> Vec<Strin
             for v in veths.iter().filter(|v| !local.contains(v)) {
                 findings.push(format!(
                     "leaked veth {v} in sandbox {sandbox} on {host}: no listed endpoint owns it"
+                ));
+            }
+        }
+    }
+    for (host, transits) in &view.transits {
+        let sandboxes = view.sandboxes.get(host);
+        for t in transits {
+            let sandbox = t.trim_start_matches("vxg");
+            if !sandboxes.is_some_and(|s| s.contains_key(sandbox)) {
+                findings.push(format!(
+                    "leaked transit link {t} on {host}: no sandbox {sandbox} there"
+                ));
+            }
+        }
+        for sandbox in sandboxes.into_iter().flat_map(|s| s.keys()) {
+            if !transits.contains(&format!("vxg{sandbox}")) {
+                findings.push(format!(
+                    "sandbox {sandbox} on {host} has no transit link: no way out"
                 ));
             }
         }
@@ -1587,6 +1609,12 @@ fn observe_dataplane(lab: &Lab, containers: &[Container]) -> Result<DataplaneVie
             sandboxes.insert(name, veths);
         }
         view.sandboxes.insert(h.name().to_string(), sandboxes);
+        let links = netns::exec_ok(h.ns(), &["ip", "-o", "link", "show"])?;
+        let transits = parse_link_names(&links)
+            .into_iter()
+            .filter(|l| l.len() == 15 && l.starts_with("vxg"))
+            .collect();
+        view.transits.insert(h.name().to_string(), transits);
     }
     Ok(view)
 }

@@ -329,9 +329,23 @@ fn checker_finds_half_endpoints_and_leaks_in_the_dataplane() {
             .into(),
         )]
         .into(),
+        transits: [("h0".to_string(), vec!["vxgaaaaaaaaaaaa".to_string()])].into(),
     };
     let findings = check_dataplane(&state, &whole);
     assert!(findings.is_empty(), "{findings:#?}");
+
+    let mut stray = whole.clone();
+    stray
+        .transits
+        .insert("h0".into(), vec!["vxgcccccccccccc".to_string()]);
+    let findings = check_dataplane(&state, &stray);
+    assert!(
+        findings
+            .iter()
+            .any(|f| f.contains("leaked transit link vxgcccccccccccc"))
+            && findings.iter().any(|f| f.contains("has no transit link")),
+        "{findings:#?}"
+    );
 
     let mut half = whole.clone();
     half.containers.insert("c0".into(), vec![]);
