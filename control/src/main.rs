@@ -65,6 +65,7 @@ fn run_daemon(args: DaemonArgs, socket: std::path::PathBuf) -> anyhow::Result<()
         dns: args.dns,
         docker_plugin: args.docker_plugin,
         docker_host: args.docker_host,
+        metrics_addr: args.metrics_addr,
     })?;
     Ok(())
 }

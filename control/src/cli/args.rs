@@ -45,6 +45,19 @@ pub enum Command {
     /// Manage the cluster of hosts.
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// Print vxnet's version and, when known, the git commit it was built from.
+    Version,
+    /// Print shell completions for bash, zsh, fish, elvish or powershell.
+    ///
+    /// E.g. `vxnet completions bash > /etc/bash_completion.d/vxnet`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), or write one per command with --dir.
+    ///
+    /// E.g. `vxnet man | man -l -`.
+    Man(ManArgs),
 }
 
 #[derive(Debug, Args)]
@@ -99,6 +112,9 @@ pub struct DaemonArgs {
     /// The API socket of the Docker engine the driver serves (it asks it for network names).
     #[arg(long, value_name = "PATH", default_value = "/var/run/docker.sock")]
     pub docker_host: PathBuf,
+    /// Serve Prometheus metrics at http://IP:PORT/metrics (off unless given).
+    #[arg(long, value_name = "IP:PORT")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -178,6 +194,14 @@ pub struct ConnectArgs {
     pub network: String,
     /// A namespace name (ip netns), an absolute path to a namespace file, or pid:PID.
     pub target: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write vxnet.1 and a page for every subcommand (vxnet-network-create.1, ...) into DIR
+    /// instead, and print their paths.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -1,5 +1,6 @@
 //! The CLI side of every command but `daemon`: build a request, send it to the local daemon,
 //! print the answer. One request per connection; the whole exchange is bounded by `--timeout`.
+//! `version`, `completions` and `man` answer by themselves ([`super::generate`]).
 
 use std::path::Path;
 use std::time::Duration;
@@ -52,6 +53,9 @@ pub fn run(cli: Cli) -> Result<String, Failure> {
     };
     match command {
         Command::Daemon(_) => Err(Failure::new("internal: daemon is not a client command", 1)),
+        Command::Version | Command::Completions { .. } | Command::Man(_) => {
+            super::generate::run(command).map_err(|e| Failure::new(e.to_string(), 1))
+        }
         Command::Network(cmd) => network(cmd, call),
         Command::Fdb(args) => {
             let r = call(request::Kind::Fdb(FdbRequest {

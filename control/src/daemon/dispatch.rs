@@ -177,6 +177,7 @@ impl Daemon {
                     let _ = reply.send(response);
                 }
                 ControlEvent::Tick => {
+                    super::metrics::publish(&self.dataplane, &self.cluster);
                     // Intents first: a connect a crash interrupted is finished, not taken
                     // for a container that went away.
                     self.settle_intents();
@@ -306,6 +307,7 @@ impl Daemon {
     }
 
     fn apply(&mut self, kind: command::Kind) -> Result<Applied, ClusterError> {
+        let _timer = super::metrics::ProposalTimer::start();
         self.cluster
             .handle()
             .propose(Command { kind: Some(kind) }, self.timeout)

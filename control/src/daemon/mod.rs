@@ -18,6 +18,8 @@
 //!   gives its address back; a `disconnect` commits before it removes the veth, so a failed one
 //!   leaves the container connected.
 //! - A failed request is a typed [`RequestError`]: its message and its API error code.
+//! - `--metrics-addr` serves Prometheus metrics from a snapshot the control thread takes once
+//!   a second; a scrape never waits on it ([`metrics`]).
 //! - SIGTERM/SIGINT stop the daemon cleanly: forwarding stops, state and sandboxes stay. A
 //!   join or leave that leaves the host without a Raft node stops it too, with an error, so
 //!   that a supervisor restarts it on the same data dir; so does a Raft node that stopped by
@@ -29,6 +31,7 @@ mod dispatch;
 mod error;
 mod identity;
 mod intents;
+mod metrics;
 mod socket;
 
 use std::net::Ipv4Addr;
@@ -74,6 +77,8 @@ pub struct DaemonConfig {
     pub docker_plugin: Option<PathBuf>,
     /// `--docker-host`: the API socket of the Docker engine the driver serves.
     pub docker_host: PathBuf,
+    /// `--metrics-addr`: where Prometheus metrics are served ([`metrics`]); `None`: nowhere.
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// The way into the control thread for everything that is not the control thread: the API
@@ -169,6 +174,11 @@ pub enum DaemonError {
     NodeDied(String),
     #[error("{0}; exiting so that a supervisor restarts the daemon")]
     DataplaneDied(ThreadFailure),
+    #[error("cannot serve metrics on {addr}: {source}; pass another --metrics-addr")]
+    Metrics {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// How many events may wait for the control thread: API requests beyond this are answered
@@ -224,6 +234,11 @@ pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
             op: "start the tokio runtime",
             source,
         })?;
+    if let Some(addr) = config.metrics_addr {
+        let server = metrics::start(addr)?;
+        tracing::info!(addr = %addr, "serving metrics at /metrics");
+        runtime.spawn(server.serve());
+    }
     let (events, rx) = mpsc::channel::<ControlEvent>(MAX_QUEUED_EVENTS);
     let (changed, mut changes) = mpsc::unbounded_channel::<NodeEvent>();
     let mut daemon =

@@ -25,7 +25,7 @@ use vxnet_proto::Command;
 use crate::cluster::ClusterError;
 use crate::state::{Applied, StateMachine};
 
-/// How this node sees the cluster, for `cluster members`.
+/// How this node sees the cluster, for `cluster members` and the daemon's metrics.
 #[derive(Debug, Clone, Default)]
 pub struct ClusterView {
     pub own_id: u64,
@@ -35,6 +35,10 @@ pub struct ClusterView {
     pub reachable: BTreeSet<u64>,
     /// The last log index applied to the state machine here.
     pub applied: u64,
+    /// The Raft term this node is in.
+    pub term: u64,
+    /// The last log index this node knows to be committed.
+    pub commit: u64,
 }
 
 /// What the handle asks the node task.

@@ -679,6 +679,8 @@ impl Node {
             learners: conf.learners.iter().copied().collect(),
             reachable,
             applied,
+            term: self.raw.raft.term,
+            commit: self.raw.raft.raft_log.committed,
         };
         *self.view.write().unwrap_or_else(|e| e.into_inner()) = view;
     }
