@@ -201,6 +201,58 @@ fn docker_containers_on_two_hosts_share_a_vxnet_network() {
     );
     assert!(reached.is_ok(), "published port 8080 does not answer");
 
+    // -p 80: vxnet picks the host port; `vxnet network inspect` shows it (Docker cannot show a
+    // remote driver's ports).
+    run(&lab, &engines[1], "web3", &["-p", "80"]);
+    engines[1]
+        .docker_ok(&[
+            "exec",
+            "-d",
+            "web3",
+            "sh",
+            "-c",
+            "while true; do echo hi | nc -l -p 80; done",
+        ])
+        .expect("server in web3");
+    let port = wait_for(
+        "web3's published port in inspect",
+        Duration::from_secs(5),
+        Duration::from_millis(100),
+        || {
+            let v: serde_json::Value =
+                serde_json::from_str(&lab.host(1).vxnet_ok(&["network", "inspect", "shop"]))?;
+            let ports: Vec<String> = v[0]["Containers"]
+                .as_object()
+                .into_iter()
+                .flat_map(|c| c.values())
+                .filter(|c| c["Name"] == "web3")
+                .flat_map(|c| c["Ports"].as_array().cloned().unwrap_or_default())
+                .filter_map(|p| p.as_str().map(str::to_string))
+                .collect();
+            // "0.0.0.0:HOSTPORT:80/tcp"
+            Ok(ports
+                .first()
+                .and_then(|p| p.split(':').nth(1))
+                .and_then(|p| p.parse::<u16>().ok()))
+        },
+    )
+    .expect("web3 publishes a host port");
+    let reached = wait_for(
+        "web3's chosen host port",
+        Duration::from_secs(5),
+        Duration::from_millis(100),
+        || {
+            Ok(in_ns_read(
+                lab.underlay_ns(),
+                SocketAddrV4::new(lab.host(1).addr(), port),
+            ))
+        },
+    );
+    assert!(
+        reached.is_ok(),
+        "the host port vxnet chose ({port}) does not answer"
+    );
+
     // docker rm -f: the endpoint goes everywhere and its address is free for the other host.
     engines[0]
         .docker_ok(&["rm", "-f", "web"])

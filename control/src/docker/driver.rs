@@ -73,6 +73,10 @@ pub struct Driver<V, E> {
     vxnet: V,
     engine: E,
     pending: Mutex<BTreeMap<String, Pending>>,
+    /// The ports each endpoint publishes, with the host ports vxnet chose for `-p PORT`: fixed
+    /// at the first call that brings them, so that a repeated `ProgramExternalConnectivity`
+    /// publishes the same ones.
+    ports: Mutex<BTreeMap<String, Vec<PortMapping>>>,
 }
 
 /// An answer: HTTP status and JSON body.
@@ -92,6 +96,7 @@ impl<V: Vxnet, E: Engine> Driver<V, E> {
             vxnet,
             engine,
             pending: Mutex::new(BTreeMap::new()),
+            ports: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -125,6 +130,8 @@ impl<V: Vxnet, E: Engine> Driver<V, E> {
                 Ok(r) => self.delete_endpoint(r).await,
                 Err(a) => a,
             },
+            // Docker reads a remote driver's port map from here but cannot use it (it expects
+            // its own Go types where JSON gives maps): `vxnet network inspect` shows the ports.
             "NetworkDriver.EndpointOperInfo" => ok(json!({ "Value": {} })),
             "NetworkDriver.ProgramExternalConnectivity" => match parse(body, method) {
                 Ok(r) => self.publish(r).await,
@@ -252,6 +259,9 @@ impl<V: Vxnet, E: Engine> Driver<V, E> {
                 ))
             }
         };
+        if let Err(e) = self.ports_for(&r.endpoint_id, &r.options) {
+            return fail(e);
+        }
         let interface = r.interface.unwrap_or_default();
         let Some(address) = interface
             .address
@@ -326,6 +336,10 @@ impl<V: Vxnet, E: Engine> Driver<V, E> {
 
     async fn delete_endpoint(&self, r: wire::EndpointRef) -> Answer {
         self.pending_endpoints().remove(&r.endpoint_id);
+        self.ports
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&r.endpoint_id);
         let docker = match self.engine.network(&r.network_id).await {
             Ok(n) => n,
             Err(e) => {
@@ -392,21 +406,37 @@ impl<V: Vxnet, E: Engine> Driver<V, E> {
 
     /// `-p`: the ports Docker asks for become the endpoint's published ports.
     async fn publish(&self, r: wire::ProgramExternalConnectivity) -> Answer {
-        let bindings: Vec<wire::PortBinding> = match r.options.get(PORTMAP_OPTION) {
-            None | Some(Value::Null) => Vec::new(),
-            Some(v) => match serde_json::from_value(v.clone()) {
-                Ok(b) => b,
-                Err(e) => return fail(format!("malformed {PORTMAP_OPTION}: {e}")),
-            },
-        };
-        let mut ports = Vec::new();
-        for b in &bindings {
-            match port_mapping(b) {
-                Ok(p) => ports.push(p),
-                Err(e) => return fail(e),
-            }
+        match self.ports_for(&r.endpoint_id, &r.options) {
+            Ok(ports) => self.set_ports(&r.network_id, &r.endpoint_id, ports).await,
+            Err(e) => fail(e),
         }
-        self.set_ports(&r.network_id, &r.endpoint_id, ports).await
+    }
+
+    /// The ports endpoint `endpoint_id` publishes: as fixed earlier, else from `options`
+    /// (Docker's port map), fixed now.
+    fn ports_for(
+        &self,
+        endpoint_id: &str,
+        options: &BTreeMap<String, Value>,
+    ) -> Result<Vec<PortMapping>, String> {
+        let mut fixed = self
+            .ports
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(ports) = fixed.get(endpoint_id) {
+            return Ok(ports.clone());
+        }
+        let bindings: Vec<wire::PortBinding> = match options.get(PORTMAP_OPTION) {
+            None | Some(Value::Null) => return Ok(Vec::new()),
+            Some(v) => serde_json::from_value(v.clone())
+                .map_err(|e| format!("malformed {PORTMAP_OPTION}: {e}"))?,
+        };
+        let ports = bindings
+            .iter()
+            .map(port_mapping)
+            .collect::<Result<Vec<_>, _>>()?;
+        fixed.insert(endpoint_id.to_string(), ports.clone());
+        Ok(ports)
     }
 
     async fn unpublish(&self, r: wire::EndpointRef) -> Answer {
@@ -541,26 +571,38 @@ fn port_mapping(b: &wire::PortBinding) -> Result<PortMapping, String> {
             ))
         }
     };
-    if b.host_port == 0 {
-        return Err(format!(
-            "give the host port for container port {}: -p HOSTPORT:{0}",
-            b.port
-        ));
-    }
+
     let host_ip = match b.host_ip.as_str() {
         "" => Ipv4Addr::UNSPECIFIED,
         ip => ip
             .parse()
             .map_err(|_| format!("vxnet publishes on IPv4 host addresses, not {ip}"))?,
     };
+    // `-p PORT`: any free host port, as Docker's own port mapper does; the kernel's choice of
+    // an ephemeral port, held by the daemon once the update is applied.
+    let host_port = match b.host_port {
+        0 => free_port(protocol, host_ip)?,
+        given => given,
+    };
     let mut p = PortMapping {
         host_ip: u32::from(host_ip),
-        host_port: u32::from(b.host_port),
+        host_port: u32::from(host_port),
         container_port: u32::from(b.port),
         ..Default::default()
     };
     p.set_protocol(protocol);
     Ok(p)
+}
+
+/// A port of `host_ip` that nothing holds for `protocol` right now.
+fn free_port(protocol: Protocol, host_ip: Ipv4Addr) -> Result<u16, String> {
+    let at = std::net::SocketAddrV4::new(host_ip, 0);
+    let port = match protocol {
+        Protocol::Tcp => std::net::TcpListener::bind(at).and_then(|s| s.local_addr()),
+        Protocol::Udp => std::net::UdpSocket::bind(at).and_then(|s| s.local_addr()),
+    };
+    port.map(|a| a.port())
+        .map_err(|e| format!("cannot find a free host port on {host_ip}: {e}"))
 }
 
 /// The name the container end waits under in the daemon's namespace: unique per endpoint,
