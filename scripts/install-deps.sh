@@ -24,6 +24,9 @@ have nft      || need+=(nftables)
 have gnuplot  || need+=(gnuplot-nox)
 have dig      || need+=(dnsutils)
 have dockerd  || need+=(docker.io)
+have podman   || need+=(podman)
+# The CNI test's reference plugins in /usr/lib/cni (tuning, chained after vxnet).
+[[ -x /usr/lib/cni/tuning ]] || need+=(containernetworking-plugins)
 # The busybox package's /bin/busybox is dynamically linked; only busybox-static's runs in an
 # image without a libc.
 static_busybox() { dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed'; }

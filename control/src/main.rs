@@ -12,6 +12,10 @@ use vxnet_control::cli::{client, Cli, Command, DaemonArgs};
 use vxnet_control::daemon::{self, DaemonConfig};
 
 fn main() -> ExitCode {
+    // In a CNI bin dir `vxnet` is the CNI plugin: the runtime says so with CNI_COMMAND.
+    if std::env::var_os(vxnet_control::cni::COMMAND_ENV).is_some() {
+        return vxnet_control::cni::main();
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),

@@ -820,7 +820,7 @@ fn children(ppid: i32) -> Vec<(i32, String)> {
 }
 
 /// Mount points of every cgroup hierarchy (v1 controllers, the v2 unified tree).
-fn cgroup_roots() -> Vec<PathBuf> {
+pub(super) fn cgroup_roots() -> Vec<PathBuf> {
     let text = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     parse_mountinfo(&text)
         .into_iter()
@@ -831,7 +831,7 @@ fn cgroup_roots() -> Vec<PathBuf> {
 
 /// Removes the cgroup `name` (and the containers' cgroups in it) from every hierarchy.
 /// A cgroup that still holds a process stays; errors are ignored.
-fn remove_cgroups(name: &str) {
+pub(super) fn remove_cgroups(name: &str) {
     for root in cgroup_roots() {
         remove_cgroup_tree(&root.join(name));
     }

@@ -43,6 +43,7 @@ pub mod docker;
 pub mod host;
 pub mod iproute;
 pub mod kernel_vxlan;
+pub mod podman;
 pub mod seccomp;
 pub mod teardown;
 pub mod topology;
