@@ -23,6 +23,7 @@ have python3  || need+=(python3)
 have nft      || need+=(nftables)
 have gnuplot  || need+=(gnuplot-nox)
 have dig      || need+=(dnsutils)
+have promtool || need+=(prometheus)
 have dockerd  || need+=(docker.io)
 have podman   || need+=(podman)
 # The CNI test's reference plugins in /usr/lib/cni (tuning, chained after vxnet).
