@@ -73,12 +73,22 @@ pub fn free_slot(used: impl IntoIterator<Item = u32>) -> Option<u32> {
 /// The host namespace's table: masquerade what the sandboxes send out of the host (and what
 /// the host sends from 127.0.0.1 to a published port), let into a sandbox only replies and
 /// connections a published port's DNAT made, and the DNATs of `ports` (each with the
-/// transit address of its sandbox; see [`publish`]).
-pub fn host_ruleset(ports: &[(Publish, Ipv4Addr)]) -> String {
+/// transit address of its sandbox; see [`publish`]). VXLAN itself (UDP `vxlan_port`) is kept
+/// out of conntrack: the nat hooks would otherwise make the kernel track every tunnel flow,
+/// which costs the forwarding path and buys nothing.
+pub fn host_ruleset(ports: &[(Publish, Ipv4Addr)], vxlan_port: u16) -> String {
     let (range, len) = TRANSIT_RANGE;
     let ends = format!("\"{HOST_PREFIX}*\"");
     replace_table(&format!(
-        "\tchain postrouting {{\n\
+        "\tchain raw_prerouting {{\n\
+         \t\ttype filter hook prerouting priority -300; policy accept;\n\
+         \t\tudp dport {vxlan_port} notrack\n\
+         \t}}\n\
+         \tchain raw_output {{\n\
+         \t\ttype filter hook output priority -300; policy accept;\n\
+         \t\tudp dport {vxlan_port} notrack\n\
+         \t}}\n\
+         \tchain postrouting {{\n\
          \t\ttype nat hook postrouting priority 100; policy accept;\n\
          \t\tip saddr {range}/{len} oifname != {ends} masquerade\n\
          \t\tip saddr 127.0.0.0/8 oifname {ends} masquerade\n\
@@ -199,7 +209,7 @@ mod tests {
 
     #[test]
     fn rulesets_replace_only_vxnets_table() {
-        for script in [host_ruleset(&[]), sandbox_ruleset(&[])] {
+        for script in [host_ruleset(&[], 4789), sandbox_ruleset(&[])] {
             let lines: Vec<&str> = script.lines().collect();
             assert_eq!(
                 lines[..3],
@@ -212,9 +222,8 @@ mod tests {
             assert!(!script.contains("flush"), "{script}");
             assert_eq!(script.matches("table ").count(), 3, "{script}");
         }
-        assert!(
-            host_ruleset(&[]).contains("ip saddr 169.254.0.0/17 oifname != \"vxg*\" masquerade")
-        );
+        assert!(host_ruleset(&[], 4789)
+            .contains("ip saddr 169.254.0.0/17 oifname != \"vxg*\" masquerade"));
         assert!(sandbox_ruleset(&[]).contains("oifname \"transit0\" masquerade"));
         assert_eq!(host_end_name(&"ab".repeat(32)), "vxgabababababab");
     }

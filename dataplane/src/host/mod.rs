@@ -140,6 +140,8 @@ pub struct Host {
     reserved: BTreeMap<(Proto, Ipv4Addr, u16), socket2::Socket>,
     dns: DnsService,
     etc_netns: PathBuf,
+    /// VXLAN's UDP port, kept out of conntrack by the host's nftables table.
+    vxlan_port: u16,
     sandbox_dir: PathBuf,
     program: HostProgram,
     running: BTreeMap<String, Running>,
@@ -173,6 +175,7 @@ impl Host {
             dns: DnsService::new(config.dns_upstreams)
                 .map_err(|e| HostError::os("start the DNS runtime", e))?,
             etc_netns: config.etc_netns,
+            vxlan_port: config.vxlan_port,
             sandbox_dir: config.sandbox_dir,
             program: HostProgram::default(),
             running: BTreeMap::new(),
@@ -240,7 +243,7 @@ impl Host {
         }
         self.hold_ports(ports.iter().map(|(p, _)| p.host_side()).collect());
         let script = if any_egress {
-            egress::host_ruleset(&ports)
+            egress::host_ruleset(&ports, self.vxlan_port)
         } else if self.host_rules.is_some() {
             egress::remove_table()
         } else {

@@ -104,7 +104,10 @@ impl Sandbox {
         }
         let worker = NetnsWorker::start(path)?;
         // Before `br0` exists, so that `default` covers the links made later.
-        worker.run(|_| async { disable_ipv6_here(&["all", "default"]) })?;
+        worker.run(|_| async {
+            disable_ipv6_here(&["all", "default"])?;
+            bridged_frames_skip_ip_hooks_here()
+        })?;
         let sandbox = Sandbox { spec, worker };
         sandbox.ensure_bridge()?;
         Ok(sandbox)
@@ -639,6 +642,25 @@ fn check_unicast(ep: &EndpointSpec) -> Result<(), HostError> {
             what: "IPv4 address",
             reason: format!("{} cannot be given to an interface", ep.ipv4),
         });
+    }
+    Ok(())
+}
+
+/// With `br_netfilter` loaded (Docker loads it), frames `br0` bridges between containers and
+/// the TAP would also pass the sandbox's IP hooks — its nat table, conntrack — for nothing:
+/// the sandbox's rules are for routed traffic (the transit link). Off here, per namespace
+/// (kernels before 5.3 share the setting with the host and refuse the write from a sandbox;
+/// that is left as it is).
+fn bridged_frames_skip_ip_hooks_here() -> Result<(), HostError> {
+    for table in ["iptables", "ip6tables", "arptables"] {
+        let path = format!("/proc/sys/net/bridge/bridge-nf-call-{table}");
+        match std::fs::write(&path, b"0") {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::debug!(%path, error = %e, "cannot keep bridged frames out of the IP hooks")
+            }
+        }
     }
     Ok(())
 }

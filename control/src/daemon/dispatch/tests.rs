@@ -1,3 +1,4 @@
+use super::endpoints::default_endpoint_name;
 use super::*;
 
 #[test]
