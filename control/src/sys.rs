@@ -24,11 +24,23 @@ pub fn random_id() -> io::Result<String> {
 }
 
 /// Replaces `path` with `contents` so that a crash leaves either the old file or the new one:
-/// write a temporary file, fsync it, rename it over `path`, fsync the directory.
+/// write a temporary file, fsync it, rename it over `path`, fsync the directory. The file is
+/// born mode 0600 (the data dir holds the cluster token and state): never readable by others,
+/// not even for a moment.
 pub fn write_atomically(path: &Path, contents: impl AsRef<[u8]>) -> io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, contents)?;
-    File::open(&tmp)?.sync_all()?;
+    // A leftover of a crash may have another mode; `mode` applies only to a new file.
+    let _ = std::fs::remove_file(&tmp);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    file.write_all(contents.as_ref())?;
+    file.sync_all()?;
+    drop(file);
     std::fs::rename(&tmp, path)?;
     if let Some(dir) = path.parent() {
         sync_dir(dir)?;
@@ -173,6 +185,22 @@ pub fn crash_point(name: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn atomic_writes_are_private_from_birth_and_replace_whole() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("vxnet-atomic-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("token");
+        // A stale temporary file of another mode is not reused.
+        std::fs::write(path.with_extension("tmp"), "stale").expect("stale");
+        write_atomically(&path, "one").expect("write");
+        write_atomically(&path, "two").expect("rewrite");
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "two");
+        let mode = std::fs::metadata(&path).expect("stat").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        std::fs::remove_dir_all(&dir).expect("clean up");
+    }
 
     #[test]
     fn ids_are_64_hex_and_differ() {

@@ -201,3 +201,52 @@ fn members_json_has_the_documented_keys_three_voters_one_learner_one_leader() {
     let leader = lab.leader(&all).expect("all four agree on the leader");
     assert!(leader < 3, "the leader h{leader} must be a voter");
 }
+
+/// The token need not be on the command line (`/proc/*/cmdline`, shell history): `--token-file
+/// F` and `--token -` (standard input) join as `--token T` does; both at once is a usage error.
+#[test]
+fn join_takes_the_token_from_a_file_or_standard_input() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::new(3).expect("three hosts");
+    let token = lab.host(0).cluster_token().expect("token");
+    let seed = lab.host(0).addr().to_string();
+    let file = lab.root().join("token");
+    std::fs::write(&file, format!("{token}\n")).expect("write the token file");
+    let file = file.to_string_lossy().into_owned();
+
+    lab.host(1)
+        .vxnet_checked(&["cluster", "join", &seed, "--token-file", &file])
+        .expect("join with --token-file");
+
+    let mut piped = lab
+        .host(2)
+        .vxnet_command(&["cluster", "join", &seed, "--token", "-"])
+        .expect("command")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    {
+        use std::io::Write;
+        let mut stdin = piped.stdin.take().expect("stdin");
+        stdin.write_all(token.as_bytes()).expect("write the token");
+    }
+    let out = piped.wait_with_output().expect("wait");
+    assert!(out.status.success(), "join with --token -: {out:?}");
+    lab.wait_members(&[0, 1, 2], &[0, 1, 2], CLUSTER_TIMEOUT)
+        .expect("three members");
+
+    let both = lab.host(2).vxnet(&[
+        "cluster",
+        "join",
+        &seed,
+        "--token",
+        &token,
+        "--token-file",
+        &file,
+    ]);
+    assert_eq!(both.status.code(), Some(2), "{both:?}");
+}

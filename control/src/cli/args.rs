@@ -230,8 +230,17 @@ pub enum ClusterCommand {
     /// Join the cluster that ADDR belongs to.
     Join {
         addr: String,
-        #[arg(long)]
-        token: String,
+        /// The cluster token (`vxnet cluster token` on a member); `-` reads it from standard
+        /// input.
+        #[arg(
+            long,
+            required_unless_present = "token_file",
+            conflicts_with = "token_file"
+        )]
+        token: Option<String>,
+        /// A file holding the token: keeps it out of the process list and the shell history.
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<PathBuf>,
     },
     /// Leave the cluster.
     Leave,

@@ -33,6 +33,50 @@ impl Failure {
     }
 }
 
+/// The join token: given (`--token T`), read from standard input (`--token -`, through
+/// `stdin`) or from a file (`--token-file F`); surrounding whitespace (a file's newline) is not
+/// part of it.
+pub fn read_token(
+    token: Option<&str>,
+    file: Option<&Path>,
+    stdin: impl FnOnce() -> std::io::Result<String>,
+) -> Result<String, Failure> {
+    let (text, from) = match (token, file) {
+        (Some("-"), _) => (
+            stdin().map_err(|e| {
+                Failure::new(format!("cannot read the token from standard input: {e}"), 1)
+            })?,
+            "standard input".to_string(),
+        ),
+        (Some(token), _) => (token.to_string(), "--token".to_string()),
+        (None, Some(file)) => (
+            std::fs::read_to_string(file).map_err(|e| {
+                Failure::new(
+                    format!("cannot read the token file {}: {e}", file.display()),
+                    1,
+                )
+            })?,
+            file.display().to_string(),
+        ),
+        (None, None) => {
+            return Err(Failure::new(
+                "cluster join needs the token: --token T, --token - or --token-file F",
+                2,
+            ))
+        }
+    };
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(Failure::new(
+            format!(
+                "the token from {from} is empty; print it with `vxnet cluster token` on a member"
+            ),
+            2,
+        ));
+    }
+    Ok(token.to_string())
+}
+
 /// Runs a client command; `Ok` holds what to print on stdout.
 pub fn run(cli: Cli) -> Result<String, Failure> {
     let Cli {
@@ -79,7 +123,15 @@ pub fn run(cli: Cli) -> Result<String, Failure> {
                 let r = call(request::Kind::ClusterToken(ClusterTokenRequest {}))?;
                 Ok(format!("{}\n", r.token))
             }
-            ClusterCommand::Join { addr, token } => {
+            ClusterCommand::Join {
+                addr,
+                token,
+                token_file,
+            } => {
+                let token = read_token(token.as_deref(), token_file.as_deref(), || {
+                    let mut text = String::new();
+                    std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map(|_| text)
+                })?;
                 call(request::Kind::ClusterJoin(ClusterJoinRequest {
                     addr,
                     token,
@@ -242,5 +294,41 @@ fn call(socket: &Path, timeout: Duration, request: Request) -> Result<Response, 
         // An error without a code (a daemon that sets none) is still a failure.
         let code = response.code().exit_code().max(1);
         Err(Failure::new(response.error, code))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_stdin() -> std::io::Result<String> {
+        panic!("standard input read without --token -")
+    }
+
+    #[test]
+    fn the_token_comes_from_the_flag_stdin_or_a_file_without_surrounding_whitespace() {
+        assert_eq!(
+            read_token(Some("vxnet-abc"), None, no_stdin).expect("flag"),
+            "vxnet-abc"
+        );
+        let piped = read_token(Some("-"), None, || Ok("vxnet-def\n".into())).expect("stdin");
+        assert_eq!(piped, "vxnet-def");
+        let file = std::env::temp_dir().join(format!("vxnet-token-{}", std::process::id()));
+        std::fs::write(&file, "  vxnet-ghi\n").expect("write");
+        assert_eq!(
+            read_token(None, Some(&file), no_stdin).expect("file"),
+            "vxnet-ghi"
+        );
+        std::fs::write(&file, "\n").expect("write");
+        let empty = read_token(None, Some(&file), no_stdin).expect_err("empty");
+        assert_eq!(empty.exit_code, 2);
+        assert!(empty.message.contains("is empty"), "{}", empty.message);
+        std::fs::remove_file(&file).expect("remove");
+        let missing = read_token(None, Some(&file), no_stdin).expect_err("missing");
+        assert!(
+            missing.message.starts_with("cannot read the token file"),
+            "{}",
+            missing.message
+        );
     }
 }
