@@ -48,6 +48,48 @@ where
     Ok(M::decode(frame)?)
 }
 
+/// Why [`call_blocking`] got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("cannot start a runtime: {0}")]
+    Runtime(std::io::Error),
+    /// Nobody listens on the socket, or the request could not be sent.
+    #[error("{0}")]
+    Unreachable(ApiError),
+    /// Something answered, but not with a `Response`.
+    #[error("the daemon did not answer properly: {0}")]
+    Malformed(ApiError),
+    #[error("no answer in time")]
+    TimedOut,
+}
+
+/// Sends `request` to the daemon at `socket` and waits at most `timeout` for its `Response`,
+/// on a runtime of its own: for callers that have none (the CLI, the CNI plugin). The
+/// response's own `error` is the caller's to read.
+pub fn call_blocking(
+    socket: &std::path::Path,
+    request: &vxnet_proto::Request,
+    timeout: std::time::Duration,
+) -> Result<vxnet_proto::Response, CallError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(CallError::Runtime)?;
+    let exchange = async {
+        let stream = tokio::net::UnixStream::connect(socket)
+            .await
+            .map_err(|e| CallError::Unreachable(e.into()))?;
+        let mut framed = framed(stream);
+        send(&mut framed, request)
+            .await
+            .map_err(CallError::Unreachable)?;
+        recv(&mut framed).await.map_err(CallError::Malformed)
+    };
+    runtime
+        .block_on(async { tokio::time::timeout(timeout, exchange).await })
+        .map_err(|_| CallError::TimedOut)?
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

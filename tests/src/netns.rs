@@ -177,8 +177,9 @@ pub fn parse_mountinfo(text: &str) -> Vec<MountEntry> {
         .collect()
 }
 
-/// Decodes the `\NNN` octal escapes mountinfo uses for space, tab, newline and backslash.
-fn unescape_mount(s: &str) -> String {
+/// Decodes the `\NNN` octal escapes mountinfo uses for space, tab, newline and backslash, as
+/// bytes (a path need not be UTF-8).
+pub fn unescape_mountinfo(s: &str) -> Vec<u8> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -198,7 +199,11 @@ fn unescape_mount(s: &str) -> String {
             }
         }
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
+}
+
+fn unescape_mount(s: &str) -> String {
+    String::from_utf8_lossy(&unescape_mountinfo(s)).into_owned()
 }
 
 /// Mounts of this process's mount namespace at or below `dir`, deepest first (the order to

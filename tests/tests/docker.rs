@@ -179,40 +179,18 @@ fn docker_containers_on_two_hosts_share_a_vxnet_network() {
 
     // -p 8080:80: a server in web answers at h0's address.
     engines[0]
-        .docker_ok(&[
-            "exec",
-            "-d",
-            "web",
-            "sh",
-            "-c",
-            "while true; do echo hi | nc -l -p 80; done",
-        ])
+        .docker_ok(&["exec", "-d", "web", "sh", "-c", SERVE_HI])
         .expect("server in web");
-    let reached = wait_for(
-        "web's published port",
-        Duration::from_secs(5),
-        Duration::from_millis(100),
-        || {
-            Ok(in_ns_read(
-                lab.underlay_ns(),
-                SocketAddrV4::new(lab.host(0).addr(), 8080),
-            ))
-        },
+    assert!(
+        answers_from_outside(&lab, SocketAddrV4::new(lab.host(0).addr(), 8080)),
+        "published port 8080 does not answer"
     );
-    assert!(reached.is_ok(), "published port 8080 does not answer");
 
     // -p 80: vxnet picks the host port; `vxnet network inspect` shows it (Docker cannot show a
     // remote driver's ports).
     run(&lab, &engines[1], "web3", &["-p", "80"]);
     engines[1]
-        .docker_ok(&[
-            "exec",
-            "-d",
-            "web3",
-            "sh",
-            "-c",
-            "while true; do echo hi | nc -l -p 80; done",
-        ])
+        .docker_ok(&["exec", "-d", "web3", "sh", "-c", SERVE_HI])
         .expect("server in web3");
     let port = wait_for(
         "web3's published port in inspect",
@@ -237,19 +215,8 @@ fn docker_containers_on_two_hosts_share_a_vxnet_network() {
         },
     )
     .expect("web3 publishes a host port");
-    let reached = wait_for(
-        "web3's chosen host port",
-        Duration::from_secs(5),
-        Duration::from_millis(100),
-        || {
-            Ok(in_ns_read(
-                lab.underlay_ns(),
-                SocketAddrV4::new(lab.host(1).addr(), port),
-            ))
-        },
-    );
     assert!(
-        reached.is_ok(),
+        answers_from_outside(&lab, SocketAddrV4::new(lab.host(1).addr(), port)),
         "the host port vxnet chose ({port}) does not answer"
     );
 
@@ -327,6 +294,20 @@ fn docker_containers_on_two_hosts_share_a_vxnet_network() {
         !refused.status.success() && err.contains("--subnet 10.91.0.0/24"),
         "a disagreeing subnet was not refused clearly: {err}"
     );
+}
+
+/// A server for a busybox container: says "hi" to every TCP connection on port 80.
+const SERVE_HI: &str = "while true; do echo hi | nc -l -p 80; done";
+
+/// Whether `addr` answers "hi" to a client in the underlay namespace, within 5 s.
+fn answers_from_outside(lab: &Lab, addr: SocketAddrV4) -> bool {
+    wait_for(
+        &format!("{addr} answering"),
+        Duration::from_secs(5),
+        Duration::from_millis(100),
+        || Ok(in_ns_read(lab.underlay_ns(), addr)),
+    )
+    .is_ok()
 }
 
 /// Connects from namespace `ns` to `addr` and reads what the server says (any text).

@@ -5,7 +5,6 @@
 use std::path::Path;
 use std::time::Duration;
 
-use tokio::net::UnixStream;
 use vxnet_proto::{
     request, ClusterJoinRequest, ClusterLeaveRequest, ClusterMembersRequest, ClusterRemoveRequest,
     ClusterTokenRequest, FdbRequest, NetworkConnectRequest, NetworkCreateRequest,
@@ -251,43 +250,29 @@ fn lines(items: &[String]) -> String {
 }
 
 fn call(socket: &Path, timeout: Duration, request: Request) -> Result<Response, Failure> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure::new(format!("cannot start the client runtime: {e}"), 1))?;
-    let unreachable = |e: &dyn std::fmt::Display| {
-        Failure::new(
+    let response = api::call_blocking(socket, &request, timeout).map_err(|e| match e {
+        api::CallError::Runtime(e) => {
+            Failure::new(format!("cannot start the client runtime: {e}"), 1)
+        }
+        api::CallError::Unreachable(e) => Failure::new(
             format!(
                 "cannot reach the vxnet daemon at {} ({e}); is it running? start it with `vxnet daemon --advertise-addr IP`, or point --socket at it",
                 socket.display()
             ),
             1,
-        )
-    };
-    let exchange = async {
-        let stream = UnixStream::connect(socket)
-            .await
-            .map_err(|e| unreachable(&e))?;
-        let mut framed = api::framed(stream);
-        api::send(&mut framed, &request)
-            .await
-            .map_err(|e| unreachable(&e))?;
-        api::recv::<_, Response>(&mut framed)
-            .await
-            .map_err(|e| Failure::new(format!("the daemon did not answer properly: {e}"), 1))
-    };
-    let response = runtime
-        .block_on(async { tokio::time::timeout(timeout, exchange).await })
-        .map_err(|_| {
-            Failure::new(
-                format!(
-                    "the daemon at {} did not answer within {:?}; check that it is healthy (its log), or raise --timeout",
-                    socket.display(),
-                    timeout
-                ),
-                1,
-            )
-        })??;
+        ),
+        api::CallError::Malformed(e) => {
+            Failure::new(format!("the daemon did not answer properly: {e}"), 1)
+        }
+        api::CallError::TimedOut => Failure::new(
+            format!(
+                "the daemon at {} did not answer within {:?}; check that it is healthy (its log), or raise --timeout",
+                socket.display(),
+                timeout
+            ),
+            1,
+        ),
+    })?;
     if response.error.is_empty() {
         Ok(response)
     } else {

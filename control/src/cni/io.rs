@@ -11,7 +11,6 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::Duration;
 
-use tokio::net::UnixStream;
 use vxnet_proto::types::MacAddr;
 use vxnet_proto::{request, Request, Response};
 
@@ -30,42 +29,28 @@ impl PluginIo for SystemIo {
         kind: request::Kind,
         timeout: Duration,
     ) -> Result<Response, DaemonError> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| DaemonError::Unreachable(format!("cannot start a runtime: {e}")))?;
         let request = Request {
             kind: Some(kind),
             timeout_ms: u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX),
         };
-        let unreachable = |e: &dyn std::fmt::Display| {
-            DaemonError::Unreachable(format!(
+        let response = api::call_blocking(socket, &request, timeout).map_err(|e| match e {
+            api::CallError::Runtime(e) => {
+                DaemonError::Unreachable(format!("cannot start a runtime: {e}"))
+            }
+            api::CallError::Unreachable(e) => DaemonError::Unreachable(format!(
                 "cannot reach the vxnet daemon at {} ({e}); is it running? (`vxnet daemon`, or \
                  \"socket\" in the CNI configuration)",
                 socket.display()
-            ))
-        };
-        let exchange = async {
-            let stream = UnixStream::connect(socket)
-                .await
-                .map_err(|e| unreachable(&e))?;
-            let mut framed = api::framed(stream);
-            api::send(&mut framed, &request)
-                .await
-                .map_err(|e| unreachable(&e))?;
-            api::recv::<_, Response>(&mut framed).await.map_err(|e| {
+            )),
+            api::CallError::Malformed(e) => {
                 DaemonError::Malformed(format!("the daemon did not answer properly: {e}"))
-            })
-        };
-        let response = runtime
-            .block_on(async { tokio::time::timeout(timeout, exchange).await })
-            .map_err(|_| {
-                DaemonError::Unreachable(format!(
-                    "the vxnet daemon at {} did not answer within {:?}",
-                    socket.display(),
-                    timeout
-                ))
-            })??;
+            }
+            api::CallError::TimedOut => DaemonError::Unreachable(format!(
+                "the vxnet daemon at {} did not answer within {:?}",
+                socket.display(),
+                timeout
+            )),
+        })?;
         if response.error.is_empty() {
             Ok(response)
         } else {

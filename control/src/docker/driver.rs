@@ -108,52 +108,38 @@ impl<V: Vxnet, E: Engine> Driver<V, E> {
             "NetworkDriver.GetCapabilities" => {
                 ok(json!({ "Scope": "local", "ConnectivityScope": "global" }))
             }
-            "NetworkDriver.CreateNetwork" => match parse(body, method) {
-                Ok(r) => self.create_network(r),
-                Err(a) => a,
-            },
+            "NetworkDriver.CreateNetwork" => {
+                parsed(body, method, |r| async move { self.create_network(r) }).await
+            }
             "NetworkDriver.DeleteNetwork"
             | "NetworkDriver.DiscoverNew"
             | "NetworkDriver.DiscoverDelete"
             | "NetworkDriver.Leave"
             | "IpamDriver.ReleasePool"
             | "IpamDriver.ReleaseAddress" => ok(json!({})),
-            "NetworkDriver.CreateEndpoint" => match parse(body, method) {
-                Ok(r) => self.create_endpoint(r).await,
-                Err(a) => a,
-            },
-            "NetworkDriver.Join" => match parse(body, method) {
-                Ok(r) => self.join(r).await,
-                Err(a) => a,
-            },
-            "NetworkDriver.DeleteEndpoint" => match parse(body, method) {
-                Ok(r) => self.delete_endpoint(r).await,
-                Err(a) => a,
-            },
+            "NetworkDriver.CreateEndpoint" => {
+                parsed(body, method, |r| self.create_endpoint(r)).await
+            }
+            "NetworkDriver.Join" => parsed(body, method, |r| self.join(r)).await,
+            "NetworkDriver.DeleteEndpoint" => {
+                parsed(body, method, |r| self.delete_endpoint(r)).await
+            }
             // Docker reads a remote driver's port map from here but cannot use it (it expects
             // its own Go types where JSON gives maps): `vxnet network inspect` shows the ports.
             "NetworkDriver.EndpointOperInfo" => ok(json!({ "Value": {} })),
-            "NetworkDriver.ProgramExternalConnectivity" => match parse(body, method) {
-                Ok(r) => self.publish(r).await,
-                Err(a) => a,
-            },
-            "NetworkDriver.RevokeExternalConnectivity" => match parse(body, method) {
-                Ok(r) => self.unpublish(r).await,
-                Err(a) => a,
-            },
+            "NetworkDriver.ProgramExternalConnectivity" => {
+                parsed(body, method, |r| self.publish(r)).await
+            }
+            "NetworkDriver.RevokeExternalConnectivity" => {
+                parsed(body, method, |r| self.unpublish(r)).await
+            }
             "IpamDriver.GetCapabilities" => ok(json!({ "RequiresMACAddress": false })),
             "IpamDriver.GetDefaultAddressSpaces" => ok(json!({
                 "LocalDefaultAddressSpace": "vxnet",
                 "GlobalDefaultAddressSpace": "vxnet",
             })),
-            "IpamDriver.RequestPool" => match parse(body, method) {
-                Ok(r) => self.request_pool(r).await,
-                Err(a) => a,
-            },
-            "IpamDriver.RequestAddress" => match parse(body, method) {
-                Ok(r) => self.request_address(r).await,
-                Err(a) => a,
-            },
+            "IpamDriver.RequestPool" => parsed(body, method, |r| self.request_pool(r)).await,
+            "IpamDriver.RequestAddress" => parsed(body, method, |r| self.request_address(r)).await,
             _ => (404, wire::error(&format!("vxnet has no method {method}"))),
         }
     }
@@ -170,7 +156,7 @@ impl<V: Vxnet, E: Engine> Driver<V, E> {
         let subnet = if r.pool.is_empty() {
             let taken = match self.subnets().await {
                 Ok(taken) => taken,
-                Err(e) => return fail(e),
+                Err(e) => return fail(strip_code(&e)),
             };
             match ipam::lowest_free_subnet(DEFAULT_POOL, DEFAULT_SUBNET_PREFIX, taken) {
                 Some(s) => s,
@@ -212,7 +198,7 @@ impl<V: Vxnet, E: Engine> Driver<V, E> {
         }
         let views = match self.views(Vec::new()).await {
             Ok(v) => v,
-            Err(e) => return fail(e),
+            Err(e) => return fail(strip_code(&e)),
         };
         let mut used = BTreeSet::new();
         let mut gateways = BTreeSet::from([gateway]);
@@ -609,6 +595,19 @@ fn free_port(protocol: Protocol, host_ip: Ipv4Addr) -> Result<u16, String> {
 /// within IFNAMSIZ.
 fn hand_over_name(endpoint_id: &str) -> String {
     format!("vxd{}", &endpoint_id[..11.min(endpoint_id.len())])
+}
+
+/// Answers with `handle` of the request in `body`, or with what is wrong with the body.
+async fn parsed<R, F, Fut>(body: &[u8], method: &str, handle: F) -> Answer
+where
+    R: DeserializeOwned,
+    F: FnOnce(R) -> Fut,
+    Fut: std::future::Future<Output = Answer>,
+{
+    match parse(body, method) {
+        Ok(r) => handle(r).await,
+        Err(answer) => answer,
+    }
 }
 
 fn parse<R: DeserializeOwned>(body: &[u8], method: &str) -> Result<R, Answer> {

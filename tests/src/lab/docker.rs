@@ -358,9 +358,7 @@ impl Docker {
 
     /// The last `lines` lines of dockerd's log.
     pub fn log_tail(&self, lines: usize) -> String {
-        let text = fs::read_to_string(&self.log).unwrap_or_default();
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
+        super::tail(&self.log, lines)
     }
 
     /// Pid (as the test sees it) of the running dockerd. Error if it is not running.
@@ -747,36 +745,14 @@ fn parse_mountinfo(text: &str) -> Vec<MountLine> {
                 return None;
             }
             Some(MountLine {
-                point: PathBuf::from(std::ffi::OsStr::from_bytes(&unescape(fields[4]))),
+                point: PathBuf::from(std::ffi::OsStr::from_bytes(
+                    &crate::netns::unescape_mountinfo(fields[4]),
+                )),
                 fs_type: fields.get(sep + 1)?.to_string(),
                 shared: fields[6..sep].iter().any(|f| f.starts_with("shared:")),
             })
         })
         .collect()
-}
-
-/// Decodes mountinfo's `\NNN` octal escapes.
-fn unescape(s: &str) -> Vec<u8> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let octal = b
-            .get(i + 1..i + 4)
-            .filter(|d| b[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
-        match octal {
-            Some(d) => {
-                let v = d.iter().fold(0u32, |acc, c| acc * 8 + u32::from(c - b'0'));
-                out.push(u8::try_from(v).unwrap_or(b'?'));
-                i += 4;
-            }
-            None => {
-                out.push(b[i]);
-                i += 1;
-            }
-        }
-    }
-    out
 }
 
 /// `(pid, ppid, comm)` of every process in /proc.

@@ -140,9 +140,7 @@ impl Host {
 
     /// The last `lines` lines of the daemon log.
     pub fn log_tail(&self, lines: usize) -> String {
-        let text = fs::read_to_string(&self.log).unwrap_or_default();
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
+        super::tail(&self.log, lines)
     }
 
     /// Runs `args` in the host namespace.

@@ -301,3 +301,11 @@ fn allow_fragmentation(sock: &UdpSocket) -> Result<()> {
     }
     Ok(())
 }
+
+/// The last `lines` lines of the log file at `path` (empty if it cannot be read): what a
+/// failing test prints of a daemon's, dockerd's or podman's log.
+fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}

@@ -241,9 +241,7 @@ default_network = "none"
 
     /// The last `lines` lines of the log.
     pub fn log_tail(&self, lines: usize) -> String {
-        let text = fs::read_to_string(&self.log).unwrap_or_default();
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
+        super::tail(&self.log, lines)
     }
 
     /// A conflist with vxnet first — on vxnet network `network` through the daemon at
