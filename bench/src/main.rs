@@ -32,6 +32,7 @@ mod probe;
 mod procfs;
 mod report;
 mod restart;
+mod scale;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -49,6 +50,9 @@ use analysis::{highest_rate_within, LatencySummary, SweepStep};
 use probe::{Delta, Sites, Snapshot, VxnetCounters};
 use procfs::{per, per_gb, us_per_packet};
 use report::{Metric, ModeResult, Report};
+
+#[global_allocator]
+static ALLOC: scale::CountingAlloc = scale::CountingAlloc;
 
 /// What is measured between the two endpoints of each mode.
 #[derive(Parser, Debug)]
@@ -108,6 +112,18 @@ struct Args {
     /// underlay pass unfinished 64 KB superframes over the veths, like an ideal NIC.
     #[arg(long)]
     veth_offloads: bool,
+    /// scale: endpoint counts to measure at (the state is built up to each in turn).
+    #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
+    scale_endpoints: Vec<usize>,
+    /// scale: networks the endpoints are spread over.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    scale_networks: u32,
+    /// scale: hosts the endpoints are spread over.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    scale_hosts: u32,
+    /// scale: single changes timed at each size.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(2..))]
+    scale_changes: u32,
     /// Extra argument for every vxnet daemon (repeatable), e.g. `--daemon-arg=--no-offloads`.
     #[arg(long, allow_hyphen_values = true)]
     daemon_arg: Vec<String>,
@@ -122,6 +138,8 @@ enum Scenario {
     Cluster,
     /// The restart window of a daemon (SIGTERM and SIGKILL) under a running ping.
     Restart,
+    /// How the state and one host's programming grow with the endpoints, in process.
+    Scale,
 }
 
 /// A way of connecting the two endpoints.
@@ -393,6 +411,9 @@ fn add_batching(result: &mut ModeResult, v: VxnetCounters, metrics: [Metric; 4])
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    if args.scenario == Scenario::Scale {
+        return scale_scenario(&args);
+    }
     if !vxnet_tests::is_root() {
         bail!("vxnet-bench needs root (network namespaces, TAP devices)");
     }
@@ -400,7 +421,23 @@ fn main() -> Result<()> {
         Scenario::Dataplane => dataplane(&args),
         Scenario::Cluster => cluster_scenario(&args),
         Scenario::Restart => restart_scenario(&args),
+        Scenario::Scale => scale_scenario(&args),
     }
+}
+
+fn scale_scenario(args: &Args) -> Result<()> {
+    let report = scale::run(scale::ScaleParams {
+        sizes: args.scale_endpoints.clone(),
+        networks: args.scale_networks as usize,
+        hosts: args.scale_hosts as usize,
+        changes: args.scale_changes as usize,
+    })?;
+    print!("{}", report.table());
+    let json = serde_json::to_string_pretty(&report.to_json())?;
+    std::fs::write(&args.json, json + "\n")
+        .with_context(|| format!("writing {}", args.json.display()))?;
+    eprintln!("results written to {}", args.json.display());
+    Ok(())
 }
 
 fn restart_scenario(args: &Args) -> Result<()> {

@@ -1,5 +1,7 @@
-//! From the replicated state to what this host's dataplane must run: a pure function, the
-//! only place that decides it.
+//! From the replicated state to what this host's dataplane must run: the only place that
+//! decides it. [`host_program`] builds it from scratch; [`Programmer`] builds the same thing
+//! one change at a time, rebuilding only the networks that changed, so that one connect costs
+//! the same however many endpoints the cluster has (README, "Scale").
 //!
 //! The rules (see also `vxnet_dataplane::host`, which carries the program out):
 //! - Every network of the state is in the program, in the state's order; its endpoints are
@@ -15,31 +17,107 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 use vxnet_dataplane::host::publish::{Proto, Publish};
 use vxnet_dataplane::host::{EndpointProgram, HostProgram, Location, NetworkProgram};
 use vxnet_proto::types::{MacAddr, Vni};
-use vxnet_proto::{Network, PortMapping, Protocol, State};
+use vxnet_proto::{Endpoint, Host, Network, PortMapping, Protocol, State};
 
-/// What host `host_id` must run for `state`.
+use crate::state::StateMachine;
+
+/// What host `host_id` must run for `state`, built from scratch.
 pub fn host_program(state: &State, host_id: &str) -> HostProgram {
-    let vteps: BTreeMap<&str, Ipv4Addr> = state
-        .hosts
-        .iter()
-        .map(|h| (h.id.as_str(), Ipv4Addr::from(h.addr)))
-        .collect();
+    let vteps = vtep_addresses(&state.hosts);
+    let mut by_network: BTreeMap<&str, Vec<&Endpoint>> = BTreeMap::new();
+    for e in &state.endpoints {
+        by_network.entry(e.network_id.as_str()).or_default().push(e);
+    }
     HostProgram {
         networks: state
             .networks
             .iter()
-            .filter_map(|net| network_program(state, net, host_id, &vteps))
+            .filter_map(|net| {
+                let endpoints = by_network
+                    .get(net.id.as_str())
+                    .map_or(&[][..], Vec::as_slice);
+                network_program(net, endpoints, host_id, &vteps)
+            })
+            .map(Arc::new)
             .collect(),
     }
 }
 
+/// Builds host programs one change at a time: a network whose version (see
+/// [`StateMachine::network_version`]) and host list are as at the last build keeps its
+/// program — the same `Arc`, which the dataplane then leaves alone (see
+/// `vxnet_dataplane::host::HostProgram`) — and only the others are built again. The result is
+/// always equal to [`host_program`] of the same state.
+#[derive(Debug)]
+pub struct Programmer {
+    host_id: String,
+    /// The host list's version at the last build; 0 before the first.
+    hosts_version: u64,
+    /// Network id → the version it was built from and what was built (`None`: left out).
+    built: BTreeMap<String, (u64, Option<Arc<NetworkProgram>>)>,
+}
+
+impl Programmer {
+    pub fn new(host_id: impl Into<String>) -> Programmer {
+        Programmer {
+            host_id: host_id.into(),
+            hosts_version: 0,
+            built: BTreeMap::new(),
+        }
+    }
+
+    /// What this host must run for `machine`'s state (see the type's docs).
+    pub fn program(&mut self, machine: &StateMachine) -> HostProgram {
+        let networks_by_id = machine.networks_by_id();
+        if machine.hosts_version() != self.hosts_version {
+            // Every network's flood and trust lists may change with the hosts.
+            self.built.clear();
+            self.hosts_version = machine.hosts_version();
+        }
+        let mut vteps = None;
+        let mut networks = Vec::with_capacity(networks_by_id.len());
+        for net in networks_by_id {
+            let version = machine.network_version(&net.id).unwrap_or(0);
+            let program = match self.built.get(&net.id) {
+                Some((built, program)) if *built == version => program.clone(),
+                _ => {
+                    let vteps = vteps.get_or_insert_with(|| vtep_addresses(machine.hosts()));
+                    let endpoints = machine.endpoints(&net.id);
+                    let program =
+                        network_program(net, &endpoints, &self.host_id, vteps).map(Arc::new);
+                    self.built
+                        .insert(net.id.clone(), (version, program.clone()));
+                    program
+                }
+            };
+            networks.extend(program);
+        }
+        if self.built.len() > networks_by_id.len() {
+            // Networks removed since.
+            self.built
+                .retain(|id, _| machine.network_version(id).is_some());
+        }
+        HostProgram { networks }
+    }
+}
+
+/// Host id → VTEP address.
+fn vtep_addresses(hosts: &[Host]) -> BTreeMap<&str, Ipv4Addr> {
+    hosts
+        .iter()
+        .map(|h| (h.id.as_str(), Ipv4Addr::from(h.addr)))
+        .collect()
+}
+
+/// Network `net` as host `host_id` must run it, given its endpoints.
 fn network_program(
-    state: &State,
     net: &Network,
+    endpoints: &[&Endpoint],
     host_id: &str,
     vteps: &BTreeMap<&str, Ipv4Addr>,
 ) -> Option<NetworkProgram> {
@@ -47,10 +125,8 @@ fn network_program(
     let prefix_len = u8::try_from(net.subnet.as_ref()?.prefix_len).ok()?;
     let peers: Vec<Ipv4Addr> = net.peers.iter().map(|&p| Ipv4Addr::from(p)).collect();
     let mut flood = BTreeSet::new();
-    let endpoints: Vec<EndpointProgram> = state
-        .endpoints
+    let endpoints: Vec<EndpointProgram> = endpoints
         .iter()
-        .filter(|e| e.network_id == net.id)
         .filter_map(|e| {
             let location = if e.host_id == host_id {
                 Location::Local

@@ -189,7 +189,7 @@ fuzz_target!(|data: &[u8]| {
         let proposal = input.u8();
         let cmd = command(&mut input);
         let before = machine.clone();
-        let before_bytes = machine.state().encode_to_vec();
+        let before_bytes = machine.to_state().encode_to_vec();
         if proposal < 0x40 {
             // Through the proposal path, with ids that repeat.
             let pid = u64::from(proposal % 8);
@@ -208,24 +208,24 @@ fuzz_target!(|data: &[u8]| {
             } else {
                 if result.is_err() {
                     assert_eq!(
-                        machine.state(),
-                        before.state(),
+                        machine.to_state(),
+                        before.to_state(),
                         "a refusal changed the state"
                     );
-                    assert_eq!(machine.state().encode_to_vec(), before_bytes);
+                    assert_eq!(machine.to_state().encode_to_vec(), before_bytes);
                 }
                 answers.insert(pid, result);
             }
         } else if machine.apply(&cmd).is_err() {
             assert_eq!(machine, before, "a refused command changed the machine");
-            assert_eq!(machine.state().encode_to_vec(), before_bytes);
+            assert_eq!(machine.to_state().encode_to_vec(), before_bytes);
         }
         check_invariants(&machine);
     }
 });
 
 fn check_invariants(machine: &StateMachine) {
-    let state = machine.state();
+    let state = machine.to_state();
     let sorted = |ids: Vec<&str>| ids.windows(2).all(|w| w[0] < w[1]);
     assert!(sorted(state.hosts.iter().map(|h| h.id.as_str()).collect()));
     assert!(sorted(
@@ -290,6 +290,25 @@ fn check_invariants(machine: &StateMachine) {
                 p.host_port
             );
         }
+    }
+    // The machine's per-network and per-namespace orders list exactly what the state holds.
+    for net in &state.networks {
+        let indexed: Vec<&str> = machine
+            .endpoints(&net.id)
+            .iter()
+            .map(|e| e.id.as_str())
+            .collect();
+        let scanned: Vec<&str> = state
+            .endpoints
+            .iter()
+            .filter(|e| e.network_id == net.id)
+            .map(|e| e.id.as_str())
+            .collect();
+        assert_eq!(indexed, scanned, "the network's endpoints disagree");
+    }
+    for ep in &state.endpoints {
+        let found = machine.endpoint_by_target(&ep.network_id, &ep.host_id, &ep.target);
+        assert_eq!(found.map(|e| e.id.as_str()), Some(ep.id.as_str()));
     }
     StateMachine::from_state(state.clone()).expect("the state passes its own check");
 }

@@ -24,7 +24,7 @@ use super::identity::{hostname, load_or_create_host_id};
 use super::intents::{self, Intents};
 use super::{ControlEvent, DaemonConfig, DaemonError};
 use crate::cluster::{Cluster, ClusterError, ClusterOptions, NodeEvent};
-use crate::program::host_program;
+use crate::program::Programmer;
 use crate::state::Applied;
 use crate::sys;
 
@@ -46,6 +46,8 @@ pub(super) struct Daemon {
     intents: Intents,
     /// Set when the replicated state changed and the dataplane has not been reconciled since.
     state_dirty: Arc<AtomicBool>,
+    /// Builds this host's program from the state, one changed network at a time.
+    programmer: Programmer,
 }
 
 /// The longest a request may take, whatever its caller asks: a request holds the control
@@ -113,8 +115,10 @@ impl Daemon {
             dns_upstreams: dns_upstreams(&config.dns),
             etc_netns: resolv_conf::ETC_NETNS.into(),
         })?;
+        let host_id = cluster.host().id.clone();
         Ok(Daemon {
-            host_id: cluster.host().id.clone(),
+            programmer: Programmer::new(host_id.clone()),
+            host_id,
             cluster,
             timeout: DEFAULT_TIMEOUT,
             intents: Intents::open(&config.data_dir).map_err(|source| DaemonError::File {
@@ -545,7 +549,7 @@ impl Daemon {
             tracing::warn!("network {warning}");
             self.mtu_warned.insert(id);
         }
-        let program = host_program(self.state().state(), &self.host_id);
+        let program = self.programmer.program(&self.cluster.handle().state());
         let failures = self.dataplane.apply(program, Instant::now());
         for f in &failures {
             tracing::error!(network = %f.name, error = %f.error, "cannot set up the network's dataplane");

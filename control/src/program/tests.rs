@@ -143,3 +143,151 @@ fn what_the_state_cannot_place_is_left_out_not_invented() {
 fn the_same_state_gives_the_same_program() {
     assert_eq!(host_program(&cluster(), "a"), host_program(&cluster(), "a"));
 }
+
+mod incremental {
+    use std::sync::Arc;
+
+    use vxnet_proto::{
+        command, AddHost, Command, Connect, CreateNetwork, Disconnect, RemoveHost, RemoveNetwork,
+        UpdateEndpoint,
+    };
+
+    use super::*;
+    use crate::state::StateMachine;
+
+    fn id(n: u32) -> String {
+        format!("{n:064x}")
+    }
+
+    fn wrap(kind: command::Kind) -> Command {
+        Command { kind: Some(kind) }
+    }
+
+    fn add_host(n: u32, addr: Ipv4Addr) -> Command {
+        wrap(command::Kind::AddHost(AddHost {
+            host: Some(host(&id(n), addr)),
+        }))
+    }
+
+    fn create(n: u32) -> Command {
+        wrap(command::Kind::CreateNetwork(CreateNetwork {
+            id: id(n),
+            name: format!("net{n}"),
+            mtu: 1450,
+            ..Default::default()
+        }))
+    }
+
+    fn connect(ep: u32, net: u32, host: u32) -> Command {
+        wrap(command::Kind::Connect(Connect {
+            endpoint_id: id(ep),
+            network_id: id(net),
+            host_id: id(host),
+            name: format!("c{ep}"),
+            ifname: "eth0".into(),
+            target: format!("/run/netns/c{ep}"),
+            ..Default::default()
+        }))
+    }
+
+    fn disconnect(ep: u32) -> Command {
+        wrap(command::Kind::Disconnect(Disconnect {
+            endpoint_id: id(ep),
+        }))
+    }
+
+    /// Hosts 1–3, networks 10 and 11, endpoints 100–103 spread over both.
+    fn machine() -> StateMachine {
+        let mut m = StateMachine::new();
+        for c in [
+            add_host(1, A),
+            add_host(2, B),
+            add_host(3, C),
+            create(10),
+            create(11),
+            connect(100, 10, 1),
+            connect(101, 10, 2),
+            connect(102, 11, 1),
+            connect(103, 11, 3),
+        ] {
+            m.apply(&c).expect("fixture command");
+        }
+        m
+    }
+
+    fn by_id(p: &HostProgram, n: u32) -> &Arc<NetworkProgram> {
+        p.network(&id(n)).expect("network in the program")
+    }
+
+    #[test]
+    fn builds_what_host_program_builds_after_every_kind_of_change() {
+        let mut m = machine();
+        let mut programmer = Programmer::new(id(1));
+        let changes = [
+            connect(104, 10, 3),
+            disconnect(101),
+            wrap(command::Kind::UpdateEndpoint(UpdateEndpoint {
+                endpoint_id: id(100),
+                set_aliases: true,
+                aliases: vec!["web".into()],
+                ..Default::default()
+            })),
+            add_host(2, Ipv4Addr::new(198, 18, 0, 42)),
+            create(12),
+            connect(105, 12, 2),
+            wrap(command::Kind::RemoveHost(RemoveHost { host_id: id(3) })),
+            disconnect(105),
+            wrap(command::Kind::RemoveNetwork(RemoveNetwork {
+                network_id: id(12),
+            })),
+        ];
+        assert_eq!(programmer.program(&m), host_program(&m.to_state(), &id(1)));
+        for c in changes {
+            m.apply(&c).expect("change");
+            assert_eq!(
+                programmer.program(&m),
+                host_program(&m.to_state(), &id(1)),
+                "after {c:?}"
+            );
+        }
+        assert_eq!(programmer.built.len(), 2, "removed networks are forgotten");
+    }
+
+    #[test]
+    fn only_the_network_a_change_touched_is_built_again() {
+        let mut m = machine();
+        let mut programmer = Programmer::new(id(1));
+        let first = programmer.program(&m);
+        m.apply(&connect(104, 10, 3)).expect("connect");
+        let second = programmer.program(&m);
+        assert!(!Arc::ptr_eq(by_id(&first, 10), by_id(&second, 10)));
+        assert!(Arc::ptr_eq(by_id(&first, 11), by_id(&second, 11)));
+        // A refused command changes nothing, so nothing is built again.
+        m.apply(&connect(104, 10, 3)).expect_err("same id twice");
+        let third = programmer.program(&m);
+        assert!(Arc::ptr_eq(by_id(&second, 10), by_id(&third, 10)));
+        // A host's new address changes every network's flood and trust lists.
+        m.apply(&add_host(3, Ipv4Addr::new(198, 18, 0, 43)))
+            .expect("move host 3");
+        let fourth = programmer.program(&m);
+        assert!(!Arc::ptr_eq(by_id(&third, 10), by_id(&fourth, 10)));
+        assert!(!Arc::ptr_eq(by_id(&third, 11), by_id(&fourth, 11)));
+        // Re-adding a host exactly as it is changes nothing.
+        m.apply(&add_host(3, Ipv4Addr::new(198, 18, 0, 43)))
+            .expect("same host");
+        let fifth = programmer.program(&m);
+        assert!(Arc::ptr_eq(by_id(&fourth, 11), by_id(&fifth, 11)));
+    }
+
+    #[test]
+    fn a_machine_rebuilt_from_its_state_is_built_again_whole() {
+        let m = machine();
+        let mut programmer = Programmer::new(id(1));
+        let first = programmer.program(&m);
+        let restored = StateMachine::from_state(m.to_state().clone()).expect("valid state");
+        let second = programmer.program(&restored);
+        assert_eq!(first, second);
+        assert!(!Arc::ptr_eq(by_id(&first, 10), by_id(&second, 10)));
+        assert!(!Arc::ptr_eq(by_id(&first, 11), by_id(&second, 11)));
+    }
+}

@@ -13,7 +13,7 @@ use vxnet_proto::types::MacAddr;
 use vxnet_proto::{Connect, Disconnect, Endpoint, Network, PortMapping, Protocol, UpdateEndpoint};
 
 use super::ipam::{self, Ipv4Cidr};
-use super::{locate, validate, Addressing, Applied, InvalidState, Refusal, StateMachine};
+use super::{validate, Addressing, Applied, InvalidState, Refusal, StateMachine};
 
 impl StateMachine {
     pub(super) fn connect(&mut self, c: &Connect) -> Result<Applied, Refusal> {
@@ -39,11 +39,11 @@ impl StateMachine {
                 host_id: c.host_id.clone(),
             });
         }
-        let Err(at) = locate(&self.state.endpoints, &c.endpoint_id) else {
+        if self.endpoints.get(&c.endpoint_id).is_some() {
             return Err(Refusal::EndpointIdInUse {
                 id: c.endpoint_id.clone(),
             });
-        };
+        }
 
         let used = self.check_network_endpoints(c, network)?;
         self.check_namespace(c, network, addressing.subnet)?;
@@ -74,18 +74,20 @@ impl StateMachine {
             target: c.target.clone(),
             ports: c.ports.clone(),
         };
-        self.state.endpoints.insert(at, endpoint.clone());
+        self.endpoints.insert(endpoint.clone());
+        self.versions.touch_network(&endpoint.network_id);
         Ok(Applied::Connected(endpoint))
     }
 
     /// Renames an endpoint, replaces its aliases or its published ports; the same checks as
     /// at connect, against every endpoint but itself.
     pub(super) fn update_endpoint(&mut self, u: &UpdateEndpoint) -> Result<Applied, Refusal> {
-        let at =
-            locate(&self.state.endpoints, &u.endpoint_id).map_err(|_| Refusal::NoSuchEndpoint {
+        let ep = self
+            .endpoints
+            .get(&u.endpoint_id)
+            .ok_or_else(|| Refusal::NoSuchEndpoint {
                 id: u.endpoint_id.clone(),
             })?;
-        let ep = &self.state.endpoints[at];
         let network = self
             .network_by_id(&ep.network_id)
             .ok_or_else(|| InvalidState::unknown_network(ep))?;
@@ -94,10 +96,9 @@ impl StateMachine {
                 return Err(Refusal::EmptyEndpointName);
             }
             let taken = self
-                .state
-                .endpoints
-                .iter()
-                .any(|o| o.network_id == ep.network_id && o.id != ep.id && &o.name == name);
+                .endpoints(&ep.network_id)
+                .into_iter()
+                .any(|o| o.id != ep.id && &o.name == name);
             if taken {
                 return Err(Refusal::EndpointNameInUse {
                     name: name.clone(),
@@ -108,7 +109,7 @@ impl StateMachine {
         if u.set_ports {
             self.check_ports(&ep.host_id, &u.ports, network, Some(&ep.id))?;
         }
-        let ep = &mut self.state.endpoints[at];
+        let mut ep = ep.clone();
         if let Some(name) = &u.name {
             ep.name = name.clone();
         }
@@ -118,15 +119,20 @@ impl StateMachine {
         if u.set_ports {
             ep.ports = u.ports.clone();
         }
-        Ok(Applied::Updated(ep.clone()))
+        self.endpoints.replace(ep.clone());
+        self.versions.touch_network(&ep.network_id);
+        Ok(Applied::Updated(ep))
     }
 
     pub(super) fn disconnect(&mut self, c: &Disconnect) -> Result<Applied, Refusal> {
-        let at =
-            locate(&self.state.endpoints, &c.endpoint_id).map_err(|_| Refusal::NoSuchEndpoint {
+        let ep = self
+            .endpoints
+            .remove(&c.endpoint_id)
+            .ok_or_else(|| Refusal::NoSuchEndpoint {
                 id: c.endpoint_id.clone(),
             })?;
-        Ok(Applied::Disconnected(self.state.endpoints.remove(at)))
+        self.versions.touch_network(&ep.network_id);
+        Ok(Applied::Disconnected(ep))
     }
 
     /// Refuses a connect that clashes with an endpoint of the same network (same namespace,
@@ -199,7 +205,6 @@ impl StateMachine {
                 return Err(invalid("the host port is given twice"));
             }
             let on_host = self
-                .state
                 .endpoints
                 .iter()
                 .filter(|ep| ep.host_id == host_id && Some(ep.id.as_str()) != except);
@@ -225,11 +230,7 @@ impl StateMachine {
         network: &Network,
         subnet: Ipv4Cidr,
     ) -> Result<(), Refusal> {
-        let same_target = self
-            .state
-            .endpoints
-            .iter()
-            .filter(|ep| ep.host_id == c.host_id && ep.target == c.target);
+        let same_target = self.endpoints.of_target(&c.host_id, &c.target);
         for ep in same_target {
             let other = self
                 .network_by_id(&ep.network_id)

@@ -18,8 +18,15 @@ impl StateMachine {
         }
         let hosts = &mut self.state.hosts;
         match locate(hosts, &host.id) {
-            Ok(i) => hosts[i] = host.clone(),
-            Err(i) => hosts.insert(i, host.clone()),
+            Ok(i) if hosts[i] == *host => {}
+            Ok(i) => {
+                hosts[i] = host.clone();
+                self.versions.touch_hosts();
+            }
+            Err(i) => {
+                hosts.insert(i, host.clone());
+                self.versions.touch_hosts();
+            }
         }
         Ok(Applied::HostAdded(host.clone()))
     }
@@ -30,10 +37,20 @@ impl StateMachine {
             host_id: c.host_id.clone(),
         })?;
         let host = self.state.hosts.remove(at);
-        let (endpoints, kept) = std::mem::take(&mut self.state.endpoints)
-            .into_iter()
-            .partition(|e| e.host_id == host.id);
-        self.state.endpoints = kept;
+        let gone: Vec<String> = self
+            .endpoints
+            .iter()
+            .filter(|e| e.host_id == host.id)
+            .map(|e| e.id.clone())
+            .collect();
+        let endpoints: Vec<_> = gone
+            .iter()
+            .filter_map(|id| self.endpoints.remove(id))
+            .collect();
+        for ep in &endpoints {
+            self.versions.touch_network(&ep.network_id);
+        }
+        self.versions.touch_hosts();
         Ok(Applied::HostRemoved { host, endpoints })
     }
 }

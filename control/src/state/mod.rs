@@ -46,6 +46,7 @@ use vxnet_proto::{command, Command, Endpoint, Host, Network, State};
 
 mod endpoint;
 mod host;
+mod index;
 pub mod ipam;
 mod network;
 mod query;
@@ -85,16 +86,32 @@ pub enum Applied {
 }
 
 /// The state of a cluster and the only code that changes it. See the module docs.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default)]
 pub struct StateMachine {
-    /// Hosts, networks and endpoints, each sorted by id.
+    /// Hosts and networks, each sorted by id; `endpoints` stays empty (they are in
+    /// `endpoints` below, see [`StateMachine::to_state`]).
     state: State,
+    /// Every endpoint, by id, by network and by namespace (see [`index`]).
+    endpoints: index::Endpoints,
     /// Network name → network id.
     network_by_name: BTreeMap<String, String>,
     /// VNI → network id.
     network_by_vni: BTreeMap<u32, String>,
     /// The outcomes of the latest proposals (see [`recent`]).
     recent: recent::Recent,
+    /// What changed, for host programs (see [`index`]).
+    versions: index::Versions,
+}
+
+/// Two machines are equal when they hold the same replicated state; their orders follow
+/// from it (and their versions never agree, see [`index`]).
+impl PartialEq for StateMachine {
+    fn eq(&self, other: &Self) -> bool {
+        self.state == other.state
+            && self.recent == other.recent
+            && self.endpoints.len() == other.endpoints.len()
+            && self.endpoints.iter().eq(other.endpoints.iter())
+    }
 }
 
 impl StateMachine {
@@ -152,13 +169,33 @@ impl StateMachine {
                 ));
             }
         }
+        machine.versions = index::Versions::fresh(state.networks.iter().map(|n| n.id.as_str()));
+        for ep in std::mem::take(&mut state.endpoints) {
+            machine.endpoints.insert(ep);
+        }
         machine.state = state;
         Ok(machine)
     }
 
-    /// The whole state, in canonical order (each list sorted by id).
-    pub fn state(&self) -> &State {
-        &self.state
+    /// The whole state, in canonical order (each list sorted by id): a copy, for snapshots
+    /// and tests; lookups go through the methods of [`query`].
+    pub fn to_state(&self) -> State {
+        State {
+            endpoints: self.endpoints.iter().cloned().collect(),
+            ..self.state.clone()
+        }
+    }
+
+    /// The version of network `network_id`: replaced whenever the network or one of its
+    /// endpoints changes, never given to other contents (see [`index`]); `None` for a network
+    /// that does not exist.
+    pub fn network_version(&self, network_id: &str) -> Option<u64> {
+        self.versions.network(network_id)
+    }
+
+    /// The version of the host list, replaced whenever a host comes, goes or changes.
+    pub fn hosts_version(&self) -> u64 {
+        self.versions.hosts()
     }
 
     /// Applies one command: the only way the state changes. See the module docs.

@@ -104,6 +104,7 @@ impl StateMachine {
             internal: c.internal,
         };
         self.state.networks.insert(at, network.clone());
+        self.versions.touch_network(&network.id);
         self.network_by_name
             .insert(network.name.clone(), network.id.clone());
         self.network_by_vni.insert(vni, network.id.clone());
@@ -129,6 +130,7 @@ impl StateMachine {
             });
         }
         let network = self.state.networks.remove(at);
+        self.versions.forget_network(&network.id);
         self.network_by_name.remove(&network.name);
         self.network_by_vni.remove(&network.vni);
         Ok(Applied::NetworkRemoved(network))

@@ -44,6 +44,11 @@ impl StateMachine {
         find(&self.state.networks, id)
     }
 
+    /// Every network, sorted by id.
+    pub fn networks_by_id(&self) -> &[Network] {
+        &self.state.networks
+    }
+
     /// Every network, sorted by name.
     pub fn networks(&self) -> Vec<&Network> {
         self.network_by_name
@@ -54,17 +59,12 @@ impl StateMachine {
 
     /// The endpoints of a network, sorted by endpoint id.
     pub fn endpoints(&self, network_id: &str) -> Vec<&Endpoint> {
-        self.state
-            .endpoints
-            .iter()
-            .filter(|ep| ep.network_id == network_id)
-            .collect()
+        self.endpoints.of_network(network_id).collect()
     }
 
     /// The endpoints in sandboxes on one host, in every network, sorted by endpoint id.
     pub fn endpoints_on_host(&self, host_id: &str) -> Vec<&Endpoint> {
-        self.state
-            .endpoints
+        self.endpoints
             .iter()
             .filter(|ep| ep.host_id == host_id)
             .collect()
@@ -72,7 +72,7 @@ impl StateMachine {
 
     /// An endpoint by its exact id.
     pub fn endpoint(&self, id: &str) -> Option<&Endpoint> {
-        find(&self.state.endpoints, id)
+        self.endpoints.get(id)
     }
 
     /// The endpoint joining a target namespace to a network. A target path names a namespace
@@ -83,18 +83,16 @@ impl StateMachine {
         host_id: &str,
         target: &str,
     ) -> Option<&Endpoint> {
-        self.state
-            .endpoints
-            .iter()
-            .find(|ep| ep.network_id == network_id && ep.host_id == host_id && ep.target == target)
+        self.endpoints
+            .of_target(host_id, target)
+            .find(|ep| ep.network_id == network_id)
     }
 
     /// The endpoint of a network with this name (names are unique within a network).
     pub fn endpoint_by_name(&self, network_id: &str, name: &str) -> Option<&Endpoint> {
-        self.state
-            .endpoints
-            .iter()
-            .find(|ep| ep.network_id == network_id && ep.name == name)
+        self.endpoints
+            .of_network(network_id)
+            .find(|ep| ep.name == name)
     }
 
     /// A host by its exact id.

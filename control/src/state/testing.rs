@@ -255,9 +255,9 @@ pub(super) fn connected(m: &mut StateMachine, ep: NewEndpoint) -> Endpoint {
 pub(super) fn refuse(m: &mut StateMachine, cmd: impl Into<Command>) -> Refusal {
     let cmd = cmd.into();
     let before = m.clone();
-    let before_bytes = m.state().encode_to_vec();
+    let before_bytes = m.to_state().encode_to_vec();
     let refusal = m.apply(&cmd).expect_err("command should be refused");
     assert_eq!(*m, before, "a refused command changed the machine");
-    assert_eq!(m.state().encode_to_vec(), before_bytes);
+    assert_eq!(m.to_state().encode_to_vec(), before_bytes);
     refusal
 }

@@ -55,13 +55,14 @@ fn two_machines_applying_the_same_commands_agree_byte_for_byte() {
         assert_eq!(a.apply(&cmd), b.apply(&cmd));
     }
     assert_eq!(a, b);
-    assert_eq!(a.state().encode_to_vec(), b.state().encode_to_vec());
+    assert_eq!(a.to_state().encode_to_vec(), b.to_state().encode_to_vec());
     // The lists are in id order whatever the apply order was.
-    let ids: Vec<&str> = a.state().endpoints.iter().map(|e| e.id.as_str()).collect();
+    let state = a.to_state();
+    let ids: Vec<&str> = state.endpoints.iter().map(|e| e.id.as_str()).collect();
     assert_eq!(ids, [id(10), id(20), id(50)]);
-    assert_eq!(a.state().hosts[0].id, "h1");
+    assert_eq!(a.to_state().hosts[0].id, "h1");
     // A re-encoding of a decoded state is the same bytes (BTreeMap labels, sorted lists).
-    let bytes = a.state().encode_to_vec();
+    let bytes = a.to_state().encode_to_vec();
     let decoded = State::decode(bytes.as_slice()).expect("decode");
     assert_eq!(decoded.encode_to_vec(), bytes);
 }
@@ -72,7 +73,7 @@ fn from_state_rebuilds_an_equal_machine() {
     for cmd in scenario() {
         let _ = a.apply(&cmd);
     }
-    let bytes = a.state().encode_to_vec();
+    let bytes = a.to_state().encode_to_vec();
     let mut b = StateMachine::from_state(State::decode(bytes.as_slice()).expect("decode"))
         .expect("valid state");
     assert_eq!(a, b);
@@ -85,7 +86,7 @@ fn from_state_rebuilds_an_equal_machine() {
     for cmd in next {
         assert_eq!(a.apply(&cmd), b.apply(&cmd));
     }
-    assert_eq!(a.state().encode_to_vec(), b.state().encode_to_vec());
+    assert_eq!(a.to_state().encode_to_vec(), b.to_state().encode_to_vec());
     assert_eq!(b.network("net9").map(|n| n.id.clone()), Ok(id(9)));
 }
 
@@ -95,7 +96,7 @@ fn from_state_sorts_an_unsorted_state() {
     for cmd in scenario() {
         let _ = a.apply(&cmd);
     }
-    let mut shuffled = a.state().clone();
+    let mut shuffled = a.to_state().clone();
     shuffled.hosts.reverse();
     shuffled.networks.reverse();
     shuffled.endpoints.reverse();
@@ -106,7 +107,7 @@ fn from_state_sorts_an_unsorted_state() {
 fn from_state_rejects_inconsistent_states() {
     let mut m = machine_with_net1();
     connected(&mut m, connect(10, 1, "c1"));
-    let good = m.state().clone();
+    let good = m.to_state().clone();
     assert!(StateMachine::from_state(good.clone()).is_ok());
 
     let mut cases: Vec<(&str, State)> = Vec::new();

@@ -46,9 +46,7 @@ pub use self::program::{EndpointProgram, HostProgram, Location, NetworkProgram};
 use self::publish::{Proto, Publish};
 use self::sandbox::{EndpointSpec, Sandbox, SandboxSpec};
 pub use crate::core::counters::{DropReason, SyscallStats, TrafficStats};
-use crate::core::fdb::{ControlEntry, FdbTarget, DEFAULT_AGING};
 pub use crate::core::fdb::{FdbKind, FdbRow};
-use crate::core::forward::{NetworkConfig, VtepSet};
 pub use crate::engine::ThreadFailure;
 use crate::engine::{Engine, EngineConfig, TapPort};
 pub use crate::kernel::KernelVersion;
@@ -119,6 +117,9 @@ pub struct HostStats {
 struct Running {
     sandbox: Sandbox,
     port: Arc<TapPort>,
+    /// The program this network was last set up from, wholly; `None` until that succeeds
+    /// (see [`HostProgram`]: an unchanged network is not programmed again).
+    programmed: Option<Arc<NetworkProgram>>,
     veths: Option<BTreeSet<String>>,
     /// The sandbox end's address once the transit link is in place (see [`egress`]).
     egress: Option<Ipv4Addr>,
@@ -143,6 +144,8 @@ pub struct Host {
     /// VXLAN's UDP port, kept out of conntrack by the host's nftables table.
     vxlan_port: u16,
     sandbox_dir: PathBuf,
+    /// Whether stray sandboxes were looked for since the start.
+    swept: bool,
     program: HostProgram,
     running: BTreeMap<String, Running>,
 }
@@ -177,6 +180,7 @@ impl Host {
             etc_netns: config.etc_netns,
             vxlan_port: config.vxlan_port,
             sandbox_dir: config.sandbox_dir,
+            swept: false,
             program: HostProgram::default(),
             running: BTreeMap::new(),
         })
@@ -203,17 +207,15 @@ impl Host {
             })
             .cloned()
             .collect();
+        let sandboxes_changed = !gone.is_empty();
         for id in gone {
             self.stop_network(&id);
         }
+        let started = self.running.len();
         let mut failures = Vec::new();
-        for i in 0..self.program.networks.len() {
-            let net = &self.program.networks[i];
-            if !net.has_local_endpoint() {
-                continue;
-            }
-            if let Err(error) = self.program_network(i, now) {
-                let net = &self.program.networks[i];
+        let networks: Vec<Arc<NetworkProgram>> = self.program.networks.clone();
+        for net in networks.iter().filter(|n| n.has_local_endpoint()) {
+            if let Err(error) = self.program_network(net, now) {
                 failures.push(NetworkFailure {
                     network_id: net.id.clone(),
                     name: net.name.clone(),
@@ -221,7 +223,12 @@ impl Host {
                 });
             }
         }
-        self.remove_stray_sandboxes();
+        // Only when sandboxes came or went (or at the first apply): a crash may have left one
+        // that no network owns, and looking costs a directory walk.
+        if sandboxes_changed || self.running.len() != started || !self.swept {
+            self.remove_stray_sandboxes();
+            self.swept = true;
+        }
         if let Err(error) = self.program_host_rules() {
             tracing::warn!(%error, "cannot program vxnet's nftables table in the host namespace");
         }
@@ -274,9 +281,13 @@ impl Host {
         }
     }
 
-    /// Starts (if need be) and programs the `i`th network of the current program.
-    fn program_network(&mut self, i: usize, now: Instant) -> Result<(), HostError> {
-        let net = &self.program.networks[i];
+    /// Starts (if need be) and programs network `net` of the current program, unless it was
+    /// programmed from this very program already.
+    fn program_network(
+        &mut self,
+        net: &Arc<NetworkProgram>,
+        now: Instant,
+    ) -> Result<(), HostError> {
         if !self.running.contains_key(&net.id) {
             let started = start_network(&self.engine, &self.sandbox_dir, net)?;
             self.running.insert(net.id.clone(), started);
@@ -284,52 +295,17 @@ impl Host {
         let Some(running) = self.running.get_mut(&net.id) else {
             return Ok(());
         };
-        let vteps = VtepSet {
-            flood: net.flood.clone(),
-            trusted: net.trusted.clone(),
-        };
-        running
-            .port
-            .plane
-            .install(&control_entries(net), &vteps, now);
-        let wanted = net.local_endpoints().map(|e| veth_name(&e.id)).collect();
-        remove_stray_veths(running, wanted);
-        // After forwarding runs: the network's names, then its way out. Either failing leaves
-        // the overlay running, and the next apply tries again.
-        if running.dns.is_none() {
-            let (udp, tcp) = running.sandbox.bind_dns()?;
-            let server = self
-                .dns
-                .start(
-                    udp,
-                    tcp,
-                    Names::default(),
-                    !net.internal,
-                    running.port.clone(),
-                )
-                .map_err(|e| HostError::os("serve the network's DNS", e))?;
-            running.dns = Some(server);
-        }
-        if let Some(dns) = &running.dns {
-            dns.set_names(Names::new(
-                &net.name,
-                net.endpoints.iter().map(|e| (e.names.as_slice(), e.ipv4)),
-            ));
-        }
-        // After forwarding runs: a network without its way out still carries its overlay,
-        // and the next apply tries again.
-        if net.internal {
+        if running
+            .programmed
+            .as_ref()
+            .is_some_and(|p| Arc::ptr_eq(p, net))
+        {
             return Ok(());
         }
-        if running.egress.is_none() {
-            running.egress = Some(running.sandbox.ensure_egress(&self.host_ns, &net.id)?);
-        }
-        let ports: Vec<Publish> = local_ports(net).collect();
-        let script = egress::sandbox_ruleset(&ports);
-        if running.rules.as_ref() != Some(&script) {
-            running.sandbox.apply_rules(script.clone())?;
-            running.rules = Some(script);
-        }
+        // Whatever fails is retried by the next apply, even with the same program.
+        running.programmed = None;
+        set_up_network(running, net, &self.dns, &self.host_ns, now)?;
+        running.programmed = Some(Arc::clone(net));
         Ok(())
     }
 
@@ -366,6 +342,9 @@ impl Host {
     fn forget_resolv_confs(&self, previous: &HostProgram) {
         for net in &previous.networks {
             let kept = self.program.network(&net.id);
+            if kept.is_some_and(|k| Arc::ptr_eq(k, net)) {
+                continue;
+            }
             for ep in net.local_endpoints() {
                 let gone = kept.is_none_or(|n| n.local_endpoints().all(|e| e.id != ep.id));
                 let Some(target) = ep.target.as_deref().filter(|_| gone) else {
@@ -430,6 +409,7 @@ impl Host {
     fn running_network(&self, id: &str) -> Result<(&NetworkProgram, &Running), HostError> {
         self.program
             .network(id)
+            .map(|n| &**n)
             .zip(self.running.get(id))
             .ok_or_else(|| HostError::NotRunning { network: id.into() })
     }
@@ -527,19 +507,14 @@ fn start_network(
         mtu: net.mtu,
     })?;
     let tap = sandbox.open_tap(engine.offloads())?;
-    let config = NetworkConfig {
-        vni: net.vni,
-        mtu: net.mtu,
-        gateway: net.gateway,
-        aging: DEFAULT_AGING,
-    };
     let port = engine
-        .add_network(config, tap)
+        .add_network(net.plane_config(), tap)
         .map_err(|e| HostError::os(format!("start forwarding for network {}", net.name), e))?;
     tracing::info!(network = %net.name, vni = net.vni.get(), "sandbox up");
     Ok(Running {
         sandbox,
         port,
+        programmed: None,
         veths: None,
         egress: None,
         rules: None,
@@ -547,28 +522,57 @@ fn start_network(
     })
 }
 
-/// The control-plane entries of a network: its endpoints, and its gateway, which lives on
-/// every host's `br0` under the same MAC — local everywhere, so that another host's gateway
-/// can never be learned in its place.
-fn control_entries(net: &NetworkProgram) -> Vec<ControlEntry> {
-    let mut entries: Vec<ControlEntry> = net
-        .endpoints
-        .iter()
-        .map(|e| ControlEntry {
-            mac: e.mac,
-            ipv4: e.ipv4,
-            target: match e.location {
-                Location::Local => FdbTarget::Local,
-                Location::Remote(vtep) => FdbTarget::Remote(vtep),
-            },
-        })
-        .collect();
-    entries.push(ControlEntry {
-        mac: MacAddr::for_ipv4(net.gateway),
-        ipv4: net.gateway,
-        target: FdbTarget::Local,
-    });
-    entries
+/// Programs a running network from `net`: forwarding tables, stray veths, names, then its way
+/// out (see [`Host::apply`]).
+fn set_up_network(
+    running: &mut Running,
+    net: &NetworkProgram,
+    dns: &DnsService,
+    host_ns: &NetnsWorker,
+    now: Instant,
+) -> Result<(), HostError> {
+    running
+        .port
+        .plane
+        .install(&net.control_entries(), &net.vteps(), now);
+    let wanted = net.local_endpoints().map(|e| veth_name(&e.id)).collect();
+    remove_stray_veths(running, wanted);
+    // After forwarding runs: the network's names, then its way out. Either failing leaves
+    // the overlay running, and the next apply tries again.
+    if running.dns.is_none() {
+        let (udp, tcp) = running.sandbox.bind_dns()?;
+        let server = dns
+            .start(
+                udp,
+                tcp,
+                Names::default(),
+                !net.internal,
+                running.port.clone(),
+            )
+            .map_err(|e| HostError::os("serve the network's DNS", e))?;
+        running.dns = Some(server);
+    }
+    if let Some(dns) = &running.dns {
+        dns.set_names(Names::new(
+            &net.name,
+            net.endpoints.iter().map(|e| (e.names.as_slice(), e.ipv4)),
+        ));
+    }
+    // After forwarding runs: a network without its way out still carries its overlay,
+    // and the next apply tries again.
+    if net.internal {
+        return Ok(());
+    }
+    if running.egress.is_none() {
+        running.egress = Some(running.sandbox.ensure_egress(host_ns, &net.id)?);
+    }
+    let ports: Vec<Publish> = local_ports(net).collect();
+    let script = egress::sandbox_ruleset(&ports);
+    if running.rules.as_ref() != Some(&script) {
+        running.sandbox.apply_rules(script.clone())?;
+        running.rules = Some(script);
+    }
+    Ok(())
 }
 
 /// The ports published by a network's local endpoints.

@@ -3,9 +3,15 @@
 //! does anything; two equal programs mean the same dataplane.
 //!
 //! Rules a builder follows (the Host relies on them):
-//! - `networks` holds every network of the cluster, by id, whether or not it has an endpoint
-//!   on this host: the Host runs a sandbox for those with a [`Location::Local`] endpoint and
-//!   answers `fdb` for the others from the program alone.
+//! - `networks` holds every network of the cluster, sorted by id, whether or not it has an
+//!   endpoint on this host: the Host runs a sandbox for those with a [`Location::Local`]
+//!   endpoint and answers `fdb` for the others from the program alone.
+//! - Programs are incremental by sharing: a builder hands the same `Arc` again for a network
+//!   that did not change, and a new one for a network that did. The Host reprograms only the
+//!   networks whose `Arc` it has not programmed yet, so one change costs the work of the
+//!   network it touched, however many others there are. (A new `Arc` with equal contents
+//!   is merely programmed again; reusing an `Arc` for changed contents is the one mistake a
+//!   builder must not make.)
 //! - `endpoints` of a network are every endpoint of it cluster-wide, each placed
 //!   [`Location::Local`] (on this host) or [`Location::Remote`] (behind that host's VTEP).
 //! - `flood` receives broadcast, multicast and unknown unicast; `trusted` may send to us;
@@ -13,19 +19,26 @@
 //!   are in both.
 
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 use super::publish::Publish;
+use crate::core::fdb::{ControlEntry, FdbTarget, VtepSet, DEFAULT_AGING};
+use crate::core::forward::NetworkConfig;
 use crate::wire::{MacAddr, Vni};
 
 /// Every network of the cluster, as this host must serve it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HostProgram {
-    pub networks: Vec<NetworkProgram>,
+    /// Sorted by id (see the module docs).
+    pub networks: Vec<Arc<NetworkProgram>>,
 }
 
 impl HostProgram {
-    pub fn network(&self, id: &str) -> Option<&NetworkProgram> {
-        self.networks.iter().find(|n| n.id == id)
+    pub fn network(&self, id: &str) -> Option<&Arc<NetworkProgram>> {
+        self.networks
+            .binary_search_by(|n| n.id.as_str().cmp(id))
+            .ok()
+            .map(|i| &self.networks[i])
     }
 }
 
@@ -60,6 +73,48 @@ impl NetworkProgram {
         self.endpoints
             .iter()
             .filter(|e| e.location == Location::Local)
+    }
+
+    /// The forwarding core's settings for this network.
+    pub fn plane_config(&self) -> NetworkConfig {
+        NetworkConfig {
+            vni: self.vni,
+            mtu: self.mtu,
+            gateway: self.gateway,
+            aging: DEFAULT_AGING,
+        }
+    }
+
+    /// The control-plane entries of the network: its endpoints, and its gateway, which
+    /// lives on every host's `br0` under the same MAC — local everywhere, so that another
+    /// host's gateway can never be learned in its place.
+    pub fn control_entries(&self) -> Vec<ControlEntry> {
+        let mut entries: Vec<ControlEntry> = self
+            .endpoints
+            .iter()
+            .map(|e| ControlEntry {
+                mac: e.mac,
+                ipv4: e.ipv4,
+                target: match e.location {
+                    Location::Local => FdbTarget::Local,
+                    Location::Remote(vtep) => FdbTarget::Remote(vtep),
+                },
+            })
+            .collect();
+        entries.push(ControlEntry {
+            mac: MacAddr::for_ipv4(self.gateway),
+            ipv4: self.gateway,
+            target: FdbTarget::Local,
+        });
+        entries
+    }
+
+    /// Where floods go and whom datagrams are accepted from.
+    pub fn vteps(&self) -> VtepSet {
+        VtepSet {
+            flood: self.flood.clone(),
+            trusted: self.trusted.clone(),
+        }
     }
 }
 

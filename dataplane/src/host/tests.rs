@@ -2,6 +2,7 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use super::*;
+use crate::core::fdb::FdbTarget;
 use crate::wire::Vni;
 
 const GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 1);
@@ -68,7 +69,7 @@ fn control_entries_place_endpoints_and_keep_the_gateway_local() {
         endpoint("0a", 2, Location::Local),
         endpoint("0b", 3, Location::Remote(REMOTE)),
     ]);
-    let entries = control_entries(&net);
+    let entries = net.control_entries();
     assert_eq!(entries.len(), 3);
     assert_eq!(entries[0].target, FdbTarget::Local);
     assert_eq!(entries[1].target, FdbTarget::Remote(REMOTE));
@@ -87,7 +88,7 @@ fn a_network_without_local_endpoints_runs_nothing_and_shows_its_control_entries(
     let id = net.id.clone();
     let failures = host.apply(
         HostProgram {
-            networks: vec![net],
+            networks: vec![net.into()],
         },
         Instant::now(),
     );
@@ -140,7 +141,7 @@ fn a_tap_thread_that_stops_by_itself_is_reported() {
     let sandbox = sandbox_path(&scratch.path("netns"), &net.id);
     let failed = host.apply(
         HostProgram {
-            networks: vec![net],
+            networks: vec![net.into()],
         },
         Instant::now(),
     );

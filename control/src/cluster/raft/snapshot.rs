@@ -37,7 +37,7 @@ pub enum SnapshotError {
 /// The data of a snapshot of `state`.
 pub fn encode(state: &StateMachine) -> Vec<u8> {
     Snapshot {
-        state: Some(state.state().clone()),
+        state: Some(state.to_state()),
         recent: state.recent(),
     }
     .encode_to_vec()

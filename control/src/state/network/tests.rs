@@ -34,7 +34,7 @@ fn create_network_with_defaults() {
             internal: false,
         }
     );
-    assert_eq!(m.state().networks, vec![net.clone()]);
+    assert_eq!(m.to_state().networks, vec![net.clone()]);
     assert_eq!(m.network("net1"), Ok(&net));
 
     let net2 = created(&mut m, create("net2", 2));
@@ -388,7 +388,7 @@ fn remove_network_frees_name_vni_and_subnet() {
         ok(&mut m, remove_network(1)),
         Applied::NetworkRemoved(net.clone())
     );
-    assert!(m.state().networks.is_empty());
+    assert!(m.to_state().networks.is_empty());
     assert!(m.network("net1").is_err());
     assert_eq!(m, machine());
     // Name, VNI and subnet are free again: a re-create gets the same ones.

@@ -61,7 +61,8 @@ fn networks_are_listed_by_name() {
     created(&mut m, create("mid", 2));
     let names: Vec<&str> = m.networks().iter().map(|n| n.name.as_str()).collect();
     assert_eq!(names, ["Alpha", "mid", "zeta"]);
-    let ids: Vec<&str> = m.state().networks.iter().map(|n| n.id.as_str()).collect();
+    let state = m.to_state();
+    let ids: Vec<&str> = state.networks.iter().map(|n| n.id.as_str()).collect();
     assert_eq!(ids, [id(1), id(2), id(3)]);
 }
 

@@ -12,11 +12,11 @@ fn a_create_applied_twice_creates_once_and_answers_the_same() {
     let mut m = machine();
     let first = m.apply_proposal(7, &create("net1", 1).into());
     assert!(first.is_ok(), "{first:?}");
-    let after_first = m.state().encode_to_vec();
+    let after_first = m.to_state().encode_to_vec();
     let again = m.apply_proposal(7, &create("net1", 1).into());
     assert_eq!(again, first);
-    assert_eq!(m.state().encode_to_vec(), after_first);
-    assert_eq!(m.state().networks.len(), 1);
+    assert_eq!(m.to_state().encode_to_vec(), after_first);
+    assert_eq!(m.to_state().networks.len(), 1);
 }
 
 #[test]
@@ -28,7 +28,7 @@ fn a_connect_applied_twice_allocates_one_address() {
     let again = m.apply_proposal(9, &connect(10, 1, "c1").into());
     assert_eq!(again, first);
     assert_eq!(m, after_first);
-    assert_eq!(m.state().endpoints.len(), 1);
+    assert_eq!(m.to_state().endpoints.len(), 1);
 }
 
 #[test]
@@ -41,14 +41,14 @@ fn a_refusal_is_repeated_even_when_the_command_would_now_succeed() {
         .expect_err("name in use");
     // The duplicate comes after the name became free: it must still not create.
     m.apply_proposal(3, &remove_network(1)).expect("removed");
-    let state = m.state().clone();
+    let state = m.to_state().clone();
     let again = m
         .apply_proposal(2, &create("net1", 2).into())
         .expect_err("remembered refusal");
     assert_eq!(again.to_string(), refused.to_string());
     assert_eq!(again.code(), refused.code());
     assert_eq!(again.exit_code(), refused.exit_code());
-    assert_eq!(m.state(), &state);
+    assert_eq!(m.to_state(), state);
 }
 
 #[test]
@@ -58,16 +58,16 @@ fn the_memory_survives_a_snapshot() {
         .expect("added");
     let first = m.apply_proposal(6, &create("net1", 1).into());
     let refused = m.apply_proposal(8, &create("net1", 2).into());
-    let mut back = StateMachine::from_snapshot(m.state().clone(), m.recent()).expect("loads");
+    let mut back = StateMachine::from_snapshot(m.to_state().clone(), m.recent()).expect("loads");
     assert_eq!(back, m);
-    let state = back.state().clone();
+    let state = back.to_state().clone();
     assert_eq!(back.apply_proposal(6, &create("net1", 1).into()), first);
     let again = back.apply_proposal(8, &create("net1", 2).into());
     assert_eq!(
         again.map_err(|r| r.to_string()),
         refused.map_err(|r| r.to_string())
     );
-    assert_eq!(back.state(), &state);
+    assert_eq!(back.to_state(), state);
 }
 
 #[test]
@@ -79,7 +79,7 @@ fn the_memory_is_bounded_and_forgets_the_oldest() {
     let recent = m.recent();
     assert_eq!(recent.len(), REMEMBERED);
     assert_eq!(recent[0].proposal_id, 10);
-    assert!(StateMachine::from_snapshot(m.state().clone(), recent).is_ok());
+    assert!(StateMachine::from_snapshot(m.to_state().clone(), recent).is_ok());
 }
 
 #[test]
@@ -89,5 +89,5 @@ fn a_snapshot_remembering_a_proposal_twice_is_refused() {
         .expect("created");
     let mut recent = m.recent();
     recent.push(recent[0].clone());
-    assert!(StateMachine::from_snapshot(m.state().clone(), recent).is_err());
+    assert!(StateMachine::from_snapshot(m.to_state().clone(), recent).is_err());
 }

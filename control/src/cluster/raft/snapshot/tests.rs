@@ -107,5 +107,5 @@ fn remembered_proposal_outcomes_travel_in_the_snapshot() {
     assert_eq!(encode(&back), data);
     // The restored machine answers the retry as the first time and creates nothing.
     assert_eq!(back.apply_proposal(42, &create), first);
-    assert_eq!(back.state(), sm.state());
+    assert_eq!(back.to_state(), sm.to_state());
 }

@@ -1,0 +1,40 @@
+use super::*;
+
+/// The scenario at a small size: every figure is there and sane, so the bench cannot rot
+/// (the figures themselves are the README's, from a release build).
+#[test]
+fn a_small_run_measures_every_figure() {
+    let report = run(ScaleParams {
+        sizes: vec![300, 600],
+        networks: 10,
+        hosts: 3,
+        changes: 20,
+    })
+    .expect("valid parameters");
+    assert_eq!(report.sizes.len(), 2);
+    for s in &report.sizes {
+        assert!(s.apply_per_sec.is_finite() && s.apply_per_sec > 0.0);
+        assert!(
+            s.snapshot_bytes > s.endpoints * 64,
+            "every endpoint id is in the snapshot"
+        );
+        assert!(s.change_program_us[0] <= s.change_program_us[1]);
+        assert!(s.change_apply_us[0] > 0.0);
+    }
+    let table = report.table();
+    assert!(table.contains("| 600 endpoints |"), "{table}");
+    let json = report.to_json();
+    assert_eq!(json["sizes"][1]["endpoints"], 600);
+}
+
+#[test]
+fn sizes_that_do_not_fit_the_networks_are_refused() {
+    let params = ScaleParams {
+        sizes: vec![3000],
+        networks: 10,
+        hosts: 3,
+        changes: 20,
+    };
+    let err = run(params).err().expect("refused");
+    assert!(err.to_string().contains("--scale-networks"), "{err}");
+}
