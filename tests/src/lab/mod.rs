@@ -44,6 +44,7 @@ pub mod host;
 pub mod iproute;
 pub mod kernel_vxlan;
 pub mod podman;
+mod private_mounts;
 pub mod seccomp;
 pub mod teardown;
 pub mod topology;

@@ -1,25 +1,6 @@
 use super::*;
 
 #[test]
-fn mountinfo_shared_tags_types_and_escapes() {
-    let text = "\
-27 1 254:0 / / rw,relatime - ext4 /dev/vda rw\n\
-45 27 254:0 /run/netns /run/netns rw,relatime shared:1 - ext4 /dev/vda rw\n\
-76 45 0:4 net:[4026534219] /run/netns/vl1x0-h0 rw shared:18 master:1 - nsfs nsfs rw\n\
-80 27 0:40 / /tmp/a\\040b rw,relatime master:3 - tmpfs tmpfs rw\n\
-garbage line\n";
-    let m = parse_mountinfo(text);
-    assert_eq!(m.len(), 4);
-    assert!(!m[0].shared);
-    assert!(m[1].shared);
-    assert_eq!(m[2].point, Path::new("/run/netns/vl1x0-h0"));
-    assert_eq!(m[2].fs_type, "nsfs");
-    assert!(m[2].shared);
-    assert_eq!(m[3].point, Path::new("/tmp/a b"));
-    assert!(!m[3].shared, "a slave is not shared");
-}
-
-#[test]
 fn stat_line_with_odd_comm() {
     assert_eq!(
         parse_stat("42 (docker-init) S 7 42 42 0 -1"),
