@@ -28,24 +28,62 @@ pub fn random_id() -> io::Result<String> {
 /// born mode 0600 (the data dir holds the cluster token and state): never readable by others,
 /// not even for a moment.
 pub fn write_atomically(path: &Path, contents: impl AsRef<[u8]>) -> io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    // A leftover of a crash may have another mode; `mode` applies only to a new file.
-    let _ = std::fs::remove_file(&tmp);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    file.write_all(contents.as_ref())?;
-    file.sync_all()?;
-    drop(file);
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        sync_dir(dir)?;
+    Staged::write(path, 0o600, &mut contents.as_ref())?.commit()
+}
+
+/// A file written in full under a temporary name beside `path` (`path` with the extension
+/// `tmp`), not yet renamed over it: [`Staged::commit`] does, dropping it removes the temporary
+/// file. Whoever reads `path` sees the old file or the whole new one, never a part (a runtime
+/// never executes a half-written plugin).
+#[derive(Debug)]
+pub struct Staged {
+    /// `None` once renamed.
+    tmp: Option<std::path::PathBuf>,
+    path: std::path::PathBuf,
+}
+
+impl Staged {
+    /// Writes all of `contents` to the temporary file, born with `mode` (umask aside: the mode
+    /// is set on the open file before anything is written), and fsyncs it.
+    pub fn write(path: &Path, mode: u32, contents: &mut dyn Read) -> io::Result<Staged> {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let tmp = path.with_extension("tmp");
+        // A leftover of a crash may have another mode; `mode` applies only to a new file.
+        let _ = std::fs::remove_file(&tmp);
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)?;
+        let staged = Staged {
+            tmp: Some(tmp),
+            path: path.to_path_buf(),
+        };
+        file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        io::copy(contents, &mut file)?;
+        file.sync_all()?;
+        Ok(staged)
     }
-    Ok(())
+
+    /// Renames the file over its path and makes that durable.
+    pub fn commit(mut self) -> io::Result<()> {
+        if let Some(tmp) = &self.tmp {
+            std::fs::rename(tmp, &self.path)?;
+        }
+        self.tmp = None;
+        match self.path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => sync_dir(dir),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if let Some(tmp) = &self.tmp {
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
 }
 
 /// Makes the renames and removals inside `dir` durable.
