@@ -118,6 +118,10 @@ pub struct DaemonArgs {
     /// Serve Prometheus metrics at http://IP:PORT/metrics (off unless given).
     #[arg(long, value_name = "IP:PORT")]
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Let the members of this group (name or gid) use the API socket too (it is then mode
+    /// 0660 with that group); else only root.
+    #[arg(long, value_name = "GROUP")]
+    pub api_group: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

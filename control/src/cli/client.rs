@@ -268,6 +268,18 @@ fn call(socket: &Path, timeout: Duration, request: Request) -> Result<Response, 
         api::CallError::Runtime(e) => {
             Failure::new(format!("cannot start the client runtime: {e}"), 1)
         }
+        api::CallError::Unreachable(api::ApiError::Io(e))
+            if e.kind() == std::io::ErrorKind::PermissionDenied =>
+        {
+            Failure::new(
+                format!(
+                    "permission denied on {}: only root and the members of the daemon's \
+                     --api-group may use the vxnet API",
+                    socket.display()
+                ),
+                1,
+            )
+        }
         api::CallError::Unreachable(e) => Failure::new(
             format!(
                 "cannot reach the vxnet daemon at {} ({e}); is it running? start it with `vxnet daemon --advertise-addr IP`, or point --socket at it",
