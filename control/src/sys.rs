@@ -300,14 +300,17 @@ pub fn raise_open_files_limit() -> io::Result<(u64, u64)> {
     Ok((old, limit.rlim_cur))
 }
 
-/// Makes `dir` (and its missing parents) a directory only its owner can enter: created 0700,
+/// Makes `dir` a directory only its owner can enter: created 0700 (missing parents as usual),
 /// or tightened to 0700 when it exists with more. Returns the old mode when it tightened one.
 pub fn private_dir(dir: &Path) -> io::Result<Option<u32>> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+        _ => {}
+    }
     let mode = std::fs::metadata(dir)?.permissions().mode() & 0o7777;
     if mode & 0o077 == 0 {
         return Ok(None);
@@ -365,6 +368,7 @@ mod tests {
         let data = dir.join("a/data");
         assert_eq!(private_dir(&data).expect("make"), None);
         assert_eq!(mode(&data), 0o700);
+        assert_ne!(mode(&dir.join("a")), 0o700, "a parent is not the data dir");
         std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).expect("loosen");
         assert_eq!(private_dir(&data).expect("tighten"), Some(0o755));
         assert_eq!(mode(&data), 0o700);
