@@ -27,7 +27,7 @@
 //!   that stopped (a TAP that cannot be read): the daemon logs why and exits non-zero rather
 //!   than answer or forward from a frozen state.
 
-pub mod access;
+mod access;
 mod dispatch;
 mod error;
 mod identity;
@@ -80,7 +80,7 @@ pub struct DaemonConfig {
     pub docker_host: PathBuf,
     /// `--metrics-addr`: where Prometheus metrics are served ([`metrics`]); `None`: nowhere.
     pub metrics_addr: Option<std::net::SocketAddr>,
-    /// `--api-group`: the group besides root that may use the API socket ([`access`]).
+    /// `--api-group`: the group besides root that may use the API socket (module `access`).
     pub api_group: Option<String>,
 }
 

@@ -21,7 +21,7 @@
 //!   returns once `docker info` answers (bounded by [`DOCKER_READY_TIMEOUT`]). Several run side
 //!   by side, in one lab or many: each starts its own containerd (socket under its exec-root)
 //!   and nothing they write is shared.
-//! - Its mount namespace ([`super::private_mounts`], made by the launcher) is the test's with
+//! - Its mount namespace (`private_mounts`, made by the launcher) is the test's with
 //!   four differences: the host's plugin directory
 //!   ([`Docker::plugins_dir_for`], `ROOT/h<i>/docker-plugins`) is bind-mounted over
 //!   `/run/docker/plugins`, so this dockerd finds exactly that host's plugin sockets (vxnet's
@@ -334,8 +334,9 @@ impl Docker {
         // nsenter does not forward signals: dockerd gets them itself.
         let signal = |sig| {
             if let Some(pid) = pid {
-                // SAFETY: kill(2) on dockerd, the child of the unreaped nsenter we hold (a
-                // child outlives its parent only when nsenter is gone, which we would see).
+                // SAFETY: kill(2) has no memory effects. The pid was read a moment ago as a
+                // child of the nsenter we hold and have not reaped; nsenter exits as soon as
+                // dockerd does, so a pid of a dockerd that is gone is not reused this soon.
                 unsafe {
                     libc::kill(pid, sig);
                 }

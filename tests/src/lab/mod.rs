@@ -34,7 +34,9 @@
 //! [`kernel_vxlan`] sets up kernel vxlan hosts; [`teardown`] cleans up, also after a killed run;
 //! [`iproute`] reads what `ip` prints; [`docker`] runs a real Docker Engine on a lab host (a
 //! `dockerd` per host, in the host namespace, seeing only that host's plugin sockets in
-//! `/run/docker/plugins`, torn down with its containers; `Lab::start_docker`).
+//! `/run/docker/plugins`, restartable with running containers, torn down with its containers;
+//! `Lab::start_docker`); [`podman`] runs Podman with vxnet as its CNI plugin;
+//! `private_mounts` gives both their own mount namespace.
 
 pub mod cluster;
 pub mod container;
