@@ -428,10 +428,6 @@ fn a_dockerd_restart_keeps_containers_connected() {
     // A restarted engine's teardown still leaves nothing: no process, mount or cgroup.
     let footprints: Vec<_> = engines.iter().map(Docker::footprint).collect();
     drop(engines);
-    // The vxnet daemons name the engines' directories on their command lines.
-    for i in 0..2 {
-        lab.kill_daemon(i, libc::SIGTERM).expect("stop vxnet");
-    }
     for f in footprints {
         f.check_gone().expect("the engines leave nothing behind");
     }

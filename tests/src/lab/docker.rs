@@ -135,9 +135,10 @@ pub struct Docker {
 
 /// What a [`Docker`] could leave behind, to check after it is gone: processes, mounts under
 /// its directory, its cgroups. A process is the engine's when its command line names the
-/// engine's directory (the launcher, docker-init, dockerd, containerd, shims, runc) or when it
-/// is in a cgroup under the engine's cgroup parent (containers, `docker exec`). Not by pid
-/// namespace: a freed namespace's number is soon another's.
+/// engine's directory other than by the API socket, which its clients name (the launcher,
+/// docker-init, dockerd, containerd, shims, runc; not the vxnet daemon's `--docker-host`), or
+/// when it is in a cgroup under the engine's cgroup parent (containers, `docker exec`). Not by
+/// pid namespace: a freed namespace's number is soon another's.
 #[derive(Debug, Clone)]
 pub struct DockerFootprint {
     dir: PathBuf,
@@ -692,8 +693,8 @@ impl DockerFootprint {
                         .is_some_and(|p| p == cgroup || p.starts_with(&format!("{cgroup}/")))
                 })
             });
-            let names_dir = fs::read(format!("/proc/{pid}/cmdline"))
-                .is_ok_and(|c| c.windows(dir.len()).any(|w| w == dir));
+            let names_dir =
+                fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| names_engine_dir(&c, dir));
             if in_cgroup || names_dir {
                 found.push((pid, comm));
             }
@@ -734,6 +735,14 @@ impl DockerFootprint {
             if dir { ", the directory" } else { "" }
         )
     }
+}
+
+/// Whether a `/proc/PID/cmdline` (NUL-separated arguments) has an argument that names `dir`
+/// other than as the path of the engine's API socket (`DIR/docker.sock`).
+fn names_engine_dir(cmdline: &[u8], dir: &[u8]) -> bool {
+    cmdline
+        .split(|b| *b == 0)
+        .any(|arg| arg.windows(dir.len()).any(|w| w == dir) && !arg.ends_with(b"/docker.sock"))
 }
 
 /// Makes `dir` a shared bind mount of itself in the test's mount namespace, so that the mounts

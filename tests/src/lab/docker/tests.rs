@@ -31,3 +31,35 @@ fn static_elf_detection() {
     assert!(!is_static_elf(b"#!/bin/sh\n"));
     assert!(!is_static_elf(&elf_with_phdr(1)[..0x30]), "truncated");
 }
+
+#[test]
+fn engine_processes_by_their_command_line() {
+    let dir = b"/tmp/lab/h0-docker";
+    let args = |a: &[&str]| a.join("\0").into_bytes();
+    assert!(names_engine_dir(
+        &args(&["dockerd", "--data-root=/tmp/lab/h0-docker/data"]),
+        dir
+    ));
+    assert!(names_engine_dir(
+        &args(&["sleep", "/tmp/lab/h0-docker/pid-ns-init"]),
+        dir
+    ));
+    // A client of the engine is not the engine.
+    assert!(!names_engine_dir(
+        &args(&[
+            "vxnet",
+            "daemon",
+            "--docker-host",
+            "/tmp/lab/h0-docker/docker.sock"
+        ]),
+        dir
+    ));
+    assert!(!names_engine_dir(
+        &args(&[
+            "vxnet",
+            "--docker-plugin",
+            "/tmp/lab/h0/docker-plugins/vxnet.sock"
+        ]),
+        dir
+    ));
+}
