@@ -71,23 +71,25 @@ use std::ffi::CString;
 use std::fs::{self, OpenOptions};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{symlink, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use super::private_mounts::{parse_mountinfo, PrivateMounts};
-use super::teardown::STALE_AFTER;
-use super::topology::owner_of;
+pub use super::busybox::busybox_rootfs_tar;
+use super::cgroups::{remove_cgroups, CGROUP_TAG};
+use super::private_mounts::PrivateMounts;
 use super::{lock, Host, Lab};
 use crate::cmd::{self, DEFAULT_TIMEOUT};
 use crate::netns;
 use crate::wait::{wait_for, wait_for_strict};
+use footprint::children;
+pub use footprint::DockerFootprint;
 
 /// The image [`Docker::import_busybox`] makes: busybox-static's applets, nothing else.
 pub const BUSYBOX_IMAGE: &str = "vxnet-lab/busybox:latest";
@@ -107,8 +109,6 @@ pub const DOCKER_PLUGINS_DIR: &str = "/run/docker/plugins";
 
 /// Where dockerd keeps its configuration (fixed in dockerd; per-dockerd in the lab).
 const DOCKER_ETC: &str = "/etc/docker";
-/// Starts the name of every lab cgroup parent: `vxnet-lab-PREFIX-h<i>`.
-const CGROUP_TAG: &str = "vxnet-lab-";
 /// Where a system containerd has its socket, and where shims put theirs (per-dockerd tmpfs).
 const CONTAINERD_RUN: &str = "/run/containerd";
 
@@ -131,18 +131,6 @@ pub struct Docker {
     /// The `nsenter` process whose only child is the running dockerd; `None` while stopped.
     dockerd: Mutex<Option<Child>>,
     stopped: AtomicBool,
-}
-
-/// What a [`Docker`] could leave behind, to check after it is gone: processes, mounts under
-/// its directory, its cgroups. A process is the engine's when its command line names the
-/// engine's directory other than by the API socket, which its clients name (the launcher,
-/// docker-init, dockerd, containerd, shims, runc; not the vxnet daemon's `--docker-host`), or
-/// when it is in a cgroup under the engine's cgroup parent (containers, `docker exec`). Not by
-/// pid namespace: a freed namespace's number is soon another's.
-#[derive(Debug, Clone)]
-pub struct DockerFootprint {
-    dir: PathBuf,
-    cgroup_parent: String,
 }
 
 impl Lab {
@@ -675,76 +663,6 @@ fn stop_launcher(launcher: &mut Child, init: Option<i32>, timeout: Duration) {
     let _ = launcher.wait();
 }
 
-impl DockerFootprint {
-    /// The engine's processes still there (see the type's docs), as `(pid, comm)`.
-    pub fn processes(&self) -> Vec<(i32, String)> {
-        let dir = self.dir.as_os_str().as_bytes();
-        let cgroup = format!("/{}", self.cgroup_parent);
-        let me = std::process::id() as i32;
-        let mut found = Vec::new();
-        for (pid, _, comm) in all_processes() {
-            if pid == me {
-                continue;
-            }
-            let in_cgroup = fs::read_to_string(format!("/proc/{pid}/cgroup")).is_ok_and(|t| {
-                t.lines().any(|l| {
-                    l.split(':')
-                        .nth(2)
-                        .is_some_and(|p| p == cgroup || p.starts_with(&format!("{cgroup}/")))
-                })
-            });
-            let names_dir =
-                fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| names_engine_dir(&c, dir));
-            if in_cgroup || names_dir {
-                found.push((pid, comm));
-            }
-        }
-        found
-    }
-
-    /// Mounts of the test's mount namespace at or under the engine's directory.
-    pub fn mounts(&self) -> Vec<PathBuf> {
-        netns::mounts_under(&self.dir)
-            .into_iter()
-            .map(|m| m.mount_point)
-            .collect()
-    }
-
-    /// Cgroup directories named after its cgroup parent, in every hierarchy.
-    pub fn cgroups(&self) -> Vec<PathBuf> {
-        cgroup_roots()
-            .into_iter()
-            .map(|r| r.join(&self.cgroup_parent))
-            .filter(|p| p.exists())
-            .collect()
-    }
-
-    /// Error naming whatever is left: processes, mounts, cgroups, the directory itself.
-    pub fn check_gone(&self) -> Result<()> {
-        let processes = self.processes();
-        let mounts = self.mounts();
-        let cgroups = self.cgroups();
-        let dir = self.dir.exists();
-        if processes.is_empty() && mounts.is_empty() && cgroups.is_empty() && !dir {
-            return Ok(());
-        }
-        bail!(
-            "left behind by the Docker in {}: processes {processes:?}, mounts {mounts:?}, \
-             cgroups {cgroups:?}{}",
-            self.dir.display(),
-            if dir { ", the directory" } else { "" }
-        )
-    }
-}
-
-/// Whether a `/proc/PID/cmdline` (NUL-separated arguments) has an argument that names `dir`
-/// other than as the path of the engine's API socket (`DIR/docker.sock`).
-fn names_engine_dir(cmdline: &[u8], dir: &[u8]) -> bool {
-    cmdline
-        .split(|b| *b == 0)
-        .any(|arg| arg.windows(dir.len()).any(|w| w == dir) && !arg.ends_with(b"/docker.sock"))
-}
-
 /// Makes `dir` a shared bind mount of itself in the test's mount namespace, so that the mounts
 /// dockerd makes under it (container namespaces) show here too.
 fn share_dir(dir: &Path) -> Result<()> {
@@ -768,130 +686,6 @@ fn share_dir(dir: &Path) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// `(pid, ppid, comm)` of every process in /proc.
-fn all_processes() -> Vec<(i32, i32, String)> {
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| {
-            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
-            let stat = fs::read_to_string(e.path().join("stat")).ok()?;
-            let (ppid, comm) = parse_stat(&stat)?;
-            Some((pid, ppid, comm))
-        })
-        .collect()
-}
-
-/// `(ppid, comm)` from a `/proc/PID/stat` line (`PID (COMM) STATE PPID ...`; COMM may hold
-/// spaces and parentheses, so it ends at the last `)`).
-fn parse_stat(stat: &str) -> Option<(i32, String)> {
-    let open = stat.find('(')?;
-    let close = stat.rfind(')')?;
-    let comm = stat.get(open + 1..close)?.to_string();
-    let ppid = stat
-        .get(close + 1..)?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
-    Some((ppid, comm))
-}
-
-/// `(pid, comm)` of the children of `ppid`.
-fn children(ppid: i32) -> Vec<(i32, String)> {
-    all_processes()
-        .into_iter()
-        .filter(|(_, parent, _)| *parent == ppid)
-        .map(|(pid, _, comm)| (pid, comm))
-        .collect()
-}
-
-/// Mount points of every cgroup hierarchy (v1 controllers, the v2 unified tree).
-pub(super) fn cgroup_roots() -> Vec<PathBuf> {
-    let text = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    parse_mountinfo(&text)
-        .into_iter()
-        .filter(|m| m.fs_type == "cgroup" || m.fs_type == "cgroup2")
-        .map(|m| m.point)
-        .collect()
-}
-
-/// Removes the cgroup `name` (and the containers' cgroups in it) from every hierarchy.
-/// A cgroup that still holds a process stays; errors are ignored.
-pub(super) fn remove_cgroups(name: &str) {
-    for root in cgroup_roots() {
-        remove_cgroup_tree(&root.join(name));
-    }
-}
-
-/// rmdir(2) of a cgroup directory, its child cgroups first (cgroupfs removes a directory with
-/// its control files, but never one with child cgroups).
-fn remove_cgroup_tree(dir: &Path) {
-    if let Ok(entries) = fs::read_dir(dir) {
-        for e in entries.flatten() {
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                remove_cgroup_tree(&e.path());
-            }
-        }
-    }
-    let _ = fs::remove_dir(dir);
-}
-
-/// Removes the cgroups of the Docker Engines of the lab with `prefix` (for the sweep of stale
-/// labs, once their processes are killed). A cgroup that still holds a process stays.
-pub(super) fn reap_stale(prefix: &str) {
-    remove_cgroups_where(|name| {
-        name.strip_prefix(CGROUP_TAG)
-            .and_then(owner_of)
-            .is_some_and(|(p, _)| p == prefix)
-    });
-}
-
-/// Removes the cgroups of Docker Engines whose lab's process is gone and that are over
-/// [`STALE_AFTER`] old: what a killed run left once its processes were killed (by an earlier
-/// sweep, or by anyone). Rmdir never takes a cgroup that holds a process, so a live lab in
-/// another pid namespace loses nothing.
-pub(super) fn reap_stale_cgroups() {
-    let old = |p: &Path| {
-        p.metadata()
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age > STALE_AFTER)
-    };
-    for root in cgroup_roots() {
-        let Ok(entries) = fs::read_dir(&root) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let dead = name
-                .strip_prefix(CGROUP_TAG)
-                .and_then(owner_of)
-                .is_some_and(|(_, pid)| !Path::new(&format!("/proc/{pid}")).exists());
-            if dead && old(&e.path()) {
-                remove_cgroup_tree(&e.path());
-            }
-        }
-    }
-}
-
-/// Removes the top-level cgroups whose name `matches`, in every hierarchy.
-fn remove_cgroups_where(matches: impl Fn(&str) -> bool) {
-    for root in cgroup_roots() {
-        let Ok(entries) = fs::read_dir(&root) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            if matches(&e.file_name().to_string_lossy()) {
-                remove_cgroup_tree(&e.path());
-            }
-        }
-    }
 }
 
 /// What to install for the engine (scripts/install-deps.sh does).
@@ -944,122 +738,11 @@ fn find_beside(name: &str, cli: &Path) -> Result<PathBuf> {
     }
 }
 
-fn is_executable(p: &Path) -> bool {
+pub(super) fn is_executable(p: &Path) -> bool {
     p.metadata()
         .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-/// Whether `elf` is an ELF executable without a program interpreter (statically linked).
-fn is_static_elf(elf: &[u8]) -> bool {
-    const PT_INTERP: u32 = 3;
-    let u16_at = |o: usize| elf.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
-    let u32_at = |o: usize| {
-        elf.get(o..o + 4)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    };
-    let u64_at = |o: usize| {
-        elf.get(o..o + 8).map(|b| {
-            let mut a = [0u8; 8];
-            a.copy_from_slice(b);
-            u64::from_le_bytes(a)
-        })
-    };
-    // 64-bit little-endian only: the lab runs on x86_64 and aarch64.
-    if elf.get(..6) != Some(&[0x7f, b'E', b'L', b'F', 2, 1]) {
-        return false;
-    }
-    let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38))
-    else {
-        return false;
-    };
-    let Ok(phoff) = usize::try_from(phoff) else {
-        return false;
-    };
-    (0..usize::from(phnum))
-        .all(|i| u32_at(phoff + i * usize::from(phentsize)).is_some_and(|t| t != PT_INTERP))
-}
-
-/// The rootfs of [`BUSYBOX_IMAGE`] as a tar archive, built once per process from the static
-/// `/bin/busybox` (Debian's `busybox-static`): `bin/busybox`, a symbolic link to it for every
-/// applet at the path `busybox --list-full` gives (`bin/sh`, `sbin/ip`, `usr/bin/wget`, ...),
-/// `/etc/passwd` and `/etc/group` with root and nobody, empty `/etc/hosts`, `/etc/resolv.conf`
-/// and `/etc/hostname`, and `/tmp` (1777), `/root`, `/proc`, `/sys`, `/dev`, `/run`, `/var`.
-pub fn busybox_rootfs_tar() -> Result<&'static [u8]> {
-    static TAR: OnceLock<std::result::Result<Vec<u8>, String>> = OnceLock::new();
-    TAR.get_or_init(|| build_busybox_tar().map_err(|e| format!("{e:#}")))
-        .as_deref()
-        .map_err(|e| anyhow!("{e}"))
-}
-
-fn build_busybox_tar() -> Result<Vec<u8>> {
-    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
-        .into_iter()
-        .map(PathBuf::from)
-        .find(|p| is_executable(p))
-        .ok_or_else(|| anyhow!("no /bin/busybox: apt-get install -y busybox-static"))?;
-    let bytes = fs::read(&busybox).with_context(|| format!("reading {}", busybox.display()))?;
-    if !is_static_elf(&bytes) {
-        bail!(
-            "{} is dynamically linked and cannot run in an image without a libc: \
-             apt-get install -y busybox-static",
-            busybox.display()
-        );
-    }
-    let list = cmd::run_ok(Command::new(&busybox).arg("--list-full"), DEFAULT_TIMEOUT)?;
-    let tree = std::env::temp_dir().join(format!("vxnet-busybox-rootfs-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&tree);
-    let built = (|| -> Result<Vec<u8>> {
-        for d in [
-            "bin", "sbin", "usr/bin", "usr/sbin", "etc", "root", "proc", "sys", "dev", "run",
-            "var", "tmp",
-        ] {
-            fs::create_dir_all(tree.join(d))?;
-        }
-        fs::set_permissions(tree.join("tmp"), fs::Permissions::from_mode(0o1777))?;
-        let bin = tree.join("bin/busybox");
-        fs::write(&bin, &bytes)?;
-        fs::set_permissions(&bin, fs::Permissions::from_mode(0o755))?;
-        for applet in list.lines().map(str::trim).filter(|l| !l.is_empty()) {
-            let link = tree.join(applet);
-            if applet == "bin/busybox" || link.symlink_metadata().is_ok() {
-                continue;
-            }
-            if let Some(parent) = link.parent() {
-                fs::create_dir_all(parent)?;
-            }
-            symlink("/bin/busybox", &link)
-                .with_context(|| format!("linking {}", link.display()))?;
-        }
-        for (name, text) in [
-            ("passwd", "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"),
-            ("group", "root:x:0:\nnogroup:x:65534:\n"),
-            ("hosts", ""),
-            ("resolv.conf", ""),
-            ("hostname", ""),
-        ] {
-            fs::write(tree.join("etc").join(name), text)?;
-        }
-        let mut tar = Command::new("tar");
-        tar.arg("-C").arg(&tree).args([
-            "--numeric-owner",
-            "--owner=0",
-            "--group=0",
-            "-cf",
-            "-",
-            ".",
-        ]);
-        let out = cmd::run(&mut tar, DEFAULT_TIMEOUT)?;
-        if !out.status.success() {
-            bail!(
-                "tar of the busybox rootfs failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        Ok(out.stdout)
-    })();
-    let _ = fs::remove_dir_all(&tree);
-    built.context("building the busybox rootfs")
-}
-
+mod footprint;
 #[cfg(test)]
 mod tests;

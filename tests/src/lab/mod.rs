@@ -38,6 +38,8 @@
 //! `Lab::start_docker`); [`podman`] runs Podman with vxnet as its CNI plugin;
 //! `private_mounts` gives both their own mount namespace.
 
+mod busybox;
+mod cgroups;
 pub mod cluster;
 pub mod container;
 pub mod daemon;

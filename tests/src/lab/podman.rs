@@ -56,7 +56,8 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 
-use super::docker::{busybox_rootfs_tar, cgroup_roots, remove_cgroups};
+use super::busybox::busybox_rootfs_tar;
+use super::cgroups::{cgroup_roots, remove_cgroups, CGROUP_TAG};
 use super::private_mounts::PrivateMounts;
 use super::{lock, Host, Lab};
 use crate::cmd;
@@ -71,8 +72,6 @@ pub const PODMAN_TIMEOUT: Duration = Duration::from_secs(60);
 pub const SYSTEM_CNI_DIR: &str = "/usr/lib/cni";
 /// The highest `nproc` limit given to containers (see the module docs).
 const NPROC_CAP: u64 = 32768;
-/// Starts the name of every lab cgroup (shared with the Docker Engines' sweep).
-const CGROUP_TAG: &str = "vxnet-lab-";
 
 /// Podman on one lab host. See the module docs for the rules.
 pub struct Podman {
