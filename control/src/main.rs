@@ -70,6 +70,7 @@ fn run_daemon(args: DaemonArgs, socket: std::path::PathBuf) -> anyhow::Result<()
         docker_plugin: args.docker_plugin,
         docker_host: args.docker_host,
         metrics_addr: args.metrics_addr,
+        api_group: args.api_group,
     })?;
     Ok(())
 }

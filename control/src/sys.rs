@@ -1,6 +1,6 @@
 //! Small pieces of the host the daemon needs: random bytes and identifiers, atomic small-file
-//! writes, the underlay MTU, an exclusive lock on the data dir, and whether the mounts the
-//! daemon makes outlive it.
+//! writes, the underlay MTU, an exclusive lock on the data dir, whether the mounts the daemon
+//! makes outlive it, and who is on the other end of the API socket.
 
 use std::ffi::CStr;
 use std::fs::File;
@@ -28,24 +28,62 @@ pub fn random_id() -> io::Result<String> {
 /// born mode 0600 (the data dir holds the cluster token and state): never readable by others,
 /// not even for a moment.
 pub fn write_atomically(path: &Path, contents: impl AsRef<[u8]>) -> io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    // A leftover of a crash may have another mode; `mode` applies only to a new file.
-    let _ = std::fs::remove_file(&tmp);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    file.write_all(contents.as_ref())?;
-    file.sync_all()?;
-    drop(file);
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        sync_dir(dir)?;
+    Staged::write(path, 0o600, &mut contents.as_ref())?.commit()
+}
+
+/// A file written in full under a temporary name beside `path` (`path` with the extension
+/// `tmp`), not yet renamed over it: [`Staged::commit`] does, dropping it removes the temporary
+/// file. Whoever reads `path` sees the old file or the whole new one, never a part (a runtime
+/// never executes a half-written plugin).
+#[derive(Debug)]
+pub struct Staged {
+    /// `None` once renamed.
+    tmp: Option<std::path::PathBuf>,
+    path: std::path::PathBuf,
+}
+
+impl Staged {
+    /// Writes all of `contents` to the temporary file, born with `mode` (umask aside: the mode
+    /// is set on the open file before anything is written), and fsyncs it.
+    pub fn write(path: &Path, mode: u32, contents: &mut dyn Read) -> io::Result<Staged> {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let tmp = path.with_extension("tmp");
+        // A leftover of a crash may have another mode; `mode` applies only to a new file.
+        let _ = std::fs::remove_file(&tmp);
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)?;
+        let staged = Staged {
+            tmp: Some(tmp),
+            path: path.to_path_buf(),
+        };
+        file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        io::copy(contents, &mut file)?;
+        file.sync_all()?;
+        Ok(staged)
     }
-    Ok(())
+
+    /// Renames the file over its path and makes that durable.
+    pub fn commit(mut self) -> io::Result<()> {
+        if let Some(tmp) = &self.tmp {
+            std::fs::rename(tmp, &self.path)?;
+        }
+        self.tmp = None;
+        match self.path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => sync_dir(dir),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if let Some(tmp) = &self.tmp {
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
 }
 
 /// Makes the renames and removals inside `dir` durable.
@@ -162,6 +200,125 @@ pub fn mounts_die_with_process(dir: &Path) -> bool {
     ino(&absolute).is_some() && ino(&absolute) == ino(&seen_by_parent)
 }
 
+/// The supplementary groups of the peer of the connected Unix socket `fd`, as they were when
+/// it connected (`SO_PEERGROUPS`, Linux 4.13). On older kernels: the `Groups:` of
+/// `/proc/PID/status` of the peer's pid, read now; empty when neither can be read.
+pub fn peer_groups(fd: std::os::fd::RawFd, pid: Option<i32>) -> Vec<u32> {
+    let mut groups = vec![0 as libc::gid_t; 64];
+    for _ in 0..2 {
+        let mut len = (groups.len() * std::mem::size_of::<libc::gid_t>()) as libc::socklen_t;
+        // SAFETY: getsockopt(2) writes at most `len` bytes into `groups`' buffer and sets `len`
+        // to what it wrote (or, on ERANGE, to what it needs).
+        let rc = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_PEERGROUPS,
+                groups.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        let count = len as usize / std::mem::size_of::<libc::gid_t>();
+        if rc == 0 {
+            groups.truncate(count);
+            return groups;
+        }
+        if io::Error::last_os_error().raw_os_error() != Some(libc::ERANGE) {
+            break;
+        }
+        groups.resize(count.max(groups.len() * 2), 0);
+    }
+    let Some(pid) = pid.filter(|p| *p > 0) else {
+        return Vec::new();
+    };
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status.lines().find_map(|l| {
+                l.strip_prefix("Groups:").map(|g| {
+                    g.split_whitespace()
+                        .filter_map(|n| n.parse().ok())
+                        .collect()
+                })
+            })
+        })
+        .unwrap_or_default()
+}
+
+/// The gid of group `name` (a name in the group database, or a number).
+pub fn group_id(name: &str) -> io::Result<Option<u32>> {
+    if let Ok(gid) = name.parse::<u32>() {
+        return Ok(Some(gid));
+    }
+    let c_name = std::ffi::CString::new(name)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a NUL in the group name"))?;
+    let mut buf = vec![0 as libc::c_char; 4096];
+    loop {
+        // SAFETY: getgrnam_r fills `group` with pointers into `buf`, which outlives its use
+        // here; `found` is set to `&group` or null.
+        let mut group: libc::group = unsafe { std::mem::zeroed() };
+        let mut found: *mut libc::group = std::ptr::null_mut();
+        let rc = unsafe {
+            libc::getgrnam_r(
+                c_name.as_ptr(),
+                &mut group,
+                buf.as_mut_ptr(),
+                buf.len(),
+                &mut found,
+            )
+        };
+        if rc == libc::ERANGE && buf.len() < 1 << 20 {
+            buf.resize(buf.len() * 4, 0);
+            continue;
+        }
+        if rc != 0 {
+            return Err(io::Error::from_raw_os_error(rc));
+        }
+        return Ok((!found.is_null()).then_some(group.gr_gid));
+    }
+}
+
+/// Raises this process's soft limit of open files to its hard limit (every endpoint holds
+/// descriptors: its TAP, namespace files). Returns `(old, new)` soft limits.
+pub fn raise_open_files_limit() -> io::Result<(u64, u64)> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read and write the struct we pass.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let old = limit.rlim_cur;
+    if limit.rlim_cur < limit.rlim_max {
+        limit.rlim_cur = limit.rlim_max;
+        // SAFETY: as above.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok((old, limit.rlim_cur))
+}
+
+/// Makes `dir` a directory only its owner can enter: created 0700 (missing parents as usual),
+/// or tightened to 0700 when it exists with more. Returns the old mode when it tightened one.
+pub fn private_dir(dir: &Path) -> io::Result<Option<u32>> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+        _ => {}
+    }
+    let mode = std::fs::metadata(dir)?.permissions().mode() & 0o7777;
+    if mode & 0o077 == 0 {
+        return Ok(None);
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode & 0o7700))?;
+    Ok(Some(mode))
+}
+
 /// The environment variable that arms a [`crash_point`].
 pub const CRASH_AT_ENV: &str = "VXNET_CRASH_AT";
 
@@ -200,6 +357,58 @@ mod tests {
         let mode = std::fs::metadata(&path).expect("stat").permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
         std::fs::remove_dir_all(&dir).expect("clean up");
+    }
+
+    #[test]
+    fn private_dirs_are_made_0700_and_tightened() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("vxnet-private-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mode = |p: &Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o7777;
+        let data = dir.join("a/data");
+        assert_eq!(private_dir(&data).expect("make"), None);
+        assert_eq!(mode(&data), 0o700);
+        assert_ne!(mode(&dir.join("a")), 0o700, "a parent is not the data dir");
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).expect("loosen");
+        assert_eq!(private_dir(&data).expect("tighten"), Some(0o755));
+        assert_eq!(mode(&data), 0o700);
+        std::fs::remove_dir_all(&dir).expect("clean up");
+    }
+
+    #[test]
+    fn groups_by_name_or_number() {
+        assert_eq!(group_id("root").expect("lookup"), Some(0));
+        assert_eq!(group_id("990").expect("number"), Some(990));
+        assert_eq!(group_id("no-such-group-vxnet").expect("lookup"), None);
+    }
+
+    #[test]
+    fn the_open_files_limit_is_raised_to_the_hard_limit() {
+        let (_, new) = raise_open_files_limit().expect("setrlimit");
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit fills the struct.
+        assert_eq!(
+            unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
+            0
+        );
+        assert_eq!((new, limit.rlim_cur), (limit.rlim_max, limit.rlim_max));
+    }
+
+    #[test]
+    fn a_socket_peer_has_our_groups() {
+        let (a, _b) = std::os::unix::net::UnixStream::pair().expect("pair");
+        let mut ours = vec![0 as libc::gid_t; 256];
+        // SAFETY: getgroups fills at most the given count.
+        let n = unsafe { libc::getgroups(ours.len() as i32, ours.as_mut_ptr()) };
+        assert!(n >= 0);
+        ours.truncate(n as usize);
+        let mut got = peer_groups(a.as_raw_fd(), None);
+        got.sort_unstable();
+        ours.sort_unstable();
+        assert_eq!(got, ours);
     }
 
     #[test]

@@ -526,3 +526,93 @@ fn cni_spec_harness() {
     assert_eq!(del_down.code(), Some(11), "{del_down:?}");
     eprintln!("whole harness: {}", secs(started));
 }
+
+/// `vxnet cni install` (README, "With Podman and CNI"): the installed file is an executable
+/// copy of vxnet that answers as the plugin, the conflist is one a runtime reads, its socket is
+/// `--socket`'s; a directory it cannot write gives one `vxnet: ` line, exit 1, and nothing.
+#[test]
+fn cni_install_puts_the_plugin_and_a_conflist_in_place() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("vxnet-cni-install-it-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (bin_dir, conf_dir) = (dir.join("opt/cni/bin"), dir.join("etc/cni/net.d"));
+    let install = |bin_dir: &Path, conf_dir: &Path| {
+        let mut c = Command::new(vxnet_bin());
+        c.args([
+            "cni",
+            "install",
+            "--network",
+            "shop",
+            "--socket",
+            "/run/vxnet/h1.sock",
+        ])
+        .arg("--bin-dir")
+        .arg(bin_dir)
+        .arg("--conf-dir")
+        .arg(conf_dir)
+        .env_remove("CNI_COMMAND");
+        cmd::run(&mut c, Duration::from_secs(30)).expect("vxnet cni install")
+    };
+    let out = install(&bin_dir, &conf_dir);
+    assert!(out.status.success(), "{out:?}");
+    let plugin = bin_dir.join("vxnet");
+    let conflist = conf_dir.join("vxnet-shop.conflist");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("{}\n{}\n", plugin.display(), conflist.display())
+    );
+    let mode = std::fs::metadata(&plugin)
+        .expect("plugin")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o755);
+
+    // The conflist: what the README shows, for network shop on --socket.
+    let list: Value =
+        serde_json::from_str(&std::fs::read_to_string(&conflist).expect("conflist")).expect("JSON");
+    assert_eq!(list["cniVersion"], PODMAN_CNI_VERSION);
+    assert_eq!(list["name"], "vxnet-shop");
+    let conf = &list["plugins"][0];
+    assert_eq!(conf["type"], "vxnet");
+    assert_eq!(conf["network"], "shop");
+    assert_eq!(conf["socket"], "/run/vxnet/h1.sock");
+
+    // The installed file is the plugin: VERSION answers with the configuration's version.
+    let mut c = Command::new(&plugin);
+    c.env("CNI_COMMAND", "VERSION")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
+    let mut child = c.spawn().expect("run the installed plugin");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut passed = conf.clone();
+    passed["name"] = list["name"].clone();
+    passed["cniVersion"] = list["cniVersion"].clone();
+    stdin
+        .write_all(passed.to_string().as_bytes())
+        .expect("write the configuration");
+    drop(stdin);
+    let out = child.wait_with_output().expect("plugin output");
+    assert!(out.status.success(), "{out:?}");
+    let version: Value = serde_json::from_slice(&out.stdout).expect("VERSION JSON");
+    assert_eq!(version["cniVersion"], PODMAN_CNI_VERSION);
+    assert!(
+        version["supportedVersions"]
+            .as_array()
+            .is_some_and(|v| v.contains(&json!("1.0.0"))),
+        "{version}"
+    );
+
+    // A conf dir that cannot be made: one line, exit 1, the plugin not touched.
+    let before = std::fs::metadata(&plugin).expect("plugin").modified().ok();
+    let out = install(&bin_dir, &conflist.join("under-a-file"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("vxnet: cannot write "), "{stderr}");
+    assert_eq!(
+        std::fs::metadata(&plugin).expect("plugin").modified().ok(),
+        before
+    );
+    assert_eq!(std::fs::read_dir(&bin_dir).expect("ls").count(), 1);
+    std::fs::remove_dir_all(&dir).expect("clean up");
+}

@@ -2,7 +2,8 @@
 //! Engine on each of two lab hosts: `docker network create -d vxnet --ipam-driver vxnet` on
 //! both makes one cluster-wide network; containers on the two hosts ping and resolve each other
 //! by name and alias; `--ip` and `-p` work; `docker rm -f` gives the address back; a network
-//! whose subnet disagrees with the cluster's is refused with a clear error.
+//! whose subnet disagrees with the cluster's is refused with a clear error. A dockerd restart
+//! (`--live-restore`) keeps running containers connected, and Docker still manages them after.
 
 use std::net::SocketAddrV4;
 use std::time::Duration;
@@ -294,6 +295,142 @@ fn docker_containers_on_two_hosts_share_a_vxnet_network() {
         !refused.status.success() && err.contains("--subnet 10.91.0.0/24"),
         "a disagreeing subnet was not refused clearly: {err}"
     );
+}
+
+/// Lines of a busybox `ping` log that are replies.
+fn replies(log: &std::path::Path) -> usize {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("bytes from"))
+        .count()
+}
+
+#[test]
+fn a_dockerd_restart_keeps_containers_connected() {
+    if !require_root() {
+        return;
+    }
+    let (lab, engines) = docker_lab();
+    for d in &engines {
+        d.docker_ok(&[
+            "network",
+            "create",
+            "-d",
+            "vxnet",
+            "--ipam-driver",
+            "vxnet",
+            "--subnet",
+            SUBNET,
+            "shop",
+        ])
+        .expect("docker network create");
+    }
+    // web writes its ping log to a host directory, readable while its dockerd is down.
+    let out = lab.host(0).data_dir().join("web-out");
+    std::fs::create_dir_all(&out).expect("web's output directory");
+    let volume = format!("{}:/out", out.display());
+    let (h0, h1) = (&engines[0], &engines[1]);
+    run(&lab, h0, "web", &["--ip", "10.90.0.10", "-v", &volume]);
+    run(&lab, h1, "cli", &[]);
+    let ping = |d: &Docker, from: &str, to: &str| {
+        d.docker(&["exec", from, "ping", "-c", "1", "-W", "2", to])
+            .is_ok_and(|o| o.status.success())
+    };
+    wait_for(
+        "cli reaching web by name",
+        Duration::from_secs(10),
+        Duration::from_millis(200),
+        || Ok(ping(h1, "cli", "web").then_some(())),
+    )
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", lab.daemon_logs(20)));
+    // web pings cli (across hosts, by name) until the test ends: at most 60 s.
+    h0.docker_ok(&[
+        "exec",
+        "-d",
+        "web",
+        "sh",
+        "-c",
+        "ping -i 0.2 -w 60 cli > /out/ping.log 2>&1",
+    ])
+    .expect("a pinger in web");
+    let log = out.join("ping.log");
+    wait_for(
+        "web's pings to cli answered",
+        Duration::from_secs(5),
+        Duration::from_millis(100),
+        || Ok((replies(&log) >= 2).then_some(())),
+    )
+    .expect("web reaches cli");
+
+    h0.stop_dockerd().expect("SIGTERM to h0's dockerd");
+    assert!(h0.dockerd_pid().is_err(), "h0's dockerd still runs");
+    // While it is down: web goes on pinging cli, cli reaches web by address and name.
+    let before = replies(&log);
+    wait_for(
+        "web's pings answered while its dockerd is down",
+        Duration::from_secs(5),
+        Duration::from_millis(100),
+        || Ok((replies(&log) >= before + 5).then_some(())),
+    )
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", h0.log_tail(40)));
+    for target in ["10.90.0.10", "web"] {
+        assert!(
+            ping(h1, "cli", target),
+            "cli cannot reach {target} while h0's dockerd is down"
+        );
+    }
+
+    h0.start_dockerd().expect("h0's dockerd again");
+    // Docker has them back: listed, on the network, and reachable both ways by name.
+    assert_eq!(h0.container_names().expect("docker ps"), ["web"]);
+    let state = h0
+        .docker_ok(&["inspect", "-f", "{{.State.Running}}", "web"])
+        .expect("inspect web");
+    assert_eq!(state.trim(), "true");
+    let net: serde_json::Value = serde_json::from_str(
+        &h0.docker_ok(&["network", "inspect", "shop"])
+            .expect("inspect"),
+    )
+    .expect("network inspect JSON");
+    let members: Vec<&str> = net[0]["Containers"]
+        .as_object()
+        .into_iter()
+        .flat_map(|c| c.values())
+        .filter_map(|c| c["Name"].as_str())
+        .collect();
+    assert_eq!(members, ["web"], "{net}");
+    assert!(ping(h1, "cli", "web"), "cli lost web after the restart");
+    assert!(ping(h0, "web", "cli"), "web lost cli after the restart");
+    let during = replies(&log);
+    wait_for(
+        "web's pinger to go on after the restart",
+        Duration::from_secs(5),
+        Duration::from_millis(100),
+        || Ok((replies(&log) > during).then_some(())),
+    )
+    .expect("web's pinger goes on");
+
+    // Docker still manages the endpoint: docker rm -f removes it from vxnet.
+    h0.docker_ok(&["rm", "-f", "web"])
+        .expect("docker rm -f web");
+    wait_for(
+        "web's endpoint to leave",
+        Duration::from_secs(5),
+        Duration::from_millis(100),
+        || {
+            let text = lab.host(1).vxnet_ok(&["network", "inspect", "shop"]);
+            Ok((!text.contains("10.90.0.10/")).then_some(()))
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", plugin_log(&lab)));
+
+    // A restarted engine's teardown still leaves nothing: no process, mount or cgroup.
+    let footprints: Vec<_> = engines.iter().map(Docker::footprint).collect();
+    drop(engines);
+    for f in footprints {
+        f.check_gone().expect("the engines leave nothing behind");
+    }
 }
 
 /// A server for a busybox container: says "hi" to every TCP connection on port 80.

@@ -45,6 +45,9 @@ pub enum Command {
     /// Manage the cluster of hosts.
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// Set vxnet up as a container runtime's CNI plugin on this host.
+    #[command(subcommand)]
+    Cni(CniCommand),
     /// Print vxnet's version and, when known, the git commit it was built from.
     Version,
     /// Print shell completions for bash, zsh, fish, elvish or powershell.
@@ -115,6 +118,10 @@ pub struct DaemonArgs {
     /// Serve Prometheus metrics at http://IP:PORT/metrics (off unless given).
     #[arg(long, value_name = "IP:PORT")]
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Let the members of this group (name or gid) use the API socket too (it is then mode
+    /// 0660 with that group); else only root.
+    #[arg(long, value_name = "GROUP")]
+    pub api_group: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -194,6 +201,29 @@ pub struct ConnectArgs {
     pub network: String,
     /// A namespace name (ip netns), an absolute path to a namespace file, or pid:PID.
     pub target: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CniCommand {
+    /// Copy this binary into the CNI bin dir as the plugin `vxnet` and, with --network, write
+    /// CONF_DIR/vxnet-NAME.conflist for the vxnet network NAME (its `socket` is --socket).
+    /// Prints the files written.
+    ///
+    /// E.g. `vxnet cni install --network shop`.
+    Install(CniInstallArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CniInstallArgs {
+    /// The runtime's CNI plugin directory.
+    #[arg(long, value_name = "DIR", default_value = crate::cni::install::DEFAULT_BIN_DIR)]
+    pub bin_dir: PathBuf,
+    /// The runtime's CNI configuration directory.
+    #[arg(long, value_name = "DIR", default_value = crate::cni::install::DEFAULT_CONF_DIR)]
+    pub conf_dir: PathBuf,
+    /// Also write a conflist joining containers to this vxnet network.
+    #[arg(long, value_name = "NAME")]
+    pub network: Option<String>,
 }
 
 #[derive(Debug, Args)]

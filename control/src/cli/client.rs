@@ -1,6 +1,7 @@
 //! The CLI side of every command but `daemon`: build a request, send it to the local daemon,
 //! print the answer. One request per connection; the whole exchange is bounded by `--timeout`.
-//! `version`, `completions` and `man` answer by themselves ([`super::generate`]).
+//! `version`, `completions` and `man` answer by themselves ([`super::generate`]), `cni install`
+//! too ([`crate::cni::install`]).
 
 use std::path::Path;
 use std::time::Duration;
@@ -13,7 +14,7 @@ use vxnet_proto::{
 };
 
 use super::render;
-use super::{Cli, ClusterCommand, Command, Format, NetworkCommand};
+use super::{Cli, ClusterCommand, CniCommand, Command, Format, NetworkCommand};
 use crate::api;
 
 /// A failed command: the line to print after `vxnet: `, and the exit code.
@@ -98,6 +99,19 @@ pub fn run(cli: Cli) -> Result<String, Failure> {
         Command::Daemon(_) => Err(Failure::new("internal: daemon is not a client command", 1)),
         Command::Version | Command::Completions { .. } | Command::Man(_) => {
             super::generate::run(command).map_err(|e| Failure::new(e.to_string(), 1))
+        }
+        Command::Cni(CniCommand::Install(args)) => {
+            let written = crate::cni::install::install(&crate::cni::install::Install {
+                bin_dir: args.bin_dir,
+                conf_dir: args.conf_dir,
+                network: args.network,
+                socket,
+            })
+            .map_err(|e| Failure::new(e, 1))?;
+            Ok(written
+                .iter()
+                .map(|p| format!("{}\n", p.display()))
+                .collect())
         }
         Command::Network(cmd) => network(cmd, call),
         Command::Fdb(args) => {
@@ -253,6 +267,18 @@ fn call(socket: &Path, timeout: Duration, request: Request) -> Result<Response, 
     let response = api::call_blocking(socket, &request, timeout).map_err(|e| match e {
         api::CallError::Runtime(e) => {
             Failure::new(format!("cannot start the client runtime: {e}"), 1)
+        }
+        api::CallError::Unreachable(api::ApiError::Io(e))
+            if e.kind() == std::io::ErrorKind::PermissionDenied =>
+        {
+            Failure::new(
+                format!(
+                    "permission denied on {}: only root and the members of the daemon's \
+                     --api-group may use the vxnet API",
+                    socket.display()
+                ),
+                1,
+            )
         }
         api::CallError::Unreachable(e) => Failure::new(
             format!(

@@ -56,9 +56,11 @@
 //!
 //! Where things are: [`invocation`] turns environment and stdin into a typed request (no IO),
 //! [`plugin`] runs it against [`plugin::PluginIo`], [`result`] writes and reads results,
-//! [`error`] holds the codes, [`io`] is the real `PluginIo`.
+//! [`error`] holds the codes, [`io`] is the real `PluginIo`; [`install`] (`vxnet cni
+//! install`) puts the binary and a conflist in place.
 
 pub mod error;
+pub mod install;
 pub mod invocation;
 pub mod io;
 pub mod plugin;

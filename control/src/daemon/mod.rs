@@ -27,6 +27,7 @@
 //!   that stopped (a TAP that cannot be read): the daemon logs why and exits non-zero rather
 //!   than answer or forward from a frozen state.
 
+mod access;
 mod dispatch;
 mod error;
 mod identity;
@@ -79,6 +80,8 @@ pub struct DaemonConfig {
     pub docker_host: PathBuf,
     /// `--metrics-addr`: where Prometheus metrics are served ([`metrics`]); `None`: nowhere.
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// `--api-group`: the group besides root that may use the API socket (module `access`).
+    pub api_group: Option<String>,
 }
 
 /// The way into the control thread for everything that is not the control thread: the API
@@ -147,6 +150,8 @@ pub enum DaemonError {
     NoSuchAddress(Ipv4Addr),
     #[error("a daemon already listens on {}; stop it or pass another --socket", .0.display())]
     SocketInUse(PathBuf),
+    #[error("--api-group {0}: no such group; create it (groupadd {0}) or pass another")]
+    NoSuchGroup(String),
     #[error("cannot {op} {}: {source}", path.display())]
     File {
         op: &'static str,
@@ -203,10 +208,38 @@ enum ControlEvent {
 /// Runs the daemon until SIGTERM/SIGINT, or until it cannot go on.
 pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     let data_dir = &config.data_dir;
-    std::fs::create_dir_all(data_dir).map_err(|source| DaemonError::DataDir {
+    // The data dir holds the cluster token and the state: the owner's alone.
+    let loose = sys::private_dir(data_dir).map_err(|source| DaemonError::DataDir {
         path: data_dir.clone(),
         source,
     })?;
+    if let Some(mode) = loose {
+        tracing::warn!(dir = %data_dir.display(), old_mode = format!("{mode:o}"), "data dir was open to others; made it 0700");
+    }
+    let access = access::ApiAccess {
+        group: match &config.api_group {
+            None => None,
+            Some(name) => {
+                let gid = sys::group_id(name)
+                    .map_err(|source| DaemonError::Os {
+                        op: "look up the --api-group group",
+                        source,
+                    })?
+                    .ok_or_else(|| DaemonError::NoSuchGroup(name.clone()))?;
+                Some(access::ApiGroup {
+                    name: name.clone(),
+                    gid,
+                })
+            }
+        },
+    };
+    // Every endpoint holds descriptors (its TAP, namespace files): the default soft limit of
+    // 1024 would cap a host's endpoints well before anything else does.
+    match sys::raise_open_files_limit() {
+        Ok((old, new)) if old != new => tracing::info!(old, new, "raised the open files limit"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open files limit"),
+    }
     if sys::mounts_die_with_process(data_dir) {
         return Err(DaemonError::PrivateMountNamespace(data_dir.clone()));
     }
@@ -313,7 +346,12 @@ pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
             }
         });
     }
-    let served = runtime.block_on(socket::serve(&config.socket, Door(events.clone()), &fatal));
+    let served = runtime.block_on(socket::serve(
+        &config.socket,
+        &access,
+        Door(events.clone()),
+        &fatal,
+    ));
     let _ = runtime.block_on(events.send(ControlEvent::Shutdown));
     // The channel is closed once serving returned: the control thread drains and ends.
     let stopped = control.join().unwrap_or(Ok(()));

@@ -39,6 +39,7 @@ fn a_dead_raft_node_ends_the_daemon_with_an_error() {
         docker_plugin: None,
         docker_host: "/nonexistent/docker.sock".into(),
         metrics_addr: None,
+        api_group: None,
     };
     let (done_tx, done) = std::sync::mpsc::channel();
     let daemon = {

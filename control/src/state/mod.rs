@@ -62,6 +62,8 @@ mod tests;
 pub use ipam::{CidrError, Ipv4Cidr};
 pub use recent::REMEMBERED;
 pub use refusal::{InvalidState, Refusal};
+/// A network name's rule (`[A-Za-z0-9][A-Za-z0-9_.-]*`), for callers outside the state.
+pub(crate) use validate::network_name as check_network_name;
 
 use network::Addressing;
 

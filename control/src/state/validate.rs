@@ -12,7 +12,7 @@ use super::ipam::{Ipv4Cidr, MAX_NETWORK_PREFIX};
 use super::Refusal;
 
 /// `[A-Za-z0-9][A-Za-z0-9_.-]*`, as Docker's network names.
-pub(super) fn network_name(name: &str) -> Result<(), Refusal> {
+pub(crate) fn network_name(name: &str) -> Result<(), Refusal> {
     let mut bytes = name.bytes();
     let Some(first) = bytes.next() else {
         return Err(Refusal::EmptyNetworkName);

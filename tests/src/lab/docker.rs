@@ -2,23 +2,27 @@
 //! Docker's network plugin API.
 //!
 //! ```text
-//!  test process ── unshare --pid --fork --kill-child --mount-proc      (in the host netns,
-//!                    └─ docker-init (tini), PID 1 of a new pid ns       in a mount ns of
-//!                         └─ dockerd ── containerd ── shims ── containers  its own)
+//!  test process ── unshare --pid --fork --kill-child --mount-proc      (all in the host netns,
+//!   │                └─ docker-init (tini), PID 1 of a new pid ns       in a mount ns of
+//!   │                     ├─ sleep (ROOT/h<i>-docker/pid-ns-init)       their own)
+//!   │                     └─ shims ── containers (once containerd is gone)
+//!   └─ nsenter --target INIT --pid --mount --net
+//!        └─ dockerd ── containerd ── shims ── containers
 //!  ROOT/h<i>-docker/        data/ (--data-root), exec/ (--exec-root), docker.sock, etc/, cli/
 //!  ROOT/h<i>-dockerd.log    dockerd's (and containerd's) output
 //!  ROOT/h<i>/docker-plugins bind-mounted over /run/docker/plugins for this dockerd only
 //! ```
 //!
 //! Rules a test relies on:
-//! - [`Docker::start`] runs `dockerd` in the host's network namespace, entered by `setns` like
-//!   the vxnet daemon, with `--storage-driver vfs --iptables=false --ip-masq=false
+//! - [`Docker::start`] runs `dockerd` in the host's network namespace (the launcher enters it
+//!   by `setns` like the vxnet daemon, dockerd by `nsenter`), with `--storage-driver vfs --iptables=false --ip-masq=false
 //!   --bridge=none --ip-forward=false` and its own `--data-root`, `--exec-root`, `--pidfile`,
 //!   `--config-file`, `--cgroup-parent` and `--host unix://ROOT/h<i>-docker/docker.sock`, and
 //!   returns once `docker info` answers (bounded by [`DOCKER_READY_TIMEOUT`]). Several run side
 //!   by side, in one lab or many: each starts its own containerd (socket under its exec-root)
 //!   and nothing they write is shared.
-//! - Its mount namespace is the test's with four differences: the host's plugin directory
+//! - Its mount namespace (`private_mounts`, made by the launcher) is the test's with
+//!   four differences: the host's plugin directory
 //!   ([`Docker::plugins_dir_for`], `ROOT/h<i>/docker-plugins`) is bind-mounted over
 //!   `/run/docker/plugins`, so this dockerd finds exactly that host's plugin sockets (vxnet's
 //!   will be `vxnet.sock` there); `ROOT/h<i>-docker/etc` is over `/etc/docker` (its own
@@ -32,18 +36,24 @@
 //!   test's namespace mounts and unmounts, and sends nothing back). So a container's
 //!   `SandboxKey` (`exec/netns/<id>`) is its network namespace in the test's mount namespace
 //!   too, where the vxnet daemon opens it, and the bind mounts above stay dockerd's own.
-//! - dockerd runs under `docker-init` as PID 1 of a pid namespace of its own, which reaps the
-//!   orphaned shims and forwards SIGTERM: when that init dies, for whatever reason, the kernel
-//!   kills everything left in the namespace — containerd, shims, containers. `unshare
-//!   --kill-child` kills it when the launcher dies, and the launcher, init and dockerd live in
-//!   the host's network namespace, so the sweep of a killed run's stale labs
-//!   ([`super::teardown`]) kills them with everything else; it also removes their cgroups.
+//! - The pid namespace's init is `docker-init`, which reaps orphans (shims, once containerd is
+//!   gone) and lives as long as its one child, a `sleep` that only waits: the namespace
+//!   outlives dockerd. When init dies, for whatever reason, the kernel kills everything left in
+//!   the namespace — containerd, shims, containers. `unshare --kill-child` kills it when the
+//!   launcher dies, and every process here lives in the host's network namespace, so the sweep
+//!   of a killed run's stale labs ([`super::teardown`]) kills them with everything else; it
+//!   also removes their cgroups.
+//! - dockerd is started by `nsenter` into init's pid, mount and network namespaces, with
+//!   `--live-restore`: [`Docker::stop_dockerd`] (SIGTERM, as an operator does) leaves the
+//!   containers running and connected, [`Docker::start_dockerd`] brings dockerd back, and it
+//!   finds them again through the same containerd state (same mount namespace, same
+//!   exec-root).
 //! - Containers get the cgroup parent `/vxnet-lab-PREFIX-h<i>` ([`Docker::cgroup_parent`],
 //!   cgroupfs driver).
 //! - Teardown ([`Docker::stop`], also `Drop`, also while a test panics, idempotent): every
-//!   container is removed (`docker rm -f -v`), init gets SIGTERM (SIGKILL after
-//!   [`DOCKER_STOP_TIMEOUT`]), which takes the whole pid namespace down, then every mount under
-//!   `ROOT/h<i>-docker/` is detached, the cgroups removed and the directory deleted; the log
+//!   container is removed (`docker rm -f -v`), dockerd gets SIGTERM, then init (each SIGKILL
+//!   after [`DOCKER_STOP_TIMEOUT`]), which takes the whole pid namespace down, then every mount
+//!   under `ROOT/h<i>-docker/` is detached, the cgroups removed and the directory deleted; the log
 //!   stays until the lab's own teardown. On a panic its tail is printed first.
 //!   [`Docker::footprint`] tells what would be left; the self-test checks it is nothing.
 //! - A `Docker` and its [`Lab`] may be dropped in either order: the lab's teardown kills what
@@ -55,28 +65,31 @@
 //!   with dockerd (`/usr/bin/docker` next to `/usr/sbin/dockerd`) when there is one, and runs with
 //!   a `DOCKER_CONFIG` of its own.
 //! - Tools: `dockerd`, `docker`, `docker-init`, `containerd`, `runc` (`apt-get install docker.io`),
-//!   a static busybox (`apt-get install busybox-static`), `unshare` and `tar`.
+//!   a static busybox (`apt-get install busybox-static`), `unshare`, `nsenter` and `tar`.
 
 use std::ffi::CString;
 use std::fs::{self, OpenOptions};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{symlink, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use super::teardown::STALE_AFTER;
-use super::topology::owner_of;
+pub use super::busybox::busybox_rootfs_tar;
+use super::cgroups::{remove_cgroups, CGROUP_TAG};
+use super::private_mounts::PrivateMounts;
 use super::{lock, Host, Lab};
 use crate::cmd::{self, DEFAULT_TIMEOUT};
 use crate::netns;
 use crate::wait::{wait_for, wait_for_strict};
+use footprint::children;
+pub use footprint::DockerFootprint;
 
 /// The image [`Docker::import_busybox`] makes: busybox-static's applets, nothing else.
 pub const BUSYBOX_IMAGE: &str = "vxnet-lab/busybox:latest";
@@ -96,8 +109,6 @@ pub const DOCKER_PLUGINS_DIR: &str = "/run/docker/plugins";
 
 /// Where dockerd keeps its configuration (fixed in dockerd; per-dockerd in the lab).
 const DOCKER_ETC: &str = "/etc/docker";
-/// Starts the name of every lab cgroup parent: `vxnet-lab-PREFIX-h<i>`.
-const CGROUP_TAG: &str = "vxnet-lab-";
 /// Where a system containerd has its socket, and where shims put theirs (per-dockerd tmpfs).
 const CONTAINERD_RUN: &str = "/run/containerd";
 
@@ -111,22 +122,15 @@ pub struct Docker {
     log: PathBuf,
     cgroup_parent: String,
     cli: PathBuf,
+    dockerd_bin: PathBuf,
+    nsenter: PathBuf,
     /// The `unshare` process; its only child is the pid namespace's init.
     launcher: Mutex<Option<Child>>,
     /// Pid (in our pid namespace) of the namespace's init (`docker-init`).
     init_pid: Mutex<Option<i32>>,
+    /// The `nsenter` process whose only child is the running dockerd; `None` while stopped.
+    dockerd: Mutex<Option<Child>>,
     stopped: AtomicBool,
-}
-
-/// What a [`Docker`] could leave behind, to check after it is gone: processes, mounts under
-/// its directory, its cgroups. A process is the engine's when its command line names the
-/// engine's directory (the launcher, docker-init, dockerd, containerd, shims, runc) or when it
-/// is in a cgroup under the engine's cgroup parent (containers, `docker exec`). Not by pid
-/// namespace: a freed namespace's number is soon another's.
-#[derive(Debug, Clone)]
-pub struct DockerFootprint {
-    dir: PathBuf,
-    cgroup_parent: String,
 }
 
 impl Lab {
@@ -162,6 +166,7 @@ impl Docker {
         let cli = find_cli(&dockerd)?;
         let init = find_beside("docker-init", &cli)?;
         let unshare = find_program("unshare", "util-linux")?;
+        let nsenter = find_program("nsenter", "util-linux")?;
         let dir = Docker::dir_for(host);
         if dir.exists() {
             netns::unmount_all_under(&dir);
@@ -192,24 +197,35 @@ impl Docker {
             dir,
             plugins,
             cli,
+            dockerd_bin: dockerd,
+            nsenter,
             launcher: Mutex::new(None),
             init_pid: Mutex::new(None),
+            dockerd: Mutex::new(None),
             stopped: AtomicBool::new(false),
         };
         // From here on, Drop cleans up whatever a failure leaves.
         share_dir(&docker.dir)?;
-        docker.spawn(&unshare, &init, &dockerd)?;
-        docker.wait_ready()?;
+        docker.spawn_namespaces(&unshare, &init)?;
+        docker.start_dockerd()?;
         Ok(docker)
     }
 
-    fn spawn(&self, unshare: &Path, init: &Path, dockerd: &Path) -> Result<()> {
+    fn open_log(&self) -> Result<(fs::File, fs::File)> {
         let log = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.log)
             .with_context(|| format!("opening {}", self.log.display()))?;
         let log_err = log.try_clone().context("duplicating the log handle")?;
+        Ok((log, log_err))
+    }
+
+    /// Starts the launcher: the pid namespace's init, and under it a placeholder that only
+    /// waits (`sleep`, named after [`Docker::init_marker`] so the footprint sees it), in the
+    /// host's network namespace and the engine's mount namespace.
+    fn spawn_namespaces(&self, unshare: &Path, init: &Path) -> Result<()> {
+        let (log, log_err) = self.open_log()?;
         let mut c = Command::new(unshare);
         c.args([
             "--pid",
@@ -221,16 +237,19 @@ impl Docker {
             "--",
         ])
         .arg(init)
-        .arg("--")
-        .arg(dockerd)
-        .args(self.dockerd_args())
+        .args(["--", "bash", "-c", r#"exec -a "$0" sleep infinity"#])
+        .arg(self.init_marker())
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log_err);
         let ns_file = netns::enter_in_child(&mut c, &netns::netns_path(&self.ns))?;
-        let plan = MountPlan::new(&self.dir, &self.plugins)?;
-        // SAFETY: the closure runs in the forked child before exec; `MountPlan::apply` makes only
-        // unshare(2), mount(2) and umount2(2) calls on strings built before the fork.
+        let plan = PrivateMounts::new(&self.dir)?
+            .detach_namespace_files(&self.dir)?
+            .tmpfs(Path::new(CONTAINERD_RUN))?
+            .bind(&self.plugins, Path::new(DOCKER_PLUGINS_DIR))?
+            .bind(&self.dir.join("etc"), Path::new(DOCKER_ETC))?;
+        // SAFETY: the closure runs in the forked child before exec; `PrivateMounts::apply` makes
+        // only async-signal-safe system calls on strings built before the fork.
         unsafe {
             c.pre_exec(move || plan.apply());
         }
@@ -259,6 +278,82 @@ impl Docker {
         Ok(())
     }
 
+    /// `DIR/pid-ns-init`: the name the pid namespace's placeholder runs under.
+    fn init_marker(&self) -> PathBuf {
+        self.dir.join("pid-ns-init")
+    }
+
+    /// Starts dockerd in the engine's namespaces (`nsenter` into init's pid, mount and network
+    /// namespaces) and waits, bounded, until it answers. Error if it is running already.
+    pub fn start_dockerd(&self) -> Result<()> {
+        if lock(&self.dockerd).is_some() {
+            bail!("{}'s dockerd is running already", self.host);
+        }
+        let init = lock(&self.init_pid).ok_or_else(|| anyhow!("no pid namespace for dockerd"))?;
+        let (log, log_err) = self.open_log()?;
+        let mut c = Command::new(&self.nsenter);
+        c.arg(format!("--target={init}"))
+            .args(["--pid", "--mount", "--net", "--"])
+            .arg(&self.dockerd_bin)
+            .args(self.dockerd_args())
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err);
+        let child = c
+            .spawn()
+            .with_context(|| format!("starting {}", cmd::describe(&c)))?;
+        *lock(&self.dockerd) = Some(child);
+        self.wait_ready()
+    }
+
+    /// Stops dockerd the way an operator does (SIGTERM; SIGKILL after [`DOCKER_STOP_TIMEOUT`])
+    /// and waits until it is gone. With `--live-restore` its containers keep running, under the
+    /// pid namespace's init. A no-op when it is not running.
+    pub fn stop_dockerd(&self) -> Result<()> {
+        let Some(mut nsenter) = lock(&self.dockerd).take() else {
+            return Ok(());
+        };
+        if let Ok(Some(_)) = nsenter.try_wait() {
+            return Ok(());
+        }
+        let pid = children(nsenter.id() as i32)
+            .into_iter()
+            .find(|(_, comm)| comm == "dockerd")
+            .map(|(pid, _)| pid);
+        // nsenter does not forward signals: dockerd gets them itself.
+        let signal = |sig| {
+            if let Some(pid) = pid {
+                // SAFETY: kill(2) has no memory effects. The pid was read a moment ago as a
+                // child of the nsenter we hold and have not reaped; nsenter exits as soon as
+                // dockerd does, so a pid of a dockerd that is gone is not reused this soon.
+                unsafe {
+                    libc::kill(pid, sig);
+                }
+            }
+        };
+        signal(libc::SIGTERM);
+        let deadline = Instant::now() + DOCKER_STOP_TIMEOUT;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = nsenter.try_wait() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        signal(libc::SIGKILL);
+        let _ = nsenter.kill();
+        let _ = nsenter.wait();
+        bail!(
+            "{}'s dockerd did not stop within {DOCKER_STOP_TIMEOUT:?} of SIGTERM",
+            self.host
+        )
+    }
+
+    /// [`Docker::stop_dockerd`], then [`Docker::start_dockerd`].
+    pub fn restart_dockerd(&self) -> Result<()> {
+        self.stop_dockerd()?;
+        self.start_dockerd()
+    }
+
     fn dockerd_args(&self) -> Vec<String> {
         let d = |p: &str| self.dir.join(p).to_string_lossy().into_owned();
         let mut args = vec![
@@ -276,7 +371,10 @@ impl Docker {
             "--ip-masq=false".into(),
             "--ip-forward=false".into(),
             "--bridge=none".into(),
-            // Containers are removed before dockerd is stopped; should one be left, it gets 2 s.
+            // Containers keep running while dockerd is down (Docker::stop_dockerd).
+            "--live-restore".into(),
+            // Containers are removed before teardown stops dockerd; should one be left, the pid
+            // namespace takes it.
             "--shutdown-timeout=2".into(),
         ];
         if let Ok(level) = std::env::var(DOCKERD_LOG_LEVEL_ENV) {
@@ -303,6 +401,12 @@ impl Docker {
             Duration::from_millis(50),
             || {
                 if let Some(status) = self.launcher_exit() {
+                    bail!("dockerd's pid namespace ended ({status}) before dockerd answered");
+                }
+                if let Some(status) = lock(&self.dockerd)
+                    .as_mut()
+                    .and_then(|c| c.try_wait().ok().flatten())
+                {
                     bail!("dockerd exited ({status}) before it answered");
                 }
                 if !self.socket.exists() {
@@ -363,8 +467,11 @@ impl Docker {
 
     /// Pid (as the test sees it) of the running dockerd. Error if it is not running.
     pub fn dockerd_pid(&self) -> Result<i32> {
-        let init = lock(&self.init_pid).ok_or_else(|| anyhow!("no dockerd on {}", self.host))?;
-        children(init)
+        let nsenter = lock(&self.dockerd)
+            .as_ref()
+            .map(|c| c.id() as i32)
+            .ok_or_else(|| anyhow!("no dockerd on {}", self.host))?;
+        children(nsenter)
             .into_iter()
             .find(|(_, comm)| comm == "dockerd")
             .map(|(pid, _)| pid)
@@ -453,11 +560,17 @@ impl Docker {
                 self.log_tail(40)
             );
         }
+        let running = lock(&self.dockerd)
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)));
+        if running {
+            self.remove_containers();
+        }
+        if let Err(e) = self.stop_dockerd() {
+            eprintln!("vxnet lab docker teardown: {e:#}");
+        }
         let launcher = lock(&self.launcher).take();
         if let Some(mut launcher) = launcher {
-            if matches!(launcher.try_wait(), Ok(None)) {
-                self.remove_containers();
-            }
             let init = *lock(&self.init_pid);
             stop_launcher(&mut launcher, init, DOCKER_STOP_TIMEOUT);
         }
@@ -520,8 +633,8 @@ impl Drop for Docker {
     }
 }
 
-/// SIGTERM to init (docker-init forwards it to dockerd and exits with it); the launcher exits
-/// with init. After `timeout`, SIGKILL to init and the launcher. Always reaps the launcher.
+/// SIGTERM to init (docker-init forwards it to the placeholder and exits with it, which takes
+/// the whole pid namespace down); the launcher exits with init. After `timeout`, SIGKILL to init and the launcher. Always reaps the launcher.
 fn stop_launcher(launcher: &mut Child, init: Option<i32>, timeout: Duration) {
     if let Ok(Some(_)) = launcher.try_wait() {
         return;
@@ -550,156 +663,6 @@ fn stop_launcher(launcher: &mut Child, init: Option<i32>, timeout: Duration) {
     let _ = launcher.wait();
 }
 
-impl DockerFootprint {
-    /// The engine's processes still there (see the type's docs), as `(pid, comm)`.
-    pub fn processes(&self) -> Vec<(i32, String)> {
-        let dir = self.dir.as_os_str().as_bytes();
-        let cgroup = format!("/{}", self.cgroup_parent);
-        let me = std::process::id() as i32;
-        let mut found = Vec::new();
-        for (pid, _, comm) in all_processes() {
-            if pid == me {
-                continue;
-            }
-            let in_cgroup = fs::read_to_string(format!("/proc/{pid}/cgroup")).is_ok_and(|t| {
-                t.lines().any(|l| {
-                    l.split(':')
-                        .nth(2)
-                        .is_some_and(|p| p == cgroup || p.starts_with(&format!("{cgroup}/")))
-                })
-            });
-            let names_dir = fs::read(format!("/proc/{pid}/cmdline"))
-                .is_ok_and(|c| c.windows(dir.len()).any(|w| w == dir));
-            if in_cgroup || names_dir {
-                found.push((pid, comm));
-            }
-        }
-        found
-    }
-
-    /// Mounts of the test's mount namespace at or under the engine's directory.
-    pub fn mounts(&self) -> Vec<PathBuf> {
-        netns::mounts_under(&self.dir)
-            .into_iter()
-            .map(|m| m.mount_point)
-            .collect()
-    }
-
-    /// Cgroup directories named after its cgroup parent, in every hierarchy.
-    pub fn cgroups(&self) -> Vec<PathBuf> {
-        cgroup_roots()
-            .into_iter()
-            .map(|r| r.join(&self.cgroup_parent))
-            .filter(|p| p.exists())
-            .collect()
-    }
-
-    /// Error naming whatever is left: processes, mounts, cgroups, the directory itself.
-    pub fn check_gone(&self) -> Result<()> {
-        let processes = self.processes();
-        let mounts = self.mounts();
-        let cgroups = self.cgroups();
-        let dir = self.dir.exists();
-        if processes.is_empty() && mounts.is_empty() && cgroups.is_empty() && !dir {
-            return Ok(());
-        }
-        bail!(
-            "left behind by the Docker in {}: processes {processes:?}, mounts {mounts:?}, \
-             cgroups {cgroups:?}{}",
-            self.dir.display(),
-            if dir { ", the directory" } else { "" }
-        )
-    }
-}
-
-/// What the child does between fork and exec, prepared before the fork: a mount namespace of
-/// its own in which only `shared` stays shared with ours (see the module docs).
-struct MountPlan {
-    /// Every shared mount but the engine's directory: made slaves.
-    slaves: Vec<CString>,
-    /// Namespace files mounted in our namespace: unmounted in the child's.
-    nsfs: Vec<CString>,
-    /// `(source, target)` bind mounts.
-    binds: Vec<(CString, CString)>,
-    /// Where a private tmpfs goes.
-    tmpfs: CString,
-}
-
-impl MountPlan {
-    fn new(shared: &Path, plugins: &Path) -> Result<MountPlan> {
-        let text = fs::read_to_string("/proc/self/mountinfo").context("reading mountinfo")?;
-        let mounts = parse_mountinfo(&text);
-        let c = |p: &Path| {
-            CString::new(p.as_os_str().as_bytes())
-                .with_context(|| format!("{} has a NUL byte", p.display()))
-        };
-        let mut slaves = Vec::new();
-        let mut nsfs = Vec::new();
-        for m in &mounts {
-            if m.point.starts_with(shared) {
-                continue;
-            }
-            if m.shared {
-                slaves.push(c(&m.point)?);
-            }
-            if m.fs_type == "nsfs" {
-                nsfs.push(c(&m.point)?);
-            }
-        }
-        Ok(MountPlan {
-            slaves,
-            nsfs,
-            binds: vec![
-                (c(plugins)?, c(Path::new(DOCKER_PLUGINS_DIR))?),
-                (c(&shared.join("etc"))?, c(Path::new(DOCKER_ETC))?),
-            ],
-            tmpfs: c(Path::new(CONTAINERD_RUN))?,
-        })
-    }
-
-    /// Runs in the forked child: async-signal-safe system calls only, no allocation.
-    fn apply(&self) -> io::Result<()> {
-        let null = std::ptr::null::<libc::c_char>();
-        // SAFETY (all calls below): plain system calls on NUL-terminated strings that live in
-        // `self`, or null where the call allows it.
-        unsafe {
-            if libc::unshare(libc::CLONE_NEWNS) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // Slaves first: after this, nothing done in this namespace reaches ours except
-            // under the engine's directory.
-            for p in &self.slaves {
-                if libc::mount(null, p.as_ptr(), null, libc::MS_SLAVE, null.cast()) != 0 {
-                    let e = io::Error::last_os_error();
-                    // Gone since mountinfo was read (or never a mount point): nothing to do.
-                    if !matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOENT)) {
-                        return Err(e);
-                    }
-                }
-            }
-            for p in &self.nsfs {
-                libc::umount2(p.as_ptr(), libc::MNT_DETACH);
-            }
-            if libc::mount(
-                c"tmpfs".as_ptr(),
-                self.tmpfs.as_ptr(),
-                c"tmpfs".as_ptr(),
-                libc::MS_NOSUID | libc::MS_NODEV,
-                c"mode=0711".as_ptr().cast(),
-            ) != 0
-            {
-                return Err(io::Error::last_os_error());
-            }
-            for (src, dst) in &self.binds {
-                if libc::mount(src.as_ptr(), dst.as_ptr(), null, libc::MS_BIND, null.cast()) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
 /// Makes `dir` a shared bind mount of itself in the test's mount namespace, so that the mounts
 /// dockerd makes under it (container namespaces) show here too.
 fn share_dir(dir: &Path) -> Result<()> {
@@ -723,160 +686,6 @@ fn share_dir(dir: &Path) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// One line of a mountinfo file, the parts the mount plan needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct MountLine {
-    point: PathBuf,
-    fs_type: String,
-    /// Has a `shared:N` tag: in a peer group, so mounts under it propagate.
-    shared: bool,
-}
-
-/// Parses mountinfo text; malformed lines are skipped.
-fn parse_mountinfo(text: &str) -> Vec<MountLine> {
-    text.lines()
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split(' ').collect();
-            // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [optional...] - FSTYPE SOURCE SUPER
-            let sep = fields.iter().position(|f| *f == "-")?;
-            if sep < 6 {
-                return None;
-            }
-            Some(MountLine {
-                point: PathBuf::from(std::ffi::OsStr::from_bytes(
-                    &crate::netns::unescape_mountinfo(fields[4]),
-                )),
-                fs_type: fields.get(sep + 1)?.to_string(),
-                shared: fields[6..sep].iter().any(|f| f.starts_with("shared:")),
-            })
-        })
-        .collect()
-}
-
-/// `(pid, ppid, comm)` of every process in /proc.
-fn all_processes() -> Vec<(i32, i32, String)> {
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| {
-            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
-            let stat = fs::read_to_string(e.path().join("stat")).ok()?;
-            let (ppid, comm) = parse_stat(&stat)?;
-            Some((pid, ppid, comm))
-        })
-        .collect()
-}
-
-/// `(ppid, comm)` from a `/proc/PID/stat` line (`PID (COMM) STATE PPID ...`; COMM may hold
-/// spaces and parentheses, so it ends at the last `)`).
-fn parse_stat(stat: &str) -> Option<(i32, String)> {
-    let open = stat.find('(')?;
-    let close = stat.rfind(')')?;
-    let comm = stat.get(open + 1..close)?.to_string();
-    let ppid = stat
-        .get(close + 1..)?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
-    Some((ppid, comm))
-}
-
-/// `(pid, comm)` of the children of `ppid`.
-fn children(ppid: i32) -> Vec<(i32, String)> {
-    all_processes()
-        .into_iter()
-        .filter(|(_, parent, _)| *parent == ppid)
-        .map(|(pid, _, comm)| (pid, comm))
-        .collect()
-}
-
-/// Mount points of every cgroup hierarchy (v1 controllers, the v2 unified tree).
-pub(super) fn cgroup_roots() -> Vec<PathBuf> {
-    let text = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    parse_mountinfo(&text)
-        .into_iter()
-        .filter(|m| m.fs_type == "cgroup" || m.fs_type == "cgroup2")
-        .map(|m| m.point)
-        .collect()
-}
-
-/// Removes the cgroup `name` (and the containers' cgroups in it) from every hierarchy.
-/// A cgroup that still holds a process stays; errors are ignored.
-pub(super) fn remove_cgroups(name: &str) {
-    for root in cgroup_roots() {
-        remove_cgroup_tree(&root.join(name));
-    }
-}
-
-/// rmdir(2) of a cgroup directory, its child cgroups first (cgroupfs removes a directory with
-/// its control files, but never one with child cgroups).
-fn remove_cgroup_tree(dir: &Path) {
-    if let Ok(entries) = fs::read_dir(dir) {
-        for e in entries.flatten() {
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                remove_cgroup_tree(&e.path());
-            }
-        }
-    }
-    let _ = fs::remove_dir(dir);
-}
-
-/// Removes the cgroups of the Docker Engines of the lab with `prefix` (for the sweep of stale
-/// labs, once their processes are killed). A cgroup that still holds a process stays.
-pub(super) fn reap_stale(prefix: &str) {
-    remove_cgroups_where(|name| {
-        name.strip_prefix(CGROUP_TAG)
-            .and_then(owner_of)
-            .is_some_and(|(p, _)| p == prefix)
-    });
-}
-
-/// Removes the cgroups of Docker Engines whose lab's process is gone and that are over
-/// [`STALE_AFTER`] old: what a killed run left once its processes were killed (by an earlier
-/// sweep, or by anyone). Rmdir never takes a cgroup that holds a process, so a live lab in
-/// another pid namespace loses nothing.
-pub(super) fn reap_stale_cgroups() {
-    let old = |p: &Path| {
-        p.metadata()
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age > STALE_AFTER)
-    };
-    for root in cgroup_roots() {
-        let Ok(entries) = fs::read_dir(&root) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let dead = name
-                .strip_prefix(CGROUP_TAG)
-                .and_then(owner_of)
-                .is_some_and(|(_, pid)| !Path::new(&format!("/proc/{pid}")).exists());
-            if dead && old(&e.path()) {
-                remove_cgroup_tree(&e.path());
-            }
-        }
-    }
-}
-
-/// Removes the top-level cgroups whose name `matches`, in every hierarchy.
-fn remove_cgroups_where(matches: impl Fn(&str) -> bool) {
-    for root in cgroup_roots() {
-        let Ok(entries) = fs::read_dir(&root) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            if matches(&e.file_name().to_string_lossy()) {
-                remove_cgroup_tree(&e.path());
-            }
-        }
-    }
 }
 
 /// What to install for the engine (scripts/install-deps.sh does).
@@ -929,122 +738,11 @@ fn find_beside(name: &str, cli: &Path) -> Result<PathBuf> {
     }
 }
 
-fn is_executable(p: &Path) -> bool {
+pub(super) fn is_executable(p: &Path) -> bool {
     p.metadata()
         .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-/// Whether `elf` is an ELF executable without a program interpreter (statically linked).
-fn is_static_elf(elf: &[u8]) -> bool {
-    const PT_INTERP: u32 = 3;
-    let u16_at = |o: usize| elf.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
-    let u32_at = |o: usize| {
-        elf.get(o..o + 4)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    };
-    let u64_at = |o: usize| {
-        elf.get(o..o + 8).map(|b| {
-            let mut a = [0u8; 8];
-            a.copy_from_slice(b);
-            u64::from_le_bytes(a)
-        })
-    };
-    // 64-bit little-endian only: the lab runs on x86_64 and aarch64.
-    if elf.get(..6) != Some(&[0x7f, b'E', b'L', b'F', 2, 1]) {
-        return false;
-    }
-    let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38))
-    else {
-        return false;
-    };
-    let Ok(phoff) = usize::try_from(phoff) else {
-        return false;
-    };
-    (0..usize::from(phnum))
-        .all(|i| u32_at(phoff + i * usize::from(phentsize)).is_some_and(|t| t != PT_INTERP))
-}
-
-/// The rootfs of [`BUSYBOX_IMAGE`] as a tar archive, built once per process from the static
-/// `/bin/busybox` (Debian's `busybox-static`): `bin/busybox`, a symbolic link to it for every
-/// applet at the path `busybox --list-full` gives (`bin/sh`, `sbin/ip`, `usr/bin/wget`, ...),
-/// `/etc/passwd` and `/etc/group` with root and nobody, empty `/etc/hosts`, `/etc/resolv.conf`
-/// and `/etc/hostname`, and `/tmp` (1777), `/root`, `/proc`, `/sys`, `/dev`, `/run`, `/var`.
-pub fn busybox_rootfs_tar() -> Result<&'static [u8]> {
-    static TAR: OnceLock<std::result::Result<Vec<u8>, String>> = OnceLock::new();
-    TAR.get_or_init(|| build_busybox_tar().map_err(|e| format!("{e:#}")))
-        .as_deref()
-        .map_err(|e| anyhow!("{e}"))
-}
-
-fn build_busybox_tar() -> Result<Vec<u8>> {
-    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
-        .into_iter()
-        .map(PathBuf::from)
-        .find(|p| is_executable(p))
-        .ok_or_else(|| anyhow!("no /bin/busybox: apt-get install -y busybox-static"))?;
-    let bytes = fs::read(&busybox).with_context(|| format!("reading {}", busybox.display()))?;
-    if !is_static_elf(&bytes) {
-        bail!(
-            "{} is dynamically linked and cannot run in an image without a libc: \
-             apt-get install -y busybox-static",
-            busybox.display()
-        );
-    }
-    let list = cmd::run_ok(Command::new(&busybox).arg("--list-full"), DEFAULT_TIMEOUT)?;
-    let tree = std::env::temp_dir().join(format!("vxnet-busybox-rootfs-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&tree);
-    let built = (|| -> Result<Vec<u8>> {
-        for d in [
-            "bin", "sbin", "usr/bin", "usr/sbin", "etc", "root", "proc", "sys", "dev", "run",
-            "var", "tmp",
-        ] {
-            fs::create_dir_all(tree.join(d))?;
-        }
-        fs::set_permissions(tree.join("tmp"), fs::Permissions::from_mode(0o1777))?;
-        let bin = tree.join("bin/busybox");
-        fs::write(&bin, &bytes)?;
-        fs::set_permissions(&bin, fs::Permissions::from_mode(0o755))?;
-        for applet in list.lines().map(str::trim).filter(|l| !l.is_empty()) {
-            let link = tree.join(applet);
-            if applet == "bin/busybox" || link.symlink_metadata().is_ok() {
-                continue;
-            }
-            if let Some(parent) = link.parent() {
-                fs::create_dir_all(parent)?;
-            }
-            symlink("/bin/busybox", &link)
-                .with_context(|| format!("linking {}", link.display()))?;
-        }
-        for (name, text) in [
-            ("passwd", "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"),
-            ("group", "root:x:0:\nnogroup:x:65534:\n"),
-            ("hosts", ""),
-            ("resolv.conf", ""),
-            ("hostname", ""),
-        ] {
-            fs::write(tree.join("etc").join(name), text)?;
-        }
-        let mut tar = Command::new("tar");
-        tar.arg("-C").arg(&tree).args([
-            "--numeric-owner",
-            "--owner=0",
-            "--group=0",
-            "-cf",
-            "-",
-            ".",
-        ]);
-        let out = cmd::run(&mut tar, DEFAULT_TIMEOUT)?;
-        if !out.status.success() {
-            bail!(
-                "tar of the busybox rootfs failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        Ok(out.stdout)
-    })();
-    let _ = fs::remove_dir_all(&tree);
-    built.context("building the busybox rootfs")
-}
-
+mod footprint;
 #[cfg(test)]
 mod tests;

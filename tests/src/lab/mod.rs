@@ -34,8 +34,12 @@
 //! [`kernel_vxlan`] sets up kernel vxlan hosts; [`teardown`] cleans up, also after a killed run;
 //! [`iproute`] reads what `ip` prints; [`docker`] runs a real Docker Engine on a lab host (a
 //! `dockerd` per host, in the host namespace, seeing only that host's plugin sockets in
-//! `/run/docker/plugins`, torn down with its containers; `Lab::start_docker`).
+//! `/run/docker/plugins`, restartable with running containers, torn down with its containers;
+//! `Lab::start_docker`); [`podman`] runs Podman with vxnet as its CNI plugin;
+//! `private_mounts` gives both their own mount namespace.
 
+mod busybox;
+mod cgroups;
 pub mod cluster;
 pub mod container;
 pub mod daemon;
@@ -44,6 +48,7 @@ pub mod host;
 pub mod iproute;
 pub mod kernel_vxlan;
 pub mod podman;
+mod private_mounts;
 pub mod seccomp;
 pub mod teardown;
 pub mod topology;

@@ -56,7 +56,9 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 
-use super::docker::{busybox_rootfs_tar, cgroup_roots, remove_cgroups};
+use super::busybox::busybox_rootfs_tar;
+use super::cgroups::{cgroup_roots, remove_cgroups, CGROUP_TAG};
+use super::private_mounts::PrivateMounts;
 use super::{lock, Host, Lab};
 use crate::cmd;
 use crate::netns;
@@ -70,8 +72,6 @@ pub const PODMAN_TIMEOUT: Duration = Duration::from_secs(60);
 pub const SYSTEM_CNI_DIR: &str = "/usr/lib/cni";
 /// The highest `nproc` limit given to containers (see the module docs).
 const NPROC_CAP: u64 = 32768;
-/// Starts the name of every lab cgroup (shared with the Docker Engines' sweep).
-const CGROUP_TAG: &str = "vxnet-lab-";
 
 /// Podman on one lab host. See the module docs for the rules.
 pub struct Podman {
@@ -303,9 +303,9 @@ default_network = "none"
     pub fn podman(&self, args: &[&str]) -> Result<Output> {
         let mut c = self.command(args)?;
         let ns_file = netns::enter_in_child(&mut c, &netns::netns_path(&self.ns))?;
-        let plan = MountPlan::new(&self.dir.join("varlib"))?;
-        // SAFETY: runs in the forked child before exec; `MountPlan::apply` makes only
-        // unshare(2) and mount(2) calls on strings built before the fork.
+        let plan = podman_mounts(&self.dir.join("varlib"))?;
+        // SAFETY: runs in the forked child before exec; `PrivateMounts::apply` makes only
+        // async-signal-safe system calls on strings built before the fork.
         unsafe {
             c.pre_exec(move || plan.apply());
         }
@@ -561,92 +561,24 @@ fn detach(path: &Path) {
     }
 }
 
-/// What the child does between fork and exec, prepared before the fork: a mount namespace of
-/// its own where every shared mount but the namespace directory is a slave, and `varlib` is
-/// over `/var/lib`.
-struct MountPlan {
-    slaves: Vec<CString>,
-    varlib: CString,
-    target: CString,
-}
-
-impl MountPlan {
-    fn new(varlib: &Path) -> Result<MountPlan> {
-        let netns_dir = fs::canonicalize(netns::NETNS_DIR)
-            .with_context(|| format!("resolving {}", netns::NETNS_DIR))?;
-        let text = fs::read_to_string("/proc/self/mountinfo").context("reading mountinfo")?;
-        let shared = shared_mounts(&text);
-        if !shared.contains(&netns_dir) {
-            bail!(
-                "{} is not a shared mount: the namespaces Podman makes there would not be seen \
-                 by the vxnet daemon (`ip netns add` makes it one)",
-                netns_dir.display()
-            );
-        }
-        let c = |p: &Path| {
-            CString::new(p.as_os_str().as_bytes())
-                .with_context(|| format!("{} has a NUL byte", p.display()))
-        };
-        let slaves = shared
-            .iter()
-            .filter(|p| !p.starts_with(&netns_dir))
-            .map(|p| c(p))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(MountPlan {
-            slaves,
-            varlib: c(varlib)?,
-            target: c(Path::new("/var/lib"))?,
-        })
+/// Podman's mount namespace (see the module docs): `/run/netns` stays shared, `varlib` is over
+/// `/var/lib`.
+fn podman_mounts(varlib: &Path) -> Result<PrivateMounts> {
+    let netns_dir = fs::canonicalize(netns::NETNS_DIR)
+        .with_context(|| format!("resolving {}", netns::NETNS_DIR))?;
+    let plan = PrivateMounts::new(&netns_dir)?;
+    if !plan
+        .mounts()
+        .iter()
+        .any(|m| m.shared && m.point == netns_dir)
+    {
+        bail!(
+            "{} is not a shared mount: the namespaces Podman makes there would not be seen \
+             by the vxnet daemon (`ip netns add` makes it one)",
+            netns_dir.display()
+        );
     }
-
-    /// Runs in the forked child: async-signal-safe system calls only, no allocation.
-    fn apply(&self) -> io::Result<()> {
-        let null = std::ptr::null::<libc::c_char>();
-        // SAFETY (all calls below): plain system calls on NUL-terminated strings that live in
-        // `self`, or null where the call allows it.
-        unsafe {
-            if libc::unshare(libc::CLONE_NEWNS) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            for p in &self.slaves {
-                if libc::mount(null, p.as_ptr(), null, libc::MS_SLAVE, null.cast()) != 0 {
-                    let e = io::Error::last_os_error();
-                    // Gone since mountinfo was read: nothing to do.
-                    if !matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOENT)) {
-                        return Err(e);
-                    }
-                }
-            }
-            if libc::mount(
-                self.varlib.as_ptr(),
-                self.target.as_ptr(),
-                null,
-                libc::MS_BIND,
-                null.cast(),
-            ) != 0
-            {
-                return Err(io::Error::last_os_error());
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Mount points of `mountinfo` text that are in a peer group (`shared:N`).
-fn shared_mounts(mountinfo: &str) -> Vec<PathBuf> {
-    mountinfo
-        .lines()
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split(' ').collect();
-            // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [optional...] - FSTYPE SOURCE SUPER
-            let sep = fields.iter().position(|f| *f == "-")?;
-            let shared = sep >= 6 && fields[6..sep].iter().any(|f| f.starts_with("shared:"));
-            shared.then(|| {
-                let entry = netns::parse_mountinfo(line).into_iter().next()?;
-                Some(entry.mount_point)
-            })?
-        })
-        .collect()
+    plan.bind(varlib, Path::new("/var/lib"))
 }
 
 /// This process's hard limit of `resource`.

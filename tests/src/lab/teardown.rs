@@ -13,7 +13,7 @@
 //!   stale lab's Docker Engines go with it: killing what runs in its host namespaces kills
 //!   each dockerd's pid namespace (containerd, shims, containers); then their cgroups are
 //!   removed, or by a later sweep once the owner is gone and they are [`STALE_AFTER`] old
-//!   ([`super::docker`]).
+//!   (`cgroups`).
 
 use std::fs;
 use std::path::Path;
@@ -94,7 +94,7 @@ fn kill_namespace_processes(namespaces: &[String]) {
 
 /// Removes the namespaces and temp roots of labs whose process is gone (see the module docs).
 pub(super) fn reap_stale_labs() {
-    super::docker::reap_stale_cgroups();
+    super::cgroups::reap_stale_cgroups();
     let Ok(entries) = fs::read_dir(netns::NETNS_DIR) else {
         return;
     };
@@ -124,7 +124,7 @@ pub(super) fn reap_stale_labs() {
     kill_namespace_processes(&stale_ns);
     for prefix in &stale_prefixes {
         remove_root(&lab_root(prefix));
-        super::docker::reap_stale(prefix);
+        super::cgroups::reap_stale(prefix);
     }
     for ns in &stale_ns {
         let _ = netns::delete(ns);

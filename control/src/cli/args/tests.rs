@@ -46,6 +46,23 @@ fn the_contract_parses() {
             .is_err()
     );
     assert!(Cli::try_parse_from(["vxnet", "network", "ls", "-q", "--format", "json"]).is_ok());
+    let cli =
+        Cli::try_parse_from(["vxnet", "cni", "install", "--network", "shop"]).expect("parses");
+    let Command::Cni(CniCommand::Install(i)) = cli.command else {
+        panic!("not cni install")
+    };
+    assert_eq!(
+        (
+            i.bin_dir.as_path(),
+            i.conf_dir.as_path(),
+            i.network.as_deref()
+        ),
+        (
+            std::path::Path::new("/opt/cni/bin"),
+            std::path::Path::new("/etc/cni/net.d"),
+            Some("shop")
+        )
+    );
     assert!(
         Cli::try_parse_from(["vxnet", "network", "connect", "--ip", "10.0.0.5", "n", "pid:1"])
             .is_ok()

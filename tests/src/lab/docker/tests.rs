@@ -1,23 +1,4 @@
-use super::*;
-
-#[test]
-fn mountinfo_shared_tags_types_and_escapes() {
-    let text = "\
-27 1 254:0 / / rw,relatime - ext4 /dev/vda rw\n\
-45 27 254:0 /run/netns /run/netns rw,relatime shared:1 - ext4 /dev/vda rw\n\
-76 45 0:4 net:[4026534219] /run/netns/vl1x0-h0 rw shared:18 master:1 - nsfs nsfs rw\n\
-80 27 0:40 / /tmp/a\\040b rw,relatime master:3 - tmpfs tmpfs rw\n\
-garbage line\n";
-    let m = parse_mountinfo(text);
-    assert_eq!(m.len(), 4);
-    assert!(!m[0].shared);
-    assert!(m[1].shared);
-    assert_eq!(m[2].point, Path::new("/run/netns/vl1x0-h0"));
-    assert_eq!(m[2].fs_type, "nsfs");
-    assert!(m[2].shared);
-    assert_eq!(m[3].point, Path::new("/tmp/a b"));
-    assert!(!m[3].shared, "a slave is not shared");
-}
+use super::footprint::{names_engine_dir, parse_stat};
 
 #[test]
 fn stat_line_with_odd_comm() {
@@ -32,21 +13,34 @@ fn stat_line_with_odd_comm() {
     assert_eq!(parse_stat("nonsense"), None);
 }
 
-/// A minimal ELF64 header with one program header of type `ptype`.
-fn elf_with_phdr(ptype: u32) -> Vec<u8> {
-    let mut e = vec![0u8; 64 + 56];
-    e[..6].copy_from_slice(&[0x7f, b'E', b'L', b'F', 2, 1]);
-    e[0x20..0x28].copy_from_slice(&64u64.to_le_bytes());
-    e[0x36..0x38].copy_from_slice(&56u16.to_le_bytes());
-    e[0x38..0x3a].copy_from_slice(&1u16.to_le_bytes());
-    e[64..68].copy_from_slice(&ptype.to_le_bytes());
-    e
-}
-
 #[test]
-fn static_elf_detection() {
-    assert!(is_static_elf(&elf_with_phdr(1)), "PT_LOAD only");
-    assert!(!is_static_elf(&elf_with_phdr(3)), "PT_INTERP");
-    assert!(!is_static_elf(b"#!/bin/sh\n"));
-    assert!(!is_static_elf(&elf_with_phdr(1)[..0x30]), "truncated");
+fn engine_processes_by_their_command_line() {
+    let dir = b"/tmp/lab/h0-docker";
+    let args = |a: &[&str]| a.join("\0").into_bytes();
+    assert!(names_engine_dir(
+        &args(&["dockerd", "--data-root=/tmp/lab/h0-docker/data"]),
+        dir
+    ));
+    assert!(names_engine_dir(
+        &args(&["sleep", "/tmp/lab/h0-docker/pid-ns-init"]),
+        dir
+    ));
+    // A client of the engine is not the engine.
+    assert!(!names_engine_dir(
+        &args(&[
+            "vxnet",
+            "daemon",
+            "--docker-host",
+            "/tmp/lab/h0-docker/docker.sock"
+        ]),
+        dir
+    ));
+    assert!(!names_engine_dir(
+        &args(&[
+            "vxnet",
+            "--docker-plugin",
+            "/tmp/lab/h0/docker-plugins/vxnet.sock"
+        ]),
+        dir
+    ));
 }
