@@ -23,6 +23,7 @@
 pub mod dns;
 pub mod egress;
 mod error;
+pub mod guard;
 pub mod netns;
 mod program;
 pub mod publish;
@@ -40,6 +41,7 @@ use self::dns::resolv_conf;
 use self::dns::serve::{DnsServer, DnsService};
 use self::dns::{Names, Upstreams};
 pub use self::error::HostError;
+use self::guard::GuardedPort;
 use self::netns::NetnsWorker;
 pub use self::netns::{next_free_ifname, resolve_target};
 pub use self::program::{EndpointProgram, HostProgram, Location, NetworkProgram};
@@ -124,6 +126,10 @@ struct Running {
     egress: Option<Ipv4Addr>,
     /// The sandbox's nftables script as last applied.
     rules: Option<String>,
+    /// The ports the sandbox's guard was last applied for (see [`guard`]).
+    guarded: Option<Vec<GuardedPort>>,
+    /// The guard's counters as last read, and when.
+    guard_counts: std::sync::Mutex<(Option<Instant>, Vec<(DropReason, u64)>)>,
     /// The network's DNS, once its sockets are bound.
     dns: Option<DnsServer>,
 }
@@ -284,9 +290,14 @@ impl Host {
         let Some(running) = self.running.get_mut(&net.id) else {
             return Ok(());
         };
+        // Before forwarding takes the new endpoints, and before any of their veths exist:
+        // a container is never on the bridge unguarded. A guard that cannot be put in place
+        // fails the network, so its connects fail too.
+        guard_ports(running, net)?;
         let vteps = VtepSet {
             flood: net.flood.clone(),
             trusted: net.trusted.clone(),
+            peers: net.peers.clone(),
         };
         running
             .port
@@ -466,13 +477,28 @@ impl Host {
         rows
     }
 
-    /// Counters of every running network, and the drops that belong to none.
+    /// Counters of every running network — the forwarding core's, and the refusals of each
+    /// sandbox's guard read from the kernel now — and the drops that belong to none.
     pub fn stats(&self) -> HostStats {
+        self.stats_within(Duration::ZERO)
+    }
+
+    /// [`Host::stats`] for a caller that samples often: the guards' counters may be up to
+    /// [`GUARD_COUNTERS_MAX_AGE`] old (reading them runs `nft` once per network).
+    pub fn stats_sampled(&self) -> HostStats {
+        self.stats_within(GUARD_COUNTERS_MAX_AGE)
+    }
+
+    fn stats_within(&self, max_age: Duration) -> HostStats {
         HostStats {
             networks: self
                 .running
                 .iter()
-                .map(|(id, r)| (id.clone(), r.port.plane.counters.snapshot()))
+                .map(|(id, r)| {
+                    let mut traffic = r.port.plane.counters.snapshot();
+                    traffic.drops = guard::add_counts(&traffic.drops, &guard_counts(r, max_age));
+                    (id.clone(), traffic)
+                })
                 .collect(),
             drops: self.engine.dataplane().drops.nonzero(),
             syscalls: self.engine.syscalls(),
@@ -543,8 +569,60 @@ fn start_network(
         veths: None,
         egress: None,
         rules: None,
+        guarded: None,
+        guard_counts: std::sync::Mutex::new((None, Vec::new())),
         dns: None,
     })
+}
+
+/// How old the guards' counters in [`Host::stats_sampled`] may be.
+pub const GUARD_COUNTERS_MAX_AGE: Duration = Duration::from_secs(10);
+
+/// Puts the sandbox's guard (see [`guard`]) in place for the network's local endpoints, unless
+/// it is there already; the counters carry over into the new table.
+fn guard_ports(running: &mut Running, net: &NetworkProgram) -> Result<(), HostError> {
+    let ports: Vec<GuardedPort> = net
+        .local_endpoints()
+        .map(|e| GuardedPort {
+            veth: veth_name(&e.id),
+            mac: e.mac,
+            ipv4: e.ipv4,
+        })
+        .collect();
+    if running.guarded.as_ref() == Some(&ports) {
+        return Ok(());
+    }
+    // A table that is not there yet (a new sandbox) has nothing to carry over.
+    let counts = read_guard_counts(running).unwrap_or_default();
+    running
+        .sandbox
+        .apply_rules(guard::ruleset(&ports, &counts))?;
+    running.guarded = Some(ports);
+    Ok(())
+}
+
+/// The guard's counters as the kernel has them now.
+fn read_guard_counts(running: &Running) -> Result<Vec<(DropReason, u64)>, HostError> {
+    let json = running.sandbox.nft_query(&guard::LIST_COUNTERS)?;
+    Ok(guard::parse_counters(&json))
+}
+
+/// The guard's counters, read again if the last reading is older than `max_age`; a reading
+/// that fails gives the last one (and a debug line).
+fn guard_counts(running: &Running, max_age: Duration) -> Vec<(DropReason, u64)> {
+    let mut last = running
+        .guard_counts
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let now = Instant::now();
+    let stale = last.0.is_none_or(|at| now.saturating_duration_since(at) >= max_age);
+    if stale && running.guarded.is_some() {
+        match read_guard_counts(running) {
+            Ok(counts) => *last = (Some(now), counts),
+            Err(e) => tracing::debug!(error = %e, "cannot read the sandbox guard's counters"),
+        }
+    }
+    last.1.clone()
 }
 
 /// The control-plane entries of a network: its endpoints, and its gateway, which lives on
