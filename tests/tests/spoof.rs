@@ -1,0 +1,281 @@
+//! A container sends only as itself (README, "Who may send what"): each attack of issue 11 is
+//! replayed from inside a container namespace (raw frames on its eth0) or from a trusted
+//! host's underlay, and must fail — the victim receives nothing, no ARP cache or bridge is
+//! taught a lie, unknown unicast does not multiply on the underlay — and be counted by reason
+//! in `vxnet stats`; honest traffic on one host and across hosts still flows, also after a
+//! restart of the daemon.
+//!
+//! Lab: three hosts; on h0 the attacker `a` and its neighbour `n`, on h1 the victim `v`, on
+//! h2 a third container `t`. Seen packets are counted in the receivers' own namespaces by
+//! nftables counters (table `inet spoofspy`), matched by ICMP identifier so that honest pings
+//! never count.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::Duration;
+
+use vxnet_tests::lab::cluster::REPLICATION_TIMEOUT;
+use vxnet_tests::netns;
+use vxnet_tests::vxnet_json::drop_counts;
+use vxnet_tests::wire::{
+    arp_frame, format_mac, icmp_echo_frame, mac_for_ip, send_raw_frames, vxlan_datagram,
+    BROADCAST, VXLAN_PORT,
+};
+use vxnet_tests::{require_root, Container, Host, Lab};
+
+const NET: &str = "sp";
+const VNI: u32 = 4242;
+const A: Ipv4Addr = Ipv4Addr::new(10, 82, 0, 10);
+const N: Ipv4Addr = Ipv4Addr::new(10, 82, 0, 11);
+const V: Ipv4Addr = Ipv4Addr::new(10, 82, 0, 20);
+const T: Ipv4Addr = Ipv4Addr::new(10, 82, 0, 30);
+const WARMUP: Duration = Duration::from_secs(15);
+/// Frames per replayed attack.
+const BURST: u16 = 20;
+
+fn me(ip: Ipv4Addr) -> ([u8; 6], Ipv4Addr) {
+    (mac_for_ip(ip), ip)
+}
+
+/// `vxnet stats` drop counters of a host (every network and none, summed per reason).
+fn drops(host: &Host) -> BTreeMap<String, u64> {
+    drop_counts(&host.vxnet_ok(&["stats", "--format", "json"])).expect("stats JSON")
+}
+
+fn count(drops: &BTreeMap<String, u64>, reason: &str) -> u64 {
+    drops.get(reason).copied().unwrap_or(0)
+}
+
+/// Puts a named counter `name` into namespace `ns` that counts packets matching `rule` at
+/// `hook` (table `inet spoofspy`, made on first use).
+fn spy(ns: &str, name: &str, hook: &str, rule: &str) {
+    let chain = format!("spy_{hook}");
+    let script = format!(
+        "add table inet spoofspy; add counter inet spoofspy {name}; \
+         add chain inet spoofspy {chain} {{ type filter hook {hook} priority -400; }}; \
+         add rule inet spoofspy {chain} {rule} counter name {name}"
+    );
+    netns::exec_ok(ns, &["nft", &script]).expect("load a spy counter");
+}
+
+fn spied(ns: &str, name: &str) -> u64 {
+    let out =
+        netns::exec_ok(ns, &["nft", "list", "counter", "inet", "spoofspy", name]).expect("spy");
+    let words: Vec<&str> = out.split_whitespace().collect();
+    words
+        .windows(2)
+        .find(|w| w[0] == "packets")
+        .and_then(|w| w[1].parse().ok())
+        .unwrap_or_else(|| panic!("no packet count in {out}"))
+}
+
+/// ICMP echo requests with identifier `id` seen by `c`, counted by a spy made now.
+fn spy_echo(c: &Container, id: u16) -> String {
+    let name = format!("echo_{id:x}");
+    spy(
+        &c.ns,
+        &name,
+        "prerouting",
+        &format!("icmp type echo-request icmp id {id}"),
+    );
+    name
+}
+
+fn echo_burst(from: ([u8; 6], Ipv4Addr), to: ([u8; 6], Ipv4Addr), id: u16) -> Vec<Vec<u8>> {
+    (0..BURST).map(|seq| icmp_echo_frame(from, to, id, seq)).collect()
+}
+
+/// Sends `frames` from inside container `c`, out of its eth0.
+fn replay(c: &Container, frames: Vec<Vec<u8>>) {
+    send_raw_frames(&c.ns, "eth0", frames).expect("raw frames from the container");
+}
+
+/// Sends `frames` as VXLAN datagrams from host `from`'s underlay address to host `to`.
+fn replay_on_wire(lab: &Lab, from: usize, to: usize, frames: Vec<Vec<u8>>) {
+    let dst = SocketAddrV4::new(lab.host(to).addr(), VXLAN_PORT);
+    let datagrams = frames.iter().map(|f| vxlan_datagram(VNI, f)).collect();
+    lab.send_udp(lab.host(from).ns(), dst, datagrams)
+        .expect("VXLAN datagrams on the underlay");
+}
+
+fn settle() {
+    std::thread::sleep(Duration::from_millis(500));
+}
+
+/// The `bridge fdb` lines of h0's sandbox that put `mac` behind a port other than the TAP.
+fn learned_on_a_container_port(host: &Host, mac: [u8; 6]) -> Vec<String> {
+    let sandboxes = host.sandbox_namespaces();
+    assert_eq!(sandboxes.len(), 1, "one sandbox: {sandboxes:?}");
+    let out = netns::exec_in_file(&sandboxes[0], &["bridge", "fdb", "show", "br", "br0"])
+        .expect("bridge fdb in the sandbox");
+    let mac = format_mac(mac);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with(&mac) && !l.contains("dev vxtap0"))
+        .map(str::to_string)
+        .collect()
+}
+
+fn assert_neighbour(c: &Container, ip: Ipv4Addr, owner: Ipv4Addr, what: &str) {
+    let mac = c.neighbour_mac(&ip.to_string()).expect("ip neigh");
+    assert_eq!(
+        mac.as_deref(),
+        Some(format_mac(mac_for_ip(owner)).as_str()),
+        "{what}: {} maps {ip} to the wrong MAC",
+        c.name
+    );
+}
+
+fn assert_pings(from: &Container, to: Ipv4Addr, what: &str) {
+    let stats = from.ping(&to.to_string(), 3).expect("ping");
+    assert_eq!(stats.received, 3, "{what}: {} → {to}: {stats:?}", from.name);
+}
+
+#[test]
+fn a_container_sends_only_as_itself() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::cluster(3).expect("three hosts in one cluster");
+    let (h0, h1, h2) = (lab.host(0), lab.host(1), lab.host(2));
+    let vni = VNI.to_string();
+    h0.vxnet_ok(&["network", "create", "--subnet", "10.82.0.0/24", "--vni", &vni, NET]);
+    for h in [h1, h2] {
+        h.wait_networks(&[NET], REPLICATION_TIMEOUT)
+            .expect("network replicated");
+    }
+    let mut containers = Vec::new();
+    for (host, name, ip) in [(0, "a", A), (0, "n", N), (1, "v", V), (2, "t", T)] {
+        let c = lab.container(host, name).expect("container");
+        lab.host(host)
+            .connect(NET, &c, &ip.to_string())
+            .expect("connect");
+        containers.push(c);
+    }
+    let [a, n, v, t] = <[Container; 4]>::try_from(containers).expect("four");
+
+    // Honest traffic, which also fills the ARP caches the attacks below try to poison.
+    for (from, to) in [(&a, V), (&n, V), (&n, A), (&t, V), (&v, T)] {
+        from.wait_reachable(&to.to_string(), WARMUP)
+            .unwrap_or_else(|e| panic!("{} → {to} before any attack: {e:#}", from.name));
+    }
+
+    // 1. Another container's address as source, across hosts.
+    let seen = spy_echo(&v, 0x5151);
+    let before = drops(h0);
+    replay(&a, echo_burst((mac_for_ip(A), N), me(V), 0x5151));
+    settle();
+    assert_eq!(spied(&v.ns, &seen), 0, "v got echoes from a posing as n");
+    let after = drops(h0);
+    assert!(
+        count(&after, "spoofed_source_ip") >= count(&before, "spoofed_source_ip") + u64::from(BURST),
+        "spoofed_source_ip not counted on h0: {after:?}"
+    );
+
+    // 2a. A remote endpoint's MAC and address, from a container on the wrong host.
+    let seen = spy_echo(&t, 0x5152);
+    replay(&a, echo_burst(me(V), me(T), 0x5152));
+    // 3. ... which must not teach h0's bridge that v lives behind a's port: n still
+    // reaches v.
+    assert_eq!(
+        learned_on_a_container_port(h0, mac_for_ip(V)),
+        Vec::<String>::new(),
+        "h0's br0 learned v's MAC on a container's port"
+    );
+    assert_pings(&n, V, "after a sent with v's MAC");
+    settle();
+    assert_eq!(spied(&t.ns, &seen), 0, "t got echoes from a posing as v");
+    let after = drops(h0);
+    assert!(
+        count(&after, "spoofed_source_mac") >= u64::from(BURST),
+        "spoofed_source_mac not counted on h0: {after:?}"
+    );
+
+    // 2b. The same frames straight from h0's underlay address (a trusted VTEP, but not v's).
+    let seen = spy_echo(&t, 0x5153);
+    replay_on_wire(&lab, 0, 2, echo_burst(me(V), me(T), 0x5153));
+    settle();
+    assert_eq!(spied(&t.ns, &seen), 0, "t got echoes with v's MAC from h0's VTEP");
+    let on_h2 = drops(h2);
+    assert!(
+        count(&on_h2, "wrong_source_vtep") >= u64::from(BURST),
+        "wrong_source_vtep not counted on h2: {on_h2:?}"
+    );
+
+    // 4a. A unicast ARP reply from a, to t on a third host: "v is at a's MAC".
+    let arp_before = count(&drops(h0), "spoofed_arp");
+    replay(
+        &a,
+        vec![arp_frame(mac_for_ip(T), 2, (mac_for_ip(A), V), me(T)); 3],
+    );
+    // 4b. A gratuitous ARP from a to its neighbour on the same host, for v's address.
+    replay(
+        &a,
+        vec![arp_frame(BROADCAST, 1, (mac_for_ip(A), V), ([0; 6], V)); 3],
+    );
+    settle();
+    assert_neighbour(&t, V, V, "unicast ARP reply from a");
+    assert_neighbour(&n, V, V, "gratuitous ARP from a");
+    let after = drops(h0);
+    assert!(
+        count(&after, "spoofed_arp") >= arp_before + 6,
+        "spoofed_arp not counted on h0: {after:?}"
+    );
+    // 4c. The reply from h0's underlay, with a MAC no endpoint owns.
+    let stranger = [0x02, 0x99, 0, 0, 0, 1];
+    replay_on_wire(
+        &lab,
+        0,
+        2,
+        vec![arp_frame(mac_for_ip(T), 2, (stranger, V), me(T)); 3],
+    );
+    settle();
+    assert_neighbour(&t, V, V, "ARP reply on the wire");
+    let on_h2 = drops(h2);
+    assert!(
+        count(&on_h2, "spoofed_arp") >= 3,
+        "spoofed_arp not counted on h2: {on_h2:?}"
+    );
+
+    // 5. 300 frames to unknown unicast MACs: not one datagram per host each.
+    spy(h0.ns(), "vxlan_out", "output", &format!("udp dport {VXLAN_PORT}"));
+    let unknown_before = count(&drops(h0), "unknown_unicast");
+    let out_before = spied(h0.ns(), "vxlan_out");
+    let frames: Vec<Vec<u8>> = (0..300u16)
+        .map(|i| {
+            let [hi, lo] = i.to_be_bytes();
+            let to = ([0x02, 0x77, 0, 0, hi, lo], Ipv4Addr::new(10, 82, 0, 250));
+            icmp_echo_frame(me(A), to, 0x5154, i)
+        })
+        .collect();
+    replay(&a, frames);
+    settle();
+    let sent = spied(h0.ns(), "vxlan_out") - out_before;
+    assert!(sent < 30, "300 unknown unicast frames became {sent} datagrams");
+    let after = drops(h0);
+    assert!(
+        count(&after, "unknown_unicast") >= unknown_before + 300,
+        "unknown_unicast not counted on h0: {after:?}"
+    );
+
+    // A restart puts the guard back in place over the old one, counters kept.
+    let guarded = count(&drops(h0), "spoofed_source_mac");
+    lab.kill_daemon(0, libc::SIGTERM).expect("stop h0");
+    lab.start_daemon(0).expect("restart h0");
+    let seen = spy_echo(&t, 0x5155);
+    replay(&a, echo_burst(me(V), me(T), 0x5155));
+    settle();
+    assert_eq!(spied(&t.ns, &seen), 0, "after a restart, t got echoes from a posing as v");
+    let after = drops(h0);
+    assert!(
+        count(&after, "spoofed_source_mac") >= guarded + u64::from(BURST),
+        "the guard's counters went back or stopped after a restart: {after:?}"
+    );
+
+    // Honest traffic still flows, on one host and across hosts.
+    a.wait_reachable(&V.to_string(), WARMUP)
+        .expect("a reaches v after the restart");
+    for (from, to) in [(&a, V), (&n, A), (&a, N), (&t, V), (&v, A)] {
+        assert_pings(from, to, "honest, after the attacks");
+    }
+}
