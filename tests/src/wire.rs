@@ -44,12 +44,7 @@ pub fn ethernet_frame(dst: [u8; 6], src: [u8; 6], ethertype: u16, payload: &[u8]
 
 /// A broadcast ARP request frame: who has `target_ip`, tell `sender_ip` at `sender_mac`.
 pub fn arp_request(sender_mac: [u8; 6], sender_ip: Ipv4Addr, target_ip: Ipv4Addr) -> Vec<u8> {
-    arp_frame(
-        BROADCAST,
-        1,
-        (sender_mac, sender_ip),
-        ([0; 6], target_ip),
-    )
+    arp_frame(BROADCAST, 1, (sender_mac, sender_ip), ([0; 6], target_ip))
 }
 
 /// An ARP frame (Ethernet, IPv4) from `sender.0` to `dst`: operation `op` (1 request, 2

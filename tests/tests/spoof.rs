@@ -18,8 +18,8 @@ use vxnet_tests::lab::cluster::REPLICATION_TIMEOUT;
 use vxnet_tests::netns;
 use vxnet_tests::vxnet_json::drop_counts;
 use vxnet_tests::wire::{
-    arp_frame, format_mac, icmp_echo_frame, mac_for_ip, send_raw_frames, vxlan_datagram,
-    BROADCAST, VXLAN_PORT,
+    arp_frame, format_mac, icmp_echo_frame, mac_for_ip, send_raw_frames, vxlan_datagram, BROADCAST,
+    VXLAN_PORT,
 };
 use vxnet_tests::{require_root, Container, Host, Lab};
 
@@ -82,7 +82,9 @@ fn spy_echo(c: &Container, id: u16) -> String {
 }
 
 fn echo_burst(from: ([u8; 6], Ipv4Addr), to: ([u8; 6], Ipv4Addr), id: u16) -> Vec<Vec<u8>> {
-    (0..BURST).map(|seq| icmp_echo_frame(from, to, id, seq)).collect()
+    (0..BURST)
+        .map(|seq| icmp_echo_frame(from, to, id, seq))
+        .collect()
 }
 
 /// Sends `frames` from inside container `c`, out of its eth0.
@@ -116,19 +118,43 @@ fn learned_on_a_container_port(host: &Host, mac: [u8; 6]) -> Vec<String> {
         .collect()
 }
 
-fn assert_neighbour(c: &Container, ip: Ipv4Addr, owner: Ipv4Addr, what: &str) {
-    let mac = c.neighbour_mac(&ip.to_string()).expect("ip neigh");
-    assert_eq!(
-        mac.as_deref(),
-        Some(format_mac(mac_for_ip(owner)).as_str()),
-        "{what}: {} maps {ip} to the wrong MAC",
-        c.name
-    );
-}
+/// The attacks that got through: every check runs, and the test fails at the end with the
+/// whole list.
+#[derive(Default)]
+struct Failures(Vec<String>);
 
-fn assert_pings(from: &Container, to: Ipv4Addr, what: &str) {
-    let stats = from.ping(&to.to_string(), 3).expect("ping");
-    assert_eq!(stats.received, 3, "{what}: {} → {to}: {stats:?}", from.name);
+impl Failures {
+    fn check(&mut self, ok: bool, what: impl FnOnce() -> String) {
+        if !ok {
+            self.0.push(what());
+        }
+    }
+
+    fn neighbour(&mut self, c: &Container, ip: Ipv4Addr, owner: Ipv4Addr, what: &str) {
+        let mac = c.neighbour_mac(&ip.to_string()).expect("ip neigh");
+        let want = format_mac(mac_for_ip(owner));
+        self.check(mac.as_deref() == Some(want.as_str()), || {
+            format!("{what}: {} maps {ip} to {mac:?}, not {want}", c.name)
+        });
+    }
+
+    fn pings(&mut self, from: &Container, to: Ipv4Addr, what: &str) {
+        let stats = from.ping(&to.to_string(), 3).expect("ping");
+        self.check(stats.received == 3, || {
+            format!("{what}: {} → {to}: {stats:?}", from.name)
+        });
+    }
+
+    /// That `reason` went up by at least `by` on `host` since `before`.
+    fn counted(&mut self, host: &Host, before: &BTreeMap<String, u64>, reason: &str, by: u64) {
+        let after = drops(host);
+        self.check(count(&after, reason) >= count(before, reason) + by, || {
+            format!(
+                "{reason} did not go up by {by} on {}: {before:?} → {after:?}",
+                host.name()
+            )
+        });
+    }
 }
 
 #[test]
@@ -139,7 +165,15 @@ fn a_container_sends_only_as_itself() {
     let lab = Lab::cluster(3).expect("three hosts in one cluster");
     let (h0, h1, h2) = (lab.host(0), lab.host(1), lab.host(2));
     let vni = VNI.to_string();
-    h0.vxnet_ok(&["network", "create", "--subnet", "10.82.0.0/24", "--vni", &vni, NET]);
+    h0.vxnet_ok(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.82.0.0/24",
+        "--vni",
+        &vni,
+        NET,
+    ]);
     for h in [h1, h2] {
         h.wait_networks(&[NET], REPLICATION_TIMEOUT)
             .expect("network replicated");
@@ -160,69 +194,66 @@ fn a_container_sends_only_as_itself() {
             .unwrap_or_else(|e| panic!("{} → {to} before any attack: {e:#}", from.name));
     }
 
+    let mut failed = Failures::default();
+
     // 1. Another container's address as source, across hosts.
     let seen = spy_echo(&v, 0x5151);
     let before = drops(h0);
     replay(&a, echo_burst((mac_for_ip(A), N), me(V), 0x5151));
     settle();
-    assert_eq!(spied(&v.ns, &seen), 0, "v got echoes from a posing as n");
-    let after = drops(h0);
-    assert!(
-        count(&after, "spoofed_source_ip") >= count(&before, "spoofed_source_ip") + u64::from(BURST),
-        "spoofed_source_ip not counted on h0: {after:?}"
-    );
+    let got = spied(&v.ns, &seen);
+    failed.check(got == 0, || {
+        format!("v got {got} echoes from a posing as n")
+    });
+    failed.counted(h0, &before, "spoofed_source_ip", u64::from(BURST));
 
     // 2a. A remote endpoint's MAC and address, from a container on the wrong host.
     let seen = spy_echo(&t, 0x5152);
+    let before = drops(h0);
     replay(&a, echo_burst(me(V), me(T), 0x5152));
     // 3. ... which must not teach h0's bridge that v lives behind a's port: n still
     // reaches v.
-    assert_eq!(
-        learned_on_a_container_port(h0, mac_for_ip(V)),
-        Vec::<String>::new(),
-        "h0's br0 learned v's MAC on a container's port"
-    );
-    assert_pings(&n, V, "after a sent with v's MAC");
+    let learned = learned_on_a_container_port(h0, mac_for_ip(V));
+    failed.check(learned.is_empty(), || {
+        format!("h0's br0 learned v's MAC on a container's port: {learned:?}")
+    });
+    failed.pings(&n, V, "after a sent with v's MAC");
     settle();
-    assert_eq!(spied(&t.ns, &seen), 0, "t got echoes from a posing as v");
-    let after = drops(h0);
-    assert!(
-        count(&after, "spoofed_source_mac") >= u64::from(BURST),
-        "spoofed_source_mac not counted on h0: {after:?}"
-    );
+    let got = spied(&t.ns, &seen);
+    failed.check(got == 0, || {
+        format!("t got {got} echoes from a posing as v")
+    });
+    failed.counted(h0, &before, "spoofed_source_mac", u64::from(BURST));
 
     // 2b. The same frames straight from h0's underlay address (a trusted VTEP, but not v's).
     let seen = spy_echo(&t, 0x5153);
+    let before = drops(h2);
     replay_on_wire(&lab, 0, 2, echo_burst(me(V), me(T), 0x5153));
     settle();
-    assert_eq!(spied(&t.ns, &seen), 0, "t got echoes with v's MAC from h0's VTEP");
-    let on_h2 = drops(h2);
-    assert!(
-        count(&on_h2, "wrong_source_vtep") >= u64::from(BURST),
-        "wrong_source_vtep not counted on h2: {on_h2:?}"
-    );
+    let got = spied(&t.ns, &seen);
+    failed.check(got == 0, || {
+        format!("t got {got} echoes with v's MAC from h0's VTEP")
+    });
+    failed.counted(h2, &before, "wrong_source_vtep", u64::from(BURST));
 
     // 4a. A unicast ARP reply from a, to t on a third host: "v is at a's MAC".
-    let arp_before = count(&drops(h0), "spoofed_arp");
+    // 4b. A gratuitous ARP from a to its neighbour on the same host, for v's address.
+    let before = drops(h0);
     replay(
         &a,
         vec![arp_frame(mac_for_ip(T), 2, (mac_for_ip(A), V), me(T)); 3],
     );
-    // 4b. A gratuitous ARP from a to its neighbour on the same host, for v's address.
     replay(
         &a,
         vec![arp_frame(BROADCAST, 1, (mac_for_ip(A), V), ([0; 6], V)); 3],
     );
     settle();
-    assert_neighbour(&t, V, V, "unicast ARP reply from a");
-    assert_neighbour(&n, V, V, "gratuitous ARP from a");
-    let after = drops(h0);
-    assert!(
-        count(&after, "spoofed_arp") >= arp_before + 6,
-        "spoofed_arp not counted on h0: {after:?}"
-    );
+    failed.neighbour(&t, V, V, "unicast ARP reply from a");
+    failed.neighbour(&n, V, V, "gratuitous ARP from a");
+    failed.counted(h0, &before, "spoofed_arp", 6);
     // 4c. The reply from h0's underlay, with a MAC no endpoint owns.
     let stranger = [0x02, 0x99, 0, 0, 0, 1];
+    let before = drops(h2);
     replay_on_wire(
         &lab,
         0,
@@ -230,16 +261,17 @@ fn a_container_sends_only_as_itself() {
         vec![arp_frame(mac_for_ip(T), 2, (stranger, V), me(T)); 3],
     );
     settle();
-    assert_neighbour(&t, V, V, "ARP reply on the wire");
-    let on_h2 = drops(h2);
-    assert!(
-        count(&on_h2, "spoofed_arp") >= 3,
-        "spoofed_arp not counted on h2: {on_h2:?}"
-    );
+    failed.neighbour(&t, V, V, "ARP reply on the wire");
+    failed.counted(h2, &before, "spoofed_arp", 3);
 
     // 5. 300 frames to unknown unicast MACs: not one datagram per host each.
-    spy(h0.ns(), "vxlan_out", "output", &format!("udp dport {VXLAN_PORT}"));
-    let unknown_before = count(&drops(h0), "unknown_unicast");
+    spy(
+        h0.ns(),
+        "vxlan_out",
+        "output",
+        &format!("udp dport {VXLAN_PORT}"),
+    );
+    let before = drops(h0);
     let out_before = spied(h0.ns(), "vxlan_out");
     let frames: Vec<Vec<u8>> = (0..300u16)
         .map(|i| {
@@ -251,31 +283,33 @@ fn a_container_sends_only_as_itself() {
     replay(&a, frames);
     settle();
     let sent = spied(h0.ns(), "vxlan_out") - out_before;
-    assert!(sent < 30, "300 unknown unicast frames became {sent} datagrams");
-    let after = drops(h0);
-    assert!(
-        count(&after, "unknown_unicast") >= unknown_before + 300,
-        "unknown_unicast not counted on h0: {after:?}"
-    );
+    failed.check(sent < 30, || {
+        format!("300 unknown unicast frames became {sent} datagrams")
+    });
+    failed.counted(h0, &before, "unknown_unicast", 300);
 
     // A restart puts the guard back in place over the old one, counters kept.
-    let guarded = count(&drops(h0), "spoofed_source_mac");
+    let before = drops(h0);
     lab.kill_daemon(0, libc::SIGTERM).expect("stop h0");
     lab.start_daemon(0).expect("restart h0");
     let seen = spy_echo(&t, 0x5155);
     replay(&a, echo_burst(me(V), me(T), 0x5155));
     settle();
-    assert_eq!(spied(&t.ns, &seen), 0, "after a restart, t got echoes from a posing as v");
-    let after = drops(h0);
-    assert!(
-        count(&after, "spoofed_source_mac") >= guarded + u64::from(BURST),
-        "the guard's counters went back or stopped after a restart: {after:?}"
-    );
+    let got = spied(&t.ns, &seen);
+    failed.check(got == 0, || {
+        format!("after a restart, t got {got} echoes from a posing as v")
+    });
+    failed.counted(h0, &before, "spoofed_source_mac", u64::from(BURST));
 
     // Honest traffic still flows, on one host and across hosts.
     a.wait_reachable(&V.to_string(), WARMUP)
         .expect("a reaches v after the restart");
     for (from, to) in [(&a, V), (&n, A), (&a, N), (&t, V), (&v, A)] {
-        assert_pings(from, to, "honest, after the attacks");
+        failed.pings(from, to, "honest, after the attacks");
     }
+    assert!(
+        failed.0.is_empty(),
+        "attacks that got through or went uncounted:\n{}",
+        failed.0.join("\n")
+    );
 }

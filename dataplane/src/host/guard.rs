@@ -57,10 +57,7 @@ pub fn ruleset(ports: &[GuardedPort], counts: &[(DropReason, u64)]) -> String {
     let counters: String = REASONS
         .iter()
         .map(|&r| {
-            let n = counts
-                .iter()
-                .find(|(c, _)| *c == r)
-                .map_or(0, |&(_, n)| n);
+            let n = counts.iter().find(|(c, _)| *c == r).map_or(0, |&(_, n)| n);
             format!("\tcounter {} {{ packets {n} bytes 0 }}\n", r.as_str())
         })
         .collect();
@@ -130,7 +127,12 @@ pub fn add_counts(a: &[(DropReason, u64)], b: &[(DropReason, u64)]) -> Vec<(Drop
     DropReason::ALL
         .iter()
         .map(|&r| {
-            let n: u64 = a.iter().chain(b).filter(|(c, _)| *c == r).map(|(_, n)| n).sum();
+            let n: u64 = a
+                .iter()
+                .chain(b)
+                .filter(|(c, _)| *c == r)
+                .map(|(_, n)| n)
+                .sum();
             (r, n)
         })
         .filter(|&(_, n)| n > 0)

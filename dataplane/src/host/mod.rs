@@ -615,7 +615,9 @@ fn guard_counts(running: &Running, max_age: Duration) -> Vec<(DropReason, u64)> 
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let now = Instant::now();
-    let stale = last.0.is_none_or(|at| now.saturating_duration_since(at) >= max_age);
+    let stale = last
+        .0
+        .is_none_or(|at| now.saturating_duration_since(at) >= max_age);
     if stale && running.guarded.is_some() {
         match read_guard_counts(running) {
             Ok(counts) => *last = (Some(now), counts),

@@ -490,6 +490,12 @@ fn an_arp_claiming_a_placed_address_with_another_mac_is_refused() {
     assert_eq!(p.plane.fdb.arp_lookup(ip(3), now), Some(mac(3)));
     // The owner announcing itself, and an unplaced address, pass.
     assert!(deliver(&dp, PEER, &vxlan(VNI, &arp(2, (mac(3), ip(3)), ip(2))), now).is_ok());
-    assert!(deliver(&dp, PEER, &vxlan(VNI, &arp(1, (mac(50), ip(50)), ip(2))), now).is_ok());
+    assert!(deliver(
+        &dp,
+        PEER,
+        &vxlan(VNI, &arp(1, (mac(50), ip(50)), ip(2))),
+        now
+    )
+    .is_ok());
     assert_eq!(p.plane.fdb.arp_lookup(ip(50), now), Some(mac(50)));
 }

@@ -23,8 +23,14 @@ fn the_ruleset_replaces_only_the_bridge_table_and_lists_every_port() {
     );
     assert_eq!(script.matches("table ").count(), 3, "{script}");
     for p in [port(2), port(3)] {
-        assert!(script.contains(&format!("\"{}\" . {}", p.veth, p.mac)), "{script}");
-        assert!(script.contains(&format!("\"{}\" . {}", p.veth, p.ipv4)), "{script}");
+        assert!(
+            script.contains(&format!("\"{}\" . {}", p.veth, p.mac)),
+            "{script}"
+        );
+        assert!(
+            script.contains(&format!("\"{}\" . {}", p.veth, p.ipv4)),
+            "{script}"
+        );
     }
     // The TAP is the core's; everything else is checked, and what is left is dropped.
     assert!(script.contains("iifname \"vxtap0\" accept"), "{script}");
@@ -36,7 +42,10 @@ fn the_ruleset_replaces_only_the_bridge_table_and_lists_every_port() {
 #[test]
 fn counters_carry_over_and_empty_sets_have_no_elements() {
     let script = ruleset(&[], &[(DropReason::SpoofedArp, 7)]);
-    assert!(script.contains("counter spoofed_arp { packets 7 bytes 0 }"), "{script}");
+    assert!(
+        script.contains("counter spoofed_arp { packets 7 bytes 0 }"),
+        "{script}"
+    );
     assert!(script.contains("counter spoofed_source_mac { packets 0 bytes 0 }"));
     assert!(!script.contains("elements"), "{script}");
 }
@@ -61,7 +70,10 @@ fn counts_add_up_per_reason_in_order() {
     assert_eq!(
         add_counts(
             &[(DropReason::SpoofedArp, 2), (DropReason::NoVtep, 1)],
-            &[(DropReason::SpoofedArp, 3), (DropReason::SpoofedSourceIp, 4)]
+            &[
+                (DropReason::SpoofedArp, 3),
+                (DropReason::SpoofedSourceIp, 4)
+            ]
         ),
         vec![
             (DropReason::NoVtep, 1),
@@ -79,7 +91,10 @@ fn nft_accepts_the_ruleset() {
     if unsafe { libc::geteuid() } != 0 {
         return;
     }
-    for script in [ruleset(&[port(2), port(3)], &[(DropReason::SpoofedArp, 1)]), ruleset(&[], &[])] {
+    for script in [
+        ruleset(&[port(2), port(3)], &[(DropReason::SpoofedArp, 1)]),
+        ruleset(&[], &[]),
+    ] {
         match super::super::egress::nft(&["-c", "-f", "-"], Some(&script)) {
             Ok(_) => {}
             Err(crate::host::HostError::NftMissing) => return,
