@@ -25,9 +25,12 @@
 //! container or restarting the daemon does not set them back.
 
 use std::net::Ipv4Addr;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use super::egress::TABLE;
-use super::sandbox::TAP_NAME;
+use super::error::HostError;
+use super::sandbox::{Sandbox, TAP_NAME};
 use crate::core::counters::DropReason;
 use crate::wire::MacAddr;
 
@@ -41,6 +44,65 @@ pub const REASONS: [DropReason; 4] = [
 
 /// `nft` arguments that print the guard's counters as JSON (see [`parse_counters`]).
 pub const LIST_COUNTERS: [&str; 6] = ["-j", "list", "counters", "table", "bridge", TABLE];
+
+/// How old the counters [`Guard::counts`] gives a sampling caller may be.
+pub const COUNTERS_MAX_AGE: Duration = Duration::from_secs(10);
+
+/// One sandbox's guard: the ports it was last applied for, and its counters as last read.
+#[derive(Debug, Default)]
+pub struct Guard {
+    ports: Option<Vec<GuardedPort>>,
+    reading: Mutex<Reading>,
+}
+
+#[derive(Debug, Default)]
+struct Reading {
+    /// `None`: never read.
+    at: Option<Instant>,
+    counts: Vec<(DropReason, u64)>,
+}
+
+impl Guard {
+    /// Puts the guard of `ports` into `sandbox`, unless it is there already (a new table's
+    /// counters start where the old one's stand).
+    pub fn ensure(&mut self, sandbox: &Sandbox, ports: Vec<GuardedPort>) -> Result<(), HostError> {
+        if self.ports.as_ref() == Some(&ports) {
+            return Ok(());
+        }
+        // A table that is not there yet (a new sandbox) has nothing to carry over.
+        let counts = read_counts(sandbox).unwrap_or_default();
+        sandbox.apply_rules(ruleset(&ports, &counts))?;
+        self.ports = Some(ports);
+        Ok(())
+    }
+
+    /// The guard's counters, read from `sandbox` again if the last reading is older than
+    /// `max_age`; a reading that fails gives the last one (and a debug line).
+    pub fn counts(&self, sandbox: &Sandbox, max_age: Duration) -> Vec<(DropReason, u64)> {
+        let mut last = self.reading.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        let stale = last
+            .at
+            .is_none_or(|at| now.saturating_duration_since(at) >= max_age);
+        if stale && self.ports.is_some() {
+            match read_counts(sandbox) {
+                Ok(counts) => {
+                    *last = Reading {
+                        at: Some(now),
+                        counts,
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "cannot read the sandbox guard's counters"),
+            }
+        }
+        last.counts.clone()
+    }
+}
+
+/// The guard's counters as the kernel has them now.
+fn read_counts(sandbox: &Sandbox) -> Result<Vec<(DropReason, u64)>, HostError> {
+    Ok(parse_counters(&sandbox.nft_query(&LIST_COUNTERS)?))
+}
 
 /// A local endpoint's bridge port and what it may send as.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,6 +9,9 @@
 //!   control entries and VTEP lists swapped in whole, veths no local endpoint owns deleted,
 //!   sandboxes on disk that no network owns removed. A network it cannot set up is reported
 //!   and tried again by the next apply; the others are not held back.
+//! - Each running sandbox's guard (see [`guard`]) lets every local endpoint of the program
+//!   send as itself only; it is in place before forwarding takes new endpoints and before
+//!   their veths exist, and a network whose guard cannot be applied is a failed network.
 //! - [`Host::attach`] wires one endpoint of a network the last program placed on this host,
 //!   all or nothing; [`Host::detach`] removes its veth (a missing one is not an error).
 //! - The caller never sees a namespace, a TAP, a veth name or an engine counter: it asks
@@ -41,7 +44,7 @@ use self::dns::resolv_conf;
 use self::dns::serve::{DnsServer, DnsService};
 use self::dns::{Names, Upstreams};
 pub use self::error::HostError;
-use self::guard::GuardedPort;
+use self::guard::{Guard, GuardedPort};
 use self::netns::NetnsWorker;
 pub use self::netns::{next_free_ifname, resolve_target};
 pub use self::program::{EndpointProgram, HostProgram, Location, NetworkProgram};
@@ -126,10 +129,8 @@ struct Running {
     egress: Option<Ipv4Addr>,
     /// The sandbox's nftables script as last applied.
     rules: Option<String>,
-    /// The ports the sandbox's guard was last applied for (see [`guard`]).
-    guarded: Option<Vec<GuardedPort>>,
-    /// The guard's counters as last read, and when.
-    guard_counts: std::sync::Mutex<(Option<Instant>, Vec<(DropReason, u64)>)>,
+    /// The sandbox's guard as last applied (see [`guard`]).
+    guard: Guard,
     /// The network's DNS, once its sockets are bound.
     dns: Option<DnsServer>,
 }
@@ -484,9 +485,9 @@ impl Host {
     }
 
     /// [`Host::stats`] for a caller that samples often: the guards' counters may be up to
-    /// [`GUARD_COUNTERS_MAX_AGE`] old (reading them runs `nft` once per network).
+    /// [`guard::COUNTERS_MAX_AGE`] old (reading them runs `nft` once per network).
     pub fn stats_sampled(&self) -> HostStats {
-        self.stats_within(GUARD_COUNTERS_MAX_AGE)
+        self.stats_within(guard::COUNTERS_MAX_AGE)
     }
 
     fn stats_within(&self, max_age: Duration) -> HostStats {
@@ -496,7 +497,8 @@ impl Host {
                 .iter()
                 .map(|(id, r)| {
                     let mut traffic = r.port.plane.counters.snapshot();
-                    traffic.drops = guard::add_counts(&traffic.drops, &guard_counts(r, max_age));
+                    traffic.drops =
+                        guard::add_counts(&traffic.drops, &r.guard.counts(&r.sandbox, max_age));
                     (id.clone(), traffic)
                 })
                 .collect(),
@@ -569,19 +571,14 @@ fn start_network(
         veths: None,
         egress: None,
         rules: None,
-        guarded: None,
-        guard_counts: std::sync::Mutex::new((None, Vec::new())),
+        guard: Guard::default(),
         dns: None,
     })
 }
 
-/// How old the guards' counters in [`Host::stats_sampled`] may be.
-pub const GUARD_COUNTERS_MAX_AGE: Duration = Duration::from_secs(10);
-
-/// Puts the sandbox's guard (see [`guard`]) in place for the network's local endpoints, unless
-/// it is there already; the counters carry over into the new table.
+/// Puts the sandbox's guard in place for the network's local endpoints (see [`guard`]).
 fn guard_ports(running: &mut Running, net: &NetworkProgram) -> Result<(), HostError> {
-    let ports: Vec<GuardedPort> = net
+    let ports = net
         .local_endpoints()
         .map(|e| GuardedPort {
             veth: veth_name(&e.id),
@@ -589,42 +586,7 @@ fn guard_ports(running: &mut Running, net: &NetworkProgram) -> Result<(), HostEr
             ipv4: e.ipv4,
         })
         .collect();
-    if running.guarded.as_ref() == Some(&ports) {
-        return Ok(());
-    }
-    // A table that is not there yet (a new sandbox) has nothing to carry over.
-    let counts = read_guard_counts(running).unwrap_or_default();
-    running
-        .sandbox
-        .apply_rules(guard::ruleset(&ports, &counts))?;
-    running.guarded = Some(ports);
-    Ok(())
-}
-
-/// The guard's counters as the kernel has them now.
-fn read_guard_counts(running: &Running) -> Result<Vec<(DropReason, u64)>, HostError> {
-    let json = running.sandbox.nft_query(&guard::LIST_COUNTERS)?;
-    Ok(guard::parse_counters(&json))
-}
-
-/// The guard's counters, read again if the last reading is older than `max_age`; a reading
-/// that fails gives the last one (and a debug line).
-fn guard_counts(running: &Running, max_age: Duration) -> Vec<(DropReason, u64)> {
-    let mut last = running
-        .guard_counts
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let now = Instant::now();
-    let stale = last
-        .0
-        .is_none_or(|at| now.saturating_duration_since(at) >= max_age);
-    if stale && running.guarded.is_some() {
-        match read_guard_counts(running) {
-            Ok(counts) => *last = (Some(now), counts),
-            Err(e) => tracing::debug!(error = %e, "cannot read the sandbox guard's counters"),
-        }
-    }
-    last.1.clone()
+    running.guard.ensure(&running.sandbox, ports)
 }
 
 /// The control-plane entries of a network: its endpoints, and its gateway, which lives on
