@@ -29,6 +29,7 @@ const A: Ipv4Addr = Ipv4Addr::new(10, 82, 0, 10);
 const N: Ipv4Addr = Ipv4Addr::new(10, 82, 0, 11);
 const V: Ipv4Addr = Ipv4Addr::new(10, 82, 0, 20);
 const T: Ipv4Addr = Ipv4Addr::new(10, 82, 0, 30);
+const M: Ipv4Addr = Ipv4Addr::new(10, 82, 0, 12);
 const WARMUP: Duration = Duration::from_secs(15);
 /// Frames per replayed attack.
 const BURST: u16 = 20;
@@ -102,6 +103,15 @@ fn replay_on_wire(lab: &Lab, from: usize, to: usize, frames: Vec<Vec<u8>>) {
 
 fn settle() {
     std::thread::sleep(Duration::from_millis(500));
+}
+
+/// `nft list table bridge vxnet` in the host's one sandbox.
+fn guard_table(host: &Host) -> String {
+    let sandboxes = host.sandbox_namespaces();
+    assert_eq!(sandboxes.len(), 1, "one sandbox: {sandboxes:?}");
+    let out = netns::exec_in_file(&sandboxes[0], &["nft", "list", "table", "bridge", "vxnet"])
+        .expect("nft in the sandbox");
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// The `bridge fdb` lines of h0's sandbox that put `mac` behind a port other than the TAP.
@@ -309,6 +319,19 @@ fn a_container_sends_only_as_itself() {
     for (from, to) in [(&a, V), (&n, A), (&a, N), (&t, V), (&v, A)] {
         failed.pings(from, to, "honest, after the attacks");
     }
+    // A container connected later is guarded for what it is, and its entry goes with it.
+    let m = lab.container(0, "m").expect("container");
+    h0.connect(NET, &m, &M.to_string()).expect("connect m");
+    failed.pings(&m, V, "a container connected after the guard was made");
+    h0.vxnet_ok(&["network", "disconnect", NET, &m.ns]);
+    let table = guard_table(h0);
+    let m_mac = format_mac(mac_for_ip(M));
+    failed.check(table.contains(&format_mac(mac_for_ip(A))), || {
+        format!("the guard does not list a:\n{table}")
+    });
+    failed.check(!table.contains(&m_mac), || {
+        format!("the guard still lets m's MAC in after its disconnect:\n{table}")
+    });
     assert!(
         failed.0.is_empty(),
         "attacks that got through or went uncounted:\n{}",
