@@ -234,7 +234,7 @@ fn snapshot(dataplane: &Dataplane, cluster: &Cluster, now: Instant) -> Snapshot 
         let voters = state.hosts().len() as u64 - learners;
         (networks, learners, voters)
     };
-    let mut live = dataplane.stats();
+    let mut live = dataplane.stats_sampled();
     let networks = networks
         .into_iter()
         .map(|(id, name, endpoints)| {

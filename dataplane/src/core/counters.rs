@@ -33,10 +33,30 @@ pub enum DropReason {
     DnsMalformed,
     /// A forwarded DNS query no upstream resolver answered (the client got SERVFAIL).
     DnsUpstreamFailed,
+    /// From the wire: the inner source MAC is an endpoint the control plane placed behind
+    /// another VTEP than the one that sent the datagram.
+    WrongSourceVtep,
+    /// A unicast frame for a MAC no endpoint owns and nothing learned, with no static peer
+    /// to send it to: vxnet hosts never get unknown unicast (the control plane told them
+    /// every MAC they have).
+    UnknownUnicast,
+    /// An ARP packet whose sender is not who the control plane says: from a container, a
+    /// sender MAC or address not its own (the sandbox's guard, see `host::guard`); from the
+    /// wire, an address the control plane gives to another MAC.
+    SpoofedArp,
+    /// From a container: a source MAC not its own (the sandbox's guard), or a frame from a
+    /// bridge port that belongs to no endpoint.
+    SpoofedSourceMac,
+    /// From a container: an IPv4 packet with a source address not its own (the sandbox's
+    /// guard).
+    SpoofedSourceIp,
+    /// From a container: neither IPv4 nor ARP (IPv6 is off on overlays; a VLAN tag would
+    /// carry a packet past the address checks).
+    ForeignEthertype,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 13] = [
+    pub const ALL: [DropReason; 19] = [
         DropReason::Truncated,
         DropReason::BadFlags,
         DropReason::ReservedBits,
@@ -50,6 +70,12 @@ impl DropReason {
         DropReason::BadOffload,
         DropReason::DnsMalformed,
         DropReason::DnsUpstreamFailed,
+        DropReason::WrongSourceVtep,
+        DropReason::UnknownUnicast,
+        DropReason::SpoofedArp,
+        DropReason::SpoofedSourceMac,
+        DropReason::SpoofedSourceIp,
+        DropReason::ForeignEthertype,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -67,7 +93,18 @@ impl DropReason {
             DropReason::BadOffload => "bad_offload",
             DropReason::DnsMalformed => "dns_malformed",
             DropReason::DnsUpstreamFailed => "dns_upstream_failed",
+            DropReason::WrongSourceVtep => "wrong_source_vtep",
+            DropReason::UnknownUnicast => "unknown_unicast",
+            DropReason::SpoofedArp => "spoofed_arp",
+            DropReason::SpoofedSourceMac => "spoofed_source_mac",
+            DropReason::SpoofedSourceIp => "spoofed_source_ip",
+            DropReason::ForeignEthertype => "foreign_ethertype",
         }
+    }
+
+    /// The reason named `name` by [`DropReason::as_str`].
+    pub fn from_name(name: &str) -> Option<DropReason> {
+        DropReason::ALL.into_iter().find(|r| r.as_str() == name)
     }
 
     fn index(self) -> usize {

@@ -80,20 +80,26 @@ pub struct ControlEntry {
 /// The VTEPs of one network.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct VtepSet {
-    /// Receivers of broadcast, multicast and unknown unicast.
+    /// Receivers of broadcast and multicast.
     pub flood: Vec<Ipv4Addr>,
     /// Senders whose datagrams are accepted (the flood list is accepted too).
     pub trusted: Vec<Ipv4Addr>,
+    /// Static peers (kernel or hardware VTEPs outside the cluster): the only receivers of
+    /// unknown unicast, since only behind them can a MAC live that the control plane does
+    /// not know. They are in `flood` too.
+    pub peers: Vec<Ipv4Addr>,
 }
 
 impl VtepSet {
-    /// A set where every VTEP both receives floods and is trusted (static peers).
+    /// A set where every VTEP receives floods and unknown unicast and is trusted (static
+    /// peers).
     pub fn symmetric(mut vteps: Vec<Ipv4Addr>) -> VtepSet {
         vteps.sort_unstable();
         vteps.dedup();
         VtepSet {
             flood: vteps.clone(),
-            trusted: vteps,
+            trusted: vteps.clone(),
+            peers: vteps,
         }
     }
 }
@@ -124,15 +130,31 @@ pub struct ControlTable {
     retired_macs: HashMap<MacAddr, Retired>,
     retired_ips: HashMap<Ipv4Addr, Retired>,
     flood: Arc<[Ipv4Addr]>,
+    peers: Arc<[Ipv4Addr]>,
     /// Sorted, for a binary search per datagram.
     trusted: Box<[Ipv4Addr]>,
     installed: Option<Instant>,
 }
 
 impl ControlTable {
-    /// Receivers of broadcast, multicast and unknown unicast.
+    /// Receivers of broadcast and multicast.
     pub fn flood(&self) -> &Arc<[Ipv4Addr]> {
         &self.flood
+    }
+
+    /// Receivers of unknown unicast: the static peers.
+    pub fn peers(&self) -> &Arc<[Ipv4Addr]> {
+        &self.peers
+    }
+
+    /// Where the control plane placed `mac`, if it did (learned entries aside).
+    pub fn placed(&self, mac: MacAddr) -> Option<FdbTarget> {
+        self.macs.get(&mac).copied()
+    }
+
+    /// The MAC the control plane gives `ip`, if it does.
+    pub fn owner_of(&self, ip: Ipv4Addr) -> Option<MacAddr> {
+        self.arp.get(&ip).copied()
     }
 
     /// Whether datagrams from `vtep` are accepted.
@@ -209,6 +231,7 @@ impl Fdb {
             retired_macs,
             retired_ips,
             flood: vteps.flood.as_slice().into(),
+            peers: vteps.peers.as_slice().into(),
             trusted: trusted.into(),
             installed: Some(now),
         }));
@@ -220,6 +243,7 @@ impl Fdb {
         VtepSet {
             flood: c.flood.to_vec(),
             trusted: c.trusted.to_vec(),
+            peers: c.peers.to_vec(),
         }
     }
 

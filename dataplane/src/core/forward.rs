@@ -9,12 +9,22 @@
 //! - anything the gateway (this host's `br0`) sends → [`TapAction::Local`]: each host has its
 //!   own gateway, under the same MAC.
 //! - known unicast → [`TapAction::Unicast`] to the VTEP; local → [`TapAction::Local`];
-//! - broadcast, multicast, unknown unicast → [`TapAction::Flood`] (head-end replication).
+//! - broadcast, multicast → [`TapAction::Flood`] (head-end replication) to every VTEP;
+//! - unknown unicast → [`TapAction::Flood`] to the static peers only: the control plane told
+//!   this host every MAC of the cluster's hosts, so only behind a peer can an unknown MAC
+//!   live. Without peers it is dropped ([`DropReason::UnknownUnicast`]): a container cannot
+//!   turn one frame into a copy for every host.
 //!
 //! wire → TAP ([`Dataplane::handle_datagram`]): VXLAN header valid → VNI known → sender is a
-//! trusted VTEP of that network → inner frame sane → learn the inner source MAC (and, from
-//! ARP, its IPv4) → [`WireAction::Deliver`]. A datagram that belongs to no network is counted
-//! in [`Dataplane::drops`]; one that does, in its network's counters.
+//! trusted VTEP of that network → inner frame sane → a source MAC the control plane placed
+//! comes from its own VTEP ([`DropReason::WrongSourceVtep`]; one placed here:
+//! [`DropReason::MacConflict`]) → an ARP sender address the control plane placed comes with
+//! its MAC ([`DropReason::SpoofedArp`]) → learn the inner source MAC (and, from ARP, its
+//! IPv4) → [`WireAction::Deliver`]. A datagram that belongs to no network is counted in
+//! [`Dataplane::drops`]; one that does, in its network's counters.
+//!
+//! What a container may send into its sandbox's bridge is checked there, by the kernel (see
+//! [`crate::host::guard`]): local traffic never reaches this core.
 //!
 //! [`Dataplane`] is the one VNI → network table: each entry is a [`Port`], the network's
 //! plane together with the device its frames are written to (a TAP in the engine; nothing in
@@ -151,8 +161,17 @@ impl NetworkPlane {
         match self.fdb.lookup(dst, now) {
             Some(FdbTarget::Remote(vtep)) => TapAction::Unicast(vtep),
             Some(FdbTarget::Local) => TapAction::Local,
-            None => self.flood(frames),
+            None => self.unknown_unicast(frames),
         }
+    }
+
+    /// Unknown unicast goes to the static peers alone (see the module docs).
+    fn unknown_unicast(&self, frames: usize) -> TapAction {
+        let peers = Arc::clone(self.fdb.control().peers());
+        if peers.is_empty() {
+            return self.drop(DropReason::UnknownUnicast, frames);
+        }
+        TapAction::Flood(peers)
     }
 
     /// The ARP proxy. `None` means "not ours to answer": forward the frame as any other.
@@ -187,17 +206,36 @@ impl NetworkPlane {
             return Err(DropReason::Oversize);
         }
         let smac = eth.src();
-        if smac.is_unicast_source() && !self.fdb.learn(smac, src, now) {
-            // A control entry owns this MAC; only a remote control entry may send from it.
-            if self.fdb.lookup(smac, now) == Some(FdbTarget::Local) {
-                return Err(DropReason::MacConflict);
+        let control = self.fdb.control();
+        // A MAC the control plane placed speaks only from where it was placed.
+        match control.placed(smac) {
+            Some(FdbTarget::Local) => return Err(DropReason::MacConflict),
+            Some(FdbTarget::Remote(vtep)) if vtep != src => {
+                return Err(DropReason::WrongSourceVtep)
+            }
+            _ => {}
+        }
+        let arp = (eth.ethertype() == EtherType::ARP)
+            .then(|| ArpPacket::new_checked(eth.payload()).ok())
+            .flatten();
+        if let Some(arp) = &arp {
+            // An address the control plane placed is announced by its own MAC only, or a
+            // receiver's ARP cache would send its traffic elsewhere.
+            let sender = arp.sender_ip();
+            if control
+                .owner_of(sender)
+                .is_some_and(|owner| owner != arp.sender_mac())
+            {
+                return Err(DropReason::SpoofedArp);
             }
         }
-        if eth.ethertype() == EtherType::ARP {
-            if let Ok(arp) = ArpPacket::new_checked(eth.payload()) {
-                if arp.sender_mac() == smac {
-                    self.fdb.learn_arp(arp.sender_ip(), smac, now);
-                }
+        drop(control);
+        if smac.is_unicast_source() {
+            self.fdb.learn(smac, src, now);
+        }
+        if let Some(arp) = arp {
+            if arp.sender_mac() == smac {
+                self.fdb.learn_arp(arp.sender_ip(), smac, now);
             }
         }
         Ok(())

@@ -129,27 +129,36 @@ pub fn remove_table() -> String {
 /// Runs `nft -f -` with `script`, in the calling thread's network namespace (a child process
 /// starts in the namespace of the thread that forks it).
 pub fn nft_apply(script: &str) -> Result<(), HostError> {
-    let op = || "apply nftables rules with `nft -f -`".to_string();
+    nft(&["-f", "-"], Some(script)).map(drop)
+}
+
+/// Runs `nft` with `args` (and `stdin`, if any) in the calling thread's network namespace;
+/// returns what it printed.
+pub fn nft(args: &[&str], stdin: Option<&str>) -> Result<String, HostError> {
+    let op = || format!("run `nft {}`", args.join(" "));
     let mut child = Command::new("nft")
-        .args(["-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => HostError::NftMissing,
             _ => HostError::os(op(), e),
         })?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(script.as_bytes())
+    if let (Some(mut pipe), Some(text)) = (child.stdin.take(), stdin) {
+        pipe.write_all(text.as_bytes())
             .map_err(|e| HostError::os(op(), e))?;
     }
     let out = child
         .wait_with_output()
         .map_err(|e| HostError::os(op(), e))?;
     if out.status.success() {
-        return Ok(());
+        return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
     }
     // nft points at the offending line over three; one line reads better in a log.
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -62,7 +62,7 @@ pub enum HostError {
         #[source]
         source: rtnetlink::Error,
     },
-    #[error("`nft` not found: install nftables (Debian: apt-get install nftables); egress and published ports are made with it")]
+    #[error("`nft` not found: install nftables (Debian: apt-get install nftables); the sandboxes' guard, egress and published ports are made with it")]
     NftMissing,
     #[error("nftables refused vxnet's rules: {message}")]
     Nft { message: String },

@@ -9,6 +9,9 @@
 //!   control entries and VTEP lists swapped in whole, veths no local endpoint owns deleted,
 //!   sandboxes on disk that no network owns removed. A network it cannot set up is reported
 //!   and tried again by the next apply; the others are not held back.
+//! - Each running sandbox's guard (see [`guard`]) lets every local endpoint of the program
+//!   send as itself only; it is in place before forwarding takes new endpoints and before
+//!   their veths exist, and a network whose guard cannot be applied is a failed network.
 //! - [`Host::attach`] wires one endpoint of a network the last program placed on this host,
 //!   all or nothing; [`Host::detach`] removes its veth (a missing one is not an error).
 //! - The caller never sees a namespace, a TAP, a veth name or an engine counter: it asks
@@ -23,6 +26,7 @@
 pub mod dns;
 pub mod egress;
 mod error;
+pub mod guard;
 pub mod netns;
 mod program;
 pub mod publish;
@@ -40,6 +44,7 @@ use self::dns::resolv_conf;
 use self::dns::serve::{DnsServer, DnsService};
 use self::dns::{Names, Upstreams};
 pub use self::error::HostError;
+use self::guard::{Guard, GuardedPort};
 use self::netns::NetnsWorker;
 pub use self::netns::{next_free_ifname, resolve_target};
 pub use self::program::{EndpointProgram, HostProgram, Location, NetworkProgram};
@@ -125,6 +130,8 @@ struct Running {
     egress: Option<Ipv4Addr>,
     /// The sandbox's nftables script as last applied.
     rules: Option<String>,
+    /// The sandbox's guard as last applied (see [`guard`]).
+    guard: Guard,
     /// The network's DNS, once its sockets are bound.
     dns: Option<DnsServer>,
 }
@@ -446,13 +453,29 @@ impl Host {
         rows
     }
 
-    /// Counters of every running network, and the drops that belong to none.
+    /// Counters of every running network — the forwarding core's, and the refusals of each
+    /// sandbox's guard read from the kernel now — and the drops that belong to none.
     pub fn stats(&self) -> HostStats {
+        self.stats_within(Duration::ZERO)
+    }
+
+    /// [`Host::stats`] for a caller that samples often: the guards' counters may be up to
+    /// [`guard::COUNTERS_MAX_AGE`] old (reading them runs `nft` once per network).
+    pub fn stats_sampled(&self) -> HostStats {
+        self.stats_within(guard::COUNTERS_MAX_AGE)
+    }
+
+    fn stats_within(&self, max_age: Duration) -> HostStats {
         HostStats {
             networks: self
                 .running
                 .iter()
-                .map(|(id, r)| (id.clone(), r.port.plane.counters.snapshot()))
+                .map(|(id, r)| {
+                    let mut traffic = r.port.plane.counters.snapshot();
+                    traffic.drops =
+                        guard::add_counts(&traffic.drops, &r.guard.counts(&r.sandbox, max_age));
+                    (id.clone(), traffic)
+                })
                 .collect(),
             drops: self.engine.dataplane().drops.nonzero(),
             syscalls: self.engine.syscalls(),
@@ -518,6 +541,7 @@ fn start_network(
         veths: None,
         egress: None,
         rules: None,
+        guard: Guard::default(),
         dns: None,
     })
 }
@@ -531,6 +555,10 @@ fn set_up_network(
     host_ns: &NetnsWorker,
     now: Instant,
 ) -> Result<(), HostError> {
+    // Before forwarding takes the new endpoints, and before any of their veths exist: a
+    // container is never on the bridge unguarded. A guard that cannot be put in place fails
+    // the network, so its connects fail too.
+    guard_ports(running, net)?;
     running
         .port
         .plane
@@ -573,6 +601,19 @@ fn set_up_network(
         running.rules = Some(script);
     }
     Ok(())
+}
+
+/// Puts the sandbox's guard in place for the network's local endpoints (see [`guard`]).
+fn guard_ports(running: &mut Running, net: &NetworkProgram) -> Result<(), HostError> {
+    let ports = net
+        .local_endpoints()
+        .map(|e| GuardedPort {
+            veth: veth_name(&e.id),
+            mac: e.mac,
+            ipv4: e.ipv4,
+        })
+        .collect();
+    running.guard.ensure(&running.sandbox, ports)
 }
 
 /// The ports published by a network's local endpoints.

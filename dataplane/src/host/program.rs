@@ -114,6 +114,7 @@ impl NetworkProgram {
         VtepSet {
             flood: self.flood.clone(),
             trusted: self.trusted.clone(),
+            peers: self.peers.clone(),
         }
     }
 }

@@ -415,6 +415,13 @@ impl Sandbox {
             .run(move |_| async move { egress::nft_apply(&script) })
     }
 
+    /// Runs `nft` with `args` inside the sandbox and returns what it printed (see
+    /// [`super::guard`]).
+    pub fn nft_query(&self, args: &'static [&'static str]) -> Result<String, HostError> {
+        self.worker
+            .run(move |_| async move { egress::nft(args, None) })
+    }
+
     /// Deletes the sandbox end `veth_name`; the container end goes with it. A missing veth is
     /// not an error.
     pub fn disconnect(&self, veth_name: &str) -> Result<(), HostError> {

@@ -188,6 +188,7 @@ fn vtep_lists_swap_with_the_entries_and_floods_are_trusted() {
     let vteps = VtepSet {
         flood: vec![VTEP_B],
         trusted: vec![VTEP_A],
+        peers: Vec::new(),
     };
     fdb.install(&[], &vteps, t0);
     let table = fdb.control();

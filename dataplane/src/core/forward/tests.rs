@@ -394,10 +394,108 @@ fn trusted_but_not_flooded_vteps_are_accepted() {
         &VtepSet {
             flood: vec![PEER],
             trusted: vec![STRANGER],
+            peers: Vec::new(),
         },
     );
     let f = ipv4_frame(mac(2), mac(50), 60);
     assert!(deliver(&dp, STRANGER, &vxlan(VNI, &f), Instant::now()).is_ok());
     assert!(deliver(&dp, PEER, &vxlan(VNI, &f), Instant::now()).is_ok());
     assert_eq!(p.plane.fdb.vteps().trusted, vec![PEER, STRANGER]);
+}
+
+// ---- who may send what
+
+/// PEER is a cluster host here (floods and trust, no static peer); STRANGER another host.
+fn cluster_only(p: &Port<()>) {
+    set_vteps(
+        p,
+        &VtepSet {
+            flood: vec![PEER, STRANGER],
+            trusted: vec![PEER, STRANGER],
+            peers: Vec::new(),
+        },
+    );
+}
+
+#[test]
+fn unknown_unicast_is_never_flooded_to_cluster_hosts() {
+    let p = plane();
+    cluster_only(&p);
+    let now = Instant::now();
+    let f = ipv4_frame(mac(77), mac(2), 60);
+    assert_eq!(
+        decide(&p, &f, 3, now, &mut [0; 64]),
+        TapAction::Drop(DropReason::UnknownUnicast)
+    );
+    assert_eq!(p.plane.counters.drops.get(DropReason::UnknownUnicast), 3);
+    // Broadcast still reaches every host.
+    let b = ipv4_frame(MacAddr::BROADCAST, mac(2), 60);
+    assert_eq!(
+        decide(&p, &b, 1, now, &mut [0; 64]),
+        TapAction::Flood(vec![PEER, STRANGER].into())
+    );
+}
+
+#[test]
+fn unknown_unicast_goes_to_static_peers_only() {
+    let p = plane();
+    set_vteps(
+        &p,
+        &VtepSet {
+            flood: vec![PEER, STRANGER],
+            trusted: vec![PEER, STRANGER],
+            peers: vec![STRANGER],
+        },
+    );
+    let f = ipv4_frame(mac(77), mac(2), 60);
+    assert_eq!(
+        decide(&p, &f, 1, Instant::now(), &mut [0; 64]),
+        TapAction::Flood(vec![STRANGER].into())
+    );
+}
+
+#[test]
+fn a_placed_mac_from_another_vtep_is_refused() {
+    let (dp, p) = dataplane();
+    cluster_only(&p);
+    let now = Instant::now();
+    // mac(3) was placed behind PEER; STRANGER is trusted but is not its host.
+    let spoof = ipv4_frame(mac(2), mac(3), 60);
+    assert_eq!(
+        deliver(&dp, STRANGER, &vxlan(VNI, &spoof), now),
+        Err(DropReason::WrongSourceVtep)
+    );
+    assert_eq!(p.plane.counters.drops.get(DropReason::WrongSourceVtep), 1);
+    assert_eq!(
+        p.plane.fdb.lookup(mac(3), now),
+        Some(FdbTarget::Remote(PEER))
+    );
+    assert!(deliver(&dp, PEER, &vxlan(VNI, &spoof), now).is_ok());
+}
+
+#[test]
+fn an_arp_claiming_a_placed_address_with_another_mac_is_refused() {
+    let (dp, p) = dataplane();
+    let now = Instant::now();
+    // An unplaced MAC behind PEER (a static peer's host) says it is ip(3).
+    for op in [1, 2] {
+        let spoof = arp(op, (mac(50), ip(3)), ip(2));
+        assert_eq!(
+            deliver(&dp, PEER, &vxlan(VNI, &spoof), now),
+            Err(DropReason::SpoofedArp),
+            "op {op}"
+        );
+    }
+    assert_eq!(p.plane.counters.drops.get(DropReason::SpoofedArp), 2);
+    assert_eq!(p.plane.fdb.arp_lookup(ip(3), now), Some(mac(3)));
+    // The owner announcing itself, and an unplaced address, pass.
+    assert!(deliver(&dp, PEER, &vxlan(VNI, &arp(2, (mac(3), ip(3)), ip(2))), now).is_ok());
+    assert!(deliver(
+        &dp,
+        PEER,
+        &vxlan(VNI, &arp(1, (mac(50), ip(50)), ip(2))),
+        now
+    )
+    .is_ok());
+    assert_eq!(p.plane.fdb.arp_lookup(ip(50), now), Some(mac(50)));
 }
