@@ -121,6 +121,13 @@ struct Args {
     /// scale: hosts the endpoints are spread over.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=65536))]
     scale_hosts: u32,
+    /// scale: also run N real daemons in one cluster and time connect → FDB on all others
+    /// (needs root); 0 skips the lab part.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=200))]
+    scale_lab_hosts: u32,
+    /// scale: connects timed in the lab part.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10000))]
+    scale_lab_connects: u32,
     /// scale: single changes timed at each size.
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(2..))]
     scale_changes: u32,
@@ -411,7 +418,7 @@ fn add_batching(result: &mut ModeResult, v: VxnetCounters, metrics: [Metric; 4])
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    if args.scenario == Scenario::Scale {
+    if args.scenario == Scenario::Scale && args.scale_lab_hosts == 0 {
         return scale_scenario(&args);
     }
     if !vxnet_tests::is_root() {
@@ -426,17 +433,25 @@ fn main() -> Result<()> {
 }
 
 fn scale_scenario(args: &Args) -> Result<()> {
+    if args.scale_lab_hosts > 0 {
+        vxnet_tests::find_vxnet_bin()?;
+    }
     let report = scale::run(scale::ScaleParams {
         sizes: args.scale_endpoints.clone(),
         networks: args.scale_networks as usize,
         hosts: args.scale_hosts as usize,
         changes: args.scale_changes as usize,
+        lab_hosts: args.scale_lab_hosts as usize,
+        lab_connects: args.scale_lab_connects as usize,
     })?;
     print!("{}", report.table());
     let json = serde_json::to_string_pretty(&report.to_json())?;
     std::fs::write(&args.json, json + "\n")
         .with_context(|| format!("writing {}", args.json.display()))?;
     eprintln!("results written to {}", args.json.display());
+    if report.failed() {
+        bail!("the lab part failed (see above)");
+    }
     Ok(())
 }
 

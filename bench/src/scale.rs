@@ -44,8 +44,12 @@ pub struct ScaleParams {
     pub sizes: Vec<usize>,
     pub networks: usize,
     pub hosts: usize,
-    /// Single changes timed at full size.
+    /// Single changes timed at each size.
     pub changes: usize,
+    /// Hosts of the lab part (0: no lab part; see [`lab`]).
+    pub lab_hosts: usize,
+    /// Connects timed in the lab part.
+    pub lab_connects: usize,
 }
 
 /// What one size measured.
@@ -70,6 +74,7 @@ type Cell = fn(&SizeFigures) -> String;
 pub struct ScaleReport {
     pub params: ScaleParams,
     pub sizes: Vec<SizeFigures>,
+    pub lab: Option<lab::LabFigures>,
 }
 
 /// Builds the state up to each size in turn and measures there (see the module docs).
@@ -95,7 +100,8 @@ pub fn run(params: ScaleParams) -> anyhow::Result<ScaleReport> {
         .iter()
         .map(|&size| measure_size(&params, size))
         .collect();
-    Ok(ScaleReport { params, sizes })
+    let lab = (params.lab_hosts > 0).then(|| lab::run(params.lab_hosts, params.lab_connects));
+    Ok(ScaleReport { params, sizes, lab })
 }
 
 /// Usable addresses of a network's /24 (less network, gateway and broadcast).
@@ -393,7 +399,15 @@ impl ScaleReport {
             }
             let _ = writeln!(out);
         }
+        if let Some(lab) = &self.lab {
+            let _ = writeln!(out, "\n{}", lab.table());
+        }
         out
+    }
+
+    /// Whether the lab part failed.
+    pub fn failed(&self) -> bool {
+        self.lab.as_ref().is_some_and(|l| l.error.is_some())
     }
 
     pub fn to_json(&self) -> Value {
@@ -417,9 +431,11 @@ impl ScaleReport {
                 "change_apply_us": {"p50": s.change_apply_us[0], "p99": s.change_apply_us[1]},
                 "change_program_us": {"p50": s.change_program_us[0], "p99": s.change_program_us[1]},
             })).collect::<Vec<_>>(),
+            "lab": self.lab.as_ref().map(lab::LabFigures::to_json),
         })
     }
 }
 
+pub mod lab;
 #[cfg(test)]
 mod tests;

@@ -9,6 +9,8 @@ fn a_small_run_measures_every_figure() {
         networks: 10,
         hosts: 3,
         changes: 20,
+        lab_hosts: 0,
+        lab_connects: 0,
     })
     .expect("valid parameters");
     assert_eq!(report.sizes.len(), 2);
@@ -34,6 +36,8 @@ fn sizes_that_do_not_fit_the_networks_are_refused() {
         networks: 10,
         hosts: 3,
         changes: 20,
+        lab_hosts: 0,
+        lab_connects: 0,
     };
     let err = run(params).err().expect("refused");
     assert!(err.to_string().contains("--scale-networks"), "{err}");

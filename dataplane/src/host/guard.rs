@@ -47,6 +47,9 @@ pub const LIST_COUNTERS: [&str; 6] = ["-j", "list", "counters", "table", "bridge
 
 /// How old the counters [`Guard::counts`] gives a sampling caller may be.
 pub const COUNTERS_MAX_AGE: Duration = Duration::from_secs(10);
+/// How many sandboxes' counters one sampled reading ([`super::Host::stats_sampled`]) may
+/// read from the kernel: each is an `nft` run of some milliseconds on the control thread.
+pub const SAMPLED_READS: usize = 4;
 
 /// One sandbox's guard: the ports it was last applied for, and its counters as last read.
 #[derive(Debug, Default)]
@@ -77,14 +80,21 @@ impl Guard {
     }
 
     /// The guard's counters, read from `sandbox` again if the last reading is older than
-    /// `max_age`; a reading that fails gives the last one (and a debug line).
-    pub fn counts(&self, sandbox: &Sandbox, max_age: Duration) -> Vec<(DropReason, u64)> {
+    /// `max_age` and `reads` (the caller's budget of `nft` runs) is not used up; a reading
+    /// that fails gives the last one (and a debug line).
+    pub fn counts(
+        &self,
+        sandbox: &Sandbox,
+        max_age: Duration,
+        reads: &mut usize,
+    ) -> Vec<(DropReason, u64)> {
         let mut last = self.reading.lock().unwrap_or_else(PoisonError::into_inner);
         let now = Instant::now();
         let stale = last
             .at
             .is_none_or(|at| now.saturating_duration_since(at) >= max_age);
-        if stale && self.ports.is_some() {
+        if stale && self.ports.is_some() && *reads > 0 {
+            *reads -= 1;
             match read_counts(sandbox) {
                 Ok(counts) => {
                     *last = Reading {

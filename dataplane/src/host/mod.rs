@@ -456,24 +456,29 @@ impl Host {
     /// Counters of every running network — the forwarding core's, and the refusals of each
     /// sandbox's guard read from the kernel now — and the drops that belong to none.
     pub fn stats(&self) -> HostStats {
-        self.stats_within(Duration::ZERO)
+        self.stats_within(Duration::ZERO, usize::MAX)
     }
 
     /// [`Host::stats`] for a caller that samples often: the guards' counters may be up to
-    /// [`guard::COUNTERS_MAX_AGE`] old (reading them runs `nft` once per network).
+    /// [`guard::COUNTERS_MAX_AGE`] old, and older on a host with many networks, since reading
+    /// them runs `nft` once per network and one call reads at most
+    /// [`guard::SAMPLED_READS`] of them (the stalest come first in turn, as each fresh one
+    /// waits out its age).
     pub fn stats_sampled(&self) -> HostStats {
-        self.stats_within(guard::COUNTERS_MAX_AGE)
+        self.stats_within(guard::COUNTERS_MAX_AGE, guard::SAMPLED_READS)
     }
 
-    fn stats_within(&self, max_age: Duration) -> HostStats {
+    fn stats_within(&self, max_age: Duration, mut reads: usize) -> HostStats {
         HostStats {
             networks: self
                 .running
                 .iter()
                 .map(|(id, r)| {
                     let mut traffic = r.port.plane.counters.snapshot();
-                    traffic.drops =
-                        guard::add_counts(&traffic.drops, &r.guard.counts(&r.sandbox, max_age));
+                    traffic.drops = guard::add_counts(
+                        &traffic.drops,
+                        &r.guard.counts(&r.sandbox, max_age, &mut reads),
+                    );
                     (id.clone(), traffic)
                 })
                 .collect(),
