@@ -128,6 +128,16 @@ struct Args {
     /// scale: connects timed in the lab part.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10000))]
     scale_lab_connects: u32,
+    /// scale: also simulate N hosts (5 voters, the rest learners) in process over an
+    /// in-memory bus; 0 skips it.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=5000))]
+    scale_sim_hosts: u32,
+    /// scale: connects timed in the simulation.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
+    scale_sim_changes: u32,
+    /// scale: connects committed in the simulation while one learner is away.
+    #[arg(long, default_value_t = 10000)]
+    scale_sim_away: u32,
     /// scale: single changes timed at each size.
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(2..))]
     scale_changes: u32,
@@ -443,6 +453,9 @@ fn scale_scenario(args: &Args) -> Result<()> {
         changes: args.scale_changes as usize,
         lab_hosts: args.scale_lab_hosts as usize,
         lab_connects: args.scale_lab_connects as usize,
+        sim_hosts: args.scale_sim_hosts as usize,
+        sim_changes: args.scale_sim_changes as usize,
+        sim_away: args.scale_sim_away as usize,
     })?;
     print!("{}", report.table());
     let json = serde_json::to_string_pretty(&report.to_json())?;

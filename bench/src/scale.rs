@@ -50,6 +50,11 @@ pub struct ScaleParams {
     pub lab_hosts: usize,
     /// Connects timed in the lab part.
     pub lab_connects: usize,
+    /// Hosts of the simulated part (0: none; see [`sim`]), connects timed there, and
+    /// connects made while one learner is away.
+    pub sim_hosts: usize,
+    pub sim_changes: usize,
+    pub sim_away: usize,
 }
 
 /// What one size measured.
@@ -75,6 +80,7 @@ pub struct ScaleReport {
     pub params: ScaleParams,
     pub sizes: Vec<SizeFigures>,
     pub lab: Option<lab::LabFigures>,
+    pub sim: Option<sim::SimFigures>,
 }
 
 /// Builds the state up to each size in turn and measures there (see the module docs).
@@ -100,8 +106,15 @@ pub fn run(params: ScaleParams) -> anyhow::Result<ScaleReport> {
         .iter()
         .map(|&size| measure_size(&params, size))
         .collect();
+    let sim = (params.sim_hosts > 0)
+        .then(|| sim::run(params.sim_hosts, params.sim_changes, params.sim_away));
     let lab = (params.lab_hosts > 0).then(|| lab::run(params.lab_hosts, params.lab_connects));
-    Ok(ScaleReport { params, sizes, lab })
+    Ok(ScaleReport {
+        params,
+        sizes,
+        lab,
+        sim,
+    })
 }
 
 /// Usable addresses of a network's /24 (less network, gateway and broadcast).
@@ -399,15 +412,19 @@ impl ScaleReport {
             }
             let _ = writeln!(out);
         }
+        if let Some(sim) = &self.sim {
+            let _ = writeln!(out, "\n{}", sim.table());
+        }
         if let Some(lab) = &self.lab {
             let _ = writeln!(out, "\n{}", lab.table());
         }
         out
     }
 
-    /// Whether the lab part failed.
+    /// Whether the lab or the simulated part failed.
     pub fn failed(&self) -> bool {
         self.lab.as_ref().is_some_and(|l| l.error.is_some())
+            || self.sim.as_ref().is_some_and(|s| s.error.is_some())
     }
 
     pub fn to_json(&self) -> Value {
@@ -432,10 +449,12 @@ impl ScaleReport {
                 "change_program_us": {"p50": s.change_program_us[0], "p99": s.change_program_us[1]},
             })).collect::<Vec<_>>(),
             "lab": self.lab.as_ref().map(lab::LabFigures::to_json),
+            "simulated": self.sim.as_ref().map(sim::SimFigures::to_json),
         })
     }
 }
 
 pub mod lab;
+pub mod sim;
 #[cfg(test)]
 mod tests;

@@ -11,6 +11,9 @@ fn a_small_run_measures_every_figure() {
         changes: 20,
         lab_hosts: 0,
         lab_connects: 0,
+        sim_hosts: 12,
+        sim_changes: 20,
+        sim_away: 100,
     })
     .expect("valid parameters");
     assert_eq!(report.sizes.len(), 2);
@@ -27,6 +30,12 @@ fn a_small_run_measures_every_figure() {
     assert!(table.contains("| 600 endpoints |"), "{table}");
     let json = report.to_json();
     assert_eq!(json["sizes"][1]["endpoints"], 600);
+    let sim = report.sim.as_ref().expect("simulated part");
+    assert_eq!(sim.error, None);
+    assert_eq!(sim.apply_on_all_ms.len(), 20);
+    // The leader sends each of the 11 others at least the entry.
+    assert!(sim.leader_messages >= 11.0, "{}", sim.leader_messages);
+    assert!(sim.catch_up_ms > 0.0);
 }
 
 #[test]
@@ -38,6 +47,9 @@ fn sizes_that_do_not_fit_the_networks_are_refused() {
         changes: 20,
         lab_hosts: 0,
         lab_connects: 0,
+        sim_hosts: 0,
+        sim_changes: 0,
+        sim_away: 0,
     };
     let err = run(params).err().expect("refused");
     assert!(err.to_string().contains("--scale-networks"), "{err}");
