@@ -54,3 +54,19 @@ fn sizes_that_do_not_fit_the_networks_are_refused() {
     let err = run(params).err().expect("refused");
     assert!(err.to_string().contains("--scale-networks"), "{err}");
 }
+
+/// The lab part on three real daemons, so it cannot rot: every connect converges on the two
+/// other hosts and every daemon's memory is read.
+#[test]
+fn the_lab_part_runs_on_three_hosts() {
+    if !vxnet_tests::require_root() {
+        return;
+    }
+    let lab = lab::run(3, 3);
+    assert_eq!(lab.error, None);
+    assert_eq!(lab.convergence_ms.len(), 3);
+    assert!(lab.convergence_ms.iter().all(|&ms| ms > 0.0));
+    assert_eq!(lab.rss_kib.len(), 3);
+    assert!(lab.rss_kib.iter().all(|&k| k > 1024), "{:?}", lab.rss_kib);
+    assert!(lab.table().contains("convergence on all hosts"));
+}
