@@ -457,25 +457,27 @@ fn scale_scenario(args: &Args) -> Result<()> {
         sim_changes: args.scale_sim_changes as usize,
         sim_away: args.scale_sim_away as usize,
     })?;
-    print!("{}", report.table());
-    let json = serde_json::to_string_pretty(&report.to_json())?;
-    std::fs::write(&args.json, json + "\n")
-        .with_context(|| format!("writing {}", args.json.display()))?;
-    eprintln!("results written to {}", args.json.display());
+    publish(args, &report.table(), &report.to_json())?;
     if report.failed() {
         bail!("the lab part failed (see above)");
     }
     Ok(())
 }
 
+/// Prints a scenario's table and writes its JSON to `--json`.
+fn publish(args: &Args, table: &str, json: &serde_json::Value) -> Result<()> {
+    print!("{table}");
+    let text = serde_json::to_string_pretty(json)?;
+    std::fs::write(&args.json, text + "\n")
+        .with_context(|| format!("writing {}", args.json.display()))?;
+    eprintln!("results written to {}", args.json.display());
+    Ok(())
+}
+
 fn restart_scenario(args: &Args) -> Result<()> {
     vxnet_tests::find_vxnet_bin()?;
     let report = restart::run(lab_builder(args), args.repeat);
-    print!("{}", report.table());
-    let json = serde_json::to_string_pretty(&report.to_json())?;
-    std::fs::write(&args.json, json + "\n")
-        .with_context(|| format!("writing {}", args.json.display()))?;
-    eprintln!("results written to {}", args.json.display());
+    publish(args, &report.table(), &report.to_json())?;
     if report.failed() {
         bail!("some restart runs failed (see above)");
     }
@@ -491,11 +493,7 @@ fn cluster_scenario(args: &Args) -> Result<()> {
         failover: as_count(args.failover_runs),
     };
     let report = cluster::run(samples, args.veth_offloads);
-    print!("{}", report.table());
-    let json = serde_json::to_string_pretty(&report.to_json())?;
-    std::fs::write(&args.json, json + "\n")
-        .with_context(|| format!("writing {}", args.json.display()))?;
-    eprintln!("results written to {}", args.json.display());
+    publish(args, &report.table(), &report.to_json())?;
     if report.failed() {
         bail!("some cluster measurements failed (see above)");
     }
@@ -527,11 +525,7 @@ fn dataplane(args: &Args) -> Result<()> {
         }
         Err(e) => eprintln!("plots not drawn: {e:#}"),
     }
-    print!("{}", report.table());
-    let json = serde_json::to_string_pretty(&report.to_json())?;
-    std::fs::write(&args.json, json + "\n")
-        .with_context(|| format!("writing {}", args.json.display()))?;
-    eprintln!("results written to {}", args.json.display());
+    publish(args, &report.table(), &report.to_json())?;
     if report.modes.iter().any(|m| m.error.is_some()) {
         bail!("some modes failed (see above)");
     }

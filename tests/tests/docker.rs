@@ -74,20 +74,7 @@ fn docker_containers_on_two_hosts_share_a_vxnet_network() {
         return;
     }
     let (lab, engines) = docker_lab();
-    for d in &engines {
-        d.docker_ok(&[
-            "network",
-            "create",
-            "-d",
-            "vxnet",
-            "--ipam-driver",
-            "vxnet",
-            "--subnet",
-            SUBNET,
-            "shop",
-        ])
-        .expect("docker network create");
-    }
+    create_shop(&engines);
     run(
         &lab,
         &engines[0],
@@ -297,6 +284,24 @@ fn docker_containers_on_two_hosts_share_a_vxnet_network() {
     );
 }
 
+/// `docker network create -d vxnet ... shop` on every engine: one vxnet network.
+fn create_shop(engines: &[Docker]) {
+    for d in engines {
+        d.docker_ok(&[
+            "network",
+            "create",
+            "-d",
+            "vxnet",
+            "--ipam-driver",
+            "vxnet",
+            "--subnet",
+            SUBNET,
+            "shop",
+        ])
+        .expect("docker network create");
+    }
+}
+
 /// Lines of a busybox `ping` log that are replies.
 fn replies(log: &std::path::Path) -> usize {
     std::fs::read_to_string(log)
@@ -312,20 +317,7 @@ fn a_dockerd_restart_keeps_containers_connected() {
         return;
     }
     let (lab, engines) = docker_lab();
-    for d in &engines {
-        d.docker_ok(&[
-            "network",
-            "create",
-            "-d",
-            "vxnet",
-            "--ipam-driver",
-            "vxnet",
-            "--subnet",
-            SUBNET,
-            "shop",
-        ])
-        .expect("docker network create");
-    }
+    create_shop(&engines);
     // web writes its ping log to a host directory, readable while its dockerd is down.
     let out = lab.host(0).data_dir().join("web-out");
     std::fs::create_dir_all(&out).expect("web's output directory");
