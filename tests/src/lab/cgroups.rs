@@ -28,6 +28,15 @@ pub(super) fn cgroup_roots() -> Vec<PathBuf> {
         .collect()
 }
 
+/// The cgroup directories named `name` (a cgroup parent) that exist, in every hierarchy.
+pub(super) fn cgroups_named(name: &str) -> Vec<PathBuf> {
+    cgroup_roots()
+        .into_iter()
+        .map(|r| r.join(name))
+        .filter(|p| p.exists())
+        .collect()
+}
+
 /// Removes the cgroup `name` (and the containers' cgroups in it) from every hierarchy.
 /// A cgroup that still holds a process stays; errors are ignored.
 pub(super) fn remove_cgroups(name: &str) {

@@ -57,7 +57,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 
 use super::busybox::busybox_rootfs_tar;
-use super::cgroups::{cgroup_roots, remove_cgroups, CGROUP_TAG};
+use super::cgroups::{cgroups_named, remove_cgroups, CGROUP_TAG};
 use super::private_mounts::PrivateMounts;
 use super::{lock, Host, Lab};
 use crate::cmd;
@@ -517,11 +517,7 @@ impl PodmanFootprint {
 
     /// Cgroup directories named after its cgroup parent, in every hierarchy.
     pub fn cgroups(&self) -> Vec<PathBuf> {
-        cgroup_roots()
-            .into_iter()
-            .map(|r| r.join(&self.cgroup_parent))
-            .filter(|p| p.exists())
-            .collect()
+        cgroups_named(&self.cgroup_parent)
     }
 
     /// Error naming whatever is left.

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 
-use super::super::cgroups::cgroup_roots;
+use super::super::cgroups::cgroups_named;
 use crate::netns;
 
 /// What a [`Docker`](super::Docker) could leave behind, to check after it is gone: processes, mounts under
@@ -59,11 +59,7 @@ impl DockerFootprint {
 
     /// Cgroup directories named after its cgroup parent, in every hierarchy.
     pub fn cgroups(&self) -> Vec<PathBuf> {
-        cgroup_roots()
-            .into_iter()
-            .map(|r| r.join(&self.cgroup_parent))
-            .filter(|p| p.exists())
-            .collect()
+        cgroups_named(&self.cgroup_parent)
     }
 
     /// Error naming whatever is left: processes, mounts, cgroups, the directory itself.
