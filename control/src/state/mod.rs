@@ -31,6 +31,10 @@
 //! - A proposal (a command with its proposer's id) is applied at most once:
 //!   [`StateMachine::apply_proposal`] answers a proposal applied again with the first outcome
 //!   and changes nothing; the memory of outcomes is bounded and replicated (see [`recent`]).
+//! - Cluster credentials: the join token's secret is whatever `SetJoinSecret` last carried
+//!   (the proposer picks it: a secret is not a choice that must agree, it is data); a host that
+//!   `RemoveHost` removes has its raft id added to `revoked_raft_ids` (kept sorted, never
+//!   shrinking), so its certificate is refused from then on.
 //! - Every [`Refusal`] displays as one sentence saying what is wrong and what to do; its
 //!   [`Refusal::exit_code`] is 2 for a usage error (a bad argument) and 1 for a conflict with
 //!   the current state.
@@ -58,6 +62,7 @@ mod testing;
 #[cfg(test)]
 mod tests;
 
+pub use host::JOIN_SECRET_LEN;
 pub use ipam::{CidrError, Ipv4Cidr};
 pub use recent::REMEMBERED;
 pub use refusal::{InvalidState, Refusal};
@@ -82,6 +87,8 @@ pub enum Applied {
     Disconnected(Endpoint),
     /// The endpoint as it is after the update.
     Updated(Endpoint),
+    /// The join token's secret changed.
+    JoinSecretSet,
 }
 
 /// The state of a cluster and the only code that changes it. See the module docs.
@@ -172,6 +179,7 @@ impl StateMachine {
             Some(command::Kind::Disconnect(c)) => self.disconnect(c),
             Some(command::Kind::RemoveHost(c)) => self.remove_host(c),
             Some(command::Kind::UpdateEndpoint(c)) => self.update_endpoint(c),
+            Some(command::Kind::SetJoinSecret(c)) => self.set_join_secret(c),
         }
     }
 }
