@@ -1,4 +1,4 @@
-use super::raft::transport::testing::send_poison_heartbeat;
+use super::raft::transport::testing::{send_poison_heartbeat, TestCa};
 use super::*;
 
 #[test]
@@ -29,8 +29,8 @@ fn messages_and_exit_codes() {
             2,
         ),
         (
-            ClusterError::BadToken(transport::TokenError::MissingPrefix),
-            "a cluster token starts with \"vxnet-\"; print it with `vxnet cluster token` on a member",
+            ClusterError::BadToken(transport::TokenError::OldFormat),
+            "this cluster token is from a vxnet before mutual TLS (it has no CA fingerprint); print a current one with `vxnet cluster token` on a member",
             2,
         ),
         (
@@ -41,10 +41,10 @@ fn messages_and_exit_codes() {
         (
             ClusterError::file(
                 FileOp::Restrict,
-                "/d/cluster-token",
+                "/d/cluster-ca-key.pem",
                 std::io::Error::from(std::io::ErrorKind::PermissionDenied),
             ),
-            "cannot restrict /d/cluster-token: permission denied",
+            "cannot restrict /d/cluster-ca-key.pem: permission denied",
             1,
         ),
         (
@@ -123,14 +123,29 @@ fn three_hosts_join_replicate_leave_and_restart() {
     let ports = &lab.ports;
     let t = Duration::from_secs(10);
     let mut c: Vec<Cluster> = (0..3).map(open).collect();
-    let token = c[0].token();
+    let token = c[0].token(false, t).expect("token");
+    assert_eq!(c[0].token(false, t).expect("token"), token, "stable until rotated");
 
-    // A wrong token is refused, and leaves both sides as they were.
-    let wrong = format!("vxnet-{}", "0".repeat(64));
-    assert!(c[1]
-        .join(&format!("127.0.0.1:{}", ports[0]), &wrong, t)
-        .is_err());
+    // A wrong secret, or a CA that is not the cluster's, is refused, and leaves both sides as
+    // they were.
+    let (fingerprint, secret) = token["vxnet-".len()..].split_once('-').expect("two parts");
+    let wrong_secret = format!("vxnet-{fingerprint}-{}", "0".repeat(64));
+    let wrong_ca = format!("vxnet-{}-{secret}", "0".repeat(64));
+    let seed0 = format!("127.0.0.1:{}", ports[0]);
+    let err = c[1].join(&seed0, &wrong_secret, t).expect_err("wrong secret");
+    assert!(err.to_string().contains("secret is not this cluster's"), "{err}");
+    let err = c[1].join(&seed0, &wrong_ca, t).expect_err("wrong CA");
+    assert!(err.to_string().contains("TLS handshake"), "{err}");
     assert_eq!(c[0].handle().state().hosts().len(), 1);
+    assert_eq!(c[1].handle().state().hosts().len(), 1);
+
+    // A rotated secret: the old token no longer admits anyone.
+    let rotated = c[0].token(true, t).expect("rotate");
+    assert_ne!(rotated, token);
+    assert!(rotated.starts_with(&format!("vxnet-{fingerprint}-")));
+    let err = c[1].join(&seed0, &token, t).expect_err("old token");
+    assert!(err.to_string().contains("secret is not this cluster's"), "{err}");
+    let token = rotated;
 
     // Two hosts join at once: one membership change at a time, the other waits its turn.
     std::thread::scope(|scope| {
@@ -311,7 +326,7 @@ impl Lab {
     /// Opens three hosts and joins the last two to the first.
     fn three_voters(&self, timeout: Duration) -> Vec<Cluster> {
         let mut c: Vec<Cluster> = (0..3).map(|i| self.open(i, 1000)).collect();
-        let token = c[0].token();
+        let token = c[0].token(false, timeout).expect("token");
         for joiner in &mut c[1..] {
             let seed = format!("127.0.0.1:{}", self.ports[0]);
             joiner.join(&seed, &token, timeout).expect("join");
@@ -435,7 +450,7 @@ fn a_message_from_a_non_member_does_not_stop_the_node() {
         &runtime,
         99,
         cluster.host().raft_id,
-        cluster.token.clone(),
+        &TestCa::of(cluster.tls.ca()),
         SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
     );
     // Connected, authenticated and delivered well within this; a node that stepped it would
@@ -498,14 +513,18 @@ fn a_node_that_dies_says_so() {
     let (mut member, _member_events) = open(1);
     let seed = format!("127.0.0.1:{}", ports[0]);
     member
-        .join(&seed, &leader.token(), Duration::from_secs(10))
+        .join(
+            &seed,
+            &leader.token(false, Duration::from_secs(10)).expect("token"),
+            Duration::from_secs(10),
+        )
         .expect("join");
     let (victim, impersonated) = (leader.host().raft_id, member.host().raft_id);
     let impostor = send_poison_heartbeat(
         &runtime,
         impersonated,
         victim,
-        leader.token.clone(),
+        &TestCa::of(leader.tls.ca()),
         SocketAddr::from((Ipv4Addr::LOCALHOST, ports[0])),
     );
     let died = runtime.block_on(async {

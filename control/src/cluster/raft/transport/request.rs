@@ -76,7 +76,11 @@ pub async fn request(
             .next()
             .await
             .ok_or(TransportError::Closed { addr })?
-            .map_err(|source| TransportError::Io { addr, source })?;
+            .map_err(|source| match source.kind() {
+                // The member dropped the connection without TLS's goodbye: it did not answer.
+                std::io::ErrorKind::UnexpectedEof => TransportError::Closed { addr },
+                _ => TransportError::Io { addr, source },
+            })?;
         Envelope::decode(frame).map_err(|e| TransportError::Protocol {
             addr,
             detail: format!("undecodable answer ({e})"),
