@@ -279,6 +279,15 @@ impl Node {
                 addr: listen,
                 source,
             })?;
+        // Removed hosts stay refused across restarts (the list comes with the state).
+        transport.set_revoked(
+            state
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .state()
+                .revoked_raft_ids
+                .clone(),
+        );
         let voters = raw.raft.prs().conf().voters().ids().iter().count();
         if voters == 1 && raw.raft.prs().conf().voters().contains(host.raft_id) {
             // Alone: no need to wait for an election timeout.
