@@ -51,7 +51,7 @@ pub fn load_or_create_raft_id(data_dir: &Path, fresh: bool) -> Result<u64, Clust
             break id;
         }
     };
-    write_atomically(&path, &format!("{id}\n"))?;
+    write_atomically(&path, format!("{id}\n"))?;
     Ok(id)
 }
 
@@ -75,7 +75,13 @@ pub fn load_or_create_tls(
             save_tls(data_dir, &tls, &key_pem)?;
             return Ok((tls, true));
         }
-        Err(e) => return Err(ClusterError::file(FileOp::Read, data_dir.join(CA_CERT_FILE), e)),
+        Err(e) => {
+            return Err(ClusterError::file(
+                FileOp::Read,
+                data_dir.join(CA_CERT_FILE),
+                e,
+            ))
+        }
     };
     let ca_key = read(data_dir, CA_KEY_FILE)?;
     let host_key = read(data_dir, HOST_KEY_FILE)?;
@@ -97,7 +103,7 @@ fn read(data_dir: &Path, name: &str) -> Result<String, ClusterError> {
 pub fn save_tls(data_dir: &Path, tls: &ClusterTls, host_key_pem: &str) -> Result<(), ClusterError> {
     let _ = std::fs::remove_file(data_dir.join(HOST_CERT_FILE));
     write_atomically(&data_dir.join(CA_CERT_FILE), tls.ca().cert_pem())?;
-    write_atomically(&data_dir.join(CA_KEY_FILE), &tls.ca().key_pem())?;
+    write_atomically(&data_dir.join(CA_KEY_FILE), tls.ca().key_pem())?;
     write_atomically(&data_dir.join(HOST_KEY_FILE), host_key_pem)?;
     write_atomically(&data_dir.join(HOST_CERT_FILE), tls.own_cert().as_ref())
 }

@@ -120,7 +120,14 @@ impl Cluster {
             node: None,
         };
         cluster.start_node(true, Vec::new())?;
-        if born && cluster.handle().state().hosts().iter().any(|h| h.id != cluster.host.id) {
+        if born
+            && cluster
+                .handle()
+                .state()
+                .hosts()
+                .iter()
+                .any(|h| h.id != cluster.host.id)
+        {
             tracing::warn!(
                 "this data dir predates mutual TLS between members: this host made a CA of its \
                  own and cannot reach the other members; see the README (\"Clustering\") to \
@@ -305,12 +312,11 @@ impl Cluster {
         }
         let mut target = parse_member_addr(addr)?;
         // A new key for the new cluster: only its public half travels.
-        let (host_key_pem, public_key) = pki::generate_host_key().map_err(|source| {
-            ClusterError::Identity {
+        let (host_key_pem, public_key) =
+            pki::generate_host_key().map_err(|source| ClusterError::Identity {
                 data_dir: self.data_dir.clone(),
                 source,
-            }
-        })?;
+            })?;
         let credentials = Credentials::Joiner {
             ca_fingerprint: token.ca_fingerprint,
         };
@@ -366,8 +372,13 @@ impl Cluster {
         if ca.fingerprint() != token.ca_fingerprint {
             return Err(ClusterError::BadJoinCredentials(pki::TlsError::WrongCa));
         }
-        let tls = ClusterTls::new(self.host.raft_id, ca, answer.host_cert.into(), &host_key_pem)
-            .map_err(ClusterError::BadJoinCredentials)?;
+        let tls = ClusterTls::new(
+            self.host.raft_id,
+            ca,
+            answer.host_cert.into(),
+            &host_key_pem,
+        )
+        .map_err(ClusterError::BadJoinCredentials)?;
 
         // Committed: this host's one-host cluster is over. Start as an empty member.
         self.replace_node(

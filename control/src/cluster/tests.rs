@@ -124,7 +124,11 @@ fn three_hosts_join_replicate_leave_and_restart() {
     let t = Duration::from_secs(10);
     let mut c: Vec<Cluster> = (0..3).map(open).collect();
     let token = c[0].token(false, t).expect("token");
-    assert_eq!(c[0].token(false, t).expect("token"), token, "stable until rotated");
+    assert_eq!(
+        c[0].token(false, t).expect("token"),
+        token,
+        "stable until rotated"
+    );
 
     // A wrong secret, or a CA that is not the cluster's, is refused, and leaves both sides as
     // they were.
@@ -132,8 +136,13 @@ fn three_hosts_join_replicate_leave_and_restart() {
     let wrong_secret = format!("vxnet-{fingerprint}-{}", "0".repeat(64));
     let wrong_ca = format!("vxnet-{}-{secret}", "0".repeat(64));
     let seed0 = format!("127.0.0.1:{}", ports[0]);
-    let err = c[1].join(&seed0, &wrong_secret, t).expect_err("wrong secret");
-    assert!(err.to_string().contains("secret is not this cluster's"), "{err}");
+    let err = c[1]
+        .join(&seed0, &wrong_secret, t)
+        .expect_err("wrong secret");
+    assert!(
+        err.to_string().contains("secret is not this cluster's"),
+        "{err}"
+    );
     let err = c[1].join(&seed0, &wrong_ca, t).expect_err("wrong CA");
     assert!(err.to_string().contains("TLS handshake"), "{err}");
     assert_eq!(c[0].handle().state().hosts().len(), 1);
@@ -144,7 +153,10 @@ fn three_hosts_join_replicate_leave_and_restart() {
     assert_ne!(rotated, token);
     assert!(rotated.starts_with(&format!("vxnet-{fingerprint}-")));
     let err = c[1].join(&seed0, &token, t).expect_err("old token");
-    assert!(err.to_string().contains("secret is not this cluster's"), "{err}");
+    assert!(
+        err.to_string().contains("secret is not this cluster's"),
+        "{err}"
+    );
     let token = rotated;
 
     // Two hosts join at once: one membership change at a time, the other waits its turn.

@@ -128,7 +128,10 @@ impl Node {
         }
         if !self.secret_matches(&req.secret) {
             let now = std::time::Instant::now();
-            if self.last_bad_secret_log.is_none_or(|at| now.duration_since(at) >= BAD_SECRET_LOG_EVERY) {
+            if self
+                .last_bad_secret_log
+                .is_none_or(|at| now.duration_since(at) >= BAD_SECRET_LOG_EVERY)
+            {
                 self.last_bad_secret_log = Some(now);
                 tracing::warn!(name = %host.name, "join refused: the token's secret is not this cluster's");
             }
@@ -142,7 +145,7 @@ impl Node {
         let cert = match self.tls.ca().issue(host.raft_id, &req.public_key) {
             Ok(cert) => cert.to_vec(),
             Err(e) => {
-                let refusal = Rejection::bad_request(&format!("no certificate for the joiner: {e}"));
+                let refusal = Rejection::bad_request(format!("no certificate for the joiner: {e}"));
                 let _ = reply.send(self.join_reply(Err(refusal)));
                 return;
             }

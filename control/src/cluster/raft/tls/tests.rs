@@ -79,12 +79,16 @@ async fn another_clusters_member_is_refused_both_ways() {
         ClusterCa::generate().expect("CA"),
     );
     let (a, b) = (member(&ca1, 1), member(&ca2, 2));
-    assert!(handshake(&b, a.client_config(), name_to_dial(None).expect("name"))
-        .await
-        .is_err());
-    assert!(handshake(&a, b.client_config(), name_to_dial(None).expect("name"))
-        .await
-        .is_err());
+    assert!(
+        handshake(&b, a.client_config(), name_to_dial(None).expect("name"))
+            .await
+            .is_err()
+    );
+    assert!(
+        handshake(&a, b.client_config(), name_to_dial(None).expect("name"))
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test]
@@ -109,6 +113,12 @@ async fn a_joiner_pins_the_ca_by_fingerprint() {
 #[test]
 fn only_p256_public_keys_are_certified() {
     let ca = ClusterCa::generate().expect("CA");
-    assert!(matches!(ca.issue(1, &[4; 64]), Err(TlsError::PublicKey(64))));
-    assert!(matches!(ca.issue(1, &[3; 65]), Err(TlsError::PublicKey(65))));
+    assert!(matches!(
+        ca.issue(1, &[4; 64]),
+        Err(TlsError::PublicKey(64))
+    ));
+    assert!(matches!(
+        ca.issue(1, &[3; 65]),
+        Err(TlsError::PublicKey(65))
+    ));
 }

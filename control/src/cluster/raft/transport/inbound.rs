@@ -117,7 +117,13 @@ enum Refusal {
 async fn open<S>(
     stream: S,
     shared: &Shared,
-) -> Result<(Framed<tokio_rustls::server::TlsStream<S>, LengthDelimitedCodec>, Option<u64>), Refusal>
+) -> Result<
+    (
+        Framed<tokio_rustls::server::TlsStream<S>, LengthDelimitedCodec>,
+        Option<u64>,
+    ),
+    Refusal,
+>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {

@@ -74,7 +74,11 @@ mod tests {
         for i in 1..=100 {
             assert_eq!(log.note(a, t0 + Duration::from_millis(i)), None);
         }
-        assert_eq!(log.note(b, t0), Some(0), "another source has its own minute");
+        assert_eq!(
+            log.note(b, t0),
+            Some(0),
+            "another source has its own minute"
+        );
         assert_eq!(log.note(a, t0 + LOG_EVERY), Some(100));
         assert_eq!(log.note(a, t0 + LOG_EVERY), None);
     }
@@ -89,7 +93,11 @@ mod tests {
         let late: IpAddr = [192, 0, 2, 1].into();
         assert_eq!(log.note(late, t0), None, "table full: counted, not logged");
         assert_eq!(log.sources.len(), MAX_SOURCES);
-        assert_eq!(log.note(late, t0 + LOG_EVERY), Some(0), "old entries make room");
+        assert_eq!(
+            log.note(late, t0 + LOG_EVERY),
+            Some(0),
+            "old entries make room"
+        );
         assert_eq!(log.sources.len(), 1);
     }
 }

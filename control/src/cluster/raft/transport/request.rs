@@ -40,11 +40,9 @@ impl Credentials {
     fn client_config(&self) -> Result<(Arc<ClientConfig>, u64, usize), TransportError> {
         Ok(match self {
             Credentials::Member(tls) => (tls.client_config(), tls.raft_id, usize::MAX),
-            Credentials::Joiner { ca_fingerprint } => (
-                joiner_client_config(*ca_fingerprint)?,
-                0,
-                JOINER_MAX_FRAME,
-            ),
+            Credentials::Joiner { ca_fingerprint } => {
+                (joiner_client_config(*ca_fingerprint)?, 0, JOINER_MAX_FRAME)
+            }
         })
     }
 }

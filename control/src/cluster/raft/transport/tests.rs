@@ -130,7 +130,9 @@ async fn closes<S: AsyncRead + Unpin>(stream: &mut S) -> bool {
 
 /// Sends one raft message on a raw connection.
 async fn send_raft(f: &mut ClientConn, msg: &RaftMessage) {
-    f.send(encode_raft(msg).expect("encode")).await.expect("send");
+    f.send(encode_raft(msg).expect("encode"))
+        .await
+        .expect("send");
 }
 
 #[tokio::test]
@@ -175,7 +177,10 @@ async fn members_of_one_ca_talk_both_ways() {
     assert_eq!(expect_event(&mut b_rx, raft_msg).await, heartbeat(1, 2, 5));
     assert_eq!(expect_event(&mut a_rx, raft_msg).await, heartbeat(2, 1, 6));
     assert_eq!(a.stats().auth_failures + b.stats().auth_failures, 0);
-    assert_eq!(a.stats().refused_connections + b.stats().refused_connections, 0);
+    assert_eq!(
+        a.stats().refused_connections + b.stats().refused_connections,
+        0
+    );
     assert_eq!(a.peer_addr(2), Some(b.local_addr()));
     a.shutdown().await;
     b.shutdown().await;
@@ -204,9 +209,14 @@ async fn members_of_another_ca_are_refused() {
     .expect_err("another cluster's member");
     assert!(matches!(err, TransportError::Tls { .. }), "{err:?}");
     // A joiner with a's CA in its token gets through to b's neighbour a, not to b.
-    let err = request(b.local_addr(), &ca1.joiner(), join_request(), Duration::from_secs(5))
-        .await
-        .expect_err("b is not of the pinned CA");
+    let err = request(
+        b.local_addr(),
+        &ca1.joiner(),
+        join_request(),
+        Duration::from_secs(5),
+    )
+    .await
+    .expect_err("b is not of the pinned CA");
     assert!(matches!(err, TransportError::Tls { .. }), "{err:?}");
     assert!(err.to_string().contains("TLS handshake"), "{err}");
 }
@@ -710,7 +720,9 @@ async fn request_reply_round_trip() {
         }
         b_rx
     });
-    let answer = request(b.local_addr(), &ca.creds(9),
+    let answer = request(
+        b.local_addr(),
+        &ca.creds(9),
         join_request(),
         Duration::from_secs(5),
     )
@@ -733,7 +745,9 @@ async fn request_reply_round_trip() {
     let _b_rx = node.await.expect("node task");
 
     // Nobody answers at all: the requester's timeout.
-    let err = request(b.local_addr(), &ca.creds(9),
+    let err = request(
+        b.local_addr(),
+        &ca.creds(9),
         join_request(),
         Duration::from_millis(200),
     )
