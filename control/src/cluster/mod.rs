@@ -221,27 +221,26 @@ impl Cluster {
     /// The join token; with `rotate` (or while the cluster has no join secret yet) a new
     /// secret is replicated first, and tokens printed before stop working for new joins.
     pub fn token(&self, rotate: bool, timeout: Duration) -> Result<String, ClusterError> {
-        let current = self.handle().state().state().join_secret.clone();
-        let secret = if rotate || current.len() != crate::state::JOIN_SECRET_LEN {
+        let current = || self.handle().state().state().join_secret.clone();
+        if rotate || current().len() != crate::state::JOIN_SECRET_LEN {
             let secret: [u8; crate::state::JOIN_SECRET_LEN] =
                 crate::sys::random_bytes().map_err(ClusterError::Random)?;
             let cmd = vxnet_proto::Command {
                 kind: Some(vxnet_proto::command::Kind::SetJoinSecret(
                     vxnet_proto::SetJoinSecret {
                         secret: secret.to_vec(),
+                        only_if_unset: !rotate,
                     },
                 )),
             };
+            // Answered once applied here: the state now holds the secret that won.
             self.handle().propose(cmd, timeout)?;
             if rotate {
                 tracing::info!("rotated the join token's secret");
             }
-            secret
-        } else {
-            let mut secret = [0u8; crate::state::JOIN_SECRET_LEN];
-            secret.copy_from_slice(&current);
-            secret
-        };
+        }
+        let secret = <[u8; crate::state::JOIN_SECRET_LEN]>::try_from(current().as_slice())
+            .map_err(|_| ClusterError::NoLeader)?;
         Ok(JoinToken {
             ca_fingerprint: self.tls.ca().fingerprint(),
             secret,

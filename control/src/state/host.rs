@@ -52,7 +52,9 @@ impl StateMachine {
                 field: "secret (32 bytes)",
             });
         }
-        self.state.join_secret = c.secret.clone();
+        if !c.only_if_unset || self.state.join_secret.is_empty() {
+            self.state.join_secret = c.secret.clone();
+        }
         Ok(Applied::JoinSecretSet)
     }
 }

@@ -32,7 +32,8 @@
 //!   [`StateMachine::apply_proposal`] answers a proposal applied again with the first outcome
 //!   and changes nothing; the memory of outcomes is bounded and replicated (see [`recent`]).
 //! - Cluster credentials: the join token's secret is whatever `SetJoinSecret` last carried
-//!   (the proposer picks it: a secret is not a choice that must agree, it is data); a host that
+//!   (the proposer picks it: a secret is not a choice that must agree, it is data), except that
+//!   one marked `only_if_unset` changes nothing once there is a secret; a host that
 //!   `RemoveHost` removes has its raft id added to `revoked_raft_ids` (kept sorted, never
 //!   shrinking), so its certificate is refused from then on.
 //! - Every [`Refusal`] displays as one sentence saying what is wrong and what to do; its
