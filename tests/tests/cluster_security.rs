@@ -1,6 +1,7 @@
 //! Cluster connections under attack (README, "Clustering"): members talk mutual TLS with
-//! certificates of the cluster's CA; a relay in the middle sees only ciphertext and cannot
-//! alter it; a joiner whose token names another CA sends nothing; a removed host's
+//! certificates of the cluster's CA; a relay in the middle (of a join, or of two members'
+//! connection) sees only ciphertext and cannot alter it; a joiner whose token names another CA
+//! sends nothing; `cluster token --rotate` retires old tokens; a removed host's
 //! certificate is refused; a stranger flooding port 7946 neither locks members out nor grows
 //! the daemon.
 //!
@@ -602,4 +603,63 @@ fn socket_from(ip: Ipv4Addr) -> anyhow::Result<socket2::Socket> {
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
     socket.bind(&SocketAddrV4::new(ip, 0).into())?;
     Ok(socket)
+}
+
+#[test]
+fn a_relay_between_two_members_can_break_their_connection_and_nothing_else() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::new(3).expect("three hosts");
+    lab.form_cluster(&[0, 1, 2]).expect("three hosts");
+    // h1's connections to h0 go through a relay that flips a bit in what h1 says once the
+    // handshake is done.
+    let relay = Relay::start(&lab, member_addr(&lab, 0), Tamper::AppData);
+    let rules = format!(
+        "table ip vxrelay {{\n  chain out {{\n    type nat hook output priority -100; policy accept;\n    \
+         ip daddr {} tcp dport {CLUSTER_PORT} dnat to {}\n  }}\n}}\n",
+        lab.host(0).addr(),
+        relay.addr
+    );
+    lab.host(1)
+        .nft_load("relay", &rules)
+        .expect("DNAT through the relay");
+    // A restart: h1's connections to h0 are made anew, through the relay.
+    lab.kill_daemon(1, libc::SIGTERM).expect("stop h1");
+    lab.host(1).spawn_daemon().expect("h1 back");
+    wait_for(
+        "h0 to refuse what the relay altered",
+        CLUSTER_TIMEOUT,
+        Duration::from_millis(200),
+        || {
+            let logs = lab.host(0).log_tail(400);
+            Ok(logs
+                .lines()
+                .find(|l| {
+                    l.contains(&format!(
+                        "refused a cluster connection from {UNDERLAY_GATEWAY}"
+                    ))
+                })
+                .map(str::to_owned))
+        },
+    )
+    .map(|line| println!("h0: {line}"))
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", lab.daemon_logs(30)));
+    assert!(
+        relay
+            .client_streams()
+            .iter()
+            .any(|s| longest_app_data(s) > 0),
+        "h1 reached the relay"
+    );
+    // The majority (h0, h2) goes on committing, with nothing of the relay's making in it.
+    lab.host(2)
+        .vxnet_ok(&["network", "create", "despite-relay"]);
+    lab.host(0)
+        .wait_networks(&["despite-relay"], REPLICATION_TIMEOUT)
+        .expect("a write commits");
+    let names = lab.host(0).network_names().expect("ls on h0");
+    assert_eq!(names, vec!["despite-relay".to_string()]);
+    lab.wait_members(&[0, 2], &[0, 1, 2], CLUSTER_TIMEOUT)
+        .expect("membership unchanged");
 }

@@ -97,7 +97,7 @@ impl Drop for SourceSlot {
 enum Refusal {
     #[error("TLS handshake failed: {0}")]
     Tls(io::Error),
-    #[error("no Hello: {0}")]
+    #[error("reading its Hello: {0}")]
     Io(#[from] io::Error),
     #[error("closed before its Hello")]
     Closed,
