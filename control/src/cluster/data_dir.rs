@@ -55,10 +55,11 @@ pub fn load_or_create_raft_id(data_dir: &Path, fresh: bool) -> Result<u64, Clust
     Ok(id)
 }
 
-/// This host's TLS identity in its cluster: the stored CA and certificate, or (none stored)
-/// a new CA and a certificate from it, stored: a cluster is born. A data dir from before
-/// mutual TLS has a `cluster-token` file and no CA; the token file goes.
-/// Also returns whether it was made now.
+/// This host's TLS identity in its cluster: the stored CA and certificate, or (no host
+/// certificate stored) a new CA and a certificate from it, stored: a cluster is born. The host
+/// certificate is written last ([`save_tls`]), so it marks a complete identity. A data dir from
+/// before mutual TLS has a `cluster-token` file and no certificate; the token file goes. Also
+/// returns whether the identity was made now.
 pub fn load_or_create_tls(
     data_dir: &Path,
     raft_id: u64,
@@ -68,26 +69,22 @@ pub fn load_or_create_tls(
         source,
     };
     let _ = std::fs::remove_file(data_dir.join(OLD_TOKEN_FILE));
-    let ca_cert = match std::fs::read_to_string(data_dir.join(CA_CERT_FILE)) {
-        Ok(pem) => pem,
+    let cert_path = data_dir.join(HOST_CERT_FILE);
+    let host_cert = match std::fs::read(&cert_path) {
+        Ok(der) => der,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             let (tls, key_pem) = ClusterTls::generate(raft_id).map_err(identity)?;
             save_tls(data_dir, &tls, &key_pem)?;
             return Ok((tls, true));
         }
-        Err(e) => {
-            return Err(ClusterError::file(
-                FileOp::Read,
-                data_dir.join(CA_CERT_FILE),
-                e,
-            ))
-        }
+        Err(e) => return Err(ClusterError::file(FileOp::Read, cert_path, e)),
     };
-    let ca_key = read(data_dir, CA_KEY_FILE)?;
+    let ca = ClusterCa::from_pem(
+        &read(data_dir, CA_CERT_FILE)?,
+        &read(data_dir, CA_KEY_FILE)?,
+    )
+    .map_err(identity)?;
     let host_key = read(data_dir, HOST_KEY_FILE)?;
-    let host_cert = std::fs::read(data_dir.join(HOST_CERT_FILE))
-        .map_err(|e| ClusterError::file(FileOp::Read, data_dir.join(HOST_CERT_FILE), e))?;
-    let ca = ClusterCa::from_pem(&ca_cert, &ca_key).map_err(identity)?;
     let tls = ClusterTls::new(raft_id, ca, host_cert.into(), &host_key).map_err(identity)?;
     Ok((tls, false))
 }
@@ -98,8 +95,8 @@ fn read(data_dir: &Path, name: &str) -> Result<String, ClusterError> {
 }
 
 /// Stores a TLS identity: the CA's certificate and key, this host's key and certificate.
-/// The host certificate goes last, so a crash in between leaves files that do not load
-/// together (an error naming the data dir) rather than a mix that seems to.
+/// The host certificate goes first and comes back last, so a crash in between leaves no host
+/// certificate: an incomplete identity, which the next start replaces with a new cluster's.
 pub fn save_tls(data_dir: &Path, tls: &ClusterTls, host_key_pem: &str) -> Result<(), ClusterError> {
     let _ = std::fs::remove_file(data_dir.join(HOST_CERT_FILE));
     write_atomically(&data_dir.join(CA_CERT_FILE), tls.ca().cert_pem())?;

@@ -560,3 +560,44 @@ fn a_node_that_dies_says_so() {
     drop(leader);
     let _ = std::fs::remove_dir_all(root);
 }
+
+#[test]
+fn the_tls_identity_persists_and_a_half_written_one_is_replaced() {
+    let dir = std::env::temp_dir().join(format!("vxnet-tls-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::write(dir.join("cluster-token"), "vxnet-00\n").expect("an old token file");
+    let (first, born) = load_or_create_tls(&dir, 7).expect("a new identity");
+    assert!(born);
+    assert!(
+        !dir.join("cluster-token").exists(),
+        "the old token file goes"
+    );
+    let (again, born) = load_or_create_tls(&dir, 7).expect("the same identity");
+    assert!(!born);
+    assert_eq!(again.ca().fingerprint(), first.ca().fingerprint());
+    assert_eq!(again.own_cert(), first.own_cert());
+    for file in [
+        "cluster-ca.pem",
+        "cluster-ca-key.pem",
+        "host-key.pem",
+        "host-cert.der",
+    ] {
+        let mode = std::fs::metadata(dir.join(file)).expect(file).permissions();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+            0o600,
+            "{file}"
+        );
+    }
+    // A crash while saving leaves no host certificate: a new cluster's identity.
+    std::fs::remove_file(dir.join("host-cert.der")).expect("rm");
+    let (fresh, born) = load_or_create_tls(&dir, 7).expect("a fresh identity");
+    assert!(born);
+    assert_ne!(fresh.ca().fingerprint(), first.ca().fingerprint());
+    // A corrupt CA is an error naming the data dir, never silently replaced.
+    std::fs::write(dir.join("cluster-ca.pem"), "junk").expect("corrupt");
+    let err = load_or_create_tls(&dir, 7).err().expect("corrupt CA");
+    assert!(err.to_string().contains("unusable"), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
+}
