@@ -597,7 +597,7 @@ fn the_tls_identity_persists_and_a_half_written_one_is_replaced() {
     assert_ne!(fresh.ca().fingerprint(), first.ca().fingerprint());
     // A corrupt CA is an error naming the data dir, never silently replaced.
     std::fs::write(dir.join("cluster-ca.pem"), "junk").expect("corrupt");
-    let err = load_or_create_tls(&dir, 7).err().expect("corrupt CA");
+    let err = load_or_create_tls(&dir, 7).expect_err("corrupt CA");
     assert!(err.to_string().contains("unusable"), "{err}");
     let _ = std::fs::remove_dir_all(dir);
 }
