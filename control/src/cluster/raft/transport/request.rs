@@ -19,9 +19,7 @@ use tokio_util::codec::{Framed, LengthDelimitedCodec};
 use vxnet_proto::{Envelope, Hello};
 
 use super::super::tls::{joiner_client_config, name_to_dial};
-use super::{
-    framed, ClusterTls, TransportConfig, TransportError, HANDSHAKE_MAX_FRAME, JOINER_MAX_FRAME,
-};
+use super::{framed, ClusterTls, TransportConfig, TransportError, HANDSHAKE_MAX_FRAME};
 
 /// An outbound cluster connection.
 pub(super) type ClientConn = Framed<TlsStream<TcpStream>, LengthDelimitedCodec>;
@@ -37,12 +35,11 @@ pub enum Credentials {
 }
 
 impl Credentials {
-    fn client_config(&self) -> Result<(Arc<ClientConfig>, u64, usize), TransportError> {
+    /// The TLS settings, and the raft id the `Hello` names (0: none).
+    fn client_config(&self) -> Result<(Arc<ClientConfig>, u64), TransportError> {
         Ok(match self {
-            Credentials::Member(tls) => (tls.client_config(), tls.raft_id, usize::MAX),
-            Credentials::Joiner { ca_fingerprint } => {
-                (joiner_client_config(*ca_fingerprint)?, 0, JOINER_MAX_FRAME)
-            }
+            Credentials::Member(tls) => (tls.client_config(), tls.raft_id),
+            Credentials::Joiner { ca_fingerprint } => (joiner_client_config(*ca_fingerprint)?, 0),
         })
     }
 }
@@ -97,7 +94,7 @@ pub(super) async fn connect(
     peer: Option<u64>,
     config: &TransportConfig,
 ) -> Result<ClientConn, TransportError> {
-    let (client_config, own_id, frame_cap) = credentials.client_config()?;
+    let (client_config, own_id) = credentials.client_config()?;
     let name = name_to_dial(peer)?;
     let stream = timeout(config.connect_timeout, TcpStream::connect(addr))
         .await
@@ -127,8 +124,8 @@ pub(super) async fn connect(
             addr,
             timeout: config.handshake_timeout,
         })??;
-    framed
-        .codec_mut()
-        .set_max_frame_length(config.max_frame.min(frame_cap));
+    // The server is verified by now: its answers may be as large as any member's frame (a
+    // join answer lists every member). What this side may send, the server checks.
+    framed.codec_mut().set_max_frame_length(config.max_frame);
     Ok(framed)
 }

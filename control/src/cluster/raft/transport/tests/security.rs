@@ -92,7 +92,7 @@ async fn the_hello_must_match_the_certificate() {
 
 /// Runs TLS as `credentials` and says `Hello` with `claim`, whatever the certificate says.
 async fn hello_client(addr: SocketAddr, credentials: &Credentials, claim: u64) -> ClientConn {
-    let (config, _, _) = credentials_config(credentials);
+    let config = credentials_config(credentials);
     let stream = TcpStream::connect(addr).await.expect("connect");
     let name = tls::name_to_dial(None).expect("name");
     let tls = tokio_rustls::TlsConnector::from(config)
@@ -106,14 +106,12 @@ async fn hello_client(addr: SocketAddr, credentials: &Credentials, claim: u64) -
     f
 }
 
-fn credentials_config(credentials: &Credentials) -> (Arc<rustls::ClientConfig>, u64, usize) {
+fn credentials_config(credentials: &Credentials) -> Arc<rustls::ClientConfig> {
     match credentials {
-        Credentials::Member(tls) => (tls.client_config(), tls.raft_id, 0),
-        Credentials::Joiner { ca_fingerprint } => (
-            tls::joiner_client_config(*ca_fingerprint).expect("config"),
-            0,
-            0,
-        ),
+        Credentials::Member(tls) => tls.client_config(),
+        Credentials::Joiner { ca_fingerprint } => {
+            tls::joiner_client_config(*ca_fingerprint).expect("config")
+        }
     }
 }
 
@@ -298,7 +296,7 @@ async fn hello_client_raw(
     addr: SocketAddr,
     credentials: &Credentials,
 ) -> tokio_rustls::client::TlsStream<TcpStream> {
-    let (config, _, _) = credentials_config(credentials);
+    let config = credentials_config(credentials);
     let stream = TcpStream::connect(addr).await.expect("connect");
     let name = tls::name_to_dial(None).expect("name");
     tokio_rustls::TlsConnector::from(config)
