@@ -84,8 +84,8 @@ pub const MAX_FRAME: usize = 64 << 20;
 
 /// Frame limit until the `Hello` has arrived; it is a few bytes.
 pub const HANDSHAKE_MAX_FRAME: usize = 1 << 10;
-/// Frame limit on a connection without a certificate: a join request and its answer (the
-/// members, the CA and a certificate) fit easily.
+/// Frame limit on what a host without a certificate sends: a join request (a host record, the
+/// secret and a public key) fits easily.
 pub const JOINER_MAX_FRAME: usize = 64 << 10;
 
 /// Tunables; [`Default`] is what a daemon uses, tests shrink the times.
