@@ -410,8 +410,8 @@ fn a_read_right_after_the_leader_stops_is_answered_by_the_next_leader() {
 }
 
 /// raft-rs trusts its peers: a heartbeat with an absurd commit index stops the node that
-/// steps it. One from an id outside the configuration, sent by a process that holds the
-/// token, is dropped instead, and the node goes on committing.
+/// steps it. One from an id outside the configuration, sent by a process with a certificate of
+/// the cluster's CA for that id, is dropped instead, and the node goes on committing.
 #[test]
 fn a_message_from_a_non_member_does_not_stop_the_node() {
     use vxnet_proto::{command, Command, CreateNetwork};
@@ -481,7 +481,8 @@ fn a_message_from_a_non_member_does_not_stop_the_node() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// The same message under the id of a member (the token proves no id) stops raft-rs: the
+/// The same message under the id of a member, with a certificate for that id (only a rogue
+/// member can make one: every member holds the CA key) stops raft-rs: the
 /// node reports its death instead of leaving a handle that only answers "stopped".
 #[test]
 fn a_node_that_dies_says_so() {

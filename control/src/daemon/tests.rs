@@ -16,7 +16,8 @@ fn free_port() -> u16 {
 }
 
 /// A daemon whose Raft node dies (here: raft-rs panics on a heartbeat with an absurd commit
-/// index, sent under the id of a member by a holder of the token) stops serving and `run`
+/// index, sent under the id of a member with a certificate for it, which only a member can
+/// mint) stops serving and `run`
 /// returns the error, for main to exit 1 with.
 #[test]
 fn a_dead_raft_node_ends_the_daemon_with_an_error() {
