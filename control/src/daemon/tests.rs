@@ -17,8 +17,7 @@ fn free_port() -> u16 {
 
 /// A daemon whose Raft node dies (here: raft-rs panics on a heartbeat with an absurd commit
 /// index, sent under the id of a member with a certificate for it, which only a member can
-/// mint) stops serving and `run`
-/// returns the error, for main to exit 1 with.
+/// mint) stops serving and `run` returns the error, for main to exit 1 with.
 #[test]
 fn a_dead_raft_node_ends_the_daemon_with_an_error() {
     let root = std::env::temp_dir().join(format!("vxnet-daemon-dies-{}", std::process::id()));
