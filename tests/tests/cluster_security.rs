@@ -663,3 +663,90 @@ fn a_relay_between_two_members_can_break_their_connection_and_nothing_else() {
     lab.wait_members(&[0, 2], &[0, 1, 2], CLUSTER_TIMEOUT)
         .expect("membership unchanged");
 }
+
+/// The certificate files of a data dir.
+const IDENTITY_FILES: [&str; 4] = [
+    "cluster-ca.pem",
+    "cluster-ca-key.pem",
+    "host-key.pem",
+    "host-cert.der",
+];
+
+#[test]
+fn a_cluster_from_before_mutual_tls_is_formed_again_as_the_readme_says() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::new(2).expect("two hosts");
+    lab.form_cluster(&[0, 1]).expect("two hosts");
+    lab.host(0).vxnet_ok(&["network", "create", "kept"]);
+    lab.host(1)
+        .wait_networks(&["kept"], REPLICATION_TIMEOUT)
+        .expect("replicated");
+
+    // What a vxnet before mutual TLS left behind: a token file and no certificates.
+    for h in [0, 1] {
+        lab.kill_daemon(h, libc::SIGTERM).expect("stop");
+        let dir = lab.host(h).data_dir();
+        for file in IDENTITY_FILES {
+            std::fs::remove_file(dir.join(file)).expect(file);
+        }
+        std::fs::write(
+            dir.join("cluster-token"),
+            format!("vxnet-{}\n", "5a".repeat(32)),
+        )
+        .expect("old token file");
+    }
+    for h in [0, 1] {
+        lab.host(h).spawn_daemon().expect("start");
+    }
+    for h in [0, 1] {
+        wait_for(
+            "the daemon to say its data dir predates mutual TLS",
+            CLUSTER_TIMEOUT,
+            Duration::from_millis(200),
+            || {
+                Ok(lab
+                    .host(h)
+                    .log_tail(200)
+                    .contains("predates mutual TLS")
+                    .then_some(()))
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", lab.daemon_logs(30)));
+        assert!(!lab.host(h).data_dir().join("cluster-token").exists());
+    }
+
+    // The README's way back: the host whose state to keep starts with --force-new-cluster,
+    // the other starts on an empty data dir and joins.
+    lab.kill_daemon(0, libc::SIGTERM).expect("stop h0");
+    lab.host(0)
+        .start_daemon_with(&["--force-new-cluster"], &[])
+        .expect("h0 alone");
+    lab.kill_daemon(1, libc::SIGTERM).expect("stop h1");
+    let dir = lab.host(1).data_dir();
+    for entry in std::fs::read_dir(dir).expect("h1's data dir") {
+        let path = entry.expect("entry").path();
+        let keep = ["daemon.log", "vxnet.sock"]
+            .iter()
+            .any(|k| path.file_name().is_some_and(|n| n == *k));
+        if keep {
+            continue;
+        }
+        if path.is_dir() {
+            std::fs::remove_dir_all(&path).expect("rm -r");
+        } else {
+            std::fs::remove_file(&path).expect("rm");
+        }
+    }
+    lab.start_daemon(1).expect("h1 anew");
+    let token = lab.host(0).cluster_token().expect("token");
+    lab.host(1)
+        .join_cluster(lab.host(0).addr(), &token)
+        .expect("h1 joins");
+    lab.wait_members(&[0, 1], &[0, 1], CLUSTER_TIMEOUT)
+        .expect("one cluster again");
+    lab.host(1)
+        .wait_networks(&["kept"], REPLICATION_TIMEOUT)
+        .expect("the kept state reaches h1");
+}
