@@ -3,7 +3,7 @@
 //! connection) sees only ciphertext and cannot alter it; a joiner whose token names another CA
 //! sends nothing; `cluster token --rotate` retires old tokens; a removed host's
 //! certificate is refused; a stranger flooding port 7946 neither locks members out nor grows
-//! the daemon.
+//! the daemon; a cluster from before mutual TLS says so and is formed again as the README says.
 //!
 //! The relay and the stranger run in this process, on threads inside the lab's underlay
 //! namespace (the bridge's own address, 198.18.0.1, and a few more added there).
@@ -251,12 +251,7 @@ fn members_replicate_over_mutual_tls_and_a_relay_can_neither_read_nor_alter() {
         .expect("replicated from h2 to h0");
     for h in 0..3 {
         let dir = lab.host(h).data_dir();
-        for file in [
-            "cluster-ca.pem",
-            "cluster-ca-key.pem",
-            "host-key.pem",
-            "host-cert.der",
-        ] {
+        for file in IDENTITY_FILES {
             let mode = std::fs::metadata(dir.join(file)).expect(file).permissions();
             assert_eq!(
                 std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
