@@ -537,9 +537,9 @@ fn a_stranger_flooding_the_cluster_port_locks_nobody_out() {
 
     // Meanwhile: a member restarts and reconnects, and writes commit.
     std::thread::sleep(Duration::from_secs(2));
+    let started = Instant::now();
     lab.kill_daemon(1, libc::SIGTERM).expect("stop h1");
     lab.start_daemon(1).expect("start h1");
-    let started = Instant::now();
     lab.host(1).vxnet_ok(&["network", "create", "during-flood"]);
     lab.host(0)
         .wait_networks(&["during-flood"], REPLICATION_TIMEOUT)
