@@ -1,6 +1,6 @@
 //! Decoding of every message that reaches a daemon from outside: the API's `Request` (from
 //! the CLI) and `Response` (read by the CLI), the cluster transport's `Envelope` and the Raft
-//! message it carries, the authentication handshake, the `Proposal` in a log entry, and the
+//! message it carries, the `Hello` that opens a cluster connection (inside TLS), the `Proposal` in a log entry, and the
 //! `Snapshot` a host restores from (also through `cluster::raft::snapshot::decode`, which
 //! rebuilds a state machine from it).
 //!
@@ -18,16 +18,13 @@ use libfuzzer_sys::fuzz_target;
 use prost::Message;
 use vxnet_control::cluster::raft::snapshot;
 use vxnet_proto::{
-    envelope, AuthChallenge, AuthConfirm, AuthResponse, Command, Envelope, Proposal, Request,
-    Response, Snapshot, State,
+    envelope, Command, Envelope, Hello, Proposal, Request, Response, Snapshot, State,
 };
 
 fuzz_target!(|data: &[u8]| {
     round_trip::<Request>(data);
     round_trip::<Response>(data);
-    round_trip::<AuthChallenge>(data);
-    round_trip::<AuthResponse>(data);
-    round_trip::<AuthConfirm>(data);
+    round_trip::<Hello>(data);
     round_trip::<Proposal>(data);
     round_trip::<Command>(data);
     round_trip::<State>(data);

@@ -327,7 +327,7 @@ fn a_copied_data_dir_is_refused_at_join() {
     let out = std::process::Command::new("sh")
         .arg("-c")
         .arg(format!(
-            "rm -rf {dst}/* && cp -a {src}/raft {src}/raft-id {src}/host-id {src}/cluster-token {dst}/",
+            "rm -rf {dst}/* && cp -a {src}/raft {src}/raft-id {src}/host-id {src}/cluster-ca.pem {src}/cluster-ca-key.pem {src}/host-key.pem {src}/host-cert.der {dst}/",
             src = src.display(),
             dst = dst.display()
         ))

@@ -255,8 +255,13 @@ pub enum Format {
 
 #[derive(Debug, Subcommand)]
 pub enum ClusterCommand {
-    /// Print the secret another host needs to join this cluster.
-    Token,
+    /// Print the token another host needs to join this cluster.
+    Token {
+        /// Make a new secret first: tokens printed before stop working for new joins (hosts
+        /// already in the cluster are not affected).
+        #[arg(long)]
+        rotate: bool,
+    },
     /// Join the cluster that ADDR belongs to.
     Join {
         addr: String,

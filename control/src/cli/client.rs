@@ -132,8 +132,8 @@ pub fn run(cli: Cli) -> Result<String, Failure> {
             })
         }
         Command::Cluster(cmd) => match cmd {
-            ClusterCommand::Token => {
-                let r = call(request::Kind::ClusterToken(ClusterTokenRequest {}))?;
+            ClusterCommand::Token { rotate } => {
+                let r = call(request::Kind::ClusterToken(ClusterTokenRequest { rotate }))?;
                 Ok(format!("{}\n", r.token))
             }
             ClusterCommand::Join {

@@ -1,21 +1,25 @@
 //! The cluster's files in the daemon's data dir (the layout is in the [`cluster`](super) docs).
 //!
 //! Rules: every file is replaced atomically (a crash leaves the old contents or the new, never
-//! half); the token file is readable by its owner only; a file that exists but does not parse
+//! half); the key files (every file, in fact) are readable by their owner only; a file that exists but does not parse
 //! is an error that names it, never replaced by a fresh one, since this host's identity and
 //! membership depend on it.
 
 use std::io;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use super::raft::storage::RAFT_DIR;
-use super::raft::transport::ClusterToken;
+use super::raft::tls::{ClusterCa, ClusterTls};
 use super::{ClusterError, FileOp};
 use crate::sys;
 
 const RAFT_ID_FILE: &str = "raft-id";
-const TOKEN_FILE: &str = "cluster-token";
+/// The token file of vxnet before mutual TLS; removed at start.
+const OLD_TOKEN_FILE: &str = "cluster-token";
+const CA_CERT_FILE: &str = "cluster-ca.pem";
+const CA_KEY_FILE: &str = "cluster-ca-key.pem";
+const HOST_KEY_FILE: &str = "host-key.pem";
+const HOST_CERT_FILE: &str = "host-cert.der";
 
 /// The directory of the Raft log.
 pub fn raft_dir(data_dir: &Path) -> PathBuf {
@@ -47,38 +51,66 @@ pub fn load_or_create_raft_id(data_dir: &Path, fresh: bool) -> Result<u64, Clust
             break id;
         }
     };
-    write_atomically(&path, &format!("{id}\n"))?;
+    write_atomically(&path, format!("{id}\n"))?;
     Ok(id)
 }
 
-/// The token of the cluster this host is in; a new one (stored) if there is none.
-pub fn load_or_create_token(data_dir: &Path) -> Result<ClusterToken, ClusterError> {
-    let path = data_dir.join(TOKEN_FILE);
-    match std::fs::read_to_string(&path) {
-        Ok(s) => s
-            .trim()
-            .parse()
-            .map_err(|source| ClusterError::CorruptToken { path, source }),
+/// This host's TLS identity in its cluster: the stored CA and certificate, or (no host
+/// certificate stored) a new CA and a certificate from it, stored: a cluster is born. The host
+/// certificate is written last ([`save_tls`]), so it marks a complete identity. A data dir from
+/// before mutual TLS has a `cluster-token` file and no certificate; the token file goes. Also
+/// returns whether the identity was made now.
+pub fn load_or_create_tls(
+    data_dir: &Path,
+    raft_id: u64,
+) -> Result<(ClusterTls, bool), ClusterError> {
+    let identity = |source| ClusterError::Identity {
+        data_dir: data_dir.to_path_buf(),
+        source,
+    };
+    let _ = std::fs::remove_file(data_dir.join(OLD_TOKEN_FILE));
+    let cert_path = data_dir.join(HOST_CERT_FILE);
+    let host_cert = match std::fs::read(&cert_path) {
+        Ok(der) => der,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            let token = ClusterToken::generate().map_err(ClusterError::TokenGeneration)?;
-            save_token(data_dir, &token)?;
-            Ok(token)
+            let (tls, key_pem) = ClusterTls::generate(raft_id).map_err(identity)?;
+            save_tls(data_dir, &tls, &key_pem)?;
+            return Ok((tls, true));
         }
-        Err(e) => Err(ClusterError::file(FileOp::Read, path, e)),
+        Err(e) => return Err(ClusterError::file(FileOp::Read, cert_path, e)),
+    };
+    let ca = ClusterCa::from_pem(
+        &read(data_dir, CA_CERT_FILE)?,
+        &read(data_dir, CA_KEY_FILE)?,
+    )
+    .map_err(identity)?;
+    let host_key = read(data_dir, HOST_KEY_FILE)?;
+    let tls = ClusterTls::new(raft_id, ca, host_cert.into(), &host_key).map_err(identity)?;
+    Ok((tls, false))
+}
+
+fn read(data_dir: &Path, name: &str) -> Result<String, ClusterError> {
+    let path = data_dir.join(name);
+    std::fs::read_to_string(&path).map_err(|e| ClusterError::file(FileOp::Read, path, e))
+}
+
+/// Stores a TLS identity: the CA's certificate and key, this host's key and certificate.
+/// The host certificate goes first and comes back last, so a crash in between leaves no host
+/// certificate: an incomplete identity, which the next start replaces with a new cluster's.
+pub fn save_tls(data_dir: &Path, tls: &ClusterTls, host_key_pem: &str) -> Result<(), ClusterError> {
+    let _ = std::fs::remove_file(data_dir.join(HOST_CERT_FILE));
+    write_atomically(&data_dir.join(CA_CERT_FILE), tls.ca().cert_pem())?;
+    write_atomically(&data_dir.join(CA_KEY_FILE), tls.ca().key_pem())?;
+    write_atomically(&data_dir.join(HOST_KEY_FILE), host_key_pem)?;
+    write_atomically(&data_dir.join(HOST_CERT_FILE), tls.own_cert().as_ref())
+}
+
+/// Forgets the TLS identity, so that the next [`load_or_create_tls`] makes a new cluster's.
+pub fn remove_tls(data_dir: &Path) {
+    // Absent already is the goal; any other failure shows when the files are read next.
+    for name in [HOST_CERT_FILE, HOST_KEY_FILE, CA_KEY_FILE, CA_CERT_FILE] {
+        let _ = std::fs::remove_file(data_dir.join(name));
     }
-}
-
-pub fn save_token(data_dir: &Path, token: &ClusterToken) -> Result<(), ClusterError> {
-    let path = data_dir.join(TOKEN_FILE);
-    write_atomically(&path, &format!("{token}\n"))?;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| ClusterError::file(FileOp::Restrict, path, e))
-}
-
-/// Forgets the token, so that the next [`load_or_create_token`] makes a new one.
-pub fn remove_token(data_dir: &Path) {
-    // Absent already is the goal; any other failure shows when the token is read next.
-    let _ = std::fs::remove_file(data_dir.join(TOKEN_FILE));
 }
 
 /// Where a replacement Raft store is built before it takes the place of the current one
@@ -140,6 +172,6 @@ pub fn wipe_raft(data_dir: &Path) -> Result<(), ClusterError> {
     remove_dir_if_present(&raft_dir(data_dir))
 }
 
-fn write_atomically(path: &Path, contents: &str) -> Result<(), ClusterError> {
+fn write_atomically(path: &Path, contents: impl AsRef<[u8]>) -> Result<(), ClusterError> {
     sys::write_atomically(path, contents).map_err(|e| ClusterError::file(FileOp::Write, path, e))
 }

@@ -24,6 +24,7 @@ use vxnet_proto::{ClusterErrorCode, ErrorCode};
 
 use super::raft::node::NodeError;
 use super::raft::storage::StorageError;
+use super::raft::tls::TlsError;
 use super::raft::transport::{TokenError, TransportError};
 use crate::state::Refusal;
 
@@ -114,10 +115,10 @@ pub enum ClusterError {
     },
     #[error("{} is corrupt; restore it or remove the data dir", .0.display())]
     CorruptRaftId(PathBuf),
-    #[error("{} is corrupt ({source}); restore it or leave and rejoin the cluster", path.display())]
-    CorruptToken { path: PathBuf, source: TokenError },
-    #[error("cannot make a cluster token: {0}")]
-    TokenGeneration(io::Error),
+    #[error("the cluster certificates in {} are unusable ({source}); restore them, or remove them and start with --force-new-cluster (the other hosts must then join again)", data_dir.display())]
+    Identity { data_dir: PathBuf, source: TlsError },
+    #[error("the join answer carries no usable certificate ({0}); is the member a vxnet daemon of the same version?")]
+    BadJoinCredentials(TlsError),
     #[error("cannot read random bytes: {0}")]
     Random(io::Error),
 }
@@ -144,7 +145,7 @@ impl ClusterError {
             NothingToLeave | RemoveSelf(_) => ErrorCode::Refused,
             NoSuchMember(_) => ErrorCode::NotFound,
             AmbiguousMember(_) => ErrorCode::Usage,
-            CorruptRaftId(_) | CorruptToken { .. } => ErrorCode::Internal,
+            CorruptRaftId(_) | Identity { .. } => ErrorCode::Internal,
             ReplayTimeout(_)
             | OpenLog { .. }
             | Listen { .. }
@@ -153,7 +154,7 @@ impl ClusterError {
             | NotAJoinAnswer(_)
             | NotALeaveAnswer
             | File { .. }
-            | TokenGeneration(_)
+            | BadJoinCredentials(_)
             | Random(_) => ErrorCode::Failed,
         }
     }

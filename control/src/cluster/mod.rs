@@ -2,12 +2,23 @@
 //! it in the data dir.
 //!
 //! ```text
-//! <data-dir>/raft-id         this host's id in the Raft group (a new one after `leave`)
-//! <data-dir>/cluster-token   the secret members prove to each other (`cluster token`)
-//! <data-dir>/raft/           the Raft log, HardState and snapshots (raft-engine)
+//! <data-dir>/raft-id              this host's id in the Raft group (a new one after `leave`)
+//! <data-dir>/cluster-ca.pem       the cluster CA's certificate
+//! <data-dir>/cluster-ca-key.pem   the cluster CA's private key (every member holds it)
+//! <data-dir>/host-key.pem         this host's private key (never leaves the host)
+//! <data-dir>/host-cert.der        this host's certificate, issued by the CA for its raft id
+//! <data-dir>/raft/                the Raft log, HardState and snapshots (raft-engine)
 //! ```
 //!
-//! A daemon with an empty data dir bootstraps a one-host cluster. `join` asks a member of
+//! All of them are readable by their owner only. A daemon with an empty data dir bootstraps a
+//! one-host cluster, with a new CA (see [`raft::tls`]). The join token
+//! ([`raft::token`]) is the CA's fingerprint and the replicated join secret, made at the
+//! first `cluster token` and replaced by `cluster token --rotate`. `join` pins the CA by the
+//! token's fingerprint, proves the secret inside TLS and sends a new public key; the leader
+//! answers, once the join is committed, with the CA and this host's certificate. A data dir
+//! from before mutual TLS gets a new CA at start (a one-host cluster goes on as before; the
+//! members of an older multi-host cluster no longer reach each other and must join again, see
+//! the README). `join` asks a member of
 //! another cluster (redirected to its leader) to add this host; once the leader has committed
 //! that, this host drops its own one-host log and starts over as an empty member that the
 //! leader fills with a snapshot. `leave` asks the leader to remove this host (its endpoints go
@@ -28,17 +39,19 @@
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use vxnet_proto::{envelope, ClusterErrorCode, Envelope, Host, JoinRequest, LeaveRequest, Member};
 
 use self::data_dir::{
-    finish_raft_swap, load_or_create_raft_id, load_or_create_token, new_raft_dir, raft_dir,
-    remove_dir_if_present, remove_token, save_token, swap_in_raft, wipe_raft,
+    finish_raft_swap, load_or_create_raft_id, load_or_create_tls, new_raft_dir, raft_dir,
+    remove_dir_if_present, remove_tls, save_tls, swap_in_raft, wipe_raft,
 };
 use self::raft::storage::RaftStorage;
-use self::raft::transport::{self, ClusterToken};
+use self::raft::tls::{self as pki, ClusterCa};
+use self::raft::transport::{self, ClusterTls, Credentials, JoinToken};
 pub use self::raft::NodeEvent;
 use self::raft::{NodeConfig, RaftHandle, RaftNode, COMPACT_EVERY};
 
@@ -77,8 +90,8 @@ impl Default for ClusterOptions {
 
 pub struct Cluster {
     data_dir: PathBuf,
-    /// The secret of the cluster this host is in (the file's contents, kept at hand).
-    token: ClusterToken,
+    /// The CA and this host's certificate (the files' contents, kept at hand).
+    tls: Arc<ClusterTls>,
     host: Host,
     options: ClusterOptions,
     runtime: tokio::runtime::Handle,
@@ -96,9 +109,10 @@ impl Cluster {
         changed: mpsc::UnboundedSender<NodeEvent>,
     ) -> Result<Cluster, ClusterError> {
         host.raft_id = load_or_create_raft_id(data_dir, false)?;
+        let (tls, born) = load_or_create_tls(data_dir, host.raft_id)?;
         let mut cluster = Cluster {
             data_dir: data_dir.to_path_buf(),
-            token: load_or_create_token(data_dir)?,
+            tls: Arc::new(tls),
             host,
             options,
             runtime,
@@ -106,12 +120,31 @@ impl Cluster {
             node: None,
         };
         cluster.start_node(true, Vec::new())?;
+        if born
+            && cluster
+                .handle()
+                .state()
+                .hosts()
+                .iter()
+                .any(|h| h.id != cluster.host.id)
+        {
+            tracing::warn!(
+                "this data dir predates mutual TLS between members: this host made a CA of its \
+                 own and cannot reach the other members; see the README (\"Clustering\") to \
+                 re-form the cluster"
+            );
+        }
         Ok(cluster)
     }
 
     fn start_node(&mut self, bootstrap: bool, seed_members: Vec<Host>) -> Result<(), ClusterError> {
-        // A join saved the new cluster's token, a leave removed the old one: read it again.
-        self.token = load_or_create_token(&self.data_dir)?;
+        // A join saved the new cluster's certificates, a leave removed the old ones: read
+        // them again (or make a new cluster's).
+        let (tls, born) = load_or_create_tls(&self.data_dir, self.host.raft_id)?;
+        if born {
+            tracing::info!(ca = %raft::token::hex(&tls.ca().fingerprint()), "made a new cluster CA");
+        }
+        self.tls = Arc::new(tls);
         finish_raft_swap(&self.data_dir)?;
         let storage = RaftStorage::open(&raft_dir(&self.data_dir)).map_err(|source| {
             ClusterError::OpenLog {
@@ -122,7 +155,7 @@ impl Cluster {
         let config = NodeConfig {
             host: self.host.clone(),
             storage,
-            token: self.token.clone(),
+            tls: self.tls.clone(),
             max_voters: self.options.max_voters,
             compact_every: self.options.compact_every,
             bootstrap,
@@ -185,8 +218,38 @@ impl Cluster {
         &self.host
     }
 
-    pub fn token(&self) -> String {
-        self.token.to_string()
+    /// The join token; with `rotate` (or while the cluster has no join secret yet) a new
+    /// secret is replicated first, and tokens printed before stop working for new joins.
+    pub fn token(&self, rotate: bool, timeout: Duration) -> Result<String, ClusterError> {
+        let current = || self.handle().state().join_secret().to_vec();
+        if rotate || current().len() != crate::state::JOIN_SECRET_LEN {
+            let secret: [u8; crate::state::JOIN_SECRET_LEN] =
+                crate::sys::random_bytes().map_err(ClusterError::Random)?;
+            let cmd = vxnet_proto::Command {
+                kind: Some(vxnet_proto::command::Kind::SetJoinSecret(
+                    vxnet_proto::SetJoinSecret {
+                        secret: secret.to_vec(),
+                        only_if_unset: !rotate,
+                    },
+                )),
+            };
+            // Answered once applied here: the state now holds the secret that won.
+            self.handle().propose(cmd, timeout)?;
+            if rotate {
+                tracing::info!("rotated the join token's secret");
+            }
+        }
+        let secret = <[u8; crate::state::JOIN_SECRET_LEN]>::try_from(current().as_slice())
+            .map_err(|_| ClusterError::NoLeader)?;
+        Ok(JoinToken {
+            ca_fingerprint: self.tls.ca().fingerprint(),
+            secret,
+        }
+        .to_string())
+    }
+
+    fn credentials(&self) -> Credentials {
+        Credentials::Member(self.tls.clone())
     }
 
     /// Brings this host's record (name, addresses) up to date in the replicated state.
@@ -236,7 +299,7 @@ impl Cluster {
     /// or is already in a cluster with other hosts.
     pub fn join(&mut self, addr: &str, token: &str, timeout: Duration) -> Result<(), ClusterError> {
         let deadline = Instant::now() + timeout;
-        let token: ClusterToken = token.parse().map_err(ClusterError::BadToken)?;
+        let token: JoinToken = token.parse().map_err(ClusterError::BadToken)?;
         {
             let state = self.handle().state();
             if state.hosts().iter().any(|h| h.id != self.host.id) {
@@ -247,13 +310,24 @@ impl Cluster {
             }
         }
         let mut target = parse_member_addr(addr)?;
+        // A new key for the new cluster: only its public half travels.
+        let (host_key_pem, public_key) =
+            pki::generate_host_key().map_err(|source| ClusterError::Identity {
+                data_dir: self.data_dir.clone(),
+                source,
+            })?;
+        let credentials = Credentials::Joiner {
+            ca_fingerprint: token.ca_fingerprint,
+        };
         let request = Envelope {
             kind: Some(envelope::Kind::JoinRequest(JoinRequest {
                 host: Some(self.host.clone()),
+                secret: token.secret.to_vec(),
+                public_key,
             })),
         };
         let mut redirects = 0;
-        let members = loop {
+        let answer = loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Err(ClusterError::Timeout(timeout));
@@ -262,8 +336,7 @@ impl Cluster {
                 .runtime
                 .block_on(transport::request(
                     target,
-                    self.host.raft_id,
-                    &token,
+                    &credentials,
                     request.clone(),
                     left,
                 ))
@@ -272,7 +345,7 @@ impl Cluster {
                 return Err(ClusterError::NotAJoinAnswer(target));
             };
             let Some(rejection) = Rejection::from_answer(r.code, &r.error) else {
-                break r.members;
+                break r;
             };
             match rejection.code {
                 ClusterErrorCode::Busy => {
@@ -291,14 +364,29 @@ impl Cluster {
             }
         };
 
+        // The CA must be the one the token pins (the TLS handshake checked the chain the
+        // member presented; this checks what it hands over).
+        let ca = ClusterCa::from_pem(&answer.ca_cert_pem, &answer.ca_key_pem)
+            .map_err(ClusterError::BadJoinCredentials)?;
+        if ca.fingerprint() != token.ca_fingerprint {
+            return Err(ClusterError::BadJoinCredentials(pki::TlsError::WrongCa));
+        }
+        let tls = ClusterTls::new(
+            self.host.raft_id,
+            ca,
+            answer.host_cert.into(),
+            &host_key_pem,
+        )
+        .map_err(ClusterError::BadJoinCredentials)?;
+
         // Committed: this host's one-host cluster is over. Start as an empty member.
         self.replace_node(
             |c| {
                 wipe_raft(&c.data_dir)?;
-                save_token(&c.data_dir, &token)
+                save_tls(&c.data_dir, &tls, &host_key_pem)
             },
             false,
-            members,
+            answer.members,
         )?;
         // Wait (bounded) until the leader's snapshot is here and the leader hears this host,
         // so that the next command sees the cluster and `members` shows this host reachable;
@@ -344,7 +432,7 @@ impl Cluster {
         self.replace_node(
             |c| {
                 wipe_raft(&c.data_dir)?;
-                remove_token(&c.data_dir);
+                remove_tls(&c.data_dir);
                 c.host.raft_id = load_or_create_raft_id(&c.data_dir, true)?;
                 Ok(())
             },
@@ -414,7 +502,10 @@ impl Cluster {
                 new.persist_ready(&[], Some(&hard_state), Some(&snapshot))
                     .map_err(raft::NodeError::from)?;
                 drop(new);
-                swap_in_raft(&c.data_dir)
+                swap_in_raft(&c.data_dir)?;
+                // A new cluster, a new CA: the dropped members' certificates are worthless here.
+                remove_tls(&c.data_dir);
+                Ok(())
             },
             false,
             Vec::new(),
@@ -504,8 +595,7 @@ impl Cluster {
             };
             let reply = self.runtime.block_on(transport::request(
                 leader,
-                self.host.raft_id,
-                &self.token,
+                &self.credentials(),
                 request.clone(),
                 left,
             ));
@@ -542,8 +632,7 @@ impl Cluster {
         };
         let reply = match self.runtime.block_on(transport::request(
             leader,
-            self.host.raft_id,
-            &self.token,
+            &self.credentials(),
             request,
             timeout,
         )) {

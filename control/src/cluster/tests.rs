@@ -1,4 +1,4 @@
-use super::raft::transport::testing::send_poison_heartbeat;
+use super::raft::transport::testing::{send_poison_heartbeat, TestCa};
 use super::*;
 
 #[test]
@@ -29,8 +29,8 @@ fn messages_and_exit_codes() {
             2,
         ),
         (
-            ClusterError::BadToken(transport::TokenError::MissingPrefix),
-            "a cluster token starts with \"vxnet-\"; print it with `vxnet cluster token` on a member",
+            ClusterError::BadToken(transport::TokenError::OldFormat),
+            "this cluster token is from a vxnet before mutual TLS (it has no CA fingerprint); print a current one with `vxnet cluster token` on a member",
             2,
         ),
         (
@@ -41,10 +41,10 @@ fn messages_and_exit_codes() {
         (
             ClusterError::file(
                 FileOp::Restrict,
-                "/d/cluster-token",
+                "/d/cluster-ca-key.pem",
                 std::io::Error::from(std::io::ErrorKind::PermissionDenied),
             ),
-            "cannot restrict /d/cluster-token: permission denied",
+            "cannot restrict /d/cluster-ca-key.pem: permission denied",
             1,
         ),
         (
@@ -123,14 +123,41 @@ fn three_hosts_join_replicate_leave_and_restart() {
     let ports = &lab.ports;
     let t = Duration::from_secs(10);
     let mut c: Vec<Cluster> = (0..3).map(open).collect();
-    let token = c[0].token();
+    let token = c[0].token(false, t).expect("token");
+    assert_eq!(
+        c[0].token(false, t).expect("token"),
+        token,
+        "stable until rotated"
+    );
 
-    // A wrong token is refused, and leaves both sides as they were.
-    let wrong = format!("vxnet-{}", "0".repeat(64));
-    assert!(c[1]
-        .join(&format!("127.0.0.1:{}", ports[0]), &wrong, t)
-        .is_err());
+    // A wrong secret, or a CA that is not the cluster's, is refused, and leaves both sides as
+    // they were.
+    let (fingerprint, secret) = token["vxnet-".len()..].split_once('-').expect("two parts");
+    let wrong_secret = format!("vxnet-{fingerprint}-{}", "0".repeat(64));
+    let wrong_ca = format!("vxnet-{}-{secret}", "0".repeat(64));
+    let seed0 = format!("127.0.0.1:{}", ports[0]);
+    let err = c[1]
+        .join(&seed0, &wrong_secret, t)
+        .expect_err("wrong secret");
+    assert!(
+        err.to_string().contains("secret is not this cluster's"),
+        "{err}"
+    );
+    let err = c[1].join(&seed0, &wrong_ca, t).expect_err("wrong CA");
+    assert!(err.to_string().contains("TLS handshake"), "{err}");
     assert_eq!(c[0].handle().state().hosts().len(), 1);
+    assert_eq!(c[1].handle().state().hosts().len(), 1);
+
+    // A rotated secret: the old token no longer admits anyone.
+    let rotated = c[0].token(true, t).expect("rotate");
+    assert_ne!(rotated, token);
+    assert!(rotated.starts_with(&format!("vxnet-{fingerprint}-")));
+    let err = c[1].join(&seed0, &token, t).expect_err("old token");
+    assert!(
+        err.to_string().contains("secret is not this cluster's"),
+        "{err}"
+    );
+    let token = rotated;
 
     // Two hosts join at once: one membership change at a time, the other waits its turn.
     std::thread::scope(|scope| {
@@ -311,7 +338,7 @@ impl Lab {
     /// Opens three hosts and joins the last two to the first.
     fn three_voters(&self, timeout: Duration) -> Vec<Cluster> {
         let mut c: Vec<Cluster> = (0..3).map(|i| self.open(i, 1000)).collect();
-        let token = c[0].token();
+        let token = c[0].token(false, timeout).expect("token");
         for joiner in &mut c[1..] {
             let seed = format!("127.0.0.1:{}", self.ports[0]);
             joiner.join(&seed, &token, timeout).expect("join");
@@ -383,8 +410,8 @@ fn a_read_right_after_the_leader_stops_is_answered_by_the_next_leader() {
 }
 
 /// raft-rs trusts its peers: a heartbeat with an absurd commit index stops the node that
-/// steps it. One from an id outside the configuration, sent by a process that holds the
-/// token, is dropped instead, and the node goes on committing.
+/// steps it. One from an id outside the configuration, sent by a process with a certificate of
+/// the cluster's CA for that id, is dropped instead, and the node goes on committing.
 #[test]
 fn a_message_from_a_non_member_does_not_stop_the_node() {
     use vxnet_proto::{command, Command, CreateNetwork};
@@ -435,7 +462,7 @@ fn a_message_from_a_non_member_does_not_stop_the_node() {
         &runtime,
         99,
         cluster.host().raft_id,
-        cluster.token.clone(),
+        &TestCa::of(cluster.tls.ca()),
         SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
     );
     // Connected, authenticated and delivered well within this; a node that stepped it would
@@ -454,7 +481,8 @@ fn a_message_from_a_non_member_does_not_stop_the_node() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// The same message under the id of a member (the token proves no id) stops raft-rs: the
+/// The same message under the id of a member, with a certificate for that id (only a rogue
+/// member can make one: every member holds the CA key) stops raft-rs: the
 /// node reports its death instead of leaving a handle that only answers "stopped".
 #[test]
 fn a_node_that_dies_says_so() {
@@ -498,14 +526,18 @@ fn a_node_that_dies_says_so() {
     let (mut member, _member_events) = open(1);
     let seed = format!("127.0.0.1:{}", ports[0]);
     member
-        .join(&seed, &leader.token(), Duration::from_secs(10))
+        .join(
+            &seed,
+            &leader.token(false, Duration::from_secs(10)).expect("token"),
+            Duration::from_secs(10),
+        )
         .expect("join");
     let (victim, impersonated) = (leader.host().raft_id, member.host().raft_id);
     let impostor = send_poison_heartbeat(
         &runtime,
         impersonated,
         victim,
-        leader.token.clone(),
+        &TestCa::of(leader.tls.ca()),
         SocketAddr::from((Ipv4Addr::LOCALHOST, ports[0])),
     );
     let died = runtime.block_on(async {
@@ -528,4 +560,45 @@ fn a_node_that_dies_says_so() {
     drop(member);
     drop(leader);
     let _ = std::fs::remove_dir_all(root);
+}
+
+#[test]
+fn the_tls_identity_persists_and_a_half_written_one_is_replaced() {
+    let dir = std::env::temp_dir().join(format!("vxnet-tls-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::write(dir.join("cluster-token"), "vxnet-00\n").expect("an old token file");
+    let (first, born) = load_or_create_tls(&dir, 7).expect("a new identity");
+    assert!(born);
+    assert!(
+        !dir.join("cluster-token").exists(),
+        "the old token file goes"
+    );
+    let (again, born) = load_or_create_tls(&dir, 7).expect("the same identity");
+    assert!(!born);
+    assert_eq!(again.ca().fingerprint(), first.ca().fingerprint());
+    assert_eq!(again.own_cert(), first.own_cert());
+    for file in [
+        "cluster-ca.pem",
+        "cluster-ca-key.pem",
+        "host-key.pem",
+        "host-cert.der",
+    ] {
+        let mode = std::fs::metadata(dir.join(file)).expect(file).permissions();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+            0o600,
+            "{file}"
+        );
+    }
+    // A crash while saving leaves no host certificate: a new cluster's identity.
+    std::fs::remove_file(dir.join("host-cert.der")).expect("rm");
+    let (fresh, born) = load_or_create_tls(&dir, 7).expect("a fresh identity");
+    assert!(born);
+    assert_ne!(fresh.ca().fingerprint(), first.ca().fingerprint());
+    // A corrupt CA is an error naming the data dir, never silently replaced.
+    std::fs::write(dir.join("cluster-ca.pem"), "junk").expect("corrupt");
+    let err = load_or_create_tls(&dir, 7).expect_err("corrupt CA");
+    assert!(err.to_string().contains("unusable"), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -266,8 +266,8 @@ impl Daemon {
                 stats: Some(self.stats()),
                 ..Default::default()
             }),
-            request::Kind::ClusterToken(_) => Ok(Response {
-                token: self.cluster.token(),
+            request::Kind::ClusterToken(r) => Ok(Response {
+                token: self.cluster.token(r.rotate, self.timeout)?,
                 ..Default::default()
             }),
             request::Kind::ClusterMembers(_) => Ok(Response {

@@ -4,8 +4,8 @@ use std::time::Duration;
 use vxnet_proto::Host;
 
 use super::*;
-use crate::cluster::raft::transport::testing::send_poison_heartbeat;
-use crate::cluster::raft::transport::ClusterToken;
+use crate::cluster::raft::tls::ClusterCa;
+use crate::cluster::raft::transport::testing::{send_poison_heartbeat, TestCa};
 use crate::cluster::{Cluster, ClusterOptions};
 
 fn free_port() -> u16 {
@@ -16,8 +16,8 @@ fn free_port() -> u16 {
 }
 
 /// A daemon whose Raft node dies (here: raft-rs panics on a heartbeat with an absurd commit
-/// index, sent under the id of a member by a holder of the token) stops serving and `run`
-/// returns the error, for main to exit 1 with.
+/// index, sent under the id of a member with a certificate for it, which only a member can
+/// mint) stops serving and `run` returns the error, for main to exit 1 with.
 #[test]
 fn a_dead_raft_node_ends_the_daemon_with_an_error() {
     let root = std::env::temp_dir().join(format!("vxnet-daemon-dies-{}", std::process::id()));
@@ -48,7 +48,6 @@ fn a_dead_raft_node_ends_the_daemon_with_an_error() {
             let _ = done_tx.send(run(config));
         })
     };
-    let token_file = config.data_dir.join("cluster-token");
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while !config.socket.exists() {
         assert!(
@@ -57,8 +56,21 @@ fn a_dead_raft_node_ends_the_daemon_with_an_error() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let token = std::fs::read_to_string(&token_file).expect("token");
-    let token = token.trim();
+    let request = vxnet_proto::Request {
+        kind: Some(vxnet_proto::request::Kind::ClusterToken(
+            vxnet_proto::ClusterTokenRequest { rotate: false },
+        )),
+        timeout_ms: 10_000,
+    };
+    let token = crate::api::call_blocking(&config.socket, &request, Duration::from_secs(10))
+        .expect("the token")
+        .token;
+    let token = token.as_str();
+    // Any member holds the CA's key: the impostor below is one that went rogue.
+    let read = |name: &str| std::fs::read_to_string(config.data_dir.join(name)).expect(name);
+    let ca = TestCa::of(
+        &ClusterCa::from_pem(&read("cluster-ca.pem"), &read("cluster-ca-key.pem")).expect("CA"),
+    );
 
     // A second member, so that there is a member id to send the poison under.
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -99,7 +111,7 @@ fn a_dead_raft_node_ends_the_daemon_with_an_error() {
         &runtime,
         impersonated,
         victim,
-        token.parse::<ClusterToken>().expect("token"),
+        &ca,
         SocketAddr::from((Ipv4Addr::LOCALHOST, cluster_port)),
     );
 

@@ -62,6 +62,7 @@ fn cluster() -> State {
             endpoint("e3", "n1", "b", 4),
             endpoint("e4", "n2", "c", 2),
         ],
+        ..State::default()
     }
 }
 

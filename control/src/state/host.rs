@@ -1,9 +1,12 @@
 //! Hosts joining and leaving: `AddHost` (a host joining the cluster, or a daemon bringing its
 //! own record up to date) and `RemoveHost` (a host leaving the cluster).
 
-use vxnet_proto::{AddHost, RemoveHost};
+use vxnet_proto::{AddHost, RemoveHost, SetJoinSecret};
 
 use super::{locate, Applied, Refusal, StateMachine};
+
+/// Bytes in the join token's secret.
+pub const JOIN_SECRET_LEN: usize = 32;
 
 impl StateMachine {
     /// Adds a host, or replaces the host with the same id; adding an unchanged host changes
@@ -51,7 +54,25 @@ impl StateMachine {
             self.versions.touch_network(&ep.network_id);
         }
         self.versions.touch_hosts();
+        // Its certificate must not open a cluster connection again (see the module docs).
+        let revoked = &mut self.state.revoked_raft_ids;
+        if let Err(at) = revoked.binary_search(&host.raft_id) {
+            revoked.insert(at, host.raft_id);
+        }
         Ok(Applied::HostRemoved { host, endpoints })
+    }
+
+    /// Replaces the join token's secret.
+    pub(super) fn set_join_secret(&mut self, c: &SetJoinSecret) -> Result<Applied, Refusal> {
+        if c.secret.len() != JOIN_SECRET_LEN {
+            return Err(Refusal::MissingField {
+                field: "secret (32 bytes)",
+            });
+        }
+        if !c.only_if_unset || self.state.join_secret.is_empty() {
+            self.state.join_secret = c.secret.clone();
+        }
+        Ok(Applied::JoinSecretSet)
     }
 }
 

@@ -31,6 +31,11 @@
 //! - A proposal (a command with its proposer's id) is applied at most once:
 //!   [`StateMachine::apply_proposal`] answers a proposal applied again with the first outcome
 //!   and changes nothing; the memory of outcomes is bounded and replicated (see [`recent`]).
+//! - Cluster credentials: the join token's secret is whatever `SetJoinSecret` last carried
+//!   (the proposer picks it: a secret is not a choice that must agree, it is data), except that
+//!   one marked `only_if_unset` changes nothing once there is a secret; a host that
+//!   `RemoveHost` removes has its raft id added to `revoked_raft_ids` (kept sorted, never
+//!   shrinking), so its certificate is refused from then on.
 //! - Every [`Refusal`] displays as one sentence saying what is wrong and what to do; its
 //!   [`Refusal::exit_code`] is 2 for a usage error (a bad argument) and 1 for a conflict with
 //!   the current state.
@@ -59,6 +64,7 @@ mod testing;
 #[cfg(test)]
 mod tests;
 
+pub use host::JOIN_SECRET_LEN;
 pub use ipam::{CidrError, Ipv4Cidr};
 pub use recent::REMEMBERED;
 pub use refusal::{InvalidState, Refusal};
@@ -85,6 +91,8 @@ pub enum Applied {
     Disconnected(Endpoint),
     /// The endpoint as it is after the update.
     Updated(Endpoint),
+    /// The join token's secret changed.
+    JoinSecretSet,
 }
 
 /// The state of a cluster and the only code that changes it. See the module docs.
@@ -195,6 +203,16 @@ impl StateMachine {
         self.versions.network(network_id)
     }
 
+    /// The secret a joining host must show (empty until the first `cluster token`).
+    pub fn join_secret(&self) -> &[u8] {
+        &self.state.join_secret
+    }
+
+    /// The raft ids of removed hosts, sorted: their certificates open no connection.
+    pub fn revoked_raft_ids(&self) -> &[u64] {
+        &self.state.revoked_raft_ids
+    }
+
     /// The version of the host list, replaced whenever a host comes, goes or changes.
     pub fn hosts_version(&self) -> u64 {
         self.versions.hosts()
@@ -211,6 +229,7 @@ impl StateMachine {
             Some(command::Kind::Disconnect(c)) => self.disconnect(c),
             Some(command::Kind::RemoveHost(c)) => self.remove_host(c),
             Some(command::Kind::UpdateEndpoint(c)) => self.update_endpoint(c),
+            Some(command::Kind::SetJoinSecret(c)) => self.set_join_secret(c),
         }
     }
 }

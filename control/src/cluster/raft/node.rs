@@ -46,7 +46,7 @@ use super::handle::{ClusterView, NodeCommand, RaftHandle, MAX_QUEUED_COMMANDS};
 use super::membership::{self, Change, Membership};
 use super::snapshot::{self, SnapshotError};
 use super::storage::{RaftStorage, StorageError};
-use super::transport::{ClusterToken, Transport, TransportEvent};
+use super::transport::{ClusterTls, Transport, TransportEvent};
 use crate::cluster::{ClusterError, Rejection};
 use crate::state::{Applied, StateMachine};
 
@@ -91,7 +91,8 @@ pub enum NodeError {
 pub struct NodeConfig {
     pub host: Host,
     pub storage: RaftStorage,
-    pub token: ClusterToken,
+    /// The cluster CA and this host's certificate.
+    pub tls: Arc<ClusterTls>,
     pub max_voters: usize,
     /// Applied entries between two snapshots.
     pub compact_every: u64,
@@ -175,7 +176,8 @@ impl Drop for RaftNode {
 /// Who waits for the result of an entry.
 enum Waiter {
     Local(std_mpsc::Sender<Result<Applied, ClusterError>>),
-    Join(oneshot::Sender<Envelope>),
+    /// With the certificate issued for the joiner, handed over once it is a member.
+    Join(oneshot::Sender<Envelope>, Vec<u8>),
     Leave(oneshot::Sender<Envelope>),
 }
 
@@ -195,6 +197,7 @@ struct Node {
     view: Arc<RwLock<ClusterView>>,
     changed: mpsc::UnboundedSender<NodeEvent>,
     host: Host,
+    tls: Arc<ClusterTls>,
     max_voters: usize,
     compact_every: u64,
     pending: HashMap<u64, Pending>,
@@ -214,6 +217,8 @@ struct Node {
     last_heard: HashMap<u64, Instant>,
     /// Raft messages dropped because their sender is not a member.
     dropped_from_strangers: u64,
+    /// When a join with a wrong secret was last logged.
+    last_bad_secret_log: Option<Instant>,
 }
 
 impl Node {
@@ -226,7 +231,7 @@ impl Node {
         let NodeConfig {
             host,
             storage,
-            token,
+            tls,
             max_voters,
             compact_every,
             bootstrap,
@@ -268,12 +273,20 @@ impl Node {
             Ipv4Addr::from(host.addr),
             host.cluster_port as u16,
         ));
-        let transport = Transport::start(listen, host.raft_id, token, events_tx)
+        let transport = Transport::start(listen, tls.clone(), events_tx)
             .await
             .map_err(|source| ClusterError::Listen {
                 addr: listen,
                 source,
             })?;
+        // Removed hosts stay refused across restarts (the list comes with the state).
+        transport.set_revoked(
+            state
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .revoked_raft_ids()
+                .to_vec(),
+        );
         let voters = raw.raft.prs().conf().voters().ids().iter().count();
         if voters == 1 && raw.raft.prs().conf().voters().contains(host.raft_id) {
             // Alone: no need to wait for an election timeout.
@@ -288,6 +301,7 @@ impl Node {
             view,
             changed,
             host,
+            tls,
             max_voters: max_voters.max(1),
             compact_every: compact_every.max(1),
             pending: HashMap::new(),
@@ -302,6 +316,7 @@ impl Node {
             peers: BTreeSet::new(),
             last_heard: HashMap::new(),
             dropped_from_strangers: 0,
+            last_bad_secret_log: None,
         };
         for member in seed_members {
             node.add_peer(&member);
@@ -572,8 +587,8 @@ impl Node {
             Waiter::Local(tx) => {
                 let _ = tx.send(result.map_err(ClusterError::from));
             }
-            Waiter::Join(tx) => {
-                let outcome = result.map(drop).map_err(Rejection::refused);
+            Waiter::Join(tx, cert) => {
+                let outcome = result.map(|_| cert).map_err(Rejection::refused);
                 let _ = tx.send(self.join_reply(outcome));
             }
             Waiter::Leave(tx) => {
@@ -585,6 +600,13 @@ impl Node {
 
     fn after_apply(&mut self) {
         self.sync_peers();
+        let revoked = self
+            .state
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .revoked_raft_ids()
+            .to_vec();
+        self.transport.set_revoked(revoked);
         self.publish_view();
         let _ = self.changed.send(NodeEvent::Applied);
     }

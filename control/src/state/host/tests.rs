@@ -70,3 +70,46 @@ fn remove_host_takes_its_endpoints_everywhere_and_nothing_else() {
     assert!(matches!(r, Refusal::NoSuchHost { .. }), "{r}");
     assert_eq!(r.exit_code(), 1);
 }
+
+#[test]
+fn removed_hosts_are_revoked_for_good() {
+    let mut m = StateMachine::new();
+    for (id, raft_id) in [("h1", 30), ("h2", 10), ("h3", 20)] {
+        let mut cmd = add_host(id, "192.168.1.1");
+        if let Some(command::Kind::AddHost(AddHost { host: Some(h) })) = cmd.kind.as_mut() {
+            h.raft_id = raft_id;
+        }
+        ok(&mut m, cmd);
+    }
+    ok(&mut m, remove_host("h1"));
+    ok(&mut m, remove_host("h2"));
+    assert_eq!(m.revoked_raft_ids(), [10, 30], "sorted");
+    // A refused removal revokes nothing.
+    refuse(&mut m, remove_host("h1"));
+    assert_eq!(m.revoked_raft_ids(), [10, 30]);
+}
+
+#[test]
+fn the_join_secret_is_set_replaced_and_kept_by_a_first_setter() {
+    let set = |byte: u8, only_if_unset: bool| {
+        wrap(command::Kind::SetJoinSecret(vxnet_proto::SetJoinSecret {
+            secret: vec![byte; 32],
+            only_if_unset,
+        }))
+    };
+    let mut m = StateMachine::new();
+    ok(&mut m, set(1, true));
+    assert_eq!(m.join_secret(), vec![1; 32]);
+    // A second "first" secret loses to the one applied before it; a rotation replaces it.
+    ok(&mut m, set(2, true));
+    assert_eq!(m.join_secret(), vec![1; 32]);
+    ok(&mut m, set(3, false));
+    assert_eq!(m.join_secret(), vec![3; 32]);
+    // Not 32 bytes: refused, nothing changes.
+    let short = wrap(command::Kind::SetJoinSecret(vxnet_proto::SetJoinSecret {
+        secret: vec![4; 31],
+        only_if_unset: false,
+    }));
+    refuse(&mut m, short);
+    assert_eq!(m.join_secret(), vec![3; 32]);
+}

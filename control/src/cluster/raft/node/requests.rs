@@ -8,6 +8,12 @@
 //!   decision into one `ConfChangeV2` whose context is the matching host command, and answers
 //!   once that entry is applied here, with the outcome of applying the command.
 //! - A retry of a join or leave that went through is answered as the first time.
+//! - A join must carry the join token's secret (the replicated one, compared in constant
+//!   time) and the joiner's public key; the leader issues the joiner's certificate for its
+//!   raft id before it proposes the change, and hands it over, with the CA, only in the
+//!   answer that says the change was applied. A wrong secret is refused (and logged at warn
+//!   at most once a minute: a token holder that lost the race with `--rotate` retries). A
+//!   raft id that was revoked (a removed host's) clashes like one a member holds.
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
@@ -22,6 +28,9 @@ use vxnet_proto::{
 
 use super::super::membership::{self, Change, JoinPlan, Joiner, LeavePlan, Progress, Recorded};
 use super::{conf_change, single, Node, Waiter};
+
+/// How often a wrong join secret is logged at most.
+const BAD_SECRET_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 use crate::cluster::Rejection;
 
 impl Node {
@@ -69,22 +78,26 @@ impl Node {
 
     /// A join answer: on success the members (so the newcomer can reach them before the log
     /// says who they are), otherwise where the leader is.
-    pub(super) fn join_reply(&self, outcome: Result<(), Rejection>) -> Envelope {
-        let (code, error) = Rejection::to_answer(&outcome);
-        let (members, leader_addr) = match outcome {
-            Ok(()) => {
-                let state = self.state.read().unwrap_or_else(|e| e.into_inner());
-                (state.hosts().to_vec(), String::new())
-            }
-            Err(_) => (Vec::new(), self.leader_addr()),
+    /// `Ok` carries the joiner's certificate.
+    pub(super) fn join_reply(&self, outcome: Result<Vec<u8>, Rejection>) -> Envelope {
+        let (code, error) = Rejection::to_answer(&outcome.as_ref().map(drop).map_err(Clone::clone));
+        let mut answer = JoinResponse {
+            error,
+            code,
+            ..Default::default()
         };
+        match outcome {
+            Ok(cert) => {
+                let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+                answer.members = state.hosts().to_vec();
+                answer.ca_cert_pem = self.tls.ca().cert_pem().to_owned();
+                answer.ca_key_pem = self.tls.ca().key_pem();
+                answer.host_cert = cert;
+            }
+            Err(_) => answer.leader_addr = self.leader_addr(),
+        }
         Envelope {
-            kind: Some(envelope::Kind::JoinResponse(JoinResponse {
-                error,
-                leader_addr,
-                members,
-                code,
-            })),
+            kind: Some(envelope::Kind::JoinResponse(answer)),
         }
     }
 
@@ -113,6 +126,30 @@ impl Node {
             let _ = reply.send(self.join_reply(Err(Rejection::not_leader())));
             return;
         }
+        if !self.secret_matches(&req.secret) {
+            let now = std::time::Instant::now();
+            if self
+                .last_bad_secret_log
+                .is_none_or(|at| now.duration_since(at) >= BAD_SECRET_LOG_EVERY)
+            {
+                self.last_bad_secret_log = Some(now);
+                tracing::warn!(name = %host.name, "join refused: the token's secret is not this cluster's");
+            }
+            let refusal = Rejection::refused(
+                "the token's secret is not this cluster's (rotated?); print the current token with \
+                 `vxnet cluster token` on a member",
+            );
+            let _ = reply.send(self.join_reply(Err(refusal)));
+            return;
+        }
+        let cert = match self.tls.ca().issue(host.raft_id, &req.public_key) {
+            Ok(cert) => cert.to_vec(),
+            Err(e) => {
+                let refusal = Rejection::bad_request(format!("no certificate for the joiner: {e}"));
+                let _ = reply.send(self.join_reply(Err(refusal)));
+                return;
+            }
+        };
         let (recorded, clash) = self.recorded(&host);
         let joiner = Joiner {
             raft_id: host.raft_id,
@@ -121,7 +158,7 @@ impl Node {
         };
         let change = match membership::plan_join(&self.membership(), joiner) {
             JoinPlan::AlreadyMember => {
-                let _ = reply.send(self.join_reply(Ok(())));
+                let _ = reply.send(self.join_reply(Ok(cert)));
                 return;
             }
             JoinPlan::NoId => {
@@ -156,7 +193,7 @@ impl Node {
             Ok(id) => {
                 let kind = single(change).get_change_type();
                 tracing::info!(name = %host.name, raft_id = host.raft_id, ?kind, "adding a host to the cluster");
-                self.wait_for(id, Waiter::Join(reply));
+                self.wait_for(id, Waiter::Join(reply, cert));
             }
             Err(e) => {
                 let _ = reply.send(self.join_reply(Err(e)));
@@ -238,9 +275,36 @@ impl Node {
         Ok(id)
     }
 
+    /// Whether `secret` is the replicated join secret (never, while there is none).
+    fn secret_matches(&self, secret: &[u8]) -> bool {
+        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        let expected = state.join_secret();
+        if expected.is_empty() || expected.len() != secret.len() {
+            return false;
+        }
+        // Constant time: every byte is looked at whatever the first difference.
+        expected
+            .iter()
+            .zip(secret)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+    }
+
     /// What the state holds of a joiner's ids, and the member it clashes with, if any.
     fn recorded(&self, joiner: &Host) -> (Recorded, Option<Host>) {
         let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        if state
+            .revoked_raft_ids()
+            .binary_search(&joiner.raft_id)
+            .is_ok()
+        {
+            // A removed host's id: its certificate is refused for good.
+            let removed = Host {
+                name: format!("removed (raft id {})", joiner.raft_id),
+                ..Host::default()
+            };
+            return (Recorded::Clash, Some(removed));
+        }
         let raft_id_taken = state
             .hosts()
             .iter()

@@ -1,8 +1,8 @@
-//! The inbound side: accepts connections, authenticates them, and turns what arrives into
-//! [`TransportEvent`]s (see the rules in the transport's module docs).
+//! The inbound side: accepts connections, runs TLS and reads the `Hello`, and turns what
+//! arrives into [`TransportEvent`]s (see the rules in the transport's module docs).
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,13 +16,14 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinSet;
-use tokio::time::timeout;
+use tokio::time::{sleep_until, timeout, Instant};
+use tokio_rustls::TlsAcceptor;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 use tracing::{debug, warn};
-use vxnet_proto::{envelope, Envelope};
+use vxnet_proto::{envelope, Envelope, Hello};
 
-use super::super::auth::{server_handshake, HandshakeError};
-use super::{framed, Shared, TransportEvent, HANDSHAKE_MAX_FRAME};
+use super::super::tls::check_client_id;
+use super::{framed, lock, Shared, TransportEvent, HANDSHAKE_MAX_FRAME, JOINER_MAX_FRAME};
 
 /// Join/leave requests one connection may have waiting for the node's answer.
 const MAX_PENDING_REQUESTS: usize = 16;
@@ -35,11 +36,17 @@ pub(super) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             accepted = listener.accept() => match accepted {
                 Ok((stream, addr)) => {
                     if connections.len() >= shared.config.max_connections {
-                        shared.counters.bad_connections.fetch_add(1, Ordering::Relaxed);
-                        debug!(%addr, "closed a cluster connection: too many are open");
+                        shared.refused(addr, &"too many cluster connections are open");
                         continue;
                     }
-                    connections.spawn(serve_connection(stream, addr, shared.clone()));
+                    let Some(slot) = SourceSlot::take(&shared, addr.ip()) else {
+                        shared.refused(addr, &format_args!(
+                            "more than {} connections from one address",
+                            shared.config.max_per_source
+                        ));
+                        continue;
+                    };
+                    connections.spawn(serve_connection(stream, addr, shared.clone(), slot));
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: pause rather than spin.
@@ -52,53 +59,129 @@ pub(super) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
-async fn serve_connection(stream: TcpStream, addr: SocketAddr, shared: Arc<Shared>) {
-    let _ = stream.set_nodelay(true);
-    let mut framed = framed(stream, HANDSHAKE_MAX_FRAME);
-    let token = shared.token();
-    let handshake = timeout(
-        shared.config.handshake_timeout,
-        server_handshake(&mut framed, &token),
-    );
-    let peer_id = match handshake.await {
-        Ok(Ok(peer_id)) => peer_id,
-        Ok(Err(HandshakeError::BadProof)) => {
-            shared
-                .counters
-                .auth_failures
-                .fetch_add(1, Ordering::Relaxed);
-            warn!("refused a cluster connection from {addr}: it does not know the cluster token");
-            return;
+/// One of the connections a source address may have open; given back on drop.
+struct SourceSlot {
+    shared: Arc<Shared>,
+    ip: IpAddr,
+}
+
+impl SourceSlot {
+    fn take(shared: &Arc<Shared>, ip: IpAddr) -> Option<SourceSlot> {
+        let mut open = lock(&shared.per_source);
+        let count = open.entry(ip).or_insert(0);
+        if *count >= shared.config.max_per_source {
+            return None;
         }
-        Ok(Err(e)) => {
-            shared
-                .counters
-                .bad_connections
-                .fetch_add(1, Ordering::Relaxed);
-            debug!(%addr, error = %e, "closed a cluster connection during authentication");
-            return;
+        *count += 1;
+        Some(SourceSlot {
+            shared: shared.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for SourceSlot {
+    fn drop(&mut self) {
+        let mut open = lock(&self.shared.per_source);
+        if let Some(count) = open.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.ip);
+            }
         }
-        Err(_) => {
-            shared
-                .counters
-                .bad_connections
-                .fetch_add(1, Ordering::Relaxed);
-            debug!(%addr, "closed a cluster connection: authentication took too long");
-            return;
+    }
+}
+
+/// Why a connection was refused before its first envelope.
+#[derive(Debug, thiserror::Error)]
+enum Refusal {
+    #[error("TLS handshake failed: {0}")]
+    Tls(io::Error),
+    #[error("reading its Hello: {0}")]
+    Io(#[from] io::Error),
+    #[error("closed before its Hello")]
+    Closed,
+    #[error("undecodable Hello")]
+    BadHello,
+    #[error("its certificate is not for raft id {0}")]
+    WrongId(u64),
+    #[error("it claims raft id {0} without a certificate")]
+    NoCertificate(u64),
+    #[error("the certificate of raft id {0} is revoked (the host was removed)")]
+    Revoked(u64),
+    #[error("no TLS handshake and Hello within {0} ms")]
+    Slow(u128),
+}
+
+/// TLS, then the `Hello`: the raft id the connection is certified for (`None`: a joiner).
+async fn open<S>(
+    stream: S,
+    shared: &Shared,
+) -> Result<
+    (
+        Framed<tokio_rustls::server::TlsStream<S>, LengthDelimitedCodec>,
+        Option<u64>,
+    ),
+    Refusal,
+>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let tls = TlsAcceptor::from(shared.tls.server_config())
+        .accept(stream)
+        .await
+        .map_err(Refusal::Tls)?;
+    let certified = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first().cloned());
+    let mut framed = framed(tls, HANDSHAKE_MAX_FRAME);
+    let frame = framed.next().await.ok_or(Refusal::Closed)??;
+    let hello = Hello::decode(frame).map_err(|_| Refusal::BadHello)?;
+    let peer = match (certified, hello.raft_id) {
+        (None, 0) => None,
+        (None, id) => return Err(Refusal::NoCertificate(id)),
+        (Some(cert), id) => {
+            if id == 0 || !check_client_id(&cert, id) {
+                return Err(Refusal::WrongId(id));
+            }
+            if shared.is_revoked(id) {
+                return Err(Refusal::Revoked(id));
+            }
+            Some(id)
         }
     };
-    framed
-        .codec_mut()
-        .set_max_frame_length(shared.config.max_frame);
-    debug!(%addr, peer_id, "accepted a cluster connection");
-    match serve_envelopes(&mut framed, addr, peer_id, &shared).await {
-        Ok(()) => debug!(%addr, peer_id, "cluster connection closed"),
+    Ok((framed, peer))
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    _slot: SourceSlot,
+) {
+    let _ = stream.set_nodelay(true);
+    let limit = shared.config.handshake_timeout;
+    let (mut framed, peer) = match timeout(limit, open(stream, &shared)).await {
+        Ok(Ok(opened)) => opened,
+        Ok(Err(refusal)) => return shared.refused(addr, &refusal),
+        Err(_) => return shared.refused(addr, &Refusal::Slow(limit.as_millis())),
+    };
+    let max_frame = match peer {
+        Some(_) => shared.config.max_frame,
+        None => JOINER_MAX_FRAME.min(shared.config.max_frame),
+    };
+    framed.codec_mut().set_max_frame_length(max_frame);
+    debug!(%addr, ?peer, "accepted a cluster connection");
+    match serve_envelopes(&mut framed, addr, peer, &shared).await {
+        Ok(()) => debug!(%addr, ?peer, "cluster connection closed"),
         Err(fault) => {
             shared
                 .counters
                 .bad_connections
                 .fetch_add(1, Ordering::Relaxed);
-            debug!(%addr, peer_id, %fault, "closed a cluster connection");
+            debug!(%addr, ?peer, %fault, "closed a cluster connection");
         }
     }
 }
@@ -113,8 +196,12 @@ enum ConnectionFault {
     BadEnvelope,
     #[error("undecodable raft message")]
     BadRaft,
-    #[error("a raft message from {claimed} on a connection authenticated as {proved}")]
-    WrongSender { claimed: u64, proved: u64 },
+    #[error("a raft message on a connection without a certificate")]
+    NotAMember,
+    #[error("raft id {0} was revoked")]
+    Revoked(u64),
+    #[error("no frame for {0} ms")]
+    Idle(u128),
     #[error("a raft message for {0}, which is not this host")]
     WrongRecipient(u64),
     #[error("an unexpected {0} envelope")]
@@ -123,28 +210,47 @@ enum ConnectionFault {
     TooManyRequests,
 }
 
-/// Serves an authenticated connection until the peer closes it (`Ok`) or misbehaves (`Err`).
+/// Serves a connection until the peer closes it (`Ok`) or misbehaves (`Err`). `peer` is the
+/// certified raft id; `None` for a joiner.
 async fn serve_envelopes<T>(
     framed: &mut Framed<T, LengthDelimitedCodec>,
     addr: SocketAddr,
-    peer_id: u64,
+    peer: Option<u64>,
     shared: &Shared,
 ) -> Result<(), ConnectionFault>
 where
     T: AsyncRead + AsyncWrite + Unpin,
 {
     let mut pending = FuturesUnordered::new();
+    let idle = shared.config.idle_timeout;
+    let mut last_frame = Instant::now();
     loop {
         tokio::select! {
             frame = framed.next() => {
                 let Some(frame) = frame else { return Ok(()) };
+                last_frame = Instant::now();
+                if let Some(id) = peer.filter(|&id| shared.is_revoked(id)) {
+                    return Err(ConnectionFault::Revoked(id));
+                }
                 let envelope = Envelope::decode(frame?).map_err(|_| ConnectionFault::BadEnvelope)?;
                 let event = match envelope.kind {
                     Some(envelope::Kind::Raft(bytes)) => {
+                        let peer_id = peer.ok_or(ConnectionFault::NotAMember)?;
                         let msg: RaftMessage = protobuf::Message::parse_from_bytes(&bytes)
                             .map_err(|_| ConnectionFault::BadRaft)?;
                         if msg.from != peer_id {
-                            return Err(ConnectionFault::WrongSender { claimed: msg.from, proved: peer_id });
+                            // Another member's id on this member's connection: drop it, the
+                            // connection's own messages still count.
+                            shared.counters.spoofed_frames.fetch_add(1, Ordering::Relaxed);
+                            if let Some(unlogged) = lock(&shared.refusals).note(addr.ip(), std::time::Instant::now()) {
+                                warn!(
+                                    "dropped a raft message from {addr} claiming raft id {} on a \
+                                     connection certified for {peer_id} ({unlogged} more since the \
+                                     last such line)",
+                                    msg.from
+                                );
+                            }
+                            continue;
                         }
                         if msg.to != shared.own_id {
                             return Err(ConnectionFault::WrongRecipient(msg.to));
@@ -156,6 +262,9 @@ where
                         | envelope::Kind::LeaveRequest(_)
                         | envelope::Kind::ReachabilityRequest(_)),
                     ) => {
+                        if peer.is_none() && !matches!(kind, envelope::Kind::JoinRequest(_)) {
+                            return Err(ConnectionFault::NotAMember);
+                        }
                         if pending.len() >= MAX_PENDING_REQUESTS {
                             return Err(ConnectionFault::TooManyRequests);
                         }
@@ -183,7 +292,11 @@ where
                     return Ok(());
                 }
             }
+            () = sleep_until(last_frame + idle), if pending.is_empty() => {
+                return Err(ConnectionFault::Idle(idle.as_millis()));
+            }
             Some(answer) = pending.next(), if !pending.is_empty() => {
+                last_frame = Instant::now();
                 // A dropped `reply` means the node will not answer: closing tells the requester.
                 let Ok(answer) = answer else { return Ok(()) };
                 framed.send(Bytes::from(answer.encode_to_vec())).await?;

@@ -3,20 +3,27 @@
 //!
 //! Rules a caller relies on:
 //!
-//! - **Framing.** Every message is one length-delimited frame (4-byte big-endian length, as
-//!   tokio-util's `LengthDelimitedCodec` writes). After authentication a frame holds one prost
-//!   [`Envelope`]; a raft message travels as opaque bytes in raft-rs's own (rust-protobuf)
-//!   encoding. A frame longer than [`TransportConfig::max_frame`] (64 MiB: snapshots are
-//!   large), an undecodable frame, or an envelope that makes no sense on that connection
-//!   closes the connection. It is counted ([`TransportStats::bad_connections`]) and logged once
-//!   at debug; nothing a peer sends can panic the transport or stop it serving others.
-//! - **Authentication.** Every connection opens with the mutual challenge of [`super::auth`]
-//!   before any envelope, bounded by [`TransportConfig::handshake_timeout`]; until it passes,
-//!   frames are limited to a few KiB so a stranger cannot make this host allocate. A peer that
-//!   does not know the cluster token is refused and logged at warn with its address. Raft
-//!   messages on an inbound connection must come from the raft id the client proved and be
-//!   addressed to this host; anything else closes the connection, since a sender with a stale
-//!   address book is best told the peer is unreachable.
+//! - **Security.** Every connection is TLS 1.3 (see [`super::tls`] for the certificates and
+//!   what each side checks). Inside, the client's first frame is a `Hello` with its raft id,
+//!   within [`TransportConfig::handshake_timeout`] of the accept (TLS included). A client with a
+//!   certificate must claim the raft id its certificate names, and that id must not be revoked
+//!   (the replicated list of removed hosts, [`Transport::set_revoked`]); such a connection
+//!   carries raft messages and requests. A client without a certificate (a joiner, raft id 0)
+//!   may send join requests only, in frames of at most [`JOINER_MAX_FRAME`]. A raft message
+//!   whose `from` is not the connection's certified raft id is dropped and counted
+//!   ([`TransportStats::spoofed_frames`]); one addressed to another host closes the connection.
+//!   A revoked id's open connections close at their next frame.
+//! - **Limits.** Frames: [`HANDSHAKE_MAX_FRAME`] until the `Hello`, [`JOINER_MAX_FRAME`] for a
+//!   joiner, [`TransportConfig::max_frame`] (64 MiB: snapshots) for a member. At most
+//!   [`TransportConfig::max_connections`] inbound connections, and at most
+//!   [`TransportConfig::max_per_source`] from one address; more are closed on accept. An
+//!   inbound connection with no frame for [`TransportConfig::idle_timeout`] (and no request
+//!   waiting for an answer) is closed. A refused connection (TLS failure, bad `Hello`, revoked
+//!   id, over a limit) is counted ([`TransportStats::refused_connections`]) and logged at warn
+//!   at most once per source address per minute, with how many more there were (see
+//!   `refusals`). An undecodable frame or an envelope that makes no sense on that connection
+//!   closes it and is counted ([`TransportStats::bad_connections`]), logged at debug; nothing a
+//!   peer sends can panic the transport or stop it serving others.
 //! - **Sending.** [`Transport::send`] never blocks: it routes by `msg.to` to one task per peer
 //!   that owns a bounded queue and at most one connection. The task connects lazily, keeps the
 //!   connection, and after a failed attempt waits (exponential backoff with jitter, from
@@ -30,15 +37,15 @@
 //!   join/leave request a [`TransportEvent::Request`] whose `reply` goes back on the connection
 //!   that carried it. Dropping `reply` closes that connection, which the requester sees as an
 //!   error rather than a wait until its timeout.
-//! - **Token changes** ([`Transport::set_token`]) apply to connections opened afterwards; a
-//!   connection already authenticated stays up.
-//! - [`request()`] is a one-shot RPC over a fresh connection, for a host that is not a member yet.
+//! - [`request()`] is a one-shot RPC over a fresh connection, as a member or as a joiner
+//!   ([`Credentials`]).
 
+use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ::raft::eraftpb::{Message as RaftMessage, MessageType};
 use ::raft::SnapshotStatus;
@@ -46,19 +53,21 @@ use bytes::Bytes;
 use prost::Message as _;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
-use tracing::debug;
+use tracing::{debug, warn};
 use vxnet_proto::{envelope, Envelope};
 
-use super::auth::HandshakeError;
-pub use super::auth::{ClusterToken, TokenError};
+pub use super::tls::ClusterTls;
+use super::tls::TlsError;
+pub use super::token::{JoinToken, TokenError};
 
 mod backoff;
 mod inbound;
 mod outbound;
 mod peer;
+mod refusals;
 mod request;
 #[cfg(test)]
 pub(crate) mod testing;
@@ -68,13 +77,16 @@ mod tests;
 use inbound::accept_loop;
 use outbound::run_peer;
 use peer::PeerTable;
-pub use request::request;
+pub use request::{request, Credentials};
 
 /// Default upper bound on one frame: a snapshot of the whole state travels in one.
 pub const MAX_FRAME: usize = 64 << 20;
 
-/// Frame limit until a connection is authenticated; the handshake messages are ~100 bytes.
-const HANDSHAKE_MAX_FRAME: usize = 4 << 10;
+/// Frame limit until the `Hello` has arrived; it is a few bytes.
+pub const HANDSHAKE_MAX_FRAME: usize = 1 << 10;
+/// Frame limit on what a host without a certificate sends: a join request (a host record, the
+/// secret and a public key) fits easily.
+pub const JOINER_MAX_FRAME: usize = 64 << 10;
 
 /// Tunables; [`Default`] is what a daemon uses, tests shrink the times.
 #[derive(Debug, Clone)]
@@ -90,6 +102,10 @@ pub struct TransportConfig {
     pub queue_len: usize,
     /// Inbound connections served at once; more are closed on accept.
     pub max_connections: usize,
+    /// Inbound connections served at once from one address.
+    pub max_per_source: usize,
+    /// An inbound connection silent this long (no request waiting) is closed.
+    pub idle_timeout: Duration,
 }
 
 impl Default for TransportConfig {
@@ -104,6 +120,11 @@ impl Default for TransportConfig {
             backoff_max: Duration::from_secs(5),
             queue_len: 4096,
             max_connections: 1024,
+            // A member keeps one connection to each peer, plus short-lived requests.
+            max_per_source: 16,
+            // Heartbeats flow every 200 ms on a leader's connections; a quiet connection
+            // between followers is cheap to open again.
+            idle_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -128,11 +149,15 @@ pub enum TransportEvent {
 /// Counters since start; they only grow.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TransportStats {
-    /// Handshakes that failed because one side does not know the token (either direction).
+    /// Outbound connections whose TLS handshake failed (the peer's certificate, or ours).
     pub auth_failures: u64,
-    /// Connections closed for a malformed or oversized frame, an unexpected envelope, or a
-    /// handshake that failed for another reason or took too long.
+    /// Inbound connections refused before any envelope: TLS failure, no or bad `Hello`, a
+    /// revoked or mismatched raft id, a limit, or too slow.
+    pub refused_connections: u64,
+    /// Connections closed for a malformed or oversized frame or an unexpected envelope.
     pub bad_connections: u64,
+    /// Raft messages dropped because their `from` is not the connection's certified raft id.
+    pub spoofed_frames: u64,
     /// Raft messages dropped instead of sent.
     pub dropped_messages: u64,
 }
@@ -145,12 +170,10 @@ pub enum TransportError {
     Connect { addr: SocketAddr, source: io::Error },
     #[error("the cluster member at {addr} did not answer within {} ms", .timeout.as_millis())]
     Timeout { addr: SocketAddr, timeout: Duration },
-    #[error(
-        "the cluster member at {addr} refused this host: it does not accept this cluster token"
-    )]
-    Refused { addr: SocketAddr },
-    #[error("refused the host at {addr}: it does not know the cluster token")]
-    Unauthenticated { addr: SocketAddr },
+    #[error("the TLS handshake with {addr} failed: {source}")]
+    Tls { addr: SocketAddr, source: io::Error },
+    #[error("cannot set up TLS: {0}")]
+    Setup(#[from] TlsError),
     #[error("the host at {addr} does not speak the vxnet cluster protocol: {detail}")]
     Protocol { addr: SocketAddr, detail: String },
     #[error("lost the connection to the cluster member at {addr}: {source}")]
@@ -164,26 +187,9 @@ pub enum TransportError {
 }
 
 impl TransportError {
-    fn from_handshake(addr: SocketAddr, e: HandshakeError) -> TransportError {
-        match e {
-            HandshakeError::Io(source) => TransportError::Io { addr, source },
-            HandshakeError::Closed => TransportError::Closed { addr },
-            HandshakeError::Refused => TransportError::Refused { addr },
-            HandshakeError::Malformed(detail) => TransportError::Protocol {
-                addr,
-                detail: detail.to_string(),
-            },
-            HandshakeError::BadProof => TransportError::Unauthenticated { addr },
-            HandshakeError::Random(e) => TransportError::Random(e),
-        }
-    }
-
-    /// Whether the failure means the two sides hold different tokens.
+    /// Whether the TLS handshake failed (a certificate the other side does not accept).
     fn is_auth_failure(&self) -> bool {
-        matches!(
-            self,
-            TransportError::Refused { .. } | TransportError::Unauthenticated { .. }
-        )
+        matches!(self, TransportError::Tls { .. })
     }
 }
 
@@ -223,7 +229,12 @@ pub struct Transport {
 struct Shared {
     own_id: u64,
     config: TransportConfig,
-    token: watch::Sender<ClusterToken>,
+    tls: Arc<ClusterTls>,
+    /// Raft ids whose certificates are refused, ascending.
+    revoked: arc_swap::ArcSwap<Vec<u64>>,
+    /// Inbound connections open per source address.
+    per_source: Mutex<HashMap<IpAddr, usize>>,
+    refusals: Mutex<refusals::RefusalLog>,
     events: mpsc::Sender<TransportEvent>,
     counters: Counters,
 }
@@ -231,13 +242,33 @@ struct Shared {
 #[derive(Default)]
 struct Counters {
     auth_failures: AtomicU64,
+    refused_connections: AtomicU64,
     bad_connections: AtomicU64,
+    spoofed_frames: AtomicU64,
     dropped_messages: AtomicU64,
 }
 
 impl Shared {
-    fn token(&self) -> ClusterToken {
-        self.token.borrow().clone()
+    fn is_revoked(&self, raft_id: u64) -> bool {
+        self.revoked.load().binary_search(&raft_id).is_ok()
+    }
+
+    /// Counts a refused inbound connection and logs it, at most once per source per minute.
+    fn refused(&self, addr: SocketAddr, why: &dyn std::fmt::Display) {
+        self.counters
+            .refused_connections
+            .fetch_add(1, Ordering::Relaxed);
+        if let Some(unlogged) = lock(&self.refusals).note(addr.ip(), Instant::now()) {
+            if unlogged == 0 {
+                warn!("refused a cluster connection from {addr}: {why}");
+            } else {
+                warn!(
+                    "refused a cluster connection from {addr}: {why} ({unlogged} more from {} \
+                     since the last such line)",
+                    addr.ip()
+                );
+            }
+        }
     }
 
     /// Drops `msg` and tells the node, so raft stops counting on its delivery.
@@ -277,31 +308,32 @@ impl Transport {
     /// Binds `listen` and starts serving inbound connections with [`TransportConfig::default`].
     pub async fn start(
         listen: SocketAddr,
-        own_id: u64,
-        token: ClusterToken,
+        tls: Arc<ClusterTls>,
         events: mpsc::Sender<TransportEvent>,
     ) -> Result<Transport, TransportError> {
-        Transport::start_with(listen, own_id, token, events, TransportConfig::default()).await
+        Transport::start_with(listen, tls, events, TransportConfig::default()).await
     }
 
     pub async fn start_with(
         listen: SocketAddr,
-        own_id: u64,
-        token: ClusterToken,
+        tls: Arc<ClusterTls>,
         events: mpsc::Sender<TransportEvent>,
         config: TransportConfig,
     ) -> Result<Transport, TransportError> {
+        let own_id = tls.raft_id;
         let bind_error = |source| TransportError::Bind {
             addr: listen,
             source,
         };
         let listener = TcpListener::bind(listen).await.map_err(bind_error)?;
         let local_addr = listener.local_addr().map_err(bind_error)?;
-        let (token, _) = watch::channel(token);
         let shared = Arc::new(Shared {
             own_id,
             config,
-            token,
+            tls,
+            revoked: arc_swap::ArcSwap::from_pointee(Vec::new()),
+            per_source: Mutex::new(HashMap::new()),
+            refusals: Mutex::new(refusals::RefusalLog::default()),
             events,
             counters: Counters::default(),
         });
@@ -327,7 +359,9 @@ impl Transport {
         let c = &self.shared.counters;
         TransportStats {
             auth_failures: c.auth_failures.load(Ordering::Relaxed),
+            refused_connections: c.refused_connections.load(Ordering::Relaxed),
             bad_connections: c.bad_connections.load(Ordering::Relaxed),
+            spoofed_frames: c.spoofed_frames.load(Ordering::Relaxed),
             dropped_messages: c.dropped_messages.load(Ordering::Relaxed),
         }
     }
@@ -355,9 +389,13 @@ impl Transport {
         self.peers.addr(id)
     }
 
-    /// Switches to another cluster token (a host joining a cluster takes the cluster's).
-    pub fn set_token(&self, token: ClusterToken) {
-        self.shared.token.send_replace(token);
+    /// Replaces the list of raft ids whose certificates are refused (any order).
+    pub fn set_revoked(&self, mut revoked: Vec<u64>) {
+        revoked.sort_unstable();
+        revoked.dedup();
+        if **self.shared.revoked.load() != revoked {
+            self.shared.revoked.store(Arc::new(revoked));
+        }
     }
 
     /// Queues a raft message for `msg.to`; never blocks. See the module docs for what happens

@@ -8,14 +8,12 @@ use ::raft::eraftpb::{Message as RaftMessage, MessageType};
 use ::raft::SnapshotStatus;
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
-use tokio::net::TcpStream;
 use tokio::time::{timeout, Instant};
-use tokio_util::codec::{Framed, LengthDelimitedCodec};
 use tracing::{debug, info, warn};
 
 use super::backoff::Backoff;
 use super::peer::PeerChannels;
-use super::request::connect;
+use super::request::{connect, ClientConn, Credentials};
 use super::{encode_raft, Shared, TransportError, TransportEvent};
 
 /// Raft messages written before one flush: batches bursts without delaying a lone message.
@@ -30,7 +28,7 @@ enum Wake {
 
 /// Resolves when the peer closes the connection (or sends anything: it has no reason to on a
 /// connection this side opened); never, without a connection.
-async fn closed(conn: Option<&mut Framed<TcpStream, LengthDelimitedCodec>>) {
+async fn closed(conn: Option<&mut ClientConn>) {
     match conn {
         Some(framed) => {
             let _ = framed.next().await;
@@ -46,7 +44,8 @@ pub(super) async fn run_peer(id: u64, channels: PeerChannels, shared: Arc<Shared
         mut queue,
     } = channels;
     let config = &shared.config;
-    let mut conn: Option<Framed<TcpStream, LengthDelimitedCodec>> = None;
+    let mut conn: Option<ClientConn> = None;
+    let credentials = Credentials::Member(shared.tls.clone());
     let mut backoff = Backoff::new(config.backoff_min, config.backoff_max);
     let mut retry_at: Option<Instant> = None;
     // The last failure logged at warn, so a peer that stays down is not logged every retry.
@@ -80,7 +79,7 @@ pub(super) async fn run_peer(id: u64, channels: PeerChannels, shared: Arc<Shared
                 continue;
             }
             let peer_addr = *addr.borrow_and_update();
-            match connect(peer_addr, shared.own_id, &shared.token(), config).await {
+            match connect(peer_addr, &credentials, Some(id), config).await {
                 Ok(framed) => {
                     if last_failure.take().is_some() {
                         info!(peer = id, addr = %peer_addr, "reached the cluster peer again");

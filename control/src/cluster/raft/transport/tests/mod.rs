@@ -1,20 +1,16 @@
 use futures::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::mpsc::Receiver;
 use tokio::time::Instant;
+use vxnet_proto::{Hello, JoinRequest, JoinResponse, LeaveRequest};
 
 use super::backoff::Backoff;
-use super::request::connect;
+use super::request::{connect, ClientConn};
+use super::testing::TestCa;
 use super::*;
-use crate::cluster::raft::auth::{self, client_handshake};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::mpsc::Receiver;
-use vxnet_proto::{JoinRequest, JoinResponse, LeaveRequest};
 
 const WAIT: Duration = Duration::from_secs(10);
-
-fn token(byte: u8) -> ClusterToken {
-    ClusterToken::from_bytes([byte; auth::TOKEN_LEN])
-}
 
 fn loopback() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
@@ -28,18 +24,18 @@ fn fast_config() -> TransportConfig {
     }
 }
 
-async fn start(id: u64, token: ClusterToken) -> (Transport, Receiver<TransportEvent>) {
-    start_at(loopback(), id, token, fast_config()).await
+async fn start(id: u64, ca: &TestCa) -> (Transport, Receiver<TransportEvent>) {
+    start_at(loopback(), id, ca, fast_config()).await
 }
 
 async fn start_at(
     addr: SocketAddr,
     id: u64,
-    token: ClusterToken,
+    ca: &TestCa,
     config: TransportConfig,
 ) -> (Transport, Receiver<TransportEvent>) {
     let (tx, rx) = mpsc::channel(1024);
-    let t = Transport::start_with(addr, id, token, tx, config)
+    let t = Transport::start_with(addr, ca.member(id), tx, config)
         .await
         .expect("start transport");
     (t, rx)
@@ -78,10 +74,10 @@ async fn expect_event<T>(
     loop {
         let event = tokio::time::timeout_at(deadline, rx.recv())
             .await
-            .expect("timed out waiting for a transport event")
-            .expect("events channel open");
-        if let Some(t) = pick(event) {
-            return t;
+            .expect("timed out waiting for an event")
+            .expect("event channel closed");
+        if let Some(found) = pick(event) {
+            return found;
         }
     }
 }
@@ -89,6 +85,13 @@ async fn expect_event<T>(
 fn raft_msg(e: TransportEvent) -> Option<RaftMessage> {
     match e {
         TransportEvent::Raft(m) => Some(m),
+        _ => None,
+    }
+}
+
+fn unreachable_id(e: TransportEvent) -> Option<u64> {
+    match e {
+        TransportEvent::Unreachable(id) => Some(id),
         _ => None,
     }
 }
@@ -105,19 +108,15 @@ async fn expect_quiet(
     }
 }
 
-/// A raw TCP connection that has passed the handshake, for sending hand-made frames.
-async fn raw_client(
-    addr: SocketAddr,
-    id: u64,
-    token: &ClusterToken,
-) -> Framed<TcpStream, LengthDelimitedCodec> {
-    connect(addr, id, token, &TransportConfig::default())
+/// A connection that has passed TLS and said `Hello`, for sending hand-made frames.
+async fn raw_client(addr: SocketAddr, credentials: &Credentials) -> ClientConn {
+    connect(addr, credentials, None, &TransportConfig::default())
         .await
-        .expect("authenticated connection")
+        .expect("a TLS connection")
 }
 
-/// Whether the peer closed `stream` within `WAIT` (reading until EOF or reset).
-async fn closes(stream: &mut TcpStream) -> bool {
+/// Whether the peer closed `stream` within `WAIT` (reading until EOF or an error).
+async fn closes<S: AsyncRead + Unpin>(stream: &mut S) -> bool {
     let mut buf = [0u8; 1024];
     let deadline = Instant::now() + WAIT;
     loop {
@@ -127,6 +126,13 @@ async fn closes(stream: &mut TcpStream) -> bool {
             Ok(Ok(_)) => continue,
         }
     }
+}
+
+/// Sends one raft message on a raw connection.
+async fn send_raft(f: &mut ClientConn, msg: &RaftMessage) {
+    f.send(encode_raft(msg).expect("encode"))
+        .await
+        .expect("send");
 }
 
 #[tokio::test]
@@ -160,250 +166,10 @@ async fn framing_round_trip() {
 }
 
 #[tokio::test]
-async fn authenticated_both_ways() {
-    let (a, mut a_rx) = start(1, token(7)).await;
-    let (b, mut b_rx) = start(2, token(7)).await;
-    a.set_peer(2, b.local_addr());
-    b.set_peer(1, a.local_addr());
-    a.send(heartbeat(1, 2, 5));
-    b.send(heartbeat(2, 1, 6));
-    assert_eq!(expect_event(&mut b_rx, raft_msg).await, heartbeat(1, 2, 5));
-    assert_eq!(expect_event(&mut a_rx, raft_msg).await, heartbeat(2, 1, 6));
-    assert_eq!(a.stats().auth_failures + b.stats().auth_failures, 0);
-    assert_eq!(a.peer_addr(2), Some(b.local_addr()));
-    a.shutdown().await;
-    b.shutdown().await;
-}
-
-#[tokio::test]
-async fn server_refuses_client_with_wrong_token() {
-    let (a, mut a_rx) = start(1, token(1)).await;
-    let (b, mut b_rx) = start(2, token(2)).await;
-    a.set_peer(2, b.local_addr());
-    a.send(heartbeat(1, 2, 1));
-    assert_eq!(
-        expect_event(&mut a_rx, |e| match e {
-            TransportEvent::Unreachable(id) => Some(id),
-            _ => None,
-        })
-        .await,
-        2
-    );
-    assert_eq!(b.stats().auth_failures, 1);
-    assert_eq!(a.stats().auth_failures, 1);
-    expect_quiet(&mut b_rx, Duration::from_millis(100), |_| false).await;
-
-    let err = request(
-        b.local_addr(),
-        1,
-        &token(1),
-        join_request(),
-        Duration::from_secs(5),
-    )
-    .await
-    .expect_err("wrong token");
-    assert!(matches!(err, TransportError::Refused { .. }), "{err:?}");
-    assert!(err.to_string().contains("refused this host"), "{err}");
-    assert_eq!(b.stats().auth_failures, 2);
-
-    // The right token still gets through.
-    b.set_token(token(1));
-    a.send(heartbeat(1, 2, 2));
-    let deadline = Instant::now() + WAIT;
-    loop {
-        // The first sends may land in the backoff window and be dropped.
-        a.send(heartbeat(1, 2, 3));
-        let got = tokio::time::timeout(Duration::from_millis(50), b_rx.recv()).await;
-        if let Ok(Some(TransportEvent::Raft(m))) = got {
-            assert_eq!(m.from, 1);
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no delivery after the token changed"
-        );
-    }
-}
-
-/// A server that knows some other token but pretends: it answers every proof.
-async fn impostor() -> (SocketAddr, JoinHandle<()>) {
-    let listener = TcpListener::bind(loopback()).await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let task = tokio::spawn(async move {
-        for _ in 0..10 {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            let mut f = framed(stream, 4096);
-            let nonce_s = [9u8; auth::NONCE_LEN];
-            let challenge = vxnet_proto::AuthChallenge {
-                nonce: nonce_s.to_vec(),
-            };
-            let _ = f.send(Bytes::from(challenge.encode_to_vec())).await;
-            let Some(Ok(frame)) = f.next().await else {
-                continue;
-            };
-            let response = vxnet_proto::AuthResponse::decode(frame).expect("response");
-            let confirm = vxnet_proto::AuthConfirm {
-                mac: auth::server_proof(&token(99), &response.nonce, &nonce_s),
-            };
-            let _ = f.send(Bytes::from(confirm.encode_to_vec())).await;
-        }
-    });
-    (addr, task)
-}
-
-#[tokio::test]
-async fn client_refuses_server_without_token() {
-    let (addr, impostor) = impostor().await;
-    let err = request(addr, 1, &token(1), join_request(), Duration::from_secs(5))
-        .await
-        .expect_err("impostor");
-    assert!(
-        matches!(err, TransportError::Unauthenticated { .. }),
-        "{err:?}"
-    );
-    assert_eq!(
-        err.to_string(),
-        format!("refused the host at {addr}: it does not know the cluster token")
-    );
-
-    let (a, mut a_rx) = start(1, token(1)).await;
-    a.set_peer(2, addr);
-    a.send(heartbeat(1, 2, 1));
-    assert_eq!(
-        expect_event(&mut a_rx, |e| match e {
-            TransportEvent::Unreachable(id) => Some(id),
-            _ => None,
-        })
-        .await,
-        2
-    );
-    assert_eq!(a.stats().auth_failures, 1);
-    impostor.abort();
-}
-
-#[tokio::test]
-async fn refusal_is_logged_at_warn_with_the_address() {
-    #[derive(Clone, Default)]
-    struct Capture(Arc<Mutex<Vec<u8>>>);
-    impl io::Write for Capture {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            lock(&self.0).extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-    let capture = Capture::default();
-    let writer = capture.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::WARN)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    // A current-thread test runtime: every task runs on this thread, under this subscriber.
-    let _guard = tracing::subscriber::set_default(subscriber);
-
-    let (b, _b_rx) = start(2, token(2)).await;
-    let mut stream = TcpStream::connect(b.local_addr()).await.expect("connect");
-    let client_addr = stream.local_addr().expect("addr");
-    let mut f = framed(&mut stream, 4096);
-    let err = client_handshake(&mut f, 1, &token(1))
-        .await
-        .expect_err("refused");
-    assert!(matches!(err, HandshakeError::Refused), "{err:?}");
-    let logged = String::from_utf8_lossy(&lock(&capture.0)).into_owned();
-    assert!(logged.contains("WARN"), "{logged}");
-    assert!(
-        logged.contains(&format!(
-            "refused a cluster connection from {client_addr}: it does not know the cluster token"
-        )),
-        "{logged}"
-    );
-}
-
-#[tokio::test]
-async fn bad_frames_close_the_connection_and_the_server_keeps_serving() {
-    let (b, mut b_rx) = start(2, token(3)).await;
-    let addr = b.local_addr();
-
-    // Before authentication: garbage instead of an AuthResponse.
-    let mut s = TcpStream::connect(addr).await.expect("connect");
-    s.write_all(&[0, 0, 0, 4, 0xff, 0xff, 0xff, 0xff])
-        .await
-        .expect("write");
-    assert!(closes(&mut s).await);
-
-    // Before authentication: a length far above the handshake limit.
-    let mut s = TcpStream::connect(addr).await.expect("connect");
-    s.write_all(&[0x7f, 0xff, 0xff, 0xff]).await.expect("write");
-    assert!(closes(&mut s).await);
-
-    // After authentication: a length above 64 MiB.
-    let mut f = raw_client(addr, 1, &token(3)).await;
-    f.get_mut()
-        .write_all(&(MAX_FRAME as u32 + 1).to_be_bytes())
-        .await
-        .expect("write");
-    assert!(closes(f.get_mut()).await);
-
-    // After authentication: not an envelope; a raft payload that is not a raft message;
-    // an empty envelope; a response nobody asked for; a forged sender; the wrong host.
-    let forged = encode_raft(&heartbeat(5, 2, 1)).expect("encode");
-    let misrouted = encode_raft(&heartbeat(1, 3, 1)).expect("encode");
-    let junk = [
-        Bytes::from_static(&[0xff, 0xff, 0xff, 0xff, 0x0f]),
-        Bytes::from(
-            Envelope {
-                kind: Some(envelope::Kind::Raft(vec![0xff; 9])),
-            }
-            .encode_to_vec(),
-        ),
-        Bytes::new(),
-        Bytes::from(
-            Envelope {
-                kind: Some(envelope::Kind::JoinResponse(JoinResponse::default())),
-            }
-            .encode_to_vec(),
-        ),
-        forged,
-        misrouted,
-    ];
-    for frame in junk {
-        let mut f = raw_client(addr, 1, &token(3)).await;
-        f.send(frame).await.expect("send");
-        assert!(closes(f.get_mut()).await);
-    }
-    let stats = b.stats();
-    assert_eq!(stats.bad_connections, 9, "{stats:?}");
-    assert_eq!(stats.auth_failures, 0, "{stats:?}");
-    expect_quiet(&mut b_rx, Duration::from_millis(50), |_| false).await;
-
-    // Still serving.
-    let (a, _a_rx) = start(1, token(3)).await;
-    a.set_peer(2, addr);
-    a.send(heartbeat(1, 2, 42));
-    assert_eq!(expect_event(&mut b_rx, raft_msg).await, heartbeat(1, 2, 42));
-}
-
-#[tokio::test]
-async fn handshake_timeout_closes_silent_connections() {
-    let config = TransportConfig {
-        handshake_timeout: Duration::from_millis(100),
-        ..fast_config()
-    };
-    let (b, _b_rx) = start_at(loopback(), 2, token(1), config).await;
-    let mut s = TcpStream::connect(b.local_addr()).await.expect("connect");
-    assert!(closes(&mut s).await);
-    assert_eq!(b.stats().bad_connections, 1);
-}
-
-#[tokio::test]
 async fn thousand_messages_in_order() {
-    let (a, _a_rx) = start(1, token(4)).await;
-    let (b, mut b_rx) = start(2, token(4)).await;
+    let ca = TestCa::new();
+    let (a, _a_rx) = start(1, &ca).await;
+    let (b, mut b_rx) = start(2, &ca).await;
     a.set_peer(2, b.local_addr());
     for i in 0..1000 {
         a.send(heartbeat(1, 2, i));
@@ -417,12 +183,13 @@ async fn thousand_messages_in_order() {
 
 #[tokio::test]
 async fn full_queue_drops_and_reports() {
+    let ca = TestCa::new();
     let config = TransportConfig {
         queue_len: 4,
         ..fast_config()
     };
-    let (a, mut a_rx) = start_at(loopback(), 1, token(4), config).await;
-    let (b, _b_rx) = start(2, token(4)).await;
+    let (a, mut a_rx) = start_at(loopback(), 1, &ca, config).await;
+    let (b, _b_rx) = start(2, &ca).await;
     a.set_peer(2, b.local_addr());
     // Synchronous sends outpace the peer task, which cannot run in between.
     for i in 0..10 {
@@ -441,8 +208,9 @@ async fn full_queue_drops_and_reports() {
 
 #[tokio::test]
 async fn unknown_and_removed_peers_are_unreachable() {
-    let (a, mut a_rx) = start(1, token(4)).await;
-    let (b, _b_rx) = start(2, token(4)).await;
+    let ca = TestCa::new();
+    let (a, mut a_rx) = start(1, &ca).await;
+    let (b, _b_rx) = start(2, &ca).await;
     a.send(heartbeat(1, 9, 0));
     assert!(matches!(
         expect_event(&mut a_rx, Some).await,
@@ -460,13 +228,14 @@ async fn unknown_and_removed_peers_are_unreachable() {
 
 #[tokio::test]
 async fn unreachable_then_delivery_resumes() {
+    let ca = TestCa::new();
     // A free port, for a peer that is down now and comes up later.
     let addr = {
         let l = std::net::TcpListener::bind(loopback()).expect("bind");
         l.local_addr().expect("addr")
     };
     // The daemon's own backoff (100 ms .. 5 s), to show it stays bounded.
-    let (a, mut a_rx) = start_at(loopback(), 1, token(5), TransportConfig::default()).await;
+    let (a, mut a_rx) = start_at(loopback(), 1, &ca, TransportConfig::default()).await;
     a.set_peer(2, addr);
     a.send(heartbeat(1, 2, 0));
     assert!(matches!(
@@ -486,7 +255,7 @@ async fn unreachable_then_delivery_resumes() {
     }
     assert!(unreachable > 10, "{unreachable}");
 
-    let (b, mut b_rx) = start_at(addr, 2, token(5), fast_config()).await;
+    let (b, mut b_rx) = start_at(addr, 2, &ca, fast_config()).await;
     let up = Instant::now();
     let mut commit = 1;
     loop {
@@ -521,7 +290,7 @@ async fn unreachable_then_delivery_resumes() {
             "no Unreachable after the peer went down"
         );
     }
-    let (_b, mut b_rx) = start_at(addr, 2, token(5), fast_config()).await;
+    let (_b, mut b_rx) = start_at(addr, 2, &ca, fast_config()).await;
     let deadline = Instant::now() + WAIT;
     loop {
         a.send(heartbeat(1, 2, 1));
@@ -538,9 +307,10 @@ async fn unreachable_then_delivery_resumes() {
 
 #[tokio::test]
 async fn peer_moves_to_a_new_address() {
-    let (a, _a_rx) = start(1, token(6)).await;
-    let (old, mut old_rx) = start(2, token(6)).await;
-    let (new, mut new_rx) = start(2, token(6)).await;
+    let ca = TestCa::new();
+    let (a, _a_rx) = start(1, &ca).await;
+    let (old, mut old_rx) = start(2, &ca).await;
+    let (new, mut new_rx) = start(2, &ca).await;
     a.set_peer(2, old.local_addr());
     a.send(heartbeat(1, 2, 1));
     assert_eq!(expect_event(&mut old_rx, raft_msg).await.commit, 1);
@@ -568,7 +338,8 @@ fn join_request() -> Envelope {
 
 #[tokio::test]
 async fn request_reply_round_trip() {
-    let (b, mut b_rx) = start(2, token(8)).await;
+    let ca = TestCa::new();
+    let (b, mut b_rx) = start(2, &ca).await;
     let node = tokio::spawn(async move {
         // Answer a join, drop a leave (the node gave up on it).
         for _ in 0..2 {
@@ -595,8 +366,7 @@ async fn request_reply_round_trip() {
     });
     let answer = request(
         b.local_addr(),
-        9,
-        &token(8),
+        &ca.creds(9),
         join_request(),
         Duration::from_secs(5),
     )
@@ -612,7 +382,7 @@ async fn request_reply_round_trip() {
             host_id: "h".into(),
         })),
     };
-    let err = request(b.local_addr(), 9, &token(8), leave, Duration::from_secs(5))
+    let err = request(b.local_addr(), &ca.creds(9), leave, Duration::from_secs(5))
         .await
         .expect_err("dropped");
     assert!(matches!(err, TransportError::Closed { .. }), "{err:?}");
@@ -621,8 +391,7 @@ async fn request_reply_round_trip() {
     // Nobody answers at all: the requester's timeout.
     let err = request(
         b.local_addr(),
-        9,
-        &token(8),
+        &ca.creds(9),
         join_request(),
         Duration::from_millis(200),
     )
@@ -639,7 +408,7 @@ async fn request_reply_round_trip() {
         let l = std::net::TcpListener::bind(loopback()).expect("bind");
         (l.local_addr().expect("addr"), ())
     };
-    let err = request(free, 9, &token(8), join_request(), Duration::from_secs(5))
+    let err = request(free, &ca.creds(9), join_request(), Duration::from_secs(5))
         .await
         .expect_err("refused");
     assert!(matches!(err, TransportError::Connect { .. }), "{err:?}");
@@ -647,8 +416,9 @@ async fn request_reply_round_trip() {
 
 #[tokio::test]
 async fn snapshot_status_reported() {
-    let (a, mut a_rx) = start(1, token(9)).await;
-    let (b, mut b_rx) = start(2, token(9)).await;
+    let ca = TestCa::new();
+    let (a, mut a_rx) = start(1, &ca).await;
+    let (b, mut b_rx) = start(2, &ca).await;
     a.set_peer(2, b.local_addr());
     let snap = snapshot(1, 2, 4 << 20);
     a.send(snap.clone());
@@ -674,12 +444,13 @@ async fn snapshot_status_reported() {
 
 #[tokio::test]
 async fn oversized_snapshot_fails() {
+    let ca = TestCa::new();
     let config = TransportConfig {
         max_frame: 64 << 10,
         ..fast_config()
     };
-    let (a, mut a_rx) = start_at(loopback(), 1, token(9), config).await;
-    let (b, mut b_rx) = start(2, token(9)).await;
+    let (a, mut a_rx) = start_at(loopback(), 1, &ca, config).await;
+    let (b, mut b_rx) = start(2, &ca).await;
     a.set_peer(2, b.local_addr());
     a.send(snapshot(1, 2, 128 << 10));
     let status = expect_event(&mut a_rx, |e| match e {
@@ -710,20 +481,22 @@ fn backoff_doubles_with_jitter_up_to_max() {
 
 #[tokio::test]
 async fn shutdown_frees_the_port_and_stops_sending() {
-    let (a, mut a_rx) = start(1, token(1)).await;
+    let ca = TestCa::new();
+    let (a, mut a_rx) = start(1, &ca).await;
     let addr = a.local_addr();
     a.set_peer(2, addr);
     a.shutdown().await;
     a.send(heartbeat(1, 2, 0));
     expect_quiet(&mut a_rx, Duration::from_millis(50), |_| false).await;
-    let (_again, _rx) = start_at(addr, 1, token(1), fast_config()).await;
+    let (_again, _rx) = start_at(addr, 1, &ca, fast_config()).await;
 }
 
 #[tokio::test]
 async fn bind_error_names_the_address() {
-    let (a, _rx) = start(1, token(1)).await;
+    let ca = TestCa::new();
+    let (a, _rx) = start(1, &ca).await;
     let (tx, _rx2) = mpsc::channel(1024);
-    let err = Transport::start(a.local_addr(), 2, token(1), tx)
+    let err = Transport::start(a.local_addr(), ca.member(2), tx)
         .await
         .err()
         .expect("address in use");
@@ -735,3 +508,5 @@ async fn bind_error_names_the_address() {
         "{err}"
     );
 }
+
+mod security;
