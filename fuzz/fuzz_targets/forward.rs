@@ -54,8 +54,9 @@ fn dataplane(now: Instant) -> Dataplane<()> {
             mtu: 1450,
             gateway: GATEWAY,
             aging: Duration::from_secs(300),
+            encrypted: false,
         };
-        let plane = NetworkPlane::new(config);
+        let plane = NetworkPlane::new(config, 0);
         let entry = |last: u8, target| {
             let ipv4 = Ipv4Addr::new(10, 10, 0, last);
             ControlEntry {
@@ -157,7 +158,7 @@ fn datagram_in(
     let known_net = VxlanPacket::new_checked(datagram)
         .ok()
         .and_then(|v| VNIS.iter().position(|&vni| vni == v.vni().get()));
-    match dp.handle_datagram(src, datagram, now) {
+    match dp.handle_datagram(src, &mut datagram.to_vec(), now) {
         WireAction::Deliver { port, frame } => {
             let net = known_net.expect("delivered for a known VNI");
             assert_eq!(port.plane.config().vni.get(), VNIS[net]);

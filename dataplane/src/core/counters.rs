@@ -33,10 +33,21 @@ pub enum DropReason {
     DnsMalformed,
     /// A forwarded DNS query no upstream resolver answered (the client got SERVFAIL).
     DnsUpstreamFailed,
+    /// A sealed datagram whose tag does not match: tampered, forged, or another key's.
+    SealedBadTag,
+    /// A sealed datagram whose counter was already accepted, or is too old to tell.
+    SealedReplay,
+    /// A plain VXLAN datagram for an encrypted network.
+    PlaintextOnEncrypted,
+    /// A sealed datagram for a network that is not encrypted.
+    SealedOnPlain,
+    /// An encrypted network's datagram this host has no key for (its epoch), or a frame it
+    /// could not seal (no key yet): never sent in plaintext.
+    SealedNoKey,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 13] = [
+    pub const ALL: [DropReason; 18] = [
         DropReason::Truncated,
         DropReason::BadFlags,
         DropReason::ReservedBits,
@@ -50,6 +61,11 @@ impl DropReason {
         DropReason::BadOffload,
         DropReason::DnsMalformed,
         DropReason::DnsUpstreamFailed,
+        DropReason::SealedBadTag,
+        DropReason::SealedReplay,
+        DropReason::PlaintextOnEncrypted,
+        DropReason::SealedOnPlain,
+        DropReason::SealedNoKey,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -67,6 +83,11 @@ impl DropReason {
             DropReason::BadOffload => "bad_offload",
             DropReason::DnsMalformed => "dns_malformed",
             DropReason::DnsUpstreamFailed => "dns_upstream_failed",
+            DropReason::SealedBadTag => "sealed_bad_tag",
+            DropReason::SealedReplay => "sealed_replay",
+            DropReason::PlaintextOnEncrypted => "plaintext_on_encrypted",
+            DropReason::SealedOnPlain => "sealed_on_plain",
+            DropReason::SealedNoKey => "sealed_no_key",
         }
     }
 
@@ -87,6 +108,18 @@ impl From<crate::wire::WireError> for DropReason {
             WireError::BadFlags => DropReason::BadFlags,
             WireError::ReservedBits => DropReason::ReservedBits,
             WireError::BadVnetHeader => DropReason::BadOffload,
+        }
+    }
+}
+
+impl From<crate::core::seal::SealError> for DropReason {
+    fn from(e: crate::core::seal::SealError) -> Self {
+        use crate::core::seal::SealError;
+        match e {
+            SealError::NoKey => DropReason::SealedNoKey,
+            SealError::BadTag => DropReason::SealedBadTag,
+            SealError::Replay => DropReason::SealedReplay,
+            SealError::Malformed => DropReason::Truncated,
         }
     }
 }

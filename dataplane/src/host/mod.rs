@@ -292,6 +292,10 @@ impl Host {
             .port
             .plane
             .install(&control_entries(net), &vteps, now);
+        running
+            .port
+            .plane
+            .install_keys(self.engine.local(), &net.keys, now);
         let wanted = net.local_endpoints().map(|e| veth_name(&e.id)).collect();
         remove_stray_veths(running, wanted);
         // After forwarding runs: the network's names, then its way out. Either failing leaves
@@ -532,6 +536,7 @@ fn start_network(
         mtu: net.mtu,
         gateway: net.gateway,
         aging: DEFAULT_AGING,
+        encrypted: net.encrypted,
     };
     let port = engine
         .add_network(config, tap)
