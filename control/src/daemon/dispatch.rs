@@ -12,10 +12,11 @@ use vxnet_dataplane::host::dns::{resolv_conf, Upstreams};
 use vxnet_dataplane::host::{
     DropReason, Host as Dataplane, HostConfig, NetworkFailure, ThreadFailure,
 };
-use vxnet_proto::types::{MTU_MIN, VXLAN_OVERHEAD};
+use vxnet_proto::types::{MTU_MIN, NETWORK_KEY_LEN, SEAL_OVERHEAD, VXLAN_OVERHEAD};
 use vxnet_proto::{
     command, request, Command, CreateNetwork, Disconnect, DropCount, Endpoint, FdbRow, Host,
-    Network, NetworkCreateRequest, NetworkStats, NetworkView, RemoveNetwork, Request, Response,
+    Network, NetworkCreateRequest, NetworkKey, NetworkStats, NetworkView, RemoveNetwork, Request,
+    Response,
     Stats,
 };
 
@@ -423,7 +424,11 @@ impl Daemon {
                     .collect();
                 NetworkView {
                     warnings: self.mtu_warning(&n).into_iter().collect(),
-                    network: Some(n),
+                    // The keys never leave the daemon.
+                    network: Some(Network {
+                        keys: Vec::new(),
+                        ..n
+                    }),
                     endpoints,
                     host_names,
                 }
@@ -434,19 +439,38 @@ impl Daemon {
     /// What to say when this host's underlay cannot carry `net`'s MTU, which is the same on
     /// every host (fixed when the network was created): larger frames from or to this host
     /// would be dropped on the way.
+    /// An encrypted network's datagrams are [`SEAL_OVERHEAD`] bytes longer.
     fn mtu_warning(&self, net: &Network) -> Option<String> {
-        (net.mtu > self.carried_mtu).then(|| {
+        let carried = if net.encrypted {
+            self.carried_mtu.saturating_sub(SEAL_OVERHEAD)
+        } else {
+            self.carried_mtu
+        };
+        (net.mtu > carried).then(|| {
             format!(
-                "this host's underlay carries overlay frames of at most {} bytes, less than the \
-                 network's MTU {}: larger packets to or from its containers are dropped; raise \
-                 the underlay MTU, or recreate the network with --mtu {}",
-                self.carried_mtu, net.mtu, self.carried_mtu
+                "this host's underlay carries overlay frames of at most {carried} bytes, less \
+                 than the network's MTU {}: larger packets to or from its containers are \
+                 dropped; raise the underlay MTU, or recreate the network with --mtu {carried}",
+                net.mtu
             )
         })
     }
 
     fn create(&mut self, r: NetworkCreateRequest) -> Reply {
         let id = sys::random_id().map_err(RequestError::Random)?;
+        // An encrypted network's key is chosen here, once, and carried in the command: every
+        // host applies the same bytes. Its frames are SEAL_OVERHEAD bytes shorter by default.
+        let (key, default_mtu) = if r.encrypted {
+            let secret = sys::random_bytes::<NETWORK_KEY_LEN>().map_err(RequestError::Random)?;
+            let key = NetworkKey {
+                epoch: 0,
+                secret: secret.to_vec(),
+            };
+            let mtu = self.default_mtu.saturating_sub(SEAL_OVERHEAD).max(MTU_MIN);
+            (Some(key), mtu)
+        } else {
+            (None, self.default_mtu)
+        };
         let applied = self.apply(command::Kind::CreateNetwork(CreateNetwork {
             id,
             name: r.name,
@@ -454,10 +478,12 @@ impl Daemon {
             gateway: r.gateway,
             ip_range: r.ip_range,
             vni: r.vni,
-            mtu: r.mtu.unwrap_or(self.default_mtu),
+            mtu: r.mtu.unwrap_or(default_mtu),
             peers: r.peers,
             labels: r.labels,
             internal: r.internal,
+            encrypted: r.encrypted,
+            key,
         }))?;
         let Applied::NetworkCreated(net) = applied else {
             return Err(RequestError::AppliedAsOther("create"));

@@ -143,3 +143,21 @@ fn what_the_state_cannot_place_is_left_out_not_invented() {
 fn the_same_state_gives_the_same_program() {
     assert_eq!(host_program(&cluster(), "a"), host_program(&cluster(), "a"));
 }
+
+#[test]
+fn an_encrypted_network_carries_its_usable_keys() {
+    let mut state = cluster();
+    let key = |epoch, len| vxnet_proto::NetworkKey {
+        epoch,
+        secret: vec![3; len],
+    };
+    state.networks[0].encrypted = true;
+    state.networks[0].keys = vec![key(0, 32), key(1, 31), key(256, 32), key(2, 32)];
+    let program = host_program(&state, "a");
+    let n1 = program.network("n1").expect("n1");
+    assert!(n1.encrypted);
+    let epochs: Vec<u8> = n1.keys.iter().map(|k| k.epoch).collect();
+    assert_eq!(epochs, [0, 2], "a short secret or an epoch past 255 is left out");
+    assert_eq!(n1.keys[0].secret, [3; 32]);
+    assert!(!program.network("n2").expect("n2").encrypted);
+}

@@ -57,6 +57,7 @@ impl StateMachine {
         validate::mtu(c.mtu)?;
         let (subnet, ip_range) = validate::subnet_and_range(c)?;
         let peers = validate::peers(&c.peers)?;
+        let keys = validate::encryption(c)?;
 
         if self.network_by_name.contains_key(&c.name) {
             return Err(Refusal::NetworkNameInUse {
@@ -102,6 +103,8 @@ impl StateMachine {
             peers,
             labels: c.labels.clone(),
             internal: c.internal,
+            encrypted: c.encrypted,
+            keys,
         };
         self.state.networks.insert(at, network.clone());
         self.network_by_name

@@ -42,7 +42,7 @@ use self::dns::{Names, Upstreams};
 pub use self::error::HostError;
 use self::netns::NetnsWorker;
 pub use self::netns::{next_free_ifname, resolve_target};
-pub use self::program::{EndpointProgram, HostProgram, Location, NetworkProgram};
+pub use self::program::{EndpointProgram, HostProgram, Location, NetworkKey, NetworkProgram};
 use self::publish::{Proto, Publish};
 use self::sandbox::{EndpointSpec, Sandbox, SandboxSpec};
 pub use crate::core::counters::{DropReason, SyscallStats, TrafficStats};

@@ -24,6 +24,7 @@ pub const SEALED_HEADER_LEN: usize = 16;
 pub const SEAL_TAG_LEN: usize = 16;
 /// What sealing adds to a plain VXLAN datagram: the counter and the tag.
 pub const SEAL_OVERHEAD: usize = SEALED_HEADER_LEN - super::VXLAN_HEADER_LEN + SEAL_TAG_LEN;
+const _: () = assert!(SEAL_OVERHEAD == vxnet_proto::types::SEAL_OVERHEAD as usize);
 /// First byte of a sealed datagram: the VXLAN I flag and the S (sealed) flag.
 pub const FLAGS_SEALED: u8 = 0x09;
 /// Format version, byte 1.

@@ -32,6 +32,8 @@ fn create_network_with_defaults() {
             peers: vec![],
             labels: BTreeMap::new(),
             internal: false,
+            encrypted: false,
+            keys: vec![],
         }
     );
     assert_eq!(m.state().networks, vec![net.clone()]);
@@ -313,6 +315,50 @@ fn create_network_refuses_non_unicast_peers() {
         );
         assert_eq!(r.exit_code(), 2);
     }
+}
+
+fn network_key(epoch: u32, len: usize) -> vxnet_proto::NetworkKey {
+    vxnet_proto::NetworkKey {
+        epoch,
+        secret: vec![7; len],
+    }
+}
+
+#[test]
+fn an_encrypted_network_keeps_the_proposers_key() {
+    let mut m = machine();
+    let net = created(&mut m, create("sealed", 1).encrypted(Some(network_key(0, 32))));
+    assert!(net.encrypted);
+    assert_eq!(net.keys, vec![network_key(0, 32)]);
+    // A plain network keeps no key, whatever the command carries.
+    let plain = create("plain", 2).key(Some(network_key(0, 32)));
+    assert!(created(&mut m, plain).keys.is_empty());
+    // Debug never shows the secret.
+    assert!(!format!("{net:?}").contains("7, 7"));
+}
+
+#[test]
+fn create_network_refuses_encrypted_with_peers_and_bad_keys() {
+    let mut m = machine();
+    let r = refuse(
+        &mut m,
+        create("n", 1)
+            .encrypted(Some(network_key(0, 32)))
+            .peers(&["172.16.0.1"]),
+    );
+    assert_eq!(r, Refusal::EncryptedWithPeers);
+    assert_eq!(r.exit_code(), 2);
+    assert_eq!(
+        refuse(&mut m, create("n", 1).encrypted(None)),
+        Refusal::MissingField {
+            field: "network key"
+        }
+    );
+    for bad in [network_key(0, 16), network_key(1, 32)] {
+        let r = refuse(&mut m, create("n", 1).encrypted(Some(bad)));
+        assert_eq!(r, Refusal::MalformedNetworkKey);
+    }
+    assert!(m.state().networks.is_empty());
 }
 
 #[test]
