@@ -20,9 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 use vxnet_dataplane::host::publish::{Proto, Publish};
-use vxnet_dataplane::host::{
-    EndpointProgram, HostProgram, Location, NetworkKey, NetworkProgram,
-};
+use vxnet_dataplane::host::{EndpointProgram, HostProgram, Location, NetworkKey, NetworkProgram};
 use vxnet_proto::types::{MacAddr, Vni};
 use vxnet_proto::{Network, PortMapping, Protocol, State};
 

@@ -134,6 +134,15 @@ fn command(input: &mut Choices) -> Command {
                     BTreeMap::new()
                 },
                 internal: flags & 0x40 != 0,
+                // Encrypted with a well-formed, short or missing key, by the next input byte.
+                encrypted: flags & 0x40 != 0 && flags & 0x01 == 0,
+                key: match input.u8() % 3 {
+                    0 => None,
+                    n => Some(vxnet_proto::NetworkKey {
+                        epoch: 0,
+                        secret: vec![9; if n == 1 { 32 } else { 31 }],
+                    }),
+                },
             }))
         }
         4 => wrap(command::Kind::RemoveNetwork(RemoveNetwork {

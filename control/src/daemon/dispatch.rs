@@ -16,8 +16,7 @@ use vxnet_proto::types::{MTU_MIN, NETWORK_KEY_LEN, SEAL_OVERHEAD, VXLAN_OVERHEAD
 use vxnet_proto::{
     command, request, Command, CreateNetwork, Disconnect, DropCount, Endpoint, FdbRow, Host,
     Network, NetworkCreateRequest, NetworkKey, NetworkStats, NetworkView, RemoveNetwork, Request,
-    Response,
-    Stats,
+    Response, Stats,
 };
 
 use super::error::{failure, RequestError};

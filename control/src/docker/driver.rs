@@ -495,8 +495,16 @@ impl<V: Vxnet, E: Engine> Driver<V, E> {
                         return Err(format!(
                             "vxnet network {} exists {}; create the Docker network {}",
                             docker.name,
-                            if net.encrypted { "encrypted" } else { "unencrypted" },
-                            if net.encrypted { "with -o encrypted" } else { "without -o encrypted" },
+                            if net.encrypted {
+                                "encrypted"
+                            } else {
+                                "unencrypted"
+                            },
+                            if net.encrypted {
+                                "with -o encrypted"
+                            } else {
+                                "without -o encrypted"
+                            },
                         ));
                     }
                     return Ok(net);

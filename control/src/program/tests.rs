@@ -157,7 +157,11 @@ fn an_encrypted_network_carries_its_usable_keys() {
     let n1 = program.network("n1").expect("n1");
     assert!(n1.encrypted);
     let epochs: Vec<u8> = n1.keys.iter().map(|k| k.epoch).collect();
-    assert_eq!(epochs, [0, 2], "a short secret or an epoch past 255 is left out");
+    assert_eq!(
+        epochs,
+        [0, 2],
+        "a short secret or an epoch past 255 is left out"
+    );
     assert_eq!(n1.keys[0].secret, [3; 32]);
     assert!(!program.network("n2").expect("n2").encrypted);
 }

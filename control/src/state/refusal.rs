@@ -23,7 +23,9 @@ pub enum Refusal {
     EmptyCommand,
     #[error("the command lacks its {field}; every host must run the same vxnet version")]
     MissingField { field: &'static str },
-    #[error("the network key must be 32 bytes of epoch 0; every host must run the same vxnet version")]
+    #[error(
+        "the network key must be 32 bytes of epoch 0; every host must run the same vxnet version"
+    )]
     MalformedNetworkKey,
 
     // ------------------------------------------------ usage errors: exit code 2

@@ -185,9 +185,7 @@ pub(super) fn endpoint_address(
 /// An encrypted network's first key and its rules: 32 bytes of epoch 0, and no static peers
 /// (a kernel VTEP cannot open sealed datagrams). A plain network keeps no key, whatever the
 /// command carries.
-pub(super) fn encryption(
-    c: &CreateNetwork,
-) -> Result<Vec<vxnet_proto::NetworkKey>, Refusal> {
+pub(super) fn encryption(c: &CreateNetwork) -> Result<Vec<vxnet_proto::NetworkKey>, Refusal> {
     if !c.encrypted {
         return Ok(Vec::new());
     }

@@ -510,9 +510,10 @@ fn seal_run(
     run: Range<usize>,
     now: Instant,
 ) -> bool {
-    let sealed = seal
-        .sealer(vtep, now)
-        .and_then(|sealer| run.clone().try_for_each(|i| sealer.seal(frames.datagram_mut(i))));
+    let sealed = seal.sealer(vtep, now).and_then(|sealer| {
+        run.clone()
+            .try_for_each(|i| sealer.seal(frames.datagram_mut(i)))
+    });
     match sealed {
         Ok(()) => true,
         Err(e) => {

@@ -102,7 +102,10 @@ mod tests {
         );
         assert!(is_sealed(&buf));
         let p = SealedPacket::new_checked(&buf[..]).expect("valid");
-        assert_eq!((p.vni(), p.epoch(), p.counter()), (vni, 7, 0x0102_0304_0506_0708));
+        assert_eq!(
+            (p.vni(), p.epoch(), p.counter()),
+            (vni, 7, 0x0102_0304_0506_0708)
+        );
         assert_eq!(SEAL_OVERHEAD, 24);
     }
 

@@ -372,7 +372,8 @@ fn an_encrypted_docker_network_makes_an_encrypted_vxnet_network() {
     let mut engine = docker("secret", "10.8.0.0/24", false);
     engine.0.encrypted = true;
     let d = Driver::new(&vxnet, engine);
-    let endpoint = json!({"NetworkID": "d3", "EndpointID": "e3", "Interface": {"Address": "10.8.0.2/24"}});
+    let endpoint =
+        json!({"NetworkID": "d3", "EndpointID": "e3", "Interface": {"Address": "10.8.0.2/24"}});
     let made = call(&d, "NetworkDriver.CreateEndpoint", endpoint);
     assert!(made.get("Err").is_none(), "{made}");
     assert!(vxnet.networks.lock().expect("lock")[0].encrypted);
@@ -384,7 +385,9 @@ fn an_encrypted_docker_network_makes_an_encrypted_vxnet_network() {
         json!({"NetworkID": "d4", "EndpointID": "e4", "Interface": {"Address": "10.8.0.3/24"}}),
     );
     assert!(
-        refused["Err"].as_str().is_some_and(|e| e.contains("exists encrypted")),
+        refused["Err"]
+            .as_str()
+            .is_some_and(|e| e.contains("exists encrypted")),
         "{refused}"
     );
 }

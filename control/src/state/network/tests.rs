@@ -327,7 +327,10 @@ fn network_key(epoch: u32, len: usize) -> vxnet_proto::NetworkKey {
 #[test]
 fn an_encrypted_network_keeps_the_proposers_key() {
     let mut m = machine();
-    let net = created(&mut m, create("sealed", 1).encrypted(Some(network_key(0, 32))));
+    let net = created(
+        &mut m,
+        create("sealed", 1).encrypted(Some(network_key(0, 32))),
+    );
     assert!(net.encrypted);
     assert_eq!(net.keys, vec![network_key(0, 32)]);
     // A plain network keeps no key, whatever the command carries.

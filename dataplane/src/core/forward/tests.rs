@@ -459,7 +459,10 @@ fn encrypted_network_opens_sealed_datagrams_once() {
     );
     let c = &p.plane.counters.drops;
     assert_eq!(
-        (c.get(DropReason::SealedReplay), c.get(DropReason::SealedBadTag)),
+        (
+            c.get(DropReason::SealedReplay),
+            c.get(DropReason::SealedBadTag)
+        ),
         (1, 1)
     );
 }
@@ -472,14 +475,24 @@ fn plaintext_and_sealed_never_cross() {
         deliver(&dp, PEER, &vxlan(VNI, &frame), Instant::now()),
         Err(DropReason::PlaintextOnEncrypted)
     );
-    assert_eq!(p.plane.counters.drops.get(DropReason::PlaintextOnEncrypted), 1);
+    assert_eq!(
+        p.plane.counters.drops.get(DropReason::PlaintextOnEncrypted),
+        1
+    );
     // The same sealed datagram, to a plain network of that VNI.
     let (plain, plain_port) = dataplane();
     assert_eq!(
         deliver(&plain, PEER, &sealed(&peer, &frame), Instant::now()),
         Err(DropReason::SealedOnPlain)
     );
-    assert_eq!(plain_port.plane.counters.drops.get(DropReason::SealedOnPlain), 1);
+    assert_eq!(
+        plain_port
+            .plane
+            .counters
+            .drops
+            .get(DropReason::SealedOnPlain),
+        1
+    );
     // A sender outside the network is refused before any key is derived for it.
     assert_eq!(
         deliver(&dp, STRANGER, &sealed(&peer, &frame), Instant::now()),
@@ -498,5 +511,8 @@ fn encrypted_network_without_keys_accepts_nothing() {
         deliver(&dp, PEER, &d, Instant::now()),
         Err(DropReason::SealedNoKey)
     );
-    assert!(p.plane.seal().is_some_and(|s| s.sealer(PEER, Instant::now()).is_err()));
+    assert!(p
+        .plane
+        .seal()
+        .is_some_and(|s| s.sealer(PEER, Instant::now()).is_err()));
 }

@@ -40,9 +40,7 @@ use ring::aead::{Aad, LessSafeKey, Nonce, Tag, UnboundKey, AES_256_GCM, NONCE_LE
 use ring::hkdf::{Salt, HKDF_SHA256};
 
 pub use self::replay::ReplayWindow;
-use crate::wire::{
-    emit_sealed_header, SealedPacket, Vni, SEALED_HEADER_LEN, SEAL_TAG_LEN,
-};
+use crate::wire::{emit_sealed_header, SealedPacket, Vni, SEALED_HEADER_LEN, SEAL_TAG_LEN};
 
 /// How long after a new key epoch is installed this host keeps sending with the previous
 /// one: the time every host has to apply the same state.
@@ -222,7 +220,11 @@ impl Seal {
         epochs.sort_by_key(|e| e.key.epoch);
         let unchanged = old.local == Some(local)
             && old.epochs.len() == epochs.len()
-            && old.epochs.iter().zip(&epochs).all(|(a, b)| Arc::ptr_eq(a, b));
+            && old
+                .epochs
+                .iter()
+                .zip(&epochs)
+                .all(|(a, b)| Arc::ptr_eq(a, b));
         if !unchanged {
             self.installed.store(Arc::new(Installed {
                 local: Some(local),
@@ -233,7 +235,8 @@ impl Seal {
 
     /// The epoch to send with at `now`: the newest past its grace, else the oldest.
     fn sending_epoch(installed: &Installed, now: Instant) -> Option<&Arc<Epoch>> {
-        let past_grace = |e: &&Arc<Epoch>| now.saturating_duration_since(e.installed) >= ROTATION_GRACE;
+        let past_grace =
+            |e: &&Arc<Epoch>| now.saturating_duration_since(e.installed) >= ROTATION_GRACE;
         installed
             .epochs
             .iter()

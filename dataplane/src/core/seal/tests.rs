@@ -52,7 +52,10 @@ fn seals_and_opens_between_two_hosts() {
     let (a, b) = (host(A, &[key(0, 7)], now), host(B, &[key(0, 7)], now));
     let mut d = sealed(&a, B, FRAME, now);
     assert_eq!(d.len(), FRAME.len() + 32);
-    assert!(!d.windows(8).any(|w| w == &FRAME[..8]), "ciphertext shows the frame");
+    assert!(
+        !d.windows(8).any(|w| w == &FRAME[..8]),
+        "ciphertext shows the frame"
+    );
     let p = SealedPacket::new_checked(&d[..]).expect("sealed header");
     assert_eq!((p.vni(), p.epoch(), p.counter()), (vni(), 0, 1_000));
     assert_eq!(b.open(A, &mut d), Ok(FRAME));
@@ -65,7 +68,11 @@ fn seals_and_opens_between_two_hosts() {
 fn each_direction_and_pair_has_its_own_key() {
     let now = Instant::now();
     let keys = [key(0, 7)];
-    let (a, b, c) = (host(A, &keys, now), host(B, &keys, now), host(C, &keys, now));
+    let (a, b, c) = (
+        host(A, &keys, now),
+        host(B, &keys, now),
+        host(C, &keys, now),
+    );
     // Sealed for B: C cannot open it, whoever it claims it is from.
     let d = sealed(&a, B, FRAME, now);
     assert_eq!(c.open(A, &mut d.clone()), Err(SealError::BadTag));
@@ -162,7 +169,10 @@ fn rotation_keeps_traffic_flowing() {
     let t0 = Instant::now();
     let old = key(0, 7);
     let new = key(1, 9);
-    let (a, b) = (host(A, &[old.clone()], t0), host(B, &[old.clone()], t0));
+    let (a, b) = (
+        host(A, std::slice::from_ref(&old), t0),
+        host(B, std::slice::from_ref(&old), t0),
+    );
     // A applies the rotation first; B a moment later.
     a.install(A, &[old.clone(), new.clone()], t0);
     let epoch = |d: &[u8]| SealedPacket::new_checked(d).expect("sealed").epoch();
@@ -176,11 +186,11 @@ fn rotation_keeps_traffic_flowing() {
     let d = sealed(&a, B, FRAME, later);
     assert_eq!(epoch(&d), 1);
     assert_eq!(b.open(A, &mut d.clone()), Ok(FRAME));
-    let late_old = sealed(&host(A, &[old.clone()], t0), B, FRAME, later);
+    let late_old = sealed(&host(A, std::slice::from_ref(&old), t0), B, FRAME, later);
     // (A fresh sealer of epoch 0 starts at the same counter, so it is a replay for B.)
     assert_eq!(b.open(A, &mut late_old.clone()), Err(SealError::Replay));
     // Once the old key is gone, its datagrams are refused.
-    b.install(B, &[new.clone()], later);
+    b.install(B, std::slice::from_ref(&new), later);
     let d = sealed(&host(A, &[old], t0), B, FRAME, later);
     assert_eq!(b.open(A, &mut d.clone()), Err(SealError::NoKey));
 }
@@ -198,8 +208,14 @@ fn reinstalling_the_same_keys_keeps_the_replay_window() {
 #[test]
 fn debug_never_shows_the_key() {
     let k = key(3, 0xab);
-    let shown = format!("{k:?} {:?}", host(A, &[k.clone()], Instant::now()));
-    assert!(!shown.contains("171") && !shown.to_lowercase().contains("ab, "), "{shown}");
+    let shown = format!(
+        "{k:?} {:?}",
+        host(A, std::slice::from_ref(&k), Instant::now())
+    );
+    assert!(
+        !shown.contains("171") && !shown.to_lowercase().contains("ab, "),
+        "{shown}"
+    );
     assert!(shown.contains("redacted"));
 }
 

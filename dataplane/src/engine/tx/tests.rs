@@ -147,6 +147,13 @@ fn a_frame_without_a_key_is_dropped_not_sent_plain() {
     let mut frames = Segments::with_rooms(&[0; SEALED_HEADER_LEN], SEAL_TAG_LEN);
     let run = split_superframe(&mut frames, 2000, 1000);
     let seal = plane.seal().expect("encrypted");
-    assert!(!seal_run(seal, &plane, &mut frames, Ipv4Addr::new(198, 18, 0, 2), run, Instant::now()));
+    assert!(!seal_run(
+        seal,
+        &plane,
+        &mut frames,
+        Ipv4Addr::new(198, 18, 0, 2),
+        run,
+        Instant::now()
+    ));
     assert_eq!(plane.counters.drops.get(DropReason::SealedNoKey), 2);
 }
