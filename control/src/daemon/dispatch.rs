@@ -16,7 +16,7 @@ use vxnet_proto::types::{MTU_MIN, NETWORK_KEY_LEN, SEAL_OVERHEAD, VXLAN_OVERHEAD
 use vxnet_proto::{
     command, request, Command, CreateNetwork, Disconnect, DropCount, Endpoint, FdbRow, Host,
     Network, NetworkCreateRequest, NetworkKey, NetworkStats, NetworkView, RemoveNetwork, Request,
-    Response, Stats,
+    Response, RotateNetworkKey, Stats,
 };
 
 use super::error::{failure, RequestError};
@@ -285,6 +285,7 @@ impl Daemon {
             request::Kind::ClusterRemove(r) => {
                 let removed = self.cluster.remove(&r.host, r.force, self.timeout)?;
                 tracing::info!(name = %removed.name, force = r.force, "removed a member from the cluster");
+                self.rotate_network_keys();
                 self.reconcile_all();
                 Ok(Response::default())
             }
@@ -453,6 +454,42 @@ impl Daemon {
                 net.mtu
             )
         })
+    }
+
+    /// Gives every encrypted network a new key (after `cluster remove`: the removed host knew
+    /// the current one). Best effort: the host is gone either way; a network whose rotation
+    /// fails keeps its key, and the failure is logged.
+    fn rotate_network_keys(&mut self) {
+        let encrypted: Vec<(String, String)> = self
+            .state()
+            .networks()
+            .iter()
+            .filter(|n| n.encrypted)
+            .map(|n| (n.id.clone(), n.name.clone()))
+            .collect();
+        for (id, name) in encrypted {
+            let rotated = sys::random_bytes::<NETWORK_KEY_LEN>()
+                .map_err(RequestError::Random)
+                .and_then(|secret| {
+                    let key = NetworkKey {
+                        epoch: 0,
+                        secret: secret.to_vec(),
+                    };
+                    self.apply(command::Kind::RotateNetworkKey(RotateNetworkKey {
+                        network_id: id,
+                        key: Some(key),
+                    }))
+                    .map_err(RequestError::from)
+                });
+            match rotated {
+                Ok(Applied::KeyRotated(net)) => {
+                    let epoch = net.keys.last().map_or(0, |k| k.epoch);
+                    tracing::info!(network = %name, epoch, "rotated the network key");
+                }
+                Ok(_) => tracing::warn!(network = %name, "key rotation applied as another command"),
+                Err(e) => tracing::warn!(network = %name, error = %e, "cannot rotate the network key"),
+            }
+        }
     }
 
     fn create(&mut self, r: NetworkCreateRequest) -> Reply {

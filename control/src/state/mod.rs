@@ -82,6 +82,8 @@ pub enum Applied {
     Disconnected(Endpoint),
     /// The endpoint as it is after the update.
     Updated(Endpoint),
+    /// The encrypted network with its new key epoch.
+    KeyRotated(Network),
 }
 
 /// The state of a cluster and the only code that changes it. See the module docs.
@@ -172,6 +174,7 @@ impl StateMachine {
             Some(command::Kind::Disconnect(c)) => self.disconnect(c),
             Some(command::Kind::RemoveHost(c)) => self.remove_host(c),
             Some(command::Kind::UpdateEndpoint(c)) => self.update_endpoint(c),
+            Some(command::Kind::RotateNetworkKey(c)) => self.rotate_network_key(c),
         }
     }
 }

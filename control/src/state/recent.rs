@@ -117,6 +117,7 @@ fn record(result: &Result<Applied, Refusal>) -> outcome::Result {
         Ok(Applied::Connected(e)) => R::Connected(e.clone()),
         Ok(Applied::Disconnected(e)) => R::Disconnected(e.clone()),
         Ok(Applied::Updated(e)) => R::Updated(e.clone()),
+        Ok(Applied::KeyRotated(n)) => R::KeyRotated(n.clone()),
         Err(refusal) => R::Refused(RefusedCommand {
             message: refusal.to_string(),
             code: refusal.code() as i32,
@@ -137,6 +138,7 @@ fn answer(result: &outcome::Result) -> Result<Applied, Refusal> {
         R::Connected(e) => Applied::Connected(e.clone()),
         R::Disconnected(e) => Applied::Disconnected(e.clone()),
         R::Updated(e) => Applied::Updated(e.clone()),
+        R::KeyRotated(n) => Applied::KeyRotated(n.clone()),
         R::Refused(r) => {
             return Err(Refusal::Repeated {
                 message: r.message.clone(),

@@ -115,6 +115,8 @@ pub enum Refusal {
     NoFreeSubnet,
     #[error("network {network} not found; `vxnet network ls` lists the networks")]
     NoSuchNetwork { network: String },
+    #[error("network {network} is not encrypted: it has no key to rotate")]
+    NotEncrypted { network: String },
     #[error("network id prefix {prefix} matches {count} networks; give more digits or the name")]
     AmbiguousNetwork { prefix: String, count: usize },
     #[error(

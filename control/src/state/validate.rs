@@ -192,11 +192,21 @@ pub(super) fn encryption(c: &CreateNetwork) -> Result<Vec<vxnet_proto::NetworkKe
     if !c.peers.is_empty() {
         return Err(Refusal::EncryptedWithPeers);
     }
-    let key = c.key.as_ref().ok_or(Refusal::MissingField {
-        field: "network key",
-    })?;
-    if key.epoch != 0 || key.secret.len() != NETWORK_KEY_LEN {
+    if c.key.as_ref().is_some_and(|k| k.epoch != 0) {
         return Err(Refusal::MalformedNetworkKey);
     }
-    Ok(vec![key.clone()])
+    Ok(vec![network_key(c.key.as_ref())?])
+}
+
+/// A proposer's network key: present, 32 bytes.
+pub(super) fn network_key(
+    key: Option<&vxnet_proto::NetworkKey>,
+) -> Result<vxnet_proto::NetworkKey, Refusal> {
+    let key = key.ok_or(Refusal::MissingField {
+        field: "network key",
+    })?;
+    if key.secret.len() != NETWORK_KEY_LEN {
+        return Err(Refusal::MalformedNetworkKey);
+    }
+    Ok(key.clone())
 }

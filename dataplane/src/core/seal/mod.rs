@@ -189,14 +189,14 @@ impl Seal {
         }
     }
 
-    /// Installs the network's keys (any order; at most 256 epochs, one key each) as seen by
+    /// Installs the network's keys (oldest first, as the state keeps them) as seen by
     /// this host at `local`. An epoch already installed with the same key keeps its derived
     /// keys and replay windows; others are dropped. A network's first keys count as
     /// installed long ago (used at once); a later new epoch waits [`ROTATION_GRACE`].
     pub fn install(&self, local: Ipv4Addr, keys: &[NetworkKey], now: Instant) {
         let old = self.installed.load();
         let first = old.epochs.is_empty() || old.local != Some(local);
-        let mut epochs: Vec<Arc<Epoch>> = keys
+        let epochs: Vec<Arc<Epoch>> = keys
             .iter()
             .map(|key| {
                 let kept = old
@@ -217,7 +217,6 @@ impl Seal {
                 }
             })
             .collect();
-        epochs.sort_by_key(|e| e.key.epoch);
         let unchanged = old.local == Some(local)
             && old.epochs.len() == epochs.len()
             && old

@@ -238,3 +238,16 @@ fn replay_window_slides() {
     assert!(!w.check(0));
     assert!(w.mark(1));
 }
+
+#[test]
+fn the_newest_epoch_is_the_last_one_even_past_a_wrap() {
+    let t0 = Instant::now();
+    let (old, new) = (key(255, 7), key(0, 9));
+    let a = host(A, std::slice::from_ref(&old), t0);
+    a.install(A, &[old.clone(), new.clone()], t0);
+    let later = t0 + ROTATION_GRACE;
+    let d = sealed(&a, B, FRAME, later);
+    assert_eq!(SealedPacket::new_checked(&d[..]).expect("sealed").epoch(), 0);
+    let b = host(B, &[old, new], t0);
+    assert_eq!(b.open(A, &mut d.clone()), Ok(FRAME));
+}
