@@ -6,17 +6,20 @@
 
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::path::Path;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use vxnet_tests::capture::describe_frames;
 use vxnet_tests::iperf::{run_iperf, IperfTest};
-use vxnet_tests::lab::cluster::REPLICATION_TIMEOUT;
+use vxnet_tests::lab::cluster::{CLUSTER_TIMEOUT, REPLICATION_TIMEOUT};
 use vxnet_tests::lab::daemon::is_one_error_line;
 use vxnet_tests::netns::{exec_ok, in_netns_thread};
 use vxnet_tests::scenario::WARMUP_TIMEOUT;
 use vxnet_tests::vxnet_json::drop_counts;
-use vxnet_tests::{require_root, wait_for, Container, Host, Lab};
+use vxnet_tests::ping::ping_with;
+use vxnet_tests::{require_root, wait_for, Container, Host, Lab, PingOptions};
 
 const VXLAN_PORT: u16 = 4789;
 /// What the echo requests carry (`ping -p`), repeated over their payload.
@@ -326,4 +329,87 @@ fn encrypted_network_seals_every_datagram_and_drops_replays_tampering_and_plaint
         );
     }
     assert_eq!(drops(h0, "sealed_bad_tag") + drops(h1, "sealed_bad_tag"), 1);
+}
+
+#[test]
+fn removing_a_host_rotates_the_key_without_losing_a_ping() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::cluster(3).expect("three hosts in one cluster");
+    let (h0, h1) = (lab.host(0), lab.host(1));
+    h0.vxnet_ok(&["network", "create", "--encrypted", "--subnet", "10.63.0.0/24", "sealed"]);
+    h1.wait_networks(&["sealed"], REPLICATION_TIMEOUT)
+        .expect("network replicated");
+    let a0 = lab.container(0, "a0").expect("a0");
+    let a1 = lab.container(1, "a1").expect("a1");
+    h0.connect_auto("sealed", &a0).expect("connect a0");
+    let a1_ip = h1.connect_auto("sealed", &a1).expect("connect a1");
+    a0.wait_reachable(&a1_ip.to_string(), WARMUP_TIMEOUT)
+        .expect("a0 reaches a1");
+    let epochs = |pcap: &Path| {
+        let mut e: Vec<u8> = vxlan_datagrams(pcap).iter().map(|d| d.payload[2]).collect();
+        e.sort_unstable();
+        e.dedup();
+        e
+    };
+    let capture = lab.capture("udp port 4789").expect("capture");
+    let pcap = capture.pcap().to_path_buf();
+    ping_pattern(&a0, a1_ip);
+    capture.stop().expect("decode");
+    assert_eq!(epochs(&pcap), [0], "a new network's key is epoch 0");
+
+    // Pings a0 -> a1 every 50 ms, in runs of 20, until told to stop.
+    let stop = Arc::new(AtomicBool::new(false));
+    let pinger = {
+        let (stop, ns, ip) = (Arc::clone(&stop), a0.ns.clone(), a1_ip.to_string());
+        std::thread::spawn(move || {
+            let opts = PingOptions {
+                count: 20,
+                interval: Duration::from_millis(50),
+                size: None,
+                deadline: Duration::from_secs(5),
+            };
+            let (mut sent, mut received) = (0, 0);
+            while !stop.load(Ordering::Relaxed) {
+                let s = ping_with(&ns, &ip, &opts).expect("ping runs");
+                sent += s.transmitted;
+                received += s.received;
+            }
+            (sent, received)
+        })
+    };
+
+    // h2 dies and is removed: it knew the key, so every encrypted network gets a new one.
+    let victim = lab.host(2).name().to_owned();
+    lab.kill_daemon(2, libc::SIGKILL).expect("kill -9 h2");
+    wait_for(
+        "cluster remove of the dead host to succeed",
+        CLUSTER_TIMEOUT,
+        Duration::from_millis(500),
+        || {
+            let out = h0.vxnet_timed(&["cluster", "remove", &victim], Duration::from_secs(15))?;
+            Ok(out.success().then_some(()))
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", lab.daemon_logs(30)));
+    let removed = Instant::now();
+    // Hosts switch to the new epoch 10 s after they learn it; until then they send with the
+    // old one, and both are accepted.
+    std::thread::sleep(Duration::from_secs(12).saturating_sub(removed.elapsed()));
+    let capture = lab.capture("udp port 4789").expect("capture after the rotation");
+    let pcap = capture.pcap().to_path_buf();
+    std::thread::sleep(Duration::from_secs(1));
+    capture.stop().expect("decode");
+    stop.store(true, Ordering::Relaxed);
+    let (sent, received) = pinger.join().expect("pinger");
+    assert_eq!(
+        epochs(&pcap),
+        [1],
+        "both hosts send with the new epoch\n{}",
+        lab.daemon_logs(20)
+    );
+    assert!(sent >= 100, "{sent} pings");
+    assert_eq!(received, sent, "pings lost across the key change");
+    assert_eq!(drops(h0, "sealed_no_key") + drops(h1, "sealed_no_key"), 0);
 }
