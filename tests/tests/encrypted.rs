@@ -16,9 +16,9 @@ use vxnet_tests::iperf::{run_iperf, IperfTest};
 use vxnet_tests::lab::cluster::{CLUSTER_TIMEOUT, REPLICATION_TIMEOUT};
 use vxnet_tests::lab::daemon::is_one_error_line;
 use vxnet_tests::netns::{exec_ok, in_netns_thread};
+use vxnet_tests::ping::ping_with;
 use vxnet_tests::scenario::WARMUP_TIMEOUT;
 use vxnet_tests::vxnet_json::drop_counts;
-use vxnet_tests::ping::ping_with;
 use vxnet_tests::{require_root, wait_for, Container, Host, Lab, PingOptions};
 
 const VXLAN_PORT: u16 = 4789;
@@ -329,6 +329,20 @@ fn encrypted_network_seals_every_datagram_and_drops_replays_tampering_and_plaint
         );
     }
     assert_eq!(drops(h0, "sealed_bad_tag") + drops(h1, "sealed_bad_tag"), 1);
+    // For comparison, the plain network on the same hosts (printed, not asserted).
+    let plain_tcp = run_iperf(
+        &b1.ns,
+        &b0.ns,
+        &b1_ip.to_string(),
+        IperfTest::Tcp { streams: 1 },
+        Duration::from_secs(2),
+        lab.root(),
+    )
+    .expect("iperf3 over the plain network");
+    eprintln!(
+        "plain network TCP b0 -> b1: {:.2} Gbit/s",
+        plain_tcp.bits_per_second / 1e9
+    );
 }
 
 #[test]
@@ -338,7 +352,14 @@ fn removing_a_host_rotates_the_key_without_losing_a_ping() {
     }
     let lab = Lab::cluster(3).expect("three hosts in one cluster");
     let (h0, h1) = (lab.host(0), lab.host(1));
-    h0.vxnet_ok(&["network", "create", "--encrypted", "--subnet", "10.63.0.0/24", "sealed"]);
+    h0.vxnet_ok(&[
+        "network",
+        "create",
+        "--encrypted",
+        "--subnet",
+        "10.63.0.0/24",
+        "sealed",
+    ]);
     h1.wait_networks(&["sealed"], REPLICATION_TIMEOUT)
         .expect("network replicated");
     let a0 = lab.container(0, "a0").expect("a0");
@@ -397,7 +418,9 @@ fn removing_a_host_rotates_the_key_without_losing_a_ping() {
     // Hosts switch to the new epoch 10 s after they learn it; until then they send with the
     // old one, and both are accepted.
     std::thread::sleep(Duration::from_secs(12).saturating_sub(removed.elapsed()));
-    let capture = lab.capture("udp port 4789").expect("capture after the rotation");
+    let capture = lab
+        .capture("udp port 4789")
+        .expect("capture after the rotation");
     let pcap = capture.pcap().to_path_buf();
     std::thread::sleep(Duration::from_secs(1));
     capture.stop().expect("decode");

@@ -487,7 +487,9 @@ impl Daemon {
                     tracing::info!(network = %name, epoch, "rotated the network key");
                 }
                 Ok(_) => tracing::warn!(network = %name, "key rotation applied as another command"),
-                Err(e) => tracing::warn!(network = %name, error = %e, "cannot rotate the network key"),
+                Err(e) => {
+                    tracing::warn!(network = %name, error = %e, "cannot rotate the network key")
+                }
             }
         }
     }

@@ -152,12 +152,10 @@ impl StateMachine {
                 network: network.name.clone(),
             });
         };
-        network.keys = vec![
-            vxnet_proto::NetworkKey {
-                epoch: (current.epoch + 1) % 256,
-                ..key
-            },
-        ];
+        network.keys = vec![vxnet_proto::NetworkKey {
+            epoch: (current.epoch + 1) % 256,
+            ..key
+        }];
         network.keys.insert(0, current);
         Ok(Applied::KeyRotated(network.clone()))
     }

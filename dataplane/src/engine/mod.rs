@@ -24,6 +24,9 @@
 //!   [`EngineConfig::offloads`] is what the daemon asks `Sandbox::open_tap` for.
 //! - Counters count wire frames: a superframe read from the TAP counts as the frames it was
 //!   split into, a coalesced write as the datagrams it merged.
+//! - Encrypted networks ([`crate::core::seal`]): the TAP threads seal each datagram in place
+//!   after the split, the receive thread opens each before the coalescer; a plain network
+//!   pays one branch per read and per datagram for this, nothing per byte.
 //! - Hot paths never log; they count ([`crate::core::counters`]).
 //!
 //! Threads stop when [`Engine::remove_network`] or [`Engine::shutdown`] (or drop) is called;

@@ -1,7 +1,9 @@
 //! wire → TAP: the receive thread. It takes datagrams from the VXLAN socket in `recvmmsg`
 //! batches (with UDP GRO where the kernel has it), asks the core about each, and writes each
 //! network's frames into its TAP — through a [`Coalescer`] when the TAP has offloads. It also
-//! sweeps aged FDB entries.
+//! sweeps aged FDB entries. An encrypted network's datagrams are opened in place in the
+//! receive buffer (each datagram of a UDP GRO message on its own) before the coalescer sees
+//! them.
 //!
 //! Run to completion: a write into a TAP makes the kernel deliver the frame to the container
 //! at once, and whatever the container answers (an echo reply, a TCP ACK, the next segments of

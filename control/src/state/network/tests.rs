@@ -376,7 +376,10 @@ fn rotate(n: u32, key: Option<vxnet_proto::NetworkKey>) -> vxnet_proto::Command 
 #[test]
 fn rotation_numbers_the_new_epoch_and_keeps_the_current_key_beside_it() {
     let mut m = machine();
-    created(&mut m, create("sealed", 1).encrypted(Some(network_key(0, 32))));
+    created(
+        &mut m,
+        create("sealed", 1).encrypted(Some(network_key(0, 32))),
+    );
     let fresh = |byte: u8| vxnet_proto::NetworkKey {
         epoch: 77, // the proposer's epoch is ignored
         secret: vec![byte; 32],
@@ -389,7 +392,11 @@ fn rotation_numbers_the_new_epoch_and_keeps_the_current_key_beside_it() {
     assert_eq!(net.keys[1].secret, vec![1; 32]);
     ok(&mut m, rotate(1, Some(fresh(2))));
     let net = m.network("sealed").expect("there").clone();
-    assert_eq!(epochs(&net), [1, 2], "only the current key stays beside the new one");
+    assert_eq!(
+        epochs(&net),
+        [1, 2],
+        "only the current key stays beside the new one"
+    );
     // Epochs wrap at 256.
     for i in 0..254 {
         ok(&mut m, rotate(1, Some(fresh(i as u8))));
@@ -401,7 +408,10 @@ fn rotation_numbers_the_new_epoch_and_keeps_the_current_key_beside_it() {
 fn rotation_refusals() {
     let mut m = machine();
     created(&mut m, create("plain", 1));
-    created(&mut m, create("sealed", 2).encrypted(Some(network_key(0, 32))));
+    created(
+        &mut m,
+        create("sealed", 2).encrypted(Some(network_key(0, 32))),
+    );
     assert_eq!(
         refuse(&mut m, rotate(1, Some(network_key(0, 32)))),
         Refusal::NotEncrypted {

@@ -247,7 +247,10 @@ fn the_newest_epoch_is_the_last_one_even_past_a_wrap() {
     a.install(A, &[old.clone(), new.clone()], t0);
     let later = t0 + ROTATION_GRACE;
     let d = sealed(&a, B, FRAME, later);
-    assert_eq!(SealedPacket::new_checked(&d[..]).expect("sealed").epoch(), 0);
+    assert_eq!(
+        SealedPacket::new_checked(&d[..]).expect("sealed").epoch(),
+        0
+    );
     let b = host(B, &[old, new], t0);
     assert_eq!(b.open(A, &mut d.clone()), Ok(FRAME));
 }
