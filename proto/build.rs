@@ -6,6 +6,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Every map is a BTreeMap: prost encodes a HashMap in its random iteration order, so two
     // hosts holding the same state would encode different bytes (Raft snapshots).
     config.btree_map(["."]);
+    // A network key is a secret: its Debug (lib.rs) shows the epoch only.
+    config.skip_debug([".vxnet.NetworkKey"]);
     config.compile_protos(&["proto/vxnet.proto"], &["proto"])?;
     Ok(())
 }

@@ -22,7 +22,7 @@ echo "== fuzz targets, 10 s each (scripts/fuzz.sh)"
 scripts/fuzz.sh --seconds 10
 echo "== dataplane tests again without offloads (VXNET_NO_OFFLOADS=1)"
 VXNET_NO_OFFLOADS=1 cargo test -p vxnet-tests --test overlay --test interop --test junk \
-    --test restart -- --test-threads "$threads"
+    --test restart --test encrypted -- --test-threads "$threads"
 echo "== dataplane and cluster tests again as on Linux 3.10 (VXNET_LAB_KERNEL=3.10)"
 VXNET_LAB_KERNEL=3.10 cargo test -p vxnet-tests --test overlay --test interop --test junk \
     --test restart --test cluster_network --test cluster_faults -- --test-threads "$threads"

@@ -213,7 +213,7 @@ impl Planes {
             let (programmed, plane) = self
                 .planes
                 .entry(net.id.clone())
-                .or_insert_with(|| (None, NetworkPlane::new(net.plane_config())));
+                .or_insert_with(|| (None, NetworkPlane::new(net.plane_config(), 0)));
             if programmed.as_ref().is_some_and(|p| Arc::ptr_eq(p, net)) {
                 continue;
             }

@@ -11,6 +11,9 @@
 //!   endpoints in the network and to its static peers; datagrams are accepted (`trusted`)
 //!   from every other cluster host and the static peers. This host's own address is never in
 //!   either list (hosts are told apart by id). Both are sorted and without duplicates.
+//! - An encrypted network carries its keys (epochs that do not fit a byte, or secrets that
+//!   are not 32 bytes, are left out: the network then has fewer keys, never a made-up one);
+//!   its MTU, fixed at creation, already leaves room for the sealing overhead.
 //! - The state machine guarantees every endpoint a six-byte MAC, a known host and a network
 //!   with a subnet and a 24-bit VNI. Anything that breaks this is left out of the program
 //!   rather than given a made-up value (no `00:00:00:00:00:00` MAC, no guessed prefix).
@@ -20,7 +23,7 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use vxnet_dataplane::host::publish::{Proto, Publish};
-use vxnet_dataplane::host::{EndpointProgram, HostProgram, Location, NetworkProgram};
+use vxnet_dataplane::host::{EndpointProgram, HostProgram, Location, NetworkKey, NetworkProgram};
 use vxnet_proto::types::{MacAddr, Vni};
 use vxnet_proto::{Endpoint, Host, Network, PortMapping, Protocol, State};
 
@@ -172,6 +175,17 @@ fn network_program(
         gateway: Ipv4Addr::from(net.gateway),
         prefix_len,
         internal: net.internal,
+        encrypted: net.encrypted,
+        keys: net
+            .keys
+            .iter()
+            .filter_map(|k| {
+                Some(NetworkKey {
+                    epoch: u8::try_from(k.epoch).ok()?,
+                    secret: k.secret.as_slice().try_into().ok()?,
+                })
+            })
+            .collect(),
         endpoints,
         flood: flood.into_iter().collect(),
         trusted: trusted.into_iter().collect(),

@@ -1,11 +1,12 @@
 //! The sans-IO forwarding core on a sequence of arbitrary TAP frames and datagrams.
 //!
-//! The setup is fixed: two networks (VNI 4100 and 4200, gateway 10.10.0.1), each with one
-//! local endpoint (10.10.0.2) and one placed by the control plane on the peer VTEP
-//! (10.10.0.3 on 198.18.0.12), trusting and flooding to that peer. The input is a sequence of
-//! events: a frame read from a network's TAP (as one frame or a superframe of several
-//! segments), a datagram from the peer or from a stranger, and the clock moving on (so that
-//! learned entries age out).
+//! The setup is fixed: three networks (VNI 4100, 4200 and 4300, the last one encrypted;
+//! gateway 10.10.0.1), each with one local endpoint (10.10.0.2) and one placed by the control
+//! plane on the peer VTEP (10.10.0.3 on 198.18.0.12), trusting and flooding to that peer. The
+//! input is a sequence of events: a frame read from a network's TAP (as one frame or a
+//! superframe of several segments), a datagram from the peer or from a stranger, a frame the
+//! peer seals for the encrypted network (sent as is, with a byte changed, or twice), and the
+//! clock moving on (so that learned entries age out).
 //!
 //! Checks:
 //! - `handle_tap_frame` and `handle_datagram` never panic;
@@ -14,7 +15,8 @@
 //!   counters if its VNI is known and to the dataplane's otherwise; nothing else moves a
 //!   drop counter;
 //! - a delivered datagram is the inner frame of that datagram, for the network of its VNI,
-//!   from a trusted VTEP;
+//!   from a trusted VTEP; on the encrypted network only a frame the peer sealed is ever
+//!   delivered, unchanged and once;
 //! - an ARP answer fits the reply buffer and parses as a reply;
 //! - a unicast goes to a VTEP of the network, a flood to its flood list.
 
@@ -29,15 +31,28 @@ use vxnet_dataplane::core::fdb::{ControlEntry, FdbTarget, VtepSet};
 use vxnet_dataplane::core::forward::{
     Dataplane, NetworkConfig, NetworkPlane, Port, TapAction, WireAction,
 };
+use vxnet_dataplane::core::seal::{NetworkKey, Seal};
 use vxnet_dataplane::wire::{
-    ArpOperation, ArpPacket, EthernetFrame, FrameHeaders, MacAddr, Vni, VxlanPacket,
+    is_sealed, ArpOperation, ArpPacket, EthernetFrame, FrameHeaders, MacAddr, SealedPacket, Vni,
+    VxlanPacket, SEALED_HEADER_LEN, SEAL_TAG_LEN,
 };
 use vxnet_fuzz::Choices;
 
 const PEER: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 12);
 const STRANGER: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 99);
 const GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 10, 0, 1);
-const VNIS: [u32; 2] = [4100, 4200];
+const VNIS: [u32; 3] = [4100, 4200, 4300];
+/// The index in [`VNIS`] of the encrypted network.
+const ENCRYPTED: usize = 2;
+/// This host's VTEP address (the encrypted network's keys are derived with it).
+const LOCAL: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 11);
+
+fn network_keys() -> [NetworkKey; 1] {
+    [NetworkKey {
+        epoch: 0,
+        secret: [0x5e; 32],
+    }]
+}
 
 /// One clock for the whole run, so that every input starts at the same `now` (the core
 /// only compares instants; their origin does not matter).
@@ -54,8 +69,10 @@ fn dataplane(now: Instant) -> Dataplane<()> {
             mtu: 1450,
             gateway: GATEWAY,
             aging: Duration::from_secs(300),
+            encrypted: vni == VNIS[ENCRYPTED],
         };
-        let plane = NetworkPlane::new(config);
+        let plane = NetworkPlane::new(config, 0);
+        plane.install_keys(LOCAL, &network_keys(), now);
         let entry = |last: u8, target| {
             let ipv4 = Ipv4Addr::new(10, 10, 0, last);
             ControlEntry {
@@ -93,11 +110,13 @@ fuzz_target!(|data: &[u8]| {
     let mut input = Choices::new(data);
     let mut now = epoch();
     let dp = dataplane(now);
+    let peer = Seal::new(Vni::new(VNIS[ENCRYPTED]).expect("24-bit"), 0);
+    peer.install(PEER, &network_keys(), now);
     while !input.is_empty() {
         let before = drops(&dp);
-        match input.u8() % 4 {
+        match input.u8() % 5 {
             0 => {
-                let net = usize::from(input.u8() % 2);
+                let net = usize::from(input.u8() % 3);
                 let frames = usize::from(input.u8() % 4) + 1;
                 let frame = input.bytes(2048);
                 let wire_len = frame.len() / frames + 1;
@@ -106,7 +125,29 @@ fuzz_target!(|data: &[u8]| {
             1 | 2 => {
                 let src = if input.u8() % 4 == 0 { STRANGER } else { PEER };
                 let datagram = input.bytes(2048);
-                datagram_in(&dp, src, datagram, now, before);
+                datagram_in(&dp, src, datagram, now, before, None);
+            }
+            3 => {
+                let frame = input.bytes(2048);
+                let mut sealed = vec![0u8; SEALED_HEADER_LEN];
+                sealed.extend_from_slice(frame);
+                sealed.extend_from_slice(&[0; SEAL_TAG_LEN]);
+                peer.sealer(LOCAL, now)
+                    .and_then(|s| s.seal(&mut sealed))
+                    .expect("the peer seals");
+                let how = input.u8();
+                if how % 4 == 0 {
+                    let at = usize::from(input.u16()) % sealed.len();
+                    sealed[at] ^= input.u8() | 1;
+                    datagram_in(&dp, PEER, &sealed, now, before, None);
+                } else {
+                    datagram_in(&dp, PEER, &sealed, now, before, Some(frame));
+                    if how % 4 == 1 {
+                        // The same datagram again: a replay, never delivered.
+                        let before = drops(&dp);
+                        datagram_in(&dp, PEER, &sealed, now, before, None);
+                    }
+                }
             }
             _ => now += Duration::from_secs(u64::from(input.u8()) * 4),
         }
@@ -146,23 +187,37 @@ fn tap_frame(
     assert_eq!(drops(dp), expected, "drop counted wrong for {action:?}");
 }
 
+/// `sealed_from`: the frame the peer sealed into `datagram`, when it is that datagram
+/// unchanged and new (the only kind the encrypted network may deliver).
 fn datagram_in(
     dp: &Dataplane<()>,
     src: Ipv4Addr,
     datagram: &[u8],
     now: Instant,
     before: (u64, Vec<u64>),
+    sealed_from: Option<&[u8]>,
 ) {
     let mut expected = before;
-    let known_net = VxlanPacket::new_checked(datagram)
-        .ok()
-        .and_then(|v| VNIS.iter().position(|&vni| vni == v.vni().get()));
-    match dp.handle_datagram(src, datagram, now) {
+    let vni = if is_sealed(datagram) {
+        SealedPacket::new_checked(datagram).ok().map(|p| p.vni())
+    } else {
+        VxlanPacket::new_checked(datagram).ok().map(|v| v.vni())
+    };
+    let known_net = vni.and_then(|v| VNIS.iter().position(|&vni| vni == v.get()));
+    match dp.handle_datagram(src, &mut datagram.to_vec(), now) {
         WireAction::Deliver { port, frame } => {
             let net = known_net.expect("delivered for a known VNI");
             assert_eq!(port.plane.config().vni.get(), VNIS[net]);
             assert_eq!(src, PEER, "delivered from an untrusted VTEP");
-            assert_eq!(frame, &datagram[8..]);
+            if net == ENCRYPTED {
+                assert_eq!(
+                    Some(frame),
+                    sealed_from,
+                    "delivered what the peer did not seal"
+                );
+            } else {
+                assert_eq!(frame, &datagram[8..]);
+            }
         }
         WireAction::Drop(_) => match known_net {
             // Known network but an untrusted sender: that drop belongs to no network yet.

@@ -1,7 +1,8 @@
 //! The replicated state machine on random command sequences.
 //!
 //! The input is a small command language: each step picks a command (add or remove a host,
-//! create or remove a network, connect or disconnect an endpoint, an empty command) and its
+//! create or remove a network, rotate a network's key, connect or disconnect an endpoint, an
+//! empty command) and its
 //! arguments from short lists of ids, names, subnets, addresses and VNIs — small enough that
 //! commands collide often, with now and then a raw value from the input — and applies it
 //! through `apply` or, with a proposal id, through `apply_proposal`.
@@ -10,7 +11,8 @@
 //! - `apply` never panics;
 //! - a refused command leaves the machine unchanged (`==`) and its encoded state byte for
 //!   byte; a proposal applied again changes nothing and gets the first answer;
-//! - no two networks share an id, a VNI or a name; every VNI is in range;
+//! - no two networks share an id, a VNI or a name; every VNI is in range; an encrypted
+//!   network has no peer and one or two 32-byte keys of consecutive epochs, a plain one none;
 //! - no two endpoints of a network share an IP, a MAC or a name; every endpoint's network and
 //!   host exist, its IP lies inside the network's subnet and is neither the gateway nor the
 //!   subnet's network or broadcast address, and its MAC is `02:42:` and that IP;
@@ -26,8 +28,8 @@ use vxnet_control::state::{Applied, Ipv4Cidr, Refusal, StateMachine};
 use vxnet_fuzz::Choices;
 use vxnet_proto::types::{VNI_MAX, VNI_MIN};
 use vxnet_proto::{
-    command, AddHost, Cidr, Command, Connect, CreateNetwork, Disconnect, Host, PortMapping,
-    Protocol, RemoveHost, RemoveNetwork, UpdateEndpoint,
+    command, AddHost, Cidr, Command, Connect, CreateNetwork, Disconnect, Host, NetworkKey,
+    PortMapping, Protocol, RemoveHost, RemoveNetwork, RotateNetworkKey, UpdateEndpoint,
 };
 
 const HOSTS: [&str; 3] = ["h1", "h2", "h3"];
@@ -134,6 +136,15 @@ fn command(input: &mut Choices) -> Command {
                     BTreeMap::new()
                 },
                 internal: flags & 0x40 != 0,
+                // Encrypted with a well-formed, short or missing key, by the next input byte.
+                encrypted: flags & 0x40 != 0 && flags & 0x01 == 0,
+                key: match input.u8() % 3 {
+                    0 => None,
+                    n => Some(vxnet_proto::NetworkKey {
+                        epoch: 0,
+                        secret: vec![9; if n == 1 { 32 } else { 31 }],
+                    }),
+                },
             }))
         }
         4 => wrap(command::Kind::RemoveNetwork(RemoveNetwork {
@@ -161,8 +172,15 @@ fn command(input: &mut Choices) -> Command {
                 },
             }))
         }
-        _ => match input.u8() % 4 {
+        _ => match input.u8() % 5 {
             0 => Command { kind: None },
+            3 => wrap(command::Kind::RotateNetworkKey(RotateNetworkKey {
+                network_id: id(input.u8() % 4),
+                key: (input.u8() % 8 != 0).then(|| NetworkKey {
+                    epoch: u32::from(input.u8()),
+                    secret: vec![input.u8(); if input.u8() % 8 == 0 { 16 } else { 32 }],
+                }),
+            })),
             1 => {
                 let flags = input.u8();
                 wrap(command::Kind::UpdateEndpoint(UpdateEndpoint {
@@ -246,6 +264,19 @@ fn check_invariants(machine: &StateMachine) {
         );
         assert!(vnis.insert(net.vni), "VNI {} twice", net.vni);
         assert!((VNI_MIN..=VNI_MAX).contains(&net.vni));
+        if net.encrypted {
+            assert!(net.peers.is_empty(), "an encrypted network with peers");
+            assert!((1..=2).contains(&net.keys.len()), "{} keys", net.keys.len());
+            assert!(net
+                .keys
+                .iter()
+                .all(|k| k.secret.len() == 32 && k.epoch < 256));
+            if let [old, new] = &net.keys[..] {
+                assert_eq!(new.epoch, (old.epoch + 1) % 256, "epochs not consecutive");
+            }
+        } else {
+            assert!(net.keys.is_empty(), "a plain network with keys");
+        }
         let subnet = net.subnet.as_ref().expect("a network has a subnet");
         let subnet = Ipv4Cidr::from_proto(subnet, "subnet").expect("a stored subnet parses");
         assert!(subnet.contains(net.gateway), "gateway outside the subnet");

@@ -17,6 +17,15 @@ mod generated {
 }
 pub use generated::*;
 
+impl std::fmt::Debug for NetworkKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetworkKey")
+            .field("epoch", &self.epoch)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
 impl ErrorCode {
     /// The CLI's exit status for a request that failed so: 2 for a usage error, 1 otherwise
     /// (0 for none).

@@ -22,6 +22,12 @@ pub const MTU_MAX: u32 = 9000;
 /// What VXLAN over IPv4 costs: outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14. The
 /// default overlay MTU is the underlay's less this.
 pub const VXLAN_OVERHEAD: u32 = 50;
+/// What sealing adds on an encrypted network: a 64-bit counter and a 16-byte AEAD tag (the
+/// datagram format is in the README, "Encrypted networks"). Its overlay MTU is that much
+/// smaller.
+pub const SEAL_OVERHEAD: u32 = 24;
+/// Bytes of an encrypted network's key.
+pub const NETWORK_KEY_LEN: usize = 32;
 
 /// The longest interface name Linux accepts (IFNAMSIZ − 1 bytes).
 pub const IFNAME_MAX: usize = 15;

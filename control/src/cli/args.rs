@@ -173,6 +173,9 @@ pub struct CreateArgs {
     /// No way out of the overlay: containers get no default route and no egress.
     #[arg(long)]
     pub internal: bool,
+    /// Seal every datagram between hosts with an AEAD (AES-256-GCM); no static peers.
+    #[arg(long)]
+    pub encrypted: bool,
     pub name: String,
 }
 

@@ -199,6 +199,7 @@ fn network(
                 peers: a.peers.into_iter().map(u32::from).collect(),
                 labels: a.labels.into_iter().collect(),
                 internal: a.internal,
+                encrypted: a.encrypted,
             }))?;
             Ok(lines(&r.names))
         }

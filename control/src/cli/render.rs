@@ -64,6 +64,7 @@ pub fn network_json(view: &NetworkView) -> Value {
         "Containers": containers,
         "Labels": labels,
         "Internal": n.internal,
+        "Encrypted": n.encrypted,
         "DNS": Ipv4Addr::from(n.gateway).to_string(),
         "Warnings": view.warnings,
     })

@@ -12,11 +12,11 @@ use vxnet_dataplane::host::dns::{resolv_conf, Upstreams};
 use vxnet_dataplane::host::{
     DropReason, Host as Dataplane, HostConfig, NetworkFailure, ThreadFailure,
 };
-use vxnet_proto::types::{MTU_MIN, VXLAN_OVERHEAD};
+use vxnet_proto::types::{MTU_MIN, NETWORK_KEY_LEN, SEAL_OVERHEAD, VXLAN_OVERHEAD};
 use vxnet_proto::{
     command, request, Command, CreateNetwork, Disconnect, DropCount, Endpoint, FdbRow, Host,
-    Network, NetworkCreateRequest, NetworkStats, NetworkView, RemoveNetwork, Request, Response,
-    Stats,
+    Network, NetworkCreateRequest, NetworkKey, NetworkStats, NetworkView, RemoveNetwork, Request,
+    Response, RotateNetworkKey, Stats,
 };
 
 use super::error::{failure, RequestError};
@@ -289,6 +289,7 @@ impl Daemon {
             request::Kind::ClusterRemove(r) => {
                 let removed = self.cluster.remove(&r.host, r.force, self.timeout)?;
                 tracing::info!(name = %removed.name, force = r.force, "removed a member from the cluster");
+                self.rotate_network_keys();
                 self.reconcile_all();
                 Ok(Response::default())
             }
@@ -427,7 +428,11 @@ impl Daemon {
                     .collect();
                 NetworkView {
                     warnings: self.mtu_warning(&n).into_iter().collect(),
-                    network: Some(n),
+                    // The keys never leave the daemon.
+                    network: Some(Network {
+                        keys: Vec::new(),
+                        ..n
+                    }),
                     endpoints,
                     host_names,
                 }
@@ -438,19 +443,76 @@ impl Daemon {
     /// What to say when this host's underlay cannot carry `net`'s MTU, which is the same on
     /// every host (fixed when the network was created): larger frames from or to this host
     /// would be dropped on the way.
+    /// An encrypted network's datagrams are [`SEAL_OVERHEAD`] bytes longer.
     fn mtu_warning(&self, net: &Network) -> Option<String> {
-        (net.mtu > self.carried_mtu).then(|| {
+        let carried = if net.encrypted {
+            self.carried_mtu.saturating_sub(SEAL_OVERHEAD)
+        } else {
+            self.carried_mtu
+        };
+        (net.mtu > carried).then(|| {
             format!(
-                "this host's underlay carries overlay frames of at most {} bytes, less than the \
-                 network's MTU {}: larger packets to or from its containers are dropped; raise \
-                 the underlay MTU, or recreate the network with --mtu {}",
-                self.carried_mtu, net.mtu, self.carried_mtu
+                "this host's underlay carries overlay frames of at most {carried} bytes, less \
+                 than the network's MTU {}: larger packets to or from its containers are \
+                 dropped; raise the underlay MTU, or recreate the network with --mtu {carried}",
+                net.mtu
             )
         })
     }
 
+    /// Gives every encrypted network a new key (after `cluster remove`: the removed host knew
+    /// the current one). Best effort: the host is gone either way; a network whose rotation
+    /// fails keeps its key, and the failure is logged.
+    fn rotate_network_keys(&mut self) {
+        let encrypted: Vec<(String, String)> = self
+            .state()
+            .networks()
+            .iter()
+            .filter(|n| n.encrypted)
+            .map(|n| (n.id.clone(), n.name.clone()))
+            .collect();
+        for (id, name) in encrypted {
+            let rotated = sys::random_bytes::<NETWORK_KEY_LEN>()
+                .map_err(RequestError::Random)
+                .and_then(|secret| {
+                    let key = NetworkKey {
+                        epoch: 0,
+                        secret: secret.to_vec(),
+                    };
+                    self.apply(command::Kind::RotateNetworkKey(RotateNetworkKey {
+                        network_id: id,
+                        key: Some(key),
+                    }))
+                    .map_err(RequestError::from)
+                });
+            match rotated {
+                Ok(Applied::KeyRotated(net)) => {
+                    let epoch = net.keys.last().map_or(0, |k| k.epoch);
+                    tracing::info!(network = %name, epoch, "rotated the network key");
+                }
+                Ok(_) => tracing::warn!(network = %name, "key rotation applied as another command"),
+                Err(e) => {
+                    tracing::warn!(network = %name, error = %e, "cannot rotate the network key")
+                }
+            }
+        }
+    }
+
     fn create(&mut self, r: NetworkCreateRequest) -> Reply {
         let id = sys::random_id().map_err(RequestError::Random)?;
+        // An encrypted network's key is chosen here, once, and carried in the command: every
+        // host applies the same bytes. Its frames are SEAL_OVERHEAD bytes shorter by default.
+        let (key, default_mtu) = if r.encrypted {
+            let secret = sys::random_bytes::<NETWORK_KEY_LEN>().map_err(RequestError::Random)?;
+            let key = NetworkKey {
+                epoch: 0,
+                secret: secret.to_vec(),
+            };
+            let mtu = self.default_mtu.saturating_sub(SEAL_OVERHEAD).max(MTU_MIN);
+            (Some(key), mtu)
+        } else {
+            (None, self.default_mtu)
+        };
         let applied = self.apply(command::Kind::CreateNetwork(CreateNetwork {
             id,
             name: r.name,
@@ -458,10 +520,12 @@ impl Daemon {
             gateway: r.gateway,
             ip_range: r.ip_range,
             vni: r.vni,
-            mtu: r.mtu.unwrap_or(self.default_mtu),
+            mtu: r.mtu.unwrap_or(default_mtu),
             peers: r.peers,
             labels: r.labels,
             internal: r.internal,
+            encrypted: r.encrypted,
+            key,
         }))?;
         let Applied::NetworkCreated(net) = applied else {
             return Err(RequestError::AppliedAsOther("create"));

@@ -38,6 +38,8 @@ pub struct DockerNetwork {
     pub subnet: Option<String>,
     pub gateway: Option<String>,
     pub internal: bool,
+    /// `-o encrypted`: the vxnet network is made `--encrypted`.
+    pub encrypted: bool,
 }
 
 /// The Docker engine that calls the driver, asked over its API.
@@ -489,6 +491,22 @@ impl<V: Vxnet, E: Engine> Driver<V, E> {
                             docker.name
                         ));
                     }
+                    if net.encrypted != docker.encrypted {
+                        return Err(format!(
+                            "vxnet network {} exists {}; create the Docker network {}",
+                            docker.name,
+                            if net.encrypted {
+                                "encrypted"
+                            } else {
+                                "unencrypted"
+                            },
+                            if net.encrypted {
+                                "with -o encrypted"
+                            } else {
+                                "without -o encrypted"
+                            },
+                        ));
+                    }
                     return Ok(net);
                 }
                 Err(e) if attempt == 0 && e.starts_with("NOT_FOUND") => {}
@@ -506,6 +524,7 @@ impl<V: Vxnet, E: Engine> Driver<V, E> {
                     subnet: Some(subnet.to_proto()),
                     gateway: gateway.map(u32::from),
                     internal: docker.internal,
+                    encrypted: docker.encrypted,
                     ..Default::default()
                 }))
                 .await;

@@ -139,6 +139,8 @@ pub fn network_from(v: &Value) -> DockerNetwork {
         subnet: text(&config["Subnet"]),
         gateway: text(&config["Gateway"]),
         internal: v["Internal"].as_bool().unwrap_or(false),
+        // `-o encrypted` (any value): Docker keeps driver options as strings.
+        encrypted: v["Options"].get("encrypted").is_some(),
     }
 }
 
@@ -159,8 +161,11 @@ mod tests {
                 subnet: Some("10.9.0.0/24".into()),
                 gateway: Some("10.9.0.1".into()),
                 internal: true,
+                encrypted: false,
             }
         );
+        let encrypted = serde_json::json!({"Name": "x", "Options": {"encrypted": ""}});
+        assert!(network_from(&encrypted).encrypted);
         assert_eq!(network_from(&serde_json::json!({"Name": "x"})).subnet, None);
     }
 

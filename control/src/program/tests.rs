@@ -170,13 +170,17 @@ mod incremental {
         }))
     }
 
-    fn create(n: u32) -> Command {
-        wrap(command::Kind::CreateNetwork(CreateNetwork {
+    fn create_message(n: u32) -> CreateNetwork {
+        CreateNetwork {
             id: id(n),
             name: format!("net{n}"),
             mtu: 1450,
             ..Default::default()
-        }))
+        }
+    }
+
+    fn create(n: u32) -> Command {
+        wrap(command::Kind::CreateNetwork(create_message(n)))
     }
 
     fn connect(ep: u32, net: u32, host: u32) -> Command {
@@ -241,6 +245,24 @@ mod incremental {
             wrap(command::Kind::RemoveNetwork(RemoveNetwork {
                 network_id: id(12),
             })),
+            wrap(command::Kind::CreateNetwork(CreateNetwork {
+                encrypted: true,
+                key: Some(vxnet_proto::NetworkKey {
+                    epoch: 0,
+                    secret: vec![1; 32],
+                }),
+                ..create_message(13)
+            })),
+            connect(106, 13, 1),
+            wrap(command::Kind::RotateNetworkKey(
+                vxnet_proto::RotateNetworkKey {
+                    network_id: id(13),
+                    key: Some(vxnet_proto::NetworkKey {
+                        epoch: 0,
+                        secret: vec![2; 32],
+                    }),
+                },
+            )),
         ];
         assert_eq!(programmer.program(&m), host_program(&m.to_state(), &id(1)));
         for c in changes {
@@ -251,7 +273,7 @@ mod incremental {
                 "after {c:?}"
             );
         }
-        assert_eq!(programmer.built.len(), 2, "removed networks are forgotten");
+        assert_eq!(programmer.built.len(), 3, "removed networks are forgotten");
     }
 
     #[test]
@@ -291,4 +313,26 @@ mod incremental {
         assert!(!Arc::ptr_eq(by_id(&first, 10), by_id(&second, 10)));
         assert!(!Arc::ptr_eq(by_id(&first, 11), by_id(&second, 11)));
     }
+}
+
+#[test]
+fn an_encrypted_network_carries_its_usable_keys() {
+    let mut state = cluster();
+    let key = |epoch, len| vxnet_proto::NetworkKey {
+        epoch,
+        secret: vec![3; len],
+    };
+    state.networks[0].encrypted = true;
+    state.networks[0].keys = vec![key(0, 32), key(1, 31), key(256, 32), key(2, 32)];
+    let program = host_program(&state, "a");
+    let n1 = program.network("n1").expect("n1");
+    assert!(n1.encrypted);
+    let epochs: Vec<u8> = n1.keys.iter().map(|k| k.epoch).collect();
+    assert_eq!(
+        epochs,
+        [0, 2],
+        "a short secret or an epoch past 255 is left out"
+    );
+    assert_eq!(n1.keys[0].secret, [3; 32]);
+    assert!(!program.network("n2").expect("n2").encrypted);
 }

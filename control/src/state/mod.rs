@@ -93,6 +93,8 @@ pub enum Applied {
     Updated(Endpoint),
     /// The join token's secret changed.
     JoinSecretSet,
+    /// The encrypted network with its new key epoch.
+    KeyRotated(Network),
 }
 
 /// The state of a cluster and the only code that changes it. See the module docs.
@@ -230,6 +232,7 @@ impl StateMachine {
             Some(command::Kind::RemoveHost(c)) => self.remove_host(c),
             Some(command::Kind::UpdateEndpoint(c)) => self.update_endpoint(c),
             Some(command::Kind::SetJoinSecret(c)) => self.set_join_secret(c),
+            Some(command::Kind::RotateNetworkKey(c)) => self.rotate_network_key(c),
         }
     }
 }

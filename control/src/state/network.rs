@@ -5,7 +5,7 @@
 //! (conflicts), so a command that is wrong in itself says so whatever the state holds.
 
 use vxnet_proto::types::{FIRST_AUTO_VNI, VNI_MAX};
-use vxnet_proto::{CreateNetwork, Network, RemoveNetwork};
+use vxnet_proto::{CreateNetwork, Network, RemoveNetwork, RotateNetworkKey};
 
 use super::ipam::{self, Ipv4Cidr, DEFAULT_POOL, DEFAULT_SUBNET_PREFIX};
 use super::{locate, validate, Applied, InvalidState, Refusal, StateMachine, DRIVER};
@@ -57,6 +57,7 @@ impl StateMachine {
         validate::mtu(c.mtu)?;
         let (subnet, ip_range) = validate::subnet_and_range(c)?;
         let peers = validate::peers(&c.peers)?;
+        let keys = validate::encryption(c)?;
 
         if self.network_by_name.contains_key(&c.name) {
             return Err(Refusal::NetworkNameInUse {
@@ -102,6 +103,8 @@ impl StateMachine {
             peers,
             labels: c.labels.clone(),
             internal: c.internal,
+            encrypted: c.encrypted,
+            keys,
         };
         self.state.networks.insert(at, network.clone());
         self.versions.touch_network(&network.id);
@@ -134,6 +137,31 @@ impl StateMachine {
         self.network_by_name.remove(&network.name);
         self.network_by_vni.remove(&network.vni);
         Ok(Applied::NetworkRemoved(network))
+    }
+
+    /// Gives an encrypted network a new key: its epoch follows the current one (wrapping at
+    /// 256), and the current key stays beside it (oldest first) so that every host accepts
+    /// both while they switch; an older one is dropped.
+    pub(super) fn rotate_network_key(&mut self, c: &RotateNetworkKey) -> Result<Applied, Refusal> {
+        let key = validate::network_key(c.key.as_ref())?;
+        let at =
+            locate(&self.state.networks, &c.network_id).map_err(|_| Refusal::NoSuchNetwork {
+                network: c.network_id.clone(),
+            })?;
+        let network = &mut self.state.networks[at];
+        let Some(current) = network.keys.last().filter(|_| network.encrypted).cloned() else {
+            return Err(Refusal::NotEncrypted {
+                network: network.name.clone(),
+            });
+        };
+        network.keys = vec![vxnet_proto::NetworkKey {
+            epoch: (current.epoch + 1) % 256,
+            ..key
+        }];
+        network.keys.insert(0, current);
+        let network = network.clone();
+        self.versions.touch_network(&network.id);
+        Ok(Applied::KeyRotated(network))
     }
 
     fn lowest_free_vni(&self) -> Option<u32> {

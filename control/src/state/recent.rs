@@ -118,6 +118,7 @@ fn record(result: &Result<Applied, Refusal>) -> outcome::Result {
         Ok(Applied::Disconnected(e)) => R::Disconnected(e.clone()),
         Ok(Applied::Updated(e)) => R::Updated(e.clone()),
         Ok(Applied::JoinSecretSet) => R::JoinSecretSet(vxnet_proto::JoinSecretSet {}),
+        Ok(Applied::KeyRotated(n)) => R::KeyRotated(n.clone()),
         Err(refusal) => R::Refused(RefusedCommand {
             message: refusal.to_string(),
             code: refusal.code() as i32,
@@ -139,6 +140,7 @@ fn answer(result: &outcome::Result) -> Result<Applied, Refusal> {
         R::Disconnected(e) => Applied::Disconnected(e.clone()),
         R::Updated(e) => Applied::Updated(e.clone()),
         R::JoinSecretSet(_) => Applied::JoinSecretSet,
+        R::KeyRotated(n) => Applied::KeyRotated(n.clone()),
         R::Refused(r) => {
             return Err(Refusal::Repeated {
                 message: r.message.clone(),

@@ -23,6 +23,10 @@ pub enum Refusal {
     EmptyCommand,
     #[error("the command lacks its {field}; every host must run the same vxnet version")]
     MissingField { field: &'static str },
+    #[error(
+        "the network key must be 32 bytes of epoch 0; every host must run the same vxnet version"
+    )]
+    MalformedNetworkKey,
 
     // ------------------------------------------------ usage errors: exit code 2
     #[error("a host id must not be empty; give the host an id")]
@@ -61,6 +65,11 @@ pub enum Refusal {
     IpRangeOutsideSubnet { range: Ipv4Cidr, subnet: Ipv4Cidr },
     #[error("peer {peer} is not a unicast address; give the underlay address of the VTEP")]
     InvalidPeer { peer: Ipv4Addr },
+    #[error(
+        "an encrypted network cannot have static peers: a kernel VTEP cannot open sealed \
+         datagrams; leave out --peer or --encrypted"
+    )]
+    EncryptedWithPeers,
     #[error("an endpoint name must not be empty; pass --name")]
     EmptyEndpointName,
     #[error("the target namespace must not be empty; give a namespace name, a path or pid:PID")]
@@ -106,6 +115,8 @@ pub enum Refusal {
     NoFreeSubnet,
     #[error("network {network} not found; `vxnet network ls` lists the networks")]
     NoSuchNetwork { network: String },
+    #[error("network {network} is not encrypted: it has no key to rotate")]
+    NotEncrypted { network: String },
     #[error("network id prefix {prefix} matches {count} networks; give more digits or the name")]
     AmbiguousNetwork { prefix: String, count: usize },
     #[error(
@@ -213,6 +224,7 @@ impl Refusal {
                 | GatewayNotHostAddress { .. }
                 | IpRangeOutsideSubnet { .. }
                 | InvalidPeer { .. }
+                | EncryptedWithPeers
                 | EmptyEndpointName
                 | EmptyTarget
                 | InvalidIfname { .. }
@@ -242,7 +254,9 @@ impl Refusal {
             | IfnameInUse { .. }
             | HostPortInUse { .. } => ErrorCode::Conflict,
             NoFreeVni | NoFreeSubnet | NoFreeAddress { .. } => ErrorCode::Exhausted,
-            EmptyCommand | MissingField { .. } | Inconsistent(_) => ErrorCode::Internal,
+            EmptyCommand | MissingField { .. } | MalformedNetworkKey | Inconsistent(_) => {
+                ErrorCode::Internal
+            }
             _ => ErrorCode::Refused,
         }
     }

@@ -120,6 +120,17 @@ impl NewNetwork {
         self
     }
 
+    /// Encrypted, with `key` as its epoch-0 key (as the proposer chose it).
+    pub(super) fn encrypted(mut self, key: Option<vxnet_proto::NetworkKey>) -> Self {
+        self.0.encrypted = true;
+        self.key(key)
+    }
+
+    pub(super) fn key(mut self, key: Option<vxnet_proto::NetworkKey>) -> Self {
+        self.0.key = key;
+        self
+    }
+
     pub(super) fn labels(mut self, labels: &[(&str, &str)]) -> Self {
         self.0.labels = labels
             .iter()

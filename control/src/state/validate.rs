@@ -5,7 +5,7 @@
 
 use std::net::Ipv4Addr;
 
-use vxnet_proto::types::{IFNAME_MAX, MTU_MAX, MTU_MIN, VNI_MAX, VNI_MIN};
+use vxnet_proto::types::{IFNAME_MAX, MTU_MAX, MTU_MIN, NETWORK_KEY_LEN, VNI_MAX, VNI_MIN};
 use vxnet_proto::{CreateNetwork, Network};
 
 use super::ipam::{Ipv4Cidr, MAX_NETWORK_PREFIX};
@@ -180,4 +180,33 @@ pub(super) fn endpoint_address(
         network: network.name.clone(),
         role,
     })
+}
+
+/// An encrypted network's first key and its rules: 32 bytes of epoch 0, and no static peers
+/// (a kernel VTEP cannot open sealed datagrams). A plain network keeps no key, whatever the
+/// command carries.
+pub(super) fn encryption(c: &CreateNetwork) -> Result<Vec<vxnet_proto::NetworkKey>, Refusal> {
+    if !c.encrypted {
+        return Ok(Vec::new());
+    }
+    if !c.peers.is_empty() {
+        return Err(Refusal::EncryptedWithPeers);
+    }
+    if c.key.as_ref().is_some_and(|k| k.epoch != 0) {
+        return Err(Refusal::MalformedNetworkKey);
+    }
+    Ok(vec![network_key(c.key.as_ref())?])
+}
+
+/// A proposer's network key: present, 32 bytes.
+pub(super) fn network_key(
+    key: Option<&vxnet_proto::NetworkKey>,
+) -> Result<vxnet_proto::NetworkKey, Refusal> {
+    let key = key.ok_or(Refusal::MissingField {
+        field: "network key",
+    })?;
+    if key.secret.len() != NETWORK_KEY_LEN {
+        return Err(Refusal::MalformedNetworkKey);
+    }
+    Ok(key.clone())
 }

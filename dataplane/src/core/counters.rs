@@ -53,10 +53,21 @@ pub enum DropReason {
     /// From a container: neither IPv4 nor ARP (IPv6 is off on overlays; a VLAN tag would
     /// carry a packet past the address checks).
     ForeignEthertype,
+    /// A sealed datagram whose tag does not match: tampered, forged, or another key's.
+    SealedBadTag,
+    /// A sealed datagram whose counter was already accepted, or is too old to tell.
+    SealedReplay,
+    /// A plain VXLAN datagram for an encrypted network.
+    PlaintextOnEncrypted,
+    /// A sealed datagram for a network that is not encrypted.
+    SealedOnPlain,
+    /// An encrypted network's datagram this host has no key for (its epoch), or a frame it
+    /// could not seal (no key yet): never sent in plaintext.
+    SealedNoKey,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 19] = [
+    pub const ALL: [DropReason; 24] = [
         DropReason::Truncated,
         DropReason::BadFlags,
         DropReason::ReservedBits,
@@ -76,6 +87,11 @@ impl DropReason {
         DropReason::SpoofedSourceMac,
         DropReason::SpoofedSourceIp,
         DropReason::ForeignEthertype,
+        DropReason::SealedBadTag,
+        DropReason::SealedReplay,
+        DropReason::PlaintextOnEncrypted,
+        DropReason::SealedOnPlain,
+        DropReason::SealedNoKey,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -99,6 +115,11 @@ impl DropReason {
             DropReason::SpoofedSourceMac => "spoofed_source_mac",
             DropReason::SpoofedSourceIp => "spoofed_source_ip",
             DropReason::ForeignEthertype => "foreign_ethertype",
+            DropReason::SealedBadTag => "sealed_bad_tag",
+            DropReason::SealedReplay => "sealed_replay",
+            DropReason::PlaintextOnEncrypted => "plaintext_on_encrypted",
+            DropReason::SealedOnPlain => "sealed_on_plain",
+            DropReason::SealedNoKey => "sealed_no_key",
         }
     }
 
@@ -124,6 +145,18 @@ impl From<crate::wire::WireError> for DropReason {
             WireError::BadFlags => DropReason::BadFlags,
             WireError::ReservedBits => DropReason::ReservedBits,
             WireError::BadVnetHeader => DropReason::BadOffload,
+        }
+    }
+}
+
+impl From<crate::core::seal::SealError> for DropReason {
+    fn from(e: crate::core::seal::SealError) -> Self {
+        use crate::core::seal::SealError;
+        match e {
+            SealError::NoKey => DropReason::SealedNoKey,
+            SealError::BadTag => DropReason::SealedBadTag,
+            SealError::Replay => DropReason::SealedReplay,
+            SealError::Malformed => DropReason::Truncated,
         }
     }
 }

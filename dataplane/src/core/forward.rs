@@ -16,12 +16,14 @@
 //!   turn one frame into a copy for every host.
 //!
 //! wire → TAP ([`Dataplane::handle_datagram`]): VXLAN header valid → VNI known → sender is a
-//! trusted VTEP of that network → inner frame sane → a source MAC the control plane placed
-//! comes from its own VTEP ([`DropReason::WrongSourceVtep`]; one placed here:
-//! [`DropReason::MacConflict`]) → an ARP sender address the control plane placed comes with
-//! its MAC ([`DropReason::SpoofedArp`]) → learn the inner source MAC (and, from ARP, its
-//! IPv4) → [`WireAction::Deliver`]. A datagram that belongs to no network is counted in
-//! [`Dataplane::drops`]; one that does, in its network's counters.
+//! trusted VTEP of that network → opened, if the network is encrypted ([`crate::core::seal`]:
+//! a sealed datagram on a plain network, or a plain one on an encrypted network, is dropped)
+//! → inner frame sane → a source MAC the control plane placed comes from its own VTEP
+//! ([`DropReason::WrongSourceVtep`]; one placed here: [`DropReason::MacConflict`]) → an ARP
+//! sender address the control plane placed comes with its MAC ([`DropReason::SpoofedArp`]) →
+//! learn the inner source MAC (and, from ARP, its IPv4) → [`WireAction::Deliver`]. A datagram
+//! that belongs to no network is counted in [`Dataplane::drops`]; one that does, in its
+//! network's counters.
 //!
 //! What a container may send into its sandbox's bridge is checked there, by the kernel (see
 //! [`crate::host::guard`]): local traffic never reaches this core.
@@ -39,9 +41,10 @@ use dashmap::DashMap;
 use crate::core::counters::{DropCounters, DropReason, NetworkCounters};
 pub use crate::core::fdb::VtepSet;
 use crate::core::fdb::{ControlEntry, Fdb, FdbTarget};
+use crate::core::seal::{NetworkKey, Seal};
 use crate::wire::{
-    emit_arp_reply, ArpOperation, ArpPacket, EtherType, EthernetFrame, FrameHeaders, MacAddr, Vni,
-    VxlanPacket, ETHERNET_HEADER_LEN,
+    emit_arp_reply, is_sealed, ArpOperation, ArpPacket, EtherType, EthernetFrame, FrameHeaders,
+    MacAddr, SealedPacket, Vni, VxlanPacket, ETHERNET_HEADER_LEN,
 };
 
 /// Room for one 802.1Q tag beyond the Ethernet header.
@@ -55,6 +58,9 @@ pub struct NetworkConfig {
     /// The gateway address on every host's `br0`; ARP for it is never sent across.
     pub gateway: Ipv4Addr,
     pub aging: Duration,
+    /// Every datagram of the network is sealed ([`crate::core::seal`]); nothing goes out or
+    /// is accepted in plaintext.
+    pub encrypted: bool,
 }
 
 impl NetworkConfig {
@@ -92,19 +98,39 @@ pub struct NetworkPlane {
     config: NetworkConfig,
     pub fdb: Fdb,
     pub counters: NetworkCounters,
+    /// Encrypted networks only.
+    seal: Option<Seal>,
 }
 
 impl NetworkPlane {
-    pub fn new(config: NetworkConfig) -> NetworkPlane {
+    /// `counter_base`: where an encrypted network's nonce counter starts (the wall-clock time
+    /// in nanoseconds, see [`crate::core::seal`]); unused by a plain one.
+    pub fn new(config: NetworkConfig, counter_base: u64) -> NetworkPlane {
         NetworkPlane {
             config,
             fdb: Fdb::new(config.aging),
             counters: NetworkCounters::default(),
+            seal: config
+                .encrypted
+                .then(|| Seal::new(config.vni, counter_base)),
         }
     }
 
     pub fn config(&self) -> &NetworkConfig {
         &self.config
+    }
+
+    /// The sealing state of an encrypted network; `None` for a plain one.
+    pub fn seal(&self) -> Option<&Seal> {
+        self.seal.as_ref()
+    }
+
+    /// Swaps in an encrypted network's keys, as this host (VTEP `local`) uses them (see
+    /// [`Seal::install`]); nothing for a plain network.
+    pub fn install_keys(&self, local: Ipv4Addr, keys: &[NetworkKey], now: Instant) {
+        if let Some(seal) = &self.seal {
+            seal.install(local, keys, now);
+        }
     }
 
     /// Swaps in what the control plane programmed (see [`Fdb::install`]).
@@ -284,24 +310,44 @@ impl<D> Dataplane<D> {
         WireAction::Drop(reason)
     }
 
-    /// Decides the fate of `datagram`, the UDP payload received from `src`.
+    /// Decides the fate of `datagram`, the UDP payload received from `src`; a sealed one is
+    /// opened in place.
     pub fn handle_datagram<'a>(
         &self,
         src: Ipv4Addr,
-        datagram: &'a [u8],
+        datagram: &'a mut [u8],
         now: Instant,
     ) -> WireAction<'a, D> {
-        let vxlan = match VxlanPacket::new_checked(datagram) {
-            Ok(v) => v,
+        // The first byte tells a sealed datagram from a plain one.
+        let sealed = is_sealed(datagram);
+        let vni = if sealed {
+            SealedPacket::new_checked(&*datagram).map(|p| p.vni())
+        } else {
+            VxlanPacket::new_checked(&*datagram).map(|p| p.vni())
+        };
+        let vni = match vni {
+            Ok(vni) => vni,
             Err(e) => return self.drop(e.into()),
         };
-        let Some(port) = self.get(vxlan.vni()) else {
+        let Some(port) = self.get(vni) else {
             return self.drop(DropReason::UnknownVni);
         };
         if !port.plane.fdb.control().trusts(src) {
             return self.drop(DropReason::UnknownVtep);
         }
-        let frame = vxlan.into_payload();
+        let frame = match (sealed, &port.plane.seal) {
+            (false, None) => Ok(VxlanPacket::new_unchecked(&*datagram).into_payload()),
+            (true, Some(seal)) => seal.open(src, datagram).map_err(DropReason::from),
+            (false, Some(_)) => Err(DropReason::PlaintextOnEncrypted),
+            (true, None) => Err(DropReason::SealedOnPlain),
+        };
+        let frame = match frame {
+            Ok(frame) => frame,
+            Err(reason) => {
+                port.plane.counters.drops.bump(reason);
+                return WireAction::Drop(reason);
+            }
+        };
         if let Err(reason) = port.plane.accept_from_wire(src, frame, now) {
             port.plane.counters.drops.bump(reason);
             return WireAction::Drop(reason);

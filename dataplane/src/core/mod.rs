@@ -8,9 +8,12 @@
 //! - [`counters`]: traffic and drop counters (`vxnet stats`); every drop the core decides is
 //!   counted here;
 //! - [`offload`]: TAP offloads — splitting a superframe read from the TAP into wire frames,
-//!   merging received TCP segments into superframes for the TAP.
+//!   merging received TCP segments into superframes for the TAP;
+//! - [`seal`]: the AEAD of encrypted networks — keys per host pair and direction, counters,
+//!   replay windows.
 
 pub mod counters;
 pub mod fdb;
 pub mod forward;
 pub mod offload;
+pub mod seal;

@@ -24,6 +24,9 @@
 //!   [`EngineConfig::offloads`] is what the daemon asks `Sandbox::open_tap` for.
 //! - Counters count wire frames: a superframe read from the TAP counts as the frames it was
 //!   split into, a coalesced write as the datagrams it merged.
+//! - Encrypted networks ([`crate::core::seal`]): the TAP threads seal each datagram in place
+//!   after the split, the receive thread opens each before the coalescer; a plain network
+//!   pays one branch per read and per datagram for this, nothing per byte.
 //! - Hot paths never log; they count ([`crate::core::counters`]).
 //!
 //! Threads stop when [`Engine::remove_network`] or [`Engine::shutdown`] (or drop) is called;
@@ -173,6 +176,14 @@ impl TapDevice {
     }
 }
 
+/// The wall-clock time in nanoseconds since 1970: where an encrypted network's nonce counter
+/// starts ([`crate::core::seal`]), above any a previous run of this daemon used.
+fn wall_clock_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
 struct TapWorker {
     stop: Arc<InterruptEvent>,
     thread: Option<JoinHandle<()>>,
@@ -313,6 +324,11 @@ impl Engine {
         self.senders.syscalls.snapshot()
     }
 
+    /// This host's VTEP address.
+    pub fn local(&self) -> Ipv4Addr {
+        self.config.local
+    }
+
     /// Whether TAPs should be opened with offloads (`Sandbox::open_tap`).
     pub fn offloads(&self) -> bool {
         self.config.offloads
@@ -327,7 +343,7 @@ impl Engine {
         tap.set_nonblocking(true)?;
         let vnet_hdr = tap.tcp_gso();
         let port = Arc::new(Port {
-            plane: NetworkPlane::new(config),
+            plane: NetworkPlane::new(config, wall_clock_nanos()),
             device: TapDevice {
                 device: tap,
                 vnet_hdr,

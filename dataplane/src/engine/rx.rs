@@ -1,7 +1,9 @@
 //! wire → TAP: the receive thread. It takes datagrams from the VXLAN socket in `recvmmsg`
 //! batches (with UDP GRO where the kernel has it), asks the core about each, and writes each
 //! network's frames into its TAP — through a [`Coalescer`] when the TAP has offloads. It also
-//! sweeps aged FDB entries.
+//! sweeps aged FDB entries. An encrypted network's datagrams are opened in place in the
+//! receive buffer (each datagram of a UDP GRO message on its own) before the coalescer sees
+//! them.
 //!
 //! Run to completion: a write into a TAP makes the kernel deliver the frame to the container
 //! at once, and whatever the container answers (an echo reply, a TCP ACK, the next segments of
@@ -123,7 +125,8 @@ impl RxBatch {
     /// The `i`th message, its IPv4 source, and the size of the datagrams it holds (all but
     /// the last; the whole message when the kernel did not merge any); `None` if it was cut
     /// short (larger than a slot) or not from IPv4.
-    fn message(&self, i: usize) -> Option<(Ipv4Addr, &[u8], usize)> {
+    /// (Mutable: an encrypted network's datagrams are opened in place.)
+    fn message(&mut self, i: usize) -> Option<(Ipv4Addr, &mut [u8], usize)> {
         let msg = &self.msgs[i];
         if msg.msg_hdr.msg_flags & libc::MSG_TRUNC != 0
             || i32::from(self.addrs[i].sin_family) != libc::AF_INET
@@ -133,7 +136,8 @@ impl RxBatch {
         let len = (msg.msg_len as usize).min(self.slot);
         let src = Ipv4Addr::from(u32::from_be(self.addrs[i].sin_addr.s_addr));
         let segment = self.gro_segment_size(i).unwrap_or(len).max(1);
-        Some((src, &self.bufs[i * self.slot..i * self.slot + len], segment))
+        let slot = self.slot;
+        Some((src, &mut self.bufs[i * slot..i * slot + len], segment))
     }
 
     /// The UDP_GRO cmsg of the `i`th message: the size of the merged datagrams.
@@ -212,34 +216,32 @@ pub(super) fn receive_loop(
         if count > 0 && !busy_poll.is_zero() {
             last_datagram = Some(now);
         }
-        for (src, datagram) in (0..count).flat_map(|i| {
-            let message = rx.message(i);
-            if message.is_none() {
+        for i in 0..count {
+            let Some((src, bytes, segment)) = rx.message(i) else {
                 dataplane.drop_cut_short();
-            }
-            message
-                .into_iter()
-                .flat_map(|(src, bytes, segment)| bytes.chunks(segment).map(move |d| (src, d)))
-        }) {
-            let (port, frame) = match dataplane.handle_datagram(src, datagram, now) {
-                WireAction::Deliver { port, frame } => (port, frame),
-                WireAction::Drop(reason) => {
-                    tracing::trace!(?reason, %src, "dropped datagram");
-                    continue;
-                }
+                continue;
             };
-            let tap = &port.device;
-            let vni = port.plane.config().vni;
-            if !batch.iter().any(|p| p.plane.config().vni == vni) {
-                batch.push(Arc::clone(&port));
-            }
-            if tap.vnet_hdr {
-                coalescers.entry(vni).or_default().push(frame);
-            } else {
-                SyscallCounters::bump(&senders.syscalls.tap_writes);
-                match tap.device.send(frame) {
-                    Ok(_) => port.plane.counters.count_rx(frame.len()),
-                    Err(_) => port.plane.counters.drops.bump(DropReason::TapWriteError),
+            for datagram in bytes.chunks_mut(segment) {
+                let (port, frame) = match dataplane.handle_datagram(src, datagram, now) {
+                    WireAction::Deliver { port, frame } => (port, frame),
+                    WireAction::Drop(reason) => {
+                        tracing::trace!(?reason, %src, "dropped datagram");
+                        continue;
+                    }
+                };
+                let tap = &port.device;
+                let vni = port.plane.config().vni;
+                if !batch.iter().any(|p| p.plane.config().vni == vni) {
+                    batch.push(Arc::clone(&port));
+                }
+                if tap.vnet_hdr {
+                    coalescers.entry(vni).or_default().push(frame);
+                } else {
+                    SyscallCounters::bump(&senders.syscalls.tap_writes);
+                    match tap.device.send(frame) {
+                        Ok(_) => port.plane.counters.count_rx(frame.len()),
+                        Err(_) => port.plane.counters.drops.bump(DropReason::TapWriteError),
+                    }
                 }
             }
         }

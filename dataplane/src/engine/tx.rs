@@ -1,6 +1,12 @@
 //! TAP → wire: one thread per network reads its TAP, splits offloaded superframes into wire
 //! frames, asks the core once per read, and sends the datagrams with `sendmmsg` (or UDP GSO
 //! where the kernel has it) from a small pool of sockets picked by the inner-flow hash.
+//!
+//! On an encrypted network each frame is split behind room for the sealed header and before
+//! room for the tag, and sealed in place for its VTEP once the core decided where it goes
+//! (a flooded frame is copied first, one copy per VTEP, each under that VTEP's key). The
+//! overhead is the same for every datagram, so a superframe's segments keep the equal sizes
+//! UDP GSO needs. A frame that cannot be sealed is dropped, never sent in plaintext.
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
@@ -15,7 +21,10 @@ use super::{set_int_option, TapDevice, TapPort, MAX_FRAME};
 use crate::core::counters::{DropReason, SyscallCounters};
 use crate::core::forward::{NetworkPlane, TapAction};
 use crate::core::offload::{segment, Segments, VirtioNetHdr, VNET_HDR_LEN};
-use crate::wire::{flow_hash, FrameHeaders, VxlanHeader, ETHERNET_HEADER_LEN, VXLAN_HEADER_LEN};
+use crate::core::seal::Seal;
+use crate::wire::{
+    flow_hash, FrameHeaders, VxlanHeader, ETHERNET_HEADER_LEN, SEALED_HEADER_LEN, SEAL_TAG_LEN,
+};
 
 /// A TAP with offloads hands over up to 64 KB of IP packet, plus headers.
 const MAX_SUPERFRAME: usize = VNET_HDR_LEN + ETHERNET_HEADER_LEN + 65535 + 64;
@@ -151,12 +160,12 @@ impl TxQueue {
         for e in &self.entries {
             let mut i = e.frames.start;
             while i < e.frames.end {
-                let size = VXLAN_HEADER_LEN + frames.get(i).len();
+                let size = frames.datagram_len(i);
                 let mut end = i + 1;
                 if gso {
                     let mut total = size;
                     while end < e.frames.end && end - i < GSO_MAX_SEGMENTS {
-                        let next = VXLAN_HEADER_LEN + frames.get(end).len();
+                        let next = frames.datagram_len(end);
                         // Equal sizes, but for a shorter last one.
                         if next > size || total + next > GSO_MAX_BYTES {
                             break;
@@ -359,9 +368,15 @@ impl TapPass {
             MAX_FRAME
         };
         let vni = port.plane.config().vni;
+        let frames = if port.plane.seal().is_some() {
+            // Sealing writes the header.
+            Segments::with_rooms(&[0; SEALED_HEADER_LEN], SEAL_TAG_LEN)
+        } else {
+            Segments::with_headroom(&VxlanHeader { vni }.to_bytes())
+        };
         TapPass {
             buf: vec![0u8; read_len],
-            frames: Segments::with_headroom(&VxlanHeader { vni }.to_bytes()),
+            frames,
             tx: TxQueue::default(),
             reply: [0u8; 64],
         }
@@ -447,11 +462,32 @@ fn handle_tap_read(
     let lead = frames.get(first);
     let segments = first..first + count;
     match plane.handle_tap_frame(&headers, lead.len(), count, now, reply) {
-        TapAction::Unicast(vtep) => tx.push(senders.pick(flow_hash(&headers)), vtep, segments),
+        TapAction::Unicast(vtep) => {
+            if let Some(seal) = plane.seal() {
+                if !seal_run(seal, plane, frames, vtep, segments.clone(), now) {
+                    return;
+                }
+            }
+            tx.push(senders.pick(flow_hash(&headers)), vtep, segments)
+        }
         TapAction::Flood(vteps) => {
             let socket = senders.pick(flow_hash(&headers));
-            for &vtep in vteps.iter() {
-                tx.push(socket, vtep, segments.clone());
+            let Some(seal) = plane.seal() else {
+                for &vtep in vteps.iter() {
+                    tx.push(socket, vtep, segments.clone());
+                }
+                return;
+            };
+            // One copy per VTEP, made before the first is sealed: copy `k` is the `k`th run
+            // of `count` frames from `first`.
+            for _ in 1..vteps.len() {
+                frames.duplicate(segments.clone());
+            }
+            for (k, &vtep) in vteps.iter().enumerate() {
+                let copy = first + k * count..first + (k + 1) * count;
+                if seal_run(seal, plane, frames, vtep, copy.clone(), now) {
+                    tx.push(socket, vtep, copy);
+                }
             }
         }
         TapAction::Reply(n) => {
@@ -462,6 +498,28 @@ fn handle_tap_read(
         }
         // The core counted the drop, once per segment.
         TapAction::Local | TapAction::Drop(_) => {}
+    }
+}
+
+/// Seals frames `run` of `frames` for `vtep`; on failure counts them dropped and says so.
+fn seal_run(
+    seal: &Seal,
+    plane: &NetworkPlane,
+    frames: &mut Segments,
+    vtep: Ipv4Addr,
+    run: Range<usize>,
+    now: Instant,
+) -> bool {
+    let sealed = seal.sealer(vtep, now).and_then(|sealer| {
+        run.clone()
+            .try_for_each(|i| sealer.seal(frames.datagram_mut(i)))
+    });
+    match sealed {
+        Ok(()) => true,
+        Err(e) => {
+            plane.counters.drops.bump_by(e.into(), run.len() as u64);
+            false
+        }
     }
 }
 

@@ -47,7 +47,7 @@ pub use self::error::HostError;
 use self::guard::{Guard, GuardedPort};
 use self::netns::NetnsWorker;
 pub use self::netns::{next_free_ifname, resolve_target};
-pub use self::program::{EndpointProgram, HostProgram, Location, NetworkProgram};
+pub use self::program::{EndpointProgram, HostProgram, Location, NetworkKey, NetworkProgram};
 use self::publish::{Proto, Publish};
 use self::sandbox::{EndpointSpec, Sandbox, SandboxSpec};
 pub use crate::core::counters::{DropReason, SyscallStats, TrafficStats};
@@ -311,7 +311,8 @@ impl Host {
         }
         // Whatever fails is retried by the next apply, even with the same program.
         running.programmed = None;
-        set_up_network(running, net, &self.dns, &self.host_ns, now)?;
+        let local = self.engine.local();
+        set_up_network(running, net, local, &self.dns, &self.host_ns, now)?;
         running.programmed = Some(Arc::clone(net));
         Ok(())
     }
@@ -556,6 +557,7 @@ fn start_network(
 fn set_up_network(
     running: &mut Running,
     net: &NetworkProgram,
+    local: Ipv4Addr,
     dns: &DnsService,
     host_ns: &NetnsWorker,
     now: Instant,
@@ -568,6 +570,7 @@ fn set_up_network(
         .port
         .plane
         .install(&net.control_entries(), &net.vteps(), now);
+    running.port.plane.install_keys(local, &net.keys, now);
     let wanted = net.local_endpoints().map(|e| veth_name(&e.id)).collect();
     remove_stray_veths(running, wanted);
     // After forwarding runs: the network's names, then its way out. Either failing leaves

@@ -24,6 +24,7 @@ use std::sync::Arc;
 use super::publish::Publish;
 use crate::core::fdb::{ControlEntry, FdbTarget, VtepSet, DEFAULT_AGING};
 use crate::core::forward::NetworkConfig;
+pub use crate::core::seal::NetworkKey;
 use crate::wire::{MacAddr, Vni};
 
 /// Every network of the cluster, as this host must serve it.
@@ -57,6 +58,10 @@ pub struct NetworkProgram {
     pub prefix_len: u8,
     /// `--internal`: no way out of the overlay (no transit link, no default route).
     pub internal: bool,
+    /// `--encrypted`: every datagram sealed with `keys` (see `crate::core::seal`); with no
+    /// keys nothing is sent or accepted. `mtu` already leaves room for the overhead.
+    pub encrypted: bool,
+    pub keys: Vec<NetworkKey>,
     pub endpoints: Vec<EndpointProgram>,
     pub flood: Vec<Ipv4Addr>,
     pub trusted: Vec<Ipv4Addr>,
@@ -82,6 +87,7 @@ impl NetworkProgram {
             mtu: self.mtu,
             gateway: self.gateway,
             aging: DEFAULT_AGING,
+            encrypted: self.encrypted,
         }
     }
 

@@ -32,6 +32,8 @@ fn network(endpoints: Vec<EndpointProgram>) -> NetworkProgram {
         prefix_len: 24,
         // These tests run in the test process's own namespace: no transit link, no nftables.
         internal: true,
+        encrypted: false,
+        keys: Vec::new(),
         endpoints,
         flood: vec![REMOTE, PEER],
         trusted: vec![REMOTE, PEER],

@@ -20,6 +20,7 @@ mod headers;
 mod ip;
 pub mod ipv4;
 pub mod ipv6;
+mod sealed;
 pub mod tcp;
 #[cfg(test)]
 pub(crate) mod testing;
@@ -34,6 +35,10 @@ pub use headers::{FrameHeaders, IpHeader, L4Header};
 pub use ip::{IpProtocol, IpVersion};
 pub use ipv4::{Ipv4Packet, IPV4_HEADER_LEN};
 pub use ipv6::{Ipv6Packet, IPV6_HEADER_LEN};
+pub use sealed::{
+    emit_sealed_header, is_sealed, SealedPacket, FLAGS_SEALED, SEALED_HEADER_LEN, SEAL_OVERHEAD,
+    SEAL_TAG_LEN, SEAL_VERSION,
+};
 pub use tcp::{TcpFlags, TcpPacket, TCP_HEADER_LEN};
 pub use udp::{UdpPacket, UDP_HEADER_LEN};
 pub use vnet_hdr::{GsoType, VirtioNetHdr, FLAG_DATA_VALID, FLAG_NEEDS_CSUM, VNET_HDR_LEN};

@@ -18,6 +18,8 @@ fn view() -> NetworkView {
             peers: vec![0xc612_000c],
             labels: [("env".to_string(), "lab".to_string())].into(),
             internal: false,
+            encrypted: true,
+            keys: vec![],
         }),
         endpoints: vec![Endpoint {
             id: "cd".repeat(32),
@@ -55,6 +57,7 @@ fn inspect_has_the_contract_keys() {
     assert_eq!(c["Ports"], serde_json::json!(["0.0.0.0:8080:80/tcp"]));
     assert_eq!(v["Labels"]["env"], "lab");
     assert_eq!(v["Internal"], false);
+    assert_eq!(v["Encrypted"], true);
     assert_eq!(v["DNS"], "10.10.0.1");
     assert_eq!(
         v["Warnings"],

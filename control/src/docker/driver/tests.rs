@@ -88,6 +88,7 @@ impl Vxnet for &FakeVxnet {
                     subnet: Some(subnet),
                     gateway,
                     internal: r.internal,
+                    encrypted: r.encrypted,
                     ..Default::default()
                 });
                 Response::default()
@@ -122,6 +123,7 @@ fn docker(name: &str, subnet: &str, internal: bool) -> FakeEngine {
         subnet: Some(subnet.into()),
         gateway: None,
         internal,
+        encrypted: false,
     })
 }
 
@@ -362,4 +364,30 @@ fn published_ports_follow_dockers_portmap() {
     );
     let last = updates(&vxnet).pop().expect("an update");
     assert!(last.set_ports && last.ports.is_empty());
+}
+
+#[test]
+fn an_encrypted_docker_network_makes_an_encrypted_vxnet_network() {
+    let vxnet = FakeVxnet::default();
+    let mut engine = docker("secret", "10.8.0.0/24", false);
+    engine.0.encrypted = true;
+    let d = Driver::new(&vxnet, engine);
+    let endpoint =
+        json!({"NetworkID": "d3", "EndpointID": "e3", "Interface": {"Address": "10.8.0.2/24"}});
+    let made = call(&d, "NetworkDriver.CreateEndpoint", endpoint);
+    assert!(made.get("Err").is_none(), "{made}");
+    assert!(vxnet.networks.lock().expect("lock")[0].encrypted);
+    // A plain Docker network of the same name does not use it.
+    let plain = Driver::new(&vxnet, docker("secret", "10.8.0.0/24", false));
+    let refused = call(
+        &plain,
+        "NetworkDriver.CreateEndpoint",
+        json!({"NetworkID": "d4", "EndpointID": "e4", "Interface": {"Address": "10.8.0.3/24"}}),
+    );
+    assert!(
+        refused["Err"]
+            .as_str()
+            .is_some_and(|e| e.contains("exists encrypted")),
+        "{refused}"
+    );
 }

@@ -32,6 +32,8 @@ fn create_network_with_defaults() {
             peers: vec![],
             labels: BTreeMap::new(),
             internal: false,
+            encrypted: false,
+            keys: vec![],
         }
     );
     assert_eq!(m.to_state().networks, vec![net.clone()]);
@@ -313,6 +315,124 @@ fn create_network_refuses_non_unicast_peers() {
         );
         assert_eq!(r.exit_code(), 2);
     }
+}
+
+fn network_key(epoch: u32, len: usize) -> vxnet_proto::NetworkKey {
+    vxnet_proto::NetworkKey {
+        epoch,
+        secret: vec![7; len],
+    }
+}
+
+#[test]
+fn an_encrypted_network_keeps_the_proposers_key() {
+    let mut m = machine();
+    let net = created(
+        &mut m,
+        create("sealed", 1).encrypted(Some(network_key(0, 32))),
+    );
+    assert!(net.encrypted);
+    assert_eq!(net.keys, vec![network_key(0, 32)]);
+    // A plain network keeps no key, whatever the command carries.
+    let plain = create("plain", 2).key(Some(network_key(0, 32)));
+    assert!(created(&mut m, plain).keys.is_empty());
+    // Debug never shows the secret.
+    assert!(!format!("{net:?}").contains("7, 7"));
+}
+
+#[test]
+fn create_network_refuses_encrypted_with_peers_and_bad_keys() {
+    let mut m = machine();
+    let r = refuse(
+        &mut m,
+        create("n", 1)
+            .encrypted(Some(network_key(0, 32)))
+            .peers(&["172.16.0.1"]),
+    );
+    assert_eq!(r, Refusal::EncryptedWithPeers);
+    assert_eq!(r.exit_code(), 2);
+    assert_eq!(
+        refuse(&mut m, create("n", 1).encrypted(None)),
+        Refusal::MissingField {
+            field: "network key"
+        }
+    );
+    for bad in [network_key(0, 16), network_key(1, 32)] {
+        let r = refuse(&mut m, create("n", 1).encrypted(Some(bad)));
+        assert_eq!(r, Refusal::MalformedNetworkKey);
+    }
+    assert!(m.to_state().networks.is_empty());
+}
+
+fn rotate(n: u32, key: Option<vxnet_proto::NetworkKey>) -> vxnet_proto::Command {
+    super::super::testing::wrap(vxnet_proto::command::Kind::RotateNetworkKey(
+        vxnet_proto::RotateNetworkKey {
+            network_id: id(n),
+            key,
+        },
+    ))
+}
+
+#[test]
+fn rotation_numbers_the_new_epoch_and_keeps_the_current_key_beside_it() {
+    let mut m = machine();
+    created(
+        &mut m,
+        create("sealed", 1).encrypted(Some(network_key(0, 32))),
+    );
+    let fresh = |byte: u8| vxnet_proto::NetworkKey {
+        epoch: 77, // the proposer's epoch is ignored
+        secret: vec![byte; 32],
+    };
+    let Ok(Applied::KeyRotated(net)) = m.apply(&rotate(1, Some(fresh(1)))) else {
+        panic!("rotated");
+    };
+    let epochs = |net: &Network| net.keys.iter().map(|k| k.epoch).collect::<Vec<_>>();
+    assert_eq!(epochs(&net), [0, 1]);
+    assert_eq!(net.keys[1].secret, vec![1; 32]);
+    ok(&mut m, rotate(1, Some(fresh(2))));
+    let net = m.network("sealed").expect("there").clone();
+    assert_eq!(
+        epochs(&net),
+        [1, 2],
+        "only the current key stays beside the new one"
+    );
+    // Epochs wrap at 256.
+    for i in 0..254 {
+        ok(&mut m, rotate(1, Some(fresh(i as u8))));
+    }
+    assert_eq!(epochs(m.network("sealed").expect("there")), [255, 0]);
+}
+
+#[test]
+fn rotation_refusals() {
+    let mut m = machine();
+    created(&mut m, create("plain", 1));
+    created(
+        &mut m,
+        create("sealed", 2).encrypted(Some(network_key(0, 32))),
+    );
+    assert_eq!(
+        refuse(&mut m, rotate(1, Some(network_key(0, 32)))),
+        Refusal::NotEncrypted {
+            network: "plain".into()
+        }
+    );
+    assert_eq!(
+        refuse(&mut m, rotate(3, Some(network_key(0, 32)))),
+        Refusal::NoSuchNetwork { network: id(3) }
+    );
+    assert_eq!(
+        refuse(&mut m, rotate(2, Some(network_key(0, 31)))),
+        Refusal::MalformedNetworkKey
+    );
+    assert_eq!(
+        refuse(&mut m, rotate(2, None)),
+        Refusal::MissingField {
+            field: "network key"
+        }
+    );
+    assert_eq!(m.network("sealed").expect("there").keys.len(), 1);
 }
 
 #[test]

@@ -34,14 +34,19 @@ fn control_entries() -> [ControlEntry; 2] {
 
 /// The network with [`control_entries`], flooding to and trusting PEER; no device.
 fn plane() -> Arc<Port<()>> {
+    plane_of(false)
+}
+
+fn plane_of(encrypted: bool) -> Arc<Port<()>> {
     let config = NetworkConfig {
         vni: Vni::new(VNI).expect("24-bit"),
         mtu: 1450,
         gateway: GATEWAY,
         aging: Duration::from_secs(300),
+        encrypted,
     };
     let port = Port {
-        plane: NetworkPlane::new(config),
+        plane: NetworkPlane::new(config, 0),
         device: (),
     };
     set_vteps(&port, &VtepSet::symmetric(vec![PEER]));
@@ -87,7 +92,7 @@ fn deliver(
     datagram: &[u8],
     now: Instant,
 ) -> Result<Vec<u8>, DropReason> {
-    match dp.handle_datagram(src, datagram, now) {
+    match dp.handle_datagram(src, &mut datagram.to_vec(), now) {
         WireAction::Deliver { port, frame } => {
             assert_eq!(port.plane.config().vni.get(), VNI);
             Ok(frame.to_vec())
@@ -498,4 +503,114 @@ fn an_arp_claiming_a_placed_address_with_another_mac_is_refused() {
     )
     .is_ok());
     assert_eq!(p.plane.fdb.arp_lookup(ip(50), now), Some(mac(50)));
+}
+
+// ---- encrypted networks
+
+const LOCAL: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 11);
+
+fn network_key() -> [NetworkKey; 1] {
+    [NetworkKey {
+        epoch: 0,
+        secret: [5; 32],
+    }]
+}
+
+/// An encrypted network on this host (LOCAL) and PEER's seal for it.
+fn encrypted() -> (Dataplane<()>, Arc<Port<()>>, Seal) {
+    let dp = Dataplane::new();
+    let p = plane_of(true);
+    p.plane.install_keys(LOCAL, &network_key(), Instant::now());
+    dp.insert(Arc::clone(&p));
+    let peer = Seal::new(Vni::new(VNI).expect("24-bit"), 0);
+    peer.install(PEER, &network_key(), Instant::now());
+    (dp, p, peer)
+}
+
+/// `frame` sealed by `seal` for LOCAL.
+fn sealed(seal: &Seal, frame: &[u8]) -> Vec<u8> {
+    let mut d = vec![0u8; crate::wire::SEALED_HEADER_LEN];
+    d.extend_from_slice(frame);
+    d.extend_from_slice(&[0; crate::wire::SEAL_TAG_LEN]);
+    seal.sealer(LOCAL, Instant::now())
+        .and_then(|s| s.seal(&mut d))
+        .expect("sealed");
+    d
+}
+
+#[test]
+fn encrypted_network_opens_sealed_datagrams_once() {
+    let (dp, p, peer) = encrypted();
+    let frame = ipv4_frame(mac(2), mac(3), 60);
+    let d = sealed(&peer, &frame);
+    assert_eq!(deliver(&dp, PEER, &d, Instant::now()), Ok(frame));
+    assert_eq!(
+        deliver(&dp, PEER, &d, Instant::now()),
+        Err(DropReason::SealedReplay)
+    );
+    let mut tampered = sealed(&peer, &ipv4_frame(mac(2), mac(3), 60));
+    let last = tampered.len() - 1;
+    tampered[last] ^= 1;
+    assert_eq!(
+        deliver(&dp, PEER, &tampered, Instant::now()),
+        Err(DropReason::SealedBadTag)
+    );
+    let c = &p.plane.counters.drops;
+    assert_eq!(
+        (
+            c.get(DropReason::SealedReplay),
+            c.get(DropReason::SealedBadTag)
+        ),
+        (1, 1)
+    );
+}
+
+#[test]
+fn plaintext_and_sealed_never_cross() {
+    let (dp, p, peer) = encrypted();
+    let frame = ipv4_frame(mac(2), mac(3), 60);
+    assert_eq!(
+        deliver(&dp, PEER, &vxlan(VNI, &frame), Instant::now()),
+        Err(DropReason::PlaintextOnEncrypted)
+    );
+    assert_eq!(
+        p.plane.counters.drops.get(DropReason::PlaintextOnEncrypted),
+        1
+    );
+    // The same sealed datagram, to a plain network of that VNI.
+    let (plain, plain_port) = dataplane();
+    assert_eq!(
+        deliver(&plain, PEER, &sealed(&peer, &frame), Instant::now()),
+        Err(DropReason::SealedOnPlain)
+    );
+    assert_eq!(
+        plain_port
+            .plane
+            .counters
+            .drops
+            .get(DropReason::SealedOnPlain),
+        1
+    );
+    // A sender outside the network is refused before any key is derived for it.
+    assert_eq!(
+        deliver(&dp, STRANGER, &sealed(&peer, &frame), Instant::now()),
+        Err(DropReason::UnknownVtep)
+    );
+}
+
+#[test]
+fn encrypted_network_without_keys_accepts_nothing() {
+    let dp = Dataplane::new();
+    let p = plane_of(true);
+    dp.insert(Arc::clone(&p));
+    let (_, _, peer) = encrypted();
+    let d = sealed(&peer, &ipv4_frame(mac(2), mac(3), 60));
+    assert_eq!(
+        deliver(&dp, PEER, &d, Instant::now()),
+        Err(DropReason::SealedNoKey)
+    );
+    assert!(p
+        .plane
+        .seal()
+        .is_some_and(|s| s.sealer(PEER, Instant::now()).is_err()));
 }

@@ -9,15 +9,16 @@ use crate::wire::{
 };
 
 /// The frames [`segment`] produced, back to back in one reusable buffer, each behind a copy
-/// of the headroom given at creation (the VXLAN header, for the engine): frames `i..j` with
-/// their headrooms are then one contiguous run of datagrams ([`Segments::run`]), as UDP
-/// segmentation offload wants them.
+/// of the headroom given at creation (the VXLAN header, for the engine) and before a tailroom
+/// of zeros (an encrypted network's tag): frames `i..j` with their rooms are then one
+/// contiguous run of datagrams ([`Segments::run`]), as UDP segmentation offload wants them.
 #[derive(Debug, Default)]
 pub struct Segments {
     buf: Vec<u8>,
     starts: Vec<usize>,
     ends: Vec<usize>,
     headroom: Vec<u8>,
+    tailroom: usize,
 }
 
 impl Segments {
@@ -26,8 +27,14 @@ impl Segments {
     }
 
     pub fn with_headroom(headroom: &[u8]) -> Segments {
+        Segments::with_rooms(headroom, 0)
+    }
+
+    /// Every frame behind `headroom` and before `tailroom` zero bytes.
+    pub fn with_rooms(headroom: &[u8], tailroom: usize) -> Segments {
         Segments {
             headroom: headroom.to_vec(),
+            tailroom,
             ..Segments::default()
         }
     }
@@ -51,12 +58,38 @@ impl Segments {
         &self.buf[self.starts[i]..self.ends[i]]
     }
 
-    /// Frames `range` with their headrooms, back to back. Panics if out of bounds.
+    /// Frames `range` with their rooms, back to back. Panics if out of bounds.
     pub fn run(&self, range: Range<usize>) -> &[u8] {
         if range.is_empty() {
             return &[];
         }
-        &self.buf[self.starts[range.start] - self.headroom.len()..self.ends[range.end - 1]]
+        &self.buf[self.starts[range.start] - self.headroom.len()
+            ..self.ends[range.end - 1] + self.tailroom]
+    }
+
+    /// The `i`th frame with its rooms: one datagram. Panics if `i >= len()`.
+    pub fn datagram_mut(&mut self, i: usize) -> &mut [u8] {
+        &mut self.buf[self.starts[i] - self.headroom.len()..self.ends[i] + self.tailroom]
+    }
+
+    /// The length of the `i`th frame with its rooms. Panics if `i >= len()`.
+    pub fn datagram_len(&self, i: usize) -> usize {
+        self.headroom.len() + (self.ends[i] - self.starts[i]) + self.tailroom
+    }
+
+    /// Appends a copy of frames `range` (with their rooms); returns where the copies are.
+    /// Panics if out of bounds.
+    pub fn duplicate(&mut self, range: Range<usize>) -> Range<usize> {
+        let first = self.len();
+        for i in range {
+            let (start, end) = (self.starts[i], self.ends[i]);
+            let from = start - self.headroom.len();
+            let at = self.buf.len();
+            self.buf.extend_from_within(from..end + self.tailroom);
+            self.starts.push(at + (start - from));
+            self.ends.push(at + (end - from));
+        }
+        first..self.len()
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &[u8]> + '_ {
@@ -67,24 +100,23 @@ impl Segments {
     pub fn truncate(&mut self, len: usize) {
         self.starts.truncate(len);
         self.ends.truncate(len);
-        self.buf.truncate(self.ends.last().copied().unwrap_or(0));
+        self.buf
+            .truncate(self.ends.last().map_or(0, |end| end + self.tailroom));
     }
 
-    /// Appends headroom and `bytes` as a new frame; returns where the frame starts in `buf`.
-    fn push(&mut self, bytes: &[u8]) -> usize {
+    /// Appends headroom, `parts` (together one frame) and tailroom; returns where the frame
+    /// is in `buf`.
+    fn push(&mut self, parts: &[&[u8]]) -> Range<usize> {
         self.buf.extend_from_slice(&self.headroom);
         let start = self.buf.len();
-        self.buf.extend_from_slice(bytes);
-        self.starts.push(start);
-        self.ends.push(self.buf.len());
-        start
-    }
-
-    fn extend_last(&mut self, bytes: &[u8]) {
-        self.buf.extend_from_slice(bytes);
-        if let Some(end) = self.ends.last_mut() {
-            *end = self.buf.len();
+        for part in parts {
+            self.buf.extend_from_slice(part);
         }
+        let end = self.buf.len();
+        self.buf.resize(end + self.tailroom, 0);
+        self.starts.push(start);
+        self.ends.push(end);
+        start..end
     }
 }
 
@@ -99,10 +131,9 @@ pub fn segment(
 ) -> Result<usize, OffloadError> {
     match hdr.gso_type {
         GsoType::None => {
-            let start = out.push(frame.frame());
+            let at = out.push(&[frame.frame()]);
             if hdr.needs_csum() {
-                let end = out.buf.len();
-                if let Err(e) = complete_checksum(hdr, frame, &mut out.buf[start..end]) {
+                if let Err(e) = complete_checksum(hdr, frame, &mut out.buf[at]) {
                     out.truncate(out.len() - 1);
                     return Err(e);
                 }
@@ -187,9 +218,8 @@ fn split_tcp(
         .chain(payload.is_empty().then_some(&[][..]))
         .enumerate()
     {
-        let start = out.push(headers);
-        out.extend_last(chunk);
-        let seg = &mut out.buf[start..];
+        let at = out.push(&[headers, chunk]);
+        let seg = &mut out.buf[at];
         let l4_len = tcp_len + chunk.len();
         match ip.version {
             IpVersion::V6 => {
