@@ -174,9 +174,10 @@ impl DirLock {
     }
 }
 
-/// Whether `dir` is shared with the parent process but this process's mounts are not: the
-/// process runs in a mount namespace of its own (as `ip netns exec` makes one) that sees the
-/// same directory as its parent. The namespaces vxnet pins by bind mounts under `dir` would
+/// Whether `dir` (or, while it does not exist, its nearest existing ancestor) is shared with
+/// the parent process but this process's mounts are not: the process runs in a mount
+/// namespace of its own (as `ip netns exec` makes one) that sees the same directory as its
+/// parent. The namespaces vxnet pins by bind mounts under `dir` would
 /// then die with the process, while the data dir says they exist. `false` when this cannot be
 /// told (the parent's namespace is not readable) and when the parent sees another directory
 /// there (a container with a data dir of its own: mounts and data dir live and die together).
@@ -195,9 +196,14 @@ pub fn mounts_die_with_process(dir: &Path) -> bool {
     let Ok(absolute) = std::path::absolute(dir) else {
         return false;
     };
+    // A data dir not made yet will be made inside its nearest existing ancestor: asking about
+    // that one lets the caller refuse before it creates or changes anything.
+    let Some(existing) = absolute.ancestors().find(|p| p.exists()) else {
+        return false;
+    };
     let seen_by_parent = Path::new(&format!("/proc/{parent}/root"))
-        .join(absolute.strip_prefix("/").unwrap_or(absolute.as_path()));
-    ino(&absolute).is_some() && ino(&absolute) == ino(&seen_by_parent)
+        .join(existing.strip_prefix("/").unwrap_or(existing));
+    ino(existing).is_some() && ino(existing) == ino(&seen_by_parent)
 }
 
 /// The supplementary groups of the peer of the connected Unix socket `fd`, as they were when

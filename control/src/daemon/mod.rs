@@ -208,7 +208,12 @@ enum ControlEvent {
 /// Runs the daemon until SIGTERM/SIGINT, or until it cannot go on.
 pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     let data_dir = &config.data_dir;
-    // The data dir holds the cluster token and the state: the owner's alone.
+    // First, before anything is made or changed: a daemon that cannot keep its sandboxes
+    // alive refuses outright.
+    if sys::mounts_die_with_process(data_dir) {
+        return Err(DaemonError::PrivateMountNamespace(data_dir.clone()));
+    }
+    // The data dir holds the cluster keys and the state: the owner's alone.
     let loose = sys::private_dir(data_dir).map_err(|source| DaemonError::DataDir {
         path: data_dir.clone(),
         source,
@@ -239,9 +244,6 @@ pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         Ok((old, new)) if old != new => tracing::info!(old, new, "raised the open files limit"),
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "cannot raise the open files limit"),
-    }
-    if sys::mounts_die_with_process(data_dir) {
-        return Err(DaemonError::PrivateMountNamespace(data_dir.clone()));
     }
     let lock_path = data_dir.join("lock");
     let _lock = sys::DirLock::acquire(&lock_path)
