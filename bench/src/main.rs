@@ -1,8 +1,9 @@
 //! `vxnet-bench`: throughput and latency between two containers on two lab hosts, for vxnet,
 //! for Linux kernel vxlan with the same topology, and for the bare underlay
 //! (`--scenario dataplane`, the default), and sealed: vxnet with an `--encrypted` network
-//! against kernel vxlan inside kernel WireGuard (modes `vxnet-sealed`, `kernel-wg`); or the control plane of a three-host Raft cluster:
-//! commit latency, convergence and leader failover (`--scenario cluster`, see `cluster.rs`); or
+//! against kernel vxlan inside kernel WireGuard (modes `vxnet-sealed`, `kernel-wg`); or the
+//! control plane of a three-host Raft cluster: commit latency, convergence and leader failover
+//! (`--scenario cluster`, see `cluster.rs`); or
 //! the restart window of a daemon whose TAP outlives it: milliseconds from killing h1's daemon
 //! (SIGTERM and SIGKILL) to the first ping reply after it was started again, with the echo
 //! requests lost (`--scenario restart`, see `restart.rs`).
@@ -194,6 +195,14 @@ impl Mode {
     fn is_vxnet(self) -> bool {
         matches!(self, Mode::Vxnet | Mode::VxnetSealed)
     }
+
+    /// Whether the overlay crosses the underlay sealed.
+    fn sealing(self) -> Sealing {
+        match self {
+            Mode::VxnetSealed | Mode::KernelWg => Sealing::Sealed,
+            Mode::Vxnet | Mode::Kernel | Mode::Underlay => Sealing::Clear,
+        }
+    }
 }
 
 /// MTU of the lab's underlay links (the lab's default), the underlay mode's endpoint MTU.
@@ -221,21 +230,16 @@ fn lab_builder(args: &Args) -> LabBuilder {
 
 fn build(mode: Mode, args: &Args) -> Result<Topology> {
     let builder = lab_builder(args);
+    let sealing = mode.sealing();
     let (pair, mtu) = match mode {
-        Mode::Vxnet | Mode::VxnetSealed => {
-            let sealing = sealing_of(mode);
-            (
-                scenario::vxnet_pair_with(builder, sealing)?,
-                sealing.mtu(HostKind::Vxnet),
-            )
-        }
-        Mode::Kernel | Mode::KernelWg => {
-            let sealing = sealing_of(mode);
-            (
-                scenario::kernel_pair_with(builder, sealing)?,
-                sealing.mtu(HostKind::KernelVxlan),
-            )
-        }
+        Mode::Vxnet | Mode::VxnetSealed => (
+            scenario::vxnet_pair_with(builder, sealing)?,
+            sealing.mtu(HostKind::Vxnet),
+        ),
+        Mode::Kernel | Mode::KernelWg => (
+            scenario::kernel_pair_with(builder, sealing)?,
+            sealing.mtu(HostKind::KernelVxlan),
+        ),
         Mode::Underlay => {
             let lab = builder.hosts(HostKind::KernelVxlan, 2).build()?;
             let topo = Topology {
@@ -262,15 +266,6 @@ fn build(mode: Mode, args: &Args) -> Result<Topology> {
         mtu,
         lab: pair.lab,
     })
-}
-
-/// The sealing of a container-to-container mode.
-fn sealing_of(mode: Mode) -> Sealing {
-    if matches!(mode, Mode::VxnetSealed | Mode::KernelWg) {
-        Sealing::Sealed
-    } else {
-        Sealing::Clear
-    }
 }
 
 fn measure(mode: Mode, args: &Args) -> Result<ModeResult> {

@@ -9,7 +9,8 @@
 //!   shows both percentages instead (a ratio of two near-100 % losses says nothing, one of two
 //!   near-0 % ones is noise); counts with no kernel counterpart show "—".
 //! - The sealed modes are compared the same way in a column of their own, "sealed vs wg"
-//!   (vxnet-sealed ÷ kernel-wg, [`SEALED`]), shown when the run has either of them. Their
+//!   (vxnet-sealed ÷ kernel-wg, [`SEALED`]). A comparison column is shown when the run has
+//!   either of its modes ("vxnet vs kernel" also when it has neither pair). The sealed modes'
 //!   overlay MTU is smaller; the head of the tables lists every mode's.
 //! - One table per group, in [`Group::ALL`] order; the sweep has its own table of steps.
 
@@ -457,14 +458,9 @@ impl Report {
         self.modes.iter().find(|m| m.mode == name)
     }
 
-    /// vxnet ÷ kernel for `metric` ([`Report::ratio_of`] with [`PLAIN`]).
-    pub fn ratio(&self, metric: Metric) -> Option<f64> {
-        self.ratio_of(metric, PLAIN)
-    }
-
     /// `pair.mode` ÷ `pair.baseline` for `metric`, when both have a value, the baseline's is
     /// not zero and the metric is compared by ratio.
-    pub fn ratio_of(&self, metric: Metric, pair: Pairing) -> Option<f64> {
+    pub fn ratio(&self, metric: Metric, pair: Pairing) -> Option<f64> {
         if !matches!(metric.compare(), Compare::Higher | Compare::Lower) {
             return None;
         }
@@ -473,32 +469,29 @@ impl Report {
         (k != 0.0).then(|| vx / k)
     }
 
-    /// The "vxnet vs kernel" cell of `metric`.
-    pub fn comparison(&self, metric: Metric) -> String {
-        self.comparison_of(metric, PLAIN)
-    }
-
     /// The cell of `metric` in `pair`'s column.
-    pub fn comparison_of(&self, metric: Metric, pair: Pairing) -> String {
+    pub fn comparison(&self, metric: Metric, pair: Pairing) -> String {
         let value = |mode: &str| self.mode(mode).and_then(|m| m.median(metric));
         match metric.compare() {
             Compare::Loss => fmt_loss_pair(value(pair.mode), value(pair.baseline)),
-            Compare::Higher | Compare::Lower => fmt_ratio(self.ratio_of(metric, pair)),
+            Compare::Higher | Compare::Lower => fmt_ratio(self.ratio(metric, pair)),
             Compare::None => "—".into(),
         }
     }
 
-    /// The comparison columns this run has: [`PLAIN`] always, [`SEALED`] when either of its
-    /// modes ran.
+    /// The comparison columns this run has: each pairing of which either mode ran, and
+    /// [`PLAIN`] when there is none (a run of the underlay alone).
     fn pairings(&self) -> Vec<Pairing> {
-        let sealed = self
-            .modes
-            .iter()
-            .any(|m| m.mode == SEALED.mode || m.mode == SEALED.baseline);
-        if sealed {
-            vec![PLAIN, SEALED]
-        } else {
+        let ran = |p: &Pairing| {
+            self.modes
+                .iter()
+                .any(|m| m.mode == p.mode || m.mode == p.baseline)
+        };
+        let shown: Vec<Pairing> = [PLAIN, SEALED].into_iter().filter(ran).collect();
+        if shown.is_empty() {
             vec![PLAIN]
+        } else {
+            shown
         }
     }
 
@@ -517,17 +510,19 @@ impl Report {
                 "checksums finished in software (wire-like)"
             }
         );
-        let _ = writeln!(
-            s,
-            "vxnet vs kernel: vxnet's value as a multiple of the kernel's (N.NN×); for loss, \
-             vxnet's % vs the kernel's %"
-        );
         let pairings = self.pairings();
+        if pairings.contains(&PLAIN) {
+            let _ = writeln!(
+                s,
+                "vxnet vs kernel: vxnet's value as a multiple of the kernel's (N.NN×); for loss, \
+                 vxnet's % vs the kernel's %"
+            );
+        }
         if pairings.contains(&SEALED) {
             let _ = writeln!(
                 s,
-                "sealed vs wg: the same for vxnet-sealed (--encrypted, AES-256-GCM) against \
-                 kernel-wg (kernel vxlan inside kernel WireGuard)"
+                "sealed vs wg: vxnet-sealed's value as a multiple of kernel-wg's, the same way \
+                 (--encrypted network, AES-256-GCM, against kernel vxlan inside kernel WireGuard)"
             );
         }
         let mtus: Vec<String> = self
@@ -566,7 +561,7 @@ impl Report {
                     .iter()
                     .map(|&p| {
                         // Padded to the title, so the second column lines up.
-                        format!("{:<w$}", self.comparison_of(metric, p), w = p.title.len())
+                        format!("{:<w$}", self.comparison(metric, p), w = p.title.len())
                     })
                     .collect();
                 let _ = writeln!(s, "  {}", cells.join(" | ").trim_end());
@@ -670,7 +665,7 @@ impl Report {
         let ratios = |pair: Pairing| -> Value {
             Metric::ALL
                 .iter()
-                .map(|m| (m.key().to_string(), json!(self.ratio_of(*m, pair))))
+                .map(|m| (m.key().to_string(), json!(self.ratio(*m, pair))))
                 .collect::<serde_json::Map<String, Value>>()
                 .into()
         };

@@ -16,8 +16,9 @@
 //!   root.
 
 use std::fs;
+use std::io::Write;
 use std::net::Ipv4Addr;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::process::Command;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -52,7 +53,7 @@ impl Lab {
             .map_err(|e| {
                 anyhow!(
                     "this kernel ({}) has no WireGuard (CONFIG_WIREGUARD, module wireguard): \
-                     `ip link add {WG_DEV} type wireguard` failed: {e:#}",
+                     {e:#}",
                     kernel_release()
                 )
             })?;
@@ -60,9 +61,14 @@ impl Lab {
         let mut public = Vec::new();
         for &h in hosts {
             let key = self.host(h).data_dir().join("wg.key");
-            let private = wg(&mut Command::new("wg").arg("genkey"))?;
-            fs::write(&key, private.trim())
-                .and_then(|()| fs::set_permissions(&key, fs::Permissions::from_mode(0o600)))
+            let private = wg(Command::new("wg").arg("genkey"))?;
+            // Made 0600 before the key is in it, never readable by others.
+            fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&key)
+                .and_then(|mut f| f.write_all(private.trim().as_bytes()))
                 .with_context(|| format!("writing {}", key.display()))?;
             let mut pubkey = Command::new("sh");
             pubkey.args(["-c", "wg pubkey < \"$1\"", "sh"]).arg(&key);
