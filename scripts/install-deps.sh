@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the lab, the tests and the benchmark run: iproute2 (ip, bridge), ping, ethtool,
 # arping, iperf3, tcpdump, tshark, nsenter (util-linux), python3, nft (nftables: the chaos
-# suite's and recovery tests' cuts), gnuplot (the bench's plots), dockerd (docker.io: the lab's
+# suite's and recovery tests' cuts), gnuplot (the bench's plots), wg (wireguard-tools: the
+# bench's kernel-wg mode, which also needs a kernel with WireGuard), dockerd (docker.io: the lab's
 # Docker Engines, one per lab host) and a static busybox (busybox-static: the rootfs of the
 # lab's container image; a dynamically linked busybox would not run in it). Debian/Ubuntu, as
 # root. Does nothing when everything is already there. The lab starts dockerds of its own; a
@@ -22,6 +23,7 @@ have ethtool  || need+=(ethtool)
 have python3  || need+=(python3)
 have nft      || need+=(nftables)
 have gnuplot  || need+=(gnuplot-nox)
+have wg       || need+=(wireguard-tools)
 have dig      || need+=(dnsutils)
 have promtool || need+=(prometheus)
 have dockerd  || need+=(docker.io)

@@ -1,7 +1,9 @@
 //! `vxnet-bench`: throughput and latency between two containers on two lab hosts, for vxnet,
 //! for Linux kernel vxlan with the same topology, and for the bare underlay
-//! (`--scenario dataplane`, the default); or the control plane of a three-host Raft cluster:
-//! commit latency, convergence and leader failover (`--scenario cluster`, see `cluster.rs`); or
+//! (`--scenario dataplane`, the default), and sealed: vxnet with an `--encrypted` network
+//! against kernel vxlan inside kernel WireGuard (modes `vxnet-sealed`, `kernel-wg`); or the
+//! control plane of a three-host Raft cluster: commit latency, convergence and leader failover
+//! (`--scenario cluster`, see `cluster.rs`); or
 //! the restart window of a daemon whose TAP outlives it: milliseconds from killing h1's daemon
 //! (SIGTERM and SIGKILL) to the first ping reply after it was started again, with the echo
 //! requests lost (`--scenario restart`, see `restart.rs`).
@@ -17,7 +19,10 @@
 //! Rules of the dataplane scenario:
 //! - Every mode uses the same numbers (`vxnet_tests::scenario`: VNI 4100, 10.10.0.0/24, overlay
 //!   MTU 1450, c1 on host 0 sends to c2 on host 1); `underlay` runs host namespace to host
-//!   namespace (MTU 1500), the ceiling of what any overlay can reach on this machine.
+//!   namespace (MTU 1500), the ceiling of what any overlay can reach on this machine. The
+//!   sealed modes keep the numbers but not the MTU, which the seal shrinks (1426 for
+//!   `vxnet-sealed`, 1390 for `kernel-wg`: `scenario::Sealing::mtu`); the report lists each
+//!   mode's.
 //! - Each metric is measured `--repeat` times and the median is reported, because a shared
 //!   two-core machine is noisy.
 //! - The rate sweep and the RTT samples for the CDF are taken once per mode (the sweep is many
@@ -44,7 +49,7 @@ use vxnet_tests::iperf::{run_iperf, IperfTest};
 use vxnet_tests::lab::topology::host_addr;
 use vxnet_tests::lab::{HostKind, Lab, LabBuilder};
 use vxnet_tests::ping::{ping_with, PingOptions};
-use vxnet_tests::scenario::{self, C2_IP};
+use vxnet_tests::scenario::{self, Sealing, C2_IP};
 
 use analysis::{highest_rate_within, LatencySummary, SweepStep};
 use probe::{Delta, Sites, Snapshot, VxnetCounters};
@@ -75,7 +80,8 @@ struct Args {
     /// Length of each iperf3 run, in seconds.
     #[arg(long, default_value_t = 10)]
     duration: u64,
-    /// Comma-separated modes, run in this order: vxnet, kernel, underlay.
+    /// Comma-separated modes, run in this order: vxnet, kernel, underlay, vxnet-sealed
+    /// (--encrypted network), kernel-wg (kernel vxlan inside kernel WireGuard).
     #[arg(long, value_delimiter = ',', default_value = "vxnet,kernel,underlay")]
     modes: Vec<Mode>,
     /// Where to write the results as JSON.
@@ -168,6 +174,10 @@ enum Mode {
     Kernel,
     /// The two host namespaces directly, no overlay.
     Underlay,
+    /// Two vxnet hosts in one cluster, the network `--encrypted`.
+    VxnetSealed,
+    /// Two Linux kernel vxlan hosts whose VTEPs talk over kernel WireGuard.
+    KernelWg,
 }
 
 impl Mode {
@@ -176,9 +186,27 @@ impl Mode {
             Mode::Vxnet => "vxnet",
             Mode::Kernel => "kernel",
             Mode::Underlay => "underlay",
+            Mode::VxnetSealed => "vxnet-sealed",
+            Mode::KernelWg => "kernel-wg",
+        }
+    }
+
+    /// Whether the hosts run vxnet daemons.
+    fn is_vxnet(self) -> bool {
+        matches!(self, Mode::Vxnet | Mode::VxnetSealed)
+    }
+
+    /// Whether the overlay crosses the underlay sealed.
+    fn sealing(self) -> Sealing {
+        match self {
+            Mode::VxnetSealed | Mode::KernelWg => Sealing::Sealed,
+            Mode::Vxnet | Mode::Kernel | Mode::Underlay => Sealing::Clear,
         }
     }
 }
+
+/// MTU of the lab's underlay links (the lab's default), the underlay mode's endpoint MTU.
+const UNDERLAY_MTU: u32 = 1500;
 
 /// A built topology: the lab (kept alive while measuring) and who talks to whom.
 struct Topology {
@@ -188,6 +216,8 @@ struct Topology {
     client_ns: String,
     server_ns: String,
     server_ip: String,
+    /// MTU of the endpoints' interfaces.
+    mtu: u32,
 }
 
 /// A lab builder with the options every scenario on the two-host pair shares.
@@ -200,9 +230,16 @@ fn lab_builder(args: &Args) -> LabBuilder {
 
 fn build(mode: Mode, args: &Args) -> Result<Topology> {
     let builder = lab_builder(args);
-    let (pair, server_ip) = match mode {
-        Mode::Vxnet => (scenario::vxnet_pair_on(builder)?, C2_IP.to_string()),
-        Mode::Kernel => (scenario::kernel_pair_on(builder)?, C2_IP.to_string()),
+    let sealing = mode.sealing();
+    let (pair, mtu) = match mode {
+        Mode::Vxnet | Mode::VxnetSealed => (
+            scenario::vxnet_pair_with(builder, sealing)?,
+            sealing.mtu(HostKind::Vxnet),
+        ),
+        Mode::Kernel | Mode::KernelWg => (
+            scenario::kernel_pair_with(builder, sealing)?,
+            sealing.mtu(HostKind::KernelVxlan),
+        ),
         Mode::Underlay => {
             let lab = builder.hosts(HostKind::KernelVxlan, 2).build()?;
             let topo = Topology {
@@ -210,6 +247,7 @@ fn build(mode: Mode, args: &Args) -> Result<Topology> {
                 client_ns: lab.host(0).ns().to_string(),
                 server_ns: lab.host(1).ns().to_string(),
                 server_ip: host_addr(1).to_string(),
+                mtu: UNDERLAY_MTU,
                 lab,
             };
             vxnet_tests::ping::wait_reachable(
@@ -224,7 +262,8 @@ fn build(mode: Mode, args: &Args) -> Result<Topology> {
         containers: vec![pair.c1.ns.clone(), pair.c2.ns.clone()],
         client_ns: pair.c1.ns.clone(),
         server_ns: pair.c2.ns.clone(),
-        server_ip,
+        server_ip: C2_IP.to_string(),
+        mtu,
         lab: pair.lab,
     })
 }
@@ -232,6 +271,7 @@ fn build(mode: Mode, args: &Args) -> Result<Topology> {
 fn measure(mode: Mode, args: &Args) -> Result<ModeResult> {
     let topo = build(mode, args).with_context(|| format!("setting up mode {}", mode.name()))?;
     let mut result = ModeResult::new(mode.name());
+    result.mtu = Some(topo.mtu);
     let duration = Duration::from_secs(args.duration);
     let iperf_for = |test, duration| {
         run_iperf(
@@ -244,7 +284,7 @@ fn measure(mode: Mode, args: &Args) -> Result<ModeResult> {
         )
     };
     let iperf = |test| iperf_for(test, duration);
-    let sites = Sites::of(&topo.lab, 2, topo.containers.clone(), mode == Mode::Vxnet);
+    let sites = Sites::of(&topo.lab, 2, topo.containers.clone(), mode.is_vxnet());
     let hz = procfs::ticks_per_second();
     // Counters around one run: (what iperf3 saw, what changed meanwhile).
     let probed = |test, with_drops| -> Result<_> {
@@ -501,7 +541,7 @@ fn cluster_scenario(args: &Args) -> Result<()> {
 }
 
 fn dataplane(args: &Args) -> Result<()> {
-    if args.modes.contains(&Mode::Vxnet) {
+    if args.modes.iter().any(|m| m.is_vxnet()) {
         // Fail before spending minutes on the other modes.
         vxnet_tests::find_vxnet_bin()?;
     }

@@ -8,6 +8,10 @@
 //!   for metrics where a ratio means something; each table says which way is better. Loss
 //!   shows both percentages instead (a ratio of two near-100 % losses says nothing, one of two
 //!   near-0 % ones is noise); counts with no kernel counterpart show "—".
+//! - The sealed modes are compared the same way in a column of their own, "sealed vs wg"
+//!   (vxnet-sealed ÷ kernel-wg, [`SEALED`]). A comparison column is shown when the run has
+//!   either of its modes ("vxnet vs kernel" also when it has neither pair). The sealed modes'
+//!   overlay MTU is smaller; the head of the tables lists every mode's.
 //! - One table per group, in [`Group::ALL`] order; the sweep has its own table of steps.
 
 use std::collections::BTreeMap;
@@ -344,10 +348,39 @@ impl Metric {
     }
 }
 
+/// Two modes compared in a column of their own: `mode`'s value as a multiple of `baseline`'s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pairing {
+    /// Column title.
+    pub title: &'static str,
+    pub mode: &'static str,
+    pub baseline: &'static str,
+    /// JSON key of the ratios.
+    pub json_key: &'static str,
+}
+
+/// vxnet against kernel vxlan, both in the clear.
+pub const PLAIN: Pairing = Pairing {
+    title: "vxnet vs kernel",
+    mode: "vxnet",
+    baseline: "kernel",
+    json_key: "ratio_vxnet_over_kernel",
+};
+
+/// Encrypted vxnet against kernel vxlan inside kernel WireGuard.
+pub const SEALED: Pairing = Pairing {
+    title: "sealed vs wg",
+    mode: "vxnet-sealed",
+    baseline: "kernel-wg",
+    json_key: "ratio_vxnet_sealed_over_kernel_wg",
+};
+
 /// The samples of one mode.
 #[derive(Debug, Clone)]
 pub struct ModeResult {
     pub mode: String,
+    /// MTU of the endpoints' interfaces (the overlay's; the underlay's for `underlay`).
+    pub mtu: Option<u32>,
     pub samples: BTreeMap<Metric, Vec<f64>>,
     /// The rate sweep's steps, by rising offered rate.
     pub sweep: Vec<SweepStep>,
@@ -360,6 +393,7 @@ impl ModeResult {
     pub fn new(mode: &str) -> ModeResult {
         ModeResult {
             mode: mode.to_string(),
+            mtu: None,
             samples: BTreeMap::new(),
             sweep: Vec::new(),
             rtts_us: Vec::new(),
@@ -424,24 +458,40 @@ impl Report {
         self.modes.iter().find(|m| m.mode == name)
     }
 
-    /// vxnet ÷ kernel for `metric`, when both have a value, the kernel's is not zero and the
-    /// metric is compared by ratio.
-    pub fn ratio(&self, metric: Metric) -> Option<f64> {
+    /// `pair.mode` ÷ `pair.baseline` for `metric`, when both have a value, the baseline's is
+    /// not zero and the metric is compared by ratio.
+    pub fn ratio(&self, metric: Metric, pair: Pairing) -> Option<f64> {
         if !matches!(metric.compare(), Compare::Higher | Compare::Lower) {
             return None;
         }
-        let vx = self.mode("vxnet")?.median(metric)?;
-        let k = self.mode("kernel")?.median(metric)?;
+        let vx = self.mode(pair.mode)?.median(metric)?;
+        let k = self.mode(pair.baseline)?.median(metric)?;
         (k != 0.0).then(|| vx / k)
     }
 
-    /// The "vxnet vs kernel" cell of `metric`.
-    pub fn comparison(&self, metric: Metric) -> String {
+    /// The cell of `metric` in `pair`'s column.
+    pub fn comparison(&self, metric: Metric, pair: Pairing) -> String {
         let value = |mode: &str| self.mode(mode).and_then(|m| m.median(metric));
         match metric.compare() {
-            Compare::Loss => fmt_loss_pair(value("vxnet"), value("kernel")),
-            Compare::Higher | Compare::Lower => fmt_ratio(self.ratio(metric)),
+            Compare::Loss => fmt_loss_pair(value(pair.mode), value(pair.baseline)),
+            Compare::Higher | Compare::Lower => fmt_ratio(self.ratio(metric, pair)),
             Compare::None => "—".into(),
+        }
+    }
+
+    /// The comparison columns this run has: each pairing of which either mode ran, and
+    /// [`PLAIN`] when there is none (a run of the underlay alone).
+    fn pairings(&self) -> Vec<Pairing> {
+        let ran = |p: &Pairing| {
+            self.modes
+                .iter()
+                .any(|m| m.mode == p.mode || m.mode == p.baseline)
+        };
+        let shown: Vec<Pairing> = [PLAIN, SEALED].into_iter().filter(ran).collect();
+        if shown.is_empty() {
+            vec![PLAIN]
+        } else {
+            shown
         }
     }
 
@@ -460,11 +510,29 @@ impl Report {
                 "checksums finished in software (wire-like)"
             }
         );
-        let _ = writeln!(
-            s,
-            "vxnet vs kernel: vxnet's value as a multiple of the kernel's (N.NN×); for loss, \
-             vxnet's % vs the kernel's %"
-        );
+        let pairings = self.pairings();
+        if pairings.contains(&PLAIN) {
+            let _ = writeln!(
+                s,
+                "vxnet vs kernel: vxnet's value as a multiple of the kernel's (N.NN×); for loss, \
+                 vxnet's % vs the kernel's %"
+            );
+        }
+        if pairings.contains(&SEALED) {
+            let _ = writeln!(
+                s,
+                "sealed vs wg: vxnet-sealed's value as a multiple of kernel-wg's, the same way \
+                 (--encrypted network, AES-256-GCM, against kernel vxlan inside kernel WireGuard)"
+            );
+        }
+        let mtus: Vec<String> = self
+            .modes
+            .iter()
+            .filter_map(|m| m.mtu.map(|mtu| format!("{} {mtu}", m.mode)))
+            .collect();
+        if !mtus.is_empty() {
+            let _ = writeln!(s, "endpoint MTU: {}", mtus.join(", "));
+        }
         for group in Group::ALL {
             let metrics: Vec<Metric> = Metric::ALL
                 .into_iter()
@@ -473,9 +541,10 @@ impl Report {
             let _ = writeln!(s, "\n{}", group.title());
             let _ = write!(s, "{:<34}", "metric (median)");
             for m in &self.modes {
-                let _ = write!(s, "{:>10}", m.mode);
+                let _ = write!(s, "{:>w$}", m.mode, w = column_width(&m.mode));
             }
-            let _ = writeln!(s, "  vxnet vs kernel");
+            let titles: Vec<&str> = pairings.iter().map(|p| p.title).collect();
+            let _ = writeln!(s, "  {}", titles.join(" | "));
             for metric in metrics {
                 let _ = write!(s, "{:<34}", metric.label());
                 for m in &self.modes {
@@ -486,9 +555,16 @@ impl Report {
                     } else {
                         fmt_value(v)
                     };
-                    let _ = write!(s, "{cell:>10}");
+                    let _ = write!(s, "{cell:>w$}", w = column_width(&m.mode));
                 }
-                let _ = writeln!(s, "  {}", self.comparison(metric));
+                let cells: Vec<String> = pairings
+                    .iter()
+                    .map(|&p| {
+                        // Padded to the title, so the second column lines up.
+                        format!("{:<w$}", self.comparison(metric, p), w = p.title.len())
+                    })
+                    .collect();
+                let _ = writeln!(s, "  {}", cells.join(" | ").trim_end());
             }
             if group == Group::Sweep {
                 s.push_str(&self.sweep_table());
@@ -581,14 +657,18 @@ impl Report {
                     .collect();
                 o.insert("udp_sweep".into(), json!(sweep));
                 o.insert("ping_rtt_samples".into(), json!(m.rtts_us.len()));
+                o.insert("mtu".into(), json!(m.mtu));
                 o.insert("error".into(), json!(m.error));
                 (m.mode.clone(), Value::Object(o))
             })
             .collect();
-        let ratios: serde_json::Map<String, Value> = Metric::ALL
-            .iter()
-            .map(|m| (m.key().to_string(), json!(self.ratio(*m))))
-            .collect();
+        let ratios = |pair: Pairing| -> Value {
+            Metric::ALL
+                .iter()
+                .map(|m| (m.key().to_string(), json!(self.ratio(*m, pair))))
+                .collect::<serde_json::Map<String, Value>>()
+                .into()
+        };
         let mut doc = machine_facts();
         let rest = json!({
             "duration_secs": self.duration_secs,
@@ -596,7 +676,8 @@ impl Report {
             "veth_offloads": self.veth_offloads,
             "statistic": "median",
             "modes": Value::Object(modes),
-            "ratio_vxnet_over_kernel": Value::Object(ratios),
+            PLAIN.json_key: ratios(PLAIN),
+            SEALED.json_key: ratios(SEALED),
             "plots": json!(self.plots),
         });
         if let Value::Object(rest) = rest {
@@ -636,6 +717,11 @@ pub fn machine_line() -> String {
         text("nproc").unwrap_or_default(),
         text("cpu_model").unwrap_or_default()
     )
+}
+
+/// Width of a mode's table column: at least 10, and one space more than its name.
+fn column_width(mode: &str) -> usize {
+    (mode.chars().count() + 1).max(10)
 }
 
 /// A value for a table cell: `-` for none, fewer decimals for bigger numbers.

@@ -3,14 +3,18 @@
 //!
 //! Rules: every topology uses the same names and numbers ([`NET`], [`VNI`], [`SUBNET`],
 //! [`C1_IP`] on host 0, [`C2_IP`] on host 1, overlay MTU [`MTU`]), so results of different
-//! modes compare like with like. A returned [`Pair`] is ready to carry traffic: the first ping
-//! has already been answered (bounded wait).
+//! modes compare like with like. The sealed variants ([`Sealing::Sealed`]) differ only in what
+//! the seal needs: a smaller overlay MTU ([`Sealing::mtu`]), and for vxnet a two-host cluster
+//! instead of static peers (an encrypted network cannot have `--peer`s). A returned [`Pair`]
+//! is ready to carry traffic: the first ping has already been answered (bounded wait).
 
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 
+use crate::lab::cluster::REPLICATION_TIMEOUT;
 use crate::lab::topology::host_addr;
+use crate::lab::wireguard::{wg_addr, WG_MTU};
 use crate::lab::{Container, HostKind, KernelNetwork, Lab, LabBuilder};
 
 /// Name of the overlay.
@@ -24,6 +28,36 @@ pub const SUBNET_LEN: u8 = 24;
 /// Overlay MTU: underlay 1500 minus the 50 bytes VXLAN encapsulation adds (outer Ethernet 14,
 /// IPv4 20, UDP 8, VXLAN 8).
 pub const MTU: u32 = 1450;
+/// What AES-256-GCM adds to every datagram of a vxnet `--encrypted` network (README,
+/// "Encrypted networks"), so its overlay MTU is [`MTU`] minus this.
+pub const SEAL_OVERHEAD: u32 = 24;
+/// VXLAN's 50 bytes of encapsulation, taken from the carrier's MTU.
+const VXLAN_OVERHEAD: u32 = 50;
+
+/// Whether the pair's overlay crosses the underlay in the clear or sealed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Sealing {
+    /// Plain VXLAN on the underlay.
+    #[default]
+    Clear,
+    /// vxnet: the network is `--encrypted` (every datagram sealed with AES-256-GCM). Kernel
+    /// vxlan: the VTEPs talk over kernel WireGuard between the host namespaces (`wg0`,
+    /// ChaCha20-Poly1305), so the underlay carries only WireGuard's UDP.
+    Sealed,
+}
+
+impl Sealing {
+    /// The overlay MTU of a pair: [`MTU`] in the clear; sealed, vxnet leaves
+    /// [`SEAL_OVERHEAD`] for the seal and kernel vxlan sits inside WireGuard's [`WG_MTU`].
+    pub fn mtu(self, kind: HostKind) -> u32 {
+        match (self, kind) {
+            (Sealing::Clear, _) => MTU,
+            (Sealing::Sealed, HostKind::Vxnet) => MTU - SEAL_OVERHEAD,
+            (Sealing::Sealed, HostKind::KernelVxlan) => WG_MTU - VXLAN_OVERHEAD,
+        }
+    }
+}
+
 /// Address of container `c1` on host 0.
 pub const C1_IP: &str = "10.10.0.2";
 /// Address of container `c2` on host 1.
@@ -63,8 +97,31 @@ pub fn vxnet_pair_cold() -> Result<Pair> {
 
 /// [`vxnet_pair_cold`] on a lab made from `builder` (which must have no hosts yet).
 pub fn vxnet_pair_cold_on(builder: LabBuilder) -> Result<Pair> {
+    vxnet_pair_cold_with(builder, Sealing::Clear)
+}
+
+/// [`vxnet_pair_cold_on`], sealed or not. Sealed, the two hosts form a cluster and host 0
+/// creates net1 with `--encrypted` (same VNI and subnet), waited for on host 1.
+pub fn vxnet_pair_cold_with(builder: LabBuilder, sealing: Sealing) -> Result<Pair> {
     let lab = builder.hosts(HostKind::Vxnet, 2).build()?;
-    lab.vxnet_network(NET, VNI, SUBNET, &[0, 1], &[])?;
+    match sealing {
+        Sealing::Clear => lab.vxnet_network(NET, VNI, SUBNET, &[0, 1], &[])?,
+        Sealing::Sealed => {
+            lab.form_cluster(&[0, 1])?;
+            let vni = VNI.to_string();
+            lab.host(0).vxnet_checked(&[
+                "network",
+                "create",
+                "--encrypted",
+                "--subnet",
+                SUBNET,
+                "--vni",
+                &vni,
+                NET,
+            ])?;
+            lab.host(1).wait_networks(&[NET], REPLICATION_TIMEOUT)?;
+        }
+    }
     let c1 = lab.container(0, "c1")?;
     let c2 = lab.container(1, "c2")?;
     lab.host(0).connect(NET, &c1, C1_IP)?;
@@ -79,7 +136,12 @@ pub fn vxnet_pair() -> Result<Pair> {
 
 /// [`vxnet_pair`] on a lab made from `builder` (which must have no hosts yet).
 pub fn vxnet_pair_on(builder: LabBuilder) -> Result<Pair> {
-    let pair = vxnet_pair_cold_on(builder)?;
+    vxnet_pair_with(builder, Sealing::Clear)
+}
+
+/// [`vxnet_pair_cold_with`], warmed up.
+pub fn vxnet_pair_with(builder: LabBuilder, sealing: Sealing) -> Result<Pair> {
+    let pair = vxnet_pair_cold_with(builder, sealing)?;
     pair.wait_connected()?;
     Ok(pair)
 }
@@ -91,7 +153,12 @@ pub fn kernel_pair() -> Result<Pair> {
 
 /// [`kernel_pair`] on a lab made from `builder` (which must have no hosts yet).
 pub fn kernel_pair_on(builder: LabBuilder) -> Result<Pair> {
-    let pair = kernel_pair_cold_on(builder)?;
+    kernel_pair_with(builder, Sealing::Clear)
+}
+
+/// [`kernel_pair_cold_with`], warmed up.
+pub fn kernel_pair_with(builder: LabBuilder, sealing: Sealing) -> Result<Pair> {
+    let pair = kernel_pair_cold_with(builder, sealing)?;
     pair.wait_connected()?;
     Ok(pair)
 }
@@ -103,14 +170,29 @@ pub fn kernel_pair_cold() -> Result<Pair> {
 
 /// [`kernel_pair_cold`] on a lab made from `builder` (which must have no hosts yet).
 pub fn kernel_pair_cold_on(builder: LabBuilder) -> Result<Pair> {
+    kernel_pair_cold_with(builder, Sealing::Clear)
+}
+
+/// [`kernel_pair_cold_on`], sealed or not. Sealed, the host namespaces are joined by kernel
+/// WireGuard first (`Lab::wireguard`) and each `vx0` uses the `wg0` addresses as its local
+/// address and peer; this fails on a kernel without WireGuard.
+pub fn kernel_pair_cold_with(builder: LabBuilder, sealing: Sealing) -> Result<Pair> {
     let lab = builder.hosts(HostKind::KernelVxlan, 2).build()?;
+    if sealing == Sealing::Sealed {
+        lab.wireguard(&[0, 1])?;
+    }
     for (host, peer) in [(0, 1), (1, 0)] {
+        let (peer, tunnel) = match sealing {
+            Sealing::Clear => (host_addr(peer), None),
+            Sealing::Sealed => (wg_addr(peer), Some(wg_addr(host))),
+        };
         lab.kernel_network(
             host,
             &KernelNetwork {
                 vni: VNI,
-                mtu: MTU,
-                peers: vec![host_addr(peer)],
+                mtu: sealing.mtu(HostKind::KernelVxlan),
+                peers: vec![peer],
+                tunnel,
             },
         )?;
     }
@@ -142,6 +224,7 @@ pub fn vxnet_kernel_pair_cold() -> Result<Pair> {
             vni: VNI,
             mtu: MTU,
             peers: vec![lab.host(0).addr()],
+            tunnel: None,
         },
     )?;
     let c1 = lab.container(0, "c1")?;

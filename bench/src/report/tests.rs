@@ -33,8 +33,8 @@ fn ratio_and_missing_values() {
     k.add(Metric::Tcp1Gbps, 8.0);
     k.add(Metric::RttAvgUs, 50.0);
     r.modes = vec![vx, k];
-    assert_eq!(r.ratio(Metric::Tcp1Gbps), Some(0.25));
-    assert_eq!(r.ratio(Metric::RttAvgUs), None);
+    assert_eq!(r.ratio(Metric::Tcp1Gbps, PLAIN), Some(0.25));
+    assert_eq!(r.ratio(Metric::RttAvgUs, PLAIN), None);
     let j = r.to_json();
     assert_eq!(j["modes"]["vxnet"]["ping_rtt_avg_us"], Value::Null);
     assert_eq!(
@@ -71,10 +71,10 @@ fn loss_is_never_a_ratio_and_counts_have_none() {
     k.add(Metric::DropHostRcvbuf, 5.0);
     k.add(Metric::RttP99Us, 200.0);
     r.modes = vec![vx, k];
-    assert_eq!(r.ratio(Metric::Udp64LossPct), None);
-    assert_eq!(r.comparison(Metric::Udp64LossPct), "100 % vs 1.0 %");
-    assert_eq!(r.ratio(Metric::DropHostRcvbuf), None);
-    assert_eq!(r.comparison(Metric::DropHostRcvbuf), "—");
+    assert_eq!(r.ratio(Metric::Udp64LossPct, PLAIN), None);
+    assert_eq!(r.comparison(Metric::Udp64LossPct, PLAIN), "100 % vs 1.0 %");
+    assert_eq!(r.ratio(Metric::DropHostRcvbuf, PLAIN), None);
+    assert_eq!(r.comparison(Metric::DropHostRcvbuf, PLAIN), "—");
     let counts = format!(
         "{:<34}{:>10}{:>10}  —",
         Metric::DropHostRcvbuf.label(),
@@ -82,7 +82,7 @@ fn loss_is_never_a_ratio_and_counts_have_none() {
         5
     );
     assert!(r.table().contains(&counts), "{}", r.table());
-    assert_eq!(r.comparison(Metric::RttP99Us), "3.00×");
+    assert_eq!(r.comparison(Metric::RttP99Us, PLAIN), "3.00×");
     let t = r.table();
     assert!(!t.contains("99.56x") && !t.contains("99.56×"), "{t}");
     for g in Group::ALL {
@@ -132,4 +132,61 @@ fn keys_and_labels_are_unique() {
             m.label()
         );
     }
+}
+
+#[test]
+fn sealed_modes_get_their_own_column_ratios_and_mtus() {
+    let mode = |name: &str, gbps: f64, loss: f64, mtu: u32| {
+        let mut m = ModeResult::new(name);
+        m.add(Metric::Tcp1Gbps, gbps);
+        m.add(Metric::Udp64LossPct, loss);
+        m.mtu = Some(mtu);
+        m
+    };
+    let mut r = Report::new(3, 1, false);
+    r.modes = vec![
+        mode("vxnet", 3.0, 1.0, 1450),
+        mode("kernel", 4.0, 2.0, 1450),
+    ];
+    assert!(!r.table().contains("sealed vs wg"), "{}", r.table());
+    r.modes.push(mode("vxnet-sealed", 1.0, 5.0, 1426));
+    let alone = Report {
+        modes: r.modes[2..].to_vec(),
+        ..Report::new(3, 1, false)
+    };
+    let t = alone.table();
+    assert!(
+        t.contains("  sealed vs wg\n") && !t.contains("vxnet vs kernel"),
+        "{t}"
+    );
+    r.modes.push(mode("kernel-wg", 2.0, 0.5, 1390));
+    // The plain column still compares vxnet with kernel; the sealed one its own pair.
+    assert_eq!(r.ratio(Metric::Tcp1Gbps, PLAIN), Some(0.75));
+    assert_eq!(r.ratio(Metric::Tcp1Gbps, SEALED), Some(0.5));
+    assert_eq!(r.comparison(Metric::Udp64LossPct, SEALED), "5.0 % vs 0.5 %");
+    let t = r.table();
+    assert!(t.contains("vxnet vs kernel | sealed vs wg"), "{t}");
+    let row = format!(
+        "{:<34}{:>10}{:>10}{:>13}{:>10}  0.75×           | 0.50×",
+        Metric::Tcp1Gbps.label(),
+        "3.00",
+        "4.00",
+        "1.00",
+        "2.00"
+    );
+    assert!(t.contains(&row), "{row:?} not in\n{t}");
+    assert!(
+        t.contains("endpoint MTU: vxnet 1450, kernel 1450, vxnet-sealed 1426, kernel-wg 1390"),
+        "{t}"
+    );
+    let j = r.to_json();
+    assert_eq!(
+        j["ratio_vxnet_sealed_over_kernel_wg"]["tcp_1_stream_gbit_s"],
+        json!(0.5)
+    );
+    assert_eq!(
+        j["ratio_vxnet_over_kernel"]["tcp_1_stream_gbit_s"],
+        json!(0.75)
+    );
+    assert_eq!(j["modes"]["kernel-wg"]["mtu"], json!(1390));
 }

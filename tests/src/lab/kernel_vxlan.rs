@@ -3,7 +3,8 @@
 //!
 //! Rules:
 //! - A [`HostKind::KernelVxlan`] host runs no daemon. [`Lab::kernel_network`] gives it one
-//!   overlay: `vx0` (the VNI, dstport 4789, local = the host's underlay address) enslaved to
+//!   overlay: `vx0` (the VNI, dstport 4789, local = the host's underlay address, or a tunnel's
+//!   address when [`KernelNetwork::tunnel`] says so, see `wireguard.rs`) enslaved to
 //!   bridge `br0`, with an all-zero FDB entry per peer, so broadcast and unknown unicast are
 //!   replicated to every peer (head-end replication, no underlay multicast). MAC learning stays
 //!   on, so replies go straight to the VTEP they came from. This is the kernel side of
@@ -32,6 +33,10 @@ pub struct KernelNetwork {
     pub mtu: u32,
     /// Remote VTEPs that get broadcast/unknown traffic (all-zero FDB entries).
     pub peers: Vec<Ipv4Addr>,
+    /// The VTEP's own address when it is a tunnel's (WireGuard's `wg0`) rather than the host's
+    /// underlay address. Then `vx0` is bound to no device: the route to the peers (the
+    /// tunnel's subnet) picks the tunnel.
+    pub tunnel: Option<Ipv4Addr>,
 }
 
 impl Host {
@@ -54,29 +59,17 @@ impl Lab {
         }
         let ns = &h.ns;
         let mtu = net.mtu.to_string();
-        let addr = h.addr.to_string();
+        let addr = net.tunnel.unwrap_or(h.addr).to_string();
         let vni = net.vni.to_string();
         let port = VXLAN_PORT.to_string();
-        ip(
-            ns,
-            &[
-                "link",
-                "add",
-                "vx0",
-                "mtu",
-                &mtu,
-                "type",
-                "vxlan",
-                "id",
-                &vni,
-                "dstport",
-                &port,
-                "local",
-                &addr,
-                "dev",
-                HOST_UPLINK,
-            ],
-        )?;
+        let mut vx0 = vec![
+            "link", "add", "vx0", "mtu", &mtu, "type", "vxlan", "id", &vni, "dstport", &port,
+            "local", &addr,
+        ];
+        if net.tunnel.is_none() {
+            vx0.extend(["dev", HOST_UPLINK]);
+        }
+        ip(ns, &vx0)?;
         ip(ns, &["link", "add", "br0", "mtu", &mtu, "type", "bridge"])?;
         ip(
             ns,

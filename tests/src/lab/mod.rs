@@ -31,7 +31,8 @@
 //! [`host`] is one lab host (its namespace, its uplink, commands run in it); [`daemon`] starts,
 //! stops and kills vxnet daemons and drives their CLI; [`cluster`] forms Raft clusters of lab
 //! hosts and finds their leader; [`container`] makes container namespaces and connects them;
-//! [`kernel_vxlan`] sets up kernel vxlan hosts; [`teardown`] cleans up, also after a killed run;
+//! [`kernel_vxlan`] sets up kernel vxlan hosts; [`wireguard`] joins host namespaces with kernel
+//! WireGuard (the benchmark's sealed kernel anchor); [`teardown`] cleans up, also after a killed run;
 //! [`iproute`] reads what `ip` prints; [`docker`] runs a real Docker Engine on a lab host (a
 //! `dockerd` per host, in the host namespace, seeing only that host's plugin sockets in
 //! `/run/docker/plugins`, restartable with running containers, torn down with its containers;
@@ -52,6 +53,7 @@ mod private_mounts;
 pub mod seccomp;
 pub mod teardown;
 pub mod topology;
+pub mod wireguard;
 
 use std::fs;
 use std::net::{SocketAddrV4, UdpSocket};
