@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use vxnet_tests::lab::cluster::{CLUSTER_TIMEOUT, REPLICATION_TIMEOUT};
-use vxnet_tests::lab::daemon::is_one_error_line;
+use vxnet_tests::lab::daemon::{is_one_error_line, TimedOutput};
 use vxnet_tests::lab::topology::UNDERLAY_GATEWAY;
 use vxnet_tests::netns;
 use vxnet_tests::{require_root, wait_for, Lab};
@@ -233,6 +233,16 @@ fn hex_decode(hex: &str) -> Vec<u8> {
         .collect()
 }
 
+/// `vxnet cluster join` on h4 through `relay` with `token` (bounded).
+fn join_through(lab: &Lab, relay: &Relay, token: &str) -> TimedOutput {
+    lab.host(4)
+        .vxnet_timed(
+            &["cluster", "join", &relay.addr.to_string(), "--token", token],
+            Duration::from_secs(15),
+        )
+        .expect("CLI runs")
+}
+
 fn member_addr(lab: &Lab, host: usize) -> SocketAddrV4 {
     SocketAddrV4::new(lab.host(host).addr(), CLUSTER_PORT)
 }
@@ -297,19 +307,7 @@ fn members_replicate_over_mutual_tls_and_a_relay_can_neither_read_nor_alter() {
     // member drops the connection, and nothing is applied.
     let before = lab.host(0).members().expect("members").len();
     let relay = Relay::start(&lab, member_addr(&lab, 0), Tamper::AppData);
-    let out = lab
-        .host(4)
-        .vxnet_timed(
-            &[
-                "cluster",
-                "join",
-                &relay.addr.to_string(),
-                "--token",
-                &token,
-            ],
-            Duration::from_secs(15),
-        )
-        .expect("CLI runs");
+    let out = join_through(&lab, &relay, &token);
     assert!(!out.success(), "a tampered join went through");
     assert!(is_one_error_line(&out.stderr()), "{:?}", out.stderr());
     assert!(
@@ -330,19 +328,7 @@ fn members_replicate_over_mutual_tls_and_a_relay_can_neither_read_nor_alter() {
     let relay = Relay::start(&lab, member_addr(&lab, 0), Tamper::None);
     let other_ca = format!("vxnet-{}-{secret}", "ab".repeat(32));
     assert_ne!(&other_ca["vxnet-".len().."vxnet-".len() + 64], fingerprint);
-    let out = lab
-        .host(4)
-        .vxnet_timed(
-            &[
-                "cluster",
-                "join",
-                &relay.addr.to_string(),
-                "--token",
-                &other_ca,
-            ],
-            Duration::from_secs(15),
-        )
-        .expect("CLI runs");
+    let out = join_through(&lab, &relay, &other_ca);
     assert!(!out.success(), "joined a cluster the token does not name");
     assert!(
         is_one_error_line(&out.stderr()) && out.stderr().contains("TLS"),

@@ -212,16 +212,7 @@ fn docker_containers_on_two_hosts_share_a_vxnet_network() {
     engines[0]
         .docker_ok(&["rm", "-f", "web"])
         .expect("docker rm -f web");
-    wait_for(
-        "web's endpoint to leave",
-        Duration::from_secs(5),
-        Duration::from_millis(100),
-        || {
-            let text = lab.host(1).vxnet_ok(&["network", "inspect", "shop"]);
-            Ok((!text.contains("10.90.0.10/")).then_some(()))
-        },
-    )
-    .expect("the endpoint is removed");
+    web_endpoint_leaves(&lab);
     run(&lab, &engines[1], "web2", &["--ip", "10.90.0.10"]);
 
     // A Docker network of the same name but another subnet cannot join the cluster's.
@@ -300,6 +291,20 @@ fn create_shop(engines: &[Docker]) {
         ])
         .expect("docker network create");
     }
+}
+
+/// Waits (bounded) until web's endpoint (10.90.0.10) has left `shop` on h1.
+fn web_endpoint_leaves(lab: &Lab) {
+    wait_for(
+        "web's endpoint to leave",
+        Duration::from_secs(5),
+        Duration::from_millis(100),
+        || {
+            let text = lab.host(1).vxnet_ok(&["network", "inspect", "shop"]);
+            Ok((!text.contains("10.90.0.10/")).then_some(()))
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", plugin_log(lab)));
 }
 
 /// Lines of a busybox `ping` log that are replies.
@@ -406,16 +411,7 @@ fn a_dockerd_restart_keeps_containers_connected() {
     // Docker still manages the endpoint: docker rm -f removes it from vxnet.
     h0.docker_ok(&["rm", "-f", "web"])
         .expect("docker rm -f web");
-    wait_for(
-        "web's endpoint to leave",
-        Duration::from_secs(5),
-        Duration::from_millis(100),
-        || {
-            let text = lab.host(1).vxnet_ok(&["network", "inspect", "shop"]);
-            Ok((!text.contains("10.90.0.10/")).then_some(()))
-        },
-    )
-    .unwrap_or_else(|e| panic!("{e:#}\n{}", plugin_log(&lab)));
+    web_endpoint_leaves(&lab);
 
     // A restarted engine's teardown still leaves nothing: no process, mount or cgroup.
     let footprints: Vec<_> = engines.iter().map(Docker::footprint).collect();
