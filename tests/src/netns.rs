@@ -12,6 +12,7 @@
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -156,6 +157,8 @@ pub struct MountEntry {
     pub fs_type: String,
     /// Root of the mount within its filesystem: `net:[4026532...]` for a network namespace.
     pub root: String,
+    /// Has a `shared:N` tag: in a peer group, so mounts under it propagate.
+    pub shared: bool,
 }
 
 /// Parses the text of a mountinfo file. Malformed lines are skipped.
@@ -170,8 +173,11 @@ pub fn parse_mountinfo(text: &str) -> Vec<MountEntry> {
             }
             Some(MountEntry {
                 root: unescape_mount(fields[3]),
-                mount_point: PathBuf::from(unescape_mount(fields[4])),
+                mount_point: PathBuf::from(std::ffi::OsStr::from_bytes(&unescape_mountinfo(
+                    fields[4],
+                ))),
                 fs_type: fields.get(sep + 1)?.to_string(),
+                shared: fields[6..sep].iter().any(|f| f.starts_with("shared:")),
             })
         })
         .collect()

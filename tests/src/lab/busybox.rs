@@ -55,6 +55,28 @@ pub fn busybox_rootfs_tar() -> Result<&'static [u8]> {
         .map_err(|e| anyhow!("{e}"))
 }
 
+/// Imports the busybox rootfs into an engine as `image`: writes the tar into `dir` and runs
+/// `import --change 'CMD ["sh"]' TAR IMAGE` through `engine` (Docker's or Podman's CLI, which
+/// take the same words), then removes the tar.
+pub(super) fn import_into(
+    dir: &std::path::Path,
+    image: &str,
+    engine: impl FnOnce(&[&str]) -> Result<String>,
+) -> Result<()> {
+    let tar = busybox_rootfs_tar()?;
+    let file = dir.join("busybox-rootfs.tar");
+    fs::write(&file, tar).with_context(|| format!("writing {}", file.display()))?;
+    let imported = engine(&[
+        "import",
+        "--change",
+        r#"CMD ["sh"]"#,
+        &file.to_string_lossy(),
+        image,
+    ]);
+    let _ = fs::remove_file(&file);
+    imported.map(drop)
+}
+
 fn build_busybox_tar() -> Result<Vec<u8>> {
     let busybox = ["/bin/busybox", "/usr/bin/busybox"]
         .into_iter()

@@ -11,9 +11,9 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::private_mounts::parse_mountinfo;
 use super::teardown::STALE_AFTER;
 use super::topology::owner_of;
+use crate::netns::parse_mountinfo;
 
 /// Starts the name of every lab cgroup: `vxnet-lab-PREFIX-h<i>`.
 pub(super) const CGROUP_TAG: &str = "vxnet-lab-";
@@ -24,7 +24,7 @@ pub(super) fn cgroup_roots() -> Vec<PathBuf> {
     parse_mountinfo(&text)
         .into_iter()
         .filter(|m| m.fs_type == "cgroup" || m.fs_type == "cgroup2")
-        .map(|m| m.point)
+        .map(|m| m.mount_point)
         .collect()
 }
 

@@ -524,18 +524,7 @@ impl Docker {
 
     /// Imports [`BUSYBOX_IMAGE`] (built once per process, see [`busybox_rootfs_tar`]).
     pub fn import_busybox(&self) -> Result<()> {
-        let tar = busybox_rootfs_tar()?;
-        let file = self.dir.join("busybox-rootfs.tar");
-        fs::write(&file, tar).with_context(|| format!("writing {}", file.display()))?;
-        let imported = self.docker_ok(&[
-            "import",
-            "--change",
-            r#"CMD ["sh"]"#,
-            &file.to_string_lossy(),
-            BUSYBOX_IMAGE,
-        ]);
-        let _ = fs::remove_file(&file);
-        imported.map(drop)
+        super::busybox::import_into(&self.dir, BUSYBOX_IMAGE, |args| self.docker_ok(args))
     }
 
     /// What this engine could leave behind, to check once it is gone.

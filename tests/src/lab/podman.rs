@@ -56,7 +56,6 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 
-use super::busybox::busybox_rootfs_tar;
 use super::cgroups::{cgroups_named, remove_cgroups, CGROUP_TAG};
 use super::private_mounts::PrivateMounts;
 use super::{lock, Host, Lab};
@@ -343,18 +342,7 @@ default_network = "none"
 
     /// Imports [`BUSYBOX_IMAGE`] from [`busybox_rootfs_tar`].
     pub fn import_busybox(&self) -> Result<()> {
-        let tar = busybox_rootfs_tar()?;
-        let file = self.dir.join("busybox-rootfs.tar");
-        fs::write(&file, tar).with_context(|| format!("writing {}", file.display()))?;
-        let imported = self.podman_ok(&[
-            "import",
-            "--change",
-            r#"CMD ["sh"]"#,
-            &file.to_string_lossy(),
-            BUSYBOX_IMAGE,
-        ]);
-        let _ = fs::remove_file(&file);
-        imported.map(drop)
+        super::busybox::import_into(&self.dir, BUSYBOX_IMAGE, |args| self.podman_ok(args))
     }
 
     /// `podman run -d --name NAME --network NETWORK --cgroup-parent ... extra... IMAGE cmd...`;
@@ -566,7 +554,7 @@ fn podman_mounts(varlib: &Path) -> Result<PrivateMounts> {
     if !plan
         .mounts()
         .iter()
-        .any(|m| m.shared && m.point == netns_dir)
+        .any(|m| m.shared && m.mount_point == netns_dir)
     {
         bail!(
             "{} is not a shared mount: the namespaces Podman makes there would not be seen \

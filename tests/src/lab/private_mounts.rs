@@ -16,9 +16,11 @@ use std::ffi::CString;
 use std::fs;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result};
+
+use crate::netns::{parse_mountinfo, MountEntry};
 
 /// What the child does between fork and exec. See the module docs.
 pub(super) struct PrivateMounts {
@@ -31,7 +33,7 @@ pub(super) struct PrivateMounts {
     /// `(source, target)` bind mounts, in order.
     binds: Vec<(CString, CString)>,
     /// The mounts of the test's namespace, as read by `new`.
-    mounts: Vec<MountLine>,
+    mounts: Vec<MountEntry>,
 }
 
 impl PrivateMounts {
@@ -42,8 +44,8 @@ impl PrivateMounts {
         let mounts = parse_mountinfo(&text);
         let slaves = mounts
             .iter()
-            .filter(|m| m.shared && !m.point.starts_with(keep_shared))
-            .map(|m| cstring(&m.point))
+            .filter(|m| m.shared && !m.mount_point.starts_with(keep_shared))
+            .map(|m| cstring(&m.mount_point))
             .collect::<Result<_>>()?;
         Ok(PrivateMounts {
             slaves,
@@ -55,7 +57,7 @@ impl PrivateMounts {
     }
 
     /// The test's mounts as `new` read them.
-    pub(super) fn mounts(&self) -> &[MountLine] {
+    pub(super) fn mounts(&self) -> &[MountEntry] {
         &self.mounts
     }
 
@@ -63,8 +65,8 @@ impl PrivateMounts {
     /// then pins no namespace of another lab.
     pub(super) fn detach_namespace_files(mut self, keep: &Path) -> Result<PrivateMounts> {
         for m in &self.mounts {
-            if m.fs_type == "nsfs" && !m.point.starts_with(keep) {
-                self.detach.push(cstring(&m.point)?);
+            if m.fs_type == "nsfs" && !m.mount_point.starts_with(keep) {
+                self.detach.push(cstring(&m.mount_point)?);
             }
         }
         Ok(self)
@@ -132,36 +134,6 @@ fn cstring(p: &Path) -> Result<CString> {
         .with_context(|| format!("{} has a NUL byte", p.display()))
 }
 
-/// One line of a mountinfo file, the parts a plan needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct MountLine {
-    pub(super) point: PathBuf,
-    pub(super) fs_type: String,
-    /// Has a `shared:N` tag: in a peer group, so mounts under it propagate.
-    pub(super) shared: bool,
-}
-
-/// Parses mountinfo text; malformed lines are skipped.
-pub(super) fn parse_mountinfo(text: &str) -> Vec<MountLine> {
-    text.lines()
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split(' ').collect();
-            // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [optional...] - FSTYPE SOURCE SUPER
-            let sep = fields.iter().position(|f| *f == "-")?;
-            if sep < 6 {
-                return None;
-            }
-            Some(MountLine {
-                point: PathBuf::from(std::ffi::OsStr::from_bytes(
-                    &crate::netns::unescape_mountinfo(fields[4]),
-                )),
-                fs_type: fields.get(sep + 1)?.to_string(),
-                shared: fields[6..sep].iter().any(|f| f.starts_with("shared:")),
-            })
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,10 +150,10 @@ garbage line\n";
         assert_eq!(m.len(), 4);
         assert!(!m[0].shared);
         assert!(m[1].shared);
-        assert_eq!(m[2].point, Path::new("/run/netns/vl1x0-h0"));
+        assert_eq!(m[2].mount_point, Path::new("/run/netns/vl1x0-h0"));
         assert_eq!(m[2].fs_type, "nsfs");
         assert!(m[2].shared);
-        assert_eq!(m[3].point, Path::new("/tmp/a b"));
+        assert_eq!(m[3].mount_point, Path::new("/tmp/a b"));
         assert!(!m[3].shared, "a slave is not shared");
     }
 }
