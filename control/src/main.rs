@@ -65,6 +65,7 @@ fn run_daemon(args: DaemonArgs, socket: std::path::PathBuf) -> anyhow::Result<()
         offloads: !args.no_offloads,
         kernel: args.kernel,
         busy_poll: std::time::Duration::from_micros(u64::from(args.busy_poll)),
+        queues: args.queues.map(usize::from),
         force_new_cluster: args.force_new_cluster,
         dns: args.dns,
         docker_plugin: args.docker_plugin,

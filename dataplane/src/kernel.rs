@@ -85,6 +85,10 @@ impl FromStr for KernelVersion {
     }
 }
 
+/// `IFF_MULTI_QUEUE`: a TAP with one file (queue) per forwarding worker.
+pub const MULTI_QUEUE_TAP: KernelVersion = KernelVersion::new(3, 8);
+/// `SO_REUSEPORT`: several sockets on one UDP port, the kernel spreading flows over them.
+pub const REUSEPORT: KernelVersion = KernelVersion::new(3, 9);
 /// `UDP_SEGMENT`: the kernel cuts one large send into datagrams (UDP GSO).
 pub const UDP_SEGMENT: KernelVersion = KernelVersion::new(4, 18);
 /// `UDP_GRO`: the kernel merges received datagrams of a flow into one read.
@@ -162,5 +166,7 @@ mod tests {
         assert!(allows(Some(KernelVersion::new(4, 18)), UDP_SEGMENT));
         assert!(!allows(Some(KernelVersion::new(4, 17)), UDP_SEGMENT));
         assert!(allows(None, UDP_GRO));
+        assert!(allows(old, MULTI_QUEUE_TAP) && allows(old, REUSEPORT));
+        assert!(!allows(Some(KernelVersion::new(3, 8)), REUSEPORT));
     }
 }

@@ -4,6 +4,9 @@
 //! detection finds the kernel refusing them. A daemon without the filter on this machine's
 //! kernel uses both, so the assertions above can fail; and `--kernel` alone, without the filter,
 //! takes away what is newer than its version (4.18: UDP GSO but no GRO; 3.10: neither).
+//! Forwarding workers (`--queues`) need a multi-queue TAP (3.8) and `SO_REUSEPORT` (3.9):
+//! a daemon asked for three runs three sockets on the VXLAN port and three files on its TAP,
+//! under the 3.10 filter too, and one of each with `--kernel 3.8`.
 
 use std::time::Duration;
 
@@ -161,6 +164,88 @@ fn without_the_filter_this_kernel_gives_udp_gso_and_gro_unless_kernel_says_no() 
                 flags[h]
             );
         }
+    }
+}
+
+/// How many UDP sockets are bound on the VXLAN port in `host`'s namespace.
+fn vxlan_sockets(host: &Host) -> usize {
+    let out = host
+        .exec(&["ss", "-H", "-u", "-l", "-n", "sport = :4789"])
+        .expect("ss");
+    assert!(out.status.success(), "ss: {out:?}");
+    String::from_utf8_lossy(&out.stdout).lines().count()
+}
+
+/// How many files the daemon of `host` has open on a TAP named `vxtap0` (the kernel's fdinfo
+/// of a TUN file names its device): the queues it reads.
+fn tap_queues(host: &Host) -> usize {
+    let pid = host.daemon_pid().expect("daemon pid");
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fdinfo")).expect("fdinfo");
+    fds.filter_map(|fd| std::fs::read_to_string(fd.ok()?.path()).ok())
+        .filter(|info| info.lines().any(|l| l == "iff:\tvxtap0"))
+        .count()
+}
+
+#[test]
+fn forwarding_workers_share_the_vxlan_port_and_the_tap() {
+    if !require_root() {
+        return;
+    }
+    // h0 runs three workers under the 3.10 filter (3.10 has both features); h1 is told 3.8,
+    // which has multi-queue TAPs but no SO_REUSEPORT.
+    let lab = Lab::builder()
+        .hosts(HostKind::Vxnet, 2)
+        .start_daemons(false)
+        .build()
+        .expect("lab");
+    let flags: [&[&str]; 2] = [&["--queues", "3"], &["--queues", "3", "--kernel", "3.8"]];
+    let envs = [[(KERNEL_ENV, "3.10-filter-only")], [(KERNEL_ENV, "")]];
+    for h in 0..2 {
+        lab.host(h)
+            .start_daemon_with(flags[h], &envs[h])
+            .expect("daemon");
+    }
+    lab.vxnet_network(NET, VNI, SUBNET, &[0, 1], &[])
+        .expect("net1");
+    let c1 = lab.container(0, "c1").expect("c1");
+    let c2 = lab.container(1, "c2").expect("c2");
+    lab.host(0).connect(NET, &c1, C1_IP).expect("connect c1");
+    lab.host(1).connect(NET, &c2, C2_IP).expect("connect c2");
+    let pair = Pair { lab, c1, c2 };
+    pair.wait_connected().expect("c1 and c2 ping each other");
+    let (h0, h1) = (pair.lab.host(0), pair.lab.host(1));
+    assert_eq!(seccomp_filters(h0), "3", "h0 runs under the filter");
+    assert!(
+        offloads_line(h0).contains("queues=3"),
+        "{}",
+        offloads_line(h0)
+    );
+    assert!(
+        offloads_line(h1).contains("queues=1"),
+        "{}",
+        offloads_line(h1)
+    );
+    assert_eq!(vxlan_sockets(h0), 3, "h0: a SO_REUSEPORT group of three");
+    assert_eq!(vxlan_sockets(h1), 1, "h1: one socket without SO_REUSEPORT");
+    assert_eq!(tap_queues(h0), 3, "h0: three files on its TAP");
+    assert_eq!(tap_queues(h1), 1, "h1: one file on its TAP");
+    // Several flows both ways, spread over the workers, all arrive.
+    for (server, client, ip) in [(&pair.c2, &pair.c1, C2_IP), (&pair.c1, &pair.c2, C1_IP)] {
+        let result = run_iperf(
+            &server.ns,
+            &client.ns,
+            ip,
+            IperfTest::Tcp { streams: 4 },
+            Duration::from_secs(2),
+            pair.lab.root(),
+        )
+        .expect("iperf3 across the overlay");
+        assert!(
+            result.bits_per_second > 1e6,
+            "{} -> {}: {result:?}",
+            client.ns,
+            server.ns
+        );
     }
 }
 

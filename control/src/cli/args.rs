@@ -100,6 +100,11 @@ pub struct DaemonArgs {
     /// by default.
     #[arg(long, value_name = "USEC", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     pub busy_poll: u32,
+    /// Forwarding workers: receive sockets sharing the VXLAN port (SO_REUSEPORT) and queues
+    /// per network's TAP, each with its thread; flows spread over them. Default: one per core
+    /// (at most 16). 1 where the kernel (or --kernel) lacks multi-queue TAPs or SO_REUSEPORT.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=16))]
+    pub queues: Option<u8>,
     /// Start this data dir's state as a cluster of this host alone (recovery after the
     /// majority is lost for good); logs what it dropped.
     #[arg(long)]

@@ -111,6 +111,7 @@ impl Daemon {
             offloads: config.offloads,
             kernel: config.kernel,
             busy_poll: config.busy_poll,
+            queues: config.queues,
             sandbox_dir: config.data_dir.join("netns"),
             dns_upstreams: dns_upstreams(&config.dns),
             etc_netns: resolv_conf::ETC_NETNS.into(),

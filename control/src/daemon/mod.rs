@@ -70,6 +70,8 @@ pub struct DaemonConfig {
     pub kernel: Option<KernelVersion>,
     /// `--busy-poll`: how long forwarding threads poll after the last packet; zero: never.
     pub busy_poll: std::time::Duration,
+    /// `--queues`: forwarding workers; `None`: one per core.
+    pub queues: Option<usize>,
     /// `--force-new-cluster`: start as a cluster of this host alone.
     pub force_new_cluster: bool,
     /// `--dns`: where the networks' DNS forwards; empty: the host's `/etc/resolv.conf`.

@@ -34,6 +34,7 @@ fn a_dead_raft_node_ends_the_daemon_with_an_error() {
         offloads: false,
         kernel: None,
         busy_poll: Duration::ZERO,
+        queues: None,
         force_new_cluster: false,
         dns: Vec::new(),
         docker_plugin: None,

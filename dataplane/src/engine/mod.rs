@@ -1,20 +1,28 @@
 //! The drivers: threads that move bytes between TAP devices, the UDP socket and the forwarding
 //! core, and carry out its decisions.
 //!
-//! - One receive thread owns the socket bound on `local:port`; it takes datagrams in
-//!   `recvmmsg` batches, decapsulates them and writes each network's frames into its TAP —
-//!   through a [`Coalescer`](crate::core::offload::Coalescer) when the TAP has offloads, so that a run of TCP segments becomes
-//!   one write. With offloads it also enables UDP GRO on the socket (Linux 5.0+, detected at
-//!   start): the kernel then hands over up to 64 KB of one flow's datagrams per message, split
-//!   here at the size its cmsg gives. It also sweeps aged FDB entries.
-//! - One thread per network reads that network's TAP, splits offloaded superframes into wire
-//!   frames ([`crate::core::offload::segment`]), asks the core once per read (all segments of a
+//! - **Workers.** The engine runs [`EngineConfig::queues`] receive threads and, per network,
+//!   as many TAP threads: worker `q` has its own socket in a `SO_REUSEPORT` group on
+//!   `local:port` and reads queue `q` of every multi-queue TAP. The kernel spreads flows over
+//!   the sockets by their outer addresses and ports (which a sender varies per inner flow) and
+//!   over the TAP queues by the inner flow, so one flow's packets stay with one worker, in
+//!   order, while several flows use several cores. One queue where the kernel lacks either
+//!   feature (before 3.9, or `--kernel` below it).
+//! - A receive thread takes datagrams in `recvmmsg` batches, decapsulates them and writes each
+//!   network's frames into its TAP queue — through a [`Coalescer`](crate::core::offload::Coalescer)
+//!   when the TAP has offloads, so that a run of TCP segments becomes one write. With offloads
+//!   it also enables UDP GRO on its socket (Linux 5.0+, detected at start): the kernel then
+//!   hands over up to 64 KB of one flow's datagrams per message, split here at the size its
+//!   cmsg gives. Worker 0 also sweeps aged FDB entries.
+//! - A TAP thread reads its queue, splits offloaded superframes into wire frames
+//!   ([`crate::core::offload::segment`]), asks the core once per read (all segments of a
 //!   superframe share their headers, so they share the decision), and sends the datagrams with
 //!   `sendmmsg`: each is gathered from the VXLAN header and the frame, without a copy. It takes
-//!   what the TAP already holds, up to a batch, before sending.
-//! - Run to completion: the receive thread, having written into a TAP, forwards what that write
-//!   produced (replies, ACKs) in the same pass rather than waiting for the TAP's thread to wake.
-//!   Whoever reads a TAP holds its reader lock, so one flow's frames leave in order.
+//!   what the queue already holds, up to a batch, before sending.
+//! - Run to completion: a receive thread, having written into a TAP queue, forwards what that
+//!   write produced (replies, ACKs) in the same pass rather than waiting for the queue's thread
+//!   to wake; the kernel queues a flow's answers where the flow was written. Whoever reads a
+//!   queue holds its reader lock, so one flow's frames leave in order.
 //! - Socket buffers are set past `net.core.[rw]mem_max` (`SO_*BUFFORCE`), TAP queues to
 //!   [`crate::host::sandbox::TAP_QUEUE_LEN`] frames: bursts wait in the kernel, not in drops.
 //! - Datagrams leave from a small pool of sockets bound to distinct ephemeral ports, picked by
@@ -80,6 +88,9 @@ pub struct EngineConfig {
     /// UDP GSO, before 5.0 no UDP GRO. `None`: whatever the running kernel offers. Features
     /// that are allowed are still detected at start ([`crate::kernel`]).
     pub kernel: Option<KernelVersion>,
+    /// Forwarding workers: receive sockets in the `SO_REUSEPORT` group, and queues (each with
+    /// its thread) per TAP. At least 1; cut to 1 where `kernel` forbids either feature.
+    pub queues: usize,
     /// After the last packet, the forwarding threads keep polling (without sleeping) this
     /// long before they block again: a wakeup less per packet while traffic flows, for CPU.
     /// Zero: never.
@@ -94,9 +105,42 @@ impl EngineConfig {
             send_sockets: 8,
             offloads: true,
             kernel: None,
+            queues: EngineConfig::one_per_core(),
             busy_poll: Duration::ZERO,
         }
     }
+
+    /// The default worker count: one per core this process may run on, at most
+    /// [`MAX_QUEUES`].
+    pub fn one_per_core() -> usize {
+        std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_QUEUES))
+    }
+
+    /// The workers the kernel limit allows: several need both a multi-queue TAP and
+    /// `SO_REUSEPORT`.
+    fn allowed_queues(&self) -> usize {
+        let several = kernel::allows(self.kernel, kernel::MULTI_QUEUE_TAP)
+            && kernel::allows(self.kernel, kernel::REUSEPORT);
+        if several {
+            self.queues.clamp(1, MAX_QUEUES)
+        } else {
+            1
+        }
+    }
+}
+
+/// Most workers the engine runs (`--queues`).
+pub const MAX_QUEUES: usize = 16;
+
+/// How the engine wants a network's TAP opened (`Sandbox::open_tap`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TapShape {
+    /// Vnet header, TSO and checksum offload, where the kernel agrees.
+    pub offloads: bool,
+    /// `IFF_MULTI_QUEUE` (Linux 3.8+).
+    pub multi_queue: bool,
+    /// Files to attach: one per worker (1 without `multi_queue`).
+    pub queues: usize,
 }
 
 /// A forwarding thread that stopped by itself: its name, and why.
@@ -137,19 +181,38 @@ fn spawn_forwarding(
         })
 }
 
-/// A network's TAP device; `vnet_hdr` when it was opened with offloads.
+/// A network's TAP device: its queues, one per worker; `vnet_hdr` when it was opened with
+/// offloads.
 pub struct TapDevice {
-    device: SyncDevice,
+    queues: Vec<TapQueue>,
     vnet_hdr: bool,
-    /// Held by whichever thread reads the TAP (its own thread, or the receive thread
-    /// forwarding what its write produced): frames of a flow leave in the order they came.
-    reader: Mutex<()>,
 }
 
 /// A network as the engine runs it: its plane and its TAP.
 pub type TapPort = Port<TapDevice>;
 
 impl TapDevice {
+    /// The queue worker `worker` reads and writes: its own, or one shared by several workers
+    /// when the TAP has fewer queues than the engine has workers.
+    fn queue(&self, worker: usize) -> &TapQueue {
+        &self.queues[worker % self.queues.len()]
+    }
+
+    /// How many queues the TAP has: its TAP threads.
+    pub fn queue_count(&self) -> usize {
+        self.queues.len()
+    }
+}
+
+/// One file of a (multi-queue) TAP.
+struct TapQueue {
+    device: SyncDevice,
+    /// Held by whichever thread reads the queue (its own thread, or a receive thread
+    /// forwarding what its write produced): frames of a flow leave in the order they came.
+    reader: Mutex<()>,
+}
+
+impl TapQueue {
     fn lock_reader(&self) -> std::sync::MutexGuard<'_, ()> {
         self.reader.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -164,8 +227,8 @@ impl TapDevice {
     }
 
     /// Writes one plain frame (behind a zero vnet header when the TAP has one).
-    fn write_frame(&self, frame: &[u8]) -> io::Result<()> {
-        if self.vnet_hdr {
+    fn write_frame(&self, frame: &[u8], vnet_hdr: bool) -> io::Result<()> {
+        if vnet_hdr {
             let hdr = [0u8; VNET_HDR_LEN];
             self.device
                 .send_vectored(&[io::IoSlice::new(&hdr), io::IoSlice::new(frame)])
@@ -184,16 +247,16 @@ fn wall_clock_nanos() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
-struct TapWorker {
-    stop: Arc<InterruptEvent>,
-    thread: Option<JoinHandle<()>>,
-}
+/// A network's TAP threads, one per queue, each with the event that stops it.
+struct TapWorkers(Vec<(Arc<InterruptEvent>, JoinHandle<()>)>);
 
-impl TapWorker {
-    fn stop(&mut self) {
-        let _ = self.stop.trigger();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+impl TapWorkers {
+    fn stop(self) {
+        for (stop, _) in &self.0 {
+            let _ = stop.trigger();
+        }
+        for (_, thread) in self.0 {
+            let _ = thread.join();
         }
     }
 }
@@ -202,17 +265,18 @@ pub struct Engine {
     config: EngineConfig,
     dataplane: Arc<Dataplane<TapDevice>>,
     senders: Arc<Senders>,
-    workers: Mutex<HashMap<Vni, TapWorker>>,
+    workers: Mutex<HashMap<Vni, TapWorkers>>,
     stop_rx: Arc<AtomicBool>,
-    rx_thread: Option<JoinHandle<()>>,
+    rx_threads: Vec<JoinHandle<()>>,
     failures: mpsc::Sender<ThreadFailure>,
     failed: Option<mpsc::Receiver<ThreadFailure>>,
 }
 
-fn bound_udp(addr: SocketAddrV4, reuse: bool) -> io::Result<UdpSocket> {
+/// A UDP socket bound on `addr`; with `reuse_port`, one of a `SO_REUSEPORT` group there.
+fn bound_udp(addr: SocketAddrV4, reuse_port: bool) -> io::Result<UdpSocket> {
     let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
-    if reuse {
-        socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
     }
     // Bigger buffers absorb bursts between two wakeups of our thread.
     set_buffer(&socket, libc::SO_RCVBUFFORCE, libc::SO_RCVBUF);
@@ -258,11 +322,39 @@ fn set_int_option(
     }
 }
 
+/// The receive sockets, one per worker, all bound on `local:port`: a `SO_REUSEPORT` group
+/// when there are several. Where the kernel refuses the option (before 3.9), one socket, and
+/// `config.queues` becomes 1.
+fn receive_group(config: &mut EngineConfig) -> io::Result<Vec<UdpSocket>> {
+    config.queues = config.allowed_queues();
+    let addr = SocketAddrV4::new(config.local, config.port);
+    let mut group = Vec::with_capacity(config.queues);
+    if config.queues > 1 {
+        match bound_udp(addr, true) {
+            Ok(first) => group.push(first),
+            Err(e) if e.raw_os_error() == Some(libc::ENOPROTOOPT) => {
+                tracing::info!("the kernel has no SO_REUSEPORT; one forwarding worker");
+                config.queues = 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if group.is_empty() {
+        group.push(bound_udp(addr, false)?);
+    }
+    while group.len() < config.queues {
+        group.push(bound_udp(addr, true)?);
+    }
+    for socket in &group {
+        socket.set_read_timeout(Some(RX_TICK))?;
+    }
+    Ok(group)
+}
+
 impl Engine {
-    /// Binds the sockets and starts the receive thread.
-    pub fn start(config: EngineConfig) -> io::Result<Engine> {
-        let rx = bound_udp(SocketAddrV4::new(config.local, config.port), false)?;
-        rx.set_read_timeout(Some(RX_TICK))?;
+    /// Binds the sockets and starts the receive threads.
+    pub fn start(mut config: EngineConfig) -> io::Result<Engine> {
+        let receivers = receive_group(&mut config)?;
         let sockets = (0..config.send_sockets.max(1))
             .map(|_| bound_udp(SocketAddrV4::new(config.local, 0), false))
             .collect::<io::Result<Vec<_>>>()?;
@@ -276,11 +368,12 @@ impl Engine {
         let gro = config.offloads
             && kernel::allows(config.kernel, kernel::UDP_GRO)
             && kernel::udp_gro_trusted()
-            && enable_udp_gro(&rx);
+            && receivers.iter().all(enable_udp_gro);
         tracing::info!(
             tap_offloads_asked = config.offloads,
             udp_gso = gso,
             udp_gro = gro,
+            queues = config.queues,
             kernel_limit = %config.kernel.map_or_else(|| "none".to_string(), |k| k.to_string()),
             "dataplane offloads"
         );
@@ -288,22 +381,34 @@ impl Engine {
         let stop_rx = Arc::new(AtomicBool::new(false));
         let (failures, failed) = mpsc::channel();
         let senders = Arc::new(Senders::new(sockets, config.port, gso));
-        let rx_thread = {
+        let mut rx_threads = Vec::with_capacity(receivers.len());
+        for (worker, socket) in receivers.into_iter().enumerate() {
             let dataplane = Arc::clone(&dataplane);
             let senders = Arc::clone(&senders);
             let stop = Arc::clone(&stop_rx);
-            spawn_forwarding("vxnet-rx".into(), &failures, move || {
-                receive_loop(rx, gro, &dataplane, &senders, &stop, config.busy_poll);
+            let busy_poll = config.busy_poll;
+            let thread = spawn_forwarding(format!("vxnet-rx-{worker}"), &failures, move || {
+                receive_loop(socket, worker, gro, &dataplane, &senders, &stop, busy_poll);
                 Ok(())
-            })?
-        };
+            });
+            match thread {
+                Ok(thread) => rx_threads.push(thread),
+                Err(e) => {
+                    stop_rx.store(true, Ordering::Relaxed);
+                    for t in rx_threads {
+                        let _ = t.join();
+                    }
+                    return Err(e);
+                }
+            }
+        }
         Ok(Engine {
             config,
             dataplane,
             senders,
             workers: Mutex::new(HashMap::new()),
             stop_rx,
-            rx_thread: Some(rx_thread),
+            rx_threads,
             failures,
             failed: Some(failed),
         })
@@ -329,59 +434,89 @@ impl Engine {
         self.config.local
     }
 
-    /// Whether TAPs should be opened with offloads (`Sandbox::open_tap`).
-    pub fn offloads(&self) -> bool {
-        self.config.offloads
+    /// How TAPs are to be opened (`Sandbox::open_tap`): with offloads or not, and one queue
+    /// per worker where the kernel limit allows multi-queue TAPs.
+    pub fn tap_shape(&self) -> TapShape {
+        TapShape {
+            offloads: self.config.offloads,
+            multi_queue: kernel::allows(self.config.kernel, kernel::MULTI_QUEUE_TAP),
+            queues: self.config.queues,
+        }
     }
 
-    /// Starts forwarding for a network whose frames come and go through `tap`. Replaces (and
-    /// stops) a network already running with the same VNI.
-    pub fn add_network(&self, config: NetworkConfig, tap: SyncDevice) -> io::Result<Arc<TapPort>> {
+    /// Starts forwarding for a network whose frames come and go through `queues`, the files
+    /// of one TAP (at least one): a thread each. Replaces (and stops) a network already
+    /// running with the same VNI.
+    pub fn add_network(
+        &self,
+        config: NetworkConfig,
+        queues: Vec<SyncDevice>,
+    ) -> io::Result<Arc<TapPort>> {
         self.remove_network(config.vni);
+        let Some(first) = queues.first() else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a TAP without a queue",
+            ));
+        };
+        let vnet_hdr = first.tcp_gso();
         // Non-blocking, so that a TAP thread can take what is queued without waiting; it
-        // waits for the first frame with `recv_intr`, which polls.
-        tap.set_nonblocking(true)?;
-        let vnet_hdr = tap.tcp_gso();
+        // waits for the first frame with `wait_readable_intr`, which polls.
+        for queue in &queues {
+            queue.set_nonblocking(true)?;
+        }
         let port = Arc::new(Port {
             plane: NetworkPlane::new(config, wall_clock_nanos()),
             device: TapDevice {
-                device: tap,
+                queues: queues
+                    .into_iter()
+                    .map(|device| TapQueue {
+                        device,
+                        reader: Mutex::new(()),
+                    })
+                    .collect(),
                 vnet_hdr,
-                reader: Mutex::new(()),
             },
         });
-        let stop = Arc::new(InterruptEvent::new()?);
-        let thread = {
-            let port = Arc::clone(&port);
-            let senders = Arc::clone(&self.senders);
-            let stop = Arc::clone(&stop);
-            let busy_poll = self.config.busy_poll;
-            let name = format!("vxnet-tap-{}", config.vni.get());
-            spawn_forwarding(name, &self.failures, move || {
-                tap_loop(&port, &senders, &stop, busy_poll)
-            })?
-        };
+        let mut workers = TapWorkers(Vec::new());
+        for worker in 0..port.device.queue_count() {
+            let started = InterruptEvent::new().and_then(|stop| {
+                let stop = Arc::new(stop);
+                let port = Arc::clone(&port);
+                let senders = Arc::clone(&self.senders);
+                let busy_poll = self.config.busy_poll;
+                let name = format!("vxnet-tap-{}-{worker}", config.vni.get());
+                let thread = {
+                    let stop = Arc::clone(&stop);
+                    spawn_forwarding(name, &self.failures, move || {
+                        tap_loop(&port, worker, &senders, &stop, busy_poll)
+                    })?
+                };
+                Ok((stop, thread))
+            });
+            match started {
+                Ok(started) => workers.0.push(started),
+                Err(e) => {
+                    workers.stop();
+                    return Err(e);
+                }
+            }
+        }
         self.dataplane.insert(Arc::clone(&port));
-        self.lock_workers().insert(
-            config.vni,
-            TapWorker {
-                stop,
-                thread: Some(thread),
-            },
-        );
+        self.lock_workers().insert(config.vni, workers);
         Ok(port)
     }
 
     /// Stops forwarding for `vni`; its TAP is closed once the threads have let go of it.
     pub fn remove_network(&self, vni: Vni) {
         self.dataplane.remove(vni);
-        let worker = self.lock_workers().remove(&vni);
-        if let Some(mut w) = worker {
+        let workers = self.lock_workers().remove(&vni);
+        if let Some(w) = workers {
             w.stop();
         }
     }
 
-    fn lock_workers(&self) -> std::sync::MutexGuard<'_, HashMap<Vni, TapWorker>> {
+    fn lock_workers(&self) -> std::sync::MutexGuard<'_, HashMap<Vni, TapWorkers>> {
         self.workers.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -395,7 +530,7 @@ impl Engine {
             self.remove_network(vni);
         }
         self.stop_rx.store(true, Ordering::Relaxed);
-        if let Some(t) = self.rx_thread.take() {
+        for t in self.rx_threads.drain(..) {
             let _ = t.join();
         }
     }

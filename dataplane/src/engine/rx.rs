@@ -1,4 +1,4 @@
-//! wire → TAP: the receive thread. It takes datagrams from the VXLAN socket in `recvmmsg`
+//! wire → TAP: a worker's receive thread. It takes datagrams from the VXLAN socket in `recvmmsg`
 //! batches (with UDP GRO where the kernel has it), asks the core about each, and writes each
 //! network's frames into its TAP — through a [`Coalescer`] when the TAP has offloads. It also
 //! sweeps aged FDB entries. An encrypted network's datagrams are opened in place in the
@@ -163,8 +163,11 @@ impl RxBatch {
     }
 }
 
+/// Worker `worker`'s receive thread: it writes into, and forwards from, queue `worker` of
+/// each TAP; worker 0 also sweeps aged FDB entries.
 pub(super) fn receive_loop(
     socket: UdpSocket,
+    worker: usize,
     gro: bool,
     dataplane: &Dataplane<TapDevice>,
     senders: &Senders,
@@ -186,7 +189,7 @@ pub(super) fn receive_loop(
         SyscallCounters::bump(&senders.syscalls.recvmmsg);
         let received = rx.recv(socket.as_raw_fd(), !polling);
         let now = Instant::now();
-        if now.duration_since(last_sweep) >= AGING_SWEEP {
+        if worker == 0 && now.duration_since(last_sweep) >= AGING_SWEEP {
             for port in dataplane.ports() {
                 port.plane.fdb.expire(now);
             }
@@ -238,7 +241,7 @@ pub(super) fn receive_loop(
                     coalescers.entry(vni).or_default().push(frame);
                 } else {
                     SyscallCounters::bump(&senders.syscalls.tap_writes);
-                    match tap.device.send(frame) {
+                    match tap.queue(worker).device.send(frame) {
                         Ok(_) => port.plane.counters.count_rx(frame.len()),
                         Err(_) => port.plane.counters.drops.bump(DropReason::TapWriteError),
                     }
@@ -248,23 +251,31 @@ pub(super) fn receive_loop(
         for port in batch.drain(..) {
             let vni = port.plane.config().vni;
             if let Some(coalescer) = coalescers.get_mut(&vni) {
-                write_coalesced(&port, coalescer, &senders.syscalls);
+                write_coalesced(&port, worker, coalescer, &senders.syscalls);
             }
             // What the writes produced, forwarded now; errors are the TAP thread's to report.
-            if let Some(_reader) = port.device.try_lock_reader() {
+            let queue = port.device.queue(worker);
+            if let Some(_reader) = queue.try_lock_reader() {
                 let pass = passes.entry(vni).or_insert_with(|| TapPass::new(&port));
-                let _ = pass.drain(&port, senders);
+                let _ = pass.drain(&port, queue, senders);
             }
         }
     }
 }
 
-/// Writes what `coalescer` merged into `port`'s TAP, counting every wire frame once.
-fn write_coalesced(port: &TapPort, coalescer: &mut Coalescer, syscalls: &SyscallCounters) {
+/// Writes what `coalescer` merged into `port`'s TAP (queue `worker`), counting every wire
+/// frame once.
+fn write_coalesced(
+    port: &TapPort,
+    worker: usize,
+    coalescer: &mut Coalescer,
+    syscalls: &SyscallCounters,
+) {
+    let queue = port.device.queue(worker);
     for write in coalescer.finish() {
         SyscallCounters::bump(&syscalls.tap_writes);
         let c = &port.plane.counters;
-        match port.device.device.send(write.bytes) {
+        match queue.device.send(write.bytes) {
             Ok(_) => {
                 c.rx_frames
                     .fetch_add(u64::from(write.frames), Ordering::Relaxed);

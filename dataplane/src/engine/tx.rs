@@ -1,4 +1,4 @@
-//! TAP → wire: one thread per network reads its TAP, splits offloaded superframes into wire
+//! TAP → wire: one thread per queue of each network's TAP reads it, splits offloaded superframes into wire
 //! frames, asks the core once per read, and sends the datagrams with `sendmmsg` (or UDP GSO
 //! where the kernel has it) from a small pool of sockets picked by the inner-flow hash.
 //!
@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use tun_rs::InterruptEvent;
 
-use super::{set_int_option, TapDevice, TapPort, MAX_FRAME};
+use super::{set_int_option, TapDevice, TapPort, TapQueue, MAX_FRAME};
 use crate::core::counters::{DropReason, SyscallCounters};
 use crate::core::forward::{NetworkPlane, TapAction};
 use crate::core::offload::{segment, Segments, VirtioNetHdr, VNET_HDR_LEN};
@@ -315,13 +315,15 @@ fn sockaddr(ip: Ipv4Addr, port: u16) -> libc::sockaddr_in {
 /// With `busy_poll`, it keeps draining until the TAP has been empty that long, then waits.
 pub(super) fn tap_loop(
     port: &TapPort,
+    worker: usize,
     senders: &Senders,
     stop: &InterruptEvent,
     busy_poll: Duration,
 ) -> io::Result<()> {
+    let queue = port.device.queue(worker);
     let mut pass = TapPass::new(port);
     loop {
-        match port.device.device.wait_readable_intr(stop) {
+        match queue.device.wait_readable_intr(stop) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {
                 if stop.is_trigger() {
@@ -334,8 +336,8 @@ pub(super) fn tap_loop(
         let mut last_frame = Instant::now();
         loop {
             let read = {
-                let _reader = port.device.lock_reader();
-                pass.drain(port, senders)?
+                let _reader = queue.lock_reader();
+                pass.drain(port, queue, senders)?
             };
             if read > 0 {
                 last_frame = Instant::now();
@@ -386,7 +388,12 @@ impl TapPass {
     /// sending every [`TX_BATCH`] datagrams; returns how many reads it forwarded. The caller
     /// holds the TAP's reader lock. An error other than "nothing more to read" is returned
     /// (after sending what was read).
-    pub(super) fn drain(&mut self, port: &TapPort, senders: &Senders) -> io::Result<usize> {
+    pub(super) fn drain(
+        &mut self,
+        port: &TapPort,
+        queue: &TapQueue,
+        senders: &Senders,
+    ) -> io::Result<usize> {
         let (tap, plane) = (&port.device, &port.plane);
         let mut reads = 0;
         loop {
@@ -394,12 +401,13 @@ impl TapPass {
             let now = Instant::now();
             let ended = loop {
                 SyscallCounters::bump(&senders.syscalls.tap_reads);
-                match tap.device.recv(&mut self.buf) {
+                match queue.device.recv(&mut self.buf) {
                     Ok(len) => {
                         reads += 1;
                         handle_tap_read(
                             &self.buf[..len],
                             tap,
+                            queue,
                             plane,
                             senders,
                             now,
@@ -430,6 +438,7 @@ impl TapPass {
 fn handle_tap_read(
     read: &[u8],
     tap: &TapDevice,
+    queue: &TapQueue,
     plane: &NetworkPlane,
     senders: &Senders,
     now: Instant,
@@ -492,7 +501,7 @@ fn handle_tap_read(
         }
         TapAction::Reply(n) => {
             SyscallCounters::bump(&senders.syscalls.tap_writes);
-            if tap.write_frame(&reply[..n]).is_err() {
+            if queue.write_frame(&reply[..n], tap.vnet_hdr).is_err() {
                 plane.counters.drops.bump(DropReason::TapWriteError);
             }
         }

@@ -74,6 +74,8 @@ pub struct HostConfig {
     pub kernel: Option<KernelVersion>,
     /// How long forwarding threads poll after the last packet before sleeping; zero: never.
     pub busy_poll: std::time::Duration,
+    /// Forwarding workers (`--queues`); `None`: one per core.
+    pub queues: Option<usize>,
     /// Where sandbox namespaces are pinned (under the daemon's data dir).
     pub sandbox_dir: PathBuf,
     /// Where the networks' DNS forwards names that are not theirs (`--dns`, else the host's
@@ -165,6 +167,9 @@ impl Host {
         engine_config.offloads = config.offloads;
         engine_config.kernel = config.kernel;
         engine_config.busy_poll = config.busy_poll;
+        if let Some(queues) = config.queues {
+            engine_config.queues = queues;
+        }
         let engine = Engine::start(engine_config).map_err(|e| {
             HostError::os(
                 format!(
@@ -535,9 +540,9 @@ fn start_network(
         prefix_len: net.prefix_len,
         mtu: net.mtu,
     })?;
-    let tap = sandbox.open_tap(engine.offloads())?;
+    let queues = sandbox.open_tap(engine.tap_shape())?;
     let port = engine
-        .add_network(net.plane_config(), tap)
+        .add_network(net.plane_config(), queues)
         .map_err(|e| HostError::os(format!("start forwarding for network {}", net.name), e))?;
     tracing::info!(network = %net.name, vni = net.vni.get(), "sandbox up");
     Ok(Running {

@@ -20,6 +20,12 @@
 //!   bridge port away: frames that arrive while no daemon reads are dropped, nothing else
 //!   changes. [`Sandbox::destroy`] deletes it. An open TAP fd keeps the sandbox namespace
 //!   alive, so close it before [`Sandbox::destroy`].
+//! - **One file per queue.** Where the kernel has it (3.8+), `vxtap0` is a multi-queue TAP
+//!   ([`TapShape`]) and [`Sandbox::open_tap`] attaches one file per forwarding worker. The
+//!   kernel hands each flow's frames to one queue, the one the flow's last frame was written
+//!   into, so a worker that writes a flow into the TAP reads that flow's answers. A TAP is
+//!   always opened with the same flag, whatever the number of queues, so a restart with
+//!   another `--queues` attaches to the TAP that is there.
 //! - **Stable gateway MAC.** `br0` gets the MAC [`MacAddr::for_ipv4`] of the gateway, the same rule
 //!   as endpoints. A bridge without a set MAC takes the lowest MAC of its ports, so the
 //!   gateway's MAC would change under the containers' ARP caches as veths come and go. Being
@@ -37,6 +43,7 @@ use tun_rs::{DeviceBuilder, Layer, SyncDevice};
 use super::egress::{self, TRANSIT_NAME};
 use super::error::{netlink_errno, HostError};
 use super::netns::{self, link_index, LinkSummary, NetnsWorker};
+use crate::engine::TapShape;
 use crate::wire::MacAddr;
 use vxnet_proto::types::{MTU_MAX, MTU_MIN};
 
@@ -164,34 +171,36 @@ impl Sandbox {
     /// from any thread. With `offloads` it is opened with TAP offloads if the kernel allows
     /// (see `tap_builder`); the engine reads which from the device. A `vxtap0` that cannot be
     /// opened again is deleted and made afresh.
-    pub fn open_tap(&self, offloads: bool) -> Result<SyncDevice, HostError> {
+    pub fn open_tap(&self, shape: TapShape) -> Result<Vec<SyncDevice>, HostError> {
         let spec = self.spec.clone();
         self.worker.run(move |h| async move {
             // Opened on this thread, so the TAP is born inside the sandbox namespace; with the
             // same name, TUNSETIFF attaches to the one that is there.
-            let device = match build_tap(offloads) {
+            let device = match build_tap(shape) {
                 Ok(device) => device,
                 Err(e) => {
+                    // Also a TAP an older daemon made with other flags (single-queue, say).
                     let Some(stale) = link_index(&h, TAP_NAME).await? else {
                         return Err(HostError::os("create TAP vxtap0", e));
                     };
                     tracing::warn!(netns = %spec.netns_path.display(), error = %e,
                         "cannot open the vxtap0 that is there; making it afresh");
                     delete_link(&h, stale, TAP_NAME).await?;
-                    build_tap(offloads).map_err(|e| HostError::os("create TAP vxtap0", e))?
+                    build_tap(shape).map_err(|e| HostError::os("create TAP vxtap0", e))?
                 }
             };
+            let queues = attach_queues(device, shape);
             // The queue of frames the kernel holds for us between two reads (500 by default):
             // room for several of the engine's batches, so a burst from the containers is not
             // dropped while the TAP's thread wakes up.
-            if let Err(e) = device.set_tx_queue_len(TAP_QUEUE_LEN) {
+            if let Err(e) = queues[0].set_tx_queue_len(TAP_QUEUE_LEN) {
                 tracing::debug!(error = %e, "cannot set the TAP's queue length; keeping the default");
             }
             let tap = link_index(&h, TAP_NAME).await?.ok_or_else(|| {
                 HostError::os("find TAP vxtap0", std::io::ErrorKind::NotFound.into())
             })?;
             let bridge = bridge_index(&h, &spec.netns_path).await?;
-            // On error `device` drops here, which removes the TAP: nothing is left half-made.
+            // On error `queues` drop here, which removes the TAP: nothing is left half-made.
             h.link()
                 .set(
                     LinkUnspec::new_with_index(tap)
@@ -205,10 +214,10 @@ impl Sandbox {
                 .map_err(|e| HostError::netlink("attach vxtap0 to br0", e))?;
             // Wired: from here on it outlives the daemon, so a restart keeps the bridge port
             // and loses only what arrives while no one reads.
-            device
+            queues[0]
                 .persist()
                 .map_err(|e| HostError::os("make vxtap0 persistent", e))?;
-            Ok(device)
+            Ok(queues)
         })
     }
 
@@ -487,30 +496,64 @@ impl Sandbox {
 /// With `offloads`, the TAP carries a `virtio_net_hdr` in front of every frame
 /// (IFF_VNET_HDR) and takes TCP superframes with unfinished checksums
 /// (`TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6`), which [`crate::core::offload`] splits and finishes.
-fn tap_builder(offloads: bool) -> DeviceBuilder {
+fn tap_builder(offloads: bool, multi_queue: bool) -> DeviceBuilder {
     DeviceBuilder::new()
         .name(TAP_NAME)
         .layer(Layer::L2)
         .packet_information(false)
         .offload(offloads)
-        .multi_queue(false)
+        .multi_queue(multi_queue)
         // Up/down, MTU and the bridge are set over netlink once it is a port.
         .inherit_enable_state()
 }
 
 /// Opens the TAP, with offloads if asked and the kernel agrees; otherwise without (said once
 /// per process). Whether the result has them: [`SyncDevice::tcp_gso`].
-fn build_tap(offloads: bool) -> std::io::Result<SyncDevice> {
+fn build_tap(shape: TapShape) -> std::io::Result<SyncDevice> {
     static FALLBACK_LOGGED: std::sync::Once = std::sync::Once::new();
-    if offloads {
-        match tap_builder(true).build_sync().and_then(tcp_offloads_only) {
+    if shape.offloads {
+        match tap_builder(true, shape.multi_queue)
+            .build_sync()
+            .and_then(tcp_offloads_only)
+        {
             Ok(device) => return Ok(device),
             Err(e) => FALLBACK_LOGGED.call_once(|| {
                 tracing::warn!(error = %e, "the kernel refuses TAP offloads; running without");
             }),
         }
     }
-    tap_builder(false).build_sync()
+    tap_builder(false, shape.multi_queue).build_sync()
+}
+
+/// The first queue and up to `shape.queues - 1` more attached to the same TAP; a queue the
+/// kernel refuses (its limit, no memory) leaves fewer workers, said once per process.
+fn attach_queues(first: SyncDevice, shape: TapShape) -> Vec<SyncDevice> {
+    static SHORT_LOGGED: std::sync::Once = std::sync::Once::new();
+    let mut queues = Vec::with_capacity(shape.queues.max(1));
+    let offloaded = first.tcp_gso();
+    queues.push(first);
+    while shape.multi_queue && queues.len() < shape.queues {
+        // Attaching a queue sets the device's offloads again (tun-rs adds UDP segmentation
+        // where it can): set them back to what the engine splits.
+        let queue = queues[0].try_clone().and_then(|q| {
+            if offloaded {
+                tcp_offloads_only(q)
+            } else {
+                Ok(q)
+            }
+        });
+        match queue {
+            Ok(q) => queues.push(q),
+            Err(e) => {
+                SHORT_LOGGED.call_once(|| {
+                    tracing::warn!(error = %e, attached = queues.len(),
+                        "cannot attach another TAP queue; running fewer workers");
+                });
+                break;
+            }
+        }
+    }
+    queues
 }
 
 /// tun-rs also turns on UDP segmentation (USO) where the kernel has it; vxnet splits TCP only,

@@ -50,6 +50,7 @@ fn loopback_host(dir: &Path) -> Host {
         offloads: false,
         kernel: None,
         busy_poll: std::time::Duration::ZERO,
+        queues: None,
         sandbox_dir: dir.to_path_buf(),
         dns_upstreams: crate::host::dns::Upstreams(Vec::new()),
         etc_netns: dir.join("etc-netns"),

@@ -109,7 +109,14 @@ fn open_tap_makes_a_persistent_bridge_port_and_replaces_leftovers() {
         .expect("leftover")
         .index;
 
-    let tap = sandbox.open_tap(false).expect("open tap");
+    let queues = sandbox
+        .open_tap(TapShape {
+            offloads: false,
+            multi_queue: true,
+            queues: 3,
+        })
+        .expect("open tap");
+    assert_eq!(queues.len(), 3, "one file per queue");
     let links = sandbox.links().expect("links");
     let br = find(&links, BRIDGE_NAME).expect("br0");
     let port = find(&links, TAP_NAME).expect("vxtap0");
@@ -131,9 +138,18 @@ fn open_tap_makes_a_persistent_bridge_port_and_replaces_leftovers() {
         shown.contains(&format!("qlen {TAP_QUEUE_LEN}")),
         "the TAP's queue is {TAP_QUEUE_LEN} frames: {shown}"
     );
+    let details = nsexec(
+        sandbox.netns_path(),
+        &["ip", "-d", "-o", "link", "show", TAP_NAME],
+    );
+    let details = String::from_utf8_lossy(&details.stdout);
+    assert!(
+        details.contains("multi_queue"),
+        "a multi-queue TAP: {details}"
+    );
 
-    let tap_was_offloaded = tap.tcp_gso();
-    drop(tap);
+    let tap_was_offloaded = queues.iter().any(|q| q.tcp_gso());
+    drop(queues);
     assert!(!tap_was_offloaded, "asked for no offloads");
     // Persistent: the daemon's exit (the fd closed) leaves the port where it is, and the next
     // open takes the same device, whatever its offloads.
@@ -141,12 +157,35 @@ fn open_tap_makes_a_persistent_bridge_port_and_replaces_leftovers() {
     let after = sandbox.links().expect("links");
     let kept = find(&after, TAP_NAME).expect("vxtap0 outlives its fd");
     assert_eq!((kept.index, kept.controller), (port.index, Some(br.index)));
-    let again = sandbox.open_tap(true).expect("reopen tap");
+    // Another number of queues attaches to the same device.
+    let again = sandbox
+        .open_tap(TapShape {
+            offloads: true,
+            multi_queue: true,
+            queues: 2,
+        })
+        .expect("reopen tap");
     let reopened = sandbox.links().expect("links");
     assert_eq!(find(&reopened, TAP_NAME).expect("vxtap0").index, port.index);
-    // Kernels since 2.6.27 take TSO on a TAP; this one must.
-    assert!(again.tcp_gso(), "asked for offloads");
+    // Kernels since 2.6.27 take TSO on a TAP; this one must, on every queue.
+    assert_eq!(again.len(), 2);
+    assert!(again.iter().all(|q| q.tcp_gso()), "asked for offloads");
+    drop(again);
+    // A TAP made with other flags (an older daemon's single-queue one) is made afresh.
+    let single = sandbox.open_tap(ONE_QUEUE).expect("open single-queue");
+    assert_eq!(single.len(), 1);
+    let replaced = sandbox.links().expect("links");
+    let fresh = find(&replaced, TAP_NAME).expect("vxtap0");
+    assert_ne!(fresh.index, port.index, "the multi-queue TAP was replaced");
+    assert_eq!(fresh.controller, Some(br.index), "and the new one wired");
 }
+
+/// A plain TAP: one queue, no offloads.
+const ONE_QUEUE: TapShape = TapShape {
+    offloads: false,
+    multi_queue: false,
+    queues: 1,
+};
 
 #[test]
 fn connect_wires_endpoints_and_the_gateway_answers() {
@@ -347,7 +386,11 @@ fn tap_is_wired_to_the_bridge_both_ways() {
     }
     let scratch = Scratch::new("wire");
     let sandbox = Sandbox::ensure(spec_in(&scratch)).expect("ensure");
-    let tap = sandbox.open_tap(false).expect("open tap");
+    let tap = sandbox
+        .open_tap(ONE_QUEUE)
+        .expect("open tap")
+        .pop()
+        .expect("a queue");
     tap.set_nonblocking(true).expect("nonblocking");
     let c1 = container(&scratch, "c1");
     let ep = endpoint(&c1, "eth0", 2);
