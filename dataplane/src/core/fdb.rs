@@ -1,14 +1,16 @@
 //! The forwarding database of one network: which VTEP a MAC lives behind, the IPv4→MAC table
 //! the ARP proxy answers from, and the VTEPs floods go to and datagrams may come from.
 //!
-//! Two tables, one writer each:
+//! Two tables, one writer side each:
 //! - The **control table** ([`ControlTable`]) holds what the control plane placed: endpoints
 //!   on this host (`local`) and on others (`control`), and the VTEP lists. It is immutable;
 //!   [`Fdb::install`] builds the next one and swaps it in with one atomic store, so a reader
 //!   sees the old table or the new one, never a mix, and a removed endpoint cannot linger.
 //!   Only the control plane calls `install`.
 //! - The **learned table** holds what the receive path saw on the wire. Only the receive
-//!   thread writes it ([`Fdb::learn`], [`Fdb::learn_arp`], [`Fdb::expire`]).
+//!   threads write it ([`Fdb::learn`], [`Fdb::learn_arp`], [`Fdb::expire`]): one per worker,
+//!   each write one insert under its shard's lock, so two threads that see one key at once
+//!   leave one of their two observations, and the key's next datagram refreshes it.
 //!
 //! Rules:
 //! - Control entries win: a lookup asks the control table first, and learning a MAC or an
@@ -270,7 +272,7 @@ impl Fdb {
         valid.then_some(e.value)
     }
 
-    /// Records that `mac` was seen behind `vtep` (receive thread only). Returns false when a
+    /// Records that `mac` was seen behind `vtep` (receive threads only). Returns false when a
     /// control-plane entry owns the MAC: learning never overrides it.
     pub fn learn(&self, mac: MacAddr, vtep: Ipv4Addr, now: Instant) -> bool {
         let generation = {
@@ -284,8 +286,8 @@ impl Fdb {
         true
     }
 
-    /// Records that `ip` answered from `mac` (an ARP packet from the wire; receive thread
-    /// only). Control entries win.
+    /// Records that `ip` answered from `mac` (an ARP packet from the wire; receive
+    /// threads only). Control entries win.
     pub fn learn_arp(&self, ip: Ipv4Addr, mac: MacAddr, now: Instant) {
         if ip.is_unspecified() || !mac.is_unicast_source() {
             return;
@@ -301,7 +303,7 @@ impl Fdb {
     }
 
     /// Removes learned entries older than the aging time, or older than the control plane's
-    /// letting go of their key (receive thread only). Returns how many went.
+    /// letting go of their key (receive threads only). Returns how many went.
     pub fn expire(&self, now: Instant) -> usize {
         let control = self.control();
         let before = self.macs.len() + self.arp.len();
