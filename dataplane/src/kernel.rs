@@ -89,6 +89,9 @@ impl FromStr for KernelVersion {
 pub const MULTI_QUEUE_TAP: KernelVersion = KernelVersion::new(3, 8);
 /// `SO_REUSEPORT`: several sockets on one UDP port, the kernel spreading flows over them.
 pub const REUSEPORT: KernelVersion = KernelVersion::new(3, 9);
+/// `VIRTIO_NET_HDR_GSO_UDP_L4` in what is written into a TAP: the kernel cuts a UDP superframe
+/// into datagrams (the TUN/TAP USO work of Linux 6.2).
+pub const TAP_UDP_SEGMENTATION: KernelVersion = KernelVersion::new(6, 2);
 /// `UDP_SEGMENT`: the kernel cuts one large send into datagrams (UDP GSO).
 pub const UDP_SEGMENT: KernelVersion = KernelVersion::new(4, 18);
 /// `UDP_GRO`: the kernel merges received datagrams of a flow into one read.

@@ -60,7 +60,7 @@ use std::time::Duration;
 use socket2::{Domain, Protocol, Socket, Type};
 use tun_rs::{InterruptEvent, SyncDevice};
 
-use self::rx::{enable_udp_gro, receive_loop};
+use self::rx::{enable_udp_gro, receive_loop, Receiver};
 use self::tx::{tap_loop, udp_gso_supported, Senders};
 use crate::core::counters::SyscallStats;
 use crate::core::forward::{Dataplane, NetworkConfig, NetworkPlane, Port};
@@ -369,10 +369,17 @@ impl Engine {
             && kernel::allows(config.kernel, kernel::UDP_GRO)
             && kernel::udp_gro_trusted()
             && receivers.iter().all(enable_udp_gro);
+        // UDP superframes into TAPs (6.2+): a flow's datagrams of one size become one write.
+        // By version, as nothing can be asked without sending one; a kernel that refuses one
+        // anyway turns it off (`rx`).
+        let tap_udp_gso = config.offloads
+            && kernel::allows(config.kernel, kernel::TAP_UDP_SEGMENTATION)
+            && KernelVersion::running().is_some_and(|k| k >= kernel::TAP_UDP_SEGMENTATION);
         tracing::info!(
             tap_offloads_asked = config.offloads,
             udp_gso = gso,
             udp_gro = gro,
+            tap_udp_gso,
             queues = config.queues,
             kernel_limit = %config.kernel.map_or_else(|| "none".to_string(), |k| k.to_string()),
             "dataplane offloads"
@@ -381,14 +388,20 @@ impl Engine {
         let stop_rx = Arc::new(AtomicBool::new(false));
         let (failures, failed) = mpsc::channel();
         let senders = Arc::new(Senders::new(sockets, config.port, gso));
+        let tap_udp_gso = Arc::new(AtomicBool::new(tap_udp_gso));
         let mut rx_threads = Vec::with_capacity(receivers.len());
         for (worker, socket) in receivers.into_iter().enumerate() {
+            let receiver = Receiver {
+                worker,
+                gro,
+                tap_udp_gso: Arc::clone(&tap_udp_gso),
+                busy_poll: config.busy_poll,
+            };
             let dataplane = Arc::clone(&dataplane);
             let senders = Arc::clone(&senders);
             let stop = Arc::clone(&stop_rx);
-            let busy_poll = config.busy_poll;
             let thread = spawn_forwarding(format!("vxnet-rx-{worker}"), &failures, move || {
-                receive_loop(socket, worker, gro, &dataplane, &senders, &stop, busy_poll);
+                receive_loop(socket, &receiver, &dataplane, &senders, &stop);
                 Ok(())
             });
             match thread {

@@ -23,7 +23,7 @@ use super::tx::{Senders, TapPass};
 use super::{set_int_option, TapDevice, TapPort, MAX_FRAME, RX_TICK};
 use crate::core::counters::{DropReason, SyscallCounters};
 use crate::core::forward::{Dataplane, WireAction};
-use crate::core::offload::Coalescer;
+use crate::core::offload::{Coalescer, GsoType};
 use crate::wire::{Vni, VXLAN_HEADER_LEN};
 
 const AGING_SWEEP: Duration = Duration::from_secs(5);
@@ -163,18 +163,31 @@ impl RxBatch {
     }
 }
 
-/// Worker `worker`'s receive thread: it writes into, and forwards from, queue `worker` of
-/// each TAP; worker 0 also sweeps aged FDB entries.
+/// How one worker's receive thread runs.
+pub(super) struct Receiver {
+    /// Its worker number: the TAP queue it writes into and forwards from; worker 0 also
+    /// sweeps aged FDB entries.
+    pub worker: usize,
+    /// UDP GRO is on for its socket.
+    pub gro: bool,
+    /// TAPs take UDP superframes: UDP datagrams are coalesced too. Shared by the workers;
+    /// cleared for good by the first write the kernel refuses.
+    pub tap_udp_gso: Arc<AtomicBool>,
+    /// How long to poll after the last datagram before sleeping.
+    pub busy_poll: Duration,
+}
+
 pub(super) fn receive_loop(
     socket: UdpSocket,
-    worker: usize,
-    gro: bool,
+    receiver: &Receiver,
     dataplane: &Dataplane<TapDevice>,
     senders: &Senders,
     stop: &AtomicBool,
-    busy_poll: Duration,
 ) {
-    let mut rx = RxBatch::new(gro);
+    let Receiver {
+        worker, busy_poll, ..
+    } = *receiver;
+    let mut rx = RxBatch::new(receiver.gro);
     // Kept across batches for their buffers; by VNI, so that no TAP is held open by them.
     let mut coalescers: HashMap<Vni, Coalescer> = HashMap::new();
     let mut passes: HashMap<Vni, TapPass> = HashMap::new();
@@ -238,7 +251,11 @@ pub(super) fn receive_loop(
                     batch.push(Arc::clone(&port));
                 }
                 if tap.vnet_hdr {
-                    coalescers.entry(vni).or_default().push(frame);
+                    let coalescer = coalescers.entry(vni).or_default();
+                    if coalescer.is_empty() {
+                        coalescer.merge_udp(receiver.tap_udp_gso.load(Ordering::Relaxed));
+                    }
+                    coalescer.push(frame);
                 } else {
                     SyscallCounters::bump(&senders.syscalls.tap_writes);
                     match tap.queue(worker).device.send(frame) {
@@ -251,7 +268,7 @@ pub(super) fn receive_loop(
         for port in batch.drain(..) {
             let vni = port.plane.config().vni;
             if let Some(coalescer) = coalescers.get_mut(&vni) {
-                write_coalesced(&port, worker, coalescer, &senders.syscalls);
+                write_coalesced(&port, receiver, coalescer, &senders.syscalls);
             }
             // What the writes produced, forwarded now; errors are the TAP thread's to report.
             let queue = port.device.queue(worker);
@@ -263,15 +280,16 @@ pub(super) fn receive_loop(
     }
 }
 
-/// Writes what `coalescer` merged into `port`'s TAP (queue `worker`), counting every wire
-/// frame once.
+/// Writes what `coalescer` merged into `port`'s TAP (the receiver's queue), counting every
+/// wire frame once. A UDP superframe the kernel refuses as invalid turns UDP coalescing off
+/// for good (its datagrams are counted as dropped, once).
 fn write_coalesced(
     port: &TapPort,
-    worker: usize,
+    receiver: &Receiver,
     coalescer: &mut Coalescer,
     syscalls: &SyscallCounters,
 ) {
-    let queue = port.device.queue(worker);
+    let queue = port.device.queue(receiver.worker);
     for write in coalescer.finish() {
         SyscallCounters::bump(&syscalls.tap_writes);
         let c = &port.plane.counters;
@@ -282,9 +300,16 @@ fn write_coalesced(
                 c.rx_bytes
                     .fetch_add(write.wire_bytes as u64, Ordering::Relaxed);
             }
-            Err(_) => {
-                for _ in 0..write.frames {
-                    c.drops.bump(DropReason::TapWriteError);
+            Err(e) => {
+                c.drops
+                    .bump_by(DropReason::TapWriteError, u64::from(write.frames));
+                let refused = e.raw_os_error() == Some(libc::EINVAL);
+                if refused
+                    && write.gso == GsoType::UdpL4
+                    && receiver.tap_udp_gso.swap(false, Ordering::Relaxed)
+                {
+                    tracing::warn!(error = %e,
+                        "the kernel refuses UDP superframes on TAPs; writing datagrams one by one");
                 }
             }
         }

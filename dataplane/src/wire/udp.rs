@@ -81,6 +81,10 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
+    pub fn set_length(&mut self, value: u16) {
+        put_u16(self.buffer.as_mut(), field::LENGTH, value);
+    }
+
     pub fn set_checksum(&mut self, value: u16) {
         put_u16(self.buffer.as_mut(), field::CHECKSUM, value);
     }

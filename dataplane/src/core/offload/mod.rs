@@ -1,6 +1,7 @@
 //! TAP offloads, sans-IO: the split of a TCP superframe read from a TAP opened with
 //! `IFF_VNET_HDR` into wire-sized frames ([`segment`]), and the reverse on receive: merging a
-//! batch of decapsulated TCP segments into superframes to write into the TAP ([`Coalescer`]).
+//! batch of decapsulated TCP segments (and, where the TAP takes them, UDP datagrams) into
+//! superframes to write into the TAP ([`Coalescer`]).
 //! The `virtio_net_hdr` itself ([`VirtioNetHdr`]) is a wire format, re-exported here.
 //!
 //! Rules a caller relies on:
@@ -15,7 +16,9 @@
 //! - Frames are parsed once ([`FrameHeaders`]): [`segment`] takes the caller's parse, which the
 //!   caller can hand on (to the flow hash); the [`Coalescer`] parses each frame it is fed once.
 //! - The [`Coalescer`] merges only what the kernel's own GRO would: consecutive in-order
-//!   segments of one flow with identical headers, each with a verified checksum. Whatever it
+//!   segments of one flow with identical headers, each with a verified checksum; UDP
+//!   datagrams only when asked, and only runs the kernel cuts back into the same datagrams
+//!   (one payload size but a shorter last, consecutive IPv4 ids, checksums present). Whatever it
 //!   does not merge goes out byte for byte as it came, behind a zero header.
 //! - Buffers are owned by the caller ([`Segments`], [`Coalescer`]) and reused: no allocation
 //!   per packet once they have grown to the largest superframe.

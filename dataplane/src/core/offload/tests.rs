@@ -182,17 +182,24 @@ impl Tcp {
 }
 
 fn udp_v4(payload: &[u8], complete: bool) -> Vec<u8> {
+    udp_v4_with(payload, complete, 1, 40000)
+}
+
+/// A UDP datagram with IPv4 id `id` from port `src_port` to 5201.
+fn udp_v4_with(payload: &[u8], complete: bool, id: u16, src_port: u16) -> Vec<u8> {
     let mut f = Vec::new();
     f.extend_from_slice(&MAC_B);
     f.extend_from_slice(&MAC_A);
     f.extend_from_slice(&[0x08, 0x00, 0x45, 0]);
     f.extend_from_slice(&((28 + payload.len()) as u16).to_be_bytes());
-    f.extend_from_slice(&[0, 1, 0x40, 0, 64, 17, 0, 0]);
+    f.extend_from_slice(&id.to_be_bytes());
+    f.extend_from_slice(&[0x40, 0, 64, 17, 0, 0]);
     f.extend_from_slice(&V4_SRC);
     f.extend_from_slice(&V4_DST);
     let c = !naive_fold(naive_sum(&f[14..34]));
     f[24..26].copy_from_slice(&c.to_be_bytes());
-    f.extend_from_slice(&[0x9c, 0x40, 0x14, 0x51]);
+    f.extend_from_slice(&src_port.to_be_bytes());
+    f.extend_from_slice(&5201u16.to_be_bytes());
     f.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
     f.extend_from_slice(&[0, 0]);
     f.extend_from_slice(payload);
@@ -214,7 +221,10 @@ fn split(hdr: &VirtioNetHdr, frame: &[u8]) -> Result<Vec<Vec<u8>>, OffloadError>
 }
 
 fn coalesce(frames: &[Vec<u8>]) -> Vec<(VirtioNetHdr, Vec<u8>, u32)> {
-    let mut c = Coalescer::new();
+    coalesce_with(Coalescer::new(), frames)
+}
+
+fn coalesce_with(mut c: Coalescer, frames: &[Vec<u8>]) -> Vec<(VirtioNetHdr, Vec<u8>, u32)> {
     for f in frames {
         c.push(f);
     }
@@ -234,4 +244,5 @@ fn seq_of(frame: &[u8], l4: usize) -> u32 {
 }
 
 mod coalesce;
+mod coalesce_udp;
 mod segment;
