@@ -374,8 +374,8 @@ fn small_udp_datagrams_reach_the_container_whole_in_few_tap_writes() {
     let h1 = pair.lab.host(1);
     let log = std::fs::read_to_string(h1.log_path()).expect("daemon log");
     let merging = log.contains("tap_udp_gso=true");
-    let limited = std::env::var_os("VXNET_NO_OFFLOADS").is_some_and(|v| v != "0" && v != "")
-        || std::env::var_os(vxnet_tests::lab::seccomp::KERNEL_ENV).is_some_and(|v| v != "");
+    let limited = std::env::var_os("VXNET_NO_OFFLOADS").is_some_and(|v| v != "0" && !v.is_empty())
+        || std::env::var_os(vxnet_tests::lab::seccomp::KERNEL_ENV).is_some_and(|v| !v.is_empty());
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").expect("osrelease");
     let mut version = release.split(|c: char| !c.is_ascii_digit());
     let major: u32 = version.next().and_then(|v| v.parse().ok()).expect("major");
