@@ -182,13 +182,12 @@ async fn serve_connection(
 ) {
     let _ = stream.set_nodelay(true);
     let limit = shared.config.handshake_timeout;
-    let (mut framed, peer) = match timeout(limit, open(stream, &shared)).await {
-        Ok(Ok(opened)) => opened,
-        Ok(Err(refusal)) => return shared.refused(addr, refusal.reason(), &refusal),
-        Err(_) => {
-            let refusal = Refusal::Slow(limit.as_millis());
-            return shared.refused(addr, refusal.reason(), &refusal);
-        }
+    let opened = timeout(limit, open(stream, &shared))
+        .await
+        .unwrap_or_else(|_| Err(Refusal::Slow(limit.as_millis())));
+    let (mut framed, peer) = match opened {
+        Ok(opened) => opened,
+        Err(refusal) => return shared.refused(addr, refusal.reason(), &refusal),
     };
     let max_frame = shared.config.max_frame;
     framed.codec_mut().set_accept(match peer {
