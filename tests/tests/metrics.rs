@@ -2,8 +2,10 @@
 //! <its underlay address>:9100`, form a cluster; a ping between containers on two hosts moves
 //! the frame and byte counters of their network; the gauges show the endpoints, the forwarding
 //! entries, one Raft leader among the hosts and the members; the proposal histogram counts the
-//! writes; `promtool check metrics` accepts every host's exposition; only `GET /metrics`
-//! answers. Scrapes are plain HTTP/1.0 from inside each host's namespace.
+//! writes; a stranger on the underlay who knocks on h0's cluster port (not TLS; silence) shows
+//! in `vxnet_cluster_refusals_total` by reason; `promtool check metrics` accepts every host's
+//! exposition; only `GET /metrics` answers. Scrapes are plain HTTP/1.0 from inside each host's
+//! namespace.
 //!
 //! `promtool` (Debian's `prometheus`, installed by scripts/install-deps.sh) must be there: a
 //! missing one fails the test rather than skipping the check.
@@ -21,6 +23,8 @@ use vxnet_tests::scenario::WARMUP_TIMEOUT;
 use vxnet_tests::{require_root, wait_for, Host, HostKind, Lab};
 
 const METRICS_PORT: u16 = 9100;
+
+const CLUSTER_PORT: u16 = 7946;
 
 /// How often each daemon's control thread takes the numbers a scrape shows.
 const TICK: Duration = Duration::from_secs(1);
@@ -44,6 +48,18 @@ fn get(host: &Host, path: &str) -> Result<(String, String)> {
         };
         let status = head.lines().next().unwrap_or_default().to_string();
         Ok((status, body.to_string()))
+    })
+}
+
+/// A stranger on the lab's underlay (the bridge's own address, no member's) connects to
+/// `host`'s cluster port and sends `junk`; the connection is returned open.
+fn stranger_knocks(lab: &Lab, host: &Host, junk: &'static [u8]) -> Result<TcpStream> {
+    let addr = SocketAddr::from((host.addr(), CLUSTER_PORT));
+    in_netns_thread(lab.underlay_ns(), move || {
+        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+            .with_context(|| format!("connecting to {addr}"))?;
+        stream.write_all(junk)?;
+        Ok(stream)
     })
 }
 
@@ -142,6 +158,9 @@ fn metrics_follow_traffic_endpoints_and_raft() {
             .expect("daemon with --metrics-addr");
     }
     lab.form_cluster(&[0, 1, 2]).expect("one cluster");
+    // A stranger holds a connection to h0's cluster port and says nothing: refused at the
+    // handshake timeout (5 s), checked at the end.
+    let _silent = stranger_knocks(&lab, lab.host(0), b"").expect("a silent stranger");
 
     lab.host(0)
         .vxnet_ok(&["network", "create", "--subnet", "10.60.0.0/24", "metered"]);
@@ -299,6 +318,37 @@ fn metrics_follow_traffic_endpoints_and_raft() {
             .expect("+Inf bucket")
             == raft[0].get(proposals).expect("count"),
     );
+
+    // Refusals on the cluster port, by reason: every reason has its series; a stranger that
+    // does not speak TLS counts under tls_handshake, the silent one under handshake_timeout.
+    let refusals = |reason: &str| format!("vxnet_cluster_refusals_total{{reason=\"{reason}\"}}");
+    assert_eq!(
+        raft[1]
+            .get(&refusals("bad_certificate"))
+            .expect("a zero series"),
+        0.0
+    );
+    let before = raft[0]
+        .get(&refusals("tls_handshake"))
+        .expect("tls_handshake");
+    let mut knock = stranger_knocks(&lab, lab.host(0), b"GET / HTTP/1.0\r\n\r\n").expect("knock");
+    knock
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    // Until h0 closes it.
+    let _ = knock.read_to_end(&mut Vec::new());
+    wait_for(
+        "h0 to count the strangers",
+        FRESH_TIMEOUT,
+        Duration::from_millis(200),
+        || {
+            let m = scrape(lab.host(0))?;
+            let counted = m.get(&refusals("tls_handshake"))? >= before + 1.0
+                && m.get(&refusals("handshake_timeout"))? >= 1.0;
+            Ok(counted.then_some(()))
+        },
+    )
+    .expect("refusals counted by reason");
 
     let (status, _) = get(lab.host(0), "/").expect("GET /");
     assert!(status.ends_with(" 404 Not Found"), "{status}");

@@ -68,6 +68,8 @@ pub enum ClusterError {
     BadToken(TokenError),
     #[error("{0:?} is not ADDR or ADDR:PORT (e.g. 192.0.2.10 or 192.0.2.10:7946)")]
     BadAddress(String),
+    #[error("the change is {len} bytes encoded, more than the {max} bytes one replicated change may have")]
+    TooLarge { len: usize, max: usize },
 
     // ------------------------------------------------------------------- join and leave
     #[error("this host is already part of a cluster; run `vxnet cluster leave` first")]
@@ -130,7 +132,7 @@ impl ClusterError {
         use ClusterError::*;
         match self {
             Refused(r) => r.code(),
-            BadToken(_) | BadAddress(_) => ErrorCode::Usage,
+            BadToken(_) | BadAddress(_) | TooLarge { .. } => ErrorCode::Usage,
             NoLeader
             | Timeout(_)
             | Stopped

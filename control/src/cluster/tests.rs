@@ -602,3 +602,35 @@ fn the_tls_identity_persists_and_a_half_written_one_is_replaced() {
     assert!(err.to_string().contains("unusable"), "{err}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A change larger than one proposal may be is refused before it reaches Raft (the transport
+/// caps raft messages by it), and the node goes on.
+#[test]
+fn a_change_too_large_for_one_proposal_is_refused() {
+    use vxnet_proto::{command, Command, CreateNetwork};
+    let lab = Lab::new("too-large", 1);
+    let cluster = lab.open(0, 1000);
+    let t = Duration::from_secs(10);
+    let create = |name: String| Command {
+        kind: Some(command::Kind::CreateNetwork(CreateNetwork {
+            id: "ab".repeat(32),
+            name,
+            mtu: 1450,
+            ..Default::default()
+        })),
+    };
+    let huge = "n".repeat(super::raft::transport::MAX_PROPOSAL);
+    let err = cluster
+        .handle()
+        .propose(create(huge), t)
+        .expect_err("too large");
+    assert!(
+        matches!(err, ClusterError::TooLarge { max, .. } if max == super::raft::transport::MAX_PROPOSAL),
+        "{err:?}"
+    );
+    assert_eq!(err.exit_code(), 2);
+    cluster
+        .handle()
+        .propose(create("small".into()), t)
+        .expect("a change of a sane size");
+}

@@ -22,10 +22,11 @@
 //! Rules a caller relies on:
 //! - Only `GET /metrics` answers 200; other paths 404, other methods on it 405.
 //! - Labels never carry a MAC or an IP address: `network` is the network's name, `reason` a
-//!   drop reason, `kind` an FDB kind, `role` voter or learner. `network=""` counts datagrams
+//!   drop or refusal reason, `kind` an FDB kind, `role` voter or learner. `network=""` counts datagrams
 //!   that belong to no network.
 //! - Every network of the replicated state has its series (zero where it does not run here);
-//!   drop counters appear once non-zero, as in `vxnet stats`.
+//!   drop counters appear once non-zero, as in `vxnet stats`; the cluster port's refusal
+//!   counters all appear, zeros included.
 //! - [`publish`] and [`ProposalTimer`] do nothing in a daemon started without
 //!   `--metrics-addr` ([`start`] installs the process's one [`Metrics`]).
 
@@ -144,6 +145,8 @@ pub struct Snapshot {
     pub raft: RaftSample,
     pub voters: u64,
     pub learners: u64,
+    /// What the cluster transport refused, by reason (every reason, zeros included).
+    pub refusals: Vec<(&'static str, u64)>,
 }
 
 /// One network's numbers on this host.
@@ -276,6 +279,11 @@ fn snapshot(dataplane: &Dataplane, cluster: &Cluster, now: Instant) -> Snapshot 
         },
         voters,
         learners,
+        refusals: view
+            .refusals
+            .iter()
+            .map(|(reason, n)| (reason.as_str(), n))
+            .collect(),
     }
 }
 
@@ -406,6 +414,18 @@ impl Collector for SnapshotCollector {
             "Hosts of the cluster as this host knows them, by Raft role.",
             MetricType::Gauge,
             &members,
+        )?;
+        let refusals: Samples = s
+            .refusals
+            .iter()
+            .map(|&(reason, n)| (vec![("reason", reason.to_string())], n))
+            .collect();
+        family(
+            &mut encoder,
+            "vxnet_cluster_refusals",
+            "Connections the cluster port refused or closed, and raft messages it dropped, by reason.",
+            MetricType::Counter,
+            &refusals,
         )?;
         let age = ConstGauge::new(s.taken.elapsed().as_secs_f64());
         age.encode(encoder.encode_descriptor(

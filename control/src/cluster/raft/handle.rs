@@ -22,6 +22,7 @@ use raft::INVALID_ID;
 use tokio::sync::{mpsc, Notify};
 use vxnet_proto::Command;
 
+use super::transport::RefusalCounts;
 use crate::cluster::ClusterError;
 use crate::state::{Applied, StateMachine};
 
@@ -39,6 +40,8 @@ pub struct ClusterView {
     pub term: u64,
     /// The last log index this node knows to be committed.
     pub commit: u64,
+    /// What the cluster transport refused since it started, by reason.
+    pub refusals: RefusalCounts,
 }
 
 /// What the handle asks the node task.

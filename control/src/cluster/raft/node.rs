@@ -46,7 +46,7 @@ use super::handle::{ClusterView, NodeCommand, RaftHandle, MAX_QUEUED_COMMANDS};
 use super::membership::{self, Change, Membership};
 use super::snapshot::{self, SnapshotError};
 use super::storage::{RaftStorage, StorageError};
-use super::transport::{ClusterTls, Transport, TransportEvent};
+use super::transport::{ClusterTls, Transport, TransportEvent, RAFT_BATCH_BYTES};
 use crate::cluster::{ClusterError, Rejection};
 use crate::state::{Applied, StateMachine};
 
@@ -261,7 +261,8 @@ impl Node {
             pre_vote: true,
             check_quorum: true,
             read_only_option: ReadOnlyOption::Safe,
-            max_size_per_msg: 1 << 20,
+            // The transport caps raft messages by this (see its module docs).
+            max_size_per_msg: RAFT_BATCH_BYTES,
             max_inflight_msgs: 256,
             ..Default::default()
         };
@@ -703,6 +704,7 @@ impl Node {
             applied,
             term: self.raw.raft.term,
             commit: self.raw.raft.raft_log.committed,
+            refusals: self.transport.stats().refusals,
         };
         *self.view.write().unwrap_or_else(|e| e.into_inner()) = view;
     }

@@ -25,6 +25,7 @@
 //!   before the joiner has sent a byte of its own data.
 
 use std::fmt;
+use std::io;
 use std::sync::Arc;
 
 use rcgen::{
@@ -286,6 +287,34 @@ impl ClusterTls {
     pub fn client_config(&self) -> Arc<ClientConfig> {
         self.client.clone()
     }
+}
+
+/// Whether a failed TLS handshake failed over a certificate — the other side's is not of this
+/// cluster's CA (or malformed), or the other side refused ours — rather than for want of TLS.
+pub fn is_certificate_error(error: &io::Error) -> bool {
+    use rustls::AlertDescription as Alert;
+    let Some(error) = error
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>())
+    else {
+        return false;
+    };
+    matches!(
+        error,
+        rustls::Error::InvalidCertificate(_)
+            | rustls::Error::NoCertificatesPresented
+            // A certificate of another CA (same subject) fails on its signature: DecryptError.
+            | rustls::Error::AlertReceived(
+                Alert::DecryptError
+                    | Alert::BadCertificate
+                    | Alert::UnsupportedCertificate
+                    | Alert::CertificateRevoked
+                    | Alert::CertificateExpired
+                    | Alert::CertificateUnknown
+                    | Alert::UnknownCA
+                    | Alert::CertificateRequired
+            )
+    )
 }
 
 /// Whether the end-entity certificate a client presented (already chain-checked against the

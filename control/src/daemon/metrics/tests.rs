@@ -39,6 +39,7 @@ fn sample() -> Snapshot {
         },
         voters: 3,
         learners: 1,
+        refusals: vec![("tls_handshake", 5), ("frame_too_big", 0)],
     }
 }
 
@@ -94,6 +95,10 @@ vxnet_raft_is_leader 1
 # TYPE vxnet_cluster_members gauge
 vxnet_cluster_members{role="voter"} 3
 vxnet_cluster_members{role="learner"} 1
+# HELP vxnet_cluster_refusals_total Connections the cluster port refused or closed, and raft messages it dropped, by reason.
+# TYPE vxnet_cluster_refusals_total counter
+vxnet_cluster_refusals_total{reason="tls_handshake"} 5
+vxnet_cluster_refusals_total{reason="frame_too_big"} 0
 # HELP vxnet_metrics_age_seconds How old the numbers of this scrape are (taken by the control thread once a second).
 # TYPE vxnet_metrics_age_seconds gauge
 "#;

@@ -21,6 +21,7 @@ use raft::INVALID_ID;
 use vxnet_proto::{Command, Proposal};
 
 use super::{Node, Pending, Waiter, ELECTION_TICKS, HEARTBEAT_TICKS, TICK};
+use crate::cluster::raft::transport::MAX_PROPOSAL;
 use crate::cluster::ClusterError;
 use crate::state::Applied;
 
@@ -55,6 +56,14 @@ impl Node {
             command: Some(command),
         }
         .encode_to_vec();
+        // The transport caps raft messages by what one proposal may be (see its module docs).
+        if data.len() > MAX_PROPOSAL {
+            let _ = reply.send(Err(ClusterError::TooLarge {
+                len: data.len(),
+                max: MAX_PROPOSAL,
+            }));
+            return;
+        }
         let retry = Retry {
             data,
             deadline,

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ::raft::eraftpb::Message as RaftMessage;
-use bytes::Bytes;
 use futures::stream::FuturesUnordered;
 use futures::{SinkExt, StreamExt};
 use prost::Message as _;
@@ -18,12 +17,14 @@ use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 use tokio::time::{sleep_until, timeout, Instant};
 use tokio_rustls::TlsAcceptor;
-use tokio_util::codec::{Framed, LengthDelimitedCodec};
+use tokio_util::codec::Framed;
 use tracing::{debug, warn};
 use vxnet_proto::{envelope, Envelope, Hello};
 
-use super::super::tls::check_client_id;
-use super::{framed, lock, Shared, TransportEvent, HANDSHAKE_MAX_FRAME, JOINER_MAX_FRAME};
+use super::super::tls::{check_client_id, is_certificate_error};
+use super::frame::{Accept, FrameCodec, FrameError, Kind};
+use super::refusals::Reason;
+use super::{envelope_frame, framed, lock, Shared, TransportEvent};
 
 /// Join/leave requests one connection may have waiting for the node's answer.
 const MAX_PENDING_REQUESTS: usize = 16;
@@ -36,11 +37,15 @@ pub(super) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             accepted = listener.accept() => match accepted {
                 Ok((stream, addr)) => {
                     if connections.len() >= shared.config.max_connections {
-                        shared.refused(addr, &"too many cluster connections are open");
+                        shared.refused(
+                            addr,
+                            Reason::ConnectionLimit,
+                            &"too many cluster connections are open",
+                        );
                         continue;
                     }
                     let Some(slot) = SourceSlot::take(&shared, addr.ip()) else {
-                        shared.refused(addr, &format_args!(
+                        shared.refused(addr, Reason::SourceLimit, &format_args!(
                             "more than {} connections from one address",
                             shared.config.max_per_source
                         ));
@@ -98,7 +103,7 @@ enum Refusal {
     #[error("TLS handshake failed: {0}")]
     Tls(io::Error),
     #[error("reading its Hello: {0}")]
-    Io(#[from] io::Error),
+    Frame(#[from] FrameError),
     #[error("closed before its Hello")]
     Closed,
     #[error("undecodable Hello")]
@@ -113,13 +118,27 @@ enum Refusal {
     Slow(u128),
 }
 
+impl Refusal {
+    fn reason(&self) -> Reason {
+        match self {
+            Refusal::Tls(e) if is_certificate_error(e) => Reason::BadCertificate,
+            Refusal::Tls(_) => Reason::TlsHandshake,
+            Refusal::Frame(FrameError::TooBig { .. }) => Reason::FrameTooBig,
+            Refusal::Frame(_) | Refusal::Closed | Refusal::BadHello => Reason::BadHello,
+            Refusal::WrongId(_) | Refusal::NoCertificate(_) => Reason::WrongId,
+            Refusal::Revoked(_) => Reason::Revoked,
+            Refusal::Slow(_) => Reason::HandshakeTimeout,
+        }
+    }
+}
+
 /// TLS, then the `Hello`: the raft id the connection is certified for (`None`: a joiner).
 async fn open<S>(
     stream: S,
     shared: &Shared,
 ) -> Result<
     (
-        Framed<tokio_rustls::server::TlsStream<S>, LengthDelimitedCodec>,
+        Framed<tokio_rustls::server::TlsStream<S>, FrameCodec>,
         Option<u64>,
     ),
     Refusal,
@@ -136,9 +155,9 @@ where
         .1
         .peer_certificates()
         .and_then(|chain| chain.first().cloned());
-    let mut framed = framed(tls, HANDSHAKE_MAX_FRAME);
+    let mut framed = framed(tls, Accept::hello(), shared.config.max_frame);
     let frame = framed.next().await.ok_or(Refusal::Closed)??;
-    let hello = Hello::decode(frame).map_err(|_| Refusal::BadHello)?;
+    let hello = Hello::decode(frame.body).map_err(|_| Refusal::BadHello)?;
     let peer = match (certified, hello.raft_id) {
         (None, 0) => None,
         (None, id) => return Err(Refusal::NoCertificate(id)),
@@ -163,16 +182,18 @@ async fn serve_connection(
 ) {
     let _ = stream.set_nodelay(true);
     let limit = shared.config.handshake_timeout;
-    let (mut framed, peer) = match timeout(limit, open(stream, &shared)).await {
-        Ok(Ok(opened)) => opened,
-        Ok(Err(refusal)) => return shared.refused(addr, &refusal),
-        Err(_) => return shared.refused(addr, &Refusal::Slow(limit.as_millis())),
+    let opened = timeout(limit, open(stream, &shared))
+        .await
+        .unwrap_or_else(|_| Err(Refusal::Slow(limit.as_millis())));
+    let (mut framed, peer) = match opened {
+        Ok(opened) => opened,
+        Err(refusal) => return shared.refused(addr, refusal.reason(), &refusal),
     };
-    let max_frame = match peer {
-        Some(_) => shared.config.max_frame,
-        None => JOINER_MAX_FRAME.min(shared.config.max_frame),
-    };
-    framed.codec_mut().set_max_frame_length(max_frame);
+    let max_frame = shared.config.max_frame;
+    framed.codec_mut().set_accept(match peer {
+        Some(_) => Accept::member(max_frame),
+        None => Accept::joiner(max_frame),
+    });
     debug!(%addr, ?peer, "accepted a cluster connection");
     match serve_envelopes(&mut framed, addr, peer, &shared).await {
         Ok(()) => debug!(%addr, ?peer, "cluster connection closed"),
@@ -181,6 +202,7 @@ async fn serve_connection(
                 .counters
                 .bad_connections
                 .fetch_add(1, Ordering::Relaxed);
+            shared.counters.reasons.add(fault.reason(peer.is_none()));
             debug!(%addr, ?peer, %fault, "closed a cluster connection");
         }
     }
@@ -189,11 +211,13 @@ async fn serve_connection(
 /// Why an inbound connection was closed by this side.
 #[derive(Debug, thiserror::Error)]
 enum ConnectionFault {
-    /// Includes a frame over the limit (the codec's "frame size too big").
+    /// Includes a frame over its kind's cap or of a kind the connection does not take.
     #[error("{0}")]
-    Io(#[from] io::Error),
+    Frame(#[from] FrameError),
     #[error("undecodable envelope")]
     BadEnvelope,
+    #[error("a {0:?} frame whose body is another kind")]
+    KindMismatch(Kind),
     #[error("undecodable raft message")]
     BadRaft,
     #[error("a raft message on a connection without a certificate")]
@@ -210,10 +234,31 @@ enum ConnectionFault {
     TooManyRequests,
 }
 
+impl ConnectionFault {
+    /// The reason it counts under; `joiner`: the connection has no certificate.
+    fn reason(&self, joiner: bool) -> Reason {
+        match self {
+            ConnectionFault::Frame(FrameError::TooBig { .. }) => Reason::FrameTooBig,
+            ConnectionFault::Frame(FrameError::Unexpected(_)) if joiner => Reason::NotAMember,
+            ConnectionFault::Frame(FrameError::Io(_)) => Reason::ConnectionError,
+            ConnectionFault::Frame(_)
+            | ConnectionFault::BadEnvelope
+            | ConnectionFault::KindMismatch(_)
+            | ConnectionFault::BadRaft
+            | ConnectionFault::Unexpected(_) => Reason::BadFrame,
+            ConnectionFault::NotAMember => Reason::NotAMember,
+            ConnectionFault::Revoked(_) => Reason::Revoked,
+            ConnectionFault::Idle(_) => Reason::IdleTimeout,
+            ConnectionFault::WrongRecipient(_) => Reason::WrongRecipient,
+            ConnectionFault::TooManyRequests => Reason::TooManyRequests,
+        }
+    }
+}
+
 /// Serves a connection until the peer closes it (`Ok`) or misbehaves (`Err`). `peer` is the
 /// certified raft id; `None` for a joiner.
 async fn serve_envelopes<T>(
-    framed: &mut Framed<T, LengthDelimitedCodec>,
+    framed: &mut Framed<T, FrameCodec>,
     addr: SocketAddr,
     peer: Option<u64>,
     shared: &Shared,
@@ -232,16 +277,21 @@ where
                 if let Some(id) = peer.filter(|&id| shared.is_revoked(id)) {
                     return Err(ConnectionFault::Revoked(id));
                 }
-                let envelope = Envelope::decode(frame?).map_err(|_| ConnectionFault::BadEnvelope)?;
+                let frame = frame?;
+                let envelope = Envelope::decode(frame.body).map_err(|_| ConnectionFault::BadEnvelope)?;
                 let event = match envelope.kind {
                     Some(envelope::Kind::Raft(bytes)) => {
                         let peer_id = peer.ok_or(ConnectionFault::NotAMember)?;
                         let msg: RaftMessage = protobuf::Message::parse_from_bytes(&bytes)
                             .map_err(|_| ConnectionFault::BadRaft)?;
+                        if Kind::of_raft(&msg) != frame.kind {
+                            return Err(ConnectionFault::KindMismatch(frame.kind));
+                        }
                         if msg.from != peer_id {
                             // Another member's id on this member's connection: drop it, the
                             // connection's own messages still count.
                             shared.counters.spoofed_frames.fetch_add(1, Ordering::Relaxed);
+                            shared.counters.reasons.add(Reason::WrongSender);
                             if let Some(unlogged) = lock(&shared.refusals).note(addr.ip(), std::time::Instant::now()) {
                                 warn!(
                                     "dropped a raft message from {addr} claiming raft id {} on a \
@@ -264,6 +314,9 @@ where
                     ) => {
                         if peer.is_none() && !matches!(kind, envelope::Kind::JoinRequest(_)) {
                             return Err(ConnectionFault::NotAMember);
+                        }
+                        if Kind::of_envelope(&kind) != Some(frame.kind) {
+                            return Err(ConnectionFault::KindMismatch(frame.kind));
                         }
                         if pending.len() >= MAX_PENDING_REQUESTS {
                             return Err(ConnectionFault::TooManyRequests);
@@ -299,7 +352,11 @@ where
                 last_frame = Instant::now();
                 // A dropped `reply` means the node will not answer: closing tells the requester.
                 let Ok(answer) = answer else { return Ok(()) };
-                framed.send(Bytes::from(answer.encode_to_vec())).await?;
+                // Anything but an answer would be refused by the requester: close instead.
+                let Some(answer) = envelope_frame(&answer).filter(|f| f.kind == Kind::Answer) else {
+                    return Ok(());
+                };
+                framed.send(answer).await?;
             }
         }
     }

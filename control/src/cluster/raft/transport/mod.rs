@@ -9,30 +9,40 @@
 //!   certificate must claim the raft id its certificate names, and that id must not be revoked
 //!   (the replicated list of removed hosts, [`Transport::set_revoked`]); such a connection
 //!   carries raft messages and requests. A client without a certificate (a joiner, raft id 0)
-//!   may send join requests only, in frames of at most [`JOINER_MAX_FRAME`]. A raft message
-//!   whose `from` is not the connection's certified raft id is dropped and counted
-//!   ([`TransportStats::spoofed_frames`]); one addressed to another host closes the connection.
-//!   A revoked id's open connections close at their next frame.
-//! - **Limits.** Frames: [`HANDSHAKE_MAX_FRAME`] until the `Hello`, [`JOINER_MAX_FRAME`] for a
-//!   joiner, [`TransportConfig::max_frame`] (64 MiB: snapshots) for a member. At most
-//!   [`TransportConfig::max_connections`] inbound connections, and at most
+//!   may send join requests only. A raft message whose `from` is not the connection's certified
+//!   raft id is dropped and counted ([`TransportStats::spoofed_frames`]); one addressed to
+//!   another host closes the connection. A revoked id's open connections close at their next
+//!   frame.
+//! - **Frames** (see `frame`): each names its kind in a header before its body, and each kind
+//!   has its own cap, checked on the header before the body is read: a `Hello` 1 KiB, a join
+//!   or other request 64 KiB, a raft message [`RAFT_MAX_FRAME`] (about 4 MiB: what raft-rs
+//!   sends in one message, see `frame`), a raft message with a snapshot and an answer
+//!   [`TransportConfig::max_frame`] (64 MiB). A connection takes only the kinds its side may
+//!   send at that point (the `Hello` first; then a joiner's join requests, or a member's raft
+//!   messages and requests). All daemons of a cluster run the same version: a daemon of a
+//!   version before these headers cannot talk to one after them.
+//! - **Limits.** At most [`TransportConfig::max_connections`] inbound connections, and at most
 //!   [`TransportConfig::max_per_source`] from one address; more are closed on accept. An
 //!   inbound connection with no frame for [`TransportConfig::idle_timeout`] (and no request
 //!   waiting for an answer) is closed. A refused connection (TLS failure, bad `Hello`, revoked
 //!   id, over a limit) is counted ([`TransportStats::refused_connections`]) and logged at warn
 //!   at most once per source address per minute, with how many more there were (see
-//!   `refusals`). An undecodable frame or an envelope that makes no sense on that connection
-//!   closes it and is counted ([`TransportStats::bad_connections`]), logged at debug; nothing a
-//!   peer sends can panic the transport or stop it serving others.
+//!   `refusals`). A frame over its kind's cap, of a kind the connection does not take, that
+//!   does not decode as its kind, or an envelope that makes no sense on that connection closes
+//!   it and is counted ([`TransportStats::bad_connections`]), logged at debug; nothing a peer
+//!   sends can panic the transport or stop it serving others. Every refusal, closed connection
+//!   and dropped frame also counts under one reason ([`TransportStats::refusals`], exported as
+//!   `vxnet_cluster_refusals_total{reason}`).
 //! - **Sending.** [`Transport::send`] never blocks: it routes by `msg.to` to one task per peer
 //!   that owns a bounded queue and at most one connection. The task connects lazily, keeps the
 //!   connection, and after a failed attempt waits (exponential backoff with jitter, from
 //!   [`TransportConfig::backoff_min`] to [`TransportConfig::backoff_max`]) before trying again;
 //!   messages sent meanwhile are dropped. Raft tolerates loss, so every message that cannot be
-//!   delivered (unknown peer, full queue, no connection, failed write) is dropped and reported
-//!   as [`TransportEvent::Unreachable`], plus [`TransportEvent::SnapshotStatus`] `Failure` for a
-//!   `MsgSnapshot`; a `MsgSnapshot` written out is reported as `Finish`. Messages to one peer
-//!   arrive in the order they were sent, except that any may be lost.
+//!   delivered (unknown peer, full queue, no connection, failed write, over its kind's cap) is
+//!   dropped and reported as [`TransportEvent::Unreachable`], plus
+//!   [`TransportEvent::SnapshotStatus`] `Failure` for a `MsgSnapshot`; a `MsgSnapshot` written
+//!   out is reported as `Finish`. Messages to one peer arrive in the order they were sent,
+//!   except that any may be lost.
 //! - **Receiving.** Every raft message received becomes a [`TransportEvent::Raft`]; every
 //!   join/leave request a [`TransportEvent::Request`] whose `reply` goes back on the connection
 //!   that carried it. Dropping `reply` closes that connection, which the requester sees as an
@@ -55,7 +65,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
-use tokio_util::codec::{Framed, LengthDelimitedCodec};
+use tokio_util::codec::Framed;
 use tracing::{debug, warn};
 use vxnet_proto::{envelope, Envelope};
 
@@ -64,6 +74,7 @@ use super::tls::TlsError;
 pub use super::token::{JoinToken, TokenError};
 
 mod backoff;
+mod frame;
 mod inbound;
 mod outbound;
 mod peer;
@@ -74,23 +85,22 @@ pub(crate) mod testing;
 #[cfg(test)]
 mod tests;
 
+use frame::{Accept, Frame, FrameCodec, Kind};
+pub use frame::{FrameError, MAX_PROPOSAL, RAFT_BATCH_BYTES, RAFT_MAX_FRAME};
 use inbound::accept_loop;
 use outbound::run_peer;
 use peer::PeerTable;
+pub use refusals::{Reason as RefusalReason, RefusalCounts};
 pub use request::{request, Credentials};
 
-/// Default upper bound on one frame: a snapshot of the whole state travels in one.
+/// Default cap of the largest frames (a raft message with a snapshot, an answer): a snapshot
+/// of the whole state travels in one.
 pub const MAX_FRAME: usize = 64 << 20;
-
-/// Frame limit until the `Hello` has arrived; it is a few bytes.
-pub const HANDSHAKE_MAX_FRAME: usize = 1 << 10;
-/// Frame limit on what a host without a certificate sends: a join request (a host record, the
-/// secret and a public key) fits easily.
-pub const JOINER_MAX_FRAME: usize = 64 << 10;
 
 /// Tunables; [`Default`] is what a daemon uses, tests shrink the times.
 #[derive(Debug, Clone)]
 pub struct TransportConfig {
+    /// Cap of the frames that may be largest: snapshots and answers (see `frame`).
     pub max_frame: usize,
     pub connect_timeout: Duration,
     pub handshake_timeout: Duration,
@@ -160,6 +170,8 @@ pub struct TransportStats {
     pub spoofed_frames: u64,
     /// Raft messages dropped instead of sent.
     pub dropped_messages: u64,
+    /// Every refusal above (and each dropped spoofed message) by its one reason.
+    pub refusals: RefusalCounts,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -180,7 +192,7 @@ pub enum TransportError {
     Io { addr: SocketAddr, source: io::Error },
     #[error("the cluster member at {addr} closed the connection before it answered")]
     Closed { addr: SocketAddr },
-    #[error("a cluster message of {len} bytes is larger than the {max}-byte frame limit")]
+    #[error("a cluster message of {len} bytes is larger than the {max}-byte cap of its kind")]
     TooLarge { len: usize, max: usize },
     #[error("cannot read random bytes from /dev/urandom: {0}")]
     Random(io::Error),
@@ -191,18 +203,28 @@ impl TransportError {
     fn is_auth_failure(&self) -> bool {
         matches!(self, TransportError::Tls { .. })
     }
+
+    /// A frame that could not be written to or read from `addr`.
+    fn frame(addr: SocketAddr, error: FrameError) -> TransportError {
+        match error {
+            FrameError::Io(source) => TransportError::Io { addr, source },
+            FrameError::TooBig { len, cap, .. } => TransportError::TooLarge { len, max: cap },
+            other => TransportError::Protocol {
+                addr,
+                detail: other.to_string(),
+            },
+        }
+    }
 }
 
-/// A length-delimited framing with the given frame limit, as both sides of a cluster
-/// connection use it.
-pub fn framed<T: AsyncRead + AsyncWrite>(
+/// A connection's framing (see `frame`), taking `accept` at first; `max_frame` is the cap of
+/// snapshots and answers.
+fn framed<T: AsyncRead + AsyncWrite>(
     io: T,
+    accept: Accept,
     max_frame: usize,
-) -> Framed<T, LengthDelimitedCodec> {
-    let codec = LengthDelimitedCodec::builder()
-        .max_frame_length(max_frame)
-        .new_codec();
-    Framed::new(io, codec)
+) -> Framed<T, FrameCodec> {
+    Framed::new(io, FrameCodec::new(accept, max_frame))
 }
 
 /// Encodes a raft message into an envelope's bytes.
@@ -212,6 +234,23 @@ pub fn encode_raft(msg: &RaftMessage) -> Result<Bytes, protobuf::ProtobufError> 
         kind: Some(envelope::Kind::Raft(raft)),
     };
     Ok(Bytes::from(envelope.encode_to_vec()))
+}
+
+/// The frame that carries a raft message.
+fn raft_frame(msg: &RaftMessage) -> Result<Frame, protobuf::ProtobufError> {
+    Ok(Frame {
+        kind: Kind::of_raft(msg),
+        body: encode_raft(msg)?,
+    })
+}
+
+/// The frame that carries a request or an answer; `None` for a raft message or nothing.
+fn envelope_frame(envelope: &Envelope) -> Option<Frame> {
+    let kind = Kind::of_envelope(envelope.kind.as_ref()?)?;
+    Some(Frame {
+        kind,
+        body: Bytes::from(envelope.encode_to_vec()),
+    })
 }
 
 /// The running transport: a listener and one outbound task per peer. Dropping it stops
@@ -246,6 +285,7 @@ struct Counters {
     bad_connections: AtomicU64,
     spoofed_frames: AtomicU64,
     dropped_messages: AtomicU64,
+    reasons: refusals::ReasonCounters,
 }
 
 impl Shared {
@@ -254,10 +294,11 @@ impl Shared {
     }
 
     /// Counts a refused inbound connection and logs it, at most once per source per minute.
-    fn refused(&self, addr: SocketAddr, why: &dyn std::fmt::Display) {
+    fn refused(&self, addr: SocketAddr, reason: refusals::Reason, why: &dyn std::fmt::Display) {
         self.counters
             .refused_connections
             .fetch_add(1, Ordering::Relaxed);
+        self.counters.reasons.add(reason);
         if let Some(unlogged) = lock(&self.refusals).note(addr.ip(), Instant::now()) {
             if unlogged == 0 {
                 warn!("refused a cluster connection from {addr}: {why}");
@@ -363,6 +404,7 @@ impl Transport {
             bad_connections: c.bad_connections.load(Ordering::Relaxed),
             spoofed_frames: c.spoofed_frames.load(Ordering::Relaxed),
             dropped_messages: c.dropped_messages.load(Ordering::Relaxed),
+            refusals: c.reasons.counts(),
         }
     }
 

@@ -6,15 +6,15 @@ use std::sync::Arc;
 
 use ::raft::eraftpb::{Message as RaftMessage, MessageType};
 use ::raft::SnapshotStatus;
-use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use tokio::time::{timeout, Instant};
 use tracing::{debug, info, warn};
 
 use super::backoff::Backoff;
+use super::frame::{self, Frame};
 use super::peer::PeerChannels;
 use super::request::{connect, ClientConn, Credentials};
-use super::{encode_raft, Shared, TransportError, TransportEvent};
+use super::{raft_frame, Shared, TransportError, TransportEvent};
 
 /// Raft messages written before one flush: batches bursts without delaying a lone message.
 const MAX_BATCH: usize = 64;
@@ -124,20 +124,20 @@ pub(super) async fn run_peer(id: u64, channels: PeerChannels, shared: Arc<Shared
         let mut frames = Vec::with_capacity(batch.len());
         let mut sent = Vec::with_capacity(batch.len());
         for msg in batch {
-            match encode_raft(&msg) {
-                Ok(bytes) if bytes.len() <= config.max_frame => {
-                    frames.push(bytes);
+            match raft_frame(&msg) {
+                Ok(f) if f.body.len() <= frame::cap(f.kind, config.max_frame) => {
+                    frames.push(f);
                     sent.push(msg);
                 }
-                Ok(bytes) => {
+                Ok(f) => {
                     // Not transient: raft will keep producing it, so say so every time.
                     warn!(
                         peer = id,
                         "dropped a raft {:?}: {}",
                         msg.get_msg_type(),
                         TransportError::TooLarge {
-                            len: bytes.len(),
-                            max: config.max_frame
+                            len: f.body.len(),
+                            max: frame::cap(f.kind, config.max_frame)
                         }
                     );
                     shared.undeliverable(&msg);
@@ -153,11 +153,11 @@ pub(super) async fn run_peer(id: u64, channels: PeerChannels, shared: Arc<Shared
         }
 
         let write = async {
-            for frame in frames {
-                framed.feed(frame).await?;
+            for f in frames {
+                framed.feed(f).await?;
             }
             // `Framed` is a sink of anything its codec encodes; name the item.
-            SinkExt::<Bytes>::flush(framed).await
+            SinkExt::<Frame>::flush(framed).await
         };
         match timeout(config.write_timeout, write).await {
             Ok(Ok(())) => {

@@ -15,14 +15,15 @@ use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
-use tokio_util::codec::{Framed, LengthDelimitedCodec};
+use tokio_util::codec::Framed;
 use vxnet_proto::{Envelope, Hello};
 
 use super::super::tls::{joiner_client_config, name_to_dial};
-use super::{framed, ClusterTls, TransportConfig, TransportError, HANDSHAKE_MAX_FRAME};
+use super::frame::{Accept, Frame, FrameCodec, FrameError, Kind};
+use super::{envelope_frame, framed, ClusterTls, TransportConfig, TransportError};
 
 /// An outbound cluster connection.
-pub(super) type ClientConn = Framed<TlsStream<TcpStream>, LengthDelimitedCodec>;
+pub(super) type ClientConn = Framed<TlsStream<TcpStream>, FrameCodec>;
 
 /// Who dials.
 #[derive(Clone)]
@@ -54,29 +55,30 @@ pub async fn request(
 ) -> Result<Envelope, TransportError> {
     let config = TransportConfig::default();
     let exchange = async {
+        let frame = envelope_frame(&envelope).ok_or_else(|| TransportError::Protocol {
+            addr,
+            detail: "only a request can be sent this way".to_owned(),
+        })?;
         let mut framed = connect(addr, credentials, None, &config).await?;
-        let bytes = envelope.encode_to_vec();
-        let max = framed.codec().max_frame_length();
-        if bytes.len() > max {
-            return Err(TransportError::TooLarge {
-                len: bytes.len(),
-                max,
-            });
-        }
         framed
-            .send(Bytes::from(bytes))
+            .codec_mut()
+            .set_accept(Accept::answers(config.max_frame));
+        framed
+            .send(frame)
             .await
-            .map_err(|source| TransportError::Io { addr, source })?;
+            .map_err(|e| TransportError::frame(addr, e))?;
         let frame = framed
             .next()
             .await
             .ok_or(TransportError::Closed { addr })?
-            .map_err(|source| match source.kind() {
+            .map_err(|e| match e {
                 // The member dropped the connection without TLS's goodbye: it did not answer.
-                std::io::ErrorKind::UnexpectedEof => TransportError::Closed { addr },
-                _ => TransportError::Io { addr, source },
+                FrameError::Io(source) if source.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    TransportError::Closed { addr }
+                }
+                other => TransportError::frame(addr, other),
             })?;
-        Envelope::decode(frame).map_err(|e| TransportError::Protocol {
+        Envelope::decode(frame.body).map_err(|e| TransportError::Protocol {
             addr,
             detail: format!("undecodable answer ({e})"),
         })
@@ -110,22 +112,22 @@ pub(super) async fn connect(
             .connect(name, stream)
             .await
             .map_err(|source| TransportError::Tls { addr, source })?;
-        let mut framed = framed(tls, HANDSHAKE_MAX_FRAME);
-        let hello = Hello { raft_id: own_id };
+        // The server says nothing on a connection unless asked (see `request`).
+        let mut framed = framed(tls, Accept::nothing(), config.max_frame);
+        let hello = Frame {
+            kind: Kind::Hello,
+            body: Bytes::from(Hello { raft_id: own_id }.encode_to_vec()),
+        };
         framed
-            .send(Bytes::from(hello.encode_to_vec()))
+            .send(hello)
             .await
-            .map_err(|source| TransportError::Io { addr, source })?;
+            .map_err(|e| TransportError::frame(addr, e))?;
         Ok::<_, TransportError>(framed)
     };
-    let mut framed = timeout(config.handshake_timeout, handshake)
+    timeout(config.handshake_timeout, handshake)
         .await
         .map_err(|_| TransportError::Timeout {
             addr,
             timeout: config.handshake_timeout,
-        })??;
-    // The server is verified by now: its answers may be as large as any member's frame (a
-    // join answer lists every member). What this side may send, the server checks.
-    framed.codec_mut().set_max_frame_length(config.max_frame);
-    Ok(framed)
+        })?
 }

@@ -6,6 +6,7 @@ use tokio::time::Instant;
 use vxnet_proto::{Hello, JoinRequest, JoinResponse, LeaveRequest};
 
 use super::backoff::Backoff;
+use super::frame::{Accept, Frame, Kind, JOIN_MAX_FRAME};
 use super::request::{connect, ClientConn};
 use super::testing::TestCa;
 use super::*;
@@ -130,38 +131,58 @@ async fn closes<S: AsyncRead + Unpin>(stream: &mut S) -> bool {
 
 /// Sends one raft message on a raw connection.
 async fn send_raft(f: &mut ClientConn, msg: &RaftMessage) {
-    f.send(encode_raft(msg).expect("encode"))
+    f.send(raft_frame(msg).expect("encode"))
         .await
         .expect("send");
+}
+
+/// A frame of `kind` with `body`, whatever the body is.
+fn frame_of(kind: Kind, body: impl Into<Bytes>) -> Frame {
+    Frame {
+        kind,
+        body: body.into(),
+    }
+}
+
+/// Writes a frame header of `kind` announcing `len` bytes on a raw connection, and no body.
+async fn send_header(f: &mut ClientConn, kind: Kind, len: usize) {
+    let mut header = vec![kind as u8];
+    header.extend_from_slice(&u32::try_from(len).expect("u32").to_be_bytes());
+    f.get_mut().write_all(&header).await.expect("write");
+    f.get_mut().flush().await.expect("flush");
 }
 
 #[tokio::test]
 async fn framing_round_trip() {
     let (a, b) = tokio::io::duplex(1 << 16);
-    let (mut a, mut b) = (framed(a, 1 << 20), framed(b, 1 << 20));
+    let accept = Accept::member(1 << 20);
+    let (mut a, mut b) = (framed(a, accept, 1 << 20), framed(b, accept, 1 << 20));
     let msg = heartbeat(1, 2, 77);
-    a.send(encode_raft(&msg).expect("encode"))
+    a.send(raft_frame(&msg).expect("encode"))
         .await
         .expect("send");
     let frame = b.next().await.expect("a frame").expect("readable");
-    let envelope = Envelope::decode(frame).expect("envelope");
+    assert_eq!(frame.kind, Kind::Raft);
+    let envelope = Envelope::decode(frame.body).expect("envelope");
     let Some(envelope::Kind::Raft(bytes)) = envelope.kind else {
         panic!("not a raft envelope: {envelope:?}");
     };
     let back: RaftMessage = protobuf::Message::parse_from_bytes(&bytes).expect("raft");
     assert_eq!(back, msg);
 
-    // The length prefix is 4 bytes big-endian.
+    // The header: the kind, then the body's length in 4 bytes big-endian.
     let (a, mut b) = tokio::io::duplex(64);
-    let mut a = framed(a, 16);
-    a.send(Bytes::from_static(b"abc")).await.expect("send");
-    let mut wire = [0u8; 7];
+    let mut a = framed(a, Accept::member(16), 16);
+    a.send(frame_of(Kind::Snapshot, &b"abc"[..]))
+        .await
+        .expect("send");
+    let mut wire = [0u8; 8];
     b.read_exact(&mut wire).await.expect("read");
-    assert_eq!(wire, [0, 0, 0, 3, b'a', b'b', b'c']);
+    assert_eq!(wire, [3, 0, 0, 0, 3, b'a', b'b', b'c']);
 
     // Over the limit: refused on both sides, not allocated.
-    assert!(a.send(Bytes::from(vec![0; 17])).await.is_err());
-    b.write_all(&[0, 0, 0, 17]).await.expect("write");
+    assert!(a.send(frame_of(Kind::Snapshot, vec![0; 17])).await.is_err());
+    b.write_all(&[3, 0, 0, 0, 17]).await.expect("write");
     assert!(a.next().await.expect("an item").is_err());
 }
 

@@ -39,6 +39,7 @@ async fn members_of_another_ca_are_refused() {
     assert_eq!(a.stats().auth_failures, 1);
     expect_quiet(&mut b_rx, Duration::from_millis(100), |_| false).await;
     assert_eq!(b.stats().refused_connections, 1);
+    assert_eq!(b.stats().refusals.get(RefusalReason::BadCertificate), 1);
 
     // As a client: b's certificate is not signed by a's CA, so a's server refuses it.
     let err = request(
@@ -88,6 +89,7 @@ async fn the_hello_must_match_the_certificate() {
     }
     expect_quiet(&mut b_rx, Duration::from_millis(50), |_| false).await;
     assert!(b.stats().refused_connections >= 3, "{:?}", b.stats());
+    assert_eq!(b.stats().refusals.get(RefusalReason::WrongId), 3);
 }
 
 /// Runs TLS as `credentials` and says `Hello` with `claim`, whatever the certificate says.
@@ -99,10 +101,13 @@ async fn hello_client(addr: SocketAddr, credentials: &Credentials, claim: u64) -
         .connect(name, stream)
         .await
         .expect("TLS");
-    let mut f = framed(tls, HANDSHAKE_MAX_FRAME);
-    f.send(Bytes::from(Hello { raft_id: claim }.encode_to_vec()))
-        .await
-        .expect("hello");
+    let mut f = framed(tls, Accept::nothing(), MAX_FRAME);
+    f.send(frame_of(
+        Kind::Hello,
+        Hello { raft_id: claim }.encode_to_vec(),
+    ))
+    .await
+    .expect("hello");
     f
 }
 
@@ -133,6 +138,8 @@ async fn revoked_ids_are_refused_and_cut_off() {
     assert!(closes(again.get_mut()).await);
     expect_quiet(&mut b_rx, Duration::from_millis(50), |_| false).await;
     assert_eq!(b.stats().refused_connections, 1, "{:?}", b.stats());
+    // Once cut off, once refused.
+    assert_eq!(b.stats().refusals.get(RefusalReason::Revoked), 2);
 }
 
 #[tokio::test]
@@ -145,6 +152,7 @@ async fn another_members_id_is_dropped_not_delivered() {
     // Only the message in the connection's own name arrives; the connection stays up.
     assert_eq!(expect_event(&mut b_rx, raft_msg).await, heartbeat(1, 2, 10));
     assert_eq!(b.stats().spoofed_frames, 1);
+    assert_eq!(b.stats().refusals.get(RefusalReason::WrongSender), 1);
     send_raft(&mut f, &heartbeat(1, 2, 11)).await;
     assert_eq!(expect_event(&mut b_rx, raft_msg).await.commit, 11);
 }
@@ -157,21 +165,32 @@ async fn a_joiner_may_only_ask_to_join() {
     let leave = Envelope {
         kind: Some(envelope::Kind::LeaveRequest(LeaveRequest::default())),
     };
-    let raft = encode_raft(&heartbeat(1, 2, 1)).expect("encode");
-    for frame in [raft, Bytes::from(leave.encode_to_vec())] {
+    let raft = raft_frame(&heartbeat(1, 2, 1)).expect("encode");
+    // A raft message, a leave request, and a raft message in a join request's frame.
+    let disguised = frame_of(Kind::Join, raft.body.clone());
+    let leave = envelope_frame(&leave).expect("a request");
+    for frame in [raft, leave, disguised] {
         let mut f = raw_client(addr, &ca.joiner()).await;
         f.send(frame).await.expect("send");
         assert!(closes(f.get_mut()).await);
     }
-    // A frame above the joiner's limit.
+    // A frame above the join request's cap.
     let mut f = raw_client(addr, &ca.joiner()).await;
-    f.get_mut()
-        .write_all(&(JOINER_MAX_FRAME as u32 + 1).to_be_bytes())
-        .await
-        .expect("write");
+    send_header(&mut f, Kind::Join, JOIN_MAX_FRAME + 1).await;
     assert!(closes(f.get_mut()).await);
     expect_quiet(&mut b_rx, Duration::from_millis(50), |_| false).await;
-    assert_eq!(b.stats().bad_connections, 3);
+    let stats = b.stats();
+    assert_eq!(stats.bad_connections, 4);
+    assert_eq!(
+        stats.refusals.get(RefusalReason::NotAMember),
+        3,
+        "{stats:?}"
+    );
+    assert_eq!(
+        stats.refusals.get(RefusalReason::FrameTooBig),
+        1,
+        "{stats:?}"
+    );
 
     // A join request is passed on.
     let asked = tokio::spawn(async move {
@@ -219,6 +238,7 @@ async fn refusals_are_logged_once_per_source_per_minute() {
         assert!(closes(&mut s).await);
     }
     assert_eq!(b.stats().refused_connections, 5);
+    assert_eq!(b.stats().refusals.get(RefusalReason::TlsHandshake), 5);
     let logged = String::from_utf8_lossy(&lock(&capture.0)).into_owned();
     assert_eq!(logged.matches("WARN").count(), 1, "{logged}");
     assert!(
@@ -241,38 +261,47 @@ async fn bad_frames_close_the_connection_and_the_server_keeps_serving() {
         .expect("write");
     assert!(closes(&mut s).await);
 
-    // After TLS, before the Hello: a length far above the handshake limit.
-    let mut f = hello_client_raw(addr, &ca.creds(1)).await;
-    f.write_all(&[0x7f, 0xff, 0xff, 0xff]).await.expect("write");
-    assert!(closes(&mut f).await);
-    assert_eq!(b.stats().refused_connections, 2);
+    // After TLS, before the Hello: a Hello far above its cap; a frame of no known kind.
+    for header in [[1, 0x7f, 0xff, 0xff, 0xff], [0x7f, 0, 0, 0, 1]] {
+        let mut f = hello_client_raw(addr, &ca.creds(1)).await;
+        f.write_all(&header).await.expect("write");
+        assert!(closes(&mut f).await);
+    }
+    let stats = b.stats();
+    assert_eq!(stats.refused_connections, 3);
+    assert_eq!(stats.refusals.get(RefusalReason::TlsHandshake), 1);
+    assert_eq!(stats.refusals.get(RefusalReason::FrameTooBig), 1);
+    assert_eq!(stats.refusals.get(RefusalReason::BadHello), 1);
 
-    // After the Hello: a length above 64 MiB.
+    // After the Hello: a snapshot above 64 MiB.
     let mut f = raw_client(addr, &ca.creds(1)).await;
-    f.get_mut()
-        .write_all(&(MAX_FRAME as u32 + 1).to_be_bytes())
-        .await
-        .expect("write");
+    send_header(&mut f, Kind::Snapshot, MAX_FRAME + 1).await;
     assert!(closes(f.get_mut()).await);
 
     // After the Hello: not an envelope; a raft payload that is not a raft message; an empty
-    // envelope; a response nobody asked for; the wrong host.
-    let misrouted = encode_raft(&heartbeat(1, 3, 1)).expect("encode");
+    // envelope; a response nobody asked for, in an answer's frame and in a request's; a
+    // heartbeat in a snapshot's frame; a snapshot in a plain raft message's; the wrong host.
+    let misrouted = raft_frame(&heartbeat(1, 3, 1)).expect("encode");
+    let response = Envelope {
+        kind: Some(envelope::Kind::JoinResponse(JoinResponse::default())),
+    }
+    .encode_to_vec();
+    let beat = encode_raft(&heartbeat(1, 2, 1)).expect("encode");
+    let snap = encode_raft(&snapshot(1, 2, 10)).expect("encode");
     let junk = [
-        Bytes::from_static(&[0xff, 0xff, 0xff, 0xff, 0x0f]),
-        Bytes::from(
+        frame_of(Kind::Raft, &[0xff, 0xff, 0xff, 0xff, 0x0f][..]),
+        frame_of(
+            Kind::Raft,
             Envelope {
                 kind: Some(envelope::Kind::Raft(vec![0xff; 9])),
             }
             .encode_to_vec(),
         ),
-        Bytes::new(),
-        Bytes::from(
-            Envelope {
-                kind: Some(envelope::Kind::JoinResponse(JoinResponse::default())),
-            }
-            .encode_to_vec(),
-        ),
+        frame_of(Kind::Raft, Bytes::new()),
+        frame_of(Kind::Answer, response.clone()),
+        frame_of(Kind::Request, response),
+        frame_of(Kind::Snapshot, beat),
+        frame_of(Kind::Raft, snap),
         misrouted,
     ];
     for frame in junk {
@@ -281,7 +310,10 @@ async fn bad_frames_close_the_connection_and_the_server_keeps_serving() {
         assert!(closes(f.get_mut()).await);
     }
     let stats = b.stats();
-    assert_eq!(stats.bad_connections, 6, "{stats:?}");
+    assert_eq!(stats.bad_connections, 9, "{stats:?}");
+    assert_eq!(stats.refusals.get(RefusalReason::FrameTooBig), 2);
+    assert_eq!(stats.refusals.get(RefusalReason::BadFrame), 7, "{stats:?}");
+    assert_eq!(stats.refusals.get(RefusalReason::WrongRecipient), 1);
     expect_quiet(&mut b_rx, Duration::from_millis(50), |_| false).await;
 
     // Still serving.
@@ -319,6 +351,7 @@ async fn handshake_timeout_closes_silent_connections() {
     let mut f = hello_client_raw(b.local_addr(), &ca.creds(1)).await;
     assert!(closes(&mut f).await);
     assert_eq!(b.stats().refused_connections, 2);
+    assert_eq!(b.stats().refusals.get(RefusalReason::HandshakeTimeout), 2);
 }
 
 #[tokio::test]
@@ -335,6 +368,7 @@ async fn idle_connections_close() {
     let started = Instant::now();
     assert!(closes(f.get_mut()).await);
     assert!(started.elapsed() >= Duration::from_millis(150));
+    assert_eq!(b.stats().refusals.get(RefusalReason::IdleTimeout), 1);
 }
 
 #[tokio::test]
@@ -353,10 +387,37 @@ async fn connections_per_source_are_capped() {
     let mut fourth = TcpStream::connect(addr).await.expect("connect");
     assert!(closes(&mut fourth).await);
     assert_eq!(b.stats().refused_connections, 1);
+    assert_eq!(b.stats().refusals.get(RefusalReason::SourceLimit), 1);
     // Freed slots are usable again.
     drop(held);
     tokio::time::sleep(Duration::from_millis(100)).await;
     let mut f = raw_client(addr, &ca.creds(1)).await;
     send_raft(&mut f, &heartbeat(1, 2, 3)).await;
     assert_eq!(expect_event(&mut b_rx, raft_msg).await.commit, 3);
+}
+
+#[tokio::test]
+async fn a_member_cannot_send_an_ordinary_message_of_a_snapshots_size() {
+    let ca = TestCa::new();
+    let (b, mut b_rx) = start(2, &ca).await;
+    let addr = b.local_addr();
+    // A plain raft message's header one byte over its cap: closed on the header.
+    let mut f = raw_client(addr, &ca.creds(1)).await;
+    send_header(&mut f, Kind::Raft, RAFT_MAX_FRAME + 1).await;
+    assert!(closes(f.get_mut()).await);
+    assert_eq!(b.stats().refusals.get(RefusalReason::FrameTooBig), 1);
+    // A snapshot of that size is a snapshot's right.
+    let mut f = raw_client(addr, &ca.creds(1)).await;
+    let snap = snapshot(1, 2, RAFT_MAX_FRAME + 1);
+    send_raft(&mut f, &snap).await;
+    assert_eq!(expect_event(&mut b_rx, raft_msg).await, snap);
+    // And the sender does not send a plain message over its cap: it reports it undeliverable.
+    let (a, mut a_rx) = start(1, &ca).await;
+    a.set_peer(2, addr);
+    let mut big = heartbeat(1, 2, 1);
+    big.set_context(vec![0u8; RAFT_MAX_FRAME].into());
+    a.send(big);
+    assert_eq!(expect_event(&mut a_rx, unreachable_id).await, 2);
+    a.send(heartbeat(1, 2, 2));
+    assert_eq!(expect_event(&mut b_rx, raft_msg).await.commit, 2);
 }
