@@ -114,7 +114,7 @@ fn vxlan_only_inside_wireguard(pair: &Pair) {
         ),
     )
     .expect("nftables counters");
-    full_size_pings(&pair, mtu);
+    full_size_pings(pair, mtu);
     let (wg, vxlan) = (nft_packets(h0.ns(), "wg"), nft_packets(h0.ns(), "vxlan"));
     assert!(
         wg >= 6,
