@@ -3,22 +3,23 @@
 //!
 //! Rules:
 //! - One `boringtun-cli DEV --foreground --disable-drop-privileges --threads N` per host,
-//!   entered into the host namespace with `nsenter --net` (not `ip netns exec`: the process must
-//!   see the machine's `/var/run`, where `wg` looks for it). It makes the TUN device `DEV` in
-//!   that namespace and serves WireGuard's userspace control socket `/var/run/wireguard/DEV.sock`,
-//!   through which `wg set DEV ...` configures it exactly like a kernel device. N is the
-//!   machine's CPU count, as the kernel's WireGuard encrypts on every CPU.
+//!   entered into the host namespace with `nsenter --net`, which keeps the machine's mount
+//!   namespace (`ip netns exec` would give the long-lived process a copy of it, pinning every
+//!   namespace file mounted at that moment, other labs' too, while it runs). It makes the TUN
+//!   device `DEV` in that namespace and serves WireGuard's userspace control socket
+//!   `/var/run/wireguard/DEV.sock`, through which `wg set DEV ...` configures it exactly like a
+//!   kernel device. N is the machine's CPU count, as the kernel's WireGuard encrypts on every
+//!   CPU.
 //! - `/var/run/wireguard` is one directory for the whole machine, whatever the network
 //!   namespace, and boringtun takes over a socket path that exists: device names must be unique
 //!   on the machine, not only in their namespace. They are `wg<pid>-<n>` ([`device_name`]): the
 //!   lab process's pid and a counter of the devices it made, at most 15 bytes (`IFNAMSIZ`).
-//! - [`Boringtun::start`] returns once the control socket exists (bounded wait), or fails with
+//! - `Boringtun::start` returns once the control socket exists (bounded wait), or fails with
 //!   the process's log if it exits first.
 //! - Dropping a [`Boringtun`] (at lab teardown) stops the process with SIGTERM, on which it
 //!   removes its socket, SIGKILL after [`STOP_TIMEOUT`]; the socket is removed if still there.
-//!   The TUN device goes with the process. [`reap_stale_sockets`] removes the sockets that a
-//!   killed lab process left (owner pid gone, older than
-//!   [`STALE_AFTER`](crate::lab::teardown::STALE_AFTER)).
+//!   The TUN device goes with the process. `reap_stale_sockets` removes the sockets that a
+//!   killed lab process left (owner pid gone, older than [`STALE_AFTER`]).
 //! - The binary is `$VXNET_BORINGTUN`, else `boringtun-cli` on the PATH, else
 //!   [`TOOLS_BIN`]`/boringtun-cli`, where `scripts/install-deps.sh --bench` installs it.
 
