@@ -3,9 +3,9 @@
 //!
 //! Rules:
 //! - One `boringtun-cli DEV --foreground --disable-drop-privileges --threads N` per host,
-//!   entered into the host namespace with `nsenter --net`, which keeps the machine's mount
-//!   namespace (`ip netns exec` would give the long-lived process a copy of it, pinning every
-//!   namespace file mounted at that moment, other labs' too, while it runs). It makes the TUN
+//!   entered into the host's network namespace only, with `nsenter --net` (not `ip netns
+//!   exec`, which also gives it a mount namespace of its own): like the lab's daemons it stays
+//!   in the machine's mount namespace, where `wg` finds its socket. It makes the TUN
 //!   device `DEV` in that namespace and serves WireGuard's userspace control socket
 //!   `/var/run/wireguard/DEV.sock`, through which `wg set DEV ...` configures it exactly like a
 //!   kernel device. N is the machine's CPU count, as the kernel's WireGuard encrypts on every
