@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/install-deps.sh
+scripts/install-deps.sh --bench
 echo "== building (release)"
 cargo build --release --workspace --bins -q
 VXNET=$PWD/target/release/vxnet

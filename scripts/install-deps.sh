@@ -7,7 +7,20 @@
 # lab's container image; a dynamically linked busybox would not run in it). Debian/Ubuntu, as
 # root. Does nothing when everything is already there. The lab starts dockerds of its own; a
 # system one (if the package starts it) is neither needed nor used.
+#
+# With --bench (scripts/demo.sh passes it), also what only the benchmark needs: boringtun-cli,
+# Cloudflare's userspace WireGuard, for vxnet-bench's userspace-wg mode (the sealed anchor on
+# kernels without WireGuard), built by cargo into /opt/vxnet-tools/bin (a few minutes once; the
+# test suite does not need it).
 set -euo pipefail
+
+bench=0
+for arg in "$@"; do
+    case $arg in
+        --bench) bench=1 ;;
+        *) echo "install-deps: unknown argument: $arg (only --bench)" >&2; exit 2 ;;
+    esac
+done
 
 need=()
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -60,3 +73,8 @@ for tool in fmt clippy; do
         fi
     fi
 done
+if ((bench)) && ! command -v boringtun-cli >/dev/null 2>&1 \
+    && [[ ! -x /opt/vxnet-tools/bin/boringtun-cli ]]; then
+    echo "install-deps: building boringtun-cli 0.7.1 into /opt/vxnet-tools (cargo install)"
+    cargo install boringtun-cli --version 0.7.1 --locked --root /opt/vxnet-tools
+fi

@@ -1,7 +1,8 @@
 //! `vxnet-bench`: throughput and latency between two containers on two lab hosts, for vxnet,
 //! for Linux kernel vxlan with the same topology, and for the bare underlay
 //! (`--scenario dataplane`, the default), and sealed: vxnet with an `--encrypted` network
-//! against kernel vxlan inside kernel WireGuard (modes `vxnet-sealed`, `kernel-wg`); or the
+//! against kernel vxlan inside kernel WireGuard (modes `vxnet-sealed`, `kernel-wg`), or inside
+//! boringtun's userspace WireGuard where the kernel has none (`userspace-wg`); or the
 //! control plane of a three-host Raft cluster: commit latency, convergence and leader failover
 //! (`--scenario cluster`, see `cluster.rs`); or
 //! the restart window of a daemon whose TAP outlives it: milliseconds from killing h1's daemon
@@ -21,8 +22,8 @@
 //!   MTU 1450, c1 on host 0 sends to c2 on host 1); `underlay` runs host namespace to host
 //!   namespace (MTU 1500), the ceiling of what any overlay can reach on this machine. The
 //!   sealed modes keep the numbers but not the MTU, which the seal shrinks (1426 for
-//!   `vxnet-sealed`, 1390 for `kernel-wg`: `scenario::Sealing::mtu`); the report lists each
-//!   mode's.
+//!   `vxnet-sealed`, 1390 for `kernel-wg` and `userspace-wg`: `scenario::Sealing::mtu`); the
+//!   report lists each mode's.
 //! - Each metric is measured `--repeat` times and the median is reported, because a shared
 //!   two-core machine is noisy.
 //! - The rate sweep and the RTT samples for the CDF are taken once per mode (the sweep is many
@@ -47,6 +48,7 @@ use clap::Parser;
 
 use vxnet_tests::iperf::{run_iperf, IperfTest};
 use vxnet_tests::lab::topology::host_addr;
+use vxnet_tests::lab::wireguard::{boringtun, WireGuard};
 use vxnet_tests::lab::{HostKind, Lab, LabBuilder};
 use vxnet_tests::ping::{ping_with, PingOptions};
 use vxnet_tests::scenario::{self, Sealing, C2_IP};
@@ -81,7 +83,8 @@ struct Args {
     #[arg(long, default_value_t = 10)]
     duration: u64,
     /// Comma-separated modes, run in this order: vxnet, kernel, underlay, vxnet-sealed
-    /// (--encrypted network), kernel-wg (kernel vxlan inside kernel WireGuard).
+    /// (--encrypted network), kernel-wg (kernel vxlan inside kernel WireGuard), userspace-wg
+    /// (kernel vxlan inside boringtun, userspace WireGuard; needs boringtun-cli).
     #[arg(long, value_delimiter = ',', default_value = "vxnet,kernel,underlay")]
     modes: Vec<Mode>,
     /// Where to write the results as JSON.
@@ -178,6 +181,8 @@ enum Mode {
     VxnetSealed,
     /// Two Linux kernel vxlan hosts whose VTEPs talk over kernel WireGuard.
     KernelWg,
+    /// Two Linux kernel vxlan hosts whose VTEPs talk over boringtun (userspace WireGuard).
+    UserspaceWg,
 }
 
 impl Mode {
@@ -188,6 +193,7 @@ impl Mode {
             Mode::Underlay => "underlay",
             Mode::VxnetSealed => "vxnet-sealed",
             Mode::KernelWg => "kernel-wg",
+            Mode::UserspaceWg => "userspace-wg",
         }
     }
 
@@ -199,8 +205,17 @@ impl Mode {
     /// Whether the overlay crosses the underlay sealed.
     fn sealing(self) -> Sealing {
         match self {
-            Mode::VxnetSealed | Mode::KernelWg => Sealing::Sealed,
+            Mode::VxnetSealed | Mode::KernelWg | Mode::UserspaceWg => Sealing::Sealed,
             Mode::Vxnet | Mode::Kernel | Mode::Underlay => Sealing::Clear,
+        }
+    }
+
+    /// The WireGuard that carries a kernel pair's VXLAN, if one does.
+    fn wireguard(self) -> Option<WireGuard> {
+        match self {
+            Mode::KernelWg => Some(WireGuard::Kernel),
+            Mode::UserspaceWg => Some(WireGuard::Boringtun),
+            Mode::Vxnet | Mode::Kernel | Mode::Underlay | Mode::VxnetSealed => None,
         }
     }
 }
@@ -236,8 +251,11 @@ fn build(mode: Mode, args: &Args) -> Result<Topology> {
             scenario::vxnet_pair_with(builder, sealing)?,
             sealing.mtu(HostKind::Vxnet),
         ),
-        Mode::Kernel | Mode::KernelWg => (
-            scenario::kernel_pair_with(builder, sealing)?,
+        Mode::Kernel | Mode::KernelWg | Mode::UserspaceWg => (
+            match mode.wireguard() {
+                Some(wg) => scenario::kernel_wg_pair(builder, wg)?,
+                None => scenario::kernel_pair_with(builder, sealing)?,
+            },
             sealing.mtu(HostKind::KernelVxlan),
         ),
         Mode::Underlay => {
@@ -545,6 +563,9 @@ fn dataplane(args: &Args) -> Result<()> {
         // Fail before spending minutes on the other modes.
         vxnet_tests::find_vxnet_bin()?;
     }
+    if args.modes.contains(&Mode::UserspaceWg) {
+        boringtun::find_bin()?;
+    }
     let mut report = Report::new(args.duration, args.repeat, args.veth_offloads);
     for &mode in &args.modes {
         match measure(mode, args) {
@@ -571,3 +592,6 @@ fn dataplane(args: &Args) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

@@ -5,8 +5,10 @@
 //! - A snapshot reads everything at once, right before or after the iperf3 run, so the window
 //!   includes iperf3's own start and end (about a second, with little traffic): CPU per unit is
 //!   a slight overestimate, the same for every mode.
-//! - Daemon figures (CPU, context switches, syscalls) exist only in the vxnet mode; the kernel
-//!   modes report the machine and softirq only. Counters that cannot be read are absent, not 0.
+//! - Daemon figures exist where a mode has daemons: CPU and context switches of the vxnet
+//!   daemons, or of the boringtun processes in `userspace-wg`; syscalls only for vxnet. The
+//!   other kernel modes report the machine and softirq only. Counters that cannot be read are
+//!   absent, not 0.
 //! - Everything is summed over both hosts: for one flow, sender and receiver work both count.
 
 use std::path::PathBuf;
@@ -24,7 +26,7 @@ pub struct Sites {
     pub host_ns: Vec<String>,
     /// Container namespaces (empty for the underlay, whose endpoints are the hosts).
     pub container_ns: Vec<String>,
-    /// vxnet daemons' pids.
+    /// Pids of the daemons: vxnet's, or the lab's boringtun processes.
     pub daemon_pids: Vec<u32>,
     /// vxnet hosts' sandbox namespace files (the TAPs are there).
     pub sandboxes: Vec<PathBuf>,
@@ -44,7 +46,7 @@ impl Sites {
             daemon_pids: if vxnet {
                 hosts.iter().filter_map(|h| h.daemon_pid()).collect()
             } else {
-                Vec::new()
+                lab.boringtun_pids()
             },
             sandboxes: if vxnet {
                 hosts.iter().flat_map(|h| h.sandbox_namespaces()).collect()
@@ -133,13 +135,14 @@ impl Snapshot {
     pub fn take(sites: &Sites, lab: &Lab, with_drops: bool) -> Snapshot {
         let mut s = Snapshot {
             machine: procfs::machine(),
+            // None without daemons.
+            daemons: sum_opt(
+                sites.daemon_pids.iter().map(|&p| procfs::process(p)),
+                |a, b| a + b,
+            ),
             ..Snapshot::default()
         };
         if sites.vxnet {
-            s.daemons = sum_opt(
-                sites.daemon_pids.iter().map(|&p| procfs::process(p)),
-                |a, b| a + b,
-            );
             s.vxnet = sum_opt(
                 (0..sites.host_ns.len()).map(|i| {
                     let out = lab

@@ -8,10 +8,12 @@
 //!   for metrics where a ratio means something; each table says which way is better. Loss
 //!   shows both percentages instead (a ratio of two near-100 % losses says nothing, one of two
 //!   near-0 % ones is noise); counts with no kernel counterpart show "—".
-//! - The sealed modes are compared the same way in a column of their own, "sealed vs wg"
-//!   (vxnet-sealed ÷ kernel-wg, [`SEALED`]). A comparison column is shown when the run has
-//!   either of its modes ("vxnet vs kernel" also when it has neither pair). The sealed modes'
-//!   overlay MTU is smaller; the head of the tables lists every mode's.
+//! - The sealed modes are compared the same way in a column of their own: vxnet-sealed ÷
+//!   kernel-wg ("sealed vs kernel-wg", [`SEALED`]) when kernel-wg was measured, else ÷
+//!   userspace-wg ("sealed vs userspace-wg", [`SEALED_USERSPACE`]) when that was, else ÷
+//!   kernel-wg (dashes). A comparison column is shown when the run has either of its modes
+//!   ("vxnet vs kernel" also when it has no pair at all). The sealed modes' overlay MTU is
+//!   smaller; the head of the tables lists every mode's. The JSON has every pairing's ratios.
 //! - One table per group, in [`Group::ALL`] order; the sweep has its own table of steps.
 
 use std::collections::BTreeMap;
@@ -357,6 +359,8 @@ pub struct Pairing {
     pub baseline: &'static str,
     /// JSON key of the ratios.
     pub json_key: &'static str,
+    /// What the column shows, for the head of the tables (after the title and a colon).
+    pub explain: &'static str,
 }
 
 /// vxnet against kernel vxlan, both in the clear.
@@ -365,14 +369,30 @@ pub const PLAIN: Pairing = Pairing {
     mode: "vxnet",
     baseline: "kernel",
     json_key: "ratio_vxnet_over_kernel",
+    explain: "vxnet's value as a multiple of the kernel's (N.NN×); for loss, vxnet's % vs the \
+              kernel's %",
 };
 
 /// Encrypted vxnet against kernel vxlan inside kernel WireGuard.
 pub const SEALED: Pairing = Pairing {
-    title: "sealed vs wg",
+    title: "sealed vs kernel-wg",
     mode: "vxnet-sealed",
     baseline: "kernel-wg",
     json_key: "ratio_vxnet_sealed_over_kernel_wg",
+    explain: "vxnet-sealed's value as a multiple of kernel-wg's, the same way (--encrypted \
+              network, AES-256-GCM, against kernel vxlan inside kernel WireGuard)",
+};
+
+/// Encrypted vxnet against kernel vxlan inside boringtun: the anchor where the kernel has no
+/// WireGuard.
+pub const SEALED_USERSPACE: Pairing = Pairing {
+    title: "sealed vs userspace-wg",
+    mode: "vxnet-sealed",
+    baseline: "userspace-wg",
+    json_key: "ratio_vxnet_sealed_over_userspace_wg",
+    explain: "vxnet-sealed's value as a multiple of userspace-wg's, the same way (--encrypted \
+              network, AES-256-GCM, against kernel vxlan inside boringtun, a userspace \
+              WireGuard: the anchor where this kernel has no WireGuard, not the kernel's cost)",
 };
 
 /// The samples of one mode.
@@ -479,20 +499,33 @@ impl Report {
         }
     }
 
-    /// The comparison columns this run has: each pairing of which either mode ran, and
-    /// [`PLAIN`] when there is none (a run of the underlay alone).
-    fn pairings(&self) -> Vec<Pairing> {
-        let ran = |p: &Pairing| {
-            self.modes
-                .iter()
-                .any(|m| m.mode == p.mode || m.mode == p.baseline)
-        };
-        let shown: Vec<Pairing> = [PLAIN, SEALED].into_iter().filter(ran).collect();
-        if shown.is_empty() {
-            vec![PLAIN]
+    /// The sealed column's pairing: against kernel-wg if it was measured, else against
+    /// userspace-wg if that was, else against kernel-wg.
+    pub fn sealed_pairing(&self) -> Pairing {
+        let measured = |name: &str| self.mode(name).is_some_and(|m| m.error.is_none());
+        if !measured(SEALED.baseline) && measured(SEALED_USERSPACE.baseline) {
+            SEALED_USERSPACE
         } else {
-            shown
+            SEALED
         }
+    }
+
+    /// The comparison columns this run has: "vxnet vs kernel" if either of its modes ran, the
+    /// sealed column ([`Report::sealed_pairing`]) if any sealed mode ran, and "vxnet vs
+    /// kernel" when there is none (a run of the underlay alone).
+    fn pairings(&self) -> Vec<Pairing> {
+        let ran = |names: &[&str]| self.modes.iter().any(|m| names.contains(&m.mode.as_str()));
+        let mut shown = Vec::new();
+        if ran(&[PLAIN.mode, PLAIN.baseline]) {
+            shown.push(PLAIN);
+        }
+        if ran(&[SEALED.mode, SEALED.baseline, SEALED_USERSPACE.baseline]) {
+            shown.push(self.sealed_pairing());
+        }
+        if shown.is_empty() {
+            shown.push(PLAIN);
+        }
+        shown
     }
 
     /// The human-readable tables.
@@ -511,19 +544,8 @@ impl Report {
             }
         );
         let pairings = self.pairings();
-        if pairings.contains(&PLAIN) {
-            let _ = writeln!(
-                s,
-                "vxnet vs kernel: vxnet's value as a multiple of the kernel's (N.NN×); for loss, \
-                 vxnet's % vs the kernel's %"
-            );
-        }
-        if pairings.contains(&SEALED) {
-            let _ = writeln!(
-                s,
-                "sealed vs wg: vxnet-sealed's value as a multiple of kernel-wg's, the same way \
-                 (--encrypted network, AES-256-GCM, against kernel vxlan inside kernel WireGuard)"
-            );
+        for p in &pairings {
+            let _ = writeln!(s, "{}: {}", p.title, p.explain);
         }
         let mtus: Vec<String> = self
             .modes
@@ -598,13 +620,23 @@ impl Report {
         }
         let mut s = String::new();
         let _ = write!(s, "  {:<16}", "offered kpkt/s");
-        for m in &self.modes {
-            let _ = write!(s, "{:>28}", format!("{}: sent -> rx (loss)", m.mode));
+        let heads: Vec<String> = self
+            .modes
+            .iter()
+            .map(|m| format!("{}: sent -> rx (loss)", m.mode))
+            .collect();
+        // At least 28 wide, and two spaces before a long mode's head.
+        let widths: Vec<usize> = heads
+            .iter()
+            .map(|h| (h.chars().count() + 2).max(28))
+            .collect();
+        for (head, w) in heads.iter().zip(&widths) {
+            let _ = write!(s, "{head:>w$}");
         }
         let _ = writeln!(s);
         for rate in rates {
             let _ = write!(s, "  {:<16}", fmt_value(Some(rate)));
-            for m in &self.modes {
+            for (m, w) in self.modes.iter().zip(&widths) {
                 let cell = m
                     .sweep
                     .iter()
@@ -620,7 +652,7 @@ impl Report {
                             )
                         },
                     );
-                let _ = write!(s, "{cell:>28}");
+                let _ = write!(s, "{cell:>w$}");
             }
             let _ = writeln!(s);
         }
@@ -678,6 +710,7 @@ impl Report {
             "modes": Value::Object(modes),
             PLAIN.json_key: ratios(PLAIN),
             SEALED.json_key: ratios(SEALED),
+            SEALED_USERSPACE.json_key: ratios(SEALED_USERSPACE),
             "plots": json!(self.plots),
         });
         if let Value::Object(rest) = rest {

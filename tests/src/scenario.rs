@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 
 use crate::lab::cluster::REPLICATION_TIMEOUT;
 use crate::lab::topology::host_addr;
-use crate::lab::wireguard::{wg_addr, WG_MTU};
+use crate::lab::wireguard::{wg_addr, WireGuard, WG_MTU};
 use crate::lab::{Container, HostKind, KernelNetwork, Lab, LabBuilder};
 
 /// Name of the overlay.
@@ -41,8 +41,9 @@ pub enum Sealing {
     #[default]
     Clear,
     /// vxnet: the network is `--encrypted` (every datagram sealed with AES-256-GCM). Kernel
-    /// vxlan: the VTEPs talk over kernel WireGuard between the host namespaces (`wg0`,
-    /// ChaCha20-Poly1305), so the underlay carries only WireGuard's UDP.
+    /// vxlan: the VTEPs talk over WireGuard between the host namespaces (ChaCha20-Poly1305;
+    /// kernel WireGuard unless [`kernel_wg_pair`] says otherwise), so the underlay carries only
+    /// WireGuard's UDP.
     Sealed,
 }
 
@@ -174,12 +175,34 @@ pub fn kernel_pair_cold_on(builder: LabBuilder) -> Result<Pair> {
 }
 
 /// [`kernel_pair_cold_on`], sealed or not. Sealed, the host namespaces are joined by kernel
-/// WireGuard first (`Lab::wireguard`) and each `vx0` uses the `wg0` addresses as its local
+/// WireGuard first (`Lab::wireguard`) and each `vx0` uses the tunnel addresses as its local
 /// address and peer; this fails on a kernel without WireGuard.
 pub fn kernel_pair_cold_with(builder: LabBuilder, sealing: Sealing) -> Result<Pair> {
+    let carrier = match sealing {
+        Sealing::Clear => None,
+        Sealing::Sealed => Some(WireGuard::Kernel),
+    };
+    kernel_pair_cold_over(builder, carrier)
+}
+
+/// The sealed kernel pair ([`kernel_pair_with`] with [`Sealing::Sealed`]) over WireGuard of
+/// kind `wg`: the kernel's, or boringtun in userspace (for kernels without WireGuard; it needs
+/// `boringtun-cli`). Warmed up.
+pub fn kernel_wg_pair(builder: LabBuilder, wg: WireGuard) -> Result<Pair> {
+    let pair = kernel_pair_cold_over(builder, Some(wg))?;
+    pair.wait_connected()?;
+    Ok(pair)
+}
+
+/// The kernel pair, its VXLAN on the underlay (`None`) or inside WireGuard of that kind.
+fn kernel_pair_cold_over(builder: LabBuilder, carrier: Option<WireGuard>) -> Result<Pair> {
+    let sealing = match carrier {
+        None => Sealing::Clear,
+        Some(_) => Sealing::Sealed,
+    };
     let lab = builder.hosts(HostKind::KernelVxlan, 2).build()?;
-    if sealing == Sealing::Sealed {
-        lab.wireguard(&[0, 1])?;
+    if let Some(wg) = carrier {
+        lab.wireguard(&[0, 1], wg)?;
     }
     for (host, peer) in [(0, 1), (1, 0)] {
         let (peer, tunnel) = match sealing {

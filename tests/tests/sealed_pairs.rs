@@ -6,10 +6,15 @@
 //!   underlay leaving host 0 carries WireGuard's UDP 51820 and no VXLAN (UDP 4789) in the
 //!   clear, counted by nftables on the host's uplink. On a kernel without WireGuard the
 //!   topology must fail with one error that says so (the test then checks that and stops).
+//! - `userspace-wg`: the same checks over boringtun, and after the lab is gone no
+//!   `boringtun-cli` of it runs and its control sockets are gone. Ignored by default: it needs
+//!   `boringtun-cli`, which only `scripts/install-deps.sh --bench` builds (run it with
+//!   `cargo test -p vxnet-tests --test sealed_pairs -- --ignored`).
 
 use serde_json::Value;
 use vxnet_tests::lab::topology::HOST_UPLINK;
-use vxnet_tests::lab::wireguard::WG_PORT;
+use vxnet_tests::lab::wireguard::boringtun::{socket_path, SOCKET_DIR};
+use vxnet_tests::lab::wireguard::{WireGuard, WG_PORT};
 use vxnet_tests::lab::{HostKind, Lab};
 use vxnet_tests::netns::exec_ok;
 use vxnet_tests::ping::ping_with;
@@ -85,6 +90,12 @@ fn kernel_wg_pair_carries_vxlan_only_inside_wireguard() {
             return;
         }
     };
+    vxlan_only_inside_wireguard(&pair);
+}
+
+/// The kernel pair over WireGuard carries full-size pings, and host 0's uplink sees them as
+/// WireGuard and sees no VXLAN.
+fn vxlan_only_inside_wireguard(pair: &Pair) {
     let mtu = Sealing::Sealed.mtu(HostKind::KernelVxlan);
     assert_eq!(container_mtu(&pair.c1.ns), mtu);
     let h0 = pair.lab.host(0);
@@ -103,11 +114,55 @@ fn kernel_wg_pair_carries_vxlan_only_inside_wireguard() {
         ),
     )
     .expect("nftables counters");
-    full_size_pings(&pair, mtu);
+    full_size_pings(pair, mtu);
     let (wg, vxlan) = (nft_packets(h0.ns(), "wg"), nft_packets(h0.ns(), "vxlan"));
     assert!(
         wg >= 6,
         "at least the 6 pings' packets leave as WireGuard: {wg}"
     );
     assert_eq!(vxlan, 0, "VXLAN left host 0 in the clear");
+}
+
+#[test]
+#[ignore = "needs boringtun-cli (scripts/install-deps.sh --bench)"]
+fn userspace_wg_pair_carries_vxlan_only_inside_wireguard_and_leaves_nothing() {
+    if !require_root() {
+        return;
+    }
+    let pair = scenario::kernel_wg_pair(Lab::builder(), WireGuard::Boringtun)
+        .expect("kernel vxlan over boringtun");
+    let pids = pair.lab.boringtun_pids();
+    assert_eq!(pids.len(), 2, "one boringtun-cli per host");
+    // Each host's tunnel is a device of its own name, served on its own socket.
+    let devices: Vec<String> = (0..2)
+        .map(|h| {
+            let text = exec_ok(
+                pair.lab.host(h).ns(),
+                &["ip", "-o", "link", "show", "type", "tun"],
+            )
+            .expect("list TUN devices");
+            let name = text
+                .split(':')
+                .nth(1)
+                .map(|n| n.trim().to_string())
+                .unwrap_or_else(|| panic!("h{h} has no TUN device: {text}"));
+            assert!(socket_path(&name).exists(), "{name}: no control socket");
+            name
+        })
+        .collect();
+    assert_ne!(devices[0], devices[1]);
+    vxlan_only_inside_wireguard(&pair);
+    drop(pair);
+    for pid in pids {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "boringtun-cli {pid} outlived the lab"
+        );
+    }
+    for d in &devices {
+        assert!(
+            !socket_path(d).exists(),
+            "{d}'s socket outlived the lab in {SOCKET_DIR}"
+        );
+    }
 }

@@ -109,9 +109,16 @@ fn sweep_steps_are_tabled_and_written() {
         received_kpps: 49.5,
         loss_pct: 1.0,
     }];
-    r.modes = vec![vx];
+    let mut wg = ModeResult::new("userspace-wg");
+    wg.sweep = vx.sweep.clone();
+    r.modes = vec![vx, wg];
     let t = r.table();
     assert!(t.contains("50.0 -> 49.5 (1.0 %)"), "{t}");
+    // A long mode name keeps its head apart from the one before.
+    assert!(
+        t.contains("vxnet: sent -> rx (loss)  userspace-wg: sent -> rx (loss)"),
+        "{t}"
+    );
     let j = r.to_json();
     assert_eq!(
         j["modes"]["vxnet"]["udp_sweep"][0]["offered_kpackets_s"],
@@ -148,7 +155,7 @@ fn sealed_modes_get_their_own_column_ratios_and_mtus() {
         mode("vxnet", 3.0, 1.0, 1450),
         mode("kernel", 4.0, 2.0, 1450),
     ];
-    assert!(!r.table().contains("sealed vs wg"), "{}", r.table());
+    assert!(!r.table().contains("sealed vs"), "{}", r.table());
     r.modes.push(mode("vxnet-sealed", 1.0, 5.0, 1426));
     let alone = Report {
         modes: r.modes[2..].to_vec(),
@@ -156,7 +163,7 @@ fn sealed_modes_get_their_own_column_ratios_and_mtus() {
     };
     let t = alone.table();
     assert!(
-        t.contains("  sealed vs wg\n") && !t.contains("vxnet vs kernel"),
+        t.contains("  sealed vs kernel-wg\n") && !t.contains("vxnet vs kernel"),
         "{t}"
     );
     r.modes.push(mode("kernel-wg", 2.0, 0.5, 1390));
@@ -165,7 +172,7 @@ fn sealed_modes_get_their_own_column_ratios_and_mtus() {
     assert_eq!(r.ratio(Metric::Tcp1Gbps, SEALED), Some(0.5));
     assert_eq!(r.comparison(Metric::Udp64LossPct, SEALED), "5.0 % vs 0.5 %");
     let t = r.table();
-    assert!(t.contains("vxnet vs kernel | sealed vs wg"), "{t}");
+    assert!(t.contains("vxnet vs kernel | sealed vs kernel-wg"), "{t}");
     let row = format!(
         "{:<34}{:>10}{:>10}{:>13}{:>10}  0.75×           | 0.50×",
         Metric::Tcp1Gbps.label(),
@@ -189,4 +196,77 @@ fn sealed_modes_get_their_own_column_ratios_and_mtus() {
         json!(0.75)
     );
     assert_eq!(j["modes"]["kernel-wg"]["mtu"], json!(1390));
+}
+
+#[test]
+fn sealed_column_uses_kernel_wg_if_measured_else_userspace_wg() {
+    let mode = |name: &str, gbps: f64| {
+        let mut m = ModeResult::new(name);
+        m.add(Metric::Tcp1Gbps, gbps);
+        m.mtu = Some(1390);
+        m
+    };
+    let failed = |name: &str| {
+        let mut m = ModeResult::new(name);
+        m.error = Some("this kernel (6.18) has no WireGuard".into());
+        m
+    };
+    let report = |modes: Vec<ModeResult>| Report {
+        modes,
+        ..Report::new(3, 1, false)
+    };
+    // kernel-wg could not run here: the column compares with userspace-wg and says so.
+    let r = report(vec![
+        mode("vxnet-sealed", 1.0),
+        failed("kernel-wg"),
+        mode("userspace-wg", 0.5),
+    ]);
+    assert_eq!(r.sealed_pairing(), SEALED_USERSPACE);
+    let t = r.table();
+    assert!(t.contains("  sealed vs userspace-wg\n"), "{t}");
+    assert!(
+        t.contains("sealed vs userspace-wg: vxnet-sealed's value"),
+        "{t}"
+    );
+    assert!(!t.contains("sealed vs kernel-wg"), "{t}");
+    let row = format!(
+        "{:<34}{:>13}{:>10}{:>13}  2.00×",
+        Metric::Tcp1Gbps.label(),
+        "1.00",
+        "-",
+        "0.50"
+    );
+    assert!(t.contains(&row), "{row:?} not in\n{t}");
+    assert!(
+        t.contains("endpoint MTU: vxnet-sealed 1390, userspace-wg 1390"),
+        "{t}"
+    );
+    let j = r.to_json();
+    assert_eq!(
+        j["ratio_vxnet_sealed_over_userspace_wg"]["tcp_1_stream_gbit_s"],
+        json!(2.0)
+    );
+    assert_eq!(
+        j["ratio_vxnet_sealed_over_kernel_wg"]["tcp_1_stream_gbit_s"],
+        Value::Null
+    );
+    // Both measured: kernel-wg is the anchor.
+    let r = report(vec![
+        mode("vxnet-sealed", 1.0),
+        mode("kernel-wg", 2.0),
+        mode("userspace-wg", 0.5),
+    ]);
+    assert_eq!(r.sealed_pairing(), SEALED);
+    assert!(
+        r.table().contains("  sealed vs kernel-wg\n"),
+        "{}",
+        r.table()
+    );
+    // userspace-wg alone still gets the column.
+    let r = report(vec![mode("userspace-wg", 0.5)]);
+    let t = r.table();
+    assert!(
+        t.contains("  sealed vs userspace-wg\n") && !t.contains("vxnet vs kernel"),
+        "{t}"
+    );
 }

@@ -32,7 +32,7 @@
 //! stops and kills vxnet daemons and drives their CLI; [`cluster`] forms Raft clusters of lab
 //! hosts and finds their leader; [`container`] makes container namespaces and connects them;
 //! [`kernel_vxlan`] sets up kernel vxlan hosts; [`wireguard`] joins host namespaces with kernel
-//! WireGuard (the benchmark's sealed kernel anchor); [`teardown`] cleans up, also after a killed run;
+//! or userspace (boringtun) WireGuard (the benchmark's sealed kernel anchors); [`teardown`] cleans up, also after a killed run;
 //! [`iproute`] reads what `ip` prints; [`docker`] runs a real Docker Engine on a lab host (a
 //! `dockerd` per host, in the host namespace, seeing only that host's plugin sockets in
 //! `/run/docker/plugins`, restartable with running containers, torn down with its containers;
@@ -157,6 +157,7 @@ impl LabBuilder {
             hosts: Vec::new(),
             namespaces: Mutex::new(Vec::new()),
             helpers: Mutex::new(Vec::new()),
+            boringtuns: Mutex::new(Vec::new()),
             captures: AtomicU32::new(0),
             torn_down: AtomicBool::new(false),
         };
@@ -189,6 +190,8 @@ pub struct Lab {
     hosts: Vec<Host>,
     namespaces: Mutex<Vec<String>>,
     helpers: Mutex<Vec<Background>>,
+    /// Userspace WireGuard processes ([`wireguard::WireGuard::Boringtun`]).
+    boringtuns: Mutex<Vec<wireguard::boringtun::Boringtun>>,
     captures: AtomicU32,
     torn_down: AtomicBool,
 }

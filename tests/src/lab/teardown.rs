@@ -4,7 +4,8 @@
 //! - [`Lab::teardown`] runs from `Drop`, also while a test panics; it never panics itself and is
 //!   idempotent. Order: daemons get SIGTERM (SIGKILL after
 //!   [`DAEMON_STOP_TIMEOUT`]); on a panic the tail of every
-//!   daemon log is printed; helpers are killed; every process still in a lab namespace is
+//!   daemon log is printed; userspace WireGuard processes are stopped (SIGTERM, so they
+//!   remove their control sockets); helpers are killed; every process still in a lab namespace is
 //!   SIGKILLed; every mount under the lab root is detached; the namespaces are deleted, newest
 //!   first; the lab root is removed.
 //! - Every [`LabBuilder::build`](super::LabBuilder::build) first sweeps stale labs: namespaces
@@ -13,7 +14,8 @@
 //!   stale lab's Docker Engines go with it: killing what runs in its host namespaces kills
 //!   each dockerd's pid namespace (containerd, shims, containers); then their cgroups are
 //!   removed, or by a later sweep once the owner is gone and they are [`STALE_AFTER`] old
-//!   (`cgroups`).
+//!   (`cgroups`). So are the WireGuard control sockets of its boringtun processes
+//!   (`wireguard::boringtun`).
 
 use std::fs;
 use std::path::Path;
@@ -46,6 +48,9 @@ impl Lab {
         if std::thread::panicking() {
             eprintln!("{}", self.daemon_logs(60));
         }
+        // Userspace WireGuard first, by SIGTERM: it removes its control socket, which lives
+        // outside the lab's namespaces and root.
+        lock(&self.boringtuns).clear();
         lock(&self.helpers).clear();
         let namespaces = lock(&self.namespaces).clone();
         kill_namespace_processes(&namespaces);
@@ -95,6 +100,7 @@ fn kill_namespace_processes(namespaces: &[String]) {
 /// Removes the namespaces and temp roots of labs whose process is gone (see the module docs).
 pub(super) fn reap_stale_labs() {
     super::cgroups::reap_stale_cgroups();
+    super::wireguard::boringtun::reap_stale_sockets();
     let Ok(entries) = fs::read_dir(netns::NETNS_DIR) else {
         return;
     };
