@@ -66,6 +66,8 @@ fn run_daemon(args: DaemonArgs, socket: std::path::PathBuf) -> anyhow::Result<()
         kernel: args.kernel,
         busy_poll: std::time::Duration::from_micros(u64::from(args.busy_poll)),
         queues: args.queues.map(usize::from),
+        key_rotation: (args.key_rotation > 0)
+            .then(|| std::time::Duration::from_secs(args.key_rotation)),
         force_new_cluster: args.force_new_cluster,
         dns: args.dns,
         docker_plugin: args.docker_plugin,

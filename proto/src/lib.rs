@@ -22,6 +22,7 @@ impl std::fmt::Debug for NetworkKey {
         f.debug_struct("NetworkKey")
             .field("epoch", &self.epoch)
             .field("secret", &"<redacted>")
+            .field("created_unix_secs", &self.created_unix_secs)
             .finish()
     }
 }

@@ -183,3 +183,25 @@ fn cli_without_a_daemon_fails_with_one_line_in_time() {
 
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Daemon flags out of range are refused before anything starts: one line, exit 2.
+#[test]
+fn daemon_flags_out_of_range_are_refused_with_one_line() {
+    let bin = vxnet_bin();
+    for (what, flag, value) in [
+        ("--queues 0", "--queues", "0"),
+        ("--queues 17", "--queues", "17"),
+        ("--key-rotation below 20 s", "--key-rotation", "5"),
+        ("--key-rotation not a number", "--key-rotation", "12h"),
+    ] {
+        let out = std::process::Command::new(&bin)
+            .args(["daemon", "--advertise-addr", "192.0.2.1", flag, value])
+            .output()
+            .expect("run vxnet");
+        assert_cli_error(what, &out, 2);
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(flag),
+            "{what}: names the flag"
+        );
+    }
+}

@@ -89,6 +89,52 @@ fn pattern_bytes() -> Vec<u8> {
         .collect()
 }
 
+/// The key epochs the sealed datagrams in `pcap` carry, sorted, each once.
+fn epochs(pcap: &Path) -> Vec<u8> {
+    let mut e: Vec<u8> = vxlan_datagrams(pcap).iter().map(|d| d.payload[2]).collect();
+    e.sort_unstable();
+    e.dedup();
+    e
+}
+
+/// Pings from a container to an address every 50 ms, in runs of 20, on a thread of its own
+/// until [`Pinger::stop`].
+struct Pinger {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<(u32, u32)>,
+}
+
+impl Pinger {
+    fn start(from: &Container, to: Ipv4Addr) -> Pinger {
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (stop, ns, ip) = (Arc::clone(&stop), from.ns.clone(), to.to_string());
+            std::thread::spawn(move || {
+                let opts = PingOptions {
+                    count: 20,
+                    interval: Duration::from_millis(50),
+                    size: None,
+                    deadline: Duration::from_secs(5),
+                };
+                let (mut sent, mut received) = (0, 0);
+                while !stop.load(Ordering::Relaxed) {
+                    let s = ping_with(&ns, &ip, &opts).expect("ping runs");
+                    sent += s.transmitted;
+                    received += s.received;
+                }
+                (sent, received)
+            })
+        };
+        Pinger { stop, thread }
+    }
+
+    /// Stops after the run in progress; (echo requests sent, replies received).
+    fn stop(self) -> (u32, u32) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().expect("pinger")
+    }
+}
+
 /// `ping -p PATTERN` from `from` to `to`: echo requests whose payload repeats [`PATTERN`].
 fn ping_pattern(from: &Container, to: Ipv4Addr) {
     let out = exec_ok(
@@ -368,38 +414,13 @@ fn removing_a_host_rotates_the_key_without_losing_a_ping() {
     let a1_ip = h1.connect_auto("sealed", &a1).expect("connect a1");
     a0.wait_reachable(&a1_ip.to_string(), WARMUP_TIMEOUT)
         .expect("a0 reaches a1");
-    let epochs = |pcap: &Path| {
-        let mut e: Vec<u8> = vxlan_datagrams(pcap).iter().map(|d| d.payload[2]).collect();
-        e.sort_unstable();
-        e.dedup();
-        e
-    };
     let capture = lab.capture("udp port 4789").expect("capture");
     let pcap = capture.pcap().to_path_buf();
     ping_pattern(&a0, a1_ip);
     capture.stop().expect("decode");
     assert_eq!(epochs(&pcap), [0], "a new network's key is epoch 0");
 
-    // Pings a0 -> a1 every 50 ms, in runs of 20, until told to stop.
-    let stop = Arc::new(AtomicBool::new(false));
-    let pinger = {
-        let (stop, ns, ip) = (Arc::clone(&stop), a0.ns.clone(), a1_ip.to_string());
-        std::thread::spawn(move || {
-            let opts = PingOptions {
-                count: 20,
-                interval: Duration::from_millis(50),
-                size: None,
-                deadline: Duration::from_secs(5),
-            };
-            let (mut sent, mut received) = (0, 0);
-            while !stop.load(Ordering::Relaxed) {
-                let s = ping_with(&ns, &ip, &opts).expect("ping runs");
-                sent += s.transmitted;
-                received += s.received;
-            }
-            (sent, received)
-        })
-    };
+    let pinger = Pinger::start(&a0, a1_ip);
 
     // h2 dies and is removed: it knew the key, so every encrypted network gets a new one.
     let victim = lab.host(2).name().to_owned();
@@ -424,8 +445,7 @@ fn removing_a_host_rotates_the_key_without_losing_a_ping() {
     let pcap = capture.pcap().to_path_buf();
     std::thread::sleep(Duration::from_secs(1));
     capture.stop().expect("decode");
-    stop.store(true, Ordering::Relaxed);
-    let (sent, received) = pinger.join().expect("pinger");
+    let (sent, received) = pinger.stop();
     assert_eq!(
         epochs(&pcap),
         [1],
@@ -435,4 +455,71 @@ fn removing_a_host_rotates_the_key_without_losing_a_ping() {
     assert!(sent >= 100, "{sent} pings");
     assert_eq!(received, sent, "pings lost across the key change");
     assert_eq!(drops(h0, "sealed_no_key") + drops(h1, "sealed_no_key"), 0);
+}
+
+/// With `--key-rotation`, the leader gives an encrypted network a new key once its key is that
+/// old (Docker rotates every 12 hours; here 20 s, the shortest allowed), and traffic carries on
+/// through the switch without a lost ping.
+#[test]
+fn keys_are_rotated_when_they_reach_their_age_without_losing_a_ping() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::builder()
+        .hosts(vxnet_tests::lab::HostKind::Vxnet, 2)
+        .daemon_arg("--key-rotation=20")
+        .build()
+        .expect("lab");
+    lab.form_cluster(&[0, 1]).expect("cluster");
+    let (h0, h1) = (lab.host(0), lab.host(1));
+    let created = Instant::now();
+    h0.vxnet_ok(&[
+        "network",
+        "create",
+        "--encrypted",
+        "--subnet",
+        "10.64.0.0/24",
+        "aging",
+    ]);
+    h1.wait_networks(&["aging"], REPLICATION_TIMEOUT)
+        .expect("network replicated");
+    let a0 = lab.container(0, "a0").expect("a0");
+    let a1 = lab.container(1, "a1").expect("a1");
+    h0.connect_auto("aging", &a0).expect("connect a0");
+    let a1_ip = h1.connect_auto("aging", &a1).expect("connect a1");
+    a0.wait_reachable(&a1_ip.to_string(), WARMUP_TIMEOUT)
+        .expect("a0 reaches a1");
+    let pinger = Pinger::start(&a0, a1_ip);
+    // The key is due at 20 s and rotated at the leader's next check (every 5 s).
+    wait_for(
+        "the leader to rotate the aged key",
+        Duration::from_secs(45),
+        Duration::from_millis(500),
+        || {
+            Ok(lab
+                .daemon_logs(200)
+                .contains("its key reached --key-rotation")
+                .then_some(()))
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", lab.daemon_logs(30)));
+    assert!(
+        created.elapsed() >= Duration::from_secs(19),
+        "rotated before the key was 20 s old"
+    );
+    // Hosts send with the new key 10 s after they learn it.
+    std::thread::sleep(Duration::from_secs(11));
+    let capture = lab.capture("udp port 4789").expect("capture");
+    let pcap = capture.pcap().to_path_buf();
+    std::thread::sleep(Duration::from_secs(1));
+    capture.stop().expect("decode");
+    let (sent, received) = pinger.stop();
+    let seen = epochs(&pcap);
+    assert!(
+        !seen.is_empty() && !seen.contains(&0),
+        "the first key retired after its 20 s, not {seen:?}\n{}",
+        lab.daemon_logs(20)
+    );
+    assert!(sent >= 300, "{sent} pings");
+    assert_eq!(received, sent, "pings lost across the key change");
 }

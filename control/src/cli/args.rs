@@ -105,6 +105,11 @@ pub struct DaemonArgs {
     /// (at most 16). 1 where the kernel (or --kernel) lacks multi-queue TAPs or SO_REUSEPORT.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=16))]
     pub queues: Option<u8>,
+    /// Seconds after which the cluster's leader gives an encrypted network a new key (hosts
+    /// switch 10 s after they learn it, accepting both meanwhile); 0: only when a member is
+    /// removed. Default: 12 hours, as Docker's encrypted overlay rotates.
+    #[arg(long, value_name = "SECS", default_value_t = 43_200, value_parser = parse_key_rotation)]
+    pub key_rotation: u64,
     /// Start this data dir's state as a cluster of this host alone (recovery after the
     /// majority is lost for good); logs what it dropped.
     #[arg(long)]
@@ -301,6 +306,24 @@ pub enum ClusterCommand {
 fn parse_cidr(s: &str) -> Result<Ipv4Cidr, String> {
     s.parse::<Ipv4Cidr>().map_err(|e| e.to_string())
 }
+
+/// `--key-rotation`: 0 (never), or at least [`MIN_KEY_ROTATION`] seconds.
+fn parse_key_rotation(s: &str) -> Result<u64, String> {
+    let secs: u64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if secs != 0 && secs < MIN_KEY_ROTATION {
+        return Err(format!(
+            "{secs} s is too short: hosts switch keys 10 s after a rotation, so the next one may \
+             come {MIN_KEY_ROTATION} s after it at the earliest (or 0: never)"
+        ));
+    }
+    Ok(secs)
+}
+
+/// Hosts send with a new key 10 s after they learn it and a rotation drops the key before the
+/// previous one: a key must live past the switch, with a margin.
+const MIN_KEY_ROTATION: u64 = 20;
 
 fn parse_kernel(s: &str) -> Result<KernelVersion, String> {
     s.parse::<KernelVersion>().map_err(|e| e.to_string())

@@ -48,7 +48,17 @@ pub(super) struct Daemon {
     state_dirty: Arc<AtomicBool>,
     /// Builds this host's program from the state, one changed network at a time.
     programmer: Programmer,
+    /// `--key-rotation`: the age at which the leader gives an encrypted network a new key;
+    /// `None`: never (but after `cluster remove`).
+    key_lifetime: Option<Duration>,
+    /// When to look for aged keys next (see [`Daemon::rotate_aged_keys`]).
+    next_key_check: std::time::Instant,
 }
+
+/// How often the leader looks for encrypted networks whose key is older than `--key-rotation`;
+/// after a rotation that failed (no quorum, say), it waits [`KEY_RETRY`] instead.
+const KEY_CHECK: Duration = Duration::from_secs(5);
+const KEY_RETRY: Duration = Duration::from_secs(60);
 
 /// The longest a request may take, whatever its caller asks: a request holds the control
 /// thread, and so every other request, while it waits.
@@ -62,6 +72,24 @@ fn request_timeout(timeout_ms: u32) -> Duration {
         ms => Duration::from_millis(u64::from(ms)).saturating_sub(TIMEOUT_MARGIN),
     }
     .clamp(Duration::from_millis(100), MAX_TIMEOUT)
+}
+
+/// A fresh network key: 32 random bytes, stamped with this host's clock (the epoch is the
+/// state machine's to number).
+fn new_network_key() -> Result<NetworkKey, RequestError> {
+    let secret = sys::random_bytes::<NETWORK_KEY_LEN>().map_err(RequestError::Random)?;
+    Ok(NetworkKey {
+        epoch: 0,
+        secret: secret.to_vec(),
+        created_unix_secs: unix_secs(),
+    })
+}
+
+/// Seconds since 1970 by this host's clock.
+fn unix_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// The daemon answers this much before the CLI gives up, so the user sees why.
@@ -132,6 +160,8 @@ impl Daemon {
             default_mtu: underlay_mtu.saturating_sub(VXLAN_OVERHEAD).max(MTU_MIN),
             carried_mtu: underlay_mtu.saturating_sub(VXLAN_OVERHEAD),
             mtu_warned: std::collections::BTreeSet::new(),
+            key_lifetime: config.key_rotation,
+            next_key_check: std::time::Instant::now(),
         })
     }
 
@@ -185,6 +215,7 @@ impl Daemon {
                     // for a container that went away.
                     self.settle_intents();
                     self.disconnect_vanished();
+                    self.rotate_aged_keys();
                 }
                 ControlEvent::StateChanged => {
                     self.settle_intents();
@@ -290,7 +321,8 @@ impl Daemon {
             request::Kind::ClusterRemove(r) => {
                 let removed = self.cluster.remove(&r.host, r.force, self.timeout)?;
                 tracing::info!(name = %removed.name, force = r.force, "removed a member from the cluster");
-                self.rotate_network_keys();
+                // The removed host knew every encrypted network's key.
+                self.rotate_network_keys("a member was removed", |_| true);
                 self.reconcile_all();
                 Ok(Response::default())
             }
@@ -461,42 +493,71 @@ impl Daemon {
         })
     }
 
-    /// Gives every encrypted network a new key (after `cluster remove`: the removed host knew
-    /// the current one). Best effort: the host is gone either way; a network whose rotation
-    /// fails keeps its key, and the failure is logged.
-    fn rotate_network_keys(&mut self) {
-        let encrypted: Vec<(String, String)> = self
+    /// On the leader, every [`KEY_CHECK`]: gives each encrypted network whose key is older
+    /// than `--key-rotation` a new one, as Docker's encrypted overlay does every 12 hours. The
+    /// age is the key's `created_unix_secs`, replicated with it, so a new leader carries on
+    /// where the old one was.
+    fn rotate_aged_keys(&mut self) {
+        let Some(lifetime) = self.key_lifetime else {
+            return;
+        };
+        let now = std::time::Instant::now();
+        if now < self.next_key_check {
+            return;
+        }
+        self.next_key_check = now + KEY_CHECK;
+        let view = self.cluster.handle().view();
+        if view.leader_id != view.own_id {
+            return;
+        }
+        let wall = unix_secs();
+        let aged = |n: &vxnet_proto::Network| {
+            n.keys
+                .last()
+                .is_some_and(|k| k.created_unix_secs.saturating_add(lifetime.as_secs()) <= wall)
+        };
+        if !self.rotate_network_keys("its key reached --key-rotation", aged) {
+            self.next_key_check = now + KEY_RETRY;
+        }
+    }
+
+    /// Gives every encrypted network that `which` picks a new key, because of `why`. Best
+    /// effort: a network whose rotation fails keeps its key, and the failure is logged. Returns
+    /// whether every rotation it tried was applied.
+    fn rotate_network_keys(
+        &mut self,
+        why: &str,
+        which: impl Fn(&vxnet_proto::Network) -> bool,
+    ) -> bool {
+        let picked: Vec<(String, String)> = self
             .state()
             .networks()
             .iter()
-            .filter(|n| n.encrypted)
+            .filter(|n| n.encrypted && which(n))
             .map(|n| (n.id.clone(), n.name.clone()))
             .collect();
-        for (id, name) in encrypted {
-            let rotated = sys::random_bytes::<NETWORK_KEY_LEN>()
-                .map_err(RequestError::Random)
-                .and_then(|secret| {
-                    let key = NetworkKey {
-                        epoch: 0,
-                        secret: secret.to_vec(),
-                    };
-                    self.apply(command::Kind::RotateNetworkKey(RotateNetworkKey {
-                        network_id: id,
-                        key: Some(key),
-                    }))
-                    .map_err(RequestError::from)
-                });
+        let mut all = true;
+        for (id, name) in picked {
+            let rotated = new_network_key().and_then(|key| {
+                self.apply(command::Kind::RotateNetworkKey(RotateNetworkKey {
+                    network_id: id,
+                    key: Some(key),
+                }))
+                .map_err(RequestError::from)
+            });
             match rotated {
                 Ok(Applied::KeyRotated(net)) => {
                     let epoch = net.keys.last().map_or(0, |k| k.epoch);
-                    tracing::info!(network = %name, epoch, "rotated the network key");
+                    tracing::info!(network = %name, epoch, because = why, "rotated the network key");
                 }
                 Ok(_) => tracing::warn!(network = %name, "key rotation applied as another command"),
                 Err(e) => {
-                    tracing::warn!(network = %name, error = %e, "cannot rotate the network key")
+                    all = false;
+                    tracing::warn!(network = %name, error = %e, "cannot rotate the network key");
                 }
             }
         }
+        all
     }
 
     fn create(&mut self, r: NetworkCreateRequest) -> Reply {
@@ -504,11 +565,7 @@ impl Daemon {
         // An encrypted network's key is chosen here, once, and carried in the command: every
         // host applies the same bytes. Its frames are SEAL_OVERHEAD bytes shorter by default.
         let (key, default_mtu) = if r.encrypted {
-            let secret = sys::random_bytes::<NETWORK_KEY_LEN>().map_err(RequestError::Random)?;
-            let key = NetworkKey {
-                epoch: 0,
-                secret: secret.to_vec(),
-            };
+            let key = new_network_key()?;
             let mtu = self.default_mtu.saturating_sub(SEAL_OVERHEAD).max(MTU_MIN);
             (Some(key), mtu)
         } else {

@@ -72,6 +72,9 @@ pub struct DaemonConfig {
     pub busy_poll: std::time::Duration,
     /// `--queues`: forwarding workers; `None`: one per core.
     pub queues: Option<usize>,
+    /// `--key-rotation`: the leader gives an encrypted network a new key when its key is this
+    /// old; `None`: never (`0`).
+    pub key_rotation: Option<std::time::Duration>,
     /// `--force-new-cluster`: start as a cluster of this host alone.
     pub force_new_cluster: bool,
     /// `--dns`: where the networks' DNS forwards; empty: the host's `/etc/resolv.conf`.

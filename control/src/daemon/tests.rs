@@ -35,6 +35,7 @@ fn a_dead_raft_node_ends_the_daemon_with_an_error() {
         kernel: None,
         busy_poll: Duration::ZERO,
         queues: None,
+        key_rotation: None,
         force_new_cluster: false,
         dns: Vec::new(),
         docker_plugin: None,

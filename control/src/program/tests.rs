@@ -250,6 +250,7 @@ mod incremental {
                 key: Some(vxnet_proto::NetworkKey {
                     epoch: 0,
                     secret: vec![1; 32],
+                    created_unix_secs: 0,
                 }),
                 ..create_message(13)
             })),
@@ -260,6 +261,7 @@ mod incremental {
                     key: Some(vxnet_proto::NetworkKey {
                         epoch: 0,
                         secret: vec![2; 32],
+                        created_unix_secs: 0,
                     }),
                 },
             )),
@@ -321,6 +323,7 @@ fn an_encrypted_network_carries_its_usable_keys() {
     let key = |epoch, len| vxnet_proto::NetworkKey {
         epoch,
         secret: vec![3; len],
+        created_unix_secs: 0,
     };
     state.networks[0].encrypted = true;
     state.networks[0].keys = vec![key(0, 32), key(1, 31), key(256, 32), key(2, 32)];

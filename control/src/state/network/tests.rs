@@ -321,6 +321,7 @@ fn network_key(epoch: u32, len: usize) -> vxnet_proto::NetworkKey {
     vxnet_proto::NetworkKey {
         epoch,
         secret: vec![7; len],
+        created_unix_secs: 0,
     }
 }
 
@@ -383,6 +384,7 @@ fn rotation_numbers_the_new_epoch_and_keeps_the_current_key_beside_it() {
     let fresh = |byte: u8| vxnet_proto::NetworkKey {
         epoch: 77, // the proposer's epoch is ignored
         secret: vec![byte; 32],
+        created_unix_secs: 0,
     };
     let Ok(Applied::KeyRotated(net)) = m.apply(&rotate(1, Some(fresh(1)))) else {
         panic!("rotated");
