@@ -23,7 +23,9 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use vxnet_dataplane::host::publish::{Proto, Publish};
-use vxnet_dataplane::host::{EndpointProgram, HostProgram, Location, NetworkKey, NetworkProgram};
+use vxnet_dataplane::host::{
+    EndpointProgram, HostProgram, Location, NetworkKey, NetworkProgram, Salts,
+};
 use vxnet_proto::types::{MacAddr, Vni};
 use vxnet_proto::{Endpoint, Host, Network, PortMapping, Protocol, State};
 
@@ -44,7 +46,7 @@ pub fn host_program(state: &State, host_id: &str) -> HostProgram {
                 let endpoints = by_network
                     .get(net.id.as_str())
                     .map_or(&[][..], Vec::as_slice);
-                network_program(net, endpoints, host_id, &vteps)
+                network_program(net, endpoints, host_id, &vteps, &state.hosts)
             })
             .map(Arc::new)
             .collect(),
@@ -92,7 +94,8 @@ impl Programmer {
                     let vteps = vteps.get_or_insert_with(|| vtep_addresses(machine.hosts()));
                     let endpoints = machine.endpoints(&net.id);
                     let program =
-                        network_program(net, &endpoints, &self.host_id, vteps).map(Arc::new);
+                        network_program(net, &endpoints, &self.host_id, vteps, machine.hosts())
+                            .map(Arc::new);
                     self.built
                         .insert(net.id.clone(), (version, program.clone()));
                     program
@@ -109,6 +112,16 @@ impl Programmer {
     }
 }
 
+/// Every host's seal salt by VTEP address.
+fn seal_salts(hosts: &[Host]) -> Salts {
+    Salts(
+        hosts
+            .iter()
+            .map(|h| (Ipv4Addr::from(h.addr), h.seal_salt))
+            .collect(),
+    )
+}
+
 /// Host id → VTEP address.
 fn vtep_addresses(hosts: &[Host]) -> BTreeMap<&str, Ipv4Addr> {
     hosts
@@ -123,6 +136,7 @@ fn network_program(
     endpoints: &[&Endpoint],
     host_id: &str,
     vteps: &BTreeMap<&str, Ipv4Addr>,
+    hosts: &[Host],
 ) -> Option<NetworkProgram> {
     let vni = Vni::new(net.vni)?;
     let prefix_len = u8::try_from(net.subnet.as_ref()?.prefix_len).ok()?;
@@ -186,6 +200,11 @@ fn network_program(
                 })
             })
             .collect(),
+        salts: if net.encrypted {
+            seal_salts(hosts)
+        } else {
+            Salts::default()
+        },
         endpoints,
         flood: flood.into_iter().collect(),
         trusted: trusted.into_iter().collect(),

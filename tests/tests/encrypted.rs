@@ -349,7 +349,7 @@ fn encrypted_network_seals_every_datagram_and_drops_replays_tampering_and_plaint
 
     // And a sealed datagram on the plain network's VNI.
     let plain_vni = plain["VNI"].as_u64().expect("VNI") as u32;
-    let mut misplaced = original.payload;
+    let mut misplaced = original.payload.clone();
     misplaced[4..7].copy_from_slice(&plain_vni.to_be_bytes()[1..]);
     let before = drops(h1, "sealed_on_plain");
     inject(h0, h1.addr(), misplaced);
@@ -389,6 +389,34 @@ fn encrypted_network_seals_every_datagram_and_drops_replays_tampering_and_plaint
         "plain network TCP b0 -> b1: {:.2} Gbit/s",
         plain_tcp.bits_per_second / 1e9
     );
+
+    // h1 crashes and starts again: its replay windows start empty, but it published a new salt
+    // before forwarding, so the recording from before does not open: dropped for its tag, and
+    // nothing reaches a1. It is replayed before h0 sends anything new, which would have moved
+    // the window past it.
+    lab.kill_daemon(1, libc::SIGKILL).expect("kill -9 h1");
+    lab.start_daemon(1).expect("restart h1");
+    let sealed_rx = |host: &Host| -> Option<u64> {
+        let stats: Value =
+            serde_json::from_str(&host.vxnet_ok(&["stats", "--format", "json"])).ok()?;
+        stats["networks"]
+            .as_array()?
+            .iter()
+            .find(|n| n["Name"] == "sealed")?["RxFrames"]
+            .as_u64()
+    };
+    let received = wait_for(
+        "h1 to forward the sealed network again",
+        Duration::from_secs(10),
+        Duration::from_millis(100),
+        || Ok(sealed_rx(h1)),
+    )
+    .expect("sealed network up on h1");
+    inject(h0, h1.addr(), original.payload);
+    wait_drops(h1, "sealed_bad_tag", 1);
+    assert_eq!(sealed_rx(h1), Some(received), "the recording reached a1");
+    a0.wait_reachable(&a1_ip.to_string(), WARMUP_TIMEOUT)
+        .expect("a0 reaches a1 after h1's restart");
 }
 
 #[test]

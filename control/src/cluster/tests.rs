@@ -314,6 +314,7 @@ impl Lab {
             addr: u32::from(Ipv4Addr::LOCALHOST),
             raft_id: 0,
             cluster_port: u32::from(self.ports[i]),
+            seal_salt: 0,
         }
     }
 
@@ -434,6 +435,7 @@ fn a_message_from_a_non_member_does_not_stop_the_node() {
         addr: u32::from(Ipv4Addr::LOCALHOST),
         raft_id: 0,
         cluster_port: u32::from(port),
+        seal_salt: 0,
     };
     let (tx, mut events) = mpsc::unbounded_channel();
     let cluster = Cluster::open(
@@ -510,6 +512,7 @@ fn a_node_that_dies_says_so() {
             addr: u32::from(Ipv4Addr::LOCALHOST),
             raft_id: 0,
             cluster_port: u32::from(ports[i]),
+            seal_salt: 0,
         };
         let (tx, events) = mpsc::unbounded_channel();
         let cluster = Cluster::open(

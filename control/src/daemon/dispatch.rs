@@ -53,6 +53,8 @@ pub(super) struct Daemon {
     key_lifetime: Option<Duration>,
     /// When to look for aged keys next (see [`Daemon::rotate_aged_keys`]).
     next_key_check: std::time::Instant,
+    /// When to try again to publish this host's record, if the start could not.
+    next_record_check: std::time::Instant,
 }
 
 /// How often the leader looks for encrypted networks whose key is older than `--key-rotation`;
@@ -111,6 +113,12 @@ impl Daemon {
             addr: u32::from(config.advertise_addr),
             raft_id: 0,
             cluster_port: u32::from(config.cluster_port),
+            seal_salt: u64::from_be_bytes(sys::random_bytes::<8>().map_err(|source| {
+                DaemonError::Os {
+                    op: "read random bytes for this start's seal salt",
+                    source,
+                }
+            })?),
         };
         let options = ClusterOptions {
             max_voters: config.voters,
@@ -162,6 +170,7 @@ impl Daemon {
             mtu_warned: std::collections::BTreeSet::new(),
             key_lifetime: config.key_rotation,
             next_key_check: std::time::Instant::now(),
+            next_record_check: std::time::Instant::now(),
         })
     }
 
@@ -216,6 +225,7 @@ impl Daemon {
                     self.settle_intents();
                     self.disconnect_vanished();
                     self.rotate_aged_keys();
+                    self.publish_own_record();
                 }
                 ControlEvent::StateChanged => {
                     self.settle_intents();
@@ -491,6 +501,25 @@ impl Daemon {
                 net.mtu
             )
         })
+    }
+
+    /// Publishes this host's record (its name, address and this start's seal salt) if the
+    /// state does not have it yet: the start tries once, without waiting for a cluster that
+    /// has no quorum; this tries again every [`KEY_RETRY`]. Until it is published, peers seal
+    /// for this host under its previous salt.
+    fn publish_own_record(&mut self) {
+        let now = std::time::Instant::now();
+        if now < self.next_record_check {
+            return;
+        }
+        self.next_record_check = now + KEY_RETRY;
+        if self.state().host(&self.host_id) == Some(self.cluster.host()) {
+            return;
+        }
+        match self.cluster.refresh_own_record(Duration::from_secs(2)) {
+            Ok(()) => tracing::info!("published this host's record"),
+            Err(e) => tracing::debug!(error = %e, "cannot publish this host's record yet"),
+        }
     }
 
     /// On the leader, every [`KEY_CHECK`]: gives each encrypted network whose key is older

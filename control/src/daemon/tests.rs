@@ -88,6 +88,7 @@ fn a_dead_raft_node_ends_the_daemon_with_an_error() {
         addr: u32::from(Ipv4Addr::LOCALHOST),
         raft_id: 0,
         cluster_port: u32::from(free_port()),
+        seal_salt: 0,
     };
     let (tx, _events) = mpsc::unbounded_channel();
     let mut member = Cluster::open(

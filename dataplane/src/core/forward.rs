@@ -41,7 +41,7 @@ use dashmap::DashMap;
 use crate::core::counters::{DropCounters, DropReason, NetworkCounters};
 pub use crate::core::fdb::VtepSet;
 use crate::core::fdb::{ControlEntry, Fdb, FdbTarget};
-use crate::core::seal::{NetworkKey, Seal};
+use crate::core::seal::{NetworkKey, Salts, Seal};
 use crate::wire::{
     emit_arp_reply, is_sealed, ArpOperation, ArpPacket, EtherType, EthernetFrame, FrameHeaders,
     MacAddr, SealedPacket, Vni, VxlanPacket, ETHERNET_HEADER_LEN,
@@ -127,9 +127,9 @@ impl NetworkPlane {
 
     /// Swaps in an encrypted network's keys, as this host (VTEP `local`) uses them (see
     /// [`Seal::install`]); nothing for a plain network.
-    pub fn install_keys(&self, local: Ipv4Addr, keys: &[NetworkKey], now: Instant) {
+    pub fn install_keys(&self, local: Ipv4Addr, keys: &[NetworkKey], salts: &Salts, now: Instant) {
         if let Some(seal) = &self.seal {
-            seal.install(local, keys, now);
+            seal.install(local, keys, salts, now);
         }
     }
 

@@ -47,7 +47,9 @@ pub use self::error::HostError;
 use self::guard::{Guard, GuardedPort};
 use self::netns::NetnsWorker;
 pub use self::netns::{next_free_ifname, resolve_target};
-pub use self::program::{EndpointProgram, HostProgram, Location, NetworkKey, NetworkProgram};
+pub use self::program::{
+    EndpointProgram, HostProgram, Location, NetworkKey, NetworkProgram, Salts,
+};
 use self::publish::{Proto, Publish};
 use self::sandbox::{EndpointSpec, Sandbox, SandboxSpec};
 pub use crate::core::counters::{DropReason, SyscallStats, TrafficStats};
@@ -575,7 +577,10 @@ fn set_up_network(
         .port
         .plane
         .install(&net.control_entries(), &net.vteps(), now);
-    running.port.plane.install_keys(local, &net.keys, now);
+    running
+        .port
+        .plane
+        .install_keys(local, &net.keys, &net.salts, now);
     let wanted = net.local_endpoints().map(|e| veth_name(&e.id)).collect();
     remove_stray_veths(running, wanted);
     // After forwarding runs: the network's names, then its way out. Either failing leaves

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use super::publish::Publish;
 use crate::core::fdb::{ControlEntry, FdbTarget, VtepSet, DEFAULT_AGING};
 use crate::core::forward::NetworkConfig;
-pub use crate::core::seal::NetworkKey;
+pub use crate::core::seal::{NetworkKey, Salts};
 use crate::wire::{MacAddr, Vni};
 
 /// Every network of the cluster, as this host must serve it.
@@ -62,6 +62,9 @@ pub struct NetworkProgram {
     /// keys nothing is sent or accepted. `mtu` already leaves room for the overhead.
     pub encrypted: bool,
     pub keys: Vec<NetworkKey>,
+    /// An encrypted network's hosts' seal salts by VTEP (this host's among them; see
+    /// `crate::core::seal`); empty for a plain network.
+    pub salts: Salts,
     pub endpoints: Vec<EndpointProgram>,
     pub flood: Vec<Ipv4Addr>,
     pub trusted: Vec<Ipv4Addr>,

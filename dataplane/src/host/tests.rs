@@ -34,6 +34,7 @@ fn network(endpoints: Vec<EndpointProgram>) -> NetworkProgram {
         internal: true,
         encrypted: false,
         keys: Vec::new(),
+        salts: Salts::default(),
         endpoints,
         flood: vec![REMOTE, PEER],
         trusted: vec![REMOTE, PEER],

@@ -520,10 +520,11 @@ fn network_key() -> [NetworkKey; 1] {
 fn encrypted() -> (Dataplane<()>, Arc<Port<()>>, Seal) {
     let dp = Dataplane::new();
     let p = plane_of(true);
-    p.plane.install_keys(LOCAL, &network_key(), Instant::now());
+    p.plane
+        .install_keys(LOCAL, &network_key(), &Salts::default(), Instant::now());
     dp.insert(Arc::clone(&p));
     let peer = Seal::new(Vni::new(VNI).expect("24-bit"), 0);
-    peer.install(PEER, &network_key(), Instant::now());
+    peer.install(PEER, &network_key(), &Salts::default(), Instant::now());
     (dp, p, peer)
 }
 

@@ -6,18 +6,22 @@
 //! - The network key (32 random bytes, one per key epoch) comes from the replicated state; it
 //!   is never logged ([`NetworkKey`]'s `Debug` hides it).
 //! - Each direction between two hosts has its own AES-256-GCM key, derived with HKDF-SHA256
-//!   from the network key and (sender VTEP address, receiver VTEP address, VNI, epoch): two
-//!   senders never share a key, so their counters never make the same nonce under one key.
+//!   from the network key and (sender VTEP address, receiver VTEP address, VNI, epoch, the
+//!   receiver's salt): two senders never share a key, so their counters never make the same
+//!   nonce under one key.
+//! - A host's salt ([`Salts`]) is a random number it draws at every start and publishes in
+//!   the replicated state before it forwards. What was sealed for a host before it restarted
+//!   was sealed under its old salt and does not open after, so its replay windows, which start
+//!   empty, lose nothing. When a peer's salt changes, only the key for sealing to it changes:
+//!   this host's windows for what it receives stay.
 //! - The nonce is a 64-bit counter (4 zero bytes, then the counter, big-endian), one per
 //!   network on this host, shared by all its peers and epochs and taken with one atomic
 //!   increment per datagram (several threads send). It starts at the wall-clock time in
 //!   nanoseconds when the network started forwarding ([`Seal::new`]), so a restarted daemon
 //!   continues above every counter it used before, as long as it sent fewer than one datagram
 //!   per nanosecond and the clock did not go back.
-//! - A receiver keeps a [`ReplayWindow`] per (sender, epoch); a counter is refused when it
-//!   was seen, or is more than [`replay::WINDOW`] below the highest seen. The windows live as
-//!   long as the network runs on this host: a datagram recorded before the receiving daemon
-//!   restarted can be accepted once after it (documented in the README).
+//! - A receiver keeps a [`ReplayWindow`] per (sender, epoch, its own salt); a counter is
+//!   refused when it was seen, or is more than [`replay::WINDOW`] below the highest seen.
 //! - Key epochs: a receiver accepts every epoch it holds (the current key and the previous
 //!   one during a rotation). A sender uses the newest epoch [`ROTATION_GRACE`] after this host
 //!   installed it — by then every host has applied the same state — and the previous one until
@@ -82,11 +86,49 @@ pub enum SealError {
     Malformed,
 }
 
+/// Each vxnet host's salt by VTEP address, this host's among them (see the module docs); a
+/// host not listed has salt 0.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Salts(pub Vec<(Ipv4Addr, u64)>);
+
+impl Salts {
+    fn of(&self, vtep: Ipv4Addr) -> u64 {
+        self.0
+            .iter()
+            .find_map(|&(addr, salt)| (addr == vtep).then_some(salt))
+            .unwrap_or(0)
+    }
+}
+
 /// The keys of one direction pair with one peer, in one epoch.
 struct PeerKeys {
-    seal: LessSafeKey,
+    /// For sealing to the peer, with the peer's salt it was derived with: the peer draws a
+    /// new salt at every start, and then this key alone is derived again.
+    seal: RwLock<(u64, Arc<LessSafeKey>)>,
     open: LessSafeKey,
     window: Mutex<ReplayWindow>,
+}
+
+impl PeerKeys {
+    /// The key for sealing to `peer`, whose salt is now `peer_salt`.
+    fn seal_key(
+        &self,
+        key: &NetworkKey,
+        local: Ipv4Addr,
+        peer: Ipv4Addr,
+        vni: Vni,
+        peer_salt: u64,
+    ) -> Arc<LessSafeKey> {
+        {
+            let (salt, sealing) = &*read(&self.seal);
+            if *salt == peer_salt {
+                return Arc::clone(sealing);
+            }
+        }
+        let fresh = Arc::new(derive(key, local, peer, vni, peer_salt));
+        *self.seal.write().unwrap_or_else(|e| e.into_inner()) = (peer_salt, Arc::clone(&fresh));
+        fresh
+    }
 }
 
 /// One installed key epoch and the keys derived from it so far, by peer.
@@ -97,16 +139,21 @@ struct Epoch {
 }
 
 impl Epoch {
-    /// The keys with `peer`, derived on first use.
-    fn peer(&self, local: Ipv4Addr, vni: Vni, peer: Ipv4Addr) -> Arc<PeerKeys> {
+    /// The keys with `peer`, derived on first use: opening with this host's salt (fixed for
+    /// the epoch's life, see [`Seal::install`]), sealing with the peer's as `salts` has it.
+    fn peer(&self, local: Ipv4Addr, vni: Vni, peer: Ipv4Addr, salts: &Salts) -> Arc<PeerKeys> {
         if let Some(keys) = read(&self.peers).get(&peer) {
             return Arc::clone(keys);
         }
         let mut peers = self.peers.write().unwrap_or_else(|e| e.into_inner());
         Arc::clone(peers.entry(peer).or_insert_with(|| {
+            let peer_salt = salts.of(peer);
             Arc::new(PeerKeys {
-                seal: derive(&self.key, local, peer, vni),
-                open: derive(&self.key, peer, local, vni),
+                seal: RwLock::new((
+                    peer_salt,
+                    Arc::new(derive(&self.key, local, peer, vni, peer_salt)),
+                )),
+                open: derive(&self.key, peer, local, vni, salts.of(local)),
                 window: Mutex::new(ReplayWindow::default()),
             })
         }))
@@ -117,13 +164,21 @@ fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
     lock.read().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The AES-256-GCM key for datagrams from `sender` to `receiver` on `vni` in `key`'s epoch.
-fn derive(key: &NetworkKey, sender: Ipv4Addr, receiver: Ipv4Addr, vni: Vni) -> LessSafeKey {
+/// The AES-256-GCM key for datagrams from `sender` to `receiver` (whose salt is
+/// `receiver_salt`) on `vni` in `key`'s epoch.
+fn derive(
+    key: &NetworkKey,
+    sender: Ipv4Addr,
+    receiver: Ipv4Addr,
+    vni: Vni,
+    receiver_salt: u64,
+) -> LessSafeKey {
     let [v0, v1, v2] = vni.to_be_bytes();
     let [s0, s1, s2, s3] = sender.octets();
     let [r0, r1, r2, r3] = receiver.octets();
-    let info = [s0, s1, s2, s3, r0, r1, r2, r3, v0, v1, v2, key.epoch];
-    let info: [&[u8]; 1] = [&info];
+    let names = [s0, s1, s2, s3, r0, r1, r2, r3, v0, v1, v2, key.epoch];
+    let salt = receiver_salt.to_be_bytes();
+    let info: [&[u8]; 2] = [&names, &salt];
     let prk = Salt::new(HKDF_SHA256, HKDF_SALT).extract(&key.secret);
     // Expanding to one AES-256 key (32 bytes) is far below HKDF's limit of 255 hashes, so
     // this cannot fail.
@@ -140,10 +195,12 @@ fn nonce(counter: u64) -> Nonce {
     Nonce::assume_unique_for_key(n)
 }
 
-/// What is installed: this host's VTEP address and the epochs, oldest first.
+/// What is installed: this host's VTEP address, the hosts' salts and the epochs, oldest
+/// first.
 #[derive(Default)]
 struct Installed {
     local: Option<Ipv4Addr>,
+    salts: Salts,
     epochs: Vec<Arc<Epoch>>,
 }
 
@@ -175,7 +232,7 @@ impl fmt::Debug for Seal {
 pub struct Sealer<'a> {
     seal: &'a Seal,
     epoch: u8,
-    keys: Arc<PeerKeys>,
+    key: Arc<LessSafeKey>,
 }
 
 impl Seal {
@@ -189,20 +246,20 @@ impl Seal {
         }
     }
 
-    /// Installs the network's keys (oldest first, as the state keeps them) as seen by
-    /// this host at `local`. An epoch already installed with the same key keeps its derived
-    /// keys and replay windows; others are dropped. A network's first keys count as
-    /// installed long ago (used at once); a later new epoch waits [`ROTATION_GRACE`].
-    pub fn install(&self, local: Ipv4Addr, keys: &[NetworkKey], now: Instant) {
+    /// Installs the network's keys (oldest first, as the state keeps them) and the hosts'
+    /// salts as seen by this host at `local`. An epoch already installed with the same key,
+    /// for the same address and salt of this host, keeps its derived keys and replay windows
+    /// (a peer's new salt re-derives only the key for sealing to it); others are dropped. A
+    /// network's first keys count as installed long ago (used at once); a later new epoch
+    /// waits [`ROTATION_GRACE`].
+    pub fn install(&self, local: Ipv4Addr, keys: &[NetworkKey], salts: &Salts, now: Instant) {
         let old = self.installed.load();
+        let same_self = old.local == Some(local) && old.salts.of(local) == salts.of(local);
         let first = old.epochs.is_empty() || old.local != Some(local);
         let epochs: Vec<Arc<Epoch>> = keys
             .iter()
             .map(|key| {
-                let kept = old
-                    .epochs
-                    .iter()
-                    .find(|e| e.key == *key && old.local == Some(local));
+                let kept = old.epochs.iter().find(|e| e.key == *key && same_self);
                 match kept {
                     Some(e) => Arc::clone(e),
                     None => Arc::new(Epoch {
@@ -218,6 +275,7 @@ impl Seal {
             })
             .collect();
         let unchanged = old.local == Some(local)
+            && old.salts == *salts
             && old.epochs.len() == epochs.len()
             && old
                 .epochs
@@ -227,6 +285,7 @@ impl Seal {
         if !unchanged {
             self.installed.store(Arc::new(Installed {
                 local: Some(local),
+                salts: salts.clone(),
                 epochs,
             }));
         }
@@ -249,10 +308,12 @@ impl Seal {
         let installed = self.installed.load();
         let local = installed.local.ok_or(SealError::NoKey)?;
         let epoch = Self::sending_epoch(&installed, now).ok_or(SealError::NoKey)?;
+        let keys = epoch.peer(local, self.vni, peer, &installed.salts);
+        let key = keys.seal_key(&epoch.key, local, peer, self.vni, installed.salts.of(peer));
         Ok(Sealer {
             seal: self,
             epoch: epoch.key.epoch,
-            keys: epoch.peer(local, self.vni, peer),
+            key,
         })
     }
 
@@ -271,7 +332,7 @@ impl Seal {
             .iter()
             .find(|e| e.key.epoch == epoch)
             .ok_or(SealError::NoKey)?
-            .peer(local, self.vni, peer);
+            .peer(local, self.vni, peer, &installed.salts);
         let lock = || keys.window.lock().unwrap_or_else(|e| e.into_inner());
         if !lock().check(counter) {
             return Err(SealError::Replay);
@@ -301,8 +362,7 @@ impl Sealer<'_> {
         emit_sealed_header(self.seal.vni, self.epoch, counter, header);
         let (frame, tag_room) = rest.split_at_mut(rest.len() - SEAL_TAG_LEN);
         let tag: Tag = self
-            .keys
-            .seal
+            .key
             .seal_in_place_separate_tag(nonce(counter), Aad::from(&header[..]), frame)
             .map_err(|_| SealError::Malformed)?;
         tag_room.copy_from_slice(tag.as_ref());

@@ -23,7 +23,7 @@ fn key(epoch: u8, byte: u8) -> NetworkKey {
 /// Host `local` of a network with `keys`.
 fn host(local: Ipv4Addr, keys: &[NetworkKey], now: Instant) -> Seal {
     let seal = Seal::new(vni(), 1_000);
-    seal.install(local, keys, now);
+    seal.install(local, keys, &Salts::default(), now);
     seal
 }
 
@@ -90,7 +90,7 @@ fn another_network_key_or_vni_cannot_open() {
     let mut d = sealed(&a, B, FRAME, now);
     assert_eq!(stranger.open(A, &mut d), Err(SealError::BadTag));
     let other_vni = Seal::new(Vni::new(4101).expect("24-bit"), 0);
-    other_vni.install(B, &[key(0, 7)], now);
+    other_vni.install(B, &[key(0, 7)], &Salts::default(), now);
     let mut d = sealed(&a, B, FRAME, now);
     assert_eq!(other_vni.open(A, &mut d), Err(SealError::Malformed));
 }
@@ -160,7 +160,7 @@ fn a_restarted_sender_is_accepted_from_its_new_counter() {
     assert_eq!(b.open(A, &mut sealed(&before, B, FRAME, now)), Ok(FRAME));
     // The restarted daemon starts from a later clock.
     let after = Seal::new(vni(), 5_000_000);
-    after.install(A, &[key(0, 7)], now);
+    after.install(A, &[key(0, 7)], &Salts::default(), now);
     assert_eq!(b.open(A, &mut sealed(&after, B, FRAME, now)), Ok(FRAME));
 }
 
@@ -174,13 +174,18 @@ fn rotation_keeps_traffic_flowing() {
         host(B, std::slice::from_ref(&old), t0),
     );
     // A applies the rotation first; B a moment later.
-    a.install(A, &[old.clone(), new.clone()], t0);
+    a.install(A, &[old.clone(), new.clone()], &Salts::default(), t0);
     let epoch = |d: &[u8]| SealedPacket::new_checked(d).expect("sealed").epoch();
     // During the grace, A still sends with the old epoch, which B (not rotated yet) opens.
     let d = sealed(&a, B, FRAME, t0 + Duration::from_secs(1));
     assert_eq!(epoch(&d), 0);
     assert_eq!(b.open(A, &mut d.clone()), Ok(FRAME));
-    b.install(B, &[old.clone(), new.clone()], t0 + Duration::from_secs(2));
+    b.install(
+        B,
+        &[old.clone(), new.clone()],
+        &Salts::default(),
+        t0 + Duration::from_secs(2),
+    );
     // After it, the new one, and B opens both while it holds both.
     let later = t0 + ROTATION_GRACE + Duration::from_secs(1);
     let d = sealed(&a, B, FRAME, later);
@@ -190,7 +195,7 @@ fn rotation_keeps_traffic_flowing() {
     // (A fresh sealer of epoch 0 starts at the same counter, so it is a replay for B.)
     assert_eq!(b.open(A, &mut late_old.clone()), Err(SealError::Replay));
     // Once the old key is gone, its datagrams are refused.
-    b.install(B, std::slice::from_ref(&new), later);
+    b.install(B, std::slice::from_ref(&new), &Salts::default(), later);
     let d = sealed(&host(A, &[old], t0), B, FRAME, later);
     assert_eq!(b.open(A, &mut d.clone()), Err(SealError::NoKey));
 }
@@ -201,7 +206,7 @@ fn reinstalling_the_same_keys_keeps_the_replay_window() {
     let (a, b) = (host(A, &[key(0, 7)], now), host(B, &[key(0, 7)], now));
     let d = sealed(&a, B, FRAME, now);
     assert_eq!(b.open(A, &mut d.clone()), Ok(FRAME));
-    b.install(B, &[key(0, 7)], now);
+    b.install(B, &[key(0, 7)], &Salts::default(), now);
     assert_eq!(b.open(A, &mut d.clone()), Err(SealError::Replay));
 }
 
@@ -244,7 +249,7 @@ fn the_newest_epoch_is_the_last_one_even_past_a_wrap() {
     let t0 = Instant::now();
     let (old, new) = (key(255, 7), key(0, 9));
     let a = host(A, std::slice::from_ref(&old), t0);
-    a.install(A, &[old.clone(), new.clone()], t0);
+    a.install(A, &[old.clone(), new.clone()], &Salts::default(), t0);
     let later = t0 + ROTATION_GRACE;
     let d = sealed(&a, B, FRAME, later);
     assert_eq!(
@@ -253,4 +258,59 @@ fn the_newest_epoch_is_the_last_one_even_past_a_wrap() {
     );
     let b = host(B, &[old, new], t0);
     assert_eq!(b.open(A, &mut d.clone()), Ok(FRAME));
+}
+
+/// Salts: A's and B's, as the replicated state lists them.
+fn salts(a: u64, b: u64) -> Salts {
+    Salts(vec![(A, a), (B, b)])
+}
+
+#[test]
+fn what_was_sealed_for_a_host_before_its_restart_does_not_open_after() {
+    let now = Instant::now();
+    let keys = [key(0, 7)];
+    let a = Seal::new(vni(), 1_000);
+    a.install(A, &keys, &salts(11, 21), now);
+    let b = Seal::new(vni(), 1_000);
+    b.install(B, &keys, &salts(11, 21), now);
+    let recorded = sealed(&a, B, FRAME, now);
+    assert_eq!(b.open(A, &mut recorded.clone()), Ok(FRAME));
+    // B restarts: new replay windows, and a new salt it published before forwarding.
+    let restarted = Seal::new(vni(), 2_000);
+    restarted.install(B, &keys, &salts(11, 22), now);
+    assert_eq!(
+        restarted.open(A, &mut recorded.clone()),
+        Err(SealError::BadTag),
+        "a recording from before the restart is not accepted again"
+    );
+    // A learns the new salt: only its key for sealing to B changes.
+    a.install(A, &keys, &salts(11, 22), now);
+    let mut fresh = sealed(&a, B, FRAME, now);
+    assert_eq!(restarted.open(A, &mut fresh), Ok(FRAME));
+    // The same salt installed again changes nothing.
+    b.install(B, &keys, &salts(11, 21), now);
+    assert_eq!(b.open(A, &mut recorded.clone()), Err(SealError::Replay));
+}
+
+#[test]
+fn a_peers_new_salt_keeps_what_this_host_has_seen() {
+    let now = Instant::now();
+    let keys = [key(0, 7)];
+    let a = Seal::new(vni(), 1_000);
+    a.install(A, &keys, &salts(11, 21), now);
+    let b = Seal::new(vni(), 1_000);
+    b.install(B, &keys, &salts(11, 21), now);
+    let recorded = sealed(&a, B, FRAME, now);
+    assert_eq!(b.open(A, &mut recorded.clone()), Ok(FRAME));
+    // A restarts with salt 12; B learns it. B's windows for what A sent stay.
+    b.install(B, &keys, &salts(12, 21), now);
+    assert_eq!(b.open(A, &mut recorded.clone()), Err(SealError::Replay));
+    // B seals to A under A's new salt: the restarted A opens it, the old salt would not.
+    let restarted = Seal::new(vni(), 3_000);
+    restarted.install(A, &keys, &salts(12, 21), now);
+    let to_a = sealed(&b, A, FRAME, now);
+    assert_eq!(restarted.open(B, &mut to_a.clone()), Ok(FRAME));
+    let stale = Seal::new(vni(), 3_000);
+    stale.install(A, &keys, &salts(11, 21), now);
+    assert_eq!(stale.open(B, &mut to_a.clone()), Err(SealError::BadTag));
 }

@@ -1,7 +1,7 @@
 use super::*;
 use crate::core::forward::NetworkConfig;
 use crate::core::offload::{GsoType, FLAG_NEEDS_CSUM};
-use crate::core::seal::NetworkKey;
+use crate::core::seal::{NetworkKey, Salts};
 use crate::wire::{Vni, VXLAN_HEADER_LEN};
 
 /// A TSO superframe of `payload` bytes cut at `mss`, split into `frames`.
@@ -104,7 +104,7 @@ fn sealed_segments_keep_equal_sizes_and_each_vtep_gets_its_own_copy() {
         encrypted: true,
     };
     let plane = NetworkPlane::new(config, 0);
-    plane.install_keys(local, &keys, now);
+    plane.install_keys(local, &keys, &Salts::default(), now);
     let seal = plane.seal().expect("encrypted");
     let mut frames = Segments::with_rooms(&[0; SEALED_HEADER_LEN], SEAL_TAG_LEN);
     let run = split_superframe(&mut frames, 3 * 1000 + 10, 1000);
@@ -120,7 +120,7 @@ fn sealed_segments_keep_equal_sizes_and_each_vtep_gets_its_own_copy() {
     // Each receiver opens its own copy, and only its own.
     let receiver = |addr| {
         let s = Seal::new(vni, 0);
-        s.install(addr, &keys, now);
+        s.install(addr, &keys, &Salts::default(), now);
         s
     };
     let (at_b, at_c) = (receiver(b), receiver(c));

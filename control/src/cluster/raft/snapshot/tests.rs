@@ -9,6 +9,7 @@ fn host(n: u8) -> Host {
         addr: u32::from(std::net::Ipv4Addr::new(198, 18, 0, n)),
         raft_id: u64::from(n),
         cluster_port: 7946,
+        seal_salt: 0,
     }
 }
 
