@@ -214,6 +214,11 @@ impl Cluster {
         }
     }
 
+    /// Sets the seal salt this host publishes with its record ([`Cluster::refresh_own_record`]).
+    pub fn set_seal_salt(&mut self, salt: u64) {
+        self.host.seal_salt = salt;
+    }
+
     pub fn host(&self) -> &Host {
         &self.host
     }

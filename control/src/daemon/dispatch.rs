@@ -113,12 +113,8 @@ impl Daemon {
             addr: u32::from(config.advertise_addr),
             raft_id: 0,
             cluster_port: u32::from(config.cluster_port),
-            seal_salt: u64::from_be_bytes(sys::random_bytes::<8>().map_err(|source| {
-                DaemonError::Os {
-                    op: "read random bytes for this start's seal salt",
-                    source,
-                }
-            })?),
+            // Chosen below, once the state is open.
+            seal_salt: 0,
         };
         let options = ClusterOptions {
             max_voters: config.voters,
@@ -136,8 +132,26 @@ impl Daemon {
                 "--force-new-cluster: this host is now a cluster of its own"
             );
         }
-        // A restarted host with a new name or address tells the cluster; best effort, as the
-        // cluster may be without quorum right now.
+        // With encrypted networks, every start draws a new seal salt (see `Salts` in the
+        // dataplane's seal): what was sealed for this host before does not open now. Without,
+        // the record's salt stays, and a restart costs no write.
+        let (published, encrypted) = {
+            let state = cluster.handle().state();
+            let published = state.host(&cluster.host().id).map(|h| h.seal_salt);
+            (published, state.networks().iter().any(|n| n.encrypted))
+        };
+        let salt = match published {
+            Some(salt) if !encrypted => salt,
+            _ => {
+                u64::from_be_bytes(sys::random_bytes::<8>().map_err(|source| DaemonError::Os {
+                    op: "read random bytes for this start's seal salt",
+                    source,
+                })?)
+            }
+        };
+        cluster.set_seal_salt(salt);
+        // A restarted host with a new name, address or salt tells the cluster; best effort, as
+        // the cluster may be without quorum right now.
         if let Err(e) = cluster.refresh_own_record(Duration::from_secs(5)) {
             tracing::warn!(error = %e, "cannot update this host's record in the cluster yet");
         }
