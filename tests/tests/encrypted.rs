@@ -97,6 +97,22 @@ fn epochs(pcap: &Path) -> Vec<u8> {
     e
 }
 
+/// Host 0 creates encrypted network `name` on `subnet`; once host 1 has it, container a0 on
+/// host 0 and a1 on host 1 join it and reach each other. Returns a0 and a1's address.
+fn sealed_pair(lab: &Lab, name: &str, subnet: &str) -> (Container, Ipv4Addr) {
+    let (h0, h1) = (lab.host(0), lab.host(1));
+    h0.vxnet_ok(&["network", "create", "--encrypted", "--subnet", subnet, name]);
+    h1.wait_networks(&[name], REPLICATION_TIMEOUT)
+        .expect("network replicated");
+    let a0 = lab.container(0, "a0").expect("a0");
+    let a1 = lab.container(1, "a1").expect("a1");
+    h0.connect_auto(name, &a0).expect("connect a0");
+    let a1_ip = h1.connect_auto(name, &a1).expect("connect a1");
+    a0.wait_reachable(&a1_ip.to_string(), WARMUP_TIMEOUT)
+        .expect("a0 reaches a1");
+    (a0, a1_ip)
+}
+
 /// Pings from a container to an address every 50 ms, in runs of 20, on a thread of its own
 /// until [`Pinger::stop`].
 struct Pinger {
@@ -426,22 +442,7 @@ fn removing_a_host_rotates_the_key_without_losing_a_ping() {
     }
     let lab = Lab::cluster(3).expect("three hosts in one cluster");
     let (h0, h1) = (lab.host(0), lab.host(1));
-    h0.vxnet_ok(&[
-        "network",
-        "create",
-        "--encrypted",
-        "--subnet",
-        "10.63.0.0/24",
-        "sealed",
-    ]);
-    h1.wait_networks(&["sealed"], REPLICATION_TIMEOUT)
-        .expect("network replicated");
-    let a0 = lab.container(0, "a0").expect("a0");
-    let a1 = lab.container(1, "a1").expect("a1");
-    h0.connect_auto("sealed", &a0).expect("connect a0");
-    let a1_ip = h1.connect_auto("sealed", &a1).expect("connect a1");
-    a0.wait_reachable(&a1_ip.to_string(), WARMUP_TIMEOUT)
-        .expect("a0 reaches a1");
+    let (a0, a1_ip) = sealed_pair(&lab, "sealed", "10.63.0.0/24");
     let capture = lab.capture("udp port 4789").expect("capture");
     let pcap = capture.pcap().to_path_buf();
     ping_pattern(&a0, a1_ip);
@@ -499,24 +500,8 @@ fn keys_are_rotated_when_they_reach_their_age_without_losing_a_ping() {
         .build()
         .expect("lab");
     lab.form_cluster(&[0, 1]).expect("cluster");
-    let (h0, h1) = (lab.host(0), lab.host(1));
     let created = Instant::now();
-    h0.vxnet_ok(&[
-        "network",
-        "create",
-        "--encrypted",
-        "--subnet",
-        "10.64.0.0/24",
-        "aging",
-    ]);
-    h1.wait_networks(&["aging"], REPLICATION_TIMEOUT)
-        .expect("network replicated");
-    let a0 = lab.container(0, "a0").expect("a0");
-    let a1 = lab.container(1, "a1").expect("a1");
-    h0.connect_auto("aging", &a0).expect("connect a0");
-    let a1_ip = h1.connect_auto("aging", &a1).expect("connect a1");
-    a0.wait_reachable(&a1_ip.to_string(), WARMUP_TIMEOUT)
-        .expect("a0 reaches a1");
+    let (a0, a1_ip) = sealed_pair(&lab, "aging", "10.64.0.0/24");
     let pinger = Pinger::start(&a0, a1_ip);
     // The key is due at 20 s and rotated at the leader's next check (every 5 s).
     wait_for(

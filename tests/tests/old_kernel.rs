@@ -37,6 +37,27 @@ fn seccomp_filters(host: &Host) -> String {
         .expect("the kernel reports Seccomp_filters")
 }
 
+/// iperf3 TCP with `streams` streams for 2 s, c1 → c2 then c2 → c1: each carries something.
+fn tcp_both_ways(pair: &Pair, streams: u32) {
+    for (server, client, ip) in [(&pair.c2, &pair.c1, C2_IP), (&pair.c1, &pair.c2, C1_IP)] {
+        let result = run_iperf(
+            &server.ns,
+            &client.ns,
+            ip,
+            IperfTest::Tcp { streams },
+            Duration::from_secs(2),
+            pair.lab.root(),
+        )
+        .expect("iperf3 across the overlay");
+        assert!(
+            result.bits_per_second > 1e6,
+            "{} -> {}: {result:?}",
+            client.ns,
+            server.ns
+        );
+    }
+}
+
 /// Two hosts whose daemons start with `env` each, net1 on both, c1 and c2 connected and
 /// answering pings.
 fn pair(envs: [&[(&str, &str)]; 2]) -> Pair {
@@ -78,23 +99,7 @@ fn under_the_3_10_filter_daemons_forward_without_udp_gso_or_gro() {
     assert_eq!(seccomp_filters(h0), "3", "h0 runs under the filter");
     assert_eq!(seccomp_filters(h1), "3", "h1 runs under the filter");
     // TCP both ways through TAPs with offloads (TSO superframes split, segments coalesced).
-    for (server, client, ip) in [(&pair.c2, &pair.c1, C2_IP), (&pair.c1, &pair.c2, C1_IP)] {
-        let result = run_iperf(
-            &server.ns,
-            &client.ns,
-            ip,
-            IperfTest::Tcp { streams: 1 },
-            Duration::from_secs(2),
-            pair.lab.root(),
-        )
-        .expect("iperf3 across the overlay");
-        assert!(
-            result.bits_per_second > 1e6,
-            "{} -> {}: {result:?}",
-            client.ns,
-            server.ns
-        );
-    }
+    tcp_both_ways(&pair, 1);
     let told = offloads_line(h0);
     for want in ["udp_gso=false", "udp_gro=false", "kernel_limit=3.10"] {
         assert!(
@@ -230,23 +235,7 @@ fn forwarding_workers_share_the_vxlan_port_and_the_tap() {
     assert_eq!(tap_queues(h0), 3, "h0: three files on its TAP");
     assert_eq!(tap_queues(h1), 1, "h1: one file on its TAP");
     // Several flows both ways, spread over the workers, all arrive.
-    for (server, client, ip) in [(&pair.c2, &pair.c1, C2_IP), (&pair.c1, &pair.c2, C1_IP)] {
-        let result = run_iperf(
-            &server.ns,
-            &client.ns,
-            ip,
-            IperfTest::Tcp { streams: 4 },
-            Duration::from_secs(2),
-            pair.lab.root(),
-        )
-        .expect("iperf3 across the overlay");
-        assert!(
-            result.bits_per_second > 1e6,
-            "{} -> {}: {result:?}",
-            client.ns,
-            server.ns
-        );
-    }
+    tcp_both_ways(&pair, 4);
 }
 
 /// MAJOR.MINOR of the running kernel.

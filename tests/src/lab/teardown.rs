@@ -31,6 +31,18 @@ use crate::netns;
 /// by a process in another pid namespace (invisible in our /proc) is left alone.
 pub const STALE_AFTER: Duration = Duration::from_secs(120);
 
+/// Whether `entry` (named for process `pid`) is a lab's leftover: over [`STALE_AFTER`] old,
+/// and `pid` is gone.
+pub(crate) fn left_by_the_dead(entry: &fs::DirEntry, pid: impl std::fmt::Display) -> bool {
+    let old_enough = entry
+        .metadata()
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age > STALE_AFTER);
+    old_enough && !Path::new(&format!("/proc/{pid}")).exists()
+}
+
 impl Lab {
     /// Tears the lab down (see the module docs). Idempotent; also run by `Drop`.
     pub fn teardown(&self) {
@@ -111,13 +123,7 @@ pub(super) fn reap_stale_labs() {
         let Some((prefix, pid)) = owner_of(&name) else {
             continue;
         };
-        let old_enough = e
-            .metadata()
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age > STALE_AFTER);
-        if old_enough && !Path::new(&format!("/proc/{pid}")).exists() {
+        if left_by_the_dead(&e, pid) {
             if !stale_prefixes.iter().any(|p| p == prefix) {
                 stale_prefixes.push(prefix.to_string());
             }

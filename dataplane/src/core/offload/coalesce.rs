@@ -27,16 +27,39 @@ struct Item {
     udp: Option<UdpRun>,
 }
 
-/// An item's run, if any: its protocol, its layout and its `closed` flag (fields of the item
-/// taken apart, so that its buffer can be read meanwhile).
-fn run_parts<'a>(
-    tcp: &'a mut Option<TcpRun>,
-    udp: &'a mut Option<UdpRun>,
-) -> Option<(IpProtocol, TcpLayout, &'a mut bool)> {
-    match (tcp, udp) {
-        (Some(run), _) => Some((IpProtocol::TCP, run.layout, &mut run.closed)),
-        (None, Some(run)) => Some((IpProtocol::UDP, run.layout, &mut run.closed)),
-        (None, None) => None,
+impl Item {
+    /// Whether this item holds a run of `protocol` of `frame`'s flow, whose IP and L4 headers
+    /// start at `ip` and `l4`.
+    fn is_flow(
+        &self,
+        frame: &[u8],
+        protocol: IpProtocol,
+        version: IpVersion,
+        ip: usize,
+        l4: usize,
+    ) -> bool {
+        let run = match (&self.tcp, &self.udp) {
+            (Some(run), _) => Some((IpProtocol::TCP, run.layout)),
+            (None, Some(run)) => Some((IpProtocol::UDP, run.layout)),
+            (None, None) => None,
+        };
+        run.is_some_and(|(runs, at)| {
+            runs == protocol
+                && at.version == version
+                && at.ip == ip
+                && at.l4 == l4
+                && same_flow(&self.buf[VNET_HDR_LEN..], frame, &at)
+        })
+    }
+
+    /// Lets nothing more be merged into this item's run.
+    fn close(&mut self) {
+        if let Some(run) = self.tcp.as_mut() {
+            run.closed = true;
+        }
+        if let Some(run) = self.udp.as_mut() {
+            run.closed = true;
+        }
     }
 }
 
@@ -326,101 +349,89 @@ impl Coalescer {
     ) {
         let first = self.active.saturating_sub(FLOW_SCAN);
         for item in &mut self.items[first..self.active] {
-            let Some((runs, at, closed)) = run_parts(&mut item.tcp, &mut item.udp) else {
-                continue;
-            };
-            if runs == protocol
-                && at.version == version
-                && at.ip == ip
-                && at.l4 == l4
-                && same_flow(&item.buf[VNET_HDR_LEN..], frame, &at)
-            {
-                *closed = true;
+            if item.is_flow(frame, protocol, version, ip, l4) {
+                item.close();
             }
         }
+    }
+
+    /// The latest of the last [`FLOW_SCAN`] items that holds a run of `protocol` of `frame`'s
+    /// flow (laid out as `at`): a frame merges into it or into nothing, so that a flow keeps
+    /// its order.
+    fn latest_of_flow(
+        &mut self,
+        frame: &[u8],
+        protocol: IpProtocol,
+        at: &TcpLayout,
+    ) -> Option<&mut Item> {
+        let first = self.active.saturating_sub(FLOW_SCAN);
+        self.items[first..self.active]
+            .iter_mut()
+            .rev()
+            .find(|item| item.is_flow(frame, protocol, at.version, at.ip, at.l4))
     }
 
     fn try_merge_udp(&mut self, frame: &[u8], datagram: &UdpDatagram) -> bool {
         let payload = datagram.payload_len;
         let at = &datagram.layout;
-        let first = self.active.saturating_sub(FLOW_SCAN);
-        for item in self.items[first..self.active].iter_mut().rev() {
-            let Some(run) = item.udp.as_mut() else {
-                continue;
-            };
-            let head = &item.buf[VNET_HDR_LEN..];
-            let run_at = &run.layout;
-            if run_at.version != at.version
-                || run_at.ip != at.ip
-                || run_at.l4 != at.l4
-                || !same_flow(head, frame, at)
-            {
-                continue;
-            }
-            // The latest item of this flow: merge into it or into nothing.
-            let fits = head.len() - at.ip + payload <= MAX_IP_PACKET;
-            if run.closed
-                || payload > run.gso_size
-                || datagram.ident != run.next_id
-                || item.frames >= UDP_MAX_SEGMENTS
-                || !fits
-                || !same_ip_headers(head, frame, at)
-            {
-                return false;
-            }
-            item.buf.extend_from_slice(&frame[at.hdr_len..]);
-            run.next_id = run.next_id.map(|id| id.wrapping_add(1));
-            run.closed = payload < run.gso_size;
-            item.frames += 1;
-            item.wire_bytes += frame.len();
-            return true;
+        let Some(item) = self.latest_of_flow(frame, IpProtocol::UDP, at) else {
+            return false;
+        };
+        let head = &item.buf[VNET_HDR_LEN..];
+        let fits = head.len() - at.ip + payload <= MAX_IP_PACKET;
+        let frames = item.frames;
+        let Some(run) = item.udp.as_mut() else {
+            return false;
+        };
+        if run.closed
+            || payload > run.gso_size
+            || datagram.ident != run.next_id
+            || frames >= UDP_MAX_SEGMENTS
+            || !fits
+            || !same_ip_headers(head, frame, at)
+        {
+            return false;
         }
-        false
+        run.next_id = run.next_id.map(|id| id.wrapping_add(1));
+        run.closed = payload < run.gso_size;
+        item.buf.extend_from_slice(&frame[at.hdr_len..]);
+        item.frames += 1;
+        item.wire_bytes += frame.len();
+        true
     }
 
     fn try_merge(&mut self, frame: &[u8], seg: &TcpSegment) -> bool {
         let payload = seg.payload_len;
         let at = &seg.layout;
-        let first = self.active.saturating_sub(FLOW_SCAN);
-        for item in self.items[first..self.active].iter_mut().rev() {
-            let Some(run) = item.tcp.as_mut() else {
-                continue;
-            };
-            let head = &item.buf[VNET_HDR_LEN..];
-            let run_at = &run.layout;
-            if run_at.version != at.version
-                || run_at.ip != at.ip
-                || run_at.l4 != at.l4
-                || !same_flow(head, frame, at)
-            {
-                continue;
-            }
-            // The latest item of this flow: merge into it or into nothing, so that the
-            // flow's segments keep their order.
-            let fits = head.len() - at.ip + payload <= MAX_IP_PACKET;
-            if run.closed
-                || run_at.hdr_len != at.hdr_len
-                || seg.seq != run.next_seq
-                || payload > run.gso_size
-                || !fits
-                || !same_headers(head, frame, at)
-            {
-                return false;
-            }
-            item.buf.extend_from_slice(&frame[at.hdr_len..]);
-            if seg.psh {
-                let mut t = TcpPacket::new_unchecked(&mut item.buf[VNET_HDR_LEN + at.l4..]);
-                let mut flags = t.flags();
-                flags.insert(TcpFlags::PSH);
-                t.set_flags(flags);
-            }
-            run.next_seq = seg.seq.wrapping_add(payload as u32);
-            run.closed = seg.psh || payload < run.gso_size;
-            item.frames += 1;
-            item.wire_bytes += frame.len();
-            return true;
+        let Some(item) = self.latest_of_flow(frame, IpProtocol::TCP, at) else {
+            return false;
+        };
+        let head = &item.buf[VNET_HDR_LEN..];
+        let fits = head.len() - at.ip + payload <= MAX_IP_PACKET;
+        let Some(run) = item.tcp.as_mut() else {
+            return false;
+        };
+        if run.closed
+            || run.layout.hdr_len != at.hdr_len
+            || seg.seq != run.next_seq
+            || payload > run.gso_size
+            || !fits
+            || !same_headers(head, frame, at)
+        {
+            return false;
         }
-        false
+        run.next_seq = seg.seq.wrapping_add(payload as u32);
+        run.closed = seg.psh || payload < run.gso_size;
+        item.buf.extend_from_slice(&frame[at.hdr_len..]);
+        if seg.psh {
+            let mut t = TcpPacket::new_unchecked(&mut item.buf[VNET_HDR_LEN + at.l4..]);
+            let mut flags = t.flags();
+            flags.insert(TcpFlags::PSH);
+            t.set_flags(flags);
+        }
+        item.frames += 1;
+        item.wire_bytes += frame.len();
+        true
     }
 
     fn new_item(&mut self, frame: &[u8]) -> &mut Item {

@@ -265,19 +265,24 @@ fn salts(a: u64, b: u64) -> Salts {
     Salts(vec![(A, a), (B, b)])
 }
 
+/// Host `local` of a network with one key, where A's salt is `a` and B's `b`; its counters
+/// start where a restart's would, past every earlier host's.
+fn salted(local: Ipv4Addr, a: u64, b: u64) -> Seal {
+    static STARTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1_000);
+    let seal = Seal::new(vni(), STARTS.fetch_add(1_000, Ordering::Relaxed));
+    seal.install(local, &[key(0, 7)], &salts(a, b), Instant::now());
+    seal
+}
+
 #[test]
 fn what_was_sealed_for_a_host_before_its_restart_does_not_open_after() {
     let now = Instant::now();
     let keys = [key(0, 7)];
-    let a = Seal::new(vni(), 1_000);
-    a.install(A, &keys, &salts(11, 21), now);
-    let b = Seal::new(vni(), 1_000);
-    b.install(B, &keys, &salts(11, 21), now);
+    let (a, b) = (salted(A, 11, 21), salted(B, 11, 21));
     let recorded = sealed(&a, B, FRAME, now);
     assert_eq!(b.open(A, &mut recorded.clone()), Ok(FRAME));
     // B restarts: new replay windows, and a new salt it published before forwarding.
-    let restarted = Seal::new(vni(), 2_000);
-    restarted.install(B, &keys, &salts(11, 22), now);
+    let restarted = salted(B, 11, 22);
     assert_eq!(
         restarted.open(A, &mut recorded.clone()),
         Err(SealError::BadTag),
@@ -296,21 +301,16 @@ fn what_was_sealed_for_a_host_before_its_restart_does_not_open_after() {
 fn a_peers_new_salt_keeps_what_this_host_has_seen() {
     let now = Instant::now();
     let keys = [key(0, 7)];
-    let a = Seal::new(vni(), 1_000);
-    a.install(A, &keys, &salts(11, 21), now);
-    let b = Seal::new(vni(), 1_000);
-    b.install(B, &keys, &salts(11, 21), now);
+    let (a, b) = (salted(A, 11, 21), salted(B, 11, 21));
     let recorded = sealed(&a, B, FRAME, now);
     assert_eq!(b.open(A, &mut recorded.clone()), Ok(FRAME));
     // A restarts with salt 12; B learns it. B's windows for what A sent stay.
     b.install(B, &keys, &salts(12, 21), now);
     assert_eq!(b.open(A, &mut recorded.clone()), Err(SealError::Replay));
     // B seals to A under A's new salt: the restarted A opens it, the old salt would not.
-    let restarted = Seal::new(vni(), 3_000);
-    restarted.install(A, &keys, &salts(12, 21), now);
+    let restarted = salted(A, 12, 21);
     let to_a = sealed(&b, A, FRAME, now);
     assert_eq!(restarted.open(B, &mut to_a.clone()), Ok(FRAME));
-    let stale = Seal::new(vni(), 3_000);
-    stale.install(A, &keys, &salts(11, 21), now);
+    let stale = salted(A, 11, 21);
     assert_eq!(stale.open(B, &mut to_a.clone()), Err(SealError::BadTag));
 }

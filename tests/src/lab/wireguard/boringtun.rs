@@ -19,7 +19,7 @@
 //! - Dropping a [`Boringtun`] (at lab teardown) stops the process with SIGTERM, on which it
 //!   removes its socket, SIGKILL after [`STOP_TIMEOUT`]; the socket is removed if still there.
 //!   The TUN device goes with the process. `reap_stale_sockets` removes the sockets that a
-//!   killed lab process left (owner pid gone, older than [`STALE_AFTER`]).
+//!   killed lab process left (owner pid gone, older than [`STALE_AFTER`](crate::lab::teardown::STALE_AFTER)).
 //! - The binary is `$VXNET_BORINGTUN`, else `boringtun-cli` on the PATH, else
 //!   [`TOOLS_BIN`]`/boringtun-cli`, where `scripts/install-deps.sh --bench` installs it.
 
@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 
 use crate::cmd::Background;
-use crate::lab::teardown::STALE_AFTER;
+use crate::lab::teardown::left_by_the_dead;
 use crate::netns;
 
 /// Environment variable that names the `boringtun-cli` binary.
@@ -187,7 +187,7 @@ impl Drop for Boringtun {
 }
 
 /// Removes the control sockets of [`device_name`]s whose owner process is gone and that are
-/// older than [`STALE_AFTER`] (one of a process in another pid namespace, invisible in our
+/// older than [`STALE_AFTER`](crate::lab::teardown::STALE_AFTER) (one of a process in another pid namespace, invisible in our
 /// /proc, is left alone while young). Best effort and silent.
 pub(in crate::lab) fn reap_stale_sockets() {
     let Ok(entries) = fs::read_dir(SOCKET_DIR) else {
@@ -198,13 +198,7 @@ pub(in crate::lab) fn reap_stale_sockets() {
         let Some(pid) = name.to_str().and_then(socket_owner) else {
             continue;
         };
-        let old_enough = e
-            .metadata()
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age > STALE_AFTER);
-        if old_enough && !Path::new(&format!("/proc/{pid}")).exists() {
+        if left_by_the_dead(&e, pid) {
             let _ = fs::remove_file(e.path());
         }
     }
