@@ -327,20 +327,26 @@ fn set_int_option(
 /// `config.queues` becomes 1.
 fn receive_group(config: &mut EngineConfig) -> io::Result<Vec<UdpSocket>> {
     config.queues = config.allowed_queues();
-    let addr = SocketAddrV4::new(config.local, config.port);
-    let mut group = Vec::with_capacity(config.queues);
-    if config.queues > 1 {
-        match bound_udp(addr, true) {
-            Ok(first) => group.push(first),
-            Err(e) if e.raw_os_error() == Some(libc::ENOPROTOOPT) => {
-                tracing::info!("the kernel has no SO_REUSEPORT; one forwarding worker");
-                config.queues = 1;
-            }
-            Err(e) => return Err(e),
-        }
+    // Bound alone first: a port that is held (by another daemon on this address, say) is
+    // refused as it is with one worker, and a second vxnet daemon, which does the same, is
+    // refused by our group (which would take in any socket of the same user that asked to
+    // join). Its port is the group's (port 0 in tests: one the kernel picks).
+    let alone = bound_udp(SocketAddrV4::new(config.local, config.port), false)?;
+    if config.queues == 1 {
+        alone.set_read_timeout(Some(RX_TICK))?;
+        return Ok(vec![alone]);
     }
-    if group.is_empty() {
-        group.push(bound_udp(addr, false)?);
+    let addr = SocketAddrV4::new(config.local, alone.local_addr()?.port());
+    drop(alone);
+    let mut group = Vec::with_capacity(config.queues);
+    match bound_udp(addr, true) {
+        Ok(first) => group.push(first),
+        Err(e) if e.raw_os_error() == Some(libc::ENOPROTOOPT) => {
+            tracing::info!("the kernel has no SO_REUSEPORT; one forwarding worker");
+            config.queues = 1;
+            group.push(bound_udp(addr, false)?);
+        }
+        Err(e) => return Err(e),
     }
     while group.len() < config.queues {
         group.push(bound_udp(addr, true)?);
@@ -554,3 +560,6 @@ impl Drop for Engine {
         self.stop_all();
     }
 }
+
+#[cfg(test)]
+mod tests;
