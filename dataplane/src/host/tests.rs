@@ -51,7 +51,7 @@ fn loopback_host(dir: &Path) -> Host {
         offloads: false,
         kernel: None,
         busy_poll: std::time::Duration::ZERO,
-        queues: None,
+        queues: Some(2),
         sandbox_dir: dir.to_path_buf(),
         dns_upstreams: crate::host::dns::Upstreams(Vec::new()),
         etc_netns: dir.join("etc-netns"),
@@ -128,7 +128,7 @@ fn a_network_without_local_endpoints_runs_nothing_and_shows_its_control_entries(
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A TAP deleted from outside stops its network's thread: that is reported, once, and a
+/// A TAP deleted from outside stops its network's threads: each is reported, once, and a
 /// shutdown afterwards reports nothing more and closes the channel.
 #[test]
 fn a_tap_thread_that_stops_by_itself_is_reported() {
@@ -154,10 +154,17 @@ fn a_tap_thread_that_stops_by_itself_is_reported() {
 
     let deleted = nsexec(&sandbox, &["ip", "link", "del", sandbox::TAP_NAME]);
     assert!(deleted.status.success(), "{deleted:?}");
-    let failure = failures
-        .recv_timeout(Duration::from_secs(5))
-        .expect("the TAP thread's end is reported");
-    assert_eq!(failure.thread, "vxnet-tap-4100");
+    // Two workers: the TAP has two queues, each read by its own thread, and each reports.
+    let mut stopped: Vec<String> = (0..2)
+        .map(|_| {
+            failures
+                .recv_timeout(Duration::from_secs(5))
+                .expect("each TAP thread's end is reported")
+                .thread
+        })
+        .collect();
+    stopped.sort();
+    assert_eq!(stopped, ["vxnet-tap-4100-0", "vxnet-tap-4100-1"]);
     host.shutdown();
     assert!(
         failures.recv_timeout(Duration::from_secs(5)).is_err(),
