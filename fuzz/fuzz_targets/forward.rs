@@ -31,7 +31,7 @@ use vxnet_dataplane::core::fdb::{ControlEntry, FdbTarget, VtepSet};
 use vxnet_dataplane::core::forward::{
     Dataplane, NetworkConfig, NetworkPlane, Port, TapAction, WireAction,
 };
-use vxnet_dataplane::core::seal::{NetworkKey, Seal};
+use vxnet_dataplane::core::seal::{NetworkKey, Salts, Seal};
 use vxnet_dataplane::wire::{
     is_sealed, ArpOperation, ArpPacket, EthernetFrame, FrameHeaders, MacAddr, SealedPacket, Vni,
     VxlanPacket, SEALED_HEADER_LEN, SEAL_TAG_LEN,
@@ -54,6 +54,11 @@ fn network_keys() -> [NetworkKey; 1] {
     }]
 }
 
+/// The two hosts' seal salts, as both have them from the replicated state.
+fn salts() -> Salts {
+    Salts(vec![(LOCAL, 0x1111), (PEER, 0x2222)])
+}
+
 /// One clock for the whole run, so that every input starts at the same `now` (the core
 /// only compares instants; their origin does not matter).
 fn epoch() -> Instant {
@@ -72,7 +77,7 @@ fn dataplane(now: Instant) -> Dataplane<()> {
             encrypted: vni == VNIS[ENCRYPTED],
         };
         let plane = NetworkPlane::new(config, 0);
-        plane.install_keys(LOCAL, &network_keys(), now);
+        plane.install_keys(LOCAL, &network_keys(), &salts(), now);
         let entry = |last: u8, target| {
             let ipv4 = Ipv4Addr::new(10, 10, 0, last);
             ControlEntry {
@@ -111,7 +116,7 @@ fuzz_target!(|data: &[u8]| {
     let mut now = epoch();
     let dp = dataplane(now);
     let peer = Seal::new(Vni::new(VNIS[ENCRYPTED]).expect("24-bit"), 0);
-    peer.install(PEER, &network_keys(), now);
+    peer.install(PEER, &network_keys(), &salts(), now);
     while !input.is_empty() {
         let before = drops(&dp);
         match input.u8() % 5 {

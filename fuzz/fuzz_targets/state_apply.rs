@@ -100,6 +100,7 @@ fn command(input: &mut Choices) -> Command {
                 addr: 0xc612_0000 | u32::from(input.u8()),
                 raft_id: u64::from(input.u8()),
                 cluster_port: 7946,
+                seal_salt: u64::from(input.u32()),
             }),
         })),
         1 => wrap(command::Kind::RemoveHost(RemoveHost {
@@ -143,6 +144,7 @@ fn command(input: &mut Choices) -> Command {
                     n => Some(vxnet_proto::NetworkKey {
                         epoch: 0,
                         secret: vec![9; if n == 1 { 32 } else { 31 }],
+                        created_unix_secs: u64::from(input.u32()),
                     }),
                 },
             }))
@@ -179,6 +181,7 @@ fn command(input: &mut Choices) -> Command {
                 key: (input.u8() % 8 != 0).then(|| NetworkKey {
                     epoch: u32::from(input.u8()),
                     secret: vec![input.u8(); if input.u8() % 8 == 0 { 16 } else { 32 }],
+                    created_unix_secs: u64::from(input.u32()),
                 }),
             })),
             1 => {
