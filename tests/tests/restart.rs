@@ -162,3 +162,64 @@ fn a_ping_runs_through_a_restart_and_the_tap_stays() {
         );
     }
 }
+
+/// A restarted daemon forwards before it renders its sandbox's guard again: the previous run's
+/// guard is still in the namespace, and `nft` runs (some milliseconds each, on a busy host
+/// far more) are kept out of the restart window. Here every `nft` the daemon runs takes 2 s;
+/// replies must come back well before the first of them could have finished.
+#[test]
+fn forwarding_resumes_before_the_guard_is_rendered_again() {
+    if !require_root() {
+        return;
+    }
+    let pair = scenario::vxnet_pair().expect("two vxnet hosts with net1");
+    let lab = &pair.lab;
+    let nft = vxnet_tests::cmd::run_ok(
+        std::process::Command::new("sh").args(["-c", "command -v nft"]),
+        vxnet_tests::cmd::DEFAULT_TIMEOUT,
+    )
+    .expect("nft on the PATH");
+    let nft = nft.trim();
+    let slow = lab.root().join("slow-nft");
+    std::fs::create_dir_all(&slow).expect("a dir for the wrapper");
+    let wrapper = slow.join("nft");
+    std::fs::write(&wrapper, format!("#!/bin/sh\nsleep 2\nexec {nft} \"$@\"\n")).expect("wrapper");
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let path = format!(
+        "{}:{}",
+        slow.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+
+    lab.kill_daemon(1, libc::SIGKILL).expect("kill h1");
+    let restarted = lab.host(1);
+    restarted
+        .spawn_daemon_with(&[], &[("PATH", &path)])
+        .expect("start h1 with a slow nft");
+    let early = vxnet_tests::ping::ping_with(
+        &pair.c1.ns,
+        C2_IP,
+        &vxnet_tests::PingOptions {
+            count: 40,
+            interval: std::time::Duration::from_millis(25),
+            size: None,
+            deadline: std::time::Duration::from_secs(2),
+        },
+    )
+    .expect("ping");
+    assert!(
+        early.received > 0,
+        "no reply in the first 2 s after the restart ({} sent): forwarding waited for nft",
+        early.transmitted
+    );
+    // The rest of the start (the guard, the way out) still happens.
+    restarted
+        .wait_ready(std::time::Duration::from_secs(60))
+        .expect("h1 ready once its nft runs are done");
+    let after = pair.c1.ping(C2_IP, 3).expect("ping after the start");
+    assert_eq!(after.received, 3, "{after:?}");
+}

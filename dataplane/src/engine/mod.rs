@@ -268,6 +268,8 @@ pub struct Engine {
     workers: Mutex<HashMap<Vni, TapWorkers>>,
     stop_rx: Arc<AtomicBool>,
     rx_threads: Vec<JoinHandle<()>>,
+    /// The receive sockets again (duplicated descriptors), to wake their threads at stop.
+    rx_wakers: Vec<UdpSocket>,
     failures: mpsc::Sender<ThreadFailure>,
     failed: Option<mpsc::Receiver<ThreadFailure>>,
 }
@@ -396,6 +398,10 @@ impl Engine {
         let senders = Arc::new(Senders::new(sockets, config.port, gso));
         let tap_udp_gso = Arc::new(AtomicBool::new(tap_udp_gso));
         let mut rx_threads = Vec::with_capacity(receivers.len());
+        let rx_wakers = receivers
+            .iter()
+            .map(UdpSocket::try_clone)
+            .collect::<io::Result<Vec<_>>>()?;
         for (worker, socket) in receivers.into_iter().enumerate() {
             let receiver = Receiver {
                 worker,
@@ -428,6 +434,7 @@ impl Engine {
             workers: Mutex::new(HashMap::new()),
             stop_rx,
             rx_threads,
+            rx_wakers,
             failures,
             failed: Some(failed),
         })
@@ -549,6 +556,12 @@ impl Engine {
             self.remove_network(vni);
         }
         self.stop_rx.store(true, Ordering::Relaxed);
+        // A receive thread sleeps in `recvmmsg` until a datagram or its read timeout comes;
+        // shutting its socket's receive side wakes it at once (and every later call returns
+        // nothing), so a stopping daemon does not wait out the timeout on a quiet socket.
+        for socket in &self.rx_wakers {
+            let _ = socket2::SockRef::from(socket).shutdown(std::net::Shutdown::Read);
+        }
         for t in self.rx_threads.drain(..) {
             let _ = t.join();
         }

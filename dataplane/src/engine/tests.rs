@@ -1,6 +1,7 @@
 //! The engine's receive group: several workers share one port, and a second engine cannot.
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Instant;
 
 use super::*;
 
@@ -50,4 +51,21 @@ fn a_kernel_limit_below_reuseport_gives_one_worker() {
     config.kernel = Some(KernelVersion::new(3, 8));
     let group = receive_group(&mut config).expect("one socket");
     assert_eq!((group.len(), config.queues), (1, 1));
+}
+
+#[test]
+fn stopping_wakes_the_receive_threads_without_waiting_for_a_datagram() {
+    let mut config = EngineConfig::new(Ipv4Addr::LOCALHOST, 0);
+    config.queues = 3;
+    let engine = Engine::start(config).expect("an engine on a free port");
+    // Let every receive thread fall asleep in `recvmmsg` on its quiet socket.
+    std::thread::sleep(Duration::from_millis(20));
+    let stopping = Instant::now();
+    engine.shutdown();
+    let took = stopping.elapsed();
+    // Without the wake, each thread sleeps until its read timeout (`RX_TICK`) runs out.
+    assert!(
+        took < RX_TICK / 2,
+        "stopping took {took:?}: the receive threads waited for their read timeout"
+    );
 }

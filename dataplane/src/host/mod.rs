@@ -12,6 +12,9 @@
 //! - Each running sandbox's guard (see [`guard`]) lets every local endpoint of the program
 //!   send as itself only; it is in place before forwarding takes new endpoints and before
 //!   their veths exist, and a network whose guard cannot be applied is a failed network.
+//!   After a restart the previous run's guard, still in the sandbox, covers its veths while
+//!   forwarding resumes; it is rendered again right after, so that no `nft` run is in the
+//!   restart window.
 //! - [`Host::attach`] wires one endpoint of a network the last program placed on this host,
 //!   all or nothing; [`Host::detach`] removes its veth (a missing one is not an error).
 //! - The caller never sees a namespace, a TAP, a veth name or an engine counter: it asks
@@ -227,14 +230,26 @@ impl Host {
         }
         let started = self.running.len();
         let mut failures = Vec::new();
+        let failed = |net: &NetworkProgram, error| NetworkFailure {
+            network_id: net.id.clone(),
+            name: net.name.clone(),
+            error,
+        };
         let networks: Vec<Arc<NetworkProgram>> = self.program.networks.clone();
-        for net in networks.iter().filter(|n| n.has_local_endpoint()) {
-            if let Err(error) = self.program_network(net, now) {
-                failures.push(NetworkFailure {
-                    network_id: net.id.clone(),
-                    name: net.name.clone(),
-                    error,
-                });
+        let here: Vec<&Arc<NetworkProgram>> =
+            networks.iter().filter(|n| n.has_local_endpoint()).collect();
+        // Every network forwards before any is programmed further: the rest takes `nft` runs
+        // of some milliseconds each, which a restarted host's traffic need not wait for.
+        for net in &here {
+            if let Err(error) = self.start_forwarding(net, now) {
+                failures.push(failed(net, error));
+            }
+        }
+        for net in here {
+            if self.running.contains_key(&net.id) {
+                if let Err(error) = self.program_network(net, now) {
+                    failures.push(failed(net, error));
+                }
             }
         }
         // Only when sandboxes came or went (or at the first apply): a crash may have left one
@@ -295,17 +310,29 @@ impl Host {
         }
     }
 
-    /// Starts (if need be) and programs network `net` of the current program, unless it was
-    /// programmed from this very program already.
+    /// Starts forwarding for `net` unless it runs already. A sandbox a previous run left (a
+    /// restart) gets its forwarding tables at once, before its guard is rendered again: that
+    /// run's guard is still in the namespace and covers every veth it made, and the veths
+    /// no endpoint owns any more go first.
+    fn start_forwarding(&mut self, net: &NetworkProgram, now: Instant) -> Result<(), HostError> {
+        if self.running.contains_key(&net.id) {
+            return Ok(());
+        }
+        let mut running = start_network(&self.engine, &self.sandbox_dir, net)?;
+        if running.sandbox.adopted() {
+            remove_stray_veths(&mut running, net);
+            install_forwarding(&running, net, self.engine.local(), now);
+        }
+        self.running.insert(net.id.clone(), running);
+        Ok(())
+    }
+
+    /// Programs a running network from `net`, unless it was programmed from that very program.
     fn program_network(
         &mut self,
         net: &Arc<NetworkProgram>,
         now: Instant,
     ) -> Result<(), HostError> {
-        if !self.running.contains_key(&net.id) {
-            let started = start_network(&self.engine, &self.sandbox_dir, net)?;
-            self.running.insert(net.id.clone(), started);
-        }
         let Some(running) = self.running.get_mut(&net.id) else {
             return Ok(());
         };
@@ -573,16 +600,8 @@ fn set_up_network(
     // container is never on the bridge unguarded. A guard that cannot be put in place fails
     // the network, so its connects fail too.
     guard_ports(running, net)?;
-    running
-        .port
-        .plane
-        .install(&net.control_entries(), &net.vteps(), now);
-    running
-        .port
-        .plane
-        .install_keys(local, &net.keys, &net.salts, now);
-    let wanted = net.local_endpoints().map(|e| veth_name(&e.id)).collect();
-    remove_stray_veths(running, wanted);
+    install_forwarding(running, net, local, now);
+    remove_stray_veths(running, net);
     // After forwarding runs: the network's names, then its way out. Either failing leaves
     // the overlay running, and the next apply tries again.
     if running.dns.is_none() {
@@ -639,11 +658,19 @@ fn local_ports(net: &NetworkProgram) -> impl Iterator<Item = Publish> + '_ {
     net.local_endpoints().flat_map(|e| e.ports.iter().copied())
 }
 
+/// Gives the network's forwarding its tables (where each MAC is, the VTEPs) and its keys.
+fn install_forwarding(running: &Running, net: &NetworkProgram, local: Ipv4Addr, now: Instant) {
+    let plane = &running.port.plane;
+    plane.install(&net.control_entries(), &net.vteps(), now);
+    plane.install_keys(local, &net.keys, &net.salts, now);
+}
+
 /// Deletes the sandbox's veths that belong to no local endpoint of the program — left by a
 /// crash mid-connect, or by an endpoint removed while the daemon was down — so that no
 /// container keeps an address the cluster may hand out again. The first time, it lists the
 /// sandbox's links; after that, it compares with what the last apply kept.
-fn remove_stray_veths(running: &mut Running, wanted: BTreeSet<String>) {
+fn remove_stray_veths(running: &mut Running, net: &NetworkProgram) {
+    let wanted: BTreeSet<String> = net.local_endpoints().map(|e| veth_name(&e.id)).collect();
     let present: BTreeSet<String> = match running.veths.take() {
         Some(known) => known,
         None => match running.sandbox.endpoint_links() {

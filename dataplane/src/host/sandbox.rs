@@ -94,6 +94,8 @@ pub struct EndpointSpec {
 pub struct Sandbox {
     spec: SandboxSpec,
     worker: NetnsWorker,
+    /// The namespace was there already: a previous run made it (see [`Sandbox::adopted`]).
+    adopted: bool,
 }
 
 impl Sandbox {
@@ -103,7 +105,8 @@ impl Sandbox {
         check_mtu(spec.mtu)?;
         check_prefix_len(spec.prefix_len)?;
         let path = spec.netns_path.as_path();
-        if netns::is_live_netns(path) {
+        let adopted = netns::is_live_netns(path);
+        if adopted {
             tracing::debug!(netns = %path.display(), "adopting sandbox namespace");
         } else {
             tracing::info!(netns = %path.display(), "creating sandbox namespace");
@@ -115,7 +118,11 @@ impl Sandbox {
             disable_ipv6_here(&["all", "default"])?;
             bridged_frames_skip_ip_hooks_here()
         })?;
-        let sandbox = Sandbox { spec, worker };
+        let sandbox = Sandbox {
+            spec,
+            worker,
+            adopted,
+        };
         sandbox.ensure_bridge()?;
         Ok(sandbox)
     }
@@ -155,6 +162,13 @@ impl Sandbox {
                 .map_err(|e| HostError::netlink("configure bridge br0", e))?;
             add_ipv4_if_missing(&h, bridge, spec.gateway, spec.prefix_len).await
         })
+    }
+
+    /// Whether the namespace was left by a previous run rather than made now. Everything that
+    /// run put into it is still there, nftables tables included: its guard still covers every
+    /// veth that run made.
+    pub fn adopted(&self) -> bool {
+        self.adopted
     }
 
     pub fn netns_path(&self) -> &Path {
@@ -485,7 +499,7 @@ impl Sandbox {
             // The unpin below still takes them, only later.
             tracing::warn!(error = %e, "cannot delete the sandbox's veths");
         }
-        let Sandbox { spec, worker } = self;
+        let Sandbox { spec, worker, .. } = self;
         // The worker's thread is inside the namespace: it must leave before the unpin.
         drop(worker);
         netns::remove_pinned_netns(&spec.netns_path)

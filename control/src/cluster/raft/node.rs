@@ -140,12 +140,16 @@ impl RaftNode {
         };
         // Before anyone reads the state, apply what this host already knew was committed:
         // a daemon that acted on a half-replayed state would tear down live sandboxes.
+        // The replay takes well under a millisecond on a small log; the daemon's restart
+        // window waits for it, so the first looks come soon and the later ones back off.
         let deadline = Instant::now() + REPLAY_TIMEOUT;
+        let mut pause = Duration::from_micros(100);
         while node.handle.view().applied < committed {
             if Instant::now() > deadline {
                 return Err(ClusterError::ReplayTimeout(REPLAY_TIMEOUT));
             }
-            std::thread::sleep(Duration::from_millis(5));
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(5));
         }
         Ok(node)
     }
