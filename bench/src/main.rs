@@ -121,6 +121,11 @@ struct Args {
     /// underlay pass unfinished 64 KB superframes over the veths, like an ideal NIC.
     #[arg(long)]
     veth_offloads: bool,
+    /// Host uplinks receive through GRO, as a NIC's driver merges what it receives (the lab's
+    /// default veths do not): the daemons' sockets get UDP GRO messages, kernel vxlan merges
+    /// at the outer header.
+    #[arg(long)]
+    nic_gro: bool,
     /// scale: endpoint counts to measure at (the state is built up to each in turn).
     #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
     scale_endpoints: Vec<usize>,
@@ -238,7 +243,9 @@ struct Topology {
 /// A lab builder with the options every scenario on the two-host pair shares.
 fn lab_builder(args: &Args) -> LabBuilder {
     args.daemon_arg.iter().fold(
-        Lab::builder().wire_checksums(!args.veth_offloads),
+        Lab::builder()
+            .wire_checksums(!args.veth_offloads)
+            .nic_gro(args.nic_gro),
         |b, a| b.daemon_arg(a),
     )
 }
@@ -567,6 +574,7 @@ fn dataplane(args: &Args) -> Result<()> {
         boringtun::find_bin()?;
     }
     let mut report = Report::new(args.duration, args.repeat, args.veth_offloads);
+    report.nic_gro = args.nic_gro;
     for &mode in &args.modes {
         match measure(mode, args) {
             Ok(r) => report.modes.push(r),

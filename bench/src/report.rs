@@ -458,6 +458,8 @@ pub struct Report {
     pub duration_secs: u64,
     pub repeat: u32,
     pub veth_offloads: bool,
+    /// The host uplinks merged what they received (GRO, `--nic-gro`).
+    pub nic_gro: bool,
     pub modes: Vec<ModeResult>,
     /// PNG files written next to the JSON, by what they show.
     pub plots: BTreeMap<String, String>,
@@ -469,6 +471,7 @@ impl Report {
             duration_secs,
             repeat,
             veth_offloads,
+            nic_gro: false,
             modes: Vec::new(),
             plots: BTreeMap::new(),
         }
@@ -534,14 +537,15 @@ impl Report {
         let _ = writeln!(s, "{}", machine_line());
         let _ = writeln!(
             s,
-            "{}s per iperf3 run, median of {}; host uplinks: {}",
+            "{}s per iperf3 run, median of {}; host uplinks: {}{}",
             self.duration_secs,
             self.repeat,
             if self.veth_offloads {
                 "veth offloads on"
             } else {
                 "checksums finished in software (wire-like)"
-            }
+            },
+            if self.nic_gro { ", GRO on receive" } else { "" }
         );
         let pairings = self.pairings();
         for p in &pairings {
@@ -706,6 +710,7 @@ impl Report {
             "duration_secs": self.duration_secs,
             "repeat": self.repeat,
             "veth_offloads": self.veth_offloads,
+            "nic_gro": self.nic_gro,
             "statistic": "median",
             "modes": Value::Object(modes),
             PLAIN.json_key: ratios(PLAIN),

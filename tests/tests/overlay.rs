@@ -327,24 +327,27 @@ fn without_udp_gso_the_outer_udp_checksum_is_zero() {
     }
 }
 
-/// `Udp:` counters of `/proc/net/snmp` in namespace `ns`, by name.
-fn udp_snmp(ns: &str) -> std::collections::BTreeMap<String, u64> {
+/// The `PROTO:` counters (`Udp`, `Tcp`) of `/proc/net/snmp` in namespace `ns`, by name.
+fn snmp(ns: &str, proto: &str) -> std::collections::BTreeMap<String, u64> {
     let snmp = netns::exec_ok(ns, &["cat", "/proc/net/snmp"]).expect("snmp");
-    let mut rows = snmp.lines().filter(|l| l.starts_with("Udp:"));
+    let head = format!("{proto}:");
+    let mut rows = snmp.lines().filter(|l| l.starts_with(&head));
     let (names, values) = (
-        rows.next().expect("Udp names"),
-        rows.next().expect("Udp values"),
+        rows.next().expect("counter names"),
+        rows.next().expect("counter values"),
     );
     names
         .split_whitespace()
         .zip(values.split_whitespace())
         .skip(1)
-        .map(|(n, v)| (n.to_string(), v.parse().expect("counter")))
+        // Counters only: a setting such as Tcp's MaxConn (-1) is left out.
+        .filter_map(|(n, v)| Some((n.to_string(), v.parse().ok()?)))
         .collect()
 }
 
-/// (frames written into net1's TAP, TAP writes) so far on `host`, from `vxnet stats`.
-fn tap_frames_and_writes(host: &vxnet_tests::Host) -> (u64, u64) {
+/// (frames written into the TAPs, calls of `syscall` — a key of `"Syscalls"`) so far on
+/// `host`, from `vxnet stats`.
+fn received_frames_and_calls(host: &vxnet_tests::Host, syscall: &str) -> (u64, u64) {
     let stats: serde_json::Value =
         serde_json::from_str(&host.vxnet_ok(&["stats", "--format", "json"])).expect("JSON");
     let frames = stats["networks"]
@@ -355,9 +358,7 @@ fn tap_frames_and_writes(host: &vxnet_tests::Host) -> (u64, u64) {
         .sum();
     (
         frames,
-        stats["Syscalls"]["tap_writes"]
-            .as_u64()
-            .expect("tap_writes"),
+        stats["Syscalls"][syscall].as_u64().expect("syscall count"),
     )
 }
 
@@ -386,8 +387,8 @@ fn small_udp_datagrams_reach_the_container_whole_in_few_tap_writes() {
         "UDP superframes into the TAP exactly where offloads, the limit and the kernel allow"
     );
 
-    let (frames0, writes0) = tap_frames_and_writes(h1);
-    let snmp0 = udp_snmp(&pair.c2.ns);
+    let (frames0, writes0) = received_frames_and_calls(h1, "tap_writes");
+    let snmp0 = snmp(&pair.c2.ns, "Udp");
     vxnet_tests::iperf::run_iperf(
         &pair.c2.ns,
         &pair.c1.ns,
@@ -397,8 +398,8 @@ fn small_udp_datagrams_reach_the_container_whole_in_few_tap_writes() {
         pair.lab.root(),
     )
     .expect("iperf3 UDP c1 -> c2");
-    let (frames1, writes1) = tap_frames_and_writes(h1);
-    let snmp1 = udp_snmp(&pair.c2.ns);
+    let (frames1, writes1) = received_frames_and_calls(h1, "tap_writes");
+    let snmp1 = snmp(&pair.c2.ns, "Udp");
     let delta = |k: &str| snmp1[k] - snmp0[k];
     let (frames, writes) = (frames1 - frames0, writes1 - writes0);
     let arrived = delta("InDatagrams") + delta("RcvbufErrors");
@@ -423,5 +424,59 @@ fn small_udp_datagrams_reach_the_container_whole_in_few_tap_writes() {
         assert!(per_write >= 2.0, "{frames} frames in {writes} TAP writes");
     } else {
         assert!(per_write < 1.5, "{frames} frames in {writes} TAP writes");
+    }
+}
+
+/// Where the underlay's NIC merges what it receives (GRO, here the lab's uplinks as a NIC's
+/// driver does), a daemon with UDP GRO gets several datagrams of a flow per message — more
+/// datagrams per `recvmmsg` than one call has messages — and takes each apart: a TCP stream
+/// arrives with no checksum error in the container. Without UDP GRO (`--no-offloads`, the
+/// 3.10 filter), the kernel keeps the datagrams apart.
+#[test]
+fn datagrams_the_nic_merged_are_taken_apart_whole() {
+    if !require_root() {
+        return;
+    }
+    /// Messages one `recvmmsg` takes (`RX_BATCH` in the engine).
+    const MESSAGES_PER_CALL: f64 = 32.0;
+    let pair = scenario::vxnet_pair_on(Lab::builder().nic_gro(true))
+        .expect("two vxnet hosts on uplinks with GRO");
+    let h1 = pair.lab.host(1);
+    let log = std::fs::read_to_string(h1.log_path()).expect("daemon log");
+    let gro = log.contains("udp_gro=true");
+    let limited = std::env::var_os("VXNET_NO_OFFLOADS").is_some_and(|v| v != "0" && !v.is_empty())
+        || std::env::var_os(vxnet_tests::lab::seccomp::KERNEL_ENV).is_some_and(|v| !v.is_empty());
+    assert_eq!(gro, !limited, "UDP GRO on exactly where nothing limits it");
+
+    let (frames0, calls0) = received_frames_and_calls(h1, "recvmmsg");
+    let tcp0 = snmp(&pair.c2.ns, "Tcp");
+    let tcp = vxnet_tests::iperf::run_iperf(
+        &pair.c2.ns,
+        &pair.c1.ns,
+        C2_IP,
+        vxnet_tests::iperf::IperfTest::Tcp { streams: 1 },
+        std::time::Duration::from_secs(2),
+        pair.lab.root(),
+    )
+    .expect("iperf3 c1 -> c2");
+    let (frames1, calls1) = received_frames_and_calls(h1, "recvmmsg");
+    let tcp1 = snmp(&pair.c2.ns, "Tcp");
+    assert!(tcp.bits_per_second > 1e7, "{tcp:?}");
+    assert_eq!(
+        tcp1["InCsumErrors"] - tcp0["InCsumErrors"],
+        0,
+        "segments arrived broken in c2"
+    );
+    let per_call = (frames1 - frames0) as f64 / (calls1 - calls0).max(1) as f64;
+    if gro {
+        assert!(
+            per_call > MESSAGES_PER_CALL,
+            "{per_call:.1} datagrams per recvmmsg: the NIC's merged datagrams did not arrive merged"
+        );
+    } else {
+        assert!(
+            per_call <= MESSAGES_PER_CALL,
+            "{per_call:.1} datagrams per recvmmsg"
+        );
     }
 }

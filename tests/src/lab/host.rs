@@ -24,7 +24,6 @@ use super::iproute::{ip, link_flags, parse_link_names};
 use super::kernel_vxlan::KernelNetwork;
 use super::topology::{self, HOST_UPLINK};
 use super::{HostKind, Lab, LabBuilder};
-use crate::cmd::{self, DEFAULT_TIMEOUT};
 use crate::netns;
 
 /// One lab host.
@@ -69,11 +68,10 @@ impl Lab {
             // kernel receiver trusts but a userspace receiver (vxnet) rightly cannot. A real
             // NIC finishes them, so the lab does it in software here: what is on the wire is
             // what a wire would carry.
-            cmd::run_ok(
-                &mut netns::command(&ns, &["ethtool", "-K", HOST_UPLINK, "tx", "off"]),
-                DEFAULT_TIMEOUT,
-            )
-            .context("turning off tx checksum offload (apt-get install -y ethtool)")?;
+            topology::ethtool_features(&ns, HOST_UPLINK, &["tx", "off"])?;
+        }
+        if opts.nic_gro {
+            self.merge_received(&name, &ns)?;
         }
         ip(&ns, &["link", "set", HOST_UPLINK, "up"])?;
         let data_dir = self.root.join(&name);

@@ -92,6 +92,7 @@ pub struct LabBuilder {
     daemon_args: Vec<String>,
     bin: Option<PathBuf>,
     wire_checksums: bool,
+    nic_gro: bool,
 }
 
 impl LabBuilder {
@@ -131,6 +132,15 @@ impl LabBuilder {
     /// offloads: faster, but datagrams leave with unfinished inner checksums.
     pub fn wire_checksums(mut self, on: bool) -> Self {
         self.wire_checksums = on;
+        self
+    }
+
+    /// Whether host uplinks merge what they receive as a physical NIC's driver does (GRO in
+    /// NAPI; default false): the underlay's ports stop offering TSO, which a veth needs before
+    /// its peer takes its frames through NAPI, and the uplinks turn GRO on. The daemons'
+    /// sockets then get UDP GRO messages, several datagrams of a flow in one.
+    pub fn nic_gro(mut self, on: bool) -> Self {
+        self.nic_gro = on;
         self
     }
 
@@ -211,6 +221,7 @@ impl Lab {
             daemon_args: Vec::new(),
             bin: None,
             wire_checksums: true,
+            nic_gro: false,
         }
     }
 

@@ -18,6 +18,7 @@ use anyhow::{anyhow, bail, Context, Result};
 
 use super::iproute::ip;
 use super::{lock, Lab};
+use crate::cmd::{self, DEFAULT_TIMEOUT};
 use crate::netns;
 
 /// First octets of the underlay subnet, 198.18.0.0/24.
@@ -169,6 +170,13 @@ impl Lab {
         Ok(())
     }
 
+    /// Makes `host_ns`'s uplink (peer of underlay `port`) receive through NAPI with GRO, as a
+    /// NIC's driver does (see [`super::LabBuilder::nic_gro`]).
+    pub(super) fn merge_received(&self, port: &str, host_ns: &str) -> Result<()> {
+        ethtool_features(&self.underlay, port, &["tso", "off"])?;
+        ethtool_features(host_ns, HOST_UPLINK, &["gro", "on"])
+    }
+
     /// Plugs host namespace `host_ns` into the underlay: a veth whose bridge end is `port` and
     /// whose host end is [`HOST_UPLINK`], MTU `mtu`, addressed `addr`. The uplink is left
     /// down; the caller brings it up once it is configured.
@@ -227,3 +235,17 @@ impl Lab {
 
 #[cfg(test)]
 mod tests;
+
+/// `ethtool -K DEV SETTINGS...` in namespace `ns`.
+pub(super) fn ethtool_features(ns: &str, dev: &str, settings: &[&str]) -> Result<()> {
+    let mut args = vec!["ethtool", "-K", dev];
+    args.extend_from_slice(settings);
+    cmd::run_ok(&mut netns::command(ns, &args), DEFAULT_TIMEOUT)
+        .map(drop)
+        .with_context(|| {
+            format!(
+                "ethtool -K {dev} {} in {ns} (apt-get install -y ethtool)",
+                settings.join(" ")
+            )
+        })
+}
