@@ -17,7 +17,8 @@
 //!   complement of the sum from `csum_start` (the field's partial sum included); any other frame comes out as it went in;
 //! - [`Segments::run`] is each frame behind its headroom, back to back.
 //!
-//! Checks on the [`Coalescer`] (fed up to 16 frames, twice its look-back):
+//! Checks on the [`Coalescer`] (fed up to 16 frames, twice its look-back; UDP merging on
+//! or off as the input says, always on for the built datagrams):
 //! - it never panics; every input frame is in exactly one output, in order;
 //! - an output of one frame is that frame, byte for byte, behind a zero `virtio_net_hdr`;
 //! - a merged output is made only of segments whose IPv4 and TCP checksums verify
@@ -25,7 +26,13 @@
 //!   of their payloads; its headers are the first segment's but for the lengths, checksums
 //!   and PSH; its IP length matches, its IPv4 header checksum verifies, its
 //!   `virtio_net_hdr` asks for TSO with the first segment's payload size, and its TCP
-//!   checksum, completed from `csum_start` the way the kernel does, verifies.
+//!   checksum, completed from `csum_start` the way the kernel does, verifies;
+//! - a merged UDP output (only with UDP merging on) is made only of whole datagrams that are
+//!   not fragments and whose checksums are present and verify; its `virtio_net_hdr` asks for
+//!   UDP segmentation with the first datagram's payload size, its checksum field holds the
+//!   pseudo-header sum; and cut the way the kernel cuts it (a plain model here: payload
+//!   pieces of that size behind the first datagram's headers, IPv4 ids counting on, lengths
+//!   and checksums recomputed), it gives back the input datagrams byte for byte.
 
 #![no_main]
 
@@ -35,17 +42,20 @@ use vxnet_dataplane::core::offload::{
     VNET_HDR_LEN,
 };
 use vxnet_fuzz::{
-    ipv4_header_ok, ones_fold, ones_sum, payload, tcp_checksum_ok, tcp_flag, tcp_layout, Choices,
-    TcpFrame, TcpLayout, ETH_LEN,
+    fill_ipv4_checksum, ipv4_header_ok, ones_fold, ones_sum, payload, pseudo_header,
+    tcp_checksum_ok, tcp_flag, tcp_layout, udp_checksum, udp_layout, Choices, TcpFrame, TcpLayout,
+    UdpFrame, ETH_LEN,
 };
 
 /// The VXLAN header the engine puts in front of each frame; any bytes do.
 const HEADROOM: [u8; 8] = [0x08, 0, 0, 0, 0, 0x10, 0x04, 0];
 const MAX_COALESCED: usize = 16;
+/// `VIRTIO_NET_HDR_GSO_UDP_L4`, spelled out rather than taken from the code under test.
+const GSO_UDP_L4: u8 = 5;
 
 fuzz_target!(|data: &[u8]| {
     let mut input = Choices::new(data);
-    match input.u8() % 4 {
+    match input.u8() % 5 {
         0 => {
             let raw = input.rest();
             if raw.len() >= VNET_HDR_LEN {
@@ -57,16 +67,22 @@ fuzz_target!(|data: &[u8]| {
             split(&hdr, &frame);
         }
         2 => {
+            let merge_udp = input.bool();
             let frames = built_segments(&mut input);
-            coalesce(&frames);
+            coalesce(&frames, merge_udp);
+        }
+        3 => {
+            let frames = built_datagrams(&mut input);
+            coalesce(&frames, true);
         }
         _ => {
             // Raw frames for the coalescer, each behind a one-byte length.
+            let merge_udp = input.bool();
             let mut frames = Vec::new();
             while !input.is_empty() && frames.len() < MAX_COALESCED {
                 frames.push(input.bytes(255).to_vec());
             }
-            coalesce(&frames);
+            coalesce(&frames, merge_udp);
         }
     }
 });
@@ -275,9 +291,66 @@ fn built_segments(input: &mut Choices) -> Vec<Vec<u8>> {
     frames
 }
 
+/// Datagrams of up to four flows, well formed unless the input spoils them: mostly runs of
+/// one size with consecutive IPv4 ids; now and then a new size, a shorter one, an id gap, a
+/// fragment, no checksum, another TTL or a spoiled byte.
+fn built_datagrams(input: &mut Choices) -> Vec<Vec<u8>> {
+    let mut next_id = [0u16; 4];
+    let mut size = [64usize; 4];
+    let mut frames = Vec::new();
+    while !input.is_empty() && frames.len() < MAX_COALESCED {
+        let ctl = input.u8();
+        let flow = ctl & 3;
+        let f = usize::from(flow);
+        if ctl & 0x04 != 0 {
+            size[f] = usize::from(input.u16() % 1473);
+        }
+        let len = if ctl & 0x08 != 0 {
+            size[f].saturating_sub(usize::from(input.u8() % 16) + 1)
+        } else {
+            size[f]
+        };
+        let ident = if ctl & 0x10 != 0 {
+            next_id[f].wrapping_add(input.u16())
+        } else {
+            next_id[f]
+        };
+        let odd = if ctl & 0x20 != 0 { input.u8() } else { 0 };
+        let frag = match odd & 3 {
+            1 => 0x2000,                    // MF: a first fragment
+            2 => 0x2000 | input.u16() >> 3, // a later one
+            _ if ctl & 0x40 != 0 => 0,      // DF clear
+            _ => 0x4000,
+        };
+        let body = payload(frames.len() as u8, len);
+        let mut frame = UdpFrame {
+            v6: flow & 2 != 0,
+            flow,
+            ident,
+            frag,
+            ttl: if odd & 4 != 0 { input.u8() } else { 64 },
+            no_checksum: odd & 8 != 0,
+            payload: &body,
+        }
+        .build();
+        if odd & 16 != 0 {
+            let at = usize::from(input.u16()) % frame.len();
+            frame[at] ^= input.u8() | 1;
+        }
+        if ctl & 0x80 != 0 {
+            // Ethernet padding: the frame outgrows its IP packet.
+            frame.extend_from_slice(&[0; 6]);
+        }
+        next_id[f] = ident.wrapping_add(1);
+        frames.push(frame);
+    }
+    frames
+}
+
 /// Outputs of a coalescer fed `frames`: (bytes, frames merged, wire bytes).
-fn run_coalescer(frames: &[Vec<u8>]) -> Vec<(Vec<u8>, u32, usize)> {
+fn run_coalescer(frames: &[Vec<u8>], merge_udp: bool) -> Vec<(Vec<u8>, u32, usize)> {
     let mut c = Coalescer::new();
+    c.merge_udp(merge_udp);
     for f in frames {
         c.push(f);
     }
@@ -289,13 +362,16 @@ fn run_coalescer(frames: &[Vec<u8>]) -> Vec<(Vec<u8>, u32, usize)> {
     out
 }
 
-fn coalesce(frames: &[Vec<u8>]) {
+fn coalesce(frames: &[Vec<u8>], merge_udp: bool) {
     // Which output holds which input: the coalescer never looks ahead, so feeding one more
     // frame either adds an output or grows exactly one.
     let mut members: Vec<Vec<usize>> = Vec::new();
     let mut prev: Vec<u32> = Vec::new();
     for n in 1..=frames.len() {
-        let counts: Vec<u32> = run_coalescer(&frames[..n]).iter().map(|o| o.1).collect();
+        let counts: Vec<u32> = run_coalescer(&frames[..n], merge_udp)
+            .iter()
+            .map(|o| o.1)
+            .collect();
         if counts.len() == prev.len() + 1 {
             assert_eq!(counts[..prev.len()], prev[..]);
             assert_eq!(counts[prev.len()], 1);
@@ -312,7 +388,7 @@ fn coalesce(frames: &[Vec<u8>]) {
         prev = counts;
     }
 
-    let outputs = run_coalescer(frames);
+    let outputs = run_coalescer(frames, merge_udp);
     assert_eq!(outputs.len(), members.len());
     for ((bytes, count, wire_bytes), inputs) in outputs.iter().zip(&members) {
         assert_eq!(*count as usize, inputs.len());
@@ -322,6 +398,9 @@ fn coalesce(frames: &[Vec<u8>]) {
         if let [only] = inputs[..] {
             assert_eq!(hdr, &[0u8; VNET_HDR_LEN][..]);
             assert_eq!(frame, &frames[only][..]);
+        } else if hdr[1] == GSO_UDP_L4 {
+            assert!(merge_udp, "UDP datagrams merged with UDP merging off");
+            check_udp_superframe(hdr, frame, inputs, frames);
         } else {
             check_superframe(hdr, frame, inputs, frames);
         }
@@ -408,4 +487,80 @@ fn check_superframe(hdr: &[u8], frame: &[u8], inputs: &[usize], frames: &[Vec<u8
         tcp_checksum_ok(&done, &lay),
         "superframe TCP pseudo-header sum"
     );
+}
+
+/// A merged UDP output: see the module docs.
+fn check_udp_superframe(hdr: &[u8], frame: &[u8], inputs: &[usize], frames: &[Vec<u8>]) {
+    let first = &frames[inputs[0]];
+    let lay = udp_layout(first).expect("only whole UDP datagrams are merged");
+    for &i in inputs {
+        let f = &frames[i];
+        assert_eq!(
+            udp_layout(f),
+            Some(lay),
+            "datagrams of one superframe share their layout"
+        );
+        assert!(
+            ipv4_header_ok(f, &lay),
+            "merged a datagram with a bad IPv4 checksum"
+        );
+        if !lay.v6 {
+            let frag = u16::from_be_bytes([f[ETH_LEN + 6], f[ETH_LEN + 7]]);
+            assert_eq!(frag & 0x3fff, 0, "merged a fragment");
+        }
+        let stored = u16::from_be_bytes([f[lay.l4 + 6], f[lay.l4 + 7]]);
+        assert_ne!(stored, 0, "merged a datagram without a checksum");
+        assert_eq!(
+            stored,
+            udp_checksum(f, &lay),
+            "merged a datagram with a bad checksum"
+        );
+    }
+    let gso_size = first.len() - lay.payload;
+    assert!(gso_size > 0, "merged empty datagrams");
+    let le = |i: usize| usize::from(u16::from_le_bytes([hdr[i], hdr[i + 1]]));
+    assert_eq!((hdr[0], hdr[1]), (FLAG_NEEDS_CSUM, GSO_UDP_L4));
+    assert_eq!(le(2), lay.payload, "hdr_len");
+    assert_eq!(le(4), gso_size, "gso_size");
+    assert_eq!((le(6), le(8)), (lay.l4, 6), "csum_start, csum_offset");
+    assert_eq!(
+        udp_layout(frame),
+        Some(lay),
+        "IP length matches the superframe"
+    );
+    assert!(
+        ipv4_header_ok(frame, &lay),
+        "superframe IPv4 header checksum"
+    );
+    let l4_len = frame.len() - lay.l4;
+    assert_eq!(
+        u16::from_be_bytes([frame[lay.l4 + 6], frame[lay.l4 + 7]]),
+        ones_fold(pseudo_header(frame, &lay, 17, l4_len)),
+        "superframe UDP pseudo-header sum"
+    );
+
+    // The kernel's cut: pieces of `gso_size` behind the first datagram's headers.
+    let pieces: Vec<&[u8]> = frame[lay.payload..].chunks(gso_size).collect();
+    assert_eq!(pieces.len(), inputs.len(), "the cut gives another count");
+    let id0 = u16::from_be_bytes([frame[ETH_LEN + 4], frame[ETH_LEN + 5]]);
+    for (k, (piece, &i)) in pieces.iter().zip(inputs).enumerate() {
+        let mut d = frame[..lay.payload].to_vec();
+        d.extend_from_slice(piece);
+        let udp_len = (8 + piece.len()) as u16;
+        if lay.v6 {
+            d[ETH_LEN + 4..ETH_LEN + 6].copy_from_slice(&udp_len.to_be_bytes());
+        } else {
+            let total = (lay.l4 - ETH_LEN) as u16 + udp_len;
+            d[ETH_LEN + 2..ETH_LEN + 4].copy_from_slice(&total.to_be_bytes());
+            d[ETH_LEN + 4..ETH_LEN + 6].copy_from_slice(&id0.wrapping_add(k as u16).to_be_bytes());
+            fill_ipv4_checksum(&mut d, &lay);
+        }
+        d[lay.l4 + 4..lay.l4 + 6].copy_from_slice(&udp_len.to_be_bytes());
+        let c = udp_checksum(&d, &lay);
+        d[lay.l4 + 6..lay.l4 + 8].copy_from_slice(&c.to_be_bytes());
+        assert_eq!(
+            d, frames[i],
+            "piece {k} of the cut is not the datagram that came in"
+        );
+    }
 }

@@ -100,6 +100,35 @@ pub const ETH_LEN: usize = 14;
 
 /// The layout of `frame`, which must end exactly where its IP length field says.
 pub fn tcp_layout(frame: &[u8]) -> Option<TcpLayout> {
+    let (v6, l4) = l4_offset(frame, 6)?;
+    if frame.len() < l4 + 20 {
+        return None;
+    }
+    let doff = usize::from(frame[l4 + 12] >> 4) * 4;
+    if doff < 20 || l4 + doff > frame.len() {
+        return None;
+    }
+    Some(TcpLayout {
+        v6,
+        l4,
+        payload: l4 + doff,
+    })
+}
+
+/// The layout of an Ethernet/IP/UDP `frame` (as [`tcp_layout`]; the payload follows the
+/// 8-byte UDP header), which must end exactly where its IP length field says.
+pub fn udp_layout(frame: &[u8]) -> Option<TcpLayout> {
+    let (v6, l4) = l4_offset(frame, 17)?;
+    (frame.len() >= l4 + 8).then_some(TcpLayout {
+        v6,
+        l4,
+        payload: l4 + 8,
+    })
+}
+
+/// Whether `frame` is IPv4 or IPv6 carrying `protocol`, ending where its IP length says;
+/// where its L4 header starts.
+fn l4_offset(frame: &[u8], protocol: u8) -> Option<(bool, usize)> {
     let ethertype = u16::from_be_bytes([*frame.get(12)?, *frame.get(13)?]);
     let ip = frame.get(ETH_LEN..)?;
     let (v6, ip_hdr, ip_total, proto) = match ethertype {
@@ -120,30 +149,46 @@ pub fn tcp_layout(frame: &[u8]) -> Option<TcpLayout> {
         }
         _ => return None,
     };
-    if proto != 6 || ip_total != ip.len() || ip.len() < ip_hdr + 20 {
-        return None;
-    }
-    let l4 = ETH_LEN + ip_hdr;
-    let doff = usize::from(frame[l4 + 12] >> 4) * 4;
-    if doff < 20 || l4 + doff > frame.len() {
-        return None;
-    }
-    Some(TcpLayout {
-        v6,
-        l4,
-        payload: l4 + doff,
-    })
+    (proto == protocol && ip_total == ip.len()).then_some((v6, ETH_LEN + ip_hdr))
 }
 
 /// The unfolded pseudo-header sum of a TCP segment of `l4_len` bytes in `frame`.
 pub fn tcp_pseudo_header(frame: &[u8], layout: &TcpLayout, l4_len: usize) -> u64 {
+    pseudo_header(frame, layout, 6, l4_len)
+}
+
+/// The unfolded pseudo-header sum of an L4 `protocol` segment of `l4_len` bytes in `frame`.
+pub fn pseudo_header(frame: &[u8], layout: &TcpLayout, protocol: u8, l4_len: usize) -> u64 {
     let addrs = if layout.v6 {
         &frame[ETH_LEN + 8..ETH_LEN + 40]
     } else {
         &frame[ETH_LEN + 12..ETH_LEN + 20]
     };
-    // Protocol 6 and the length, as 16-bit words (IPv6's 32-bit length sums the same).
-    ones_sum(addrs) + 6 + (l4_len as u64 >> 16) + (l4_len as u64 & 0xffff)
+    // The protocol and the length, as 16-bit words (IPv6's 32-bit length sums the same).
+    ones_sum(addrs) + u64::from(protocol) + (l4_len as u64 >> 16) + (l4_len as u64 & 0xffff)
+}
+
+/// The UDP checksum `frame` should carry, over its UDP header (checksum field taken as zero)
+/// and payload: a computed 0 is sent as 0xffff (RFC 768).
+pub fn udp_checksum(frame: &[u8], layout: &TcpLayout) -> u16 {
+    let l4 = layout.l4;
+    let l4_len = frame.len() - l4;
+    let sum = pseudo_header(frame, layout, 17, l4_len)
+        + ones_sum(&frame[l4..l4 + 6])
+        + ones_sum(&frame[l4 + 8..]);
+    match !ones_fold(sum) {
+        0 => 0xffff,
+        c => c,
+    }
+}
+
+/// Fills in the IPv4 header checksum of `frame` (nothing for IPv6).
+pub fn fill_ipv4_checksum(frame: &mut [u8], layout: &TcpLayout) {
+    if !layout.v6 {
+        frame[ETH_LEN + 10..ETH_LEN + 12].fill(0);
+        let c = !ones_fold(ones_sum(&frame[ETH_LEN..layout.l4]));
+        frame[ETH_LEN + 10..ETH_LEN + 12].copy_from_slice(&c.to_be_bytes());
+    }
 }
 
 /// Whether the IPv4 header checksum of `frame` is right (true for IPv6, which has none).
@@ -160,11 +205,7 @@ pub fn tcp_checksum_ok(frame: &[u8], layout: &TcpLayout) -> bool {
 
 /// Fills in the IPv4 header checksum (if IPv4) and the TCP checksum of `frame`.
 pub fn fill_checksums(frame: &mut [u8], layout: &TcpLayout) {
-    if !layout.v6 {
-        frame[ETH_LEN + 10..ETH_LEN + 12].fill(0);
-        let c = !ones_fold(ones_sum(&frame[ETH_LEN..layout.l4]));
-        frame[ETH_LEN + 10..ETH_LEN + 12].copy_from_slice(&c.to_be_bytes());
-    }
+    fill_ipv4_checksum(frame, layout);
     let l4 = layout.l4;
     frame[l4 + 16..l4 + 18].fill(0);
     let pseudo = tcp_pseudo_header(frame, layout, frame.len() - l4);
@@ -239,6 +280,61 @@ impl TcpFrame<'_> {
         f.extend_from_slice(self.payload);
         if let Some(layout) = tcp_layout(&f) {
             fill_checksums(&mut f, &layout);
+        }
+        f
+    }
+}
+
+/// The parts of an Ethernet/IP/UDP frame [`UdpFrame::build`] puts together.
+#[derive(Debug, Clone)]
+pub struct UdpFrame<'a> {
+    pub v6: bool,
+    /// Which of a few address/port pairs: datagrams of one flow share it.
+    pub flow: u8,
+    pub ident: u16,
+    /// IPv4 flags and fragment offset (DF 0x4000, MF 0x2000).
+    pub frag: u16,
+    pub ttl: u8,
+    /// Sent without a UDP checksum (0), as IPv4 allows.
+    pub no_checksum: bool,
+    pub payload: &'a [u8],
+}
+
+impl UdpFrame<'_> {
+    /// The frame, with its lengths and checksums right (the UDP one absent if asked).
+    pub fn build(&self) -> Vec<u8> {
+        let mut f = Vec::with_capacity(ETH_LEN + 40 + 8 + self.payload.len());
+        f.extend_from_slice(&[0x02, 0x42, 10, 10, 0, 3, 0x02, 0x42, 10, 10, 0, 2]);
+        let udp_len = 8 + self.payload.len();
+        let host = 2 + (self.flow & 1);
+        if self.v6 {
+            f.extend_from_slice(&0x86ddu16.to_be_bytes());
+            f.extend_from_slice(&[0x60, 0, 0, 0]);
+            f.extend_from_slice(&(udp_len as u16).to_be_bytes());
+            f.extend_from_slice(&[17, self.ttl]);
+            f.extend_from_slice(&[0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, host]);
+            f.extend_from_slice(&[0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9]);
+        } else {
+            f.extend_from_slice(&0x0800u16.to_be_bytes());
+            f.extend_from_slice(&[0x45, 0]);
+            f.extend_from_slice(&((20 + udp_len) as u16).to_be_bytes());
+            f.extend_from_slice(&self.ident.to_be_bytes());
+            f.extend_from_slice(&self.frag.to_be_bytes());
+            f.extend_from_slice(&[self.ttl, 17, 0, 0]);
+            f.extend_from_slice(&[10, 10, 0, host]);
+            f.extend_from_slice(&[10, 10, 0, 9]);
+        }
+        f.extend_from_slice(&(40000 + u16::from(self.flow >> 1)).to_be_bytes());
+        f.extend_from_slice(&5201u16.to_be_bytes());
+        f.extend_from_slice(&(udp_len as u16).to_be_bytes());
+        f.extend_from_slice(&[0, 0]);
+        f.extend_from_slice(self.payload);
+        if let Some(layout) = udp_layout(&f) {
+            fill_ipv4_checksum(&mut f, &layout);
+            if !self.no_checksum {
+                let c = udp_checksum(&f, &layout);
+                f[layout.l4 + 6..layout.l4 + 8].copy_from_slice(&c.to_be_bytes());
+            }
         }
         f
     }
