@@ -17,6 +17,14 @@ pub fn random_bytes<const N: usize>() -> io::Result<[u8; N]> {
     Ok(bytes)
 }
 
+/// Milliseconds since 1970 by this host's clock (0 if the clock is before it): for times
+/// that are written down or replicated, where an `Instant` would mean nothing after a restart.
+pub fn unix_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// 64 lowercase hex digits from the kernel's CSPRNG, like a Docker id.
 pub fn random_id() -> io::Result<String> {
     let bytes: [u8; 32] = random_bytes()?;

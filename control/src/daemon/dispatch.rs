@@ -57,10 +57,11 @@ pub(super) struct Daemon {
     next_record_check: std::time::Instant,
 }
 
-/// How often the leader looks for encrypted networks whose key is older than `--key-rotation`;
-/// after a rotation that failed (no quorum, say), it waits [`KEY_RETRY`] instead.
+/// How often the leader looks for encrypted networks whose key is older than `--key-rotation`.
 const KEY_CHECK: Duration = Duration::from_secs(5);
-const KEY_RETRY: Duration = Duration::from_secs(60);
+/// How long a periodic write that failed (a key rotation, this host's record; no quorum, say)
+/// waits before it is tried again.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(60);
 
 /// The longest a request may take, whatever its caller asks: a request holds the control
 /// thread, and so every other request, while it waits.
@@ -83,15 +84,8 @@ fn new_network_key() -> Result<NetworkKey, RequestError> {
     Ok(NetworkKey {
         epoch: 0,
         secret: secret.to_vec(),
-        created_unix_secs: unix_secs(),
+        created_unix_secs: sys::unix_millis() / 1000,
     })
-}
-
-/// Seconds since 1970 by this host's clock.
-fn unix_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// The daemon answers this much before the CLI gives up, so the user sees why.
@@ -519,14 +513,14 @@ impl Daemon {
 
     /// Publishes this host's record (its name, address and this start's seal salt) if the
     /// state does not have it yet: the start tries once, without waiting for a cluster that
-    /// has no quorum; this tries again every [`KEY_RETRY`]. Until it is published, peers seal
+    /// has no quorum; this tries again every [`RETRY_AFTER_FAILURE`]. Until it is published, peers seal
     /// for this host under its previous salt.
     fn publish_own_record(&mut self) {
         let now = std::time::Instant::now();
         if now < self.next_record_check {
             return;
         }
-        self.next_record_check = now + KEY_RETRY;
+        self.next_record_check = now + RETRY_AFTER_FAILURE;
         if self.state().host(&self.host_id) == Some(self.cluster.host()) {
             return;
         }
@@ -553,14 +547,14 @@ impl Daemon {
         if view.leader_id != view.own_id {
             return;
         }
-        let wall = unix_secs();
+        let wall = sys::unix_millis() / 1000;
         let aged = |n: &vxnet_proto::Network| {
             n.keys
                 .last()
                 .is_some_and(|k| k.created_unix_secs.saturating_add(lifetime.as_secs()) <= wall)
         };
         if !self.rotate_network_keys("its key reached --key-rotation", aged) {
-            self.next_key_check = now + KEY_RETRY;
+            self.next_key_check = now + RETRY_AFTER_FAILURE;
         }
     }
 

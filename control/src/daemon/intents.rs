@@ -65,9 +65,7 @@ impl Intents {
         // A namespace that is not there yet (Docker names a container's namespace at Join,
         // before it exists) is never "the same one" after a crash: such a connect is undone.
         let (netns_dev, netns_ino) = netns_identity(target).unwrap_or((0, 0));
-        let since_unix_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        let since_unix_ms = sys::unix_millis();
         let intent = ConnectIntent {
             endpoint_id: endpoint_id.to_owned(),
             network_id: network_id.to_owned(),
