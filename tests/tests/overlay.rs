@@ -345,6 +345,59 @@ fn snmp(ns: &str, proto: &str) -> std::collections::BTreeMap<String, u64> {
         .collect()
 }
 
+/// Whether this run of the suite limits the dataplane's kernel features: without offloads,
+/// or under the 3.10 filter (see README, "Tests").
+fn offloads_limited() -> bool {
+    std::env::var_os("VXNET_NO_OFFLOADS").is_some_and(|v| v != "0" && !v.is_empty())
+        || std::env::var_os(vxnet_tests::lab::seccomp::KERNEL_ENV).is_some_and(|v| !v.is_empty())
+}
+
+/// What one 2 s iperf3 run of `test` from c1 to c2 did on the receiving side: frames h1
+/// wrote into its TAPs, h1's calls of `syscall`, and the change of c2's `proto` counters
+/// (`/proc/net/snmp`).
+struct Crossing {
+    iperf: vxnet_tests::iperf::IperfResult,
+    frames: u64,
+    calls: u64,
+    counters: std::collections::BTreeMap<String, u64>,
+}
+
+fn cross(
+    pair: &scenario::Pair,
+    test: vxnet_tests::iperf::IperfTest,
+    syscall: &str,
+    proto: &str,
+) -> Crossing {
+    let h1 = pair.lab.host(1);
+    let (frames0, calls0) = received_frames_and_calls(h1, syscall);
+    let before = snmp(&pair.c2.ns, proto);
+    let iperf = vxnet_tests::iperf::run_iperf(
+        &pair.c2.ns,
+        &pair.c1.ns,
+        C2_IP,
+        test,
+        std::time::Duration::from_secs(2),
+        pair.lab.root(),
+    )
+    .expect("iperf3 c1 -> c2");
+    let (frames1, calls1) = received_frames_and_calls(h1, syscall);
+    let after = snmp(&pair.c2.ns, proto);
+    Crossing {
+        iperf,
+        frames: frames1 - frames0,
+        calls: calls1 - calls0,
+        counters: after
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v.saturating_sub(before.get(k).copied().unwrap_or(0)),
+                )
+            })
+            .collect(),
+    }
+}
+
 /// (frames written into the TAPs, calls of `syscall` — a key of `"Syscalls"`) so far on
 /// `host`, from `vxnet stats`.
 fn received_frames_and_calls(host: &vxnet_tests::Host, syscall: &str) -> (u64, u64) {
@@ -375,8 +428,7 @@ fn small_udp_datagrams_reach_the_container_whole_in_few_tap_writes() {
     let h1 = pair.lab.host(1);
     let log = std::fs::read_to_string(h1.log_path()).expect("daemon log");
     let merging = log.contains("tap_udp_gso=true");
-    let limited = std::env::var_os("VXNET_NO_OFFLOADS").is_some_and(|v| v != "0" && !v.is_empty())
-        || std::env::var_os(vxnet_tests::lab::seccomp::KERNEL_ENV).is_some_and(|v| !v.is_empty());
+    let limited = offloads_limited();
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").expect("osrelease");
     let mut version = release.split(|c: char| !c.is_ascii_digit());
     let major: u32 = version.next().and_then(|v| v.parse().ok()).expect("major");
@@ -387,21 +439,14 @@ fn small_udp_datagrams_reach_the_container_whole_in_few_tap_writes() {
         "UDP superframes into the TAP exactly where offloads, the limit and the kernel allow"
     );
 
-    let (frames0, writes0) = received_frames_and_calls(h1, "tap_writes");
-    let snmp0 = snmp(&pair.c2.ns, "Udp");
-    vxnet_tests::iperf::run_iperf(
-        &pair.c2.ns,
-        &pair.c1.ns,
-        C2_IP,
+    let udp = cross(
+        &pair,
         vxnet_tests::iperf::IperfTest::Udp { payload: 64 },
-        std::time::Duration::from_secs(2),
-        pair.lab.root(),
-    )
-    .expect("iperf3 UDP c1 -> c2");
-    let (frames1, writes1) = received_frames_and_calls(h1, "tap_writes");
-    let snmp1 = snmp(&pair.c2.ns, "Udp");
-    let delta = |k: &str| snmp1[k] - snmp0[k];
-    let (frames, writes) = (frames1 - frames0, writes1 - writes0);
+        "tap_writes",
+        "Udp",
+    );
+    let delta = |k: &str| udp.counters[k];
+    let (frames, writes) = (udp.frames, udp.calls);
     let arrived = delta("InDatagrams") + delta("RcvbufErrors");
     assert!(
         frames > 10_000,
@@ -444,30 +489,24 @@ fn datagrams_the_nic_merged_are_taken_apart_whole() {
     let h1 = pair.lab.host(1);
     let log = std::fs::read_to_string(h1.log_path()).expect("daemon log");
     let gro = log.contains("udp_gro=true");
-    let limited = std::env::var_os("VXNET_NO_OFFLOADS").is_some_and(|v| v != "0" && !v.is_empty())
-        || std::env::var_os(vxnet_tests::lab::seccomp::KERNEL_ENV).is_some_and(|v| !v.is_empty());
-    assert_eq!(gro, !limited, "UDP GRO on exactly where nothing limits it");
-
-    let (frames0, calls0) = received_frames_and_calls(h1, "recvmmsg");
-    let tcp0 = snmp(&pair.c2.ns, "Tcp");
-    let tcp = vxnet_tests::iperf::run_iperf(
-        &pair.c2.ns,
-        &pair.c1.ns,
-        C2_IP,
-        vxnet_tests::iperf::IperfTest::Tcp { streams: 1 },
-        std::time::Duration::from_secs(2),
-        pair.lab.root(),
-    )
-    .expect("iperf3 c1 -> c2");
-    let (frames1, calls1) = received_frames_and_calls(h1, "recvmmsg");
-    let tcp1 = snmp(&pair.c2.ns, "Tcp");
-    assert!(tcp.bits_per_second > 1e7, "{tcp:?}");
     assert_eq!(
-        tcp1["InCsumErrors"] - tcp0["InCsumErrors"],
-        0,
+        gro,
+        !offloads_limited(),
+        "UDP GRO on exactly where nothing limits it"
+    );
+
+    let tcp = cross(
+        &pair,
+        vxnet_tests::iperf::IperfTest::Tcp { streams: 1 },
+        "recvmmsg",
+        "Tcp",
+    );
+    assert!(tcp.iperf.bits_per_second > 1e7, "{:?}", tcp.iperf);
+    assert_eq!(
+        tcp.counters["InCsumErrors"], 0,
         "segments arrived broken in c2"
     );
-    let per_call = (frames1 - frames0) as f64 / (calls1 - calls0).max(1) as f64;
+    let per_call = tcp.frames as f64 / tcp.calls.max(1) as f64;
     if gro {
         assert!(
             per_call > MESSAGES_PER_CALL,
