@@ -513,8 +513,8 @@ impl Daemon {
 
     /// Publishes this host's record (its name, address and this start's seal salt) if the
     /// state does not have it yet: the start tries once, without waiting for a cluster that
-    /// has no quorum; this tries again every [`RETRY_AFTER_FAILURE`]. Until it is published, peers seal
-    /// for this host under its previous salt.
+    /// has no quorum; this tries again every [`RETRY_AFTER_FAILURE`]. Until it is published,
+    /// peers seal for this host under its previous salt.
     fn publish_own_record(&mut self) {
         let now = std::time::Instant::now();
         if now < self.next_record_check {

@@ -233,9 +233,6 @@ impl Lab {
     }
 }
 
-#[cfg(test)]
-mod tests;
-
 /// `ethtool -K DEV SETTINGS...` in namespace `ns`.
 pub(super) fn ethtool_features(ns: &str, dev: &str, settings: &[&str]) -> Result<()> {
     let mut args = vec!["ethtool", "-K", dev];
@@ -249,3 +246,6 @@ pub(super) fn ethtool_features(ns: &str, dev: &str, settings: &[&str]) -> Result
             )
         })
 }
+
+#[cfg(test)]
+mod tests;
