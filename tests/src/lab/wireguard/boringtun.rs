@@ -19,7 +19,8 @@
 //! - Dropping a [`Boringtun`] (at lab teardown) stops the process with SIGTERM, on which it
 //!   removes its socket, SIGKILL after [`STOP_TIMEOUT`]; the socket is removed if still there.
 //!   The TUN device goes with the process. `reap_stale_sockets` removes the sockets that a
-//!   killed lab process left (owner pid gone, older than [`STALE_AFTER`](crate::lab::teardown::STALE_AFTER)).
+//!   killed lab process left (owner pid gone, older than
+//!   [`STALE_AFTER`](crate::lab::teardown::STALE_AFTER)).
 //! - The binary is `$VXNET_BORINGTUN`, else `boringtun-cli` on the PATH, else
 //!   [`TOOLS_BIN`]`/boringtun-cli`, where `scripts/install-deps.sh --bench` installs it.
 
@@ -187,8 +188,8 @@ impl Drop for Boringtun {
 }
 
 /// Removes the control sockets of [`device_name`]s whose owner process is gone and that are
-/// older than [`STALE_AFTER`](crate::lab::teardown::STALE_AFTER) (one of a process in another pid namespace, invisible in our
-/// /proc, is left alone while young). Best effort and silent.
+/// older than [`STALE_AFTER`](crate::lab::teardown::STALE_AFTER) (one of a process in another
+/// pid namespace, invisible in our /proc, is left alone while young). Best effort and silent.
 pub(in crate::lab) fn reap_stale_sockets() {
     let Ok(entries) = fs::read_dir(SOCKET_DIR) else {
         return;
